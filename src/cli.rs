@@ -1,0 +1,327 @@
+//! The whole command line. hvkvp 2.0's verbs and options keep working;
+//! the modern forms (positional KEY and VALUE, `-p`, `-o`) sit beside them.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::Format;
+use crate::pool::PoolId;
+
+const MAIN_EXAMPLES: &str = "\
+Examples:
+  hvkvp read -p params                   every record the host sent about itself (pool 3)
+  hvkvp read -p 3 VirtualMachineName     one value, exactly as stored
+  hvkvp write GuestStatus ready          tell the host something (pool 1)
+  hvkvp delete GuestStatus               take it back
+  hvkvp read -k vm -i -s params          2.0 style: keys containing 'vm', any case
+
+Exit status: 0 success, 1 nothing matched, 2 usage or input error (nothing
+changed), 3 environment or I/O error (missing daemon, permission, lock timeout).";
+
+const READ_EXAMPLES: &str = "\
+Examples:
+  hvkvp read                              every record of pool 0 (external)
+  hvkvp read -p 3 VirtualMachineId        print one value (exit 1 if absent)
+  hvkvp read -a -o json                   every pool as one JSON array
+  hvkvp read -s params -k host -i         2.0 style: keys containing 'host', any case
+  hvkvp read -p 3 -E -k '^Physical'       keys matching a regular expression
+  hvkvp read -p 1 -0 | xargs -0 -n2       NUL-separated, exact bytes";
+
+const WRITE_EXAMPLES: &str = "\
+Examples:
+  hvkvp write GuestStatus ready           set a key in pool 1 (guest to host)
+  hvkvp write -k GuestStatus -v ready     the same, 2.0 style
+  date -Is | hvkvp write --chomp LastBoot -
+                                          the value from stdin, trailing newline dropped
+  hvkvp write -i gueststatus done         update 'GuestStatus' whatever its case
+  hvkvp write -- Offset -5                a value that starts with '-'";
+
+const DELETE_EXAMPLES: &str = "\
+Examples:
+  hvkvp delete GuestStatus                delete one key from pool 1
+  hvkvp delete -k Temp -m off             2.0 style: every key containing 'Temp'
+  hvkvp delete -k keep -n -m off          every key NOT containing 'keep'
+  hvkvp delete -d                         keep only the last record of each key
+  hvkvp delete -c                         drop records the host cannot read
+  hvkvp delete -A                         empty pool 1";
+
+/// Read, write and delete Hyper-V Key-Value Pair (KVP) records.
+///
+/// hvkvp works on the pool files the Hyper-V KVP daemon (hv_kvp_daemon)
+/// keeps in /var/lib/hyperv: pool 0 holds what the host admin sent, pool 3
+/// what the host tells about itself, and pool 1 is what the guest sends to
+/// the host. Changes are made in place, under the same locks the daemon and
+/// cloud-init use.
+#[derive(Debug, Parser)]
+#[command(name = "hvkvp", version, after_help = MAIN_EXAMPLES, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every verb takes, before or after it.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Directory of the pool files.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "HVKVP_POOL_DIR",
+        default_value = "/var/lib/hyperv",
+        global = true
+    )]
+    pub pool_dir: PathBuf,
+
+    /// Pool: 0-4, or external/in, guest/out, auto, auto-external/params,
+    /// auto-internal. Default: 0 for read, 1 for write and delete.
+    #[arg(short = 'p', long, value_name = "POOL", value_parser = parse_pool, global = true)]
+    pub pool: Option<PoolId>,
+
+    /// hvkvp 2.0 spelling of --pool: in (0), out (1), params (3).
+    #[arg(
+        short = 's',
+        long,
+        value_name = "KEYSET",
+        global = true,
+        conflicts_with = "pool"
+    )]
+    pub keyset: Option<Keyset>,
+
+    /// Seconds to wait for a lock before giving up (exit 3).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs, global = true)]
+    pub lock_timeout: Duration,
+
+    /// Print nothing on stdout; the exit status says it all.
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+}
+
+impl Global {
+    /// The pool named by -p or -s, if any.
+    pub fn pool(&self) -> Option<PoolId> {
+        self.pool.or(self.keyset.map(|k| match k {
+            Keyset::In => PoolId::EXTERNAL,
+            Keyset::Out => PoolId::GUEST,
+            Keyset::Params => PoolId::AUTO_EXTERNAL,
+        }))
+    }
+}
+
+/// hvkvp 2.0's key sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Keyset {
+    /// Pool 0: host to guest.
+    In,
+    /// Pool 1: guest to host.
+    Out,
+    /// Pool 3: what the host tells about itself.
+    Params,
+}
+
+/// `-m on|off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print records: all of a pool, one key's value, or keys matching -k.
+    #[command(after_help = READ_EXAMPLES)]
+    Read(ReadArgs),
+    /// Set a key in pool 1, updating it in place or adding it at the end.
+    #[command(after_help = WRITE_EXAMPLES)]
+    Write(WriteArgs),
+    /// Delete records from pool 1.
+    #[command(after_help = DELETE_EXAMPLES)]
+    Delete(DeleteArgs),
+}
+
+/// How -k is matched (shared by read and delete).
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// Whole key (on) or substring (off). Default: off for read, on for delete.
+    #[arg(
+        short = 'm',
+        long = "exactmatch",
+        visible_alias = "matchexact",
+        value_name = "on|off"
+    )]
+    pub exact: Option<OnOff>,
+
+    /// Ignore upper/lower case.
+    #[arg(short = 'i', long = "ignorecase")]
+    pub ignore_case: bool,
+
+    /// Act on the keys that do NOT match -k.
+    #[arg(short = 'n', long = "invertmatch", requires = "pattern")]
+    pub invert: bool,
+
+    /// Treat -k PATTERN as a regular expression.
+    #[arg(short = 'E', long = "regex", requires = "pattern")]
+    pub regex: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Print the value of exactly this key (case-sensitive).
+    #[arg(value_name = "KEY", conflicts_with = "pattern")]
+    pub key: Option<OsString>,
+
+    /// Print `key: value` for every key containing PATTERN (2.0 style).
+    #[arg(short = 'k', long = "key", value_name = "PATTERN")]
+    pub pattern: Option<OsString>,
+
+    #[command(flatten)]
+    pub matching: MatchArgs,
+
+    /// Read every pool file that exists; each record is prefixed with its pool.
+    #[arg(short = 'a', long = "all-pools", conflicts_with_all = ["pool", "keyset"])]
+    pub all_pools: bool,
+
+    /// Output: kv (key: value), value, json. Default: value for KEY, kv otherwise.
+    #[arg(short = 'o', long, value_name = "FORMAT")]
+    pub output: Option<Format>,
+
+    /// End every field with NUL instead of ": " and newline; bytes untouched.
+    #[arg(short = '0', long = "null")]
+    pub null: bool,
+
+    /// Accepted for hvkvp 2.0 scripts; same as --quiet.
+    #[arg(short = 'x', long = "noout", hide = true)]
+    pub noout: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// The key to set (exact, case-sensitive).
+    #[arg(value_name = "KEY", conflicts_with = "key_opt")]
+    pub key: Option<OsString>,
+
+    /// The value; `-` reads it from stdin.
+    #[arg(value_name = "VALUE", conflicts_with = "value_opt")]
+    pub value: Option<OsString>,
+
+    /// The key, 2.0 style.
+    #[arg(short = 'k', long = "key", id = "key_opt", value_name = "KEY")]
+    pub key_opt: Option<OsString>,
+
+    /// The value, 2.0 style (absent: an empty value, as in 2.0).
+    #[arg(short = 'v', long = "value", id = "value_opt", value_name = "VALUE")]
+    pub value_opt: Option<OsString>,
+
+    /// With a value from stdin, drop one trailing newline.
+    #[arg(long)]
+    pub chomp: bool,
+
+    /// Update a key that matches ignoring case, keeping its stored spelling.
+    #[arg(short = 'i', long = "ignorecase")]
+    pub ignore_case: bool,
+
+    /// 2.0's match mode; only `on` is supported for write.
+    #[arg(
+        short = 'm',
+        long = "exactmatch",
+        visible_alias = "matchexact",
+        value_name = "on|off",
+        hide = true
+    )]
+    pub exact: Option<OnOff>,
+
+    /// Write to a pool other than 1, and lift the host's UTF-16 limits
+    /// (never the 511/2047-byte field sizes).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Accepted for hvkvp 2.0 scripts (write prints nothing anyway).
+    #[arg(short = 'x', long = "noout")]
+    pub noout: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Delete exactly this key (case-sensitive).
+    #[arg(value_name = "KEY", conflicts_with = "pattern")]
+    pub key: Option<OsString>,
+
+    /// Delete keys matching PATTERN (exact unless -m off).
+    #[arg(short = 'k', long = "key", value_name = "PATTERN")]
+    pub pattern: Option<OsString>,
+
+    #[command(flatten)]
+    pub matching: MatchArgs,
+
+    /// Keep only the last record of each key (the one the host keeps).
+    #[arg(short = 'd', long = "cleanduplicates")]
+    pub clean_duplicates: bool,
+
+    /// Drop records the host cannot read (empty key, invalid UTF-8, no NUL)
+    /// and a trailing partial record.
+    #[arg(short = 'c', long = "cleaninvalid")]
+    pub clean_invalid: bool,
+
+    /// Empty the pool.
+    #[arg(
+        short = 'A',
+        long = "all",
+        visible_alias = "DELETE_ALL",
+        conflicts_with_all = ["key", "pattern", "clean_duplicates", "clean_invalid"]
+    )]
+    pub all: bool,
+
+    /// Delete from a pool other than 1.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Accepted for hvkvp 2.0 scripts (delete prints nothing anyway).
+    #[arg(short = 'x', long = "noout")]
+    pub noout: bool,
+}
+
+fn parse_pool(s: &str) -> Result<PoolId, String> {
+    PoolId::parse(s)
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("'{s}' is not a number of seconds (0 or more)"));
+    }
+    Ok(Duration::try_from_secs_f64(secs.min(1e9)).unwrap_or(Duration::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_after_the_verb() {
+        let c = Cli::try_parse_from(["hvkvp", "read", "-p", "params", "--pool-dir", "/x"]).unwrap();
+        assert_eq!(c.global.pool(), Some(PoolId::AUTO_EXTERNAL));
+        assert_eq!(c.global.pool_dir, PathBuf::from("/x"));
+        let c = Cli::try_parse_from(["hvkvp", "-s", "out", "read"]).unwrap();
+        assert_eq!(c.global.pool(), Some(PoolId::GUEST));
+    }
+
+    #[test]
+    fn lock_timeout_takes_fractions() {
+        assert_eq!(parse_secs("0.5").unwrap(), Duration::from_millis(500));
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("soon").is_err());
+    }
+}

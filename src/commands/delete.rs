@@ -1,0 +1,110 @@
+//! `hvkvp delete`: pick the doomed records in one scan, then move the later
+//! records up, one whole record at a time from the front, and truncate.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use crate::cli::{DeleteArgs, OnOff};
+use crate::commands::{os_bytes, tell_no_match, writable, Ctx};
+use crate::error::{Error, Exit};
+use crate::matcher::{fold, MatchOptions, Matcher};
+use crate::pool::{Access, Pool, PoolId, Rec};
+use crate::record;
+
+pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Exit> {
+    let target = if let Some(k) = &a.key {
+        Some(if a.matching.ignore_case {
+            Matcher::exact_fold(os_bytes(k))
+        } else {
+            Matcher::exact(os_bytes(k))
+        })
+    } else if let Some(p) = &a.pattern {
+        let o = MatchOptions {
+            // Exact by default for delete, as in hvkvp 2.0.
+            exact: a.matching.exact != Some(OnOff::Off),
+            ignore_case: a.matching.ignore_case,
+            invert: a.matching.invert,
+            regex: a.matching.regex,
+        };
+        Some(Matcher::pattern(os_bytes(p), &o)?)
+    } else {
+        None
+    };
+    if target.is_none() && !a.clean_duplicates && !a.clean_invalid && !a.all {
+        return Err(Error::Input(
+            "nothing to delete: give a KEY, -k PATTERN, -d (duplicates), -c (invalid records) \
+             or -A (everything)"
+                .into(),
+        )
+        .into());
+    }
+    let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
+
+    let mut p = Pool::open(&ctx.dir, id, Access::Write, ctx.timeout)?;
+    if a.all {
+        p.clear()?;
+        return Ok(Exit::Success);
+    }
+    if !a.clean_invalid {
+        p.require_aligned()?;
+    }
+    let doomed = p.scan(|p| doomed(p, target.as_ref(), a))?;
+    if doomed.is_empty() {
+        if a.clean_invalid && p.drop_tail()? {
+            return Ok(Exit::Success);
+        }
+        tell_no_match(&format!("nothing matched in pool {id}"));
+        return Ok(Exit::NoMatch);
+    }
+    p.remove(&doomed)?;
+    Ok(Exit::Success)
+}
+
+/// Indices of the records to remove, in order.
+fn doomed(p: &Pool, target: Option<&Matcher>, a: &DeleteArgs) -> Vec<usize> {
+    let n = p.len();
+    let mut gone = vec![false; n];
+    if let Some(m) = target {
+        for r in p.records() {
+            gone[r.index] = match m.exact_key() {
+                Some(k) => record::key_is(r.key_field(), k),
+                None => m.is_match(r.key()),
+            };
+        }
+    }
+    if a.clean_invalid {
+        for r in p.records() {
+            gone[r.index] |= unreadable(&r);
+        }
+    }
+    if a.clean_duplicates {
+        // The host keeps the last record of a key: keep that one.
+        let mut seen: HashSet<Cow<'_, [u8]>> = HashSet::new();
+        for i in (0..n).rev() {
+            let key = p.rec(i).key();
+            let key = if a.matching.ignore_case {
+                fold(key)
+            } else {
+                Cow::Borrowed(key)
+            };
+            if !seen.insert(key) {
+                gone[i] = true;
+            }
+        }
+    }
+    gone.iter()
+        .enumerate()
+        .filter_map(|(i, &g)| g.then_some(i))
+        .collect()
+}
+
+/// A record the daemon cannot pass to the host: an empty key, a field with
+/// no NUL, or text that is not UTF-8 (`kvp_respond_to_host` fails on it and
+/// the host's enumeration stops there, hiding every later record).
+fn unreadable(r: &Rec<'_>) -> bool {
+    r.key().is_empty()
+        || !record::is_terminated(r.key_field())
+        || !record::is_terminated(r.value_field())
+        || std::str::from_utf8(r.key()).is_err()
+        || std::str::from_utf8(r.value()).is_err()
+}

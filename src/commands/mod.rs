@@ -1,0 +1,97 @@
+//! One module per verb. A command decides what to do; the pool does it.
+
+pub mod delete;
+pub mod read;
+pub mod write;
+
+use std::ffi::OsStr;
+use std::io::{IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Exit};
+use crate::pool::{Pool, PoolId};
+
+/// What every command needs from the global options.
+pub struct Ctx {
+    pub dir: PathBuf,
+    pub timeout: Duration,
+    pub quiet: bool,
+}
+
+/// Dispatch a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let ctx = Ctx {
+        dir: cli.global.pool_dir.clone(),
+        timeout: cli.global.lock_timeout,
+        quiet: cli.global.quiet,
+    };
+    let pool = cli.global.pool();
+    match &cli.command {
+        Command::Read(a) => read::run(&ctx, pool, a),
+        Command::Write(a) => write::run(&ctx, pool, a),
+        Command::Delete(a) => delete::run(&ctx, pool, a),
+    }
+}
+
+/// The raw bytes of an argument: keys need not be UTF-8 to be looked up.
+pub(crate) fn os_bytes(s: &OsStr) -> &[u8] {
+    s.as_bytes()
+}
+
+/// Writes and deletes go to pool 1 unless the user insists (SPEC §3).
+pub(crate) fn writable(id: PoolId, force: bool) -> Result<PoolId, Error> {
+    if id != PoolId::GUEST && !force {
+        return Err(Error::PoolRefused {
+            pool: id.number(),
+            name: id.name(),
+        });
+    }
+    Ok(id)
+}
+
+/// `hvkvp: warning: …` on stderr, escaped on a terminal.
+pub(crate) fn warn(msg: &str) {
+    say(&format!("warning: {msg}"));
+}
+
+/// `hvkvp: …` on stderr, escaped on a terminal.
+pub(crate) fn say(msg: &str) {
+    let err = std::io::stderr();
+    let msg = if err.is_terminal() {
+        crate::output::sanitize(msg)
+    } else {
+        msg.to_string()
+    };
+    let _ = writeln!(err.lock(), "hvkvp: {msg}");
+}
+
+/// A misaligned pool is read, whole records only, with a warning.
+pub(crate) fn warn_if_misaligned(p: &Pool) {
+    if p.tail() != 0 {
+        warn(&format!(
+            "{}: {} bytes is not a whole number of records; the last {} bytes are ignored \
+             (`hvkvp delete -c` drops them)",
+            p.path().display(),
+            p.size(),
+            p.tail()
+        ));
+    }
+}
+
+/// A person at a terminal is told why nothing happened; scripts get the
+/// exit status alone.
+pub(crate) fn tell_no_match(msg: &str) {
+    if std::io::stderr().is_terminal() {
+        say(msg);
+    }
+}
+
+/// Shown in messages: the key as text, escaped where it is not.
+pub(crate) fn show_key(key: &[u8]) -> String {
+    let mut v = Vec::new();
+    crate::output::escape(&mut v, key);
+    String::from_utf8(v).unwrap_or_default()
+}

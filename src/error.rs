@@ -1,0 +1,127 @@
+//! Errors that know their exit status (SPEC §3): the mapping lives here and
+//! nowhere else.
+
+use std::path::PathBuf;
+
+/// The process exit status of every outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success; for `read`, at least one record printed.
+    Success = 0,
+    /// Nothing matched, key not found, a wait timed out, `check` found problems.
+    NoMatch = 1,
+    /// Usage or input error: nothing was changed.
+    Usage = 2,
+    /// Environment or I/O error: missing directory, permission, lock timeout,
+    /// corrupt file refused.
+    Environment = 3,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e as u8)
+    }
+}
+
+/// What went wrong, phrased for the person who has to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad arguments or bad input text (exit 2).
+    #[error("{0}")]
+    Input(String),
+
+    /// A write or delete aimed at a pool the host never reads (exit 2).
+    #[error(
+        "refusing to change pool {pool} ({name}): the host never reads it and the KVP daemon may \
+         overwrite it; only pool 1 (guest) reaches the host. Add --force if you really mean it"
+    )]
+    PoolRefused { pool: u8, name: &'static str },
+
+    /// The pool directory does not exist (exit 3).
+    #[error(
+        "{}: no such directory: the Hyper-V KVP daemon (hv_kvp_daemon / hypervkvpd) is not \
+         installed or not running; install it (hyperv-daemons or linux-cloud-tools) and start it, \
+         or point --pool-dir at another directory",
+        dir.display()
+    )]
+    NoPoolDir { dir: PathBuf },
+
+    /// The pool file does not exist (exit 3).
+    #[error(
+        "{}: no such pool file: the KVP daemon creates the pools when it starts; is \
+         hv_kvp_daemon / hypervkvpd running?",
+        path.display()
+    )]
+    NoPoolFile { path: PathBuf },
+
+    /// The path is not a regular file (exit 3).
+    #[error("{}: {what}: refusing to use it as a pool file", path.display())]
+    NotRegular { path: PathBuf, what: &'static str },
+
+    /// The pool file is not a whole number of records (exit 3).
+    #[error(
+        "{}: {size} bytes is not a whole number of {record}-byte records ({tail} stray bytes at the \
+         end): refusing to write to it; `hvkvp delete -c` drops the partial record",
+        path.display(), record = crate::record::RECORD_SIZE
+    )]
+    Misaligned { path: PathBuf, size: u64, tail: u64 },
+
+    /// Waiting for a lock took longer than `--lock-timeout` (exit 3).
+    #[error("timed out after {secs} s waiting for the {kind} on {}{holder}", path.display())]
+    LockTimeout {
+        path: PathBuf,
+        kind: &'static str,
+        secs: String,
+        holder: String,
+    },
+
+    /// Permission denied (exit 3).
+    #[error("{}: permission denied while {doing}: {hint}", path.display())]
+    Permission {
+        path: PathBuf,
+        doing: &'static str,
+        hint: &'static str,
+    },
+
+    /// Any other I/O failure on a pool (exit 3).
+    #[error("{}: {doing}", path.display())]
+    Io {
+        path: PathBuf,
+        doing: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The exit status this error ends the process with.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Input(_) | Error::PoolRefused { .. } => Exit::Usage,
+            Error::NoPoolDir { .. }
+            | Error::NoPoolFile { .. }
+            | Error::NotRegular { .. }
+            | Error::Misaligned { .. }
+            | Error::LockTimeout { .. }
+            | Error::Permission { .. }
+            | Error::Io { .. } => Exit::Environment,
+        }
+    }
+
+    /// Wrap an I/O error on `path`, turning "permission denied" into advice.
+    pub fn io(path: &std::path::Path, doing: &'static str, source: std::io::Error) -> Error {
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            let hint = "pool files are root's: run as root (sudo hvkvp …)";
+            return Error::Permission {
+                path: path.to_path_buf(),
+                doing,
+                hint,
+            };
+        }
+        Error::Io {
+            path: path.to_path_buf(),
+            doing,
+            source,
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! hvkvp: read, write and delete Hyper-V KVP records in the pool files that
+//! the kernel's KVP daemon keeps.
+//!
+//! Data flows one way: [`cli`] → [`commands`] → [`pool`] (→ [`record`],
+//! [`lock`], [`map`]) → [`output`]. Commands never touch the file's bytes;
+//! the pool never prints.
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod lock;
+pub mod map;
+pub mod matcher;
+pub mod output;
+pub mod pool;
+pub mod record;
+
+pub use error::{Error, Exit};
+
+/// Run one parsed command line to its exit status.
+pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
+    commands::run(cli)
+}

@@ -1,0 +1,247 @@
+//! How records reach a person or a pipe.
+//!
+//! Pool contents come from the host and are untrusted text. On a terminal,
+//! control characters, escape sequences, bidi overrides, zero-width
+//! characters and invalid UTF-8 are shown escaped (`\x1b`, `\xff`,
+//! `\u{202e}`), as fd and ripgrep do. To a pipe, bytes are exact: `-0` and
+//! JSON round-trip whatever the pool holds.
+
+use std::io::{self, Write};
+
+/// One record copied out of a pool, ready to print after the lock is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub pool: u8,
+    pub index: usize,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+/// `-o`: what a record prints as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// `key: value` lines, as hvkvp 2.0 prints them.
+    Kv,
+    /// Values only.
+    Value,
+    /// One JSON array of {"pool", "index", "key", "value"} objects.
+    Json,
+}
+
+/// Everything that decides the shape of the output.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub format: Format,
+    /// `-0`: end every field with NUL; bytes untouched.
+    pub null: bool,
+    /// Prefix each record with its pool number (`read -a`).
+    pub show_pool: bool,
+    /// Escape untrusted text (stdout is a terminal).
+    pub escape: bool,
+}
+
+/// Write `entries` to `out` in `style`.
+pub fn write_entries(out: &mut impl Write, entries: &[Entry], style: &Style) -> io::Result<()> {
+    if style.format == Format::Json {
+        return write_json(out, entries, style.escape);
+    }
+    let mut buf = Vec::with_capacity(4096);
+    for e in entries {
+        buf.clear();
+        if style.null {
+            if style.show_pool {
+                buf.extend_from_slice(e.pool.to_string().as_bytes());
+                buf.push(0);
+            }
+            if style.format == Format::Kv {
+                text(&mut buf, &e.key, style.escape);
+                buf.push(0);
+            }
+            text(&mut buf, &e.value, style.escape);
+            buf.push(0);
+        } else {
+            if style.show_pool {
+                buf.extend_from_slice(e.pool.to_string().as_bytes());
+                buf.extend_from_slice(b": ");
+            }
+            if style.format == Format::Kv {
+                text(&mut buf, &e.key, style.escape);
+                buf.extend_from_slice(b": ");
+            }
+            text(&mut buf, &e.value, style.escape);
+            buf.push(b'\n');
+        }
+        out.write_all(&buf)?;
+    }
+    Ok(())
+}
+
+fn text(buf: &mut Vec<u8>, bytes: &[u8], escape_it: bool) {
+    if escape_it {
+        escape(buf, bytes);
+    } else {
+        buf.extend_from_slice(bytes);
+    }
+}
+
+/// Characters that must not reach a terminal as they are: they move the
+/// cursor, reorder text or hide it.
+fn is_unsafe(c: char) -> bool {
+    c.is_control() // C0, DEL, C1
+        || matches!(c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+            | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+}
+
+/// Append `bytes` to `buf` with everything a terminal would act on shown
+/// as an escape: `\t` `\n` `\r`, `\xNN` for other ASCII controls and for
+/// bytes that are not UTF-8, `\u{NNNN}` for unsafe non-ASCII characters.
+pub fn escape(buf: &mut Vec<u8>, bytes: &[u8]) {
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if !is_unsafe(c) {
+                let mut tmp = [0u8; 4];
+                buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+            } else {
+                match c {
+                    '\t' => buf.extend_from_slice(b"\\t"),
+                    '\n' => buf.extend_from_slice(b"\\n"),
+                    '\r' => buf.extend_from_slice(b"\\r"),
+                    c if c.is_ascii() => {
+                        let _ = write!(buf, "\\x{:02x}", c as u32);
+                    }
+                    c => {
+                        let _ = write!(buf, "\\u{{{:04x}}}", c as u32);
+                    }
+                }
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(buf, "\\x{b:02x}");
+        }
+    }
+}
+
+/// A string made safe to quote in an error message on a terminal.
+pub fn sanitize(s: &str) -> String {
+    let mut buf = Vec::with_capacity(s.len());
+    escape(&mut buf, s.as_bytes());
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+fn write_json(out: &mut impl Write, entries: &[Entry], escape_it: bool) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(4096);
+    out.write_all(b"[")?;
+    for (i, e) in entries.iter().enumerate() {
+        buf.clear();
+        if i > 0 {
+            buf.push(b',');
+        }
+        let _ = write!(buf, "\n{{\"pool\":{},\"index\":{},", e.pool, e.index);
+        json_field(&mut buf, "key", &e.key, escape_it);
+        buf.push(b',');
+        json_field(&mut buf, "value", &e.value, escape_it);
+        buf.push(b'}');
+        out.write_all(&buf)?;
+    }
+    out.write_all(if entries.is_empty() { b"]\n" } else { b"\n]\n" })
+}
+
+/// `"name":"text"`; a field that is not UTF-8 is shown with U+FFFD in place
+/// of the bad bytes, marked `"name_utf8":false`, and given exactly as
+/// `"name_hex"`.
+fn json_field(buf: &mut Vec<u8>, name: &str, bytes: &[u8], escape_it: bool) {
+    let _ = write!(buf, "\"{name}\":");
+    match std::str::from_utf8(bytes) {
+        Ok(s) => json_string(buf, s, escape_it),
+        Err(_) => {
+            json_string(buf, &String::from_utf8_lossy(bytes), escape_it);
+            let _ = write!(buf, ",\"{name}_utf8\":false,\"{name}_hex\":\"");
+            for b in bytes {
+                let _ = write!(buf, "{b:02x}");
+            }
+            buf.push(b'"');
+        }
+    }
+}
+
+/// A JSON string. On a terminal, unsafe characters become `\uXXXX` escapes,
+/// which keeps the JSON exact while the screen stays safe.
+pub fn json_string(buf: &mut Vec<u8>, s: &str, escape_it: bool) {
+    buf.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => buf.extend_from_slice(b"\\\""),
+            '\\' => buf.extend_from_slice(b"\\\\"),
+            '\n' => buf.extend_from_slice(b"\\n"),
+            '\r' => buf.extend_from_slice(b"\\r"),
+            '\t' => buf.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 || (escape_it && is_unsafe(c)) => {
+                let _ = write!(buf, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let mut tmp = [0u8; 4];
+                buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+            }
+        }
+    }
+    buf.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn esc(b: &[u8]) -> String {
+        let mut v = Vec::new();
+        escape(&mut v, b);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn escapes_controls_sequences_bidi_and_bad_bytes() {
+        assert_eq!(esc(b"\x1b[31mred"), "\\x1b[31mred");
+        assert_eq!(esc(b"a\nb\tc"), "a\\nb\\tc");
+        assert_eq!(esc(b"\xff\xfeok"), "\\xff\\xfeok");
+        assert_eq!(esc("x\u{202e}y".as_bytes()), "x\\u{202e}y");
+        assert_eq!(esc("\u{85}".as_bytes()), "\\u{0085}");
+        assert_eq!(esc("é ✓".as_bytes()), "é ✓");
+    }
+
+    #[test]
+    fn json_marks_invalid_utf8_and_keeps_bytes() {
+        let e = Entry {
+            pool: 1,
+            index: 0,
+            key: b"k\"\\".to_vec(),
+            value: b"a\xffb".to_vec(),
+        };
+        let mut out = Vec::new();
+        write_json(&mut out, &[e], false).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains(r#""key":"k\"\\""#), "{s}");
+        assert!(
+            s.contains(r#""value":"a�b","value_utf8":false,"value_hex":"61ff62""#),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn null_output_is_raw() {
+        let e = Entry {
+            pool: 3,
+            index: 0,
+            key: b"k\x1b".to_vec(),
+            value: b"v\n".to_vec(),
+        };
+        let mut out = Vec::new();
+        let style = Style {
+            format: Format::Kv,
+            null: true,
+            show_pool: true,
+            escape: false,
+        };
+        write_entries(&mut out, &[e], &style).unwrap();
+        assert_eq!(out, b"3\0k\x1b\0v\n\0");
+    }
+}

@@ -1,0 +1,235 @@
+//! One KVP record: `key[512]` then `value[2048]`, as `struct kvp_record` in
+//! the kernel's `tools/hv/hv_kvp_daemon.c`.
+//!
+//! Each field is a C string: its content ends at the first NUL. The daemon
+//! does not zero a slot before reusing it and `memcpy`s only the new value's
+//! length, so real files carry garbage after that NUL; it is never part of
+//! the content. Records that hvkvp writes are zero-filled to full width.
+
+use crate::error::Error;
+
+/// Bytes in a key field, NUL included.
+pub const KEY_SIZE: usize = 512;
+/// Bytes in a value field, NUL included.
+pub const VALUE_SIZE: usize = 2048;
+/// Bytes in one record.
+pub const RECORD_SIZE: usize = KEY_SIZE + VALUE_SIZE;
+
+/// Longest key the daemon can hold: it `strcpy`s, so one byte is the NUL.
+pub const KEY_MAX_BYTES: usize = KEY_SIZE - 1;
+/// Longest value the daemon can hold.
+pub const VALUE_MAX_BYTES: usize = VALUE_SIZE - 1;
+/// What the host receives of a key: `kvp_respond_to_host` in
+/// `drivers/hv/hv_kvp.c` converts to UTF-16 and keeps at most
+/// `HV_KVP_EXCHANGE_MAX_KEY_SIZE / 2 - 2` units; the rest is cut silently.
+pub const KEY_MAX_UTF16: usize = KEY_SIZE / 2 - 2;
+/// Likewise for a value: `HV_KVP_EXCHANGE_MAX_VALUE_SIZE / 2 - 2` units.
+pub const VALUE_MAX_UTF16: usize = VALUE_SIZE / 2 - 2;
+
+/// The content of a field: the bytes before the first NUL, or the whole
+/// field when it has none (a field the daemon could not have written).
+#[inline]
+pub fn field(bytes: &[u8]) -> &[u8] {
+    match memchr0(bytes) {
+        Some(n) => &bytes[..n],
+        None => bytes,
+    }
+}
+
+/// True when the field holds bytes after the NUL that ends its content.
+pub fn has_garbage(bytes: &[u8]) -> bool {
+    match memchr0(bytes) {
+        Some(n) => bytes[n + 1..].iter().any(|&b| b != 0),
+        None => false,
+    }
+}
+
+/// True when the field has a terminating NUL, as the daemon requires.
+pub fn is_terminated(bytes: &[u8]) -> bool {
+    memchr0(bytes).is_some()
+}
+
+#[inline]
+fn memchr0(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == 0)
+}
+
+/// Does the key field hold exactly `key`? Compares the length first: the
+/// byte after the key must end the field, then the bytes themselves. This
+/// touches only `key.len() + 1` bytes of the record.
+#[inline]
+pub fn key_is(key_field: &[u8], key: &[u8]) -> bool {
+    debug_assert_eq!(key_field.len(), KEY_SIZE);
+    let n = key.len();
+    if n > KEY_SIZE {
+        return false;
+    }
+    if n < KEY_SIZE && key_field[n] != 0 {
+        return false;
+    }
+    &key_field[..n] == key
+}
+
+/// A record as it will be written: both fields zero-filled to full width.
+pub fn encode(key: &[u8], value: &[u8]) -> Box<[u8; RECORD_SIZE]> {
+    assert!(key.len() <= KEY_MAX_BYTES && value.len() <= VALUE_MAX_BYTES);
+    let mut rec = Box::new([0u8; RECORD_SIZE]);
+    rec[..key.len()].copy_from_slice(key);
+    rec[KEY_SIZE..KEY_SIZE + value.len()].copy_from_slice(value);
+    rec
+}
+
+/// Which field a limit applies to, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Key,
+    Value,
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Field::Key => "key",
+            Field::Value => "value",
+        })
+    }
+}
+
+/// How strictly to check text before it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limits {
+    /// The daemon's field sizes and what the host actually receives.
+    Host,
+    /// Only the daemon's field sizes (`--force`).
+    FieldOnly,
+}
+
+/// UTF-16 code units of a UTF-8 string: one per character, two for a
+/// character outside the Basic Multilingual Plane (four UTF-8 bytes).
+pub fn utf16_units(s: &str) -> usize {
+    s.chars().map(char::len_utf16).sum()
+}
+
+/// Check a key or value against every limit the SPEC names, before anything
+/// is opened for writing. Returns the text as `str` on success.
+pub fn check_field(field: Field, bytes: &[u8], limits: Limits) -> Result<&str, Error> {
+    let (max_bytes, max_units) = match field {
+        Field::Key => (KEY_MAX_BYTES, KEY_MAX_UTF16),
+        Field::Value => (VALUE_MAX_BYTES, VALUE_MAX_UTF16),
+    };
+    if field == Field::Key && bytes.is_empty() {
+        return Err(Error::Input(
+            "the key is empty: give a non-empty key".into(),
+        ));
+    }
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(Error::Input(format!(
+            "the {field} contains a NUL byte (at byte {at}): the daemon ends a field at the first NUL, \
+             so everything after it would be lost"
+        )));
+    }
+    if bytes.len() > max_bytes {
+        return Err(Error::Input(format!(
+            "the {field} is {} bytes; a {field} field holds at most {max_bytes} bytes",
+            bytes.len()
+        )));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Error::Input(format!(
+            "the {field} is not valid UTF-8 (bad byte at offset {}): the daemon fails on it and the host \
+             stops reading the pool at that record",
+            e.valid_up_to()
+        ))
+    })?;
+    if limits == Limits::Host {
+        let units = utf16_units(text);
+        if units > max_units {
+            return Err(Error::Input(format!(
+                "the {field} is {units} UTF-16 units; the host receives at most {max_units} and would cut \
+                 the rest silently (shorten it, or --force to write it anyway)"
+            )));
+        }
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_stops_at_first_nul_and_ignores_garbage() {
+        let mut f = [0u8; 16];
+        f[..5].copy_from_slice(b"hello");
+        f[6..9].copy_from_slice(b"xyz");
+        assert_eq!(field(&f), b"hello");
+        assert!(has_garbage(&f));
+        f[6..9].fill(0);
+        assert!(!has_garbage(&f));
+    }
+
+    #[test]
+    fn field_without_nul_is_whole_and_unterminated() {
+        let f = [b'a'; 8];
+        assert_eq!(field(&f), &f[..]);
+        assert!(!is_terminated(&f));
+    }
+
+    #[test]
+    fn key_is_compares_length_then_bytes() {
+        let mut k = [0u8; KEY_SIZE];
+        k[..3].copy_from_slice(b"abc");
+        k[4..7].copy_from_slice(b"def");
+        assert!(key_is(&k, b"abc"));
+        assert!(!key_is(&k, b"ab"));
+        assert!(!key_is(&k, b"abcd"));
+        assert!(!key_is(&k, b"abd"));
+        let full = [b'z'; KEY_SIZE];
+        assert!(key_is(&full, &[b'z'; KEY_SIZE]));
+        assert!(!key_is(&full, b"z"));
+    }
+
+    #[test]
+    fn encode_zero_fills_both_fields() {
+        let r = encode(b"k", b"v");
+        assert_eq!(r.len(), RECORD_SIZE);
+        assert_eq!(r[0], b'k');
+        assert!(r[1..KEY_SIZE].iter().all(|&b| b == 0));
+        assert_eq!(r[KEY_SIZE], b'v');
+        assert!(r[KEY_SIZE + 1..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn limits_in_bytes_and_utf16_units() {
+        assert!(check_field(Field::Key, &[b'a'; 254], Limits::Host).is_ok());
+        assert!(check_field(Field::Key, &[b'a'; 255], Limits::Host).is_err());
+        assert!(check_field(Field::Key, &[b'a'; 511], Limits::FieldOnly).is_ok());
+        assert!(check_field(Field::Key, &[b'a'; 512], Limits::FieldOnly).is_err());
+        assert!(check_field(Field::Value, &[b'a'; 1022], Limits::Host).is_ok());
+        assert!(check_field(Field::Value, &[b'a'; 1023], Limits::Host).is_err());
+        assert!(check_field(Field::Value, &[b'a'; 2047], Limits::FieldOnly).is_ok());
+        assert!(check_field(Field::Value, &[b'a'; 2048], Limits::FieldOnly).is_err());
+        // U+1F600 is 4 bytes and 2 UTF-16 units: 127 of them are 254 units.
+        let emoji = "\u{1F600}".repeat(127);
+        assert!(check_field(Field::Key, emoji.as_bytes(), Limits::Host).is_ok());
+        let emoji = "\u{1F600}".repeat(128);
+        assert!(check_field(Field::Key, emoji.as_bytes(), Limits::Host).is_err());
+        // U+00E9 is 2 bytes and 1 unit: 1022 of them fit both limits, 1023
+        // are over the host's units, 1024 are over the 2047-byte field.
+        let e = "\u{e9}".repeat(1022);
+        assert!(check_field(Field::Value, e.as_bytes(), Limits::Host).is_ok());
+        let e = "\u{e9}".repeat(1023);
+        assert!(check_field(Field::Value, e.as_bytes(), Limits::Host).is_err());
+        assert!(check_field(Field::Value, e.as_bytes(), Limits::FieldOnly).is_ok());
+        let e = "\u{e9}".repeat(1024);
+        assert!(check_field(Field::Value, e.as_bytes(), Limits::FieldOnly).is_err());
+    }
+
+    #[test]
+    fn rejects_empty_key_nul_and_invalid_utf8() {
+        assert!(check_field(Field::Key, b"", Limits::Host).is_err());
+        assert!(check_field(Field::Value, b"", Limits::Host).is_ok());
+        assert!(check_field(Field::Value, b"a\0b", Limits::Host).is_err());
+        assert!(check_field(Field::Value, b"a\xffb", Limits::Host).is_err());
+    }
+}
