@@ -1,0 +1,143 @@
+//! Helpers shared by the black-box tests: pool files built record by record
+//! in temporary directories, the real binary, and the bytes of a pool.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+pub const KEY_SIZE: usize = 512;
+pub const VALUE_SIZE: usize = 2048;
+pub const RECORD_SIZE: usize = KEY_SIZE + VALUE_SIZE;
+
+/// One record, zero-filled, as hvkvp writes it.
+pub fn record(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut r = vec![0u8; RECORD_SIZE];
+    r[..key.len()].copy_from_slice(key);
+    r[KEY_SIZE..KEY_SIZE + value.len()].copy_from_slice(value);
+    r
+}
+
+/// One record with bytes after each field's NUL, as the daemon leaves them
+/// when it reuses a slot.
+pub fn record_with_garbage(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut r = record(key, value);
+    for (i, b) in r[key.len() + 1..KEY_SIZE].iter_mut().enumerate() {
+        *b = b'G' + (i % 7) as u8;
+    }
+    for (i, b) in r[KEY_SIZE + value.len() + 1..].iter_mut().enumerate() {
+        *b = b'g' + (i % 5) as u8;
+    }
+    r
+}
+
+/// The bytes of a pool holding these records, in order.
+pub fn pool_bytes(recs: &[(&str, &str)]) -> Vec<u8> {
+    recs.iter()
+        .flat_map(|(k, v)| record(k.as_bytes(), v.as_bytes()))
+        .collect()
+}
+
+/// A temporary pool directory. Dropped, it is removed.
+pub struct Pools {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pools {
+    pub fn new() -> Pools {
+        Pools {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The file of pool `n`.
+    pub fn file(&self, n: u8) -> PathBuf {
+        self.dir.path().join(format!(".kvp_pool_{n}"))
+    }
+
+    /// Write pool `n` with exactly these bytes; returns them.
+    pub fn set(&self, n: u8, bytes: &[u8]) -> Vec<u8> {
+        std::fs::write(self.file(n), bytes).expect("write pool");
+        bytes.to_vec()
+    }
+
+    /// Write pool `n` with these records; returns its bytes.
+    pub fn set_records(&self, n: u8, recs: &[(&str, &str)]) -> Vec<u8> {
+        self.set(n, &pool_bytes(recs))
+    }
+
+    /// The bytes of pool `n` now.
+    pub fn bytes(&self, n: u8) -> Vec<u8> {
+        std::fs::read(self.file(n)).expect("read pool")
+    }
+
+    /// The (key, value) pairs of pool `n`, fields cut at the first NUL.
+    /// Panics if the file is not a whole number of records.
+    pub fn records(&self, n: u8) -> Vec<(String, String)> {
+        parse(&self.bytes(n))
+    }
+
+    /// The binary, pointed at this directory.
+    pub fn cmd(&self) -> Command {
+        let mut c = hvkvp();
+        c.env("HVKVP_POOL_DIR", self.path());
+        c
+    }
+}
+
+/// The binary under test, with a clean environment for its options.
+pub fn hvkvp() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hvkvp"));
+    c.env_remove("HVKVP_POOL_DIR");
+    c
+}
+
+/// Cut a pool's bytes into (key, value) pairs; the file must be aligned.
+pub fn parse(bytes: &[u8]) -> Vec<(String, String)> {
+    assert_eq!(bytes.len() % RECORD_SIZE, 0, "pool is not whole records");
+    bytes
+        .chunks(RECORD_SIZE)
+        .map(|r| {
+            (
+                String::from_utf8_lossy(cut(&r[..KEY_SIZE])).into_owned(),
+                String::from_utf8_lossy(cut(&r[KEY_SIZE..])).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A field's content: up to its first NUL.
+pub fn cut(field: &[u8]) -> &[u8] {
+    match field.iter().position(|&b| b == 0) {
+        Some(n) => &field[..n],
+        None => field,
+    }
+}
+
+/// Path of an example binary, built first: a full `cargo test` builds the
+/// examples, but `cargo test --test NAME` does not, and a stale one would
+/// test old code. Once per test process; a no-op build is quick.
+pub fn example(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join("examples").join(name);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|n| n == name) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut c = std::process::Command::new(cargo);
+        c.args(["build", "--quiet", "--example", name]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            c.arg("--release");
+        }
+        let st = c.status().expect("run cargo");
+        assert!(st.success(), "cargo build --example {name} failed");
+        built.push(name.to_string());
+    }
+    assert!(p.exists(), "{} is missing", p.display());
+    p
+}

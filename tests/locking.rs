@@ -1,0 +1,141 @@
+//! Locks: hvkvp waits for the daemon's fcntl lock and cloud-init's flock,
+//! gives up after --lock-timeout naming the holder, and never holds a lock
+//! while its output waits on a slow reader.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{example, Pools};
+
+/// Start `pool_emulator hold` and wait until it has the lock.
+fn hold(pools: &Pools, kind: &str, secs: &str) -> Child {
+    let mut child = Command::new(example("pool_emulator"))
+        .args(["hold", pools.file(1).to_str().unwrap(), kind, secs])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "locked\n");
+    child
+}
+
+#[test]
+fn write_times_out_on_daemon_lock_and_names_the_holder() {
+    let pools = Pools::new();
+    let before = pools.set_records(1, &[("a", "1")]);
+    let mut holder = hold(&pools, "posix", "30");
+    let pid = holder.id();
+    pools
+        .cmd()
+        .args(["write", "b", "2", "--lock-timeout", "0.3"])
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains(format!(
+            "held by pid {pid} (pool_emulator)"
+        )))
+        .stderr(predicates::str::contains("fcntl lock"))
+        .stderr(predicates::str::contains("timed out after 0.3 s"));
+    assert_eq!(pools.bytes(1), before);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
+
+#[test]
+fn read_times_out_on_cloud_init_flock_and_names_the_holder() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("a", "1")]);
+    let mut holder = hold(&pools, "flock", "30");
+    let pid = holder.id();
+    pools
+        .cmd()
+        .args(["read", "-p", "1", "a", "--lock-timeout", "0.2"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicates::str::contains(format!("held by pid {pid}")))
+        .stderr(predicates::str::contains("flock lock"));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
+
+#[test]
+fn zero_timeout_fails_at_once_when_locked() {
+    let pools = Pools::new();
+    let before = pools.set_records(1, &[("a", "1")]);
+    let mut holder = hold(&pools, "posix", "30");
+    pools
+        .cmd()
+        .args(["delete", "a", "--lock-timeout", "0"])
+        .assert()
+        .code(3);
+    assert_eq!(pools.bytes(1), before);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
+
+#[test]
+fn write_waits_for_a_lock_that_is_released() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("a", "1")]);
+    let mut holder = hold(&pools, "posix", "0.5");
+    pools.cmd().args(["write", "b", "2"]).assert().success();
+    assert_eq!(
+        pools.records(1),
+        [("a".into(), "1".into()), ("b".into(), "2".into())]
+    );
+    holder.wait().unwrap();
+}
+
+#[test]
+fn reader_blocked_on_its_output_holds_no_lock() {
+    let pools = Pools::new();
+    // Far more output than a pipe holds, so the reader blocks writing it.
+    let recs: Vec<(String, String)> = (0..300)
+        .map(|i| (format!("k{i}"), "v".repeat(2000)))
+        .collect();
+    let recs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    pools.set_records(1, &recs);
+    let mut reader = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
+        .env("HVKVP_POOL_DIR", pools.path())
+        .args(["read", "-p", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = reader.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    out.read_exact(&mut first).unwrap(); // it has started printing
+
+    // The daemon must get its exclusive lock while the reader is stuck.
+    let (tx, rx) = mpsc::channel();
+    let file = pools.file(1);
+    std::thread::spawn(move || {
+        let st = Command::new(example("pool_emulator"))
+            .args(["hold", file.to_str().unwrap(), "posix", "0"])
+            .output()
+            .unwrap();
+        tx.send(st.status.success()).unwrap();
+    });
+    let got = rx.recv_timeout(Duration::from_secs(20));
+    assert!(
+        reader.try_wait().unwrap().is_none(),
+        "the reader should still be blocked on its output"
+    );
+    assert_eq!(
+        got,
+        Ok(true),
+        "the exclusive lock was not granted while the reader printed"
+    );
+
+    let mut rest = Vec::new();
+    out.read_to_end(&mut rest).unwrap();
+    assert!(reader.wait().unwrap().success());
+    let expected: usize = recs.iter().map(|(k, v)| k.len() + 2 + v.len() + 1).sum();
+    assert_eq!(1 + rest.len(), expected, "every record printed");
+}
