@@ -7,7 +7,20 @@ use clap::Parser;
 use hvkvp::{Error, Exit};
 
 fn main() -> ExitCode {
-    let cli = hvkvp::cli::Cli::parse();
+    let cli = match hvkvp::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: to stdout, exit 0.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            let _ = write!(std::io::stderr(), "hvkvp: error: {text}");
+            return Exit::Usage.into();
+        }
+    };
     match hvkvp::run(cli) {
         Ok(exit) => exit.into(),
         Err(err) => report(&err).into(),

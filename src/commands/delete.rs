@@ -41,12 +41,12 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Ex
     let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
 
     let mut p = Pool::open(&ctx.dir, id, Access::Write, ctx.timeout)?;
+    if !a.clean_invalid {
+        p.require_aligned()?;
+    }
     if a.all {
         p.clear()?;
         return Ok(Exit::Success);
-    }
-    if !a.clean_invalid {
-        p.require_aligned()?;
     }
     let doomed = p.scan(|p| doomed(p, target.as_ref(), a))?;
     if doomed.is_empty() {

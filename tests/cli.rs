@@ -1,0 +1,179 @@
+//! The command line as a whole: help, version, usage errors, and how errors
+//! are reported.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::*;
+use predicates::prelude::*;
+
+/// Help output: examples come last, after every option, and use the verb.
+fn assert_ends_with_examples(help: &str, verb: &str) {
+    let options = help.find("Options:").expect("no Options section");
+    let examples = help.rfind("Examples:").expect("no Examples section");
+    assert!(
+        examples > options,
+        "examples are not after the options:\n{help}"
+    );
+    let block = &help[examples..];
+    assert!(
+        block
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim_start()
+            .starts_with("hvkvp "),
+        "no example right under Examples:\n{help}"
+    );
+    assert!(block.contains(&format!("hvkvp {verb}")), "{help}");
+    // Nothing after the examples looks like an option.
+    assert!(
+        !block.lines().any(|l| l.trim_start().starts_with("--")),
+        "{block}"
+    );
+}
+
+#[test]
+fn top_level_help_goes_to_stdout_and_ends_with_examples() {
+    for flag in ["--help", "-h"] {
+        let out = hvkvp().arg(flag).assert().success().stderr("");
+        let help = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        assert_ends_with_examples(&help, "read");
+        for verb in ["read", "write", "delete"] {
+            assert!(help.contains(verb), "{verb} not listed:\n{help}");
+        }
+    }
+}
+
+#[test]
+fn each_verbs_help_goes_to_stdout_and_ends_with_examples() {
+    for verb in ["read", "write", "delete"] {
+        for args in [vec![verb, "--help"], vec![verb, "-h"], vec!["help", verb]] {
+            let out = hvkvp().args(&args).assert().success().stderr("");
+            let help = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+            assert!(help.contains(&format!("hvkvp {verb}")), "{args:?}:\n{help}");
+            assert_ends_with_examples(&help, verb);
+        }
+    }
+}
+
+#[test]
+fn version_goes_to_stdout() {
+    for flag in ["--version", "-V"] {
+        hvkvp()
+            .arg(flag)
+            .assert()
+            .success()
+            .stdout(format!("hvkvp {}\n", env!("CARGO_PKG_VERSION")))
+            .stderr("");
+    }
+}
+
+#[test]
+fn unknown_option_exits_2() {
+    let pools = Pools::new();
+    let before = pools.set_records(1, &[("k", "v")]);
+    for args in [
+        vec!["--bogus", "read"],
+        vec!["read", "--bogus"],
+        vec!["write", "--bogus", "k", "v"],
+        vec!["delete", "--bogus", "k"],
+        vec!["delete", "-Z", "k"],
+    ] {
+        pools
+            .cmd()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains("--bogus").or(predicate::str::contains("-Z")));
+        assert_eq!(pools.bytes(1), before, "{args:?} changed the pool");
+    }
+}
+
+#[test]
+fn unknown_verb_or_no_verb_exits_2() {
+    hvkvp().arg("list").assert().code(2).stdout("");
+    hvkvp().assert().code(2).stdout("");
+}
+
+#[test]
+fn bad_option_values_exit_2() {
+    let pools = Pools::new();
+    pools.set_records(0, &[("k", "v")]);
+    for args in [
+        vec!["read", "-p", "9"],
+        vec!["read", "-s", "guest"],
+        vec!["read", "-o", "xml"],
+        vec!["read", "-k", "k", "-m", "maybe"],
+        vec!["read", "--lock-timeout", "soon"],
+        vec!["read", "--lock-timeout", "-1"],
+    ] {
+        pools.cmd().args(&args).assert().code(2).stdout("");
+    }
+}
+
+#[test]
+fn usage_errors_on_stderr_start_with_hvkvp_error() {
+    // SPEC §3: errors go to stderr as `hvkvp: error: …`; a usage error is one.
+    hvkvp()
+        .args(["read", "--bogus"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("hvkvp: error:"));
+}
+
+#[test]
+fn input_and_environment_errors_start_with_hvkvp_error() {
+    let pools = Pools::new();
+    pools
+        .cmd()
+        .args(["write", "", "v"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::starts_with("hvkvp: error:"));
+    hvkvp()
+        .arg("--pool-dir")
+        .arg(pools.path().join("missing"))
+        .args(["write", "k", "v"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::starts_with("hvkvp: error:"));
+}
+
+#[test]
+fn permission_denied_says_to_run_as_root() {
+    let pools = Pools::new();
+    let before = pools.set_records(1, &[("k", "v")]);
+    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+        // Root ignores file modes: drop to nobody instead.
+        if std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped: running as root and setpriv (util-linux) is not installed");
+            return;
+        }
+        std::fs::set_permissions(pools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(pools.file(1), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut c = assert_cmd::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_hvkvp"))
+            .env("HVKVP_POOL_DIR", pools.path());
+        c
+    } else {
+        std::fs::set_permissions(pools.file(1), std::fs::Permissions::from_mode(0o444)).unwrap();
+        pools.cmd()
+    };
+    cmd.args(["write", "k", "new"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::starts_with("hvkvp: error:"))
+        .stderr(predicate::str::contains("run as root"));
+    assert_eq!(pools.bytes(1), before);
+}

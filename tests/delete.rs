@@ -1,0 +1,472 @@
+//! `hvkvp delete`, through the real binary: the exact bytes left in the
+//! pool, the order of the records kept, and the same file (inode) after.
+
+mod common;
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use common::*;
+use predicates::prelude::*;
+
+/// Pool 1 with five records whose keys overlap as substrings and in case.
+fn five() -> (Pools, Vec<u8>) {
+    let pools = Pools::new();
+    let before = pools.set_records(
+        1,
+        &[
+            ("a", "1"),
+            ("ab", "2"),
+            ("Temp1", "3"),
+            ("A", "4"),
+            ("temp2", "5"),
+        ],
+    );
+    (pools, before)
+}
+
+fn ino(pools: &Pools, n: u8) -> u64 {
+    std::fs::metadata(pools.file(n)).unwrap().ino()
+}
+
+/// Run `delete` with `args` and expect success, no output, pool 1 holding
+/// exactly `left` and still the same file.
+fn deletes(pools: &Pools, args: &[&str], left: &[(&str, &str)]) {
+    let inode = ino(pools, 1);
+    pools
+        .cmd()
+        .arg("delete")
+        .args(args)
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    assert_eq!(pools.records(1), owned(left), "after delete {args:?}");
+    assert_eq!(pools.bytes(1), pool_bytes(left));
+    assert_eq!(ino(pools, 1), inode, "pool file was replaced");
+}
+
+/// Run `delete` with `args` and expect `code`, nothing on stdout and pool 1
+/// unchanged.
+fn unchanged(pools: &Pools, args: &[&str], code: i32) {
+    let before = pools.bytes(1);
+    pools
+        .cmd()
+        .arg("delete")
+        .args(args)
+        .assert()
+        .code(code)
+        .stdout("");
+    assert_eq!(pools.bytes(1), before, "delete {args:?} changed the pool");
+}
+
+fn owned(recs: &[(&str, &str)]) -> Vec<(String, String)> {
+    recs.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn delete_key_removes_the_exact_match_only() {
+    let (pools, _) = five();
+    deletes(
+        &pools,
+        &["a"],
+        &[("ab", "2"), ("Temp1", "3"), ("A", "4"), ("temp2", "5")],
+    );
+}
+
+#[test]
+fn delete_key_is_case_sensitive() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("GuestStatus", "x")]);
+    unchanged(&pools, &["gueststatus"], 1);
+}
+
+#[test]
+fn delete_keeps_the_order_of_the_remaining_records() {
+    let pools = Pools::new();
+    pools.set_records(
+        1,
+        &[
+            ("r0", "0"),
+            ("x", "1"),
+            ("r2", "2"),
+            ("r3", "3"),
+            ("x2", "4"),
+            ("r5", "5"),
+        ],
+    );
+    deletes(
+        &pools,
+        &["x"],
+        &[
+            ("r0", "0"),
+            ("r2", "2"),
+            ("r3", "3"),
+            ("x2", "4"),
+            ("r5", "5"),
+        ],
+    );
+    deletes(
+        &pools,
+        &["r0"],
+        &[("r2", "2"), ("r3", "3"), ("x2", "4"), ("r5", "5")],
+    );
+    deletes(&pools, &["r5"], &[("r2", "2"), ("r3", "3"), ("x2", "4")]);
+}
+
+#[test]
+fn delete_last_record_leaves_an_empty_file() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("only", "1")]);
+    deletes(&pools, &["only"], &[]);
+    assert!(pools.file(1).exists());
+}
+
+#[test]
+fn delete_pattern_is_exact_by_default() {
+    let (pools, _) = five();
+    deletes(
+        &pools,
+        &["-k", "a"],
+        &[("ab", "2"), ("Temp1", "3"), ("A", "4"), ("temp2", "5")],
+    );
+}
+
+#[test]
+fn delete_pattern_m_on_is_exact() {
+    let (pools, _) = five();
+    unchanged(&pools, &["-k", "Temp", "-m", "on"], 1);
+}
+
+#[test]
+fn delete_pattern_m_off_deletes_every_key_containing_it() {
+    let (pools, _) = five();
+    deletes(
+        &pools,
+        &["-k", "a", "-m", "off"],
+        &[("Temp1", "3"), ("A", "4"), ("temp2", "5")],
+    );
+}
+
+#[test]
+fn delete_pattern_ignorecase() {
+    let (pools, _) = five();
+    deletes(
+        &pools,
+        &["-k", "a", "-i"],
+        &[("ab", "2"), ("Temp1", "3"), ("temp2", "5")],
+    );
+    deletes(&pools, &["-k", "TEMP", "-i", "-m", "off"], &[("ab", "2")]);
+}
+
+#[test]
+fn delete_pattern_invertmatch() {
+    let (pools, _) = five();
+    deletes(
+        &pools,
+        &["-k", "emp", "-n", "-m", "off"],
+        &[("Temp1", "3"), ("temp2", "5")],
+    );
+}
+
+#[test]
+fn delete_pattern_regex() {
+    let (pools, _) = five();
+    // Exact by default: the expression must match the whole key.
+    deletes(
+        &pools,
+        &["-E", "-k", "[Tt]emp[0-9]"],
+        &[("a", "1"), ("ab", "2"), ("A", "4")],
+    );
+    deletes(&pools, &["-E", "-k", "^a", "-m", "off"], &[("A", "4")]);
+}
+
+#[test]
+fn delete_pattern_is_literal_without_regex() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("aXb", "1"), ("a.b", "2")]);
+    deletes(&pools, &["-k", "a.b", "-m", "off"], &[("aXb", "1")]);
+    unchanged(&pools, &["-k", "a.b"], 1);
+}
+
+#[test]
+fn delete_refuses_a_bad_regex() {
+    let (pools, _) = five();
+    unchanged(&pools, &["-E", "-k", "(unclosed"], 2);
+}
+
+#[test]
+fn delete_nothing_matched_exits_1_and_changes_nothing() {
+    let (pools, _) = five();
+    unchanged(&pools, &["nope"], 1);
+    unchanged(&pools, &["-k", "nope", "-m", "off"], 1);
+}
+
+#[test]
+fn delete_with_nothing_to_do_is_a_usage_error() {
+    let (pools, _) = five();
+    unchanged(&pools, &[], 2);
+    pools
+        .cmd()
+        .arg("delete")
+        .assert()
+        .stderr(predicate::str::starts_with("hvkvp: error:"));
+}
+
+#[test]
+fn delete_clean_duplicates_keeps_the_last_record_of_each_key() {
+    let pools = Pools::new();
+    pools.set_records(
+        1,
+        &[
+            ("a", "1"),
+            ("b", "1"),
+            ("a", "2"),
+            ("c", "1"),
+            ("b", "2"),
+            ("a", "3"),
+        ],
+    );
+    deletes(&pools, &["-d"], &[("c", "1"), ("b", "2"), ("a", "3")]);
+    unchanged(&pools, &["--cleanduplicates"], 1);
+}
+
+#[test]
+fn delete_clean_invalid_drops_empty_keys_and_invalid_utf8() {
+    let pools = Pools::new();
+    let mut bytes = record(b"ok1", b"1");
+    bytes.extend(record(b"", b"no key"));
+    bytes.extend(record(b"bad\xff", b"2"));
+    bytes.extend(record(b"ok2", b"3"));
+    bytes.extend(record(b"k", b"bad\xc3"));
+    bytes.extend(record(b"ok3", b""));
+    pools.set(1, &bytes);
+    deletes(&pools, &["-c"], &[("ok1", "1"), ("ok2", "3"), ("ok3", "")]);
+}
+
+#[test]
+fn delete_clean_invalid_drops_a_field_without_nul() {
+    let pools = Pools::new();
+    let mut bytes = record(b"ok", b"1");
+    let mut full = record(b"full", b"");
+    full[KEY_SIZE..].fill(b'v');
+    bytes.extend(full);
+    pools.set(1, &bytes);
+    deletes(&pools, &["--cleaninvalid"], &[("ok", "1")]);
+}
+
+#[test]
+fn delete_clean_invalid_drops_a_trailing_partial_record() {
+    let pools = Pools::new();
+    let mut bytes = pool_bytes(&[("a", "1"), ("b", "2")]);
+    bytes.extend_from_slice(b"torn");
+    pools.set(1, &bytes);
+    deletes(&pools, &["-c"], &[("a", "1"), ("b", "2")]);
+}
+
+#[test]
+fn delete_clean_invalid_with_nothing_to_clean_exits_1() {
+    let (pools, _) = five();
+    unchanged(&pools, &["-c"], 1);
+}
+
+#[test]
+fn delete_all_empties_the_pool_in_place() {
+    let (pools, _) = five();
+    deletes(&pools, &["-A"], &[]);
+    assert_eq!(std::fs::metadata(pools.file(1)).unwrap().len(), 0);
+    pools.set_records(1, &[("a", "1")]);
+    deletes(&pools, &["--all"], &[]);
+}
+
+#[test]
+fn delete_refuses_pools_other_than_1_without_force() {
+    let pools = Pools::new();
+    for (n, name) in [
+        (0u8, "in"),
+        (2, "auto"),
+        (3, "params"),
+        (4, "auto-internal"),
+    ] {
+        let before = pools.set_records(n, &[("k", "v")]);
+        for pool in [n.to_string().as_str(), name] {
+            for verb in [&["k"][..], &["-A"], &["-d"]] {
+                pools
+                    .cmd()
+                    .args(["delete", "-p", pool])
+                    .args(verb)
+                    .assert()
+                    .code(2)
+                    .stdout("")
+                    .stderr(predicate::str::contains("--force"));
+                assert_eq!(pools.bytes(n), before, "pool {n} changed");
+            }
+        }
+    }
+}
+
+#[test]
+fn delete_from_another_pool_works_with_force() {
+    let pools = Pools::new();
+    pools.set_records(3, &[("a", "1"), ("k", "v"), ("b", "2")]);
+    let inode = ino(&pools, 3);
+    pools
+        .cmd()
+        .args(["delete", "-p", "3", "--force", "k"])
+        .assert()
+        .success()
+        .stdout("");
+    assert_eq!(pools.bytes(3), pool_bytes(&[("a", "1"), ("b", "2")]));
+    assert_eq!(ino(&pools, 3), inode);
+}
+
+#[test]
+fn delete_refuses_a_misaligned_pool() {
+    let pools = Pools::new();
+    let mut bytes = pool_bytes(&[("a", "1"), ("a", "2"), ("b", "3")]);
+    bytes.extend_from_slice(b"partial");
+    pools.set(1, &bytes);
+    for args in [&["a"][..], &["-k", "b"], &["-d"]] {
+        pools
+            .cmd()
+            .arg("delete")
+            .args(args)
+            .assert()
+            .code(3)
+            .stdout("")
+            .stderr(predicate::str::contains("delete -c"));
+        assert_eq!(
+            pools.bytes(1),
+            bytes,
+            "delete {args:?} wrote a misaligned pool"
+        );
+    }
+}
+
+#[test]
+fn delete_all_refuses_a_misaligned_pool() {
+    // SPEC §2: a misaligned pool is never written except by `delete -c`.
+    let pools = Pools::new();
+    let mut bytes = pool_bytes(&[("a", "1")]);
+    bytes.extend_from_slice(b"partial");
+    pools.set(1, &bytes);
+    pools
+        .cmd()
+        .args(["delete", "-A"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::contains("delete -c"));
+    assert_eq!(pools.bytes(1), bytes);
+}
+
+#[test]
+fn delete_clean_invalid_with_a_key_on_a_misaligned_pool() {
+    let pools = Pools::new();
+    let mut bytes = pool_bytes(&[("a", "1"), ("b", "2")]);
+    bytes.extend_from_slice(b"partial");
+    pools.set(1, &bytes);
+    deletes(&pools, &["-c", "a"], &[("b", "2")]);
+}
+
+#[test]
+fn delete_accepts_noout() {
+    let (pools, _) = five();
+    deletes(
+        &pools,
+        &["-x", "a"],
+        &[("ab", "2"), ("Temp1", "3"), ("A", "4"), ("temp2", "5")],
+    );
+    deletes(
+        &pools,
+        &["--noout", "ab"],
+        &[("Temp1", "3"), ("A", "4"), ("temp2", "5")],
+    );
+}
+
+#[test]
+fn delete_a_key_that_is_not_utf8() {
+    let pools = Pools::new();
+    let mut bytes = record(b"k\xff", b"1");
+    bytes.extend(record(b"ok", b"2"));
+    pools.set(1, &bytes);
+    pools
+        .cmd()
+        .arg("delete")
+        .arg(std::ffi::OsStr::from_bytes(b"k\xff"))
+        .assert()
+        .success();
+    assert_eq!(pools.bytes(1), record(b"ok", b"2"));
+}
+
+#[test]
+fn delete_ignores_garbage_after_nul_when_matching() {
+    let pools = Pools::new();
+    let mut bytes = record_with_garbage(b"k", b"1");
+    bytes.extend(record_with_garbage(b"other", b"2"));
+    pools.set(1, &bytes);
+    pools.cmd().args(["delete", "k"]).assert().success();
+    // The record kept is moved as it was, garbage and all.
+    assert_eq!(pools.bytes(1), record_with_garbage(b"other", b"2"));
+}
+
+#[test]
+fn delete_refuses_a_pool_that_is_not_a_regular_file() {
+    let pools = Pools::new();
+    let target = pools.path().join("elsewhere");
+    let before = pool_bytes(&[("a", "1")]);
+    std::fs::write(&target, &before).unwrap();
+    std::os::unix::fs::symlink(&target, pools.file(1)).unwrap();
+    pools
+        .cmd()
+        .args(["delete", "-A"])
+        .assert()
+        .code(3)
+        .stdout("");
+    assert_eq!(std::fs::read(&target).unwrap(), before);
+
+    std::fs::remove_file(pools.file(1)).unwrap();
+    let c = std::ffi::CString::new(pools.file(1).as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    pools
+        .cmd()
+        .args(["delete", "a"])
+        .timeout(Duration::from_secs(10))
+        .assert()
+        .code(3)
+        .stdout("");
+}
+
+#[test]
+fn delete_missing_pool_dir_exits_3() {
+    let pools = Pools::new();
+    hvkvp()
+        .arg("--pool-dir")
+        .arg(pools.path().join("nope"))
+        .args(["delete", "k"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::contains("hv_kvp_daemon"));
+}
+
+#[test]
+fn delete_times_out_on_a_held_lock_and_changes_nothing() {
+    let (pools, before) = five();
+    let held = File::open(pools.file(1)).unwrap();
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_SH) }, 0);
+    pools
+        .cmd()
+        .args(["delete", "--lock-timeout", "0.3", "-A"])
+        .timeout(Duration::from_secs(10))
+        .assert()
+        .code(3)
+        .stdout("");
+    drop(held);
+    assert_eq!(pools.bytes(1), before);
+}

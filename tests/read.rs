@@ -1,0 +1,942 @@
+//! `hvkvp read`, through the real binary: what it prints, its exit status,
+//! and that it never touches the pool file.
+
+mod common;
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::process::Stdio;
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use predicates::prelude::*;
+
+/// Pool 0 with three records, the usual starting point.
+fn three() -> (Pools, Vec<u8>) {
+    let pools = Pools::new();
+    let before = pools.set_records(
+        0,
+        &[("Hostname", "vm1"), ("OSName", "Linux"), ("Host", "h")],
+    );
+    (pools, before)
+}
+
+#[test]
+fn read_without_key_prints_every_record_in_file_order() {
+    let (pools, before) = three();
+    pools
+        .cmd()
+        .arg("read")
+        .assert()
+        .success()
+        .stdout("Hostname: vm1\nOSName: Linux\nHost: h\n")
+        .stderr("");
+    assert_eq!(pools.bytes(0), before);
+}
+
+#[test]
+fn read_defaults_to_pool_0() {
+    let (pools, _) = three();
+    pools.set_records(1, &[("GuestOnly", "1")]);
+    pools
+        .cmd()
+        .arg("read")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("GuestOnly").not());
+}
+
+#[test]
+fn read_key_prints_the_value_only() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "OSName"])
+        .assert()
+        .success()
+        .stdout("Linux\n");
+}
+
+#[test]
+fn read_key_is_exact_not_a_substring() {
+    let (pools, _) = three();
+    // "Host" is a record of its own and a prefix of "Hostname": only it matches.
+    pools
+        .cmd()
+        .args(["read", "Host"])
+        .assert()
+        .success()
+        .stdout("h\n");
+    pools
+        .cmd()
+        .args(["read", "OSNam"])
+        .assert()
+        .code(1)
+        .stdout("");
+}
+
+#[test]
+fn read_key_is_case_sensitive() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "hostname"])
+        .assert()
+        .code(1)
+        .stdout("");
+}
+
+#[test]
+fn read_key_prints_the_first_of_duplicates() {
+    let pools = Pools::new();
+    pools.set_records(0, &[("k", "first"), ("other", "x"), ("k", "second")]);
+    pools
+        .cmd()
+        .args(["read", "k"])
+        .assert()
+        .success()
+        .stdout("first\n");
+}
+
+#[test]
+fn read_missing_key_exits_1_with_nothing_on_stdout() {
+    let (pools, before) = three();
+    pools
+        .cmd()
+        .args(["read", "Nope"])
+        .assert()
+        .code(1)
+        .stdout("");
+    assert_eq!(pools.bytes(0), before);
+}
+
+#[test]
+fn read_missing_key_names_the_pool_that_has_it() {
+    let (pools, _) = three();
+    pools.set_records(3, &[("VirtualMachineId", "1234")]);
+    pools
+        .cmd()
+        .args(["read", "VirtualMachineId"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "VirtualMachineId is in pool 3 (params): use -p 3",
+        ));
+}
+
+#[test]
+fn read_pattern_matches_a_substring_by_default() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "-k", "Host"])
+        .assert()
+        .success()
+        .stdout("Hostname: vm1\nHost: h\n");
+}
+
+#[test]
+fn read_pattern_m_off_matches_a_substring() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "-k", "Name", "-m", "off"])
+        .assert()
+        .success()
+        .stdout("OSName: Linux\n");
+}
+
+#[test]
+fn read_pattern_m_on_matches_the_whole_key() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "-k", "Host", "-m", "on"])
+        .assert()
+        .success()
+        .stdout("Host: h\n");
+    pools
+        .cmd()
+        .args(["read", "-k", "Hostnam", "-m", "on"])
+        .assert()
+        .code(1)
+        .stdout("");
+}
+
+#[test]
+fn read_pattern_ignorecase() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "-k", "osname", "-i"])
+        .assert()
+        .success()
+        .stdout("OSName: Linux\n");
+    pools
+        .cmd()
+        .args(["read", "-k", "osname"])
+        .assert()
+        .code(1)
+        .stdout("");
+}
+
+#[test]
+fn read_pattern_invertmatch() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "-k", "Host", "-n"])
+        .assert()
+        .success()
+        .stdout("OSName: Linux\n");
+}
+
+#[test]
+fn read_pattern_regex() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "-E", "-k", "^Host$|^OS"])
+        .assert()
+        .success()
+        .stdout("OSName: Linux\nHost: h\n");
+}
+
+#[test]
+fn read_pattern_is_literal_without_regex() {
+    let pools = Pools::new();
+    pools.set_records(0, &[("aXb", "1"), ("a.b", "2")]);
+    pools
+        .cmd()
+        .args(["read", "-k", "a.b"])
+        .assert()
+        .success()
+        .stdout("a.b: 2\n");
+    // The same pattern as a regular expression matches both.
+    pools
+        .cmd()
+        .args(["read", "-E", "-k", "a.b"])
+        .assert()
+        .success()
+        .stdout("aXb: 1\na.b: 2\n");
+}
+
+#[test]
+fn read_pattern_matching_nothing_exits_1() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "-k", "zzz"])
+        .assert()
+        .code(1)
+        .stdout("");
+}
+
+#[test]
+fn read_all_pools_prefixes_each_record_with_its_pool() {
+    let pools = Pools::new();
+    pools.set_records(0, &[("a", "1")]);
+    pools.set_records(1, &[("b", "2"), ("c", "3")]);
+    pools.set_records(3, &[("d", "4")]);
+    // Pools 2 and 4 do not exist: they are skipped, not an error.
+    pools
+        .cmd()
+        .args(["read", "-a"])
+        .assert()
+        .success()
+        .stdout("0: a: 1\n1: b: 2\n1: c: 3\n3: d: 4\n");
+}
+
+#[test]
+fn read_output_value_prints_values_only() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "-o", "value"])
+        .assert()
+        .success()
+        .stdout("vm1\nLinux\nh\n");
+}
+
+#[test]
+fn read_output_kv_with_a_key_prints_key_and_value() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "-o", "kv", "OSName"])
+        .assert()
+        .success()
+        .stdout("OSName: Linux\n");
+}
+
+#[test]
+fn read_output_json_lists_pool_index_key_and_value() {
+    let pools = Pools::new();
+    pools.set_records(3, &[("a", "1"), ("q\"uote", "back\\slash\nnew\tline\x01")]);
+    let out = pools
+        .cmd()
+        .args(["read", "-p", "3", "-o", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json = json::parse(std::str::from_utf8(&out).unwrap());
+    let expected = json::Json::Arr(vec![
+        json::obj(3, 0, "a", "1"),
+        json::obj(3, 1, "q\"uote", "back\\slash\nnew\tline\x01"),
+    ]);
+    assert_eq!(json, expected);
+}
+
+#[test]
+fn read_output_json_of_all_pools_is_one_array() {
+    let pools = Pools::new();
+    pools.set_records(0, &[("a", "1")]);
+    pools.set_records(1, &[("b", "2")]);
+    let out = pools
+        .cmd()
+        .args(["read", "-a", "-o", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json = json::parse(std::str::from_utf8(&out).unwrap());
+    let expected = json::Json::Arr(vec![json::obj(0, 0, "a", "1"), json::obj(1, 0, "b", "2")]);
+    assert_eq!(json, expected);
+}
+
+#[test]
+fn read_output_json_marks_a_field_that_is_not_utf8() {
+    let pools = Pools::new();
+    let mut bytes = record(b"good", b"ok");
+    bytes.extend(record(b"bad", b"a\xffb"));
+    pools.set(0, &bytes);
+    let out = pools
+        .cmd()
+        .args(["read", "-o", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json::Json::Arr(items) = json::parse(std::str::from_utf8(&out).unwrap()) else {
+        panic!("not an array");
+    };
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0], json::obj(0, 0, "good", "ok"));
+    // The bad value gets a marker member beside the four the clean one has.
+    let json::Json::Obj(bad) = &items[1] else {
+        panic!("not an object");
+    };
+    let extra: Vec<&str> = bad
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !["pool", "index", "key", "value"].contains(k))
+        .collect();
+    assert!(
+        extra.iter().any(|k| k.starts_with("value")),
+        "no marker for the invalid value: {bad:?}"
+    );
+    assert!(!extra.iter().any(|k| k.starts_with("key")), "{bad:?}");
+}
+
+#[test]
+fn read_null_ends_every_field_with_nul_and_keeps_raw_bytes() {
+    let pools = Pools::new();
+    let mut bytes = record(b"k\n1", b"v\x1b[31m: x");
+    bytes.extend(record(b"k2", b"\xff\xfe"));
+    pools.set(0, &bytes);
+    pools
+        .cmd()
+        .args(["read", "-0"])
+        .assert()
+        .success()
+        .stdout(b"k\n1\0v\x1b[31m: x\0k2\0\xff\xfe\0".to_vec());
+}
+
+#[test]
+fn read_null_with_a_key_prints_the_value_and_a_nul() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "-0", "OSName"])
+        .assert()
+        .success()
+        .stdout(b"Linux\0".to_vec());
+}
+
+#[test]
+fn read_null_with_output_value_prints_values_each_ending_in_nul() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "-0", "-o", "value"])
+        .assert()
+        .success()
+        .stdout(b"vm1\0Linux\0h\0".to_vec());
+}
+
+#[test]
+fn read_null_with_all_pools_gives_the_pool_as_a_field() {
+    let pools = Pools::new();
+    pools.set_records(3, &[("a", "1")]);
+    pools
+        .cmd()
+        .args(["read", "-a", "-0"])
+        .assert()
+        .success()
+        .stdout(b"3\0a\x001\0".to_vec());
+}
+
+#[test]
+fn read_quiet_prints_nothing_but_keeps_the_exit_status() {
+    let (pools, _) = three();
+    pools
+        .cmd()
+        .args(["read", "-q", "OSName"])
+        .assert()
+        .success()
+        .stdout("");
+    pools
+        .cmd()
+        .args(["-q", "read"])
+        .assert()
+        .success()
+        .stdout("");
+    pools
+        .cmd()
+        .args(["read", "--quiet", "Nope"])
+        .assert()
+        .code(1)
+        .stdout("");
+}
+
+#[test]
+fn read_pool_by_number_and_by_name() {
+    let pools = Pools::new();
+    for n in 0..5u8 {
+        pools.set_records(n, &[("k", &format!("pool{n}"))]);
+    }
+    let names = [
+        ("0", 0),
+        ("external", 0),
+        ("in", 0),
+        ("1", 1),
+        ("guest", 1),
+        ("out", 1),
+        ("2", 2),
+        ("auto", 2),
+        ("3", 3),
+        ("auto-external", 3),
+        ("params", 3),
+        ("4", 4),
+        ("auto-internal", 4),
+    ];
+    for (name, n) in names {
+        pools
+            .cmd()
+            .args(["read", "-p", name, "k"])
+            .assert()
+            .success()
+            .stdout(format!("pool{n}\n"));
+        pools
+            .cmd()
+            .args(["read", "--pool", name, "k"])
+            .assert()
+            .success()
+            .stdout(format!("pool{n}\n"));
+    }
+}
+
+#[test]
+fn read_keyset_in_out_params_are_pools_0_1_3() {
+    let pools = Pools::new();
+    for n in [0u8, 1, 3] {
+        pools.set_records(n, &[("k", &format!("pool{n}"))]);
+    }
+    for (set, n) in [("in", 0), ("out", 1), ("params", 3)] {
+        pools
+            .cmd()
+            .args(["read", "-s", set, "k"])
+            .assert()
+            .success()
+            .stdout(format!("pool{n}\n"));
+        pools
+            .cmd()
+            .args(["read", "--keyset", set, "k"])
+            .assert()
+            .success()
+            .stdout(format!("pool{n}\n"));
+    }
+}
+
+#[test]
+fn read_refuses_an_unknown_pool() {
+    let (pools, _) = three();
+    for bad in ["5", "guests", "-1"] {
+        pools
+            .cmd()
+            .args(["read", "-p", bad])
+            .assert()
+            .code(2)
+            .stdout("");
+    }
+}
+
+#[test]
+fn read_refuses_pool_and_keyset_together() {
+    let (pools, _) = three();
+    pools.set_records(3, &[("k", "v")]);
+    pools
+        .cmd()
+        .args(["read", "-p", "3", "-s", "params"])
+        .assert()
+        .code(2)
+        .stdout("");
+}
+
+#[test]
+fn global_options_are_accepted_before_or_after_the_verb() {
+    let pools = Pools::new();
+    pools.set_records(3, &[("k", "v3")]);
+    for args in [
+        ["-p", "3", "read", "k"],
+        ["read", "k", "-p", "3"],
+        ["-s", "params", "read", "k"],
+        ["read", "-s", "params", "k"],
+    ] {
+        pools.cmd().args(args).assert().success().stdout("v3\n");
+    }
+    pools
+        .cmd()
+        .args(["-q", "read", "-p", "3", "k"])
+        .assert()
+        .success()
+        .stdout("");
+}
+
+#[test]
+fn pool_dir_option_is_accepted_before_or_after_the_verb() {
+    let pools = Pools::new();
+    pools.set_records(3, &[("k", "v3")]);
+    // No HVKVP_POOL_DIR: the option alone must find the pool.
+    hvkvp()
+        .arg("--pool-dir")
+        .arg(pools.path())
+        .args(["read", "-p", "3", "k"])
+        .assert()
+        .success()
+        .stdout("v3\n");
+    hvkvp()
+        .args(["read", "-p", "3", "k", "--pool-dir"])
+        .arg(pools.path())
+        .assert()
+        .success()
+        .stdout("v3\n");
+}
+
+#[test]
+fn read_finds_the_pool_dir_from_the_environment() {
+    let (pools, _) = three();
+    hvkvp()
+        .env("HVKVP_POOL_DIR", pools.path())
+        .args(["read", "OSName"])
+        .assert()
+        .success()
+        .stdout("Linux\n");
+}
+
+#[test]
+fn pool_dir_option_wins_over_the_environment() {
+    let (pools, _) = three();
+    let other = Pools::new();
+    other.set_records(0, &[("OSName", "other")]);
+    other
+        .cmd()
+        .arg("--pool-dir")
+        .arg(pools.path())
+        .args(["read", "OSName"])
+        .assert()
+        .success()
+        .stdout("Linux\n");
+}
+
+#[test]
+fn read_missing_pool_dir_exits_3() {
+    let pools = Pools::new();
+    hvkvp()
+        .arg("--pool-dir")
+        .arg(pools.path().join("nope"))
+        .args(["read"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::starts_with("hvkvp: error:"));
+}
+
+#[test]
+fn read_ignores_garbage_after_a_fields_nul() {
+    let pools = Pools::new();
+    let mut bytes = record_with_garbage(b"Hostname", b"fedora-vm");
+    bytes.extend(record_with_garbage(b"k", b""));
+    pools.set(0, &bytes);
+    pools
+        .cmd()
+        .arg("read")
+        .assert()
+        .success()
+        .stdout("Hostname: fedora-vm\nk: \n");
+    pools
+        .cmd()
+        .args(["read", "-0"])
+        .assert()
+        .success()
+        .stdout(b"Hostname\0fedora-vm\0k\0\0".to_vec());
+    assert_eq!(pools.bytes(0), bytes);
+}
+
+#[test]
+fn read_misaligned_pool_gives_whole_records_and_a_warning() {
+    let pools = Pools::new();
+    let mut bytes = pool_bytes(&[("a", "1"), ("b", "2")]);
+    bytes.extend_from_slice(b"torn-record");
+    pools.set(0, &bytes);
+    pools
+        .cmd()
+        .arg("read")
+        .assert()
+        .success()
+        .stdout("a: 1\nb: 2\n")
+        .stderr(predicate::str::contains("warning"));
+    assert_eq!(pools.bytes(0), bytes);
+}
+
+#[test]
+fn read_prints_records_that_are_not_utf8() {
+    let pools = Pools::new();
+    let mut bytes = record(b"bad\xff", b"x\xfe");
+    bytes.extend(record(b"after", b"ok"));
+    pools.set(0, &bytes);
+    // To a pipe the bytes are exact, and the record after the bad one is there.
+    pools
+        .cmd()
+        .args(["read", "-0"])
+        .assert()
+        .success()
+        .stdout(b"bad\xff\0x\xfe\0after\0ok\0".to_vec());
+    pools
+        .cmd()
+        .args(["read", "after"])
+        .assert()
+        .success()
+        .stdout("ok\n");
+}
+
+#[test]
+fn read_never_changes_the_pool_file() {
+    let (pools, before) = three();
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    File::options()
+        .write(true)
+        .open(pools.file(0))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    for (args, code) in [
+        (vec!["read"], 0),
+        (vec!["read", "OSName"], 0),
+        (vec!["read", "Nope"], 1),
+        (vec!["read", "-a", "-o", "json"], 0),
+        (vec!["read", "-k", "Host", "-i", "-n"], 0),
+    ] {
+        pools.cmd().args(&args).assert().code(code);
+    }
+    assert_eq!(pools.bytes(0), before);
+    let meta = std::fs::metadata(pools.file(0)).unwrap();
+    assert_eq!(meta.modified().unwrap(), old);
+}
+
+#[test]
+fn read_to_a_closed_pipe_is_not_an_error() {
+    let pools = Pools::new();
+    let value = "v".repeat(1000);
+    let recs: Vec<(String, &str)> = (0..300)
+        .map(|i| (format!("k{i}"), value.as_str()))
+        .collect();
+    let recs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    pools.set_records(0, &recs);
+    // 300 kB of output: far more than a pipe holds, so the writer meets EPIPE.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
+        .env("HVKVP_POOL_DIR", pools.path())
+        .arg("read")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 4];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The read end is closed here.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(&first, b"k0: ");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn read_escapes_control_characters_on_a_terminal() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: `script` (util-linux) is not installed to give the binary a terminal");
+        return;
+    }
+    let pools = Pools::new();
+    pools.set(0, &record(b"k", b"red\x1b[31mX\xff"));
+    let bin = env!("CARGO_BIN_EXE_hvkvp");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("'{bin}' read"), "/dev/null"])
+        .env("HVKVP_POOL_DIR", pools.path())
+        .output()
+        .unwrap();
+    let shown = out.stdout;
+    assert!(
+        !shown.contains(&0x1b),
+        "raw ESC reached the terminal: {shown:?}"
+    );
+    let shown = String::from_utf8_lossy(&shown);
+    assert!(shown.contains("k: red\\x1b[31mX\\xff"), "{shown}");
+}
+
+#[test]
+fn read_waits_for_a_writers_lock_and_times_out_with_exit_3() {
+    let (pools, before) = three();
+    let held = File::open(pools.file(0)).unwrap();
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    pools
+        .cmd()
+        .args(["read", "--lock-timeout", "0.3", "OSName"])
+        .timeout(Duration::from_secs(10))
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::starts_with("hvkvp: error:"));
+    drop(held);
+    assert_eq!(pools.bytes(0), before);
+}
+
+#[test]
+fn read_shares_its_lock_with_other_readers() {
+    let (pools, _) = three();
+    let held = File::open(pools.file(0)).unwrap();
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_SH) }, 0);
+    let fl = libc::flock {
+        l_type: libc::F_RDLCK as _,
+        l_whence: libc::SEEK_SET as _,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    assert_eq!(
+        unsafe { libc::fcntl(held.as_raw_fd(), libc::F_SETLK, &fl) },
+        0
+    );
+    pools
+        .cmd()
+        .args(["read", "--lock-timeout", "0.3", "OSName"])
+        .assert()
+        .success()
+        .stdout("Linux\n");
+}
+
+#[test]
+fn read_accepts_keys_that_are_not_utf8() {
+    let pools = Pools::new();
+    pools.set(0, &record(b"k\xff", b"v"));
+    pools
+        .cmd()
+        .arg("read")
+        .arg(std::ffi::OsStr::from_bytes(b"k\xff"))
+        .assert()
+        .success()
+        .stdout("v\n");
+}
+
+/// Just enough JSON to check what `read -o json` prints is valid and exact.
+mod json {
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Json {
+        Null,
+        Bool(bool),
+        Num(f64),
+        Str(String),
+        Arr(Vec<Json>),
+        Obj(Vec<(String, Json)>),
+    }
+
+    /// `{"pool", "index", "key", "value"}` as read prints a clean record.
+    pub fn obj(pool: u8, index: usize, key: &str, value: &str) -> Json {
+        Json::Obj(vec![
+            ("pool".into(), Json::Num(pool.into())),
+            ("index".into(), Json::Num(index as f64)),
+            ("key".into(), Json::Str(key.into())),
+            ("value".into(), Json::Str(value.into())),
+        ])
+    }
+
+    /// Parse a whole document; panics with the position on invalid JSON.
+    pub fn parse(text: &str) -> Json {
+        let mut p = Parser {
+            s: text.as_bytes(),
+            at: 0,
+        };
+        let v = p.value();
+        p.ws();
+        assert_eq!(p.at, p.s.len(), "trailing text after JSON: {text}");
+        v
+    }
+
+    struct Parser<'a> {
+        s: &'a [u8],
+        at: usize,
+    }
+
+    impl Parser<'_> {
+        fn ws(&mut self) {
+            while self.at < self.s.len() && b" \t\r\n".contains(&self.s[self.at]) {
+                self.at += 1;
+            }
+        }
+
+        fn eat(&mut self, b: u8) {
+            self.ws();
+            assert_eq!(
+                self.s.get(self.at),
+                Some(&b),
+                "expected {:?} at {}",
+                b as char,
+                self.at
+            );
+            self.at += 1;
+        }
+
+        fn peek(&mut self) -> u8 {
+            self.ws();
+            *self.s.get(self.at).expect("unexpected end of JSON")
+        }
+
+        fn value(&mut self) -> Json {
+            match self.peek() {
+                b'[' => {
+                    self.eat(b'[');
+                    let mut items = Vec::new();
+                    if self.peek() != b']' {
+                        loop {
+                            items.push(self.value());
+                            if self.peek() != b',' {
+                                break;
+                            }
+                            self.eat(b',');
+                        }
+                    }
+                    self.eat(b']');
+                    Json::Arr(items)
+                }
+                b'{' => {
+                    self.eat(b'{');
+                    let mut members = Vec::new();
+                    if self.peek() != b'}' {
+                        loop {
+                            self.ws();
+                            let k = self.string();
+                            self.eat(b':');
+                            members.push((k, self.value()));
+                            if self.peek() != b',' {
+                                break;
+                            }
+                            self.eat(b',');
+                        }
+                    }
+                    self.eat(b'}');
+                    Json::Obj(members)
+                }
+                b'"' => Json::Str(self.string()),
+                b't' => self.word("true", Json::Bool(true)),
+                b'f' => self.word("false", Json::Bool(false)),
+                b'n' => self.word("null", Json::Null),
+                _ => {
+                    let start = self.at;
+                    while self.at < self.s.len() && b"+-.eE0123456789".contains(&self.s[self.at]) {
+                        self.at += 1;
+                    }
+                    let n = std::str::from_utf8(&self.s[start..self.at]).unwrap();
+                    Json::Num(n.parse().unwrap_or_else(|_| panic!("bad number {n:?}")))
+                }
+            }
+        }
+
+        fn word(&mut self, w: &str, v: Json) -> Json {
+            assert!(
+                self.s[self.at..].starts_with(w.as_bytes()),
+                "bad literal at {}",
+                self.at
+            );
+            self.at += w.len();
+            v
+        }
+
+        fn hex4(&mut self) -> u32 {
+            let h = std::str::from_utf8(&self.s[self.at..self.at + 4]).unwrap();
+            self.at += 4;
+            u32::from_str_radix(h, 16).expect("bad \\u escape")
+        }
+
+        fn string(&mut self) -> String {
+            self.eat(b'"');
+            let mut out = Vec::new();
+            loop {
+                let b = self.s[self.at];
+                self.at += 1;
+                match b {
+                    b'"' => break,
+                    b'\\' => {
+                        let e = self.s[self.at];
+                        self.at += 1;
+                        let c = match e {
+                            b'"' => '"',
+                            b'\\' => '\\',
+                            b'/' => '/',
+                            b'b' => '\u{8}',
+                            b'f' => '\u{c}',
+                            b'n' => '\n',
+                            b'r' => '\r',
+                            b't' => '\t',
+                            b'u' => {
+                                let mut u = self.hex4();
+                                if (0xD800..0xDC00).contains(&u) {
+                                    assert_eq!(&self.s[self.at..self.at + 2], b"\\u");
+                                    self.at += 2;
+                                    let lo = self.hex4();
+                                    u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                                }
+                                char::from_u32(u).expect("bad \\u escape")
+                            }
+                            _ => panic!("bad escape \\{}", e as char),
+                        };
+                        let mut tmp = [0u8; 4];
+                        out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+                    }
+                    b if b < 0x20 => panic!("raw control byte {b:#x} in a JSON string"),
+                    b => out.push(b),
+                }
+            }
+            String::from_utf8(out).expect("JSON is not UTF-8")
+        }
+    }
+}

@@ -1,0 +1,726 @@
+//! `hvkvp write`, through the real binary: the exact bytes of the pool after
+//! every write, and a byte-for-byte unchanged pool after every refusal.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::{Duration, Instant};
+
+use common::*;
+use predicates::prelude::*;
+
+/// Pool 1 with three records.
+fn three() -> (Pools, Vec<u8>) {
+    let pools = Pools::new();
+    let before = pools.set_records(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
+    (pools, before)
+}
+
+/// Run `write` with these arguments and expect exit 2, nothing on stdout,
+/// an error naming each of `says`, and pool 1 unchanged.
+fn refused(pools: &Pools, args: &[&OsStr], says: &[&str]) {
+    let before = std::fs::read(pools.file(1)).ok();
+    let mut assert = pools
+        .cmd()
+        .arg("write")
+        .args(args)
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::starts_with("hvkvp: error:"));
+    for s in says {
+        assert = assert.stderr(predicate::str::contains(*s));
+    }
+    assert_eq!(std::fs::read(pools.file(1)).ok(), before, "pool 1 changed");
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+#[test]
+fn write_appends_a_new_key_as_a_zero_filled_record() {
+    let (pools, before) = three();
+    pools
+        .cmd()
+        .args(["write", "d", "4"])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    let mut expected = before;
+    expected.extend(record(b"d", b"4"));
+    assert_eq!(pools.bytes(1), expected);
+}
+
+#[test]
+fn write_accepts_2_0_style_key_and_value_options() {
+    let (pools, before) = three();
+    pools
+        .cmd()
+        .args(["write", "-k", "d", "-v", "4"])
+        .assert()
+        .success()
+        .stdout("");
+    pools
+        .cmd()
+        .args(["write", "--key", "b", "--value", "two"])
+        .assert()
+        .success();
+    let mut expected = before;
+    expected[RECORD_SIZE..2 * RECORD_SIZE].copy_from_slice(&record(b"b", b"two"));
+    expected.extend(record(b"d", b"4"));
+    assert_eq!(pools.bytes(1), expected);
+}
+
+#[test]
+fn write_key_option_without_value_sets_an_empty_value() {
+    let (pools, before) = three();
+    pools.cmd().args(["write", "-k", "b"]).assert().success();
+    let mut expected = before;
+    expected[RECORD_SIZE..2 * RECORD_SIZE].copy_from_slice(&record(b"b", b""));
+    assert_eq!(pools.bytes(1), expected);
+}
+
+#[test]
+fn write_positional_key_without_value_is_refused() {
+    let (pools, _) = three();
+    refused(&pools, &[os("b")], &["VALUE"]);
+}
+
+#[test]
+fn write_value_dash_reads_stdin_bytes_exactly() {
+    let (pools, before) = three();
+    pools
+        .cmd()
+        .args(["write", "d", "-"])
+        .write_stdin("line 1\r\n\tline 2\n\n")
+        .assert()
+        .success()
+        .stdout("");
+    let mut expected = before;
+    expected.extend(record(b"d", b"line 1\r\n\tline 2\n\n"));
+    assert_eq!(pools.bytes(1), expected);
+}
+
+#[test]
+fn write_chomp_drops_one_trailing_newline_from_stdin() {
+    let pools = Pools::new();
+    pools
+        .cmd()
+        .args(["write", "--chomp", "k", "-"])
+        .write_stdin("v\n\n")
+        .assert()
+        .success();
+    pools
+        .cmd()
+        .args(["write", "-k", "k2", "-v", "-", "--chomp"])
+        .write_stdin("no newline")
+        .assert()
+        .success();
+    let mut expected = record(b"k", b"v\n");
+    expected.extend(record(b"k2", b"no newline"));
+    assert_eq!(pools.bytes(1), expected);
+}
+
+#[test]
+fn write_value_starting_with_a_dash_after_double_dash() {
+    let pools = Pools::new();
+    pools
+        .cmd()
+        .args(["write", "--", "Offset", "-5"])
+        .assert()
+        .success();
+    assert_eq!(pools.bytes(1), record(b"Offset", b"-5"));
+}
+
+#[test]
+fn write_updates_an_existing_key_in_place() {
+    let (pools, before) = three();
+    let ino = std::fs::metadata(pools.file(1)).unwrap().ino();
+    pools
+        .cmd()
+        .args(["write", "b", "two"])
+        .assert()
+        .success()
+        .stdout("");
+    let after = pools.bytes(1);
+    assert_eq!(after.len(), before.len());
+    assert_eq!(after[..RECORD_SIZE], before[..RECORD_SIZE]);
+    assert_eq!(
+        after[RECORD_SIZE..2 * RECORD_SIZE],
+        record(b"b", b"two")[..]
+    );
+    assert_eq!(after[2 * RECORD_SIZE..], before[2 * RECORD_SIZE..]);
+    assert_eq!(std::fs::metadata(pools.file(1)).unwrap().ino(), ino);
+}
+
+#[test]
+fn write_update_zero_fills_a_record_that_had_garbage() {
+    let pools = Pools::new();
+    let mut before = record_with_garbage(b"a", b"1");
+    before.extend(record_with_garbage(b"Hostname", b"a-long-old-value"));
+    before.extend(record_with_garbage(b"c", b"3"));
+    pools.set(1, &before);
+    pools
+        .cmd()
+        .args(["write", "Hostname", "new"])
+        .assert()
+        .success();
+    let mut expected = before;
+    expected[RECORD_SIZE..2 * RECORD_SIZE].copy_from_slice(&record(b"Hostname", b"new"));
+    assert_eq!(pools.bytes(1), expected);
+}
+
+#[test]
+fn write_removes_later_duplicates_keeping_the_order_of_the_rest() {
+    let pools = Pools::new();
+    pools.set_records(
+        1,
+        &[
+            ("a", "1"),
+            ("k", "x"),
+            ("b", "2"),
+            ("k", "y"),
+            ("c", "3"),
+            ("k", "z"),
+        ],
+    );
+    pools.cmd().args(["write", "k", "new"]).assert().success();
+    assert_eq!(
+        pools.bytes(1),
+        pool_bytes(&[("a", "1"), ("k", "new"), ("b", "2"), ("c", "3")])
+    );
+}
+
+#[test]
+fn write_same_value_again_collapses_duplicates() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("k", "v"), ("a", "1"), ("k", "old")]);
+    pools.cmd().args(["write", "k", "v"]).assert().success();
+    assert_eq!(pools.bytes(1), pool_bytes(&[("k", "v"), ("a", "1")]));
+}
+
+#[test]
+fn write_ignorecase_updates_keeping_the_stored_spelling() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("a", "1"), ("GuestStatus", "booting")]);
+    pools
+        .cmd()
+        .args(["write", "-i", "gueststatus", "done"])
+        .assert()
+        .success();
+    assert_eq!(
+        pools.bytes(1),
+        pool_bytes(&[("a", "1"), ("GuestStatus", "done")])
+    );
+}
+
+#[test]
+fn write_ignorecase_appends_when_no_key_matches() {
+    let pools = Pools::new();
+    let before = pools.set_records(1, &[("a", "1")]);
+    pools
+        .cmd()
+        .args(["write", "-i", "NewKey", "v"])
+        .assert()
+        .success();
+    let mut expected = before;
+    expected.extend(record(b"NewKey", b"v"));
+    assert_eq!(pools.bytes(1), expected);
+}
+
+#[test]
+fn write_without_ignorecase_treats_another_case_as_another_key() {
+    let pools = Pools::new();
+    let before = pools.set_records(1, &[("GuestStatus", "booting")]);
+    pools
+        .cmd()
+        .args(["write", "gueststatus", "done"])
+        .assert()
+        .success();
+    let mut expected = before;
+    expected.extend(record(b"gueststatus", b"done"));
+    assert_eq!(pools.bytes(1), expected);
+}
+
+#[test]
+fn write_accepts_noout_and_quiet() {
+    let (pools, before) = three();
+    pools
+        .cmd()
+        .args(["write", "-x", "d", "4"])
+        .assert()
+        .success()
+        .stdout("");
+    pools
+        .cmd()
+        .args(["-q", "write", "--noout", "e", "5"])
+        .assert()
+        .success()
+        .stdout("");
+    let mut expected = before;
+    expected.extend(record(b"d", b"4"));
+    expected.extend(record(b"e", b"5"));
+    assert_eq!(pools.bytes(1), expected);
+}
+
+#[test]
+fn write_refuses_exactmatch_off() {
+    let (pools, _) = three();
+    refused(
+        &pools,
+        &[os("-m"), os("off"), os("-k"), os("a"), os("-v"), os("x")],
+        &[],
+    );
+}
+
+#[test]
+fn write_refuses_an_empty_key() {
+    let (pools, _) = three();
+    refused(&pools, &[os(""), os("v")], &["empty"]);
+    refused(&pools, &[os("-k"), os(""), os("-v"), os("v")], &["empty"]);
+}
+
+#[test]
+fn write_refuses_key_over_511_bytes_even_with_force() {
+    let (pools, _) = three();
+    let key = "k".repeat(512);
+    refused(&pools, &[os(&key), os("v")], &["512", "511"]);
+    refused(&pools, &[os("--force"), os(&key), os("v")], &["512", "511"]);
+}
+
+#[test]
+fn write_refuses_key_over_254_utf16_units() {
+    let (pools, _) = three();
+    refused(&pools, &[os(&"k".repeat(255)), os("v")], &["255", "254"]);
+    // 127 emoji (2 units each) and one letter: 255 units in only 509 bytes.
+    let key = format!("{}x", "\u{1F600}".repeat(127));
+    assert_eq!(key.len(), 509);
+    refused(&pools, &[os(&key), os("v")], &["255", "254"]);
+}
+
+#[test]
+fn write_refuses_value_over_2047_bytes_even_with_force() {
+    let (pools, _) = three();
+    let value = "v".repeat(2048);
+    refused(
+        &pools,
+        &[os("--force"), os("k"), os(&value)],
+        &["2048", "2047"],
+    );
+}
+
+#[test]
+fn write_refuses_value_over_host_limit() {
+    let (pools, _) = three();
+    refused(&pools, &[os("k"), os(&"v".repeat(1023))], &["1023", "1022"]);
+    // 512 emoji are 1024 units in 2048 bytes: the unit limit is what is
+    // passed first with 511 emoji + "ab" (1024 units, 2046 bytes).
+    let value = format!("{}ab", "\u{1F600}".repeat(511));
+    assert_eq!(value.len(), 2046);
+    refused(&pools, &[os("k"), os(&value)], &["1024", "1022"]);
+}
+
+#[test]
+fn write_refuses_key_that_is_not_utf8() {
+    let (pools, _) = three();
+    refused(&pools, &[OsStr::from_bytes(b"k\xff"), os("v")], &["UTF-8"]);
+    refused(
+        &pools,
+        &[os("--force"), OsStr::from_bytes(b"k\xff"), os("v")],
+        &["UTF-8"],
+    );
+}
+
+#[test]
+fn write_refuses_value_that_is_not_utf8() {
+    let (pools, _) = three();
+    refused(
+        &pools,
+        &[os("k"), OsStr::from_bytes(b"\xc3\x28")],
+        &["UTF-8"],
+    );
+}
+
+#[test]
+fn write_refuses_invalid_utf8_on_stdin() {
+    let (pools, before) = three();
+    pools
+        .cmd()
+        .args(["write", "k", "-"])
+        .write_stdin(b"ok\xffno".to_vec())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("UTF-8"));
+    assert_eq!(pools.bytes(1), before);
+}
+
+#[test]
+fn write_refuses_nul_in_a_stdin_value() {
+    let (pools, before) = three();
+    pools
+        .cmd()
+        .args(["write", "k", "-"])
+        .write_stdin(b"before\0after".to_vec())
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("NUL"));
+    assert_eq!(pools.bytes(1), before);
+}
+
+#[test]
+fn write_refuses_a_stdin_value_over_2047_bytes() {
+    let (pools, before) = three();
+    pools
+        .cmd()
+        .args(["write", "--force", "k", "-"])
+        .write_stdin("v".repeat(5000))
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("2047"));
+    assert_eq!(pools.bytes(1), before);
+}
+
+#[test]
+fn write_refusal_does_not_create_a_missing_pool_file() {
+    let pools = Pools::new();
+    refused(&pools, &[os(""), os("v")], &[]);
+    refused(&pools, &[os("k"), os(&"v".repeat(1023))], &[]);
+    refused(&pools, &[os("-p"), os("0"), os("k"), os("v")], &[]);
+    assert!(!pools.file(1).exists());
+    assert!(!pools.file(0).exists());
+}
+
+#[test]
+fn write_at_the_host_limits_succeeds() {
+    let pools = Pools::new();
+    let key = "\u{1F600}".repeat(127); // 254 units, 508 bytes
+    let value = "\u{e9}".repeat(1022); // 1022 units, 2044 bytes
+    pools.cmd().args(["write", &key, &value]).assert().success();
+    let ascii_key = "k".repeat(254);
+    let ascii_value = "v".repeat(1022);
+    pools
+        .cmd()
+        .args(["write", &ascii_key, &ascii_value])
+        .assert()
+        .success();
+    let mut expected = record(key.as_bytes(), value.as_bytes());
+    expected.extend(record(ascii_key.as_bytes(), ascii_value.as_bytes()));
+    assert_eq!(pools.bytes(1), expected);
+}
+
+#[test]
+fn write_force_lifts_the_utf16_limits_up_to_the_field_sizes() {
+    let pools = Pools::new();
+    let key = "k".repeat(511);
+    let value = "v".repeat(2047);
+    pools
+        .cmd()
+        .args(["write", "--force", &key, &value])
+        .assert()
+        .success()
+        .stdout("");
+    let emoji_key = format!("{}x", "\u{1F600}".repeat(127));
+    pools
+        .cmd()
+        .args(["write", "--force", &emoji_key, "v"])
+        .assert()
+        .success();
+    let mut expected = record(key.as_bytes(), value.as_bytes());
+    expected.extend(record(emoji_key.as_bytes(), b"v"));
+    assert_eq!(pools.bytes(1), expected);
+    // Each field still ends with its NUL.
+    assert_eq!(expected[511], 0);
+    assert_eq!(expected[RECORD_SIZE - 1], 0);
+}
+
+#[test]
+fn write_refuses_pools_other_than_1_without_force() {
+    let pools = Pools::new();
+    for (n, name) in [
+        (0u8, "external"),
+        (2, "auto"),
+        (3, "params"),
+        (4, "auto-internal"),
+    ] {
+        let before = pools.set_records(n, &[("k", "old")]);
+        for pool in [n.to_string().as_str(), name] {
+            pools
+                .cmd()
+                .args(["write", "-p", pool, "k", "new"])
+                .assert()
+                .code(2)
+                .stdout("")
+                .stderr(predicate::str::contains("--force"));
+            assert_eq!(pools.bytes(n), before, "pool {n} changed");
+        }
+    }
+    pools
+        .cmd()
+        .args(["write", "-s", "params", "k", "new"])
+        .assert()
+        .code(2);
+    assert!(!pools.file(1).exists());
+}
+
+#[test]
+fn write_to_another_pool_works_with_force() {
+    let pools = Pools::new();
+    let before = pools.set_records(3, &[("k", "old"), ("x", "1")]);
+    pools
+        .cmd()
+        .args(["write", "-p", "3", "--force", "k", "new"])
+        .assert()
+        .success();
+    let mut expected = before;
+    expected[..RECORD_SIZE].copy_from_slice(&record(b"k", b"new"));
+    assert_eq!(pools.bytes(3), expected);
+    pools
+        .cmd()
+        .args(["write", "-p", "0", "--force", "j", "v"])
+        .assert()
+        .success();
+    assert_eq!(pools.bytes(0), record(b"j", b"v"));
+}
+
+#[test]
+fn write_explicit_pool_1_needs_no_force() {
+    let pools = Pools::new();
+    for pool in ["1", "guest", "out"] {
+        pools
+            .cmd()
+            .args(["write", "-p", pool, "k", pool])
+            .assert()
+            .success();
+        assert_eq!(pools.bytes(1), record(b"k", pool.as_bytes()));
+    }
+    pools
+        .cmd()
+        .args(["write", "-s", "out", "k", "s"])
+        .assert()
+        .success();
+    assert_eq!(pools.bytes(1), record(b"k", b"s"));
+}
+
+#[test]
+fn write_missing_pool_dir_exits_3_naming_the_daemon() {
+    let pools = Pools::new();
+    let dir = pools.path().join("no-such-dir");
+    hvkvp()
+        .arg("--pool-dir")
+        .arg(&dir)
+        .args(["write", "k", "v"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::starts_with("hvkvp: error:"))
+        .stderr(predicate::str::contains("hv_kvp_daemon"));
+    assert!(!dir.exists());
+}
+
+#[test]
+fn write_creates_a_missing_pool_file_with_mode_0644() {
+    let pools = Pools::new();
+    pools.cmd().args(["write", "k", "v"]).assert().success();
+    assert_eq!(pools.bytes(1), record(b"k", b"v"));
+    let mode = std::fs::metadata(pools.file(1))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o644);
+}
+
+#[test]
+fn write_creates_the_pool_with_mode_0644_even_under_umask_077() {
+    let pools = Pools::new();
+    assert_cmd::Command::new("sh")
+        .args(["-c", "umask 077; exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_hvkvp"))
+        .args(["write", "k", "v"])
+        .env("HVKVP_POOL_DIR", pools.path())
+        .assert()
+        .success();
+    assert_eq!(pools.bytes(1), record(b"k", b"v"));
+    let mode = std::fs::metadata(pools.file(1))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o644, "mode is {:o}", mode & 0o7777);
+}
+
+#[test]
+fn write_refuses_a_misaligned_pool() {
+    let pools = Pools::new();
+    let mut before = pool_bytes(&[("a", "1"), ("b", "2")]);
+    before.extend_from_slice(b"partial");
+    pools.set(1, &before);
+    // Neither an append nor an update in place is allowed.
+    for (k, v) in [("new", "x"), ("a", "changed")] {
+        pools
+            .cmd()
+            .args(["write", k, v])
+            .assert()
+            .code(3)
+            .stdout("")
+            .stderr(predicate::str::contains("delete -c"));
+        assert_eq!(pools.bytes(1), before);
+    }
+}
+
+#[test]
+fn write_refuses_a_pool_that_is_a_symlink() {
+    let pools = Pools::new();
+    let target = pools.path().join("elsewhere");
+    let before = pool_bytes(&[("a", "1")]);
+    std::fs::write(&target, &before).unwrap();
+    std::os::unix::fs::symlink(&target, pools.file(1)).unwrap();
+    pools
+        .cmd()
+        .args(["write", "a", "2"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::starts_with("hvkvp: error:"));
+    assert_eq!(std::fs::read(&target).unwrap(), before);
+    let meta = std::fs::symlink_metadata(pools.file(1)).unwrap();
+    assert!(meta.file_type().is_symlink());
+}
+
+#[test]
+fn write_refuses_a_dangling_symlink_without_creating_its_target() {
+    let pools = Pools::new();
+    let target = pools.path().join("not-yet");
+    std::os::unix::fs::symlink(&target, pools.file(1)).unwrap();
+    pools.cmd().args(["write", "a", "2"]).assert().code(3);
+    assert!(!target.exists());
+}
+
+#[test]
+fn write_refuses_a_pool_that_is_a_directory() {
+    let pools = Pools::new();
+    std::fs::create_dir(pools.file(1)).unwrap();
+    pools
+        .cmd()
+        .args(["write", "a", "2"])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::starts_with("hvkvp: error:"));
+    assert!(pools.file(1).is_dir());
+    assert_eq!(std::fs::read_dir(pools.file(1)).unwrap().count(), 0);
+}
+
+#[test]
+fn write_refuses_a_pool_that_is_a_fifo_without_hanging() {
+    let pools = Pools::new();
+    make_fifo(&pools.file(1));
+    pools
+        .cmd()
+        .args(["write", "a", "2"])
+        .timeout(Duration::from_secs(10))
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::starts_with("hvkvp: error:"));
+}
+
+#[test]
+fn write_never_replaces_the_pool_file() {
+    let (pools, _) = three();
+    let ino = std::fs::metadata(pools.file(1)).unwrap().ino();
+    pools.cmd().args(["write", "d", "4"]).assert().success();
+    pools.cmd().args(["write", "a", "one"]).assert().success();
+    pools.set_records(1, &[("k", "1"), ("k", "2")]);
+    pools.cmd().args(["write", "k", "3"]).assert().success();
+    assert_eq!(std::fs::metadata(pools.file(1)).unwrap().ino(), ino);
+    assert_eq!(pools.bytes(1), record(b"k", b"3"));
+}
+
+#[test]
+fn write_times_out_on_a_flock_and_changes_nothing() {
+    let (pools, before) = three();
+    let held = File::open(pools.file(1)).unwrap();
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_SH) }, 0);
+    let start = Instant::now();
+    pools
+        .cmd()
+        .args(["write", "--lock-timeout", "0.5", "d", "4"])
+        .timeout(Duration::from_secs(10))
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::starts_with("hvkvp: error:"));
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "did not wait"
+    );
+    drop(held);
+    assert_eq!(pools.bytes(1), before);
+}
+
+#[test]
+fn write_times_out_on_the_daemons_posix_lock_naming_its_pid() {
+    let (pools, before) = three();
+    let held = File::options()
+        .read(true)
+        .write(true)
+        .open(pools.file(1))
+        .unwrap();
+    // What hv_kvp_daemon takes: F_WRLCK over the whole file.
+    let fl = libc::flock {
+        l_type: libc::F_WRLCK as _,
+        l_whence: libc::SEEK_SET as _,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    assert_eq!(
+        unsafe { libc::fcntl(held.as_raw_fd(), libc::F_SETLK, &fl) },
+        0
+    );
+    pools
+        .cmd()
+        .args(["--lock-timeout", "0.3", "write", "d", "4"])
+        .timeout(Duration::from_secs(10))
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::contains(std::process::id().to_string()));
+    drop(held);
+    assert_eq!(pools.bytes(1), before);
+}
+
+#[test]
+fn write_waits_for_a_lock_and_then_writes() {
+    let (pools, before) = three();
+    let held = File::open(pools.file(1)).unwrap();
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
+        .env("HVKVP_POOL_DIR", pools.path())
+        .args(["write", "--lock-timeout", "20", "d", "4"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(pools.bytes(1), before, "wrote while the lock was held");
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    let mut expected = before;
+    expected.extend(record(b"d", b"4"));
+    assert_eq!(pools.bytes(1), expected);
+}
+
+fn make_fifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+}
