@@ -48,6 +48,12 @@ Examples:
   hvkvp delete -c                         drop records the host cannot read
   hvkvp delete -A                         empty pool 1";
 
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  hvkvp check                             every pool that exists
+  hvkvp check -p 1                        only the guest pool
+  hvkvp check -o json                     for monitoring: one JSON object per pool";
+
 /// Read, write and delete Hyper-V Key-Value Pair (KVP) records.
 ///
 /// hvkvp works on the pool files the Hyper-V KVP daemon (hv_kvp_daemon)
@@ -79,7 +85,8 @@ pub struct Global {
     pub pool_dir: PathBuf,
 
     /// Pool: 0-4, or external/in, guest/out, auto, auto-external/params,
-    /// auto-internal. Default: 0 for read, 1 for write and delete.
+    /// auto-internal. Default: 0 for read, 1 for write and delete, every
+    /// pool for check.
     #[arg(short = 'p', long, value_name = "POOL", value_parser = parse_pool, global = true)]
     pub pool: Option<PoolId>,
 
@@ -142,6 +149,12 @@ pub enum Command {
     /// Delete records from pool 1.
     #[command(after_help = DELETE_EXAMPLES)]
     Delete(DeleteArgs),
+    /// Report what is wrong with the pool files (exit 1 if anything is).
+    #[command(after_help = CHECK_EXAMPLES)]
+    Check(CheckArgs),
+    /// Print the man page or a shell completion script.
+    #[command(hide = true)]
+    Generate(GenerateArgs),
 }
 
 /// How -k is matched (shared by read and delete).
@@ -197,6 +210,24 @@ pub struct ReadArgs {
     /// Accepted for hvkvp 2.0 scripts; same as --quiet.
     #[arg(short = 'x', long = "noout", hide = true)]
     pub noout: bool,
+
+    /// With KEY: if it is absent, wait until it appears (at most SECS
+    /// seconds; default: for ever), then print it. Exit 1 on timeout.
+    #[arg(
+        long,
+        value_name = "SECS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "inf",
+        value_parser = parse_wait,
+        requires = "key"
+    )]
+    pub wait: Option<Option<Duration>>,
+
+    /// With KEY: if it is absent, put KEY.0, KEY.1, … back together (the
+    /// chunks `write --split` and Ignition write).
+    #[arg(long, requires = "key")]
+    pub join: bool,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +274,25 @@ pub struct WriteArgs {
     /// Accepted for hvkvp 2.0 scripts (write prints nothing anyway).
     #[arg(short = 'x', long = "noout")]
     pub noout: bool,
+
+    /// A value over the host's limits is written as chunks KEY.0, KEY.1, …
+    /// each within them; chunks left from an older value are removed.
+    #[arg(long)]
+    pub split: bool,
+
+    /// Write many pairs under one lock: KEY=VALUE lines, the JSON that
+    /// `read -o json` prints, or with -0 the pairs `read -0` prints.
+    /// FILE `-` is stdin.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["key", "value", "key_opt", "value_opt", "split"]
+    )]
+    pub batch: Option<PathBuf>,
+
+    /// With --batch: the input is NUL-separated key, value, key, value…
+    #[arg(short = '0', long = "null", requires = "batch")]
+    pub null: bool,
 }
 
 #[derive(Debug, Args)]
@@ -276,6 +326,16 @@ pub struct DeleteArgs {
     )]
     pub all: bool,
 
+    /// With -A: only if the pool was last written before this boot (what
+    /// cloud-init does to pool 1 at boot, but under both locks). Exit 1 if
+    /// it was not.
+    #[arg(
+        long,
+        requires = "all",
+        conflicts_with_all = ["key", "pattern", "clean_duplicates", "clean_invalid"]
+    )]
+    pub if_stale: bool,
+
     /// Delete from a pool other than 1.
     #[arg(long)]
     pub force: bool,
@@ -283,6 +343,48 @@ pub struct DeleteArgs {
     /// Accepted for hvkvp 2.0 scripts (delete prints nothing anyway).
     #[arg(short = 'x', long = "noout")]
     pub noout: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Check every pool file that exists (the default without -p or -s).
+    #[arg(short = 'a', long = "all-pools", conflicts_with_all = ["pool", "keyset"])]
+    pub all_pools: bool,
+
+    /// Output: text (a report for people) or json (one object per pool).
+    #[arg(short = 'o', long, value_name = "FORMAT", default_value = "text")]
+    pub output: CheckFormat,
+}
+
+/// `check -o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to print.
+    #[arg(value_name = "WHAT")]
+    pub what: Generated,
+}
+
+/// `hvkvp generate WHAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generated {
+    /// The man page, roff.
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+fn parse_wait(s: &str) -> Result<Duration, String> {
+    if s == "inf" {
+        return Ok(Duration::MAX);
+    }
+    parse_secs(s)
 }
 
 fn parse_pool(s: &str) -> Result<PoolId, String> {

@@ -5,6 +5,7 @@
 //! [`lock`], [`map`]) → [`output`]. Commands never touch the file's bytes;
 //! the pool never prints.
 
+pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod error;
@@ -14,6 +15,8 @@ pub mod matcher;
 pub mod output;
 pub mod pool;
 pub mod record;
+pub mod stale;
+pub mod watch;
 
 pub use error::{Error, Exit};
 

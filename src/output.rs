@@ -26,6 +26,9 @@ pub enum Format {
     Value,
     /// One JSON array of {"pool", "index", "key", "value"} objects.
     Json,
+    /// One JSON object keyed by name, {"key": "value", …}; of duplicates,
+    /// the last (the one the host keeps). With -a, one object per pool.
+    Object,
 }
 
 /// Everything that decides the shape of the output.
@@ -42,8 +45,10 @@ pub struct Style {
 
 /// Write `entries` to `out` in `style`.
 pub fn write_entries(out: &mut impl Write, entries: &[Entry], style: &Style) -> io::Result<()> {
-    if style.format == Format::Json {
-        return write_json(out, entries, style.escape);
+    match style.format {
+        Format::Json => return write_json(out, entries, style.escape),
+        Format::Object => return write_object(out, entries, style),
+        Format::Kv | Format::Value => {}
     }
     let mut buf = Vec::with_capacity(4096);
     for e in entries {
@@ -145,6 +150,46 @@ fn write_json(out: &mut impl Write, entries: &[Entry], escape_it: bool) -> io::R
         out.write_all(&buf)?;
     }
     out.write_all(if entries.is_empty() { b"]\n" } else { b"\n]\n" })
+}
+
+/// `{"key": "value", …}`, keys in order of first appearance, each with the
+/// value of its last record (the one the host keeps); with `show_pool`, an
+/// object of such objects keyed by pool number. Text that is not UTF-8 has
+/// U+FFFD in place of the bad bytes: use `-o json` for exact bytes.
+fn write_object(out: &mut impl Write, entries: &[Entry], style: &Style) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut pools: Vec<u8> = entries.iter().map(|e| e.pool).collect();
+    pools.dedup();
+    if style.show_pool {
+        buf.push(b'{');
+    }
+    for (n, pool) in pools.iter().enumerate() {
+        if style.show_pool {
+            let _ = write!(buf, "{}\n\"{pool}\":", if n > 0 { "," } else { "" });
+        }
+        let mut order: Vec<&[u8]> = Vec::new();
+        let mut last: std::collections::HashMap<&[u8], &[u8]> = std::collections::HashMap::new();
+        for e in entries.iter().filter(|e| e.pool == *pool) {
+            if last.insert(&e.key, &e.value).is_none() {
+                order.push(&e.key);
+            }
+        }
+        buf.push(b'{');
+        for (i, k) in order.iter().enumerate() {
+            buf.extend_from_slice(if i > 0 { b",\n" } else { b"\n" });
+            json_string(&mut buf, &String::from_utf8_lossy(k), style.escape);
+            buf.push(b':');
+            json_string(&mut buf, &String::from_utf8_lossy(last[k]), style.escape);
+        }
+        buf.extend_from_slice(if order.is_empty() { b"}" } else { b"\n}" });
+        out.write_all(&buf)?;
+        buf.clear();
+    }
+    if style.show_pool {
+        buf.extend_from_slice(b"\n}");
+    }
+    buf.push(b'\n');
+    out.write_all(&buf)
 }
 
 /// `"name":"text"`; a field that is not UTF-8 is shown with U+FFFD in place

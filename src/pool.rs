@@ -209,6 +209,15 @@ impl Pool {
             .map_err(|e| Error::io(&self.path, "reading the pool file's mode", e))
     }
 
+    /// When the file was last written (its mtime), read from the locked
+    /// descriptor.
+    pub fn modified(&self) -> Result<std::time::SystemTime, Error> {
+        self.file
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_err(|e| Error::io(&self.path, "reading the pool file's modification time", e))
+    }
+
     fn data(&self) -> &[u8] {
         self.map.as_ref().map(Map::bytes).unwrap_or(&[])
     }
@@ -298,6 +307,28 @@ impl Pool {
         }
         self.size += RECORD_SIZE as u64;
         self.map = None; // the map no longer covers the file; refresh before reading
+        self.refresh()
+    }
+
+    /// Add `recs` after the last whole record, one write per record. If a
+    /// write fails (disk full, file size limit), the file is cut back to
+    /// what it was before the first of them.
+    pub fn append_all(&mut self, recs: &[Box<[u8; RECORD_SIZE]>]) -> Result<(), Error> {
+        if recs.is_empty() {
+            return Ok(());
+        }
+        self.require_aligned()?;
+        let start = self.size;
+        let mut at = start;
+        for rec in recs {
+            if let Err(e) = self.file.write_all_at(&rec[..], at) {
+                let _ = self.file.set_len(start);
+                let _ = self.refresh();
+                return Err(Error::io(&self.path, "appending a record", e));
+            }
+            at += RECORD_SIZE as u64;
+        }
+        self.size = at;
         self.refresh()
     }
 

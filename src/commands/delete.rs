@@ -10,6 +10,7 @@ use crate::error::{Error, Exit};
 use crate::matcher::{fold, MatchOptions, Matcher};
 use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record;
+use crate::stale;
 
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Exit> {
     let target = if let Some(k) = &a.key {
@@ -30,6 +31,15 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Ex
     } else {
         None
     };
+    // clap's `requires = "all"` lets this through when an argument that
+    // conflicts with -A is present (`delete KEY --if-stale`): a KEY must
+    // not be deleted unconditionally by a user who asked for a condition.
+    if a.if_stale && !a.all {
+        return Err(Error::Input(
+            "--if-stale goes with -A (empty the pool if it was written before this boot)".into(),
+        )
+        .into());
+    }
     if target.is_none() && !a.clean_duplicates && !a.clean_invalid && !a.all {
         return Err(Error::Input(
             "nothing to delete: give a KEY, -k PATTERN, -d (duplicates), -c (invalid records) \
@@ -39,12 +49,28 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Ex
         .into());
     }
     let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
+    // The boot time first: when it cannot be read, nothing is opened.
+    let boot = if a.if_stale {
+        Some(stale::boot_time()?)
+    } else {
+        None
+    };
 
     let mut p = Pool::open(&ctx.dir, id, Access::Write, ctx.timeout)?;
     if !a.clean_invalid {
         p.require_aligned()?;
     }
     if a.all {
+        // Decided under the exclusive locks: a write that lands before them
+        // makes the pool fresh, and it is kept.
+        if let Some(boot) = boot {
+            if !stale::is_stale(p.modified()?, boot) {
+                tell_no_match(&format!(
+                    "pool {id} was written after this boot: left alone"
+                ));
+                return Ok(Exit::NoMatch);
+            }
+        }
         p.clear()?;
         return Ok(Exit::Success);
     }

@@ -1,6 +1,8 @@
 //! One module per verb. A command decides what to do; the pool does it.
 
+pub mod check;
 pub mod delete;
+pub mod generate;
 pub mod read;
 pub mod write;
 
@@ -33,6 +35,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Read(a) => read::run(&ctx, pool, a),
         Command::Write(a) => write::run(&ctx, pool, a),
         Command::Delete(a) => delete::run(&ctx, pool, a),
+        Command::Check(a) => check::run(&ctx, pool, a),
+        Command::Generate(a) => generate::run(a),
     }
 }
 

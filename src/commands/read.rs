@@ -4,15 +4,16 @@
 //! after 30 s.
 
 use std::io::{BufWriter, IsTerminal, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cli::{OnOff, ReadArgs};
-use crate::commands::{os_bytes, show_key, tell_no_match, warn_if_misaligned, Ctx};
+use crate::commands::{os_bytes, say, show_key, tell_no_match, warn, warn_if_misaligned, Ctx};
 use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
 use crate::output::{self, Entry, Format, Style};
 use crate::pool::{Access, Pool, PoolId};
 use crate::record;
+use crate::watch::Watch;
 
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit> {
     let quiet = ctx.quiet || a.noout;
@@ -36,8 +37,10 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
         (Matcher::all(), Format::Kv, false)
     };
     let format = a.output.unwrap_or(format);
-    if a.null && format == Format::Json {
-        return Err(Error::Input("-0 and -o json do not go together: pick one".into()).into());
+    if a.null && matches!(format, Format::Json | Format::Object) {
+        return Err(
+            Error::Input("-0 and -o json/object do not go together: pick one".into()).into(),
+        );
     }
 
     let pools = if a.all_pools {
@@ -45,24 +48,42 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
     } else {
         vec![pool.unwrap_or(PoolId::EXTERNAL)]
     };
-    let mut entries = Vec::new();
-    for id in &pools {
-        collect(
-            ctx,
-            *id,
-            &matcher,
-            first_only,
-            &mut entries,
-            ctx.timeout,
-            true,
-        )?;
-    }
+    let join = a.join.then(|| a.key.as_deref().map(os_bytes)).flatten();
+
+    let entries = match a.wait {
+        Some(limit) => {
+            let key = a.key.as_deref().map(os_bytes).unwrap_or_default();
+            match wait_for(ctx, &pools, &matcher, join, limit)? {
+                Some(found) => found,
+                None => {
+                    tell_no_match(&format!("{}: timed out waiting for it", show_key(key)));
+                    return Ok(Exit::NoMatch);
+                }
+            }
+        }
+        None => {
+            let mut entries = Vec::new();
+            for id in &pools {
+                collect(
+                    ctx,
+                    *id,
+                    &matcher,
+                    first_only,
+                    join,
+                    &mut entries,
+                    ctx.timeout,
+                    true,
+                )?;
+            }
+            entries
+        }
+    };
 
     if entries.is_empty() {
         if let (Some(k), false) = (&a.key, a.all_pools) {
             let id = pools[0];
             match elsewhere(ctx, id, &matcher) {
-                Some(other) => crate::commands::say(&format!(
+                Some(other) => say(&format!(
                     "{} is in pool {other}: use -p {}",
                     show_key(os_bytes(k)),
                     other.number()
@@ -106,18 +127,66 @@ fn existing_pools(ctx: &Ctx) -> Result<Vec<PoolId>, Error> {
         .collect())
 }
 
-/// Copy the matching records of one pool into `out`.
+/// `--wait`: look, and until the key is there, sleep until a pool file
+/// changes. The watch is set up before the first look, so a write that
+/// lands between the look and the sleep still wakes us. A pool file that
+/// does not exist yet is a key not there yet.
+fn wait_for(
+    ctx: &Ctx,
+    pools: &[PoolId],
+    matcher: &Matcher,
+    join: Option<&[u8]>,
+    limit: Option<Duration>,
+) -> Result<Option<Vec<Entry>>, Error> {
+    let names = pools.iter().map(|id| id.file_name().into()).collect();
+    let watch = Watch::new(&ctx.dir, names).map_err(|_| Error::NoPoolDir {
+        dir: ctx.dir.clone(),
+    })?;
+    let deadline = limit.and_then(|l| Instant::now().checked_add(l));
+    let mut warned = false;
+    loop {
+        let mut found = Vec::new();
+        for id in pools {
+            match collect(
+                ctx,
+                *id,
+                matcher,
+                true,
+                join,
+                &mut found,
+                ctx.timeout,
+                !warned,
+            ) {
+                Ok(()) | Err(Error::NoPoolFile { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        warned = true;
+        if !found.is_empty() {
+            return Ok(Some(found));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+        watch.wait(deadline);
+    }
+}
+
+/// Copy the matching records of one pool into `out`. With `join`, a key
+/// that is absent is put back together from its chunks `KEY.0`, `KEY.1`, …
+#[allow(clippy::too_many_arguments)]
 fn collect(
     ctx: &Ctx,
     id: PoolId,
     matcher: &Matcher,
     first_only: bool,
+    join: Option<&[u8]>,
     out: &mut Vec<Entry>,
     timeout: Duration,
-    warn: bool,
+    warn_misaligned: bool,
 ) -> Result<(), Error> {
     let mut pool = Pool::open(&ctx.dir, id, Access::Read, timeout)?;
-    let found = pool.scan(|p| {
+    let (found, chunks) = pool.scan(|p| {
         let mut found = Vec::new();
         let entry = |r: crate::pool::Rec<'_>| Entry {
             pool: id.number(),
@@ -145,14 +214,70 @@ fn collect(
                 }
             }
         }
-        found
+        let chunks = match join {
+            Some(key) if found.is_empty() => chunks_of(p, key),
+            _ => Vec::new(),
+        };
+        (found, chunks)
     })?;
-    if warn {
+    if warn_misaligned {
         warn_if_misaligned(&pool);
     }
     drop(pool); // unlock before anything is printed
     out.extend(found);
+    if let Some(key) = join {
+        match chunks.first() {
+            Some((0, _, _)) => out.push(assemble(id, key, chunks)),
+            Some(_) => warn(&format!(
+                "{}.0 is missing from pool {id}: nothing to join",
+                show_key(key)
+            )),
+            None => {}
+        }
+    }
     Ok(())
+}
+
+/// The chunks `KEY.N` of a pool: (N, record index, value), first record of
+/// each N.
+fn chunks_of(p: &Pool, key: &[u8]) -> Vec<(u64, usize, Vec<u8>)> {
+    let mut chunks: Vec<(u64, usize, Vec<u8>)> = Vec::new();
+    for r in p.records() {
+        if let Some(n) = record::chunk_number(r.key(), key) {
+            if !chunks.iter().any(|c| c.0 == n) {
+                chunks.push((n, r.index, r.value().to_vec()));
+            }
+        }
+    }
+    chunks.sort_by_key(|c| c.0);
+    chunks
+}
+
+/// `KEY.0` + `KEY.1` + … up to the first missing number.
+fn assemble(id: PoolId, key: &[u8], chunks: Vec<(u64, usize, Vec<u8>)>) -> Entry {
+    let index = chunks.first().map_or(0, |c| c.1);
+    let mut value = Vec::new();
+    let mut next = 0;
+    for (n, _, v) in &chunks {
+        if *n != next {
+            break;
+        }
+        value.extend_from_slice(v);
+        next += 1;
+    }
+    if (next as usize) < chunks.len() {
+        warn(&format!(
+            "{}.{next} is missing: joined {next} of the {} chunks found",
+            show_key(key),
+            chunks.len()
+        ));
+    }
+    Entry {
+        pool: id.number(),
+        index,
+        key: key.to_vec(),
+        value,
+    }
 }
 
 /// Which other pool holds the key, for the "use -p N" hint. Best effort: a
@@ -161,6 +286,7 @@ fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> Option<PoolId> {
     let timeout = ctx.timeout.min(Duration::from_secs(1));
     PoolId::ALL.into_iter().filter(|&id| id != not).find(|&id| {
         let mut found = Vec::new();
-        collect(ctx, id, matcher, true, &mut found, timeout, false).is_ok() && !found.is_empty()
+        collect(ctx, id, matcher, true, None, &mut found, timeout, false).is_ok()
+            && !found.is_empty()
     })
 }

@@ -1,15 +1,22 @@
-//! `hvkvp write`: check the key and value against every limit before the
-//! pool is opened, then, under the exclusive locks, update the first record
-//! of the key in place (removing later duplicates) or append one record.
+//! `hvkvp write`: check every key and value against every limit before the
+//! pool is opened, then, under the exclusive locks and in one pass, update
+//! the first record of each key in place, remove later duplicates (and, for
+//! `--split`, chunks left from an older value), and append the new keys.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::Read;
 
+use crate::batch::{self, Pairs};
 use crate::cli::{OnOff, WriteArgs};
 use crate::commands::{os_bytes, writable, Ctx};
 use crate::error::{Error, Exit};
-use crate::matcher::Matcher;
+use crate::matcher::fold;
 use crate::pool::{Access, Pool, PoolId};
 use crate::record::{self, check_field, Field, Limits, VALUE_MAX_BYTES};
+
+/// The most `--split` reads from stdin: about 500 records.
+pub const SPLIT_MAX_BYTES: usize = 1 << 20;
 
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> anyhow::Result<Exit> {
     if a.exact == Some(OnOff::Off) {
@@ -20,14 +27,36 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> anyhow::Result<Exi
         )
         .into());
     }
+    if a.split && a.ignore_case {
+        return Err(Error::Input("--split and -i do not go together".into()).into());
+    }
+    let limits = if a.force {
+        Limits::FieldOnly
+    } else {
+        Limits::Host
+    };
+
+    if let Some(file) = &a.batch {
+        let pairs = batch::read(file, a.null, limits)?;
+        let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
+        let mut p = Pool::open(&ctx.dir, id, Access::WriteCreate, ctx.timeout)?;
+        apply(&mut p, &pairs, false, limits, |_| false)?;
+        return Ok(Exit::Success);
+    }
+
     let key = match (&a.key, &a.key_opt) {
         (Some(k), _) | (None, Some(k)) => os_bytes(k).to_vec(),
         (None, None) => {
             return Err(Error::Input("missing KEY: hvkvp write KEY VALUE".into()).into());
         }
     };
+    let cap = if a.split {
+        SPLIT_MAX_BYTES
+    } else {
+        VALUE_MAX_BYTES
+    };
     let value = match (&a.value, &a.value_opt) {
-        (Some(v), _) | (None, Some(v)) if v == "-" => read_stdin(a.chomp)?,
+        (Some(v), _) | (None, Some(v)) if v == "-" => read_stdin(a.chomp, cap)?,
         (Some(v), _) | (None, Some(v)) => os_bytes(v).to_vec(),
         // hvkvp 2.0: `write -k KEY` without -v sets an empty value.
         (None, None) if a.key_opt.is_some() => Vec::new(),
@@ -38,76 +67,160 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> anyhow::Result<Exi
             .into());
         }
     };
-    let limits = if a.force {
-        Limits::FieldOnly
-    } else {
-        Limits::Host
-    };
     check_field(Field::Key, &key, limits)?;
-    check_field(Field::Value, &value, limits)?;
-    let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
 
-    let mut p = Pool::open(&ctx.dir, id, Access::WriteCreate, ctx.timeout)?;
-    p.require_aligned()?;
-    let matcher = if a.ignore_case {
-        Matcher::exact_fold(&key)
+    let sets = if a.split {
+        split(&key, &value, limits)?
     } else {
-        Matcher::exact(&key)
+        check_field(Field::Value, &value, limits)?;
+        vec![(key.clone(), value)]
     };
-    let hits: Vec<usize> = p.scan(|p| match matcher.exact_key() {
-        Some(k) => p
-            .records()
-            .filter(|r| record::key_is(r.key_field(), k))
-            .map(|r| r.index)
-            .collect(),
-        None => p
-            .records()
-            .filter(|r| matcher.is_match(r.key()))
-            .map(|r| r.index)
-            .collect(),
-    })?;
-
-    match hits.split_first() {
-        Some((&first, later)) => {
-            let rec = if a.ignore_case {
-                // Keep the stored spelling (hvkvp 2.0 behaviour).
-                let stored = p.rec(first).key().to_vec();
-                check_field(Field::Key, &stored, limits)?;
-                record::encode(&stored, &value)
-            } else {
-                record::encode(&key, &value)
-            };
-            if p.rec(first).bytes() != &rec[..] {
-                p.update(first, &rec)?;
-            }
-            if !later.is_empty() {
-                // One record per key after a write.
-                p.remove(later)?;
-            }
-        }
-        None => p.append(&record::encode(&key, &value))?,
+    let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
+    let mut p = Pool::open(&ctx.dir, id, Access::WriteCreate, ctx.timeout)?;
+    if a.split {
+        // Plain records and chunks of the key's previous value go too.
+        let set_keys: Vec<&[u8]> = sets.iter().map(|(k, _)| k.as_slice()).collect();
+        apply(&mut p, &sets, false, limits, |k| {
+            (k == key.as_slice() || record::chunk_number(k, &key).is_some())
+                && !set_keys.contains(&k)
+        })?;
+    } else {
+        apply(&mut p, &sets, a.ignore_case, limits, |_| false)?;
     }
     Ok(Exit::Success)
 }
 
-/// The value from stdin, read no further than one byte past the largest
-/// value a field can hold (plus the newline --chomp may drop): an endless
-/// stdin is refused, not swallowed.
-fn read_stdin(chomp: bool) -> Result<Vec<u8>, Error> {
-    let cap = VALUE_MAX_BYTES + usize::from(chomp) + 1;
-    let mut buf = Vec::with_capacity(cap);
+/// `--split`: the value as one plain record when it fits, else as chunks
+/// `KEY.0`, `KEY.1`, … each within the limits.
+fn split(key: &[u8], value: &[u8], limits: Limits) -> Result<Pairs, Error> {
+    if check_field(Field::Value, value, limits).is_ok() {
+        return Ok(vec![(key.to_vec(), value.to_vec())]);
+    }
+    // Not fitting is fine; anything else wrong with the value is not.
+    if let Some(at) = value.iter().position(|&b| b == 0) {
+        return Err(Error::Input(format!(
+            "the value contains a NUL byte (at byte {at})"
+        )));
+    }
+    let text = std::str::from_utf8(value).map_err(|e| {
+        Error::Input(format!(
+            "the value is not valid UTF-8 (bad byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let pieces = record::split_value(text, limits);
+    let last = record::chunk_key(key, pieces.len() - 1);
+    check_field(Field::Key, &last, limits).map_err(|e| {
+        Error::Input(format!(
+            "the chunk key {}: {e}",
+            String::from_utf8_lossy(&last)
+        ))
+    })?;
+    Ok(pieces
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| (record::chunk_key(key, i), piece.as_bytes().to_vec()))
+        .collect())
+}
+
+/// Set each (key, value) of `sets` in one pass over the locked pool: the
+/// first record of a key is updated in place (only if it changes), later
+/// records of it are removed, as are records for which `also_remove` says
+/// so; keys not found are appended, in order. With `fold_case`, keys match
+/// ignoring case and an updated record keeps its stored spelling.
+fn apply(
+    p: &mut Pool,
+    sets: &[(Vec<u8>, Vec<u8>)],
+    fold_case: bool,
+    limits: Limits,
+    also_remove: impl Fn(&[u8]) -> bool,
+) -> Result<(), Error> {
+    p.require_aligned()?;
+    let norm = |k: &[u8]| -> Vec<u8> {
+        if fold_case {
+            fold(k).into_owned()
+        } else {
+            k.to_vec()
+        }
+    };
+    let want: HashMap<Vec<u8>, usize> = sets
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (norm(k), i))
+        .collect();
+    let (first, mut doomed) = p.scan(|p| {
+        let mut first: Vec<Option<usize>> = vec![None; sets.len()];
+        let mut doomed = Vec::new();
+        let single = (sets.len() == 1 && !fold_case).then(|| sets[0].0.as_slice());
+        for r in p.records() {
+            let hit = match single {
+                // One key: compare the field in place, length first.
+                Some(k) => record::key_is(r.key_field(), k).then_some(0),
+                None => {
+                    let k = r.key();
+                    let k: Cow<'_, [u8]> = if fold_case { fold(k) } else { Cow::Borrowed(k) };
+                    want.get(k.as_ref()).copied()
+                }
+            };
+            match hit {
+                Some(i) if first[i].is_none() => first[i] = Some(r.index),
+                Some(_) => doomed.push(r.index),
+                None if also_remove(r.key()) => doomed.push(r.index),
+                None => {}
+            }
+        }
+        (first, doomed)
+    })?;
+
+    let mut appends = Vec::new();
+    for ((key, value), at) in sets.iter().zip(&first) {
+        match *at {
+            Some(at) => {
+                let rec = if fold_case {
+                    // Keep the stored spelling (hvkvp 2.0 behaviour).
+                    let stored = p.rec(at).key().to_vec();
+                    check_field(Field::Key, &stored, limits)?;
+                    record::encode(&stored, value)
+                } else {
+                    record::encode(key, value)
+                };
+                if p.rec(at).bytes() != &rec[..] {
+                    p.update(at, &rec)?;
+                }
+            }
+            None => appends.push(record::encode(key, value)),
+        }
+    }
+    if !doomed.is_empty() {
+        // One record per key after a write.
+        doomed.sort_unstable();
+        p.remove(&doomed)?;
+    }
+    p.append_all(&appends)
+}
+
+/// The value from stdin, read no further than one byte past `cap` (plus the
+/// newline --chomp may drop): an endless stdin is refused, not swallowed.
+fn read_stdin(chomp: bool, cap: usize) -> Result<Vec<u8>, Error> {
+    let limit = cap + usize::from(chomp) + 1;
+    let mut buf = Vec::with_capacity(limit.min(64 * 1024));
     std::io::stdin()
         .lock()
-        .take(cap as u64)
+        .take(limit as u64)
         .read_to_end(&mut buf)
         .map_err(|e| Error::Input(format!("reading the value from stdin: {e}")))?;
     if chomp && buf.last() == Some(&b'\n') {
         buf.pop();
     }
-    if buf.len() > VALUE_MAX_BYTES {
+    if buf.len() > cap {
         return Err(Error::Input(format!(
-            "the value on stdin is longer than {VALUE_MAX_BYTES} bytes, the most a value field \
-             holds (stopped reading after {cap} bytes)"
+            "the value on stdin is longer than {cap} bytes, the most {} (stopped reading after \
+             {limit} bytes)",
+            if cap == VALUE_MAX_BYTES {
+                "a value field holds"
+            } else {
+                "--split takes"
+            }
         )));
     }
     Ok(buf)

@@ -1,0 +1,225 @@
+//! Input of `write --batch`: many (key, value) pairs, every one checked
+//! against the limits before the pool is opened.
+//!
+//! Three forms, the last two being what `read` prints, so a pool can be
+//! copied with `hvkvp read -o json | hvkvp write --batch -`:
+//! - `KEY=VALUE` lines (split at the first `=`; blank lines and lines
+//!   starting with `#` are skipped; a CR before the newline is dropped);
+//! - JSON: the array `read -o json` prints (objects with `key` and `value`,
+//!   or `key_hex`/`value_hex` for exact bytes), or the object
+//!   `read -o object` prints (`{"key": "value", …}`);
+//! - with `-0`, NUL-separated key, value, key, value… as `read -0` prints.
+//!
+//! A key given twice takes its last value, in the place of its first.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::Error;
+use crate::record::{check_field, Field, Limits};
+
+/// (key, value) pairs, in order.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Read and check the pairs in `file` (`-`: stdin).
+pub fn read(file: &Path, null: bool, limits: Limits) -> Result<Pairs, Error> {
+    let mut input = Vec::new();
+    let res = if file.as_os_str() == "-" {
+        std::io::stdin().lock().read_to_end(&mut input)
+    } else {
+        std::fs::File::open(file).and_then(|mut f| f.read_to_end(&mut input))
+    };
+    res.map_err(|e| Error::Input(format!("{}: cannot read the batch: {e}", file.display())))?;
+    parse(&input, null, limits)
+}
+
+/// Parse and check `input`; see the module documentation for the forms.
+pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
+    let pairs = if null {
+        nul_pairs(input)?
+    } else if matches!(
+        input.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'[') | Some(b'{')
+    ) {
+        json_pairs(input)?
+    } else {
+        line_pairs(input)?
+    };
+    let mut out: Pairs = Vec::with_capacity(pairs.len());
+    let mut at: HashMap<Vec<u8>, usize> = HashMap::with_capacity(pairs.len());
+    for (origin, key, value) in pairs {
+        let named = |e: Error| Error::Input(format!("batch {origin}: {e}"));
+        check_field(Field::Key, &key, limits).map_err(named)?;
+        check_field(Field::Value, &value, limits).map_err(named)?;
+        match at.get(&key) {
+            Some(&i) => out[i].1 = value,
+            None => {
+                at.insert(key.clone(), out.len());
+                out.push((key, value));
+            }
+        }
+    }
+    Ok(out)
+}
+
+type Pair = (String, Vec<u8>, Vec<u8>);
+
+fn line_pairs(input: &[u8]) -> Result<Vec<Pair>, Error> {
+    let mut pairs = Vec::new();
+    for (n, line) in input.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) || line.first() == Some(&b'#') {
+            continue;
+        }
+        let origin = format!("line {}", n + 1);
+        let Some(eq) = line.iter().position(|&b| b == b'=') else {
+            return Err(Error::Input(format!(
+                "batch {origin}: no '=' between key and value"
+            )));
+        };
+        pairs.push((origin, line[..eq].to_vec(), line[eq + 1..].to_vec()));
+    }
+    Ok(pairs)
+}
+
+fn nul_pairs(input: &[u8]) -> Result<Vec<Pair>, Error> {
+    let input = input.strip_suffix(b"\0").unwrap_or(input);
+    if input.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fields: Vec<&[u8]> = input.split(|&b| b == 0).collect();
+    if fields.len() % 2 != 0 {
+        return Err(Error::Input(format!(
+            "batch pair {}: a key with no value (the input has an odd number of NUL-separated fields)",
+            fields.len() / 2 + 1
+        )));
+    }
+    Ok(fields
+        .chunks(2)
+        .enumerate()
+        .map(|(i, kv)| (format!("pair {}", i + 1), kv[0].to_vec(), kv[1].to_vec()))
+        .collect())
+}
+
+fn json_pairs(input: &[u8]) -> Result<Vec<Pair>, Error> {
+    use serde_json::Value;
+    let doc: Value = serde_json::from_slice(input)
+        .map_err(|e| Error::Input(format!("batch: not valid JSON: {e}")))?;
+    match doc {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let origin = format!("item {}", i + 1);
+                let field = |name: &str| -> Result<Vec<u8>, Error> {
+                    if let Some(hex) = item.get(format!("{name}_hex")).and_then(Value::as_str) {
+                        return from_hex(hex).ok_or_else(|| {
+                            Error::Input(format!("batch {origin}: \"{name}_hex\" is not hex"))
+                        });
+                    }
+                    match item.get(name) {
+                        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+                        _ => Err(Error::Input(format!(
+                            "batch {origin}: needs a string \"{name}\""
+                        ))),
+                    }
+                };
+                Ok((origin.clone(), field("key")?, field("value")?))
+            })
+            .collect(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((
+                    format!("key \"{k}\""),
+                    k.as_bytes().to_vec(),
+                    s.as_bytes().to_vec(),
+                )),
+                _ => Err(Error::Input(format!("batch key \"{k}\": the value is not a string"))),
+            })
+            .collect(),
+        _ => Err(Error::Input(
+            "batch: JSON must be an array of {\"key\", \"value\"} objects or one {\"key\": \"value\"} object"
+                .into(),
+        )),
+    }
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(input: &[u8], null: bool) -> Result<Pairs, Error> {
+        parse(input, null, Limits::Host)
+    }
+
+    #[test]
+    fn lines_split_at_first_equals_and_skip_comments() {
+        let got = p(b"# c\na=1\n\nb=x=y\r\nc=\n", false).unwrap();
+        assert_eq!(
+            got,
+            [
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"x=y".to_vec()),
+                (b"c".to_vec(), vec![])
+            ]
+        );
+        let e = p(b"a=1\nnope\n", false).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn json_array_object_and_hex() {
+        let got = p(br#"[{"pool":1,"index":0,"key":"k","value":"v"},{"key":"k2","value":"x","value_hex":"7a"}]"#, false)
+            .unwrap();
+        assert_eq!(
+            got,
+            [
+                (b"k".to_vec(), b"v".to_vec()),
+                (b"k2".to_vec(), b"z".to_vec())
+            ]
+        );
+        let got = p(br#"{"a":"1","b":"2"}"#, false).unwrap();
+        assert_eq!(got.len(), 2);
+        let e = p(br#"[{"key":"k"}]"#, false).unwrap_err().to_string();
+        assert!(e.contains("item 1"), "{e}");
+    }
+
+    #[test]
+    fn nul_pairs_and_odd_count() {
+        let got = p(b"k\0v\0k2\0\0", true).unwrap();
+        assert_eq!(
+            got,
+            [(b"k".to_vec(), b"v".to_vec()), (b"k2".to_vec(), vec![])]
+        );
+        assert!(p(b"k\0v\0k2\0", true).is_err());
+    }
+
+    #[test]
+    fn last_value_wins_in_first_place_and_limits_name_the_pair() {
+        let got = p(b"a=1\nb=2\na=3\n", false).unwrap();
+        assert_eq!(
+            got,
+            [
+                (b"a".to_vec(), b"3".to_vec()),
+                (b"b".to_vec(), b"2".to_vec())
+            ]
+        );
+        let long = format!("a=1\nb={}\n", "x".repeat(1023));
+        let e = p(long.as_bytes(), false).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("1022"), "{e}");
+        let e = p(b"a=\xff\n", false).unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("UTF-8"), "{e}");
+    }
+}
