@@ -1,17 +1,47 @@
-# hvkvp: build, test, install.
-#   make                 release build
+# hvkvp: build, test, install, package.
+#   make                 release build: target/release/hvkvp
 #   make test            the whole test suite (what CI runs)
 #   make lint            rustfmt check and clippy, warnings are errors
-#   make install         binary to $(DESTDIR)$(PREFIX)/bin
-#   make uninstall       remove what install put there
+#   make bench           whole-process timings against reading the pool once
+#                        (benches/cli.rs; uses hyperfine when installed)
+#   make assets          man page and bash/zsh/fish completions in target/assets/,
+#                        printed by the binary itself (hvkvp generate ...)
+#   make install         binary, man page and completions under $(DESTDIR)$(PREFIX)
+#   make uninstall       remove exactly the files install put there
+#   make deb             target/debian/*.deb (cargo-deb; installed if missing)
+#   make rpm             target/generate-rpm/*.rpm (cargo-generate-rpm; likewise)
+#   make clean           cargo clean
+#
+# The assets are generated afresh by every `assets`, `install`, `deb` and
+# `rpm` from the binary being installed, so they cannot be stale.
+#
+# EXE is that binary. Left alone it is the release build, and install builds
+# it first. Given on the command line (make install EXE=target/debug/hvkvp)
+# it is used as it is and nothing is built: tests/install.rs does that to
+# stay fast. `deb` and `rpm` always package the release build.
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
-BINDIR  := $(DESTDIR)$(PREFIX)/bin
 CARGO   ?= cargo
-EXE     := target/release/hvkvp
+RELEASE := $(or $(CARGO_TARGET_DIR),target)/release/hvkvp
+EXE     ?= $(RELEASE)
+# Fixed: the package metadata in Cargo.toml names these paths.
+ASSETS  := target/assets
 
-.PHONY: all build test lint install uninstall clean
+BINDIR  := $(DESTDIR)$(PREFIX)/bin
+MANDIR  := $(DESTDIR)$(PREFIX)/share/man/man1
+BASHDIR := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHDIR  := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISHDIR := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+
+# Build the release binary only when it is the one to be installed.
+ifeq ($(EXE),$(RELEASE))
+BUILD := build
+else
+BUILD :=
+endif
+
+.PHONY: all build test lint bench assets install uninstall deb rpm clean
 
 all: build
 
@@ -25,11 +55,38 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-install: build
-	install -Dm755 $(EXE) $(BINDIR)/hvkvp
+bench:
+	$(CARGO) bench --locked --bench cli
+
+assets: $(BUILD)
+	mkdir -p $(ASSETS)
+	"$(EXE)" generate man > $(ASSETS)/hvkvp.1
+	"$(EXE)" generate bash > $(ASSETS)/hvkvp.bash
+	"$(EXE)" generate zsh > $(ASSETS)/_hvkvp
+	"$(EXE)" generate fish > $(ASSETS)/hvkvp.fish
+
+install: $(BUILD) assets
+	install -Dm755 "$(EXE)" "$(BINDIR)/hvkvp"
+	install -Dm644 $(ASSETS)/hvkvp.1 "$(MANDIR)/hvkvp.1"
+	install -Dm644 $(ASSETS)/hvkvp.bash "$(BASHDIR)/hvkvp"
+	install -Dm644 $(ASSETS)/_hvkvp "$(ZSHDIR)/_hvkvp"
+	install -Dm644 $(ASSETS)/hvkvp.fish "$(FISHDIR)/hvkvp.fish"
 
 uninstall:
-	rm -f $(BINDIR)/hvkvp
+	rm -f "$(BINDIR)/hvkvp" "$(MANDIR)/hvkvp.1" "$(BASHDIR)/hvkvp" \
+	      "$(ZSHDIR)/_hvkvp" "$(FISHDIR)/hvkvp.fish"
+
+# Packages take their file list from Cargo.toml ([package.metadata.deb],
+# [package.metadata.generate-rpm]); the binary is the release build.
+deb: build
+	$(MAKE) assets EXE="$(RELEASE)"
+	$(CARGO) deb --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-deb
+	$(CARGO) deb --no-build --locked
+
+rpm: build
+	$(MAKE) assets EXE="$(RELEASE)"
+	$(CARGO) generate-rpm --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-generate-rpm
+	$(CARGO) generate-rpm
 
 clean:
 	$(CARGO) clean

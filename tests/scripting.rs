@@ -1,0 +1,501 @@
+//! What boot scripts lean on: `read --wait`, `write --split` / `read
+//! --join`, `write --batch`, and `read -o object`.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use predicates::prelude::*;
+
+fn kv(recs: &[(&str, &str)]) -> Vec<(String, String)> {
+    recs.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+// ---- read --wait ----------------------------------------------------------
+
+#[test]
+fn wait_returns_at_once_when_the_key_is_there() {
+    let pools = Pools::new();
+    pools.set_records(0, &[("Role", "web")]);
+    pools
+        .cmd()
+        .args(["read", "Role", "--wait=30"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success()
+        .stdout("web\n");
+}
+
+#[test]
+fn wait_times_out_with_exit_1_and_nothing_printed() {
+    let pools = Pools::new();
+    let before = pools.set_records(0, &[("Role", "web")]);
+    pools
+        .cmd()
+        .args(["read", "Missing", "--wait=0.3"])
+        .assert()
+        .code(1)
+        .stdout("");
+    assert_eq!(pools.bytes(0), before);
+}
+
+/// Start `read KEY --wait` in the background, then let `act` make the key
+/// appear; the reader must print it and exit 0.
+fn waits_until(pools: &Pools, args: &[&str], act: impl FnOnce(), expect: &str) {
+    let child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
+        .env("HVKVP_POOL_DIR", pools.path())
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    act();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expect);
+}
+
+#[test]
+fn wait_sees_a_key_appended_by_hvkvp() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("a", "1")]);
+    waits_until(
+        &pools,
+        &["read", "-p", "1", "Ready", "--wait=60"],
+        || {
+            pools
+                .cmd()
+                .args(["write", "Ready", "yes"])
+                .assert()
+                .success()
+                .stdout("");
+        },
+        "yes\n",
+    );
+}
+
+#[test]
+fn wait_works_when_the_pool_file_does_not_exist_yet() {
+    let pools = Pools::new();
+    waits_until(
+        &pools,
+        &["read", "-p", "0", "Role", "--wait=60"],
+        || {
+            pools.set_records(0, &[("Role", "db")]);
+        },
+        "db\n",
+    );
+}
+
+#[test]
+fn wait_sees_a_daemon_style_rewrite_in_place() {
+    let pools = Pools::new();
+    pools.set_records(0, &[("a", "1")]);
+    let file = pools.file(0);
+    waits_until(
+        &pools,
+        &["read", "Role", "--wait"],
+        || {
+            // fopen(path, "w") + fwrite: truncate, then write the whole pool.
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&file)
+                .unwrap();
+            f.write_all(&pool_bytes(&[("a", "1"), ("Role", "cache")]))
+                .unwrap();
+        },
+        "cache\n",
+    );
+}
+
+#[test]
+fn wait_needs_a_key_and_a_pool_directory() {
+    let pools = Pools::new();
+    pools.cmd().args(["read", "--wait"]).assert().code(2);
+    hvkvp()
+        .args(["--pool-dir", "/nonexistent/hyperv", "read", "K", "--wait=1"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("hv_kvp_daemon"));
+}
+
+// ---- write --split / read --join ------------------------------------------
+
+fn split_write(pools: &Pools, key: &str, value: &str) {
+    pools
+        .cmd()
+        .args(["write", "--split", key, "-"])
+        .write_stdin(value)
+        .assert()
+        .success()
+        .stdout("");
+}
+
+#[test]
+fn split_value_that_fits_is_one_plain_record() {
+    let pools = Pools::new();
+    split_write(&pools, "cfg", "small");
+    assert_eq!(pools.bytes(1), record(b"cfg", b"small"));
+}
+
+#[test]
+fn split_long_value_into_chunks_within_both_limits_and_join_it_back() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("before", "x")]);
+    // 3000 ASCII bytes: 1022 + 1022 + 956 (the host's UTF-16 unit limit).
+    let value: String = (0..3000).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    split_write(&pools, "cfg", &value);
+    let recs = pools.records(1);
+    let keys: Vec<&str> = recs.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["before", "cfg.0", "cfg.1", "cfg.2"]);
+    assert_eq!(
+        recs[1..].iter().map(|(_, v)| v.len()).collect::<Vec<_>>(),
+        [1022, 1022, 956]
+    );
+    // Each chunk is a zero-filled record.
+    let bytes = pools.bytes(1);
+    assert_eq!(
+        &bytes[RECORD_SIZE..2 * RECORD_SIZE],
+        &record(b"cfg.0", &value.as_bytes()[..1022])[..]
+    );
+    pools
+        .cmd()
+        .args(["read", "-p", "1", "cfg", "--join"])
+        .assert()
+        .success()
+        .stdout(format!("{value}\n"));
+    // Without --join the plain key is absent.
+    pools
+        .cmd()
+        .args(["read", "-p", "1", "cfg"])
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn split_cuts_on_character_boundaries() {
+    let pools = Pools::new();
+    // U+1F600 is 4 bytes and 2 UTF-16 units: 511 fit in one chunk.
+    let value = "\u{1F600}".repeat(600);
+    split_write(&pools, "emoji", &value);
+    let recs = pools.records(1);
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0].1.chars().count(), 511);
+    assert_eq!(recs[1].1.chars().count(), 89);
+    pools
+        .cmd()
+        .args(["read", "-p", "1", "emoji", "--join"])
+        .assert()
+        .success()
+        .stdout(format!("{value}\n"));
+}
+
+#[test]
+fn split_removes_chunks_and_plain_record_of_the_previous_value() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("cfg", "old plain"), ("other", "keep")]);
+    split_write(&pools, "cfg", &"y".repeat(2500)); // 3 chunks
+    assert_eq!(
+        pools
+            .records(1)
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>(),
+        ["other", "cfg.0", "cfg.1", "cfg.2"]
+    );
+    split_write(&pools, "cfg", &"z".repeat(1500)); // 2 chunks: cfg.2 goes
+    let recs = pools.records(1);
+    assert_eq!(
+        recs.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        ["other", "cfg.0", "cfg.1"]
+    );
+    assert_eq!(recs[1].1, "z".repeat(1022));
+    split_write(&pools, "cfg", "short again"); // plain: every chunk goes
+    assert_eq!(
+        pools.records(1),
+        kv(&[("other", "keep"), ("cfg", "short again")])
+    );
+}
+
+#[test]
+fn split_leaves_look_alike_keys_alone() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("cfg.x", "a"), ("cfg.01", "b"), ("cfgs.0", "c")]);
+    split_write(&pools, "cfg", &"q".repeat(1100));
+    let keys: Vec<String> = pools.records(1).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["cfg.x", "cfg.01", "cfgs.0", "cfg.0", "cfg.1"]);
+}
+
+#[test]
+fn split_refuses_invalid_text_and_changes_nothing() {
+    let pools = Pools::new();
+    let before = pools.set_records(1, &[("cfg", "old")]);
+    pools
+        .cmd()
+        .args(["write", "--split", "cfg", "-"])
+        .write_stdin(b"ok\xffno".repeat(600))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("UTF-8"));
+    pools
+        .cmd()
+        .args(["write", "--split", "cfg", "-"])
+        .write_stdin(vec![b'a'; (1 << 20) + 10])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--split"));
+    assert_eq!(pools.bytes(1), before);
+}
+
+#[test]
+fn join_reassembles_chunks_written_by_other_tools() {
+    let pools = Pools::new();
+    // Ignition-style chunks, out of order in the file.
+    pools.set_records(
+        0,
+        &[
+            ("ignition.config.1", "world\"}"),
+            ("ignition.config.0", "{\"hello\":\""),
+        ],
+    );
+    pools
+        .cmd()
+        .args(["read", "ignition.config", "--join"])
+        .assert()
+        .success()
+        .stdout("{\"hello\":\"world\"}\n");
+}
+
+#[test]
+fn join_prefers_the_plain_key_and_warns_about_a_gap() {
+    let pools = Pools::new();
+    pools.set_records(0, &[("k", "plain"), ("k.0", "a"), ("k.1", "b")]);
+    pools
+        .cmd()
+        .args(["read", "k", "--join"])
+        .assert()
+        .success()
+        .stdout("plain\n");
+    pools.set_records(0, &[("k.0", "a"), ("k.2", "c")]);
+    pools
+        .cmd()
+        .args(["read", "k", "--join"])
+        .assert()
+        .success()
+        .stdout("a\n")
+        .stderr(predicate::str::contains("k.1 is missing"));
+}
+
+#[test]
+fn wait_with_join_waits_for_chunks() {
+    let pools = Pools::new();
+    pools.set_records(1, &[]);
+    waits_until(
+        &pools,
+        &["read", "-p", "1", "big", "--join", "--wait=60"],
+        || split_write(&pools, "big", &"b".repeat(1500)),
+        &format!("{}\n", "b".repeat(1500)),
+    );
+}
+
+// ---- write --batch --------------------------------------------------------
+
+#[test]
+fn batch_lines_update_in_place_and_append_in_order() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
+    pools
+        .cmd()
+        .args(["write", "--batch", "-"])
+        .write_stdin("# comment\nb=20\nc=3\n\nd=x=y\n")
+        .assert()
+        .success()
+        .stdout("");
+    assert_eq!(
+        pools.records(1),
+        kv(&[
+            ("a", "1"),
+            ("b", "20"),
+            ("a", "dup"),
+            ("c", "3"),
+            ("d", "x=y")
+        ])
+    );
+}
+
+#[test]
+fn batch_removes_later_duplicates_of_the_keys_it_sets() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
+    pools
+        .cmd()
+        .args(["write", "--batch", "-"])
+        .write_stdin("a=new\n")
+        .assert()
+        .success();
+    assert_eq!(pools.records(1), kv(&[("a", "new"), ("b", "2")]));
+}
+
+#[test]
+fn batch_from_a_file() {
+    let pools = Pools::new();
+    let list = pools.path().join("pairs.txt");
+    std::fs::write(&list, "x=1\ny=2\n").unwrap();
+    pools
+        .cmd()
+        .args(["write", "--batch", list.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(pools.records(1), kv(&[("x", "1"), ("y", "2")]));
+}
+
+#[test]
+fn batch_copies_a_pool_through_read_json_and_read_null() {
+    let src = Pools::new();
+    src.set_records(
+        1,
+        &[
+            ("plain", "v"),
+            ("quote\"s", "back\\slash\ttab"),
+            ("multi", "line1\nline2"),
+            ("uni", "h\u{e9}llo \u{1F600}"),
+        ],
+    );
+    for (read, write) in [
+        (
+            vec!["read", "-p", "1", "-o", "json"],
+            vec!["write", "--batch", "-"],
+        ),
+        (
+            vec!["read", "-p", "1", "-o", "object"],
+            vec!["write", "--batch", "-"],
+        ),
+        (
+            vec!["read", "-p", "1", "-0"],
+            vec!["write", "--batch", "-", "-0"],
+        ),
+    ] {
+        let out = src.cmd().args(&read).output().unwrap();
+        assert!(out.status.success());
+        let dst = Pools::new();
+        dst.cmd()
+            .args(&write)
+            .write_stdin(out.stdout)
+            .assert()
+            .success();
+        assert_eq!(dst.records(1), src.records(1), "{read:?} | {write:?}");
+        assert!(
+            dst.bytes(1) == src.bytes(1),
+            "{read:?} | {write:?}: bytes differ"
+        );
+    }
+}
+
+#[test]
+fn batch_with_one_bad_pair_changes_nothing_and_names_it() {
+    let pools = Pools::new();
+    let before = pools.set_records(1, &[("a", "1")]);
+    let long = "v".repeat(1023);
+    for (input, null, says) in [
+        (format!("a=2\nb={long}\n"), false, "line 2"),
+        ("a=2\nno equals sign\n".to_string(), false, "line 2"),
+        ("=empty key\n".to_string(), false, "line 1"),
+        (
+            format!("[{{\"key\":\"a\",\"value\":\"2\"}},{{\"key\":\"b\",\"value\":\"{long}\"}}]"),
+            false,
+            "item 2",
+        ),
+        ("[{\"key\":\"a\"}]".to_string(), false, "item 1"),
+        ("[not json".to_string(), false, "JSON"),
+        ("a\0\x31\0b\0".to_string(), true, "pair 2"),
+    ] {
+        let mut args = vec!["write", "--batch", "-"];
+        if null {
+            args.push("-0");
+        }
+        pools
+            .cmd()
+            .args(&args)
+            .write_stdin(input.clone())
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+        assert_eq!(pools.bytes(1), before, "{input:?}");
+    }
+    // Invalid UTF-8 in a line.
+    pools
+        .cmd()
+        .args(["write", "--batch", "-"])
+        .write_stdin(&b"a=\xff\n"[..])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("line 1"));
+    assert_eq!(pools.bytes(1), before);
+}
+
+#[test]
+fn batch_refuses_other_pools_and_a_misaligned_pool() {
+    let pools = Pools::new();
+    let before = pools.set_records(0, &[("a", "1")]);
+    pools
+        .cmd()
+        .args(["write", "-p", "0", "--batch", "-"])
+        .write_stdin("b=2\n")
+        .assert()
+        .code(2);
+    assert_eq!(pools.bytes(0), before);
+    let mut bytes = pool_bytes(&[("a", "1")]);
+    bytes.extend_from_slice(b"partial");
+    pools.set(1, &bytes);
+    pools
+        .cmd()
+        .args(["write", "--batch", "-"])
+        .write_stdin("b=2\n")
+        .assert()
+        .code(3);
+    assert_eq!(pools.bytes(1), bytes);
+}
+
+#[test]
+fn batch_does_not_mix_with_a_key() {
+    let pools = Pools::new();
+    pools
+        .cmd()
+        .args(["write", "k", "v", "--batch", "-"])
+        .assert()
+        .code(2);
+}
+
+// ---- read -o object -------------------------------------------------------
+
+#[test]
+fn object_output_is_keyed_by_name_with_the_last_duplicate() {
+    let pools = Pools::new();
+    pools.set_records(
+        3,
+        &[
+            ("HostName", "h1"),
+            ("VirtualMachineName", "vm"),
+            ("HostName", "h2"),
+        ],
+    );
+    pools
+        .cmd()
+        .args(["read", "-p", "3", "-o", "object"])
+        .assert()
+        .success()
+        .stdout("{\n\"HostName\":\"h2\",\n\"VirtualMachineName\":\"vm\"\n}\n");
+    let out = pools
+        .cmd()
+        .args(["read", "-a", "-o", "object"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["3"]["HostName"], "h2");
+}
