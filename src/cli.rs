@@ -28,7 +28,10 @@ Examples:
   hvkvp read -a -o json                   every pool as one JSON array
   hvkvp read -s params -k host -i         2.0 style: keys containing 'host', any case
   hvkvp read -p 3 -E -k '^Physical'       keys matching a regular expression
-  hvkvp read -p 1 -0 | xargs -0 -n2       NUL-separated, exact bytes";
+  hvkvp read -p 1 -0 | xargs -0 -n2       NUL-separated, exact bytes
+  hvkvp read Role --wait=300              wait up to 5 minutes for the host to set Role
+  hvkvp read ignition.config --join       a value stored as chunks .0, .1, …
+  hvkvp read -p 3 -o object               one JSON object keyed by name";
 
 const WRITE_EXAMPLES: &str = "\
 Examples:
@@ -37,7 +40,12 @@ Examples:
   date -Is | hvkvp write --chomp LastBoot -
                                           the value from stdin, trailing newline dropped
   hvkvp write -i gueststatus done         update 'GuestStatus' whatever its case
-  hvkvp write -- Offset -5                a value that starts with '-'";
+  hvkvp write -- Offset -5                a value that starts with '-'
+  hvkvp write --split Config - < app.json a long value as chunks Config.0, Config.1, …
+  printf 'a=1\nb=2\n' | hvkvp write --batch -
+                                          many keys under one lock
+  hvkvp read -o json -p 1 | ssh vm2 hvkvp write --batch -
+                                          copy pool 1 to another guest";
 
 const DELETE_EXAMPLES: &str = "\
 Examples:
@@ -46,7 +54,8 @@ Examples:
   hvkvp delete -k keep -n -m off          every key NOT containing 'keep'
   hvkvp delete -d                         keep only the last record of each key
   hvkvp delete -c                         drop records the host cannot read
-  hvkvp delete -A                         empty pool 1";
+  hvkvp delete -A                         empty pool 1
+  hvkvp delete -A --if-stale              empty pool 1 only if written before this boot";
 
 const CHECK_EXAMPLES: &str = "\
 Examples:
