@@ -4,6 +4,8 @@
 #   make lint            rustfmt check and clippy, warnings are errors
 #   make bench           whole-process timings against reading the pool once
 #                        (benches/cli.rs; uses hyperfine when installed)
+#   make stress          races and kill -9 trials for a bounded time
+#                        (STRESS_SECONDS, default 150; tests/stress.rs)
 #   make assets          man page and bash/zsh/fish completions in target/assets/,
 #                        printed by the binary itself (hvkvp generate ...)
 #   make install         binary, man page and completions under $(DESTDIR)$(PREFIX)
@@ -41,7 +43,7 @@ else
 BUILD :=
 endif
 
-.PHONY: all build test lint bench assets install uninstall deb rpm clean
+.PHONY: all build test lint bench stress assets install uninstall deb rpm clean
 
 all: build
 
@@ -57,6 +59,10 @@ lint:
 
 bench:
 	$(CARGO) bench --locked --bench cli
+
+STRESS_SECONDS ?= 150
+stress:
+	STRESS_SECONDS=$(STRESS_SECONDS) $(CARGO) test --locked --release --test stress -- --ignored --nocapture
 
 assets: $(BUILD)
 	mkdir -p $(ASSETS)
