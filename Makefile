@@ -1,5 +1,5 @@
 # hvkvp: build, test, install, package.
-#   make                 release build: target/release/hvkvp
+#   make                 release build: target/$(HOST)/release/hvkvp (static)
 #   make test            the whole test suite (what CI runs)
 #   make lint            rustfmt check and clippy, warnings are errors
 #   make bench           whole-process timings against reading the pool once
@@ -11,7 +11,7 @@
 #   make install         binary, man page and completions under $(DESTDIR)$(PREFIX)
 #   make uninstall       remove exactly the files install put there
 #   make deb             target/debian/*.deb (cargo-deb; installed if missing)
-#   make rpm             target/generate-rpm/*.rpm (cargo-generate-rpm; likewise)
+#   make rpm             target/$(HOST)/generate-rpm/*.rpm (cargo-generate-rpm; likewise)
 #   make clean           cargo clean
 #
 # The assets are generated afresh by every `assets`, `install`, `deb` and
@@ -25,7 +25,13 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CARGO   ?= cargo
-RELEASE := $(or $(CARGO_TARGET_DIR),target)/release/hvkvp
+# The release binary links glibc statically (static-pie): it starts about
+# 0.4 ms sooner, most of the cost of a call on a small pool, and has no
+# library to go missing. The target is named so that the flag does not
+# reach build-time crates (proc macros cannot be static).
+HOST    := $(shell rustc -vV | sed -n 's/^host: //p')
+STATIC  := RUSTFLAGS="$(RUSTFLAGS) -C target-feature=+crt-static"
+RELEASE := $(or $(CARGO_TARGET_DIR),target)/$(HOST)/release/hvkvp
 EXE     ?= $(RELEASE)
 # Fixed: the package metadata in Cargo.toml names these paths.
 ASSETS  := target/assets
@@ -48,7 +54,7 @@ endif
 all: build
 
 build:
-	$(CARGO) build --release --locked
+	$(STATIC) $(CARGO) build --release --locked --target $(HOST)
 
 test:
 	$(CARGO) test --locked
@@ -57,8 +63,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-bench:
-	$(CARGO) bench --locked --bench cli
+bench: build
+	HVKVP_BIN="$(RELEASE)" $(CARGO) bench --locked --bench cli
 
 STRESS_SECONDS ?= 150
 stress:
@@ -87,12 +93,12 @@ uninstall:
 deb: build
 	$(MAKE) assets EXE="$(RELEASE)"
 	$(CARGO) deb --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-deb
-	$(CARGO) deb --no-build --locked
+	$(CARGO) deb --no-build --locked --target $(HOST)
 
 rpm: build
 	$(MAKE) assets EXE="$(RELEASE)"
 	$(CARGO) generate-rpm --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-generate-rpm
-	$(CARGO) generate-rpm
+	$(CARGO) generate-rpm --target $(HOST)
 
 clean:
 	$(CARGO) clean

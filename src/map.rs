@@ -87,6 +87,20 @@ impl Map {
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 
+    /// Let go of the pages of `range` that a scan has passed: they leave
+    /// this process's resident set (so a scan of a 256 MB pool does not
+    /// make it 256 MB large) but stay in the page cache, and touching them
+    /// again maps them again with the file's current content.
+    pub fn release(&self, range: std::ops::Range<usize>) {
+        let page = PAGE.load(Ordering::Relaxed);
+        let start = range.start.next_multiple_of(page);
+        let end = range.end.min(self.len) & !(page - 1);
+        if end > start {
+            // SAFETY: advice on whole pages inside our own shared mapping.
+            unsafe { libc::madvise(self.ptr.add(start).cast(), end - start, libc::MADV_DONTNEED) };
+        }
+    }
+
     /// True when the file shrank under the map and a read touched a page
     /// past its new end: what was read may be zeros, not file content.
     pub fn cut_short(&self) -> bool {
@@ -177,6 +191,19 @@ mod tests {
         let m = Map::new(&f, 9).unwrap();
         assert_eq!(m.bytes(), b"hello map");
         assert!(!m.cut_short());
+    }
+
+    #[test]
+    fn released_pages_read_again_with_current_content() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&vec![1u8; 3 * 4096]).unwrap();
+        let m = Map::new(&f, 3 * 4096).unwrap();
+        assert_eq!(m.bytes()[5000], 1);
+        m.release(0..2 * 4096);
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(&[9], 5000).unwrap();
+        assert_eq!(m.bytes()[5000], 9);
+        assert_eq!(m.bytes()[0], 1);
     }
 
     #[test]

@@ -27,6 +27,9 @@ use crate::lock::{self, Mode};
 use crate::map::Map;
 use crate::record::{KEY_SIZE, RECORD_SIZE};
 
+/// Records a scan passes between two releases of its pages (1.25 MB).
+const RELEASE_EVERY: usize = 512;
+
 /// The five pools of `enum hv_kvp_exchg_pool` (`include/uapi/linux/hyperv.h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PoolId(u8);
@@ -232,12 +235,22 @@ impl Pool {
         }
     }
 
-    /// Every whole record, in file order.
+    /// Every whole record, in file order. Pages the scan has passed are
+    /// released as it goes (see [`Map::release`]): memory stays flat
+    /// whatever the size of the pool.
     pub fn records(&self) -> impl Iterator<Item = Rec<'_>> + '_ {
         let data = self.data();
         data.chunks_exact(RECORD_SIZE)
             .enumerate()
-            .map(|(index, bytes)| Rec { index, bytes })
+            .map(move |(index, bytes)| {
+                if index % RELEASE_EVERY == 0 && index > 0 {
+                    if let Some(map) = &self.map {
+                        let at = index * RECORD_SIZE;
+                        map.release(at - RELEASE_EVERY * RECORD_SIZE..at);
+                    }
+                }
+                Rec { index, bytes }
+            })
     }
 
     /// The trailing partial record's bytes, if any.
@@ -342,22 +355,34 @@ impl Pool {
         let Some(&first) = doomed.first() else {
             return self.drop_tail().map(|_| 0);
         };
-        let mut buf = [0u8; RECORD_SIZE];
         let mut next = 0; // index into doomed
         let mut w = first;
+        let mut released = first * RECORD_SIZE;
         for r in first..n {
             if next < doomed.len() && doomed[next] == r {
                 next += 1;
                 continue;
             }
-            // Copy out before writing: the source is a map of the same file.
-            buf.copy_from_slice(self.rec(r).bytes());
+            // The kernel copies straight from the map (a page of the same
+            // file; Linux supports that). If a process that takes no lock
+            // cut the file short, the copy faults and the write fails
+            // with EFAULT instead of writing zeros.
+            let src = self.rec(r).bytes();
+            if let Err(e) = self.file.write_all_at(src, (w * RECORD_SIZE) as u64) {
+                if e.raw_os_error() == Some(libc::EFAULT) || self.cut_short() {
+                    return Err(self.changed_underneath());
+                }
+                return Err(Error::io(&self.path, "moving a record", e));
+            }
             if self.cut_short() {
                 return Err(self.changed_underneath());
             }
-            self.file
-                .write_all_at(&buf, (w * RECORD_SIZE) as u64)
-                .map_err(|e| Error::io(&self.path, "moving a record", e))?;
+            if r % RELEASE_EVERY == 0 {
+                if let Some(map) = &self.map {
+                    map.release(released..w * RECORD_SIZE);
+                    released = w * RECORD_SIZE;
+                }
+            }
             w += 1;
         }
         self.set_len((w * RECORD_SIZE) as u64)?;
