@@ -6,6 +6,8 @@
 #                        (benches/cli.rs; uses hyperfine when installed)
 #   make stress          races and kill -9 trials for a bounded time
 #                        (STRESS_SECONDS, default 150; tests/stress.rs)
+#   make fuzz            each fuzz target for FUZZ_SECONDS (default 60), on
+#                        stable Rust (cargo-fuzz without sanitizer; fuzz/)
 #   make assets          man page and bash/zsh/fish completions in target/assets/,
 #                        printed by the binary itself (hvkvp generate ...)
 #   make install         binary, man page and completions under $(DESTDIR)$(PREFIX)
@@ -49,7 +51,7 @@ else
 BUILD :=
 endif
 
-.PHONY: all build test lint bench stress assets install uninstall deb rpm clean
+.PHONY: all build test lint bench stress fuzz assets install uninstall deb rpm clean
 
 all: build
 
@@ -65,6 +67,16 @@ lint:
 
 bench: build
 	HVKVP_BIN="$(RELEASE)" $(CARGO) bench --locked --bench cli
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := pool command
+fuzz:
+	$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+	sh fuzz/seed.sh
+	for t in $(FUZZ_TARGETS); do \
+	  (cd fuzz && $(CARGO) fuzz run --sanitizer none --release $$t -- \
+	     -max_total_time=$(FUZZ_SECONDS) -max_len=20480 -print_final_stats=1) || exit 1; \
+	done
 
 STRESS_SECONDS ?= 150
 stress:
