@@ -22,15 +22,27 @@ use crate::record::{check_field, Field, Limits};
 /// (key, value) pairs, in order.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// The most a batch may hold: room for far more pairs than a pool of
+/// 10,000 full records, while an endless input is refused, not swallowed.
+pub const MAX_BYTES: usize = 64 << 20;
+
 /// Read and check the pairs in `file` (`-`: stdin).
 pub fn read(file: &Path, null: bool, limits: Limits) -> Result<Pairs, Error> {
     let mut input = Vec::new();
+    let cap = MAX_BYTES as u64 + 1;
     let res = if file.as_os_str() == "-" {
-        std::io::stdin().lock().read_to_end(&mut input)
+        std::io::stdin().lock().take(cap).read_to_end(&mut input)
     } else {
-        std::fs::File::open(file).and_then(|mut f| f.read_to_end(&mut input))
+        std::fs::File::open(file).and_then(|f| f.take(cap).read_to_end(&mut input))
     };
     res.map_err(|e| Error::Input(format!("{}: cannot read the batch: {e}", file.display())))?;
+    if input.len() > MAX_BYTES {
+        return Err(Error::Input(format!(
+            "{}: the batch is over {} MiB, the most --batch takes: split it",
+            file.display(),
+            MAX_BYTES >> 20
+        )));
+    }
     parse(&input, null, limits)
 }
 
@@ -63,7 +75,26 @@ pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
     Ok(out)
 }
 
-type Pair = (String, Vec<u8>, Vec<u8>);
+/// Where a pair came from, for messages; formatted only when needed.
+enum Origin {
+    Line(usize),
+    Item(usize),
+    Pair(usize),
+    Key(String),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Line(n) => write!(f, "line {n}"),
+            Origin::Item(n) => write!(f, "item {n}"),
+            Origin::Pair(n) => write!(f, "pair {n}"),
+            Origin::Key(k) => write!(f, "key \"{k}\""),
+        }
+    }
+}
+
+type Pair = (Origin, Vec<u8>, Vec<u8>);
 
 fn line_pairs(input: &[u8]) -> Result<Vec<Pair>, Error> {
     let mut pairs = Vec::new();
@@ -72,7 +103,7 @@ fn line_pairs(input: &[u8]) -> Result<Vec<Pair>, Error> {
         if line.iter().all(u8::is_ascii_whitespace) || line.first() == Some(&b'#') {
             continue;
         }
-        let origin = format!("line {}", n + 1);
+        let origin = Origin::Line(n + 1);
         let Some(eq) = line.iter().position(|&b| b == b'=') else {
             return Err(Error::Input(format!(
                 "batch {origin}: no '=' between key and value"
@@ -98,7 +129,7 @@ fn nul_pairs(input: &[u8]) -> Result<Vec<Pair>, Error> {
     Ok(fields
         .chunks(2)
         .enumerate()
-        .map(|(i, kv)| (format!("pair {}", i + 1), kv[0].to_vec(), kv[1].to_vec()))
+        .map(|(i, kv)| (Origin::Pair(i + 1), kv[0].to_vec(), kv[1].to_vec()))
         .collect())
 }
 
@@ -111,7 +142,7 @@ fn json_pairs(input: &[u8]) -> Result<Vec<Pair>, Error> {
             .iter()
             .enumerate()
             .map(|(i, item)| {
-                let origin = format!("item {}", i + 1);
+                let origin = Origin::Item(i + 1);
                 let field = |name: &str| -> Result<Vec<u8>, Error> {
                     if let Some(hex) = item.get(format!("{name}_hex")).and_then(Value::as_str) {
                         return from_hex(hex).ok_or_else(|| {
@@ -125,14 +156,15 @@ fn json_pairs(input: &[u8]) -> Result<Vec<Pair>, Error> {
                         ))),
                     }
                 };
-                Ok((origin.clone(), field("key")?, field("value")?))
+                let (key, value) = (field("key")?, field("value")?);
+                Ok((origin, key, value))
             })
             .collect(),
         Value::Object(map) => map
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((
-                    format!("key \"{k}\""),
+                    Origin::Key(k.clone()),
                     k.as_bytes().to_vec(),
                     s.as_bytes().to_vec(),
                 )),

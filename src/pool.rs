@@ -500,6 +500,11 @@ fn open_error(path: &Path, e: io::Error) -> Error {
             path: path.to_path_buf(),
             what: "is a directory",
         },
+        // open(2) on a socket fails before its type can be looked at.
+        Some(libc::ENXIO) => Error::NotRegular {
+            path: path.to_path_buf(),
+            what: "is a socket (or a device with no driver)",
+        },
         Some(libc::ENOTDIR) => Error::NoPoolDir {
             dir: path.parent().unwrap_or(path).to_path_buf(),
         },
