@@ -198,7 +198,12 @@ pub struct ReadArgs {
     pub key: Option<OsString>,
 
     /// Print `key: value` for every key containing PATTERN (2.0 style).
-    #[arg(short = 'k', long = "key", value_name = "PATTERN")]
+    #[arg(
+        short = 'k',
+        long = "key",
+        value_name = "PATTERN",
+        allow_hyphen_values = true
+    )]
     pub pattern: Option<OsString>,
 
     #[command(flatten)]
@@ -250,11 +255,23 @@ pub struct WriteArgs {
     pub value: Option<OsString>,
 
     /// The key, 2.0 style.
-    #[arg(short = 'k', long = "key", id = "key_opt", value_name = "KEY")]
+    #[arg(
+        short = 'k',
+        long = "key",
+        id = "key_opt",
+        value_name = "KEY",
+        allow_hyphen_values = true
+    )]
     pub key_opt: Option<OsString>,
 
     /// The value, 2.0 style (absent: an empty value, as in 2.0).
-    #[arg(short = 'v', long = "value", id = "value_opt", value_name = "VALUE")]
+    #[arg(
+        short = 'v',
+        long = "value",
+        id = "value_opt",
+        value_name = "VALUE",
+        allow_hyphen_values = true
+    )]
     pub value_opt: Option<OsString>,
 
     /// With a value from stdin, drop one trailing newline.
@@ -311,7 +328,12 @@ pub struct DeleteArgs {
     pub key: Option<OsString>,
 
     /// Delete keys matching PATTERN (exact unless -m off).
-    #[arg(short = 'k', long = "key", value_name = "PATTERN")]
+    #[arg(
+        short = 'k',
+        long = "key",
+        value_name = "PATTERN",
+        allow_hyphen_values = true
+    )]
     pub pattern: Option<OsString>,
 
     #[command(flatten)]

@@ -72,7 +72,9 @@ fn base_argv(dir: &Path) -> Vec<OsString> {
 
 /// hvkvp tells a person at a terminal why nothing was deleted. When the
 /// tests run in a terminal, fd 2 points at /dev/null around each run so
-/// that a passing run prints nothing (libtest captures panics separately).
+/// that a passing run prints nothing. libtest captures panic messages on
+/// its own; only with `--nocapture` could another test's panic message,
+/// printed at that very instant, be lost.
 fn quietly<T>(f: impl FnOnce() -> T) -> T {
     static TTY: OnceLock<bool> = OnceLock::new();
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -703,10 +705,15 @@ impl Model {
     }
 
     /// Run one command on the model; its exit status. A refused command
-    /// changes nothing.
+    /// changes nothing, not even whether a pool file exists (SPEC §2).
     fn step(&mut self, op: &Op) -> Exit {
+        let before = self.clone();
         match self.try_step(op) {
-            Ok(e) | Err(e) => e,
+            Ok(e) => e,
+            Err(e) => {
+                *self = before;
+                e
+            }
         }
     }
 
@@ -1434,7 +1441,16 @@ proptest! {
 fn hvkvp_follows_the_model_on_large_pools() {
     let base = proptest::test_runner::contextualize_config(config());
     let cases = (base.cases / 32).max(2);
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases, ..base });
+    // proptest's automatic limit is 4 shrink steps per case: too few here.
+    let max_shrink_iters = match base.max_shrink_iters {
+        u32::MAX => 1024,
+        n => n,
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        max_shrink_iters,
+        ..base
+    });
     let strategy = (large_start(), prop::collection::vec(op(), 1..=6));
     if let Err(e) = runner.run(&strategy, |(start, ops)| check(&start, &ops)) {
         panic!("{e}");
