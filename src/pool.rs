@@ -12,7 +12,8 @@
 //!   record: the kernel may stop a large write between pages when the
 //!   process is killed, and a record-sized write keeps that from tearing a
 //!   record. A delete moves later records up one at a time from the front,
-//!   so a kill leaves at worst one record present twice, never one lost.
+//!   so a kill leaves some records present twice (one per record removed
+//!   before the point reached, at most), never one lost.
 //! - A file that is not a whole number of records is read but not written
 //!   (except by `delete -c`, which drops the fragment).
 
