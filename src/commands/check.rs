@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::cli::{CheckArgs, CheckFormat};
-use crate::commands::{show_key, Ctx};
+use crate::commands::{existing_pools, show_key, Ctx};
 use crate::error::{Error, Exit};
 use crate::output::{json_string, sanitize};
 use crate::pool::{Access, Pool, PoolId};
@@ -63,19 +63,6 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &CheckArgs) -> anyhow::Result<Exi
         out.flush()?;
     }
     Ok(if bad { Exit::NoMatch } else { Exit::Success })
-}
-
-/// The pools whose files exist, in order. A missing directory is an error.
-fn existing_pools(ctx: &Ctx) -> Result<Vec<PoolId>, Error> {
-    if !ctx.dir.is_dir() {
-        return Err(Error::NoPoolDir {
-            dir: ctx.dir.clone(),
-        });
-    }
-    Ok(PoolId::ALL
-        .into_iter()
-        .filter(|id| ctx.dir.join(id.file_name()).exists())
-        .collect())
 }
 
 /// Where in a pool a finding is.

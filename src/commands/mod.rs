@@ -99,3 +99,16 @@ pub(crate) fn show_key(key: &[u8]) -> String {
     crate::output::escape(&mut v, key);
     String::from_utf8(v).unwrap_or_default()
 }
+
+/// The pools whose files exist, in order. A missing directory is an error.
+pub(crate) fn existing_pools(ctx: &Ctx) -> Result<Vec<PoolId>, Error> {
+    if !ctx.dir.is_dir() {
+        return Err(Error::NoPoolDir {
+            dir: ctx.dir.clone(),
+        });
+    }
+    Ok(PoolId::ALL
+        .into_iter()
+        .filter(|id| ctx.dir.join(id.file_name()).exists())
+        .collect())
+}

@@ -7,7 +7,9 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use crate::cli::{OnOff, ReadArgs};
-use crate::commands::{os_bytes, say, show_key, tell_no_match, warn, warn_if_misaligned, Ctx};
+use crate::commands::{
+    existing_pools, os_bytes, say, show_key, tell_no_match, warn, warn_if_misaligned, Ctx,
+};
 use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
 use crate::output::{self, Entry, Format, Style};
@@ -112,19 +114,6 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
         out.flush()?;
     }
     Ok(Exit::Success)
-}
-
-/// The pools whose files exist, in order. A missing directory is an error.
-fn existing_pools(ctx: &Ctx) -> Result<Vec<PoolId>, Error> {
-    if !ctx.dir.is_dir() {
-        return Err(Error::NoPoolDir {
-            dir: ctx.dir.clone(),
-        });
-    }
-    Ok(PoolId::ALL
-        .into_iter()
-        .filter(|id| ctx.dir.join(id.file_name()).exists())
-        .collect())
 }
 
 /// `--wait`: look, and until the key is there, sleep until a pool file
