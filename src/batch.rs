@@ -35,6 +35,8 @@ pub fn read(file: &Path, null: bool, limits: Limits) -> Result<Pairs, Error> {
     } else {
         std::fs::File::open(file).and_then(|f| f.take(cap).read_to_end(&mut input))
     };
+    // The batch is input: one that cannot be read is an input error (exit
+    // 2), like a value that cannot be read from stdin.
     res.map_err(|e| Error::Input(format!("{}: cannot read the batch: {e}", file.display())))?;
     if input.len() > MAX_BYTES {
         return Err(Error::Input(format!(

@@ -312,7 +312,7 @@ pub struct WriteArgs {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["key", "value", "key_opt", "value_opt", "split"]
+        conflicts_with_all = ["key", "value", "key_opt", "value_opt", "split", "ignore_case"]
     )]
     pub batch: Option<PathBuf>,
 

@@ -10,7 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod lock;
-pub mod map;
+pub(crate) mod map;
 pub mod matcher;
 pub mod output;
 pub mod pool;

@@ -55,10 +55,9 @@ impl Watch {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let ms = match left {
                 None => -1,
-                Some(l) => {
-                    l.as_millis().min(i32::MAX as u128) as i32
-                        + i32::from(l.subsec_nanos() % 1_000_000 != 0)
-                }
+                // Round up, so that the deadline has passed on return.
+                Some(l) => (l.as_millis() + u128::from(l.subsec_nanos() % 1_000_000 != 0))
+                    .min(i32::MAX as u128) as i32,
             };
             if ms == 0 {
                 return;

@@ -65,6 +65,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Ex
         // makes the pool fresh, and it is kept.
         if let Some(boot) = boot {
             if !stale::is_stale(p.modified()?, boot) {
+                drop(p); // unlock before anything is printed
                 tell_no_match(&format!(
                     "pool {id} was written after this boot: left alone"
                 ));
@@ -79,6 +80,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Ex
         if a.clean_invalid && p.drop_tail()? {
             return Ok(Exit::Success);
         }
+        drop(p); // unlock before anything is printed
         tell_no_match(&format!("nothing matched in pool {id}"));
         return Ok(Exit::NoMatch);
     }

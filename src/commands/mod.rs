@@ -72,17 +72,18 @@ pub(crate) fn say(msg: &str) {
     let _ = writeln!(err.lock(), "hvkvp: {msg}");
 }
 
-/// A misaligned pool is read, whole records only, with a warning.
-pub(crate) fn warn_if_misaligned(p: &Pool) {
-    if p.tail() != 0 {
-        warn(&format!(
+/// A misaligned pool is read, whole records only, with a warning. The
+/// warning is made under the lock and printed after it is released.
+pub(crate) fn misaligned_warning(p: &Pool) -> Option<String> {
+    (p.tail() != 0).then(|| {
+        format!(
             "{}: {} bytes is not a whole number of records; the last {} bytes are ignored \
              (`hvkvp delete -c` drops them)",
             p.path().display(),
             p.size(),
             p.tail()
-        ));
-    }
+        )
+    })
 }
 
 /// A person at a terminal is told why nothing happened; scripts get the

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{OnOff, ReadArgs};
 use crate::commands::{
-    existing_pools, os_bytes, say, show_key, tell_no_match, warn, warn_if_misaligned, Ctx,
+    existing_pools, misaligned_warning, os_bytes, say, show_key, tell_no_match, warn, Ctx,
 };
 use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
@@ -45,7 +45,10 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
         );
     }
 
-    let pools = if a.all_pools {
+    let pools = if a.all_pools && a.wait.is_some() {
+        // Pools that do not exist yet may be the ones the key comes in.
+        PoolId::ALL.to_vec()
+    } else if a.all_pools {
         existing_pools(ctx)?
     } else {
         vec![pool.unwrap_or(PoolId::EXTERNAL)]
@@ -209,10 +212,11 @@ fn collect(
         };
         (found, chunks)
     })?;
-    if warn_misaligned {
-        warn_if_misaligned(&pool);
-    }
+    let warning = misaligned_warning(&pool).filter(|_| warn_misaligned);
     drop(pool); // unlock before anything is printed
+    if let Some(w) = warning {
+        warn(&w);
+    }
     out.extend(found);
     if let Some(key) = join {
         match chunks.first() {
