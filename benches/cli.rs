@@ -130,8 +130,15 @@ fn time(
         .arg("--export-json")
         .arg(&json);
         if let Some(orig) = restore {
-            h.arg("--prepare")
-                .arg(format!("cp '{}' '{}'", orig.display(), pool.display()));
+            // Restored and written back to disk before each run, so that no
+            // writeback of the restore runs during the timed command.
+            // (-N runs the preparation without a shell too: give it one.)
+            h.arg("--prepare").arg(format!(
+                "sh -c \"cp '{}' '{}' && sync '{}'\"",
+                orig.display(),
+                pool.display(),
+                pool.display()
+            ));
         }
         if stdin.is_none() {
             h.arg("-N");
@@ -155,6 +162,7 @@ fn time(
     for i in 0..runs + 3 {
         if let Some(orig) = restore {
             std::fs::copy(orig, pool).unwrap();
+            std::fs::File::open(pool).unwrap().sync_all().unwrap();
         }
         let mut c = Command::new(&args[0]);
         c.args(&args[1..]).stdout(Stdio::null());
@@ -187,12 +195,11 @@ fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let runs: usize = env_or("BENCH_RUNS", 21);
-    // tmpfs when there is one: no writeback of the restored pools between
-    // runs to disturb the timings. BENCH_DIR chooses another place.
+    // A disk file system, as /var/lib/hyperv is (tmpfs maps pages at a
+    // different cost). BENCH_DIR chooses another place.
     let base = std::env::var_os("BENCH_DIR")
         .map(PathBuf::from)
-        .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|p| p.is_dir()))
-        .unwrap_or_else(std::env::temp_dir);
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"));
     let dir = tempfile::tempdir_in(&base).unwrap();
     let d = dir.path();
     println!(
@@ -216,8 +223,18 @@ fn main() {
         std::fs::create_dir_all(&pd).unwrap();
         let pool = pd.join(".kvp_pool_1");
         let orig = pd.join("orig.bin");
-        write_pool(&pool, n);
-        std::fs::copy(&pool, &orig).unwrap();
+        // Every pool the runs see is a copy made the same way (`cp`, as the
+        // restores between runs are): the page cache holds a file in folios
+        // whose size depends on how it was written, and mapping cost
+        // follows the folio size. Then on disk: no writeback during runs.
+        let gen = pd.join("gen.bin");
+        write_pool(&gen, n);
+        for f in [&pool, &orig] {
+            let st = Command::new("cp").arg(&gen).arg(f).status().unwrap();
+            assert!(st.success());
+            std::fs::File::open(f).unwrap().sync_all().unwrap();
+        }
+        std::fs::remove_file(&gen).unwrap();
         let batch = pd.join("batch.txt");
         let mut b = String::new();
         for i in 0..n {
