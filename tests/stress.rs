@@ -907,6 +907,8 @@ struct Kind {
     lost: usize,
     twice: usize,
     most_twice: usize,
+    /// Trials that left an append cut between its two writes.
+    cut_appends: usize,
     dup_after: usize,
     failed: usize,
 }
@@ -941,6 +943,7 @@ fn kinds(batch_file: &Path) -> Vec<Kind> {
         lost: 0,
         twice: 0,
         most_twice: 0,
+        cut_appends: 0,
         dup_after: 0,
         failed: 0,
     };
@@ -1005,6 +1008,27 @@ struct KillCheck {
     /// Whether the operation's whole effect is there: every new pair once,
     /// the deleted key gone.
     complete: bool,
+    /// An append cut between its two writes: the last record holds the
+    /// part of a new record after the page boundary, zeros before it, so
+    /// its key reads as empty (what `write_at_end` in src/pool.rs allows).
+    cut_append: bool,
+}
+
+/// Is `rec`, the last record of the pool at byte `off`, an append of one of
+/// `new` cut after its first write: zeros up to the page boundary, then
+/// exactly the rest of the new record?
+fn is_cut_append(rec: &[u8], off: usize, new: &HashMap<String, String>) -> bool {
+    let boundary = (off / 4096 + 1) * 4096;
+    let head = boundary - off;
+    if head >= RECORD_SIZE || rec[..head].iter().any(|&b| b != 0) {
+        return false;
+    }
+    new.iter().any(|(k, v)| {
+        let mut full = vec![0u8; RECORD_SIZE];
+        full[..k.len()].copy_from_slice(k.as_bytes());
+        full[KEY_SIZE..KEY_SIZE + v.len()].copy_from_slice(v.as_bytes());
+        full[head..] == rec[head..]
+    })
 }
 
 /// Every record whole and either an original one or one the operation
@@ -1021,7 +1045,13 @@ fn kill_check(bytes: &[u8], kind: &Kind, all: bool, what: &str) -> KillCheck {
     }
     let mut count: HashMap<&[u8], usize> = HashMap::new();
     let mut new_ok: HashMap<&str, usize> = HashMap::new();
+    let records = bytes.len() / RECORD_SIZE;
+    let mut cut_append = false;
     for (i, rec) in bytes.chunks_exact(RECORD_SIZE).enumerate() {
+        if i + 1 == records && is_cut_append(rec, i * RECORD_SIZE, &kind.new) {
+            cut_append = true;
+            continue;
+        }
         let (k, v, whole) = fields(rec);
         let original = std::str::from_utf8(k)
             .ok()
@@ -1074,12 +1104,13 @@ fn kill_check(bytes: &[u8], kind: &Kind, all: bool, what: &str) -> KillCheck {
         Some(g) => !count.contains_key(g.as_bytes()),
         None => true,
     };
-    let complete = all_new && gone;
+    let complete = all_new && gone && !cut_append;
     KillCheck {
         torn,
         lost,
         twice,
         complete,
+        cut_append,
     }
 }
 
@@ -1133,6 +1164,7 @@ fn trial(pools: &Pools, kind: &mut Kind, rng: &mut Rng) {
     kind.torn += c.torn;
     kind.lost += c.lost;
     kind.twice += usize::from(c.twice > 0);
+    kind.cut_appends += usize::from(c.cut_append);
     kind.most_twice = kind.most_twice.max(c.twice);
     if !killed && out.status.success() && !c.complete {
         // It said it was done: its effect must all be there.
@@ -1195,10 +1227,12 @@ fn kill_phase(deadline: Instant, seed: u64) -> Vec<Row> {
             reader_errors: 0,
             failed: k.failed,
             notes: format!(
-                "{} killed mid-run, {} left keys twice before -d (at most {}); alone {:.1} ms",
+                "{} killed mid-run, {} left keys twice before -d (at most {}), {} cut appends \
+                 (empty key); alone {:.1} ms",
                 k.killed,
                 k.twice,
                 k.most_twice,
+                k.cut_appends,
                 k.span.as_secs_f64() * 1000.0
             ),
         })
@@ -1283,6 +1317,33 @@ fn calibrate() {
         k(&b, delete, false),
         (0, 1, 1, false),
         "calibration: lost, twice"
+    );
+    // An append cut between its two writes is told from a torn record.
+    let append = &kinds[1];
+    let (nk, nv) = append.new.iter().next().expect("a new key");
+    let mut rec = vec![0u8; r];
+    rec[..nk.len()].copy_from_slice(nk.as_bytes());
+    rec[KEY_SIZE..KEY_SIZE + nv.len()].copy_from_slice(nv.as_bytes());
+    // Two records short of the base: there the next record straddles a page.
+    let base = &append.base[..append.base.len() - 2 * r];
+    let off = base.len();
+    let head = (off / 4096 + 1) * 4096 - off;
+    assert!(head < r, "calibration: the append straddles a page");
+    let mut cut = rec.clone();
+    cut[..head].fill(0);
+    let b = [base, &cut[..]].concat();
+    let c = kill_check(&b, append, false, "calibration");
+    assert!(
+        c.cut_append && c.torn == 0 && !c.complete,
+        "calibration: cut append"
+    );
+    let mut wrong = cut.clone();
+    wrong[r - 1] ^= 1;
+    let b = [base, &wrong[..]].concat();
+    assert_eq!(
+        k(&b, append, false).0,
+        1,
+        "calibration: a foreign tail is torn"
     );
     CALIBRATING.store(false, Ordering::Relaxed);
 }
