@@ -349,6 +349,7 @@ impl Pool {
         let Some(&first) = doomed.first() else {
             return self.drop_tail().map(|_| 0);
         };
+        let mut buf = [0u8; RECORD_SIZE];
         let mut next = 0; // index into doomed
         let mut w = first;
         let mut released = first * RECORD_SIZE;
@@ -357,20 +358,17 @@ impl Pool {
                 next += 1;
                 continue;
             }
-            // The kernel copies straight from the map (a page of the same
-            // file; Linux supports that). If a process that takes no lock
-            // cut the file short, the copy faults and the write fails
-            // with EFAULT instead of writing zeros.
-            let src = self.rec(r).bytes();
-            if let Err(e) = self.file.write_all_at(src, (w * RECORD_SIZE) as u64) {
-                if e.raw_os_error() == Some(libc::EFAULT) || self.cut_short() {
-                    return Err(self.changed_underneath());
-                }
-                return Err(Error::io(&self.path, "moving a record", e));
-            }
+            // Copy out first, then write from memory that cannot fault: a
+            // write whose source is the map of this same file may have to
+            // fault that source in between two pages, and a kill pending
+            // then stops it there, tearing the record.
+            buf.copy_from_slice(self.rec(r).bytes());
             if self.cut_short() {
                 return Err(self.changed_underneath());
             }
+            self.file
+                .write_all_at(&buf, (w * RECORD_SIZE) as u64)
+                .map_err(|e| Error::io(&self.path, "moving a record", e))?;
             if r % RELEASE_EVERY == 0 {
                 if let Some(map) = &self.map {
                     map.release(released..w * RECORD_SIZE);
