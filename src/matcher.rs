@@ -104,12 +104,14 @@ impl Matcher {
         m != self.invert
     }
 
-    /// The key this matcher stands for when it is a plain exact match: lets
-    /// a scan compare the field in place without cutting it first.
-    pub fn exact_key(&self) -> Option<&[u8]> {
+    /// Does the key field of a record (all 512 bytes) match? A plain exact
+    /// match compares the field in place, length first, without cutting it
+    /// at its NUL: the scan of every command touches only the bytes it must.
+    #[inline]
+    pub fn matches_field(&self, key_field: &[u8]) -> bool {
         match (&self.how, self.invert) {
-            (How::Exact(k), false) => Some(k),
-            _ => None,
+            (How::Exact(k), false) => crate::record::key_is(key_field, k),
+            _ => self.is_match(crate::record::field(key_field)),
         }
     }
 }

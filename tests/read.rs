@@ -128,6 +128,31 @@ fn read_missing_key_names_the_pool_that_has_it() {
 }
 
 #[test]
+fn read_from_a_missing_pool_still_names_the_pool_that_has_the_key() {
+    let pools = Pools::new();
+    let before = pools.set_records(3, &[("VirtualMachineId", "1234")]);
+    pools
+        .cmd()
+        .args(["read", "VirtualMachineId"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(".kvp_pool_0: no such pool file"))
+        .stderr(predicate::str::contains(
+            "VirtualMachineId is in pool 3 (params): use -p 3",
+        ));
+    // Nowhere else either: the missing pool is the error.
+    pools
+        .cmd()
+        .args(["read", "Nope"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("no such pool file"));
+    assert_eq!(pools.bytes(3), before);
+    assert!(!pools.file(0).exists());
+}
+
+#[test]
 fn read_pattern_matches_a_substring_by_default() {
     let (pools, _) = three();
     pools

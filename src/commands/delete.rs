@@ -94,10 +94,7 @@ fn doomed(p: &Pool, target: Option<&Matcher>, a: &DeleteArgs) -> Vec<usize> {
     let mut gone = vec![false; n];
     if let Some(m) = target {
         for r in p.records() {
-            gone[r.index] = match m.exact_key() {
-                Some(k) => record::key_is(r.key_field(), k),
-                None => m.is_match(r.key()),
-            };
+            gone[r.index] = m.matches_field(r.key_field());
         }
     }
     if a.clean_invalid {

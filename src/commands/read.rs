@@ -53,12 +53,16 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
     } else {
         vec![pool.unwrap_or(PoolId::EXTERNAL)]
     };
-    let join = a.join.then(|| a.key.as_deref().map(os_bytes)).flatten();
+    let q = Query {
+        matcher: &matcher,
+        first_only,
+        join: a.join.then(|| a.key.as_deref().map(os_bytes)).flatten(),
+    };
 
     let entries = match a.wait {
         Some(limit) => {
             let key = a.key.as_deref().map(os_bytes).unwrap_or_default();
-            match wait_for(ctx, &pools, &matcher, join, limit)? {
+            match wait_for(ctx, &pools, &q, limit)? {
                 Some(found) => found,
                 None => {
                     tell_no_match(&format!("{}: timed out waiting for it", show_key(key)));
@@ -69,16 +73,22 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
         None => {
             let mut entries = Vec::new();
             for id in &pools {
-                collect(
-                    ctx,
-                    *id,
-                    &matcher,
-                    first_only,
-                    join,
-                    &mut entries,
-                    ctx.timeout,
-                    true,
-                )?;
+                let f = match collect(ctx, *id, &q, ctx.timeout) {
+                    // The pool asked for is missing: if the key is in
+                    // another pool, that is the answer the user needs.
+                    Err(e @ Error::NoPoolFile { .. }) if a.key.is_some() && !a.all_pools => {
+                        let Some(other) = elsewhere(ctx, *id, &matcher) else {
+                            return Err(e.into());
+                        };
+                        let key = a.key.as_deref().map(os_bytes).unwrap_or_default();
+                        say(&format!("{e}"));
+                        say(&in_pool(key, other));
+                        return Ok(Exit::NoMatch);
+                    }
+                    f => f?,
+                };
+                f.warnings.iter().for_each(|w| warn(w));
+                entries.extend(f.entries);
             }
             entries
         }
@@ -88,11 +98,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
         if let (Some(k), false) = (&a.key, a.all_pools) {
             let id = pools[0];
             match elsewhere(ctx, id, &matcher) {
-                Some(other) => say(&format!(
-                    "{} is in pool {other}: use -p {}",
-                    show_key(os_bytes(k)),
-                    other.number()
-                )),
+                Some(other) => say(&in_pool(os_bytes(k), other)),
                 None => tell_no_match(&format!(
                     "{}: no such key in pool {id}",
                     show_key(os_bytes(k))
@@ -126,8 +132,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
 fn wait_for(
     ctx: &Ctx,
     pools: &[PoolId],
-    matcher: &Matcher,
-    join: Option<&[u8]>,
+    q: &Query<'_>,
     limit: Option<Duration>,
 ) -> Result<Option<Vec<Entry>>, Error> {
     let names = pools.iter().map(|id| id.file_name().into()).collect();
@@ -139,17 +144,14 @@ fn wait_for(
     loop {
         let mut found = Vec::new();
         for id in pools {
-            match collect(
-                ctx,
-                *id,
-                matcher,
-                true,
-                join,
-                &mut found,
-                ctx.timeout,
-                !warned,
-            ) {
-                Ok(()) | Err(Error::NoPoolFile { .. }) => {}
+            match collect(ctx, *id, q, ctx.timeout) {
+                Ok(f) => {
+                    if !warned {
+                        f.warnings.iter().for_each(|w| warn(w));
+                    }
+                    found.extend(f.entries);
+                }
+                Err(Error::NoPoolFile { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -164,71 +166,61 @@ fn wait_for(
     }
 }
 
-/// Copy the matching records of one pool into `out`. With `join`, a key
-/// that is absent is put back together from its chunks `KEY.0`, `KEY.1`, …
-#[allow(clippy::too_many_arguments)]
-fn collect(
-    ctx: &Ctx,
-    id: PoolId,
-    matcher: &Matcher,
+/// What to look for in each pool.
+struct Query<'a> {
+    matcher: &'a Matcher,
+    /// Only the first matching record of a pool (`read KEY`).
     first_only: bool,
-    join: Option<&[u8]>,
-    out: &mut Vec<Entry>,
-    timeout: Duration,
-    warn_misaligned: bool,
-) -> Result<(), Error> {
+    /// `--join`: the key to put back together from its chunks when absent.
+    join: Option<&'a [u8]>,
+}
+
+/// What one pool gave: the records to print, and warnings to print once the
+/// pool is unlocked.
+struct Found {
+    entries: Vec<Entry>,
+    warnings: Vec<String>,
+}
+
+/// Copy the matching records of one pool out under its shared lock. With
+/// `join`, a key that is absent is put back together from its chunks
+/// `KEY.0`, `KEY.1`, …
+fn collect(ctx: &Ctx, id: PoolId, q: &Query<'_>, timeout: Duration) -> Result<Found, Error> {
     let mut pool = Pool::open(&ctx.dir, id, Access::Read, timeout)?;
-    let (found, chunks) = pool.scan(|p| {
+    let (mut entries, chunks) = pool.scan(|p| {
         let mut found = Vec::new();
-        let entry = |r: crate::pool::Rec<'_>| Entry {
-            pool: id.number(),
-            index: r.index,
-            key: r.key().to_vec(),
-            value: r.value().to_vec(),
-        };
-        if let Some(k) = matcher.exact_key() {
-            // Compare in place: length first, then bytes; no cut, no copy.
-            for r in p.records() {
-                if record::key_is(r.key_field(), k) {
-                    found.push(entry(r));
-                    if first_only {
-                        break;
-                    }
-                }
-            }
-        } else {
-            for r in p.records() {
-                if matcher.is_match(r.key()) {
-                    found.push(entry(r));
-                    if first_only {
-                        break;
-                    }
+        for r in p.records() {
+            if q.matcher.matches_field(r.key_field()) {
+                found.push(Entry {
+                    pool: id.number(),
+                    index: r.index,
+                    key: r.key().to_vec(),
+                    value: r.value().to_vec(),
+                });
+                if q.first_only {
+                    break;
                 }
             }
         }
-        let chunks = match join {
+        let chunks = match q.join {
             Some(key) if found.is_empty() => chunks_of(p, key),
             _ => Vec::new(),
         };
         (found, chunks)
     })?;
-    let warning = misaligned_warning(&pool).filter(|_| warn_misaligned);
+    let mut warnings: Vec<String> = misaligned_warning(&pool).into_iter().collect();
     drop(pool); // unlock before anything is printed
-    if let Some(w) = warning {
-        warn(&w);
-    }
-    out.extend(found);
-    if let Some(key) = join {
+    if let Some(key) = q.join {
         match chunks.first() {
-            Some((0, _, _)) => out.push(assemble(id, key, chunks)),
-            Some(_) => warn(&format!(
+            Some((0, _, _)) => entries.push(assemble(id, key, chunks, &mut warnings)),
+            Some(_) => warnings.push(format!(
                 "{}.0 is missing from pool {id}: nothing to join",
                 show_key(key)
             )),
             None => {}
         }
     }
-    Ok(())
+    Ok(Found { entries, warnings })
 }
 
 /// The chunks `KEY.N` of a pool: (N, record index, value), first record of
@@ -247,7 +239,12 @@ fn chunks_of(p: &Pool, key: &[u8]) -> Vec<(u64, usize, Vec<u8>)> {
 }
 
 /// `KEY.0` + `KEY.1` + … up to the first missing number.
-fn assemble(id: PoolId, key: &[u8], chunks: Vec<(u64, usize, Vec<u8>)>) -> Entry {
+fn assemble(
+    id: PoolId,
+    key: &[u8],
+    chunks: Vec<(u64, usize, Vec<u8>)>,
+    warnings: &mut Vec<String>,
+) -> Entry {
     let index = chunks.first().map_or(0, |c| c.1);
     let mut value = Vec::new();
     let mut next = 0;
@@ -259,7 +256,7 @@ fn assemble(id: PoolId, key: &[u8], chunks: Vec<(u64, usize, Vec<u8>)>) -> Entry
         next += 1;
     }
     if (next as usize) < chunks.len() {
-        warn(&format!(
+        warnings.push(format!(
             "{}.{next} is missing: joined {next} of the {} chunks found",
             show_key(key),
             chunks.len()
@@ -273,13 +270,26 @@ fn assemble(id: PoolId, key: &[u8], chunks: Vec<(u64, usize, Vec<u8>)>) -> Entry
     }
 }
 
+/// The hint for a key found in another pool than the one asked.
+fn in_pool(key: &[u8], other: PoolId) -> String {
+    format!(
+        "{} is in pool {other}: use -p {}",
+        show_key(key),
+        other.number()
+    )
+}
+
 /// Which other pool holds the key, for the "use -p N" hint. Best effort: a
 /// pool that cannot be read at once is skipped.
 fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> Option<PoolId> {
     let timeout = ctx.timeout.min(Duration::from_secs(1));
-    PoolId::ALL.into_iter().filter(|&id| id != not).find(|&id| {
-        let mut found = Vec::new();
-        collect(ctx, id, matcher, true, None, &mut found, timeout, false).is_ok()
-            && !found.is_empty()
-    })
+    let q = Query {
+        matcher,
+        first_only: true,
+        join: None,
+    };
+    PoolId::ALL
+        .into_iter()
+        .filter(|&id| id != not)
+        .find(|&id| collect(ctx, id, &q, timeout).is_ok_and(|f| !f.entries.is_empty()))
 }
