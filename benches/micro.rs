@@ -45,44 +45,40 @@ fn scan_exact_last_key(bencher: divan::Bencher, n: usize) {
     });
 }
 
+/// Open, lock, map and count the keys `m` matches.
+fn bench_scan(bencher: divan::Bencher, n: usize, pattern: &[u8], o: MatchOptions) {
+    let dir = tempfile::tempdir().unwrap();
+    make_pool(dir.path(), n);
+    let m = Matcher::pattern(pattern, &o).unwrap();
+    bencher.bench_local(|| {
+        let mut p = open(dir.path(), Access::Read);
+        p.scan(|p| {
+            p.records()
+                .filter(|r| m.matches_field(r.key_field()))
+                .count()
+        })
+        .unwrap()
+    });
+}
+
 /// Substring match, ignoring case, over every key.
 #[divan::bench(args = SIZES)]
 fn scan_substring_ignore_case(bencher: divan::Bencher, n: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    make_pool(dir.path(), n);
-    let m = Matcher::pattern(
-        b"KEY0001",
-        &MatchOptions {
-            ignore_case: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    bencher.bench_local(|| {
-        let mut p = open(dir.path(), Access::Read);
-        p.scan(|p| p.records().filter(|r| m.is_match(r.key())).count())
-            .unwrap()
-    });
+    let o = MatchOptions {
+        ignore_case: true,
+        ..Default::default()
+    };
+    bench_scan(bencher, n, b"KEY0001", o);
 }
 
 /// Regular-expression match over every key.
 #[divan::bench(args = SIZES)]
 fn scan_regex(bencher: divan::Bencher, n: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    make_pool(dir.path(), n);
-    let m = Matcher::pattern(
-        b"^key0+1[0-9]$",
-        &MatchOptions {
-            regex: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    bencher.bench_local(|| {
-        let mut p = open(dir.path(), Access::Read);
-        p.scan(|p| p.records().filter(|r| m.is_match(r.key())).count())
-            .unwrap()
-    });
+    let o = MatchOptions {
+        regex: true,
+        ..Default::default()
+    };
+    bench_scan(bencher, n, b"^key0+1[0-9]$", o);
 }
 
 /// Rewrite the middle record in place (one pwrite).

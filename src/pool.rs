@@ -21,7 +21,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::error::Error;
 use crate::lock::{self, Mode};
@@ -106,6 +106,8 @@ pub struct Pool {
     path: PathBuf,
     file: File,
     size: u64,
+    mode: u32,
+    modified: SystemTime,
     map: Option<Map>,
 }
 
@@ -153,6 +155,8 @@ impl Pool {
             path,
             file,
             size: 0,
+            mode: 0,
+            modified: SystemTime::UNIX_EPOCH,
             map: None,
         };
         pool.refresh()?;
@@ -167,6 +171,10 @@ impl Pool {
             .metadata()
             .map_err(|e| Error::io(&self.path, "reading the pool file's size", e))?;
         self.size = meta.len();
+        self.mode = meta.permissions().mode() & 0o7777;
+        // No mtime (never on Linux): call it now, so that nothing is taken
+        // for stale and emptied by `delete -A --if-stale`.
+        self.modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
         if self.size > 0 {
             let len = usize::try_from(self.size).map_err(|_| {
                 Error::io(
@@ -206,20 +214,14 @@ impl Pool {
     }
 
     /// The file's permission bits.
-    pub fn mode(&self) -> Result<u32, Error> {
-        self.file
-            .metadata()
-            .map(|m| m.permissions().mode() & 0o7777)
-            .map_err(|e| Error::io(&self.path, "reading the pool file's mode", e))
+    pub fn mode(&self) -> u32 {
+        self.mode
     }
 
-    /// When the file was last written (its mtime), read from the locked
-    /// descriptor.
-    pub fn modified(&self) -> Result<std::time::SystemTime, Error> {
-        self.file
-            .metadata()
-            .and_then(|m| m.modified())
-            .map_err(|e| Error::io(&self.path, "reading the pool file's modification time", e))
+    /// When the file was last written (its mtime), as of the last `fstat`
+    /// of the locked descriptor.
+    pub fn modified(&self) -> SystemTime {
+        self.modified
     }
 
     fn data(&self) -> &[u8] {

@@ -114,8 +114,8 @@ struct Report {
 fn inspect(ctx: &Ctx, id: PoolId, boot: SystemTime) -> Result<Report, Error> {
     let mut pool = Pool::open(&ctx.dir, id, Access::Read, ctx.timeout)?;
     let facts = pool.scan(scan)?;
-    let mode = pool.mode()?;
-    let modified = pool.modified()?;
+    let mode = pool.mode();
+    let modified = pool.modified();
     let path = pool.path().to_path_buf();
     drop(pool); // unlock before anything is printed
     Ok(Report {

@@ -64,7 +64,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Ex
         // Decided under the exclusive locks: a write that lands before them
         // makes the pool fresh, and it is kept.
         if let Some(boot) = boot {
-            if !stale::is_stale(p.modified()?, boot) {
+            if !stale::is_stale(p.modified(), boot) {
                 drop(p); // unlock before anything is printed
                 tell_no_match(&format!(
                     "pool {id} was written after this boot: left alone"

@@ -136,25 +136,28 @@ fn apply(
     also_remove: impl Fn(&[u8]) -> bool,
 ) -> Result<(), Error> {
     p.require_aligned()?;
-    let norm = |k: &[u8]| -> Vec<u8> {
-        if fold_case {
-            fold(k).into_owned()
-        } else {
-            k.to_vec()
-        }
+    // One key without -i: compare each field in place, length first.
+    let single = (sets.len() == 1 && !fold_case).then(|| sets[0].0.as_slice());
+    let want: HashMap<Vec<u8>, usize> = match single {
+        Some(_) => HashMap::new(),
+        None => sets
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| {
+                let k = if fold_case {
+                    fold(k).into_owned()
+                } else {
+                    k.clone()
+                };
+                (k, i)
+            })
+            .collect(),
     };
-    let want: HashMap<Vec<u8>, usize> = sets
-        .iter()
-        .enumerate()
-        .map(|(i, (k, _))| (norm(k), i))
-        .collect();
     let (first, mut doomed) = p.scan(|p| {
         let mut first: Vec<Option<usize>> = vec![None; sets.len()];
         let mut doomed = Vec::new();
-        let single = (sets.len() == 1 && !fold_case).then(|| sets[0].0.as_slice());
         for r in p.records() {
             let hit = match single {
-                // One key: compare the field in place, length first.
                 Some(k) => record::key_is(r.key_field(), k).then_some(0),
                 None => {
                     let k = r.key();
