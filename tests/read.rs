@@ -463,18 +463,14 @@ fn read_pool_by_number_and_by_name() {
         ("auto-internal", 4),
     ];
     for (name, n) in names {
-        pools
-            .cmd()
-            .args(["read", "-p", name, "k"])
-            .assert()
-            .success()
-            .stdout(format!("pool{n}\n"));
-        pools
-            .cmd()
-            .args(["read", "--pool", name, "k"])
-            .assert()
-            .success()
-            .stdout(format!("pool{n}\n"));
+        for flag in ["-p", "--pool"] {
+            pools
+                .cmd()
+                .args(["read", flag, name, "k"])
+                .assert()
+                .success()
+                .stdout(format!("pool{n}\n"));
+        }
     }
 }
 
@@ -485,18 +481,14 @@ fn read_keyset_in_out_params_are_pools_0_1_3() {
         pools.set_records(n, &[("k", &format!("pool{n}"))]);
     }
     for (set, n) in [("in", 0), ("out", 1), ("params", 3)] {
-        pools
-            .cmd()
-            .args(["read", "-s", set, "k"])
-            .assert()
-            .success()
-            .stdout(format!("pool{n}\n"));
-        pools
-            .cmd()
-            .args(["read", "--keyset", set, "k"])
-            .assert()
-            .success()
-            .stdout(format!("pool{n}\n"));
+        for flag in ["-s", "--keyset"] {
+            pools
+                .cmd()
+                .args(["read", flag, set, "k"])
+                .assert()
+                .success()
+                .stdout(format!("pool{n}\n"));
+        }
     }
 }
 
