@@ -6,6 +6,9 @@
 #                        (benches/cli.rs; uses hyperfine when installed)
 #   make stress          races and kill -9 trials for a bounded time
 #                        (STRESS_SECONDS, default 150; tests/stress.rs)
+#   make crash           every crash point of every change, on pools
+#                        CRASH_RECORDS (default 200) records larger than
+#                        make test's (tests/crashpoints.rs)
 #   make fuzz            each fuzz target for FUZZ_SECONDS (default 60), on
 #                        stable Rust (cargo-fuzz without sanitizer; fuzz/)
 #   make assets          man page and bash/zsh/fish completions in target/assets/,
@@ -51,7 +54,7 @@ else
 BUILD :=
 endif
 
-.PHONY: all build test lint bench stress fuzz assets install uninstall deb rpm clean
+.PHONY: all build test lint bench stress crash fuzz assets install uninstall deb rpm clean
 
 all: build
 
@@ -81,6 +84,10 @@ fuzz:
 STRESS_SECONDS ?= 150
 stress:
 	STRESS_SECONDS=$(STRESS_SECONDS) $(CARGO) test --locked --release --test stress -- --ignored --nocapture
+
+CRASH_RECORDS ?= 200
+crash:
+	HVKVP_CRASH_RECORDS=$(CRASH_RECORDS) $(CARGO) test --locked --release --test crashpoints -- --nocapture
 
 assets: $(BUILD)
 	mkdir -p $(ASSETS)

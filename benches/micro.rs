@@ -81,7 +81,7 @@ fn scan_regex(bencher: divan::Bencher, n: usize) {
     bench_scan(bencher, n, b"^key0+1[0-9]$", o);
 }
 
-/// Rewrite the middle record in place (one pwrite).
+/// Rewrite the middle record in place (page-contained writes).
 #[divan::bench(args = SIZES)]
 fn update_middle_record(bencher: divan::Bencher, n: usize) {
     let dir = tempfile::tempdir().unwrap();
@@ -91,11 +91,12 @@ fn update_middle_record(bencher: divan::Bencher, n: usize) {
         flip = !flip;
         let rec = record::encode(b"key-middle", if flip { b"a" } else { b"b" });
         let mut p = open(dir.path(), Access::Write);
-        p.update(n / 2, &rec).unwrap();
+        hvkvp::change::update(&mut p, n / 2, &rec).unwrap();
     });
 }
 
-/// Delete the first record: move every later record up, then truncate.
+/// Delete the first record: make it a tombstone, move every later record
+/// up (each into a tombstone, its old slot made one), then truncate.
 #[divan::bench(args = SIZES, sample_count = 20, sample_size = 1)]
 fn delete_first_record(bencher: divan::Bencher, n: usize) {
     let dir = tempfile::tempdir().unwrap();
@@ -105,6 +106,7 @@ fn delete_first_record(bencher: divan::Bencher, n: usize) {
         .with_inputs(|| std::fs::write(&path, &bytes).unwrap())
         .bench_local_values(|()| {
             let mut p = open(dir.path(), Access::Write);
-            p.remove(&[0]).unwrap()
+            p.tombstone(0).unwrap();
+            p.compact().unwrap()
         });
 }

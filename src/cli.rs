@@ -239,7 +239,8 @@ pub struct ReadArgs {
     pub wait: Option<Option<Duration>>,
 
     /// With KEY: if it is absent, put KEY.0, KEY.1, … back together (the
-    /// chunks `write --split` and Ignition write).
+    /// chunks `write --split` and Ignition write). A chunk missing, or
+    /// chunks of two values (a split killed midway), print nothing: exit 1.
     #[arg(long, requires = "key")]
     pub join: bool,
 }
@@ -302,7 +303,9 @@ pub struct WriteArgs {
     pub noout: bool,
 
     /// A value over the host's limits is written as chunks KEY.0, KEY.1, …
-    /// each within them; chunks left from an older value are removed.
+    /// each within them; chunks left from an older value are removed. A
+    /// kill -9 while chunks are rewritten can leave chunks of both values:
+    /// `read --join` and `check` then refuse them; write the value again.
     #[arg(long)]
     pub split: bool,
 

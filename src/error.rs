@@ -1,4 +1,4 @@
-//! Errors that know their exit status (SPEC §3): the mapping lives here and
+//! Errors that know their exit status (README, "Exit status"): the mapping lives here and
 //! nowhere else.
 
 use std::path::PathBuf;

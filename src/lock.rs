@@ -1,4 +1,4 @@
-//! Whole-file locks that exclude every other writer of a pool (SPEC §2).
+//! Whole-file locks that exclude every other writer of a pool.
 //!
 //! Two kinds of lock guard a pool file and neither excludes the other on
 //! Linux (`man 2 flock`): the KVP daemon takes a POSIX record lock

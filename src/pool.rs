@@ -1,5 +1,5 @@
 //! One pool file, opened once and locked, read through a map and changed in
-//! place (SPEC §2).
+//! place.
 //!
 //! The rules this module keeps, and why:
 //! - One descriptor does all the I/O and holds both locks: closing a second
@@ -8,18 +8,19 @@
 //! - Never rename over or unlink a pool: the daemon locks the inode it opened
 //!   at start but reads and writes by path, so a renamed-in file would be
 //!   unguarded, and an unlinked one makes the daemon exit.
-//! - Every write is one whole record at a record boundary, one `pwrite` per
-//!   record: the kernel may stop a large write between pages when the
-//!   process is killed, and a record-sized write keeps that from tearing a
-//!   record. A delete moves later records up one at a time from the front,
-//!   so a kill leaves some records present twice (one per record removed
-//!   before the point reached, at most), never one lost.
+//! - No write crosses a page boundary: the kernel may stop such a write
+//!   between its pages when the process is killed. A record is written in
+//!   page-contained parts into a tombstone, the part holding the key last
+//!   ([`Pool::put`]); `change` says in which order records are changed so
+//!   that a kill at any instant leaves each key old or new.
+//! - Every write goes through one seam (`seam`), where the crash-point
+//!   tests stop it.
 //! - A file that is not a whole number of records is read but not written
 //!   (except by `delete -c`, which drops the fragment).
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -27,6 +28,8 @@ use crate::error::Error;
 use crate::lock::{self, Mode};
 use crate::map::Map;
 use crate::record::{KEY_SIZE, RECORD_SIZE};
+use crate::seam;
+use crate::signals::Hold;
 
 /// Records a scan passes between two releases of its pages (1.25 MB).
 const RELEASE_EVERY: usize = 512;
@@ -101,7 +104,7 @@ pub enum Access {
 }
 
 /// An open, locked pool file. Dropping it closes the descriptor, which
-/// releases both locks.
+/// releases both locks, and then lets held signals through.
 pub struct Pool {
     path: PathBuf,
     file: File,
@@ -109,6 +112,10 @@ pub struct Pool {
     mode: u32,
     modified: SystemTime,
     map: Option<Map>,
+    /// Opened for writing: signals are held from the moment the locks are
+    /// taken until the pool is closed (`signals`). Declared last, so that
+    /// it is dropped last.
+    _hold: Option<Hold>,
 }
 
 /// A borrowed view of one record.
@@ -151,6 +158,7 @@ impl Pool {
             Access::Write | Access::WriteCreate => Mode::Exclusive,
         };
         lock::acquire(&file, &path, mode, timeout)?;
+        let hold = (mode == Mode::Exclusive).then(Hold::new);
         let mut pool = Pool {
             path,
             file,
@@ -158,6 +166,7 @@ impl Pool {
             mode: 0,
             modified: SystemTime::UNIX_EPOCH,
             map: None,
+            _hold: hold,
         };
         pool.refresh()?;
         Ok(pool)
@@ -256,12 +265,6 @@ impl Pool {
             })
     }
 
-    /// The trailing partial record's bytes, if any.
-    pub fn tail_bytes(&self) -> &[u8] {
-        let whole = self.len() * RECORD_SIZE;
-        &self.data()[whole..]
-    }
-
     /// Run a read-only scan of the file. If a process that takes no lock
     /// shrank the file while it ran (see `map.rs`), the scan saw zeros where
     /// records were: take the new size and scan again.
@@ -303,74 +306,124 @@ impl Pool {
         Ok(())
     }
 
-    /// Overwrite record `index` with `rec`, in place, in one write.
-    pub fn update(&mut self, index: usize, rec: &[u8; RECORD_SIZE]) -> Result<(), Error> {
-        assert!(index < self.len());
-        self.file
-            .write_all_at(rec, (index * RECORD_SIZE) as u64)
+    /// The content of record `index`: its key and value, each cut at its
+    /// first NUL. Two records with the same content read the same to every
+    /// reader, whatever bytes follow the NULs.
+    pub fn content(&self, index: usize) -> (&[u8], &[u8]) {
+        let r = self.rec(index);
+        (r.key(), r.value())
+    }
+
+    /// Write `rec` into slot `index`, which must hold a tombstone (a record
+    /// whose key starts with NUL) or lie at or past the end of the file.
+    /// The record is written in page-contained parts, the part after the
+    /// page boundary first: a kill between the parts leaves the slot with
+    /// the tombstone's first byte, so it still reads as a tombstone, and a
+    /// part within one page is written whole or not at all. At the end of
+    /// the file the first part fills the gap with zeros, likewise a
+    /// tombstone. Past the end, the caller maps the file again
+    /// ([`Pool::append_all`] does).
+    pub(crate) fn put(
+        &mut self,
+        index: usize,
+        rec: &[u8; RECORD_SIZE],
+        doing: &'static str,
+    ) -> Result<(), Error> {
+        let at = (index * RECORD_SIZE) as u64;
+        let head = head_len(at);
+        let res = if head < RECORD_SIZE {
+            seam::pwrite(&self.file, &rec[head..], at + head as u64)
+                .and_then(|()| seam::pwrite(&self.file, &rec[..head], at))
+        } else {
+            seam::pwrite(&self.file, rec, at)
+        };
+        res.map_err(|e| Error::io(&self.path, doing, e))
+    }
+
+    /// Make record `index` a tombstone: one byte, a NUL over the first byte
+    /// of its key, which no kill can cut. The record reads as one with an
+    /// empty key, which no reader can ask for, and the next change to the
+    /// pool removes it ([`Pool::compact`]).
+    pub fn tombstone(&mut self, index: usize) -> Result<(), Error> {
+        if self.rec(index).key_field()[0] == 0 {
+            return Ok(());
+        }
+        seam::pwrite(&self.file, &[0], (index * RECORD_SIZE) as u64)
+            .map_err(|e| Error::io(&self.path, "marking a record removed", e))
+    }
+
+    /// Write `bytes` at `offset` within record `index`, in one write. The
+    /// caller sees to it that every state a kill can leave reads as the old
+    /// record or the new one (`change::update`).
+    pub(crate) fn write_part(
+        &mut self,
+        index: usize,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        debug_assert!(offset + bytes.len() <= RECORD_SIZE);
+        let at = (index * RECORD_SIZE + offset) as u64;
+        seam::pwrite(&self.file, bytes, at)
             .map_err(|e| Error::io(&self.path, "writing a record", e))
     }
 
-    /// Add `rec` after the last whole record, in one write. If the write
-    /// fails part-way (disk full, file size limit), the file is cut back to
-    /// what it was.
+    /// Add `rec` after the last whole record.
     pub fn append(&mut self, rec: &[u8; RECORD_SIZE]) -> Result<(), Error> {
-        let rec = Box::new(*rec);
-        self.append_all(std::slice::from_ref(&rec))
+        self.append_all(&[Box::new(*rec)])
     }
 
-    /// Add `recs` after the last whole record, one write per record. If a
-    /// write fails (disk full, file size limit), the file is cut back to
-    /// what it was before the first of them.
+    /// Add `recs` after the last whole record, each as [`Pool::put`] writes
+    /// it. If a write fails (disk full, file size limit), the file is cut
+    /// back to what it was before the first of them.
     pub fn append_all(&mut self, recs: &[Box<[u8; RECORD_SIZE]>]) -> Result<(), Error> {
         if recs.is_empty() {
             return Ok(());
         }
         self.require_aligned()?;
         let start = self.size;
-        let mut at = start;
-        for rec in recs {
-            if let Err(e) = write_at_end(&self.file, rec, at) {
-                let _ = self.file.set_len(start);
+        for (i, rec) in recs.iter().enumerate() {
+            if let Err(e) = self.put(self.len() + i, rec, "appending a record") {
+                let _ = seam::set_len(&self.file, start);
                 let _ = self.refresh();
-                return Err(Error::io(&self.path, "appending a record", e));
+                return Err(e);
             }
-            at += RECORD_SIZE as u64;
         }
-        self.size = at;
         self.refresh()
     }
 
-    /// Remove the records whose indices are in `doomed` (sorted, unique):
-    /// move each later record up, one whole record at a time from the front,
-    /// then truncate. A trailing partial record is dropped as well.
+    /// Remove every tombstone (every record whose key is empty) and a
+    /// trailing partial record: move each later record up into the first
+    /// free slot, one at a time from the front, then truncate. Each move
+    /// puts the record into a tombstone ([`Pool::put`]) and then makes its
+    /// old slot a tombstone, so at every instant the slots between the last
+    /// record moved and the next one to move are tombstones: a kill leaves
+    /// at most one record present twice, with only tombstones between the
+    /// two copies, which the next change removes (`change::Debris`).
     /// Returns how many records were removed.
-    pub fn remove(&mut self, doomed: &[usize]) -> Result<usize, Error> {
-        debug_assert!(doomed.windows(2).all(|w| w[0] < w[1]));
+    pub fn compact(&mut self) -> Result<usize, Error> {
         let n = self.len();
-        let Some(&first) = doomed.first() else {
-            return self.drop_tail().map(|_| 0);
+        let first = self.scan(|p| p.records().position(|r| r.key_field()[0] == 0))?;
+        let Some(first) = first else {
+            self.drop_tail()?;
+            return Ok(0);
         };
-        let mut buf = [0u8; RECORD_SIZE];
-        let mut next = 0; // index into doomed
+        let mut buf = Box::new([0u8; RECORD_SIZE]);
         let mut w = first;
         let mut released = first * RECORD_SIZE;
         for r in first..n {
-            if next < doomed.len() && doomed[next] == r {
-                next += 1;
+            if self.rec(r).key_field()[0] == 0 {
                 continue;
             }
             // Copy out first, then write from memory that cannot fault: a
             // write whose source is the map of this same file may have to
             // fault that source in between two pages, and a kill pending
-            // then stops it there, tearing the record.
+            // then stops it there.
             buf.copy_from_slice(self.rec(r).bytes());
             if self.cut_short() {
                 return Err(self.changed_underneath());
             }
-            self.file
-                .write_all_at(&buf, (w * RECORD_SIZE) as u64)
-                .map_err(|e| Error::io(&self.path, "moving a record", e))?;
+            self.put(w, &buf, "moving a record")?;
+            self.tombstone(r)?;
             if r % RELEASE_EVERY == 0 {
                 if let Some(map) = &self.map {
                     map.release(released..w * RECORD_SIZE);
@@ -397,44 +450,28 @@ impl Pool {
         self.set_len(0)
     }
 
-    fn set_len(&mut self, len: u64) -> Result<(), Error> {
+    /// Cut the file to `len` bytes.
+    pub(crate) fn set_len(&mut self, len: u64) -> Result<(), Error> {
         self.map = None;
-        self.file
-            .set_len(len)
+        seam::set_len(&self.file, len)
             .map_err(|e| Error::io(&self.path, "truncating the pool file", e))?;
         self.refresh()
     }
+
+    /// Mark the pool written now, as every successful change does even when
+    /// no byte changed: the stale test (cloud-init's, `check`'s,
+    /// `delete -A --if-stale`) reads the mtime.
+    pub fn touch(&mut self) -> Result<(), Error> {
+        seam::touch(&self.file).map_err(|e| Error::io(&self.path, "marking the pool written", e))
+    }
 }
 
-/// Write a record at the end of the file so that a kill at any instant
-/// leaves whole records. The kernel may stop a write between two pages
-/// when the process is killed, and a record at the end usually straddles a
-/// page boundary: cut there, one write would leave a partial record that
-/// blocks every later write. So the part after the boundary goes first
-/// (within one page: written whole or not at all); it makes the file a
-/// whole number of records again, and until the part before the boundary,
-/// which holds the key, follows (also within one page), the record's key
-/// reads as empty. A kill between the two leaves at worst a record with an
-/// empty key, which `check` reports and `delete -c` drops.
-fn write_at_end(file: &File, rec: &[u8; RECORD_SIZE], at: u64) -> io::Result<()> {
-    let page = page_size();
+/// How many bytes of a record written at `at` lie before the first page
+/// boundary it crosses ([`RECORD_SIZE`] when it crosses none).
+pub(crate) fn head_len(at: u64) -> usize {
+    let page = seam::page_size();
     let boundary = (at / page + 1) * page;
-    let end = at + RECORD_SIZE as u64;
-    if boundary < end {
-        let head = (boundary - at) as usize;
-        file.write_all_at(&rec[head..], boundary)?;
-        file.write_all_at(&rec[..head], at)
-    } else {
-        file.write_all_at(rec, at)
-    }
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        n if n > 0 => n as u64,
-        _ => 4096,
-    }
+    ((boundary - at) as usize).min(RECORD_SIZE)
 }
 
 fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
@@ -443,7 +480,7 @@ fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
     opts.read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC);
     if access != Access::Read {
-        // A pool that is a symlink is refused for writing (SPEC §2).
+        // A pool that is a symlink is refused for writing.
         opts.write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW);
     }
@@ -581,32 +618,18 @@ mod tests {
     }
 
     #[test]
-    fn remove_keeps_order_and_truncates() {
+    fn compact_removes_tombstones_keeps_order_and_truncates() {
         let d = tempfile::tempdir().unwrap();
         let path = pool_with(
             d.path(),
             &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4"), ("e", "5")],
         );
         let mut p = open(d.path());
-        assert_eq!(p.remove(&[1, 3]).unwrap(), 2);
+        p.tombstone(1).unwrap();
+        p.tombstone(3).unwrap();
+        assert_eq!(p.compact().unwrap(), 2);
         assert_eq!(keys(&path), ["a", "c", "e"]);
         assert_eq!(p.len(), 3);
-    }
-
-    #[test]
-    fn update_writes_one_record_in_place() {
-        let d = tempfile::tempdir().unwrap();
-        let path = pool_with(d.path(), &[("a", "1"), ("b", "2"), ("c", "3")]);
-        let before = std::fs::read(&path).unwrap();
-        let mut p = open(d.path());
-        p.update(1, &encode(b"b", b"new")).unwrap();
-        let after = std::fs::read(&path).unwrap();
-        assert_eq!(before[..RECORD_SIZE], after[..RECORD_SIZE]);
-        assert_eq!(before[2 * RECORD_SIZE..], after[2 * RECORD_SIZE..]);
-        assert_eq!(
-            &after[RECORD_SIZE..2 * RECORD_SIZE],
-            &encode(b"b", b"new")[..]
-        );
     }
 
     #[test]

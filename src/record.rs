@@ -70,50 +70,15 @@ pub fn key_is(key_field: &[u8], key: &[u8]) -> bool {
     &key_field[..n] == key
 }
 
-/// If `key` is a chunk of `base`, `base.N` (N decimal, no sign, no leading
-/// zero), its number N. The convention of `write --split`, and of
-/// Ignition and libhvee (`ignition.config.0`, `.1`, …).
-pub fn chunk_number(key: &[u8], base: &[u8]) -> Option<u64> {
-    let rest = key.strip_prefix(base)?.strip_prefix(b".")?;
-    if rest.is_empty() || rest.len() > 9 || !rest.iter().all(u8::is_ascii_digit) {
-        return None;
+/// FNV-1a, 64 bits, over `parts` in order: a fixed hash that hvkvp of any
+/// version computes alike, for marks kept in pool files.
+pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in parts.iter().flat_map(|p| p.iter()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    if rest.len() > 1 && rest[0] == b'0' {
-        return None;
-    }
-    std::str::from_utf8(rest).ok()?.parse().ok()
-}
-
-/// The key of chunk `n` of `base`.
-pub fn chunk_key(base: &[u8], n: usize) -> Vec<u8> {
-    let mut k = base.to_vec();
-    k.push(b'.');
-    k.extend_from_slice(n.to_string().as_bytes());
-    k
-}
-
-/// Cut `value` into the fewest pieces that each fit a value field within
-/// `limits`, on character boundaries.
-pub fn split_value(value: &str, limits: Limits) -> Vec<&str> {
-    let max_units = match limits {
-        Limits::Host => VALUE_MAX_UTF16,
-        Limits::FieldOnly => usize::MAX,
-    };
-    let mut pieces = Vec::new();
-    let (mut start, mut bytes, mut units) = (0, 0, 0);
-    for (i, c) in value.char_indices() {
-        let (b, u) = (c.len_utf8(), c.len_utf16());
-        if bytes + b > VALUE_MAX_BYTES || units + u > max_units {
-            pieces.push(&value[start..i]);
-            (start, bytes, units) = (i, 0, 0);
-        }
-        bytes += b;
-        units += u;
-    }
-    if start < value.len() || pieces.is_empty() {
-        pieces.push(&value[start..]);
-    }
-    pieces
+    h
 }
 
 /// A record as it will be written: both fields zero-filled to full width.
@@ -156,7 +121,7 @@ pub fn utf16_units(s: &str) -> usize {
     s.chars().map(char::len_utf16).sum()
 }
 
-/// Check a key or value against every limit the SPEC names, before anything
+/// Check a key or value against every limit above, before anything
 /// is opened for writing. Returns the text as `str` on success.
 pub fn check_field(field: Field, bytes: &[u8], limits: Limits) -> Result<&str, Error> {
     let (max_bytes, max_units) = match field {
@@ -269,42 +234,6 @@ mod tests {
         assert!(check_field(Field::Value, e.as_bytes(), Limits::FieldOnly).is_ok());
         let e = "\u{e9}".repeat(1024);
         assert!(check_field(Field::Value, e.as_bytes(), Limits::FieldOnly).is_err());
-    }
-
-    #[test]
-    fn chunk_numbers() {
-        assert_eq!(chunk_number(b"cfg.0", b"cfg"), Some(0));
-        assert_eq!(chunk_number(b"cfg.12", b"cfg"), Some(12));
-        assert_eq!(chunk_number(b"cfg.01", b"cfg"), None);
-        assert_eq!(chunk_number(b"cfg.", b"cfg"), None);
-        assert_eq!(chunk_number(b"cfg.x", b"cfg"), None);
-        assert_eq!(chunk_number(b"cfgx.1", b"cfg"), None);
-        assert_eq!(chunk_number(b"cfg", b"cfg"), None);
-        assert_eq!(chunk_key(b"cfg", 7), b"cfg.7");
-    }
-
-    #[test]
-    fn split_cuts_on_character_boundaries_within_both_limits() {
-        let v = "a".repeat(3000);
-        let p = split_value(&v, Limits::Host);
-        assert_eq!(
-            p.iter().map(|s| s.len()).collect::<Vec<_>>(),
-            [1022, 1022, 956]
-        );
-        let p = split_value(&v, Limits::FieldOnly);
-        assert_eq!(p.iter().map(|s| s.len()).collect::<Vec<_>>(), [2047, 953]);
-        // 4-byte characters, 2 units each: 511 per chunk (1022 units, 2044 bytes).
-        let v = "\u{1F600}".repeat(600);
-        let p = split_value(&v, Limits::Host);
-        assert_eq!(
-            p.iter().map(|s| s.chars().count()).collect::<Vec<_>>(),
-            [511, 89]
-        );
-        assert_eq!(p.concat(), v);
-        for piece in &p {
-            assert!(check_field(Field::Value, piece.as_bytes(), Limits::Host).is_ok());
-        }
-        assert_eq!(split_value("", Limits::Host), [""]);
     }
 
     #[test]

@@ -7,21 +7,49 @@
 //! Where inotify is unavailable (no kernel support, out of watches), the
 //! wait falls back to looking again every [`POLL`]. Either way an idle wait
 //! sleeps in the kernel: no busy loop.
+//!
+//! A watch belongs to a directory inode, not to its path: once the pool
+//! directory is removed or renamed away (a package reinstalled, a test
+//! harness resetting it), the watch reports nothing more about the path, and
+//! a new directory there needs a new watch. inotify cannot watch for a path
+//! that does not exist, so until the directory is back the wait looks for it
+//! every [`POLL`].
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// How often the fallback looks again.
+/// How often the fallback looks again, and how often a wait whose
+/// directory has gone looks for it.
 pub const POLL: Duration = Duration::from_millis(100);
 
 /// A watch on the files of one directory.
 pub struct Watch {
-    inotify: Option<OwnedFd>,
+    dir: CString,
     names: Vec<OsString>,
+    /// `None`: polling.
+    inotify: Option<Inotify>,
+}
+
+struct Inotify {
+    fd: OwnedFd,
+    /// The watch on the directory now at the path; `None` while it is gone.
+    /// Events of any other watch come from a directory no longer there.
+    wd: Option<libc::c_int>,
+}
+
+/// What a batch of events says.
+#[derive(PartialEq)]
+enum Seen {
+    Nothing,
+    /// One of the files may have changed.
+    Change,
+    /// The directory went (or events were lost, and it may have): the
+    /// watch no longer covers the path.
+    Lost,
 }
 
 impl Watch {
@@ -31,9 +59,18 @@ impl Watch {
         if !dir.is_dir() {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
+        let dir = CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let inotify = match Inotify::new(&dir) {
+            Ok(i) => Some(i),
+            // Gone between the two looks: as missing as before the first.
+            Err(e) if is_missing(&e) => return Err(io::Error::from(io::ErrorKind::NotFound)),
+            Err(_) => None,
+        };
         Ok(Watch {
-            inotify: inotify(dir).ok(),
+            dir,
             names,
+            inotify,
         })
     }
 
@@ -45,15 +82,23 @@ impl Watch {
     /// Sleep until one of the files may have changed or `deadline` passes
     /// (`None`: no deadline). A spurious wake-up is harmless: the caller
     /// looks again.
-    pub fn wait(&self, deadline: Option<Instant>) {
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let Some(fd) = &self.inotify else {
-            std::thread::sleep(left.map_or(POLL, |l| l.min(POLL)));
+    ///
+    /// If the directory goes, this sleeps on until a directory is back at
+    /// its path (or the deadline passes), and returns once a new watch is
+    /// on it: a record may already be there, and the caller's next look
+    /// comes after the watch, so a write just after that look still wakes
+    /// the next wait.
+    pub fn wait(&mut self, deadline: Option<Instant>) {
+        let Some(ino) = &mut self.inotify else {
+            std::thread::sleep(left(deadline).map_or(POLL, |l| l.min(POLL)));
             return;
         };
+        if ino.wd.is_none() {
+            // The last wait ran out while the directory was gone.
+            return self.rewatch(deadline);
+        }
         loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            let ms = match left {
+            let ms = match left(deadline) {
                 None => -1,
                 // Round up, so that the deadline has passed on return.
                 Some(l) => (l.as_millis() + u128::from(l.subsec_nanos() % 1_000_000 != 0))
@@ -63,7 +108,7 @@ impl Watch {
                 return;
             }
             let mut pfd = libc::pollfd {
-                fd: fd.as_raw_fd(),
+                fd: ino.fd.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             };
@@ -79,22 +124,74 @@ impl Watch {
                 std::thread::sleep(POLL);
                 return;
             }
-            if self.drain(fd) {
-                return;
+            match ino.drain(&self.names) {
+                Seen::Nothing => {}
+                Seen::Change => return,
+                Seen::Lost => return self.rewatch(deadline),
             }
         }
     }
 
-    /// Read every pending event; true if one concerns a watched file (or
-    /// the queue overflowed and anything may have happened).
-    fn drain(&self, fd: &OwnedFd) -> bool {
-        let mut relevant = false;
+    /// Drop the watch that no longer covers the path, then wait for a
+    /// directory at the path and watch it. Returns with the new watch in
+    /// place, or when the deadline passes, or having fallen back to
+    /// polling if the new directory cannot be watched.
+    fn rewatch(&mut self, deadline: Option<Instant>) {
+        let Some(ino) = &mut self.inotify else {
+            return;
+        };
+        if let Some(wd) = ino.wd.take() {
+            // A directory renamed away keeps its watch: end it, or its
+            // events would keep coming. After a removal the kernel has
+            // ended it already and this fails, harmlessly.
+            // SAFETY: plain system call on a descriptor we own.
+            unsafe { libc::inotify_rm_watch(ino.fd.as_raw_fd(), wd) };
+        }
+        loop {
+            match add_watch(&ino.fd, &self.dir) {
+                Ok(wd) => {
+                    ino.wd = Some(wd);
+                    return;
+                }
+                Err(e) if is_missing(&e) => {}
+                Err(_) => {
+                    // Out of watches, or not allowed to read the new
+                    // directory: looking every POLL still works, and a
+                    // look the caller cannot make reports why.
+                    self.inotify = None;
+                    return;
+                }
+            }
+            match left(deadline) {
+                Some(l) if l.is_zero() => return,
+                l => std::thread::sleep(l.map_or(POLL, |l| l.min(POLL))),
+            }
+        }
+    }
+}
+
+impl Inotify {
+    fn new(dir: &CString) -> io::Result<Inotify> {
+        // SAFETY: plain system call; the descriptor is owned at once.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let wd = add_watch(&fd, dir)?;
+        Ok(Inotify { fd, wd: Some(wd) })
+    }
+
+    /// Read every pending event and say what they mean for the files
+    /// called `names`.
+    fn drain(&mut self, names: &[OsString]) -> Seen {
+        let mut seen = Seen::Nothing;
         let mut buf = [0u8; 4096];
         loop {
             // SAFETY: reading into a buffer we own.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
-                return relevant;
+                return seen;
             }
             let mut at = 0;
             let n = n as usize;
@@ -105,42 +202,102 @@ impl Watch {
                     unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
                 let name = &buf[at + head..(at + head + ev.len as usize).min(n)];
                 let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-                if ev.mask & libc::IN_Q_OVERFLOW != 0
-                    || self.names.iter().any(|w| w.as_bytes() == name)
-                {
-                    relevant = true;
-                }
                 at += head + ev.len as usize;
+                // Lost events may have been the directory going.
+                if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+                    seen = Seen::Lost;
+                    continue;
+                }
+                if Some(ev.wd) != self.wd {
+                    continue;
+                }
+                // IN_IGNORED alone: the watch ended otherwise (the file
+                // system was unmounted, say).
+                if ev.mask & (libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_IGNORED) != 0 {
+                    seen = Seen::Lost;
+                } else if seen == Seen::Nothing && names.iter().any(|w| w.as_bytes() == name) {
+                    seen = Seen::Change;
+                }
             }
         }
     }
 }
 
-fn inotify(dir: &Path) -> io::Result<OwnedFd> {
-    // SAFETY: plain system calls; the descriptor is owned at once.
-    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mask = libc::IN_MODIFY | libc::IN_CLOSE_WRITE | libc::IN_CREATE | libc::IN_MOVED_TO;
-    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) };
+/// Watch the directory now at `dir`. IN_ONLYDIR: a file put where the
+/// directory was is not the directory back.
+fn add_watch(fd: &OwnedFd, dir: &CString) -> io::Result<libc::c_int> {
+    let mask = libc::IN_MODIFY
+        | libc::IN_CLOSE_WRITE
+        | libc::IN_CREATE
+        | libc::IN_MOVED_TO
+        | libc::IN_DELETE_SELF
+        | libc::IN_MOVE_SELF
+        | libc::IN_ONLYDIR;
+    // SAFETY: plain system call; `dir` is NUL-terminated.
+    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), dir.as_ptr(), mask) };
     if wd < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(fd)
+    Ok(wd)
+}
+
+/// True when `e` says there is no directory at the path (yet).
+fn is_missing(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR))
+}
+
+/// Time left until `deadline`; `None`: no deadline.
+fn left(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Generous: only a wait that missed its wake-up runs this long.
+    const STUCK: Duration = Duration::from_secs(20);
+
+    /// A pool directory inside a temporary one, so that it can be removed
+    /// and made again.
+    /// A write to `path` 50 ms from now wakes a wait with a far deadline.
+    fn wakes_for_a_write(w: &mut Watch, path: &Path, bytes: &'static [u8], what: &str) {
+        let p = path.to_path_buf();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            std::fs::write(p, bytes).unwrap();
+        });
+        let t = Instant::now();
+        w.wait(Some(Instant::now() + Duration::from_secs(30)));
+        assert!(t.elapsed() < STUCK, "{what}");
+        writer.join().unwrap();
+    }
+
+    fn pool_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("hyperv");
+        std::fs::create_dir(&d).unwrap();
+        (t, d)
+    }
+
+    /// Wait, as `read --wait` does, until `done` or 30 s; false if the
+    /// wait got stuck.
+    fn wait_until(w: &mut Watch, done: impl Fn() -> bool) -> bool {
+        let t = Instant::now();
+        let deadline = Some(t + Duration::from_secs(30));
+        while !done() {
+            w.wait(deadline);
+            if t.elapsed() >= STUCK {
+                return false;
+            }
+        }
+        true
+    }
+
     #[test]
     fn wakes_on_a_write_to_a_watched_name_and_not_on_others() {
         let d = tempfile::tempdir().unwrap();
-        let w = Watch::new(d.path(), vec![".kvp_pool_1".into()]).unwrap();
+        let mut w = Watch::new(d.path(), vec![".kvp_pool_1".into()]).unwrap();
         assert!(w.is_inotify());
         std::fs::write(d.path().join(".kvp_pool_0"), b"x").unwrap();
         let t = Instant::now();
@@ -149,22 +306,104 @@ mod tests {
             t.elapsed() >= Duration::from_millis(150),
             "woke for another file"
         );
-        let p = d.path().join(".kvp_pool_1");
-        let writer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
-            std::fs::write(p, b"y").unwrap();
-        });
-        let t = Instant::now();
-        w.wait(Some(Instant::now() + Duration::from_secs(30)));
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "did not wake for the pool"
+        wakes_for_a_write(
+            &mut w,
+            &d.path().join(".kvp_pool_1"),
+            b"y",
+            "did not wake for the pool",
         );
-        writer.join().unwrap();
     }
 
     #[test]
     fn missing_directory_is_an_error() {
         assert!(Watch::new(Path::new("/nonexistent/dir"), vec![]).is_err());
+    }
+
+    #[test]
+    fn follows_the_directory_when_it_is_removed_and_made_again() {
+        let (_t, d) = pool_dir();
+        let mut w = Watch::new(&d, vec![".kvp_pool_1".into()]).unwrap();
+        assert!(w.is_inotify());
+        let p = d.join(".kvp_pool_1");
+        let (d2, p2) = (d.clone(), p.clone());
+        let churn = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::remove_dir(&d2).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            std::fs::create_dir(&d2).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::write(p2, b"y").unwrap();
+        });
+        assert!(
+            wait_until(&mut w, || p.exists()),
+            "lost the directory made again"
+        );
+        churn.join().unwrap();
+        assert!(w.is_inotify());
+
+        // The new watch is in place: a later write wakes the wait alone.
+        wakes_for_a_write(&mut w, &p, b"z", "did not wake for the pool");
+    }
+
+    #[test]
+    fn follows_the_path_not_a_directory_renamed_away() {
+        let (t, d) = pool_dir();
+        let mut w = Watch::new(&d, vec![".kvp_pool_1".into()]).unwrap();
+        let away = t.path().join("old");
+        std::fs::rename(&d, &away).unwrap();
+        std::fs::create_dir(&d).unwrap();
+        // Returns at once: the new directory is there, and watched.
+        w.wait(Some(Instant::now() + Duration::from_secs(30)));
+
+        std::fs::write(away.join(".kvp_pool_1"), b"x").unwrap();
+        let t = Instant::now();
+        w.wait(Some(Instant::now() + Duration::from_millis(200)));
+        assert!(
+            t.elapsed() >= Duration::from_millis(150),
+            "woke for the directory renamed away"
+        );
+
+        wakes_for_a_write(
+            &mut w,
+            &d.join(".kvp_pool_1"),
+            b"y",
+            "did not wake for the new directory",
+        );
+    }
+
+    #[test]
+    fn the_deadline_holds_while_the_directory_is_gone() {
+        let (_t, d) = pool_dir();
+        let mut w = Watch::new(&d, vec![".kvp_pool_1".into()]).unwrap();
+        std::fs::remove_dir(&d).unwrap();
+        let deadline = Instant::now() + Duration::from_millis(300);
+        w.wait(Some(deadline));
+        assert!(Instant::now() >= deadline, "returned before the deadline");
+        assert!(deadline.elapsed() < STUCK, "ran past the deadline");
+
+        // Still waiting for the directory, and watching it once back.
+        std::fs::create_dir(&d).unwrap();
+        w.wait(Some(Instant::now() + Duration::from_secs(30)));
+        assert!(w.is_inotify());
+        wakes_for_a_write(
+            &mut w,
+            &d.join(".kvp_pool_1"),
+            b"y",
+            "did not wake for the pool",
+        );
+    }
+
+    #[test]
+    fn a_file_where_the_directory_was_is_not_the_directory_back() {
+        let (_t, d) = pool_dir();
+        let mut w = Watch::new(&d, vec![".kvp_pool_1".into()]).unwrap();
+        std::fs::remove_dir(&d).unwrap();
+        std::fs::write(&d, b"").unwrap();
+        let deadline = Instant::now() + Duration::from_millis(300);
+        w.wait(Some(deadline));
+        assert!(
+            Instant::now() >= deadline,
+            "took the file for the directory"
+        );
     }
 }

@@ -116,7 +116,7 @@ fn bad_option_values_exit_2() {
 
 #[test]
 fn usage_errors_on_stderr_start_with_hvkvp_error() {
-    // SPEC §3: errors go to stderr as `hvkvp: error: …`; a usage error is one.
+    // Errors go to stderr as `hvkvp: error: …`; a usage error is one.
     hvkvp()
         .args(["read", "--bogus"])
         .assert()

@@ -350,7 +350,7 @@ fn delete_refuses_a_misaligned_pool() {
 
 #[test]
 fn delete_all_refuses_a_misaligned_pool() {
-    // SPEC §2: a misaligned pool is never written except by `delete -c`.
+    // A misaligned pool is never written except by `delete -c`.
     let pools = Pools::new();
     let mut bytes = pool_bytes(&[("a", "1")]);
     bytes.extend_from_slice(b"partial");

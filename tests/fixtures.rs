@@ -264,7 +264,7 @@ fn reused(old: (&str, &str), new: (&str, &str)) -> Vec<u8> {
 
 /// Stale heap words left after a value's NUL in a slot the daemon got from
 /// `realloc` and never zeroed: two pointer pairs and small counters, as in
-/// the real pool files under `../shared/realpools/` (these words are
+/// real pool files (these words are
 /// invented). Their bytes are not UTF-8, so a reader that leaked them would
 /// show it.
 fn with_heap_garbage(key: &str, value: &str) -> Vec<u8> {

@@ -3,8 +3,8 @@
 //! system, a file size limit, misaligned pools and held locks. Every row
 //! drives the real binary and checks the exact exit status, a distinctive
 //! part of the message, and that the pool directory is exactly as it was:
-//! same entries, same inodes, same bytes, nothing created (SPEC §2 "Refuse,
-//! don't damage"). The table is in tests/README.md, "Hostile input matrix".
+//! same entries, same inodes, same bytes, nothing created ("Refuse, don't
+//! damage" in the README). The table is in tests/README.md, "Hostile input matrix".
 //!
 //! Rows that need root powers (mounting a tmpfs, dropping to `nobody` with
 //! `setpriv`) print `skipped: …` and pass where those are not available.
@@ -1277,7 +1277,7 @@ fn pool_that_is_a_symlink_is_refused_for_writing_target_unchanged() {
 
 #[test]
 fn pool_that_is_a_symlink_is_read_through() {
-    // Reading follows the link (only writing is refused, SPEC §2).
+    // Reading follows the link (only writing is refused).
     let pools = Pools::new();
     std::fs::write(pools.path().join("target"), pool_bytes(&[("a", "1")])).unwrap();
     std::os::unix::fs::symlink("target", pools.file(1)).unwrap();
@@ -1577,7 +1577,7 @@ fn disk_full_missing_pool_exits_3_leaving_it_empty() {
     // The pool is created (a new inode costs no block), then the append
     // fails and is cut back: an empty pool, mode 0644, as the daemon
     // creates it at start. Removing it again would break "never unlink a
-    // pool" (SPEC §2); a torn record would break "whole records".
+    // pool"; a torn record would break "whole records".
     let mut after = snapshot(&fs.dir);
     match after.remove(OsStr::new(".kvp_pool_2")) {
         Some(Node::File { mode, bytes, .. }) => {

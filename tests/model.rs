@@ -2,9 +2,12 @@
 //! in-process through `hvkvp::run` and through a small in-memory model of
 //! SPEC §2–3. After every step each pool file must hold exactly the model's
 //! bytes (untouched records keep their original bytes, garbage after the NUL
-//! included; records hvkvp wrote are zero-filled), the exit status must be
-//! the model's, a refused command (exit 2 or 3) must leave every pool
-//! byte-for-byte unchanged, and pool files keep their inode.
+//! included; records hvkvp wrote are zero-filled, but for the tag of a
+//! `--split` chunk), the exit status must be the model's, a refused command
+//! (exit 2 or 3) must leave every pool byte-for-byte unchanged, and pool
+//! files keep their inode. Every write and every delete but `-A` first
+//! removes the debris a killed hvkvp may leave (records with an empty key,
+//! copies of the record before them); the random pools hold plenty of both.
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 256, 1 to 12 commands
 //! each). A failure is shrunk to a short start and command list, shown as
@@ -162,7 +165,11 @@ fn describe(bytes: &[u8]) -> String {
                 return format!("fragment of {} bytes", r.len());
             }
             let mut s = format!("{:?}={:?}", B(key_of(r).to_vec()), B(value_of(r).to_vec()));
-            if !zero_filled(&r[..KEY_SIZE]) || !zero_filled(&r[KEY_SIZE..]) {
+            let bare = untagged(r);
+            if bare != r {
+                s.push_str("+tag");
+            }
+            if !zero_filled(&bare[..KEY_SIZE]) || !zero_filled(&bare[KEY_SIZE..]) {
                 s.push_str("+garbage");
             }
             s
@@ -257,6 +264,67 @@ fn split_text(text: &str, force: bool) -> Vec<String> {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// FNV-1a, 64 bits.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Bytes of a `--split` chunk's tag: `hvkC`, the chunk count (u16 LE), the
+/// FNV-1a 64 of the whole value (u64 LE).
+const TAG_LEN: usize = 14;
+/// The longest chunk key whose record carries the tag.
+const TAG_MAX_KEY: usize = 485;
+
+/// The record of one `--split` chunk: zero-filled, with the tag right after
+/// the key's NUL when the key leaves room for it.
+fn chunk_record(key: &[u8], piece: &[u8], count: usize, whole: &[u8]) -> Vec<u8> {
+    let mut r = record(key, piece);
+    if key.len() <= TAG_MAX_KEY {
+        let at = key.len() + 1;
+        let count = u16::try_from(count).unwrap_or(u16::MAX);
+        r[at..at + 4].copy_from_slice(b"hvkC");
+        r[at + 4..at + 6].copy_from_slice(&count.to_le_bytes());
+        r[at + 6..at + TAG_LEN].copy_from_slice(&fnv1a64(whole).to_le_bytes());
+    }
+    r
+}
+
+/// The record with the tag of a chunk, if it has one, wiped.
+fn untagged(rec: &[u8]) -> Vec<u8> {
+    let mut r = rec.to_vec();
+    let at = key_of(rec).len() + 1;
+    if at + TAG_LEN <= KEY_SIZE && r[at..at + 4] == *b"hvkC" {
+        r[at..at + TAG_LEN].fill(0);
+    }
+    r
+}
+
+/// Which records are debris, removed by every write and every delete but
+/// `-A` before anything else: a record whose key is empty (a tombstone, or
+/// an append cut short), and a record with the content (key and value up
+/// to their NUL) of the last record kept before it, records with an empty
+/// key passed over (a move cut short). Staged copies of an update cut short
+/// (a mark `hvkS`… at the end of a field) are debris too; the model never
+/// holds one (`Model::new` makes sure).
+fn debris(recs: &[MRec]) -> Vec<bool> {
+    let mut prev: Option<(&[u8], &[u8])> = None;
+    recs.iter()
+        .map(|r| {
+            if r.bytes[0] == 0 {
+                return true;
+            }
+            let content = (key_of(&r.bytes), value_of(&r.bytes));
+            if prev == Some(content) {
+                return true;
+            }
+            prev = Some(content);
+            false
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -403,8 +471,8 @@ impl Target {
 enum Form {
     /// `write -- KEY VALUE`
     Positional,
-    /// `write -k KEY -v VALUE` (2.0 style; never with a KEY or VALUE that
-    /// starts with `-`, see `defect_2_0_value_option_refuses_a_value_starting_with_dash`)
+    /// `write -k KEY -v VALUE` (2.0 style; a KEY or VALUE may start with
+    /// `-`, see `write_2_0_value_option_takes_a_value_starting_with_dash`)
     Short,
     /// `write --key=KEY --value=VALUE`
     Options,
@@ -665,6 +733,12 @@ const ENVIRONMENT: Exit = 3;
 
 impl Model {
     fn new(start: &Start) -> Model {
+        // No staged copy of an update (its mark starts `hvkS`) by chance.
+        for p in start.pools.values() {
+            for r in &p.recs {
+                assert!(!contains(&r.bytes(), b"hvkS"), "a staged copy in {r:?}");
+            }
+        }
         let pools = start
             .pools
             .iter()
@@ -736,9 +810,11 @@ impl Model {
                     return Err(USAGE);
                 }
                 let p = self.writable(*target, *force, true)?;
-                set(p, &[(key.0.clone(), value.to_vec())], *ic, *force, |_| {
-                    false
-                })
+                if *ic {
+                    set_ignoring_case(p, &key.0, value, *force)
+                } else {
+                    set(p, &[(key.0.clone(), value.to_vec())], None, |_| false)
+                }
             }
             Op::Split {
                 target,
@@ -750,7 +826,8 @@ impl Model {
                 if !key_ok(key, *force) {
                     return Err(USAGE);
                 }
-                let sets: Vec<(Vec<u8>, Vec<u8>)> = if value_ok(value, *force) {
+                let chunked = !value_ok(value, *force);
+                let sets: Vec<(Vec<u8>, Vec<u8>)> = if !chunked {
                     vec![(key.clone(), value.clone())]
                 } else {
                     let text = std::str::from_utf8(value).map_err(|_| USAGE)?;
@@ -768,9 +845,11 @@ impl Model {
                 };
                 let p = self.writable(*target, *force, true)?;
                 // The plain key and chunks of an older value go, unless they
-                // are among the keys just set.
+                // are among the keys just set. Chunks carry the tag of the
+                // whole value.
                 let new: HashSet<Vec<u8>> = sets.iter().map(|(k, _)| k.clone()).collect();
-                set(p, &sets, false, *force, |k| {
+                let whole = chunked.then_some(value.as_slice());
+                set(p, &sets, whole, |k| {
                     (k == key.as_slice() || is_chunk(k, key)) && !new.contains(k)
                 })
             }
@@ -793,7 +872,7 @@ impl Model {
                     }
                 }
                 let p = self.writable(*target, *force, true)?;
-                set(p, &sets, false, *force, |_| false)
+                set(p, &sets, None, |_| false)
             }
             Op::Delete(d) => self.delete(d),
         }
@@ -812,6 +891,7 @@ impl Model {
         if !d.clean && !p.frag.is_empty() {
             return Err(ENVIRONMENT);
         }
+        // -A empties the pool: nothing to heal.
         if d.all {
             p.recs.clear();
             return Ok(OK);
@@ -855,74 +935,105 @@ impl Model {
                 }
             }
         }
-        if !gone.contains(&true) && p.frag.is_empty() {
-            return Ok(NO_MATCH);
-        }
-        let mut keep = gone.iter().map(|g| !g);
+        // Debris goes too, even when nothing matched, but does not count
+        // as a match.
+        let exit = if !gone.contains(&true) && p.frag.is_empty() {
+            NO_MATCH
+        } else {
+            OK
+        };
+        let debris = debris(&p.recs);
+        let mut keep = gone.iter().zip(&debris).map(|(g, d)| !g && !d);
         p.recs.retain(|_| keep.next().unwrap());
         p.frag.clear();
-        Ok(OK)
+        Ok(exit)
     }
 }
 
-/// Set each (key, value) in one pass (SPEC §2): the first record of a key
-/// (ignoring case with `fold_case`, keeping its stored spelling) becomes the
-/// zero-filled new record in place, later records of it go, as do records
-/// `also_remove` names; keys not found are appended in order. Refused (3) on
-/// a misaligned pool.
+/// Set each (key, value) in one pass (SPEC §2), once debris is gone: the
+/// first record of a key becomes the zero-filled new record in place,
+/// later records of it go, as do records `also_remove` names; keys not
+/// found are appended in order. With `chunks_of` (`--split` of that value),
+/// each record is a chunk tagged with the whole value. Refused (3) on a
+/// misaligned pool.
 fn set(
     p: &mut MPool,
     sets: &[(Vec<u8>, Vec<u8>)],
-    fold_case: bool,
-    force: bool,
+    chunks_of: Option<&[u8]>,
     also_remove: impl Fn(&[u8]) -> bool,
 ) -> Result<Exit, Exit> {
     if !p.frag.is_empty() {
         return Err(ENVIRONMENT);
     }
-    let norm = |k: &[u8]| if fold_case { fold(k) } else { k.to_vec() };
+    let mut gone = debris(&p.recs);
     let mut first: Vec<Option<usize>> = vec![None; sets.len()];
-    let mut keep = Vec::new();
     for (i, r) in p.recs.iter().enumerate() {
         let k = key_of(&r.bytes);
-        match sets.iter().position(|(sk, _)| norm(sk) == norm(k)) {
-            Some(s) if first[s].is_none() => {
-                first[s] = Some(i);
-                keep.push(i);
-            }
-            Some(_) => {}
-            None if also_remove(k) => {}
-            None => keep.push(i),
+        match sets.iter().position(|(sk, _)| sk == k) {
+            Some(s) if first[s].is_none() => first[s] = Some(i),
+            Some(_) => gone[i] = true,
+            None if also_remove(k) => gone[i] = true,
+            None => {}
         }
     }
-    let mut recs = p.recs.clone();
     let mut appended = Vec::new();
     for ((key, value), at) in sets.iter().zip(&first) {
+        let rec = MRec {
+            bytes: match chunks_of {
+                Some(whole) => chunk_record(key, value, sets.len(), whole),
+                None => record(key, value),
+            },
+            ours: true,
+        };
         match *at {
-            Some(i) => {
-                let key = if fold_case {
-                    // The stored spelling must itself be a valid key.
-                    let stored = key_of(&recs[i].bytes).to_vec();
-                    if !key_ok(&stored, force) {
-                        return Err(USAGE);
-                    }
-                    stored
-                } else {
-                    key.clone()
-                };
-                recs[i] = MRec {
-                    bytes: record(&key, value),
-                    ours: true,
-                };
-            }
-            None => appended.push(MRec {
-                bytes: record(key, value),
-                ours: true,
-            }),
+            Some(i) => p.recs[i] = rec,
+            None => appended.push(rec),
         }
     }
-    p.recs = keep.into_iter().map(|i| recs[i].clone()).collect();
+    let mut gone = gone.into_iter();
+    p.recs.retain(|_| !gone.next().unwrap());
     p.recs.extend(appended);
+    Ok(OK)
+}
+
+/// `write -i KEY VALUE`, once debris is gone: every record whose key
+/// matches KEY ignoring case gets VALUE in place, keeping its stored
+/// spelling (which must itself be a valid key, else 2); a later record with
+/// a spelling already met goes. For the daemon, keys that differ in case
+/// are other keys: none of them goes. No match: KEY is appended as typed.
+/// Refused (3) on a misaligned pool.
+fn set_ignoring_case(p: &mut MPool, key: &[u8], value: &[u8], force: bool) -> Result<Exit, Exit> {
+    if !p.frag.is_empty() {
+        return Err(ENVIRONMENT);
+    }
+    let mut gone = debris(&p.recs);
+    let mut spellings: Vec<Vec<u8>> = Vec::new();
+    for (i, r) in p.recs.iter_mut().enumerate() {
+        let k = key_of(&r.bytes).to_vec();
+        if fold(&k) != fold(key) {
+            continue;
+        }
+        if spellings.contains(&k) {
+            gone[i] = true;
+            continue;
+        }
+        if !key_ok(&k, force) {
+            return Err(USAGE);
+        }
+        *r = MRec {
+            bytes: record(&k, value),
+            ours: true,
+        };
+        spellings.push(k);
+    }
+    let mut gone = gone.into_iter();
+    p.recs.retain(|_| !gone.next().unwrap());
+    if spellings.is_empty() {
+        p.recs.push(MRec {
+            bytes: record(key, value),
+            ours: true,
+        });
+    }
     Ok(OK)
 }
 
@@ -981,8 +1092,8 @@ impl Harness {
     }
 
     /// The pools hold exactly the model's bytes, nothing else is in the
-    /// directory, records hvkvp wrote are zero-filled, inodes are kept and
-    /// a pool hvkvp created has mode 0644.
+    /// directory, records hvkvp wrote are zero-filled (but for a chunk's
+    /// tag), inodes are kept and a pool hvkvp created has mode 0644.
     fn compare(&mut self, model: &Model, at: &At<'_>) -> Result<(), TestCaseError> {
         let mut expected_names: Vec<String> = Vec::new();
         for (&n, m) in &model.pools {
@@ -1027,7 +1138,7 @@ impl Harness {
                 )));
             }
             for (i, r) in m.recs.iter().enumerate() {
-                let rec = &got[i * RECORD_SIZE..(i + 1) * RECORD_SIZE];
+                let rec = &untagged(&got[i * RECORD_SIZE..(i + 1) * RECORD_SIZE]);
                 prop_assert!(
                     !r.ours || (zero_filled(&rec[..KEY_SIZE]) && zero_filled(&rec[KEY_SIZE..])),
                     "{}: pool {} record {} written by hvkvp is not zero-filled",
@@ -1189,7 +1300,9 @@ fn start() -> impl Strategy<Value = Start> {
 
 /// Pool 1 over 512 records (hvkvp releases the pages a scan or a move has
 /// passed every 512 records): a short pattern repeated, so that keys recur
-/// all through the file; pools 0 and 3 absent.
+/// all through the file; pools 0 and 3 absent. A pattern whose records
+/// (empty keys aside) all have one content is all copies: the first write
+/// or delete removes every one but the first, all through the file.
 fn large_start() -> impl Strategy<Value = Start> {
     (
         prop::collection::vec(init_rec(), 1..=6),
@@ -1290,10 +1403,14 @@ fn split_value() -> impl Strategy<Value = B> {
     prop_oneof![4 => long, 1 => short_value()]
 }
 
+/// A key for `--split`: sometimes one whose chunk keys are at the limit of
+/// the host's units, or (with `--force`) around the longest chunk key that
+/// has room for the tag, 485 bytes: `x`×483 tags chunks 0 to 9, not 10 on.
 fn split_key() -> impl Strategy<Value = B> {
     prop_oneof![
         8 => pick(&["k", "k.0", "K", "a"]),
         1 => Just(rep("x", 252)),
+        1 => pick_bytes(vec![rep("x", 483), rep("x", 484)]),
         1 => Just(b("")),
     ]
 }
@@ -1367,9 +1484,6 @@ fn op() -> impl Strategy<Value = Op> {
         write_key(),
         write_value(),
     )
-        .prop_filter("2.0 -k/-v: no leading '-'", |(_, _, _, form, k, v)| {
-            !matches!(form, Form::Short) || !(k.0.starts_with(b"-") || v.0.starts_with(b"-"))
-        })
         .prop_map(|(target, force, ic, form, key, value)| Op::Write {
             target,
             force,
@@ -1469,6 +1583,17 @@ fn with_garbage(key: &str, value: &str) -> Vec<u8> {
     .bytes()
 }
 
+/// Pool `n` holds exactly `want` (shown record by record when it does not).
+fn assert_pool(pools: &Pools, n: u8, want: &[u8]) {
+    let got = pools.bytes(n);
+    assert!(
+        got == want,
+        "pool {n}\n  file: {}\n  want: {}",
+        describe(&got),
+        describe(want)
+    );
+}
+
 #[test]
 fn write_updates_the_first_of_three_duplicates_and_removes_the_other_two() {
     let pools = Pools::new();
@@ -1483,12 +1608,14 @@ fn write_updates_the_first_of_three_duplicates_and_removes_the_other_two() {
     pools.set(1, &start);
     assert_eq!(hvkvp_in(pools.path(), &[b"write", b"a", b"new"]), 0);
     // The first "a" is now zero-filled in place; "b" keeps its garbage.
-    assert_eq!(pools.bytes(1), [record(b"a", b"new"), b2].concat());
+    assert_pool(&pools, 1, &[record(b"a", b"new"), b2].concat());
 }
 
 #[test]
-fn write_ignorecase_keeps_the_first_spelling_and_removes_every_other_case() {
+fn write_ignorecase_updates_every_spelling_and_removes_only_later_copies_of_one() {
     let pools = Pools::new();
+    // U+212A KELVIN SIGN lowercases to "k".
+    let kelvin = "\u{212A}".as_bytes();
     pools.set(
         1,
         &[
@@ -1496,54 +1623,116 @@ fn write_ignorecase_keeps_the_first_spelling_and_removes_every_other_case() {
             record(b"b", b"2"),
             record(b"k", b"3"),
             with_garbage("K", "4"),
+            record(kelvin, b"5"),
+            record(b"k", b"6"),
         ]
         .concat(),
     );
     assert_eq!(hvkvp_in(pools.path(), &[b"write", b"-i", b"k", b"new"]), 0);
-    assert_eq!(
-        pools.bytes(1),
-        [record(b"K", b"new"), record(b"b", b"2")].concat()
-    );
+    // For the daemon, keys that differ in case are other keys: the first
+    // record of each spelling is updated in place, keeping its spelling.
+    let updated = [
+        record(b"K", b"new"),
+        record(b"b", b"2"),
+        record(b"k", b"new"),
+        record(kelvin, b"new"),
+    ]
+    .concat();
+    assert_pool(&pools, 1, &updated);
+    // No match: the key is appended as typed.
+    assert_eq!(hvkvp_in(pools.path(), &[b"write", b"-i", b"Q", b"x"]), 0);
+    assert_pool(&pools, 1, &[updated, record(b"Q", b"x")].concat());
 }
 
 #[test]
-fn split_shrinks_from_three_chunks_to_one_plain_record() {
+fn split_shrinks_from_three_tagged_chunks_to_one_plain_record() {
     let pools = Pools::new();
     let lookalikes = [record(b"k.01", b"a"), with_garbage("k.x", "b")].concat();
     pools.set(1, &[lookalikes.clone(), record(b"k", b"old")].concat());
     let long = "x".repeat(3000);
     let split = |v: &str| hvkvp_in(pools.path(), &[b"write", b"--split", b"k", v.as_bytes()]);
     assert_eq!(split(&long), 0);
-    // The plain record goes; chunks of 1022 units are appended.
+    // The plain record goes; chunks of 1022 units are appended, each tagged
+    // after its key's NUL with the count and the hash of the whole value.
+    let chunk = |n: usize, piece: &[u8]| {
+        chunk_record(format!("k.{n}").as_bytes(), piece, 3, long.as_bytes())
+    };
     let chunks = [
-        record(b"k.0", &long.as_bytes()[..1022]),
-        record(b"k.1", &long.as_bytes()[1022..2044]),
-        record(b"k.2", &long.as_bytes()[2044..]),
+        chunk(0, &long.as_bytes()[..1022]),
+        chunk(1, &long.as_bytes()[1022..2044]),
+        chunk(2, &long.as_bytes()[2044..]),
     ]
     .concat();
-    assert_eq!(pools.bytes(1), [lookalikes.clone(), chunks].concat());
-    // A value that fits: one plain record, every chunk gone, look-alikes
-    // (leading zero, not a number) kept byte for byte.
+    let tag = &chunks[4..4 + TAG_LEN];
+    assert_eq!(tag[..6], *b"hvkC\x03\x00", "magic and count");
+    assert_eq!(tag[6..], fnv1a64(long.as_bytes()).to_le_bytes(), "hash");
+    assert_pool(&pools, 1, &[lookalikes.clone(), chunks.clone()].concat());
+    // The same value again: nothing changes.
+    assert_eq!(split(&long), 0);
+    assert_pool(&pools, 1, &[lookalikes.clone(), chunks].concat());
+    // A value that fits: one plain record with no tag, every chunk gone,
+    // look-alikes (leading zero, not a number) kept byte for byte.
     assert_eq!(split("short"), 0);
-    assert_eq!(
-        pools.bytes(1),
-        [lookalikes, record(b"k", b"short")].concat()
-    );
+    assert_pool(&pools, 1, &[lookalikes, record(b"k", b"short")].concat());
 }
 
-// ---------------------------------------------------------------------------
-// Defects found while building the model. These fail until src/ is fixed.
+#[test]
+fn write_and_delete_remove_debris_first_and_a_delete_matching_nothing_exits_1() {
+    let pools = Pools::new();
+    let mut tombstone = record(b"b", b"2");
+    tombstone[0] = 0;
+    let debris = [
+        record(b"a", b"1"),
+        tombstone,
+        // A copy of the last record kept, across the tombstone: debris.
+        with_garbage("a", "1"),
+        // The same key with another value: a duplicate, not debris.
+        record(b"a", b"2"),
+        record(b"b", b"2"),
+        // An empty key (garbage after it), then a copy across it.
+        with_garbage("", "x"),
+        record(b"b", b"2"),
+        record(b"c", b"3"),
+    ]
+    .concat();
+    let healed = [
+        record(b"a", b"1"),
+        record(b"a", b"2"),
+        record(b"b", b"2"),
+        record(b"c", b"3"),
+    ]
+    .concat();
+    pools.set(1, &debris);
+    assert_eq!(hvkvp_in(pools.path(), &[b"delete", b"--", b"zzz"]), 1);
+    assert_pool(&pools, 1, &healed);
+    pools.set(1, &debris);
+    assert_eq!(hvkvp_in(pools.path(), &[b"write", b"c", b"3"]), 0);
+    assert_pool(&pools, 1, &healed);
+    // A copy is removed only next to its original: `a=1` after `a=2` is a
+    // duplicate, which a plain write of another key leaves alone.
+    let dups = [record(b"a", b"1"), record(b"a", b"2"), record(b"a", b"1")].concat();
+    pools.set(1, &dups);
+    assert_eq!(hvkvp_in(pools.path(), &[b"write", b"z", b"9"]), 0);
+    assert_pool(&pools, 1, &[dups, record(b"z", b"9")].concat());
+}
 
 /// SPEC: hvkvp "keeps [2.0's] command line working for existing scripts".
 /// hvkvp 2.0 parsed its options with `getopt_long(…, "hs:k:v:im:nxcdA", …)`,
 /// which takes the next argument as the option's value whatever it starts
 /// with, so `hvkvp write -k Offset -v -5` set Offset to "-5" (likewise
-/// `-k -x`). Here clap takes `-5` for an option: exit 2, nothing written.
+/// `-k -x`); hvkvp does the same.
 #[test]
-fn defect_2_0_value_option_refuses_a_value_starting_with_dash() {
+fn write_2_0_value_option_takes_a_value_starting_with_dash() {
     let pools = Pools::new();
     pools.set(1, &[]);
     let exit = hvkvp_in(pools.path(), &[b"write", b"-k", b"Offset", b"-v", b"-5"]);
     assert_eq!(exit, 0, "`write -k Offset -v -5` (hvkvp 2.0 form)");
-    assert_eq!(pools.bytes(1), record(b"Offset", b"-5"));
+    assert_pool(&pools, 1, &record(b"Offset", b"-5"));
+    let exit = hvkvp_in(pools.path(), &[b"write", b"-k", b"-x", b"-v", b"1"]);
+    assert_eq!(exit, 0, "`write -k -x -v 1` (hvkvp 2.0 form)");
+    assert_pool(
+        &pools,
+        1,
+        &[record(b"Offset", b"-5"), record(b"-x", b"1")].concat(),
+    );
 }

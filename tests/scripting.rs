@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use predicates::prelude::*;
@@ -114,6 +114,41 @@ fn wait_sees_a_daemon_style_rewrite_in_place() {
     );
 }
 
+/// The pool directory removed and made again during the wait (a package
+/// reinstalled, a harness resetting it): the reader must follow the path
+/// to the new directory, not stay on the old one for ever.
+#[test]
+fn wait_follows_the_pool_directory_removed_and_made_again() {
+    let pools = Pools::new();
+    pools.set(1, &[]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
+        .env("HVKVP_POOL_DIR", pools.path())
+        .args(["read", "-p", "1", "Role", "--wait=30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_dir_all(pools.path()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::create_dir(pools.path()).unwrap();
+    pools.set(1, &record(b"Role", b"web"));
+
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() >= Duration::from_secs(20) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("read --wait did not see the key in the new directory");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // It has exited: this only collects what it wrote.
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "web\n");
+}
+
 #[test]
 fn wait_needs_a_key_and_a_pool_directory() {
     let pools = Pools::new();
@@ -158,12 +193,18 @@ fn split_long_value_into_chunks_within_both_limits_and_join_it_back() {
         recs[1..].iter().map(|(_, v)| v.len()).collect::<Vec<_>>(),
         [1022, 1022, 956]
     );
-    // Each chunk is a zero-filled record.
+    // Each chunk is a zero-filled record but for its tag after the key's
+    // NUL: "hvkC", the chunk count (u16 LE), FNV-1a 64 of the whole value.
     let bytes = pools.bytes(1);
-    assert_eq!(
-        &bytes[RECORD_SIZE..2 * RECORD_SIZE],
-        &record(b"cfg.0", &value.as_bytes()[..1022])[..]
-    );
+    let mut want = record(b"cfg.0", &value.as_bytes()[..1022]);
+    let mut fnv: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in value.bytes() {
+        fnv = (fnv ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    want[6..10].copy_from_slice(b"hvkC");
+    want[10..12].copy_from_slice(&3u16.to_le_bytes());
+    want[12..20].copy_from_slice(&fnv.to_le_bytes());
+    assert_eq!(&bytes[RECORD_SIZE..2 * RECORD_SIZE], &want[..]);
     pools
         .cmd()
         .args(["read", "-p", "1", "cfg", "--join"])
@@ -273,7 +314,7 @@ fn join_reassembles_chunks_written_by_other_tools() {
 }
 
 #[test]
-fn join_prefers_the_plain_key_and_warns_about_a_gap() {
+fn join_prefers_the_plain_key_and_refuses_a_gap() {
     let pools = Pools::new();
     pools.set_records(0, &[("k", "plain"), ("k.0", "a"), ("k.1", "b")]);
     pools
@@ -287,8 +328,8 @@ fn join_prefers_the_plain_key_and_warns_about_a_gap() {
         .cmd()
         .args(["read", "k", "--join"])
         .assert()
-        .success()
-        .stdout("a\n")
+        .code(1)
+        .stdout("")
         .stderr(predicate::str::contains("k.1 is missing"));
 }
 

@@ -4,10 +4,14 @@
 //! is unlocked before anything is printed: as with `read`, a report piped
 //! into `less` must not stall the daemon. Check never writes.
 //!
-//! What counts as a problem, and why (SPEC §1):
+//! What counts as a problem, and why:
 //! - a trailing partial record: the daemon ignores it and drops it at its
 //!   next rewrite; hvkvp refuses to write such a file;
-//! - an empty key: a record the host cannot name;
+//! - what a killed hvkvp leaves (`change`): a record with an empty key
+//!   (which the host cannot name), a record next to a copy of itself, a
+//!   staged update; the next write or delete removes it;
+//! - the chunks of a `--split` value that do not join up to one value (a
+//!   split cut short by a kill; `chunk`);
 //! - duplicate keys: every copy is enumerated, the host keeps the last;
 //! - a field that is not UTF-8: the daemon answers `HV_E_FAIL` and the
 //!   host's enumeration stops there, hiding that record and all later ones;
@@ -27,6 +31,8 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::change::{Debris, Finder};
+use crate::chunk::{self, Chunks, Tag};
 use crate::cli::{CheckArgs, CheckFormat};
 use crate::commands::{existing_pools, show_key, Ctx};
 use crate::error::{Error, Exit};
@@ -93,7 +99,9 @@ struct Facts {
     size: u64,
     records: usize,
     tail: u64,
-    empty_keys: Vec<usize>,
+    debris: Debris,
+    /// Keys whose tagged chunks do not join up to one value.
+    broken_chunks: Vec<Vec<u8>>,
     duplicates: Vec<Duplicate>,
     invalid_utf8: Vec<Spot>,
     unterminated: Vec<Spot>,
@@ -139,12 +147,21 @@ fn scan(p: &Pool) -> Facts {
     // Keys in order of first appearance, each with the records holding it.
     let mut slot: HashMap<&[u8], usize> = HashMap::new();
     let mut keys: Vec<(&[u8], Vec<usize>)> = Vec::new();
+    let mut debris = Finder::default();
+    // The bases of chunks that carry a tag: their sets are checked below.
+    let mut split: Vec<&[u8]> = Vec::new();
     for r in p.records() {
         let index = r.index;
         let key = r.key();
-        if key.is_empty() {
-            f.empty_keys.push(index);
-        } else {
+        debris.see(&r);
+        if Tag::read(r.key_field()).is_some() {
+            if let Some(base) = chunk::base_of(key) {
+                if !split.contains(&base) {
+                    split.push(base);
+                }
+            }
+        }
+        if !key.is_empty() {
             match slot.entry(key) {
                 Entry::Occupied(e) => keys[*e.get()].1.push(index),
                 Entry::Vacant(e) => {
@@ -176,6 +193,16 @@ fn scan(p: &Pool) -> Facts {
                 }
                 Ok(_) => {}
             }
+        }
+    }
+    f.debris = debris.finish();
+    for base in split {
+        let mut chunks = Chunks::default();
+        for r in p.records() {
+            chunks.see(base, r.index, r.key_field(), r.value());
+        }
+        if chunks.join().is_err() {
+            f.broken_chunks.push(base.to_vec());
         }
     }
     f.duplicates = keys
@@ -220,7 +247,8 @@ impl Report {
     fn problems(&self) -> usize {
         let f = &self.facts;
         usize::from(f.tail > 0)
-            + f.empty_keys.len()
+            + f.debris.len()
+            + f.broken_chunks.len()
             + f.duplicates.len()
             + f.invalid_utf8.len()
             + f.unterminated.len()
@@ -265,14 +293,47 @@ impl Report {
                 ),
             )?;
         }
-        if !f.empty_keys.is_empty() {
+        let d = &f.debris;
+        if !d.is_empty() {
+            let mut what = Vec::new();
+            if !d.empty.is_empty() {
+                what.push(format!(
+                    "an empty key in {} {}",
+                    noun(d.empty.len(), "record"),
+                    list(&d.empty)
+                ));
+            }
+            if !d.copies.is_empty() {
+                what.push(format!(
+                    "a copy of the record before it in {} {}",
+                    noun(d.copies.len(), "record"),
+                    list(&d.copies)
+                ));
+            }
+            if !d.staged.is_empty() {
+                what.push(format!(
+                    "an update cut short, staged in {} {}",
+                    noun(d.staged.len(), "record"),
+                    list(&d.staged)
+                ));
+            }
             problem(
                 out,
                 &format!(
-                    "empty key in {} {} ({clean_invalid} drops {})",
-                    noun(f.empty_keys.len(), "record"),
-                    list(&f.empty_keys),
-                    them(f.empty_keys.len())
+                    "left by a killed hvkvp (or another writer cut short): {}; the next hvkvp \
+                     write or delete of this pool removes {}, or now: {clean_invalid}",
+                    what.join("; "),
+                    them(d.len())
+                ),
+            )?;
+        }
+        for key in &f.broken_chunks {
+            problem(
+                out,
+                &format!(
+                    "the chunks of {} do not join up to one value: a `write --split` was cut \
+                     short; write the value again",
+                    show_key(key)
                 ),
             )?;
         }
@@ -414,8 +475,19 @@ impl Report {
             stale::epoch_secs(self.boot),
             self.stale(),
         );
-        json_list(buf, &f.empty_keys);
-        buf.extend_from_slice(b",\"duplicates\":[");
+        json_list(buf, &f.debris.empty);
+        buf.extend_from_slice(b",\"copies\":");
+        json_list(buf, &f.debris.copies);
+        buf.extend_from_slice(b",\"staged\":");
+        json_list(buf, &f.debris.staged);
+        buf.extend_from_slice(b",\"broken_chunks\":[");
+        for (i, key) in f.broken_chunks.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            json_string(buf, &String::from_utf8_lossy(key), escape);
+        }
+        buf.extend_from_slice(b"],\"duplicates\":[");
         for (i, d) in f.duplicates.iter().enumerate() {
             if i > 0 {
                 buf.push(b',');

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
+use crate::change::{self, Plan, Planner};
 use crate::cli::{DeleteArgs, OnOff};
 use crate::commands::{os_bytes, tell_no_match, writable, Ctx};
 use crate::error::{Error, Exit};
@@ -73,54 +74,65 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Ex
             }
         }
         p.clear()?;
+        p.touch()?;
         return Ok(Exit::Success);
     }
-    let doomed = p.scan(|p| doomed(p, target.as_ref(), a))?;
-    if doomed.is_empty() {
-        if a.clean_invalid && p.drop_tail()? {
-            return Ok(Exit::Success);
-        }
+    // The partial tail goes first: every state a kill leaves after it is
+    // whole records, which any later change can write to.
+    let dropped = a.clean_invalid && p.drop_tail()?;
+    let plan = change::run(&mut p, || Doomed {
+        target: target.as_ref(),
+        a,
+        gone: Vec::new(),
+    })?;
+    if plan.remove_first.is_empty() && !dropped {
         drop(p); // unlock before anything is printed
         tell_no_match(&format!("nothing matched in pool {id}"));
         return Ok(Exit::NoMatch);
     }
-    p.remove(&doomed)?;
+    p.touch()?;
     Ok(Exit::Success)
 }
 
-/// Indices of the records to remove, in order.
-fn doomed(p: &Pool, target: Option<&Matcher>, a: &DeleteArgs) -> Vec<usize> {
-    let n = p.len();
-    let mut gone = vec![false; n];
-    if let Some(m) = target {
-        for r in p.records() {
-            gone[r.index] = m.matches_field(r.key_field());
-        }
+/// Picks the records to remove, in one pass (and, for `-d`, a second one
+/// backwards).
+struct Doomed<'a> {
+    target: Option<&'a Matcher>,
+    a: &'a DeleteArgs,
+    gone: Vec<bool>,
+}
+
+impl Planner for Doomed<'_> {
+    fn see(&mut self, r: &Rec<'_>) {
+        let by_key = self.target.is_some_and(|m| m.matches_field(r.key_field()));
+        self.gone
+            .push(by_key || (self.a.clean_invalid && unreadable(r)));
     }
-    if a.clean_invalid {
-        for r in p.records() {
-            gone[r.index] |= unreadable(&r);
-        }
-    }
-    if a.clean_duplicates {
-        // The host keeps the last record of a key: keep that one.
-        let mut seen: HashSet<Cow<'_, [u8]>> = HashSet::new();
-        for i in (0..n).rev() {
-            let key = p.rec(i).key();
-            let key = if a.matching.ignore_case {
-                fold(key)
-            } else {
-                Cow::Borrowed(key)
-            };
-            if !seen.insert(key) {
-                gone[i] = true;
+
+    fn finish(mut self, p: &Pool) -> Result<Plan, Error> {
+        if self.a.clean_duplicates {
+            // The host keeps the last record of a key: keep that one.
+            let mut seen: HashSet<Cow<'_, [u8]>> = HashSet::new();
+            for i in (0..p.len()).rev() {
+                let key = p.rec(i).key();
+                let key = if self.a.matching.ignore_case {
+                    fold(key)
+                } else {
+                    Cow::Borrowed(key)
+                };
+                if !seen.insert(key) {
+                    self.gone[i] = true;
+                }
             }
         }
+        let remove_first = (self.gone.iter().enumerate())
+            .filter_map(|(i, &g)| g.then_some(i))
+            .collect();
+        Ok(Plan {
+            remove_first,
+            ..Plan::default()
+        })
     }
-    gone.iter()
-        .enumerate()
-        .filter_map(|(i, &g)| g.then_some(i))
-        .collect()
 }
 
 /// A record the daemon cannot pass to the host: an empty key, a field with

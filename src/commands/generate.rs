@@ -255,7 +255,7 @@ fn example_list(examples: &[(String, String)]) -> Roff {
     r
 }
 
-/// SPEC §3, with the numbers taken from the one type that maps outcomes to
+/// The EXIT STATUS section, with the numbers taken from the one type that maps outcomes to
 /// exit codes.
 fn exit_status() -> Roff {
     let mut r = Roff::new();

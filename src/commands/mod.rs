@@ -45,7 +45,8 @@ pub(crate) fn os_bytes(s: &OsStr) -> &[u8] {
     s.as_bytes()
 }
 
-/// Writes and deletes go to pool 1 unless the user insists (SPEC §3).
+/// Writes and deletes go to pool 1 unless the user insists: only pool 1
+/// reaches the host.
 pub(crate) fn writable(id: PoolId, force: bool) -> Result<PoolId, Error> {
     if id != PoolId::GUEST && !force {
         return Err(Error::PoolRefused {

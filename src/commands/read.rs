@@ -6,6 +6,7 @@
 use std::io::{BufWriter, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use crate::chunk::{Broken, Chunks};
 use crate::cli::{OnOff, ReadArgs};
 use crate::commands::{
     existing_pools, misaligned_warning, os_bytes, say, show_key, tell_no_match, warn, Ctx,
@@ -14,7 +15,6 @@ use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
 use crate::output::{self, Entry, Format, Style};
 use crate::pool::{Access, Pool, PoolId};
-use crate::record;
 use crate::watch::Watch;
 
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit> {
@@ -88,6 +88,10 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
                     f => f?,
                 };
                 f.warnings.iter().for_each(|w| warn(w));
+                if let Some(why) = f.broken {
+                    say(&format!("error: {why}"));
+                    return Ok(Exit::NoMatch);
+                }
                 entries.extend(f.entries);
             }
             entries
@@ -128,7 +132,10 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
 /// `--wait`: look, and until the key is there, sleep until a pool file
 /// changes. The watch is set up before the first look, so a write that
 /// lands between the look and the sleep still wakes us. A pool file that
-/// does not exist yet is a key not there yet.
+/// does not exist yet is a key not there yet, and so is a pool directory
+/// removed during the wait (the watch waits for it to come back): only a
+/// directory missing from the start is an error, most likely a wrong
+/// `--pool-dir` or no daemon.
 fn wait_for(
     ctx: &Ctx,
     pools: &[PoolId],
@@ -136,7 +143,7 @@ fn wait_for(
     limit: Option<Duration>,
 ) -> Result<Option<Vec<Entry>>, Error> {
     let names = pools.iter().map(|id| id.file_name().into()).collect();
-    let watch = Watch::new(&ctx.dir, names).map_err(|_| Error::NoPoolDir {
+    let mut watch = Watch::new(&ctx.dir, names).map_err(|_| Error::NoPoolDir {
         dir: ctx.dir.clone(),
     })?;
     let deadline = limit.and_then(|l| Instant::now().checked_add(l));
@@ -149,9 +156,14 @@ fn wait_for(
                     if !warned {
                         f.warnings.iter().for_each(|w| warn(w));
                     }
+                    // Not whole yet: keep waiting for a write that makes
+                    // it whole, and say once why it is not there.
+                    if let Some(why) = f.broken.filter(|_| !warned) {
+                        warn(&why);
+                    }
                     found.extend(f.entries);
                 }
-                Err(Error::NoPoolFile { .. }) => {}
+                Err(Error::NoPoolFile { .. } | Error::NoPoolDir { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -180,11 +192,15 @@ struct Query<'a> {
 struct Found {
     entries: Vec<Entry>,
     warnings: Vec<String>,
+    /// `--join` found chunks that do not join up: why.
+    broken: Option<String>,
 }
 
 /// Copy the matching records of one pool out under its shared lock. With
 /// `join`, a key that is absent is put back together from its chunks
-/// `KEY.0`, `KEY.1`, …
+/// `KEY.0`, `KEY.1`, … A set of chunks that does not join up to one value
+/// (one missing, or chunks of two values) is an error: a shorter or mixed
+/// value printed with exit 0 would be taken for the real one.
 fn collect(ctx: &Ctx, id: PoolId, q: &Query<'_>, timeout: Duration) -> Result<Found, Error> {
     let mut pool = Pool::open(&ctx.dir, id, Access::Read, timeout)?;
     let (mut entries, chunks) = pool.scan(|p| {
@@ -202,72 +218,45 @@ fn collect(ctx: &Ctx, id: PoolId, q: &Query<'_>, timeout: Duration) -> Result<Fo
                 }
             }
         }
-        let chunks = match q.join {
-            Some(key) if found.is_empty() => chunks_of(p, key),
-            _ => Vec::new(),
-        };
+        let mut chunks = Chunks::default();
+        if let Some(key) = q.join.filter(|_| found.is_empty()) {
+            for r in p.records() {
+                chunks.see(key, r.index, r.key_field(), r.value());
+            }
+        }
         (found, chunks)
     })?;
-    let mut warnings: Vec<String> = misaligned_warning(&pool).into_iter().collect();
+    let warnings: Vec<String> = misaligned_warning(&pool).into_iter().collect();
     drop(pool); // unlock before anything is printed
-    if let Some(key) = q.join {
-        match chunks.first() {
-            Some((0, _, _)) => entries.push(assemble(id, key, chunks, &mut warnings)),
-            Some(_) => warnings.push(format!(
-                "{}.0 is missing from pool {id}: nothing to join",
-                show_key(key)
-            )),
-            None => {}
-        }
-    }
-    Ok(Found { entries, warnings })
-}
-
-/// The chunks `KEY.N` of a pool: (N, record index, value), first record of
-/// each N.
-fn chunks_of(p: &Pool, key: &[u8]) -> Vec<(u64, usize, Vec<u8>)> {
-    let mut chunks: Vec<(u64, usize, Vec<u8>)> = Vec::new();
-    for r in p.records() {
-        if let Some(n) = record::chunk_number(r.key(), key) {
-            if !chunks.iter().any(|c| c.0 == n) {
-                chunks.push((n, r.index, r.value().to_vec()));
+    let mut broken = None;
+    if let (Some(key), false) = (q.join, chunks.is_empty()) {
+        match chunks.join() {
+            Ok((index, value)) => entries.push(Entry {
+                pool: id.number(),
+                index,
+                key: key.to_vec(),
+                value,
+            }),
+            Err(Broken::Missing(n)) => {
+                broken = Some(format!(
+                    "{}.{n} is missing from pool {id}: the chunks do not make a whole value",
+                    show_key(key)
+                ))
+            }
+            Err(Broken::Mixed) => {
+                broken = Some(format!(
+                    "the chunks of {} in pool {id} do not join up to one value: a \
+                     `write --split` was cut short; write the value again",
+                    show_key(key)
+                ))
             }
         }
     }
-    chunks.sort_by_key(|c| c.0);
-    chunks
-}
-
-/// `KEY.0` + `KEY.1` + … up to the first missing number.
-fn assemble(
-    id: PoolId,
-    key: &[u8],
-    chunks: Vec<(u64, usize, Vec<u8>)>,
-    warnings: &mut Vec<String>,
-) -> Entry {
-    let index = chunks.first().map_or(0, |c| c.1);
-    let mut value = Vec::new();
-    let mut next = 0;
-    for (n, _, v) in &chunks {
-        if *n != next {
-            break;
-        }
-        value.extend_from_slice(v);
-        next += 1;
-    }
-    if (next as usize) < chunks.len() {
-        warnings.push(format!(
-            "{}.{next} is missing: joined {next} of the {} chunks found",
-            show_key(key),
-            chunks.len()
-        ));
-    }
-    Entry {
-        pool: id.number(),
-        index,
-        key: key.to_vec(),
-        value,
-    }
+    Ok(Found {
+        entries,
+        warnings,
+        broken,
+    })
 }
 
 /// The hint for a key found in another pool than the one asked.

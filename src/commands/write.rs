@@ -8,11 +8,13 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use crate::batch::{self, Pairs};
+use crate::change::{self, Plan, Planner};
+use crate::chunk::{self, Tag};
 use crate::cli::{OnOff, WriteArgs};
 use crate::commands::{os_bytes, writable, Ctx};
 use crate::error::{Error, Exit};
 use crate::matcher::fold;
-use crate::pool::{Access, Pool, PoolId};
+use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record::{self, check_field, Field, Limits, VALUE_MAX_BYTES};
 
 /// The most `--split` reads from stdin: about 500 records.
@@ -40,7 +42,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> anyhow::Result<Exi
         let pairs = batch::read(file, a.null, limits)?;
         let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
         let mut p = Pool::open(&ctx.dir, id, Access::WriteCreate, ctx.timeout)?;
-        apply(&mut p, &pairs, false, limits, |_| false)?;
+        apply(&mut p, &pairs, None, false, limits, |_| false)?;
         return Ok(Exit::Success);
     }
 
@@ -69,32 +71,32 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> anyhow::Result<Exi
     };
     check_field(Field::Key, &key, limits)?;
 
-    let sets = if a.split {
+    let (sets, tag) = if a.split {
         split(&key, &value, limits)?
     } else {
         check_field(Field::Value, &value, limits)?;
-        vec![(key.clone(), value)]
+        (vec![(key.clone(), value)], None)
     };
     let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
     let mut p = Pool::open(&ctx.dir, id, Access::WriteCreate, ctx.timeout)?;
     if a.split {
         // Plain records and chunks of the key's previous value go too.
         let set_keys: Vec<&[u8]> = sets.iter().map(|(k, _)| k.as_slice()).collect();
-        apply(&mut p, &sets, false, limits, |k| {
-            (k == key.as_slice() || record::chunk_number(k, &key).is_some())
+        apply(&mut p, &sets, tag, false, limits, |k| {
+            (k == key.as_slice() || chunk::chunk_number(k, &key).is_some())
                 && !set_keys.contains(&k)
         })?;
     } else {
-        apply(&mut p, &sets, a.ignore_case, limits, |_| false)?;
+        apply(&mut p, &sets, None, a.ignore_case, limits, |_| false)?;
     }
     Ok(Exit::Success)
 }
 
 /// `--split`: the value as one plain record when it fits, else as chunks
-/// `KEY.0`, `KEY.1`, … each within the limits.
-fn split(key: &[u8], value: &[u8], limits: Limits) -> Result<Pairs, Error> {
+/// `KEY.0`, `KEY.1`, … each within the limits, with the tag they carry.
+fn split(key: &[u8], value: &[u8], limits: Limits) -> Result<(Pairs, Option<Tag>), Error> {
     if check_field(Field::Value, value, limits).is_ok() {
-        return Ok(vec![(key.to_vec(), value.to_vec())]);
+        return Ok((vec![(key.to_vec(), value.to_vec())], None));
     }
     // Not fitting is fine; anything else wrong with the value is not.
     if let Some(at) = value.iter().position(|&b| b == 0) {
@@ -108,29 +110,36 @@ fn split(key: &[u8], value: &[u8], limits: Limits) -> Result<Pairs, Error> {
             e.valid_up_to()
         ))
     })?;
-    let pieces = record::split_value(text, limits);
-    let last = record::chunk_key(key, pieces.len() - 1);
+    let pieces = chunk::split_value(text, limits);
+    let last = chunk::chunk_key(key, pieces.len() - 1);
     check_field(Field::Key, &last, limits).map_err(|e| {
         Error::Input(format!(
             "the chunk key {}: {e}",
             String::from_utf8_lossy(&last)
         ))
     })?;
-    Ok(pieces
+    let pairs = pieces
         .iter()
         .enumerate()
-        .map(|(i, piece)| (record::chunk_key(key, i), piece.as_bytes().to_vec()))
-        .collect())
+        .map(|(i, piece)| (chunk::chunk_key(key, i), piece.as_bytes().to_vec()))
+        .collect();
+    Ok((pairs, Some(Tag::of(value, pieces.len()))))
 }
 
-/// Set each (key, value) of `sets` in one pass over the locked pool: the
+/// Set each (key, value) of `sets` in one change of the locked pool: the
 /// first record of a key is updated in place (only if it changes), later
-/// records of it are removed, as are records for which `also_remove` says
-/// so; keys not found are appended, in order. With `fold_case`, keys match
-/// ignoring case and an updated record keeps its stored spelling.
+/// records with the same key are removed first, and records for which
+/// `also_remove` says so are removed last, once the new ones are in (the
+/// chunks of an older `--split` value: the key never goes missing); keys
+/// not found are appended, in order. With `fold_case` (one key), every
+/// record whose key matches ignoring case is updated, each keeping its
+/// stored spelling, and only later byte-identical copies of one of those
+/// spellings are removed: for the daemon, keys that differ in case are
+/// other keys.
 fn apply(
     p: &mut Pool,
     sets: &[(Vec<u8>, Vec<u8>)],
+    tag: Option<Tag>,
     fold_case: bool,
     limits: Limits,
     also_remove: impl Fn(&[u8]) -> bool,
@@ -153,53 +162,94 @@ fn apply(
             })
             .collect(),
     };
-    let (first, mut doomed) = p.scan(|p| {
-        let mut first: Vec<Option<usize>> = vec![None; sets.len()];
-        let mut doomed = Vec::new();
-        for r in p.records() {
-            let hit = match single {
-                Some(k) => record::key_is(r.key_field(), k).then_some(0),
-                None => {
-                    let k = r.key();
-                    let k: Cow<'_, [u8]> = if fold_case { fold(k) } else { Cow::Borrowed(k) };
-                    want.get(k.as_ref()).copied()
-                }
-            };
-            match hit {
-                Some(i) if first[i].is_none() => first[i] = Some(r.index),
-                Some(_) => doomed.push(r.index),
-                None if also_remove(r.key()) => doomed.push(r.index),
-                None => {}
-            }
-        }
-        (first, doomed)
+    change::run(p, || Sets {
+        sets,
+        tag,
+        single,
+        want: &want,
+        fold_case,
+        limits,
+        also_remove: &also_remove,
+        first: vec![None; sets.len()],
+        spellings: Vec::new(),
+        plan: Plan::default(),
     })?;
+    p.touch()
+}
 
-    let mut appends = Vec::new();
-    for ((key, value), at) in sets.iter().zip(&first) {
-        match *at {
-            Some(at) => {
-                let rec = if fold_case {
-                    // Keep the stored spelling (hvkvp 2.0 behaviour).
-                    let stored = p.rec(at).key().to_vec();
-                    check_field(Field::Key, &stored, limits)?;
-                    record::encode(&stored, value)
+/// The planner of [`apply`].
+struct Sets<'a, F> {
+    sets: &'a [(Vec<u8>, Vec<u8>)],
+    /// The tag of `--split` chunks.
+    tag: Option<Tag>,
+    single: Option<&'a [u8]>,
+    want: &'a HashMap<Vec<u8>, usize>,
+    fold_case: bool,
+    limits: Limits,
+    also_remove: &'a F,
+    /// The first record of each key of `sets`.
+    first: Vec<Option<usize>>,
+    /// With `fold_case`: the stored spellings met so far, with their record.
+    spellings: Vec<(Vec<u8>, usize)>,
+    plan: Plan,
+}
+
+impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
+    fn see(&mut self, r: &Rec<'_>) {
+        let hit = match self.single {
+            Some(k) => record::key_is(r.key_field(), k).then_some(0),
+            None => {
+                let k = r.key();
+                let k: Cow<'_, [u8]> = if self.fold_case {
+                    fold(k)
                 } else {
-                    record::encode(key, value)
+                    Cow::Borrowed(k)
                 };
-                if p.rec(at).bytes() != &rec[..] {
-                    p.update(at, &rec)?;
+                self.want.get(k.as_ref()).copied()
+            }
+        };
+        match hit {
+            Some(_) if self.fold_case => {
+                if self.spellings.iter().any(|(s, _)| s == r.key()) {
+                    self.plan.remove_first.push(r.index);
+                } else {
+                    self.spellings.push((r.key().to_vec(), r.index));
                 }
             }
-            None => appends.push(record::encode(key, value)),
+            Some(i) if self.first[i].is_none() => self.first[i] = Some(r.index),
+            Some(_) => self.plan.remove_first.push(r.index),
+            None if (self.also_remove)(r.key()) => self.plan.remove_last.push(r.index),
+            None => {}
         }
     }
-    if !doomed.is_empty() {
-        // One record per key after a write.
-        doomed.sort_unstable();
-        p.remove(&doomed)?;
+
+    fn finish(mut self, _: &Pool) -> Result<Plan, Error> {
+        if self.fold_case {
+            let value = &self.sets[0].1;
+            if self.spellings.is_empty() {
+                self.plan
+                    .appends
+                    .push(record::encode(&self.sets[0].0, value));
+            }
+            for (stored, at) in &self.spellings {
+                // Keep the stored spelling (hvkvp 2.0 behaviour).
+                check_field(Field::Key, stored, self.limits)?;
+                self.plan.updates.push((*at, record::encode(stored, value)));
+            }
+            return Ok(self.plan);
+        }
+        for ((key, value), at) in self.sets.iter().zip(&self.first) {
+            let rec = match self.tag {
+                Some(tag) => chunk::encode(key, value, tag),
+                None => record::encode(key, value),
+            };
+            match *at {
+                Some(at) => self.plan.updates.push((at, rec)),
+                None => self.plan.appends.push(rec),
+            }
+        }
+        Ok(self.plan)
     }
-    p.append_all(&appends)
 }
 
 /// The value from stdin, read no further than one byte past `cap` (plus the
