@@ -60,7 +60,7 @@ pub struct Plan {
 
 /// Works a [`Plan`] out from one pass over the records of a pool.
 pub trait Planner {
-    /// Called for every whole record, in file order.
+    /// Called for every whole record that is not debris, in file order.
     fn see(&mut self, r: &Rec<'_>);
     /// The plan; `p` allows a second look at any record.
     fn finish(self, p: &Pool) -> Result<Plan, Error>;
@@ -113,15 +113,15 @@ impl<'a> Finder<'a> {
         self.debris
     }
 
-    /// Look at the next record.
-    pub fn see(&mut self, r: &Rec<'a>) {
+    /// Look at the next record; false if it is debris.
+    pub fn see(&mut self, r: &Rec<'a>) -> bool {
         if r.key_field()[0] == 0 {
             self.debris.empty.push(r.index);
-            return;
+            return false;
         }
         if is_staged(r.bytes()) {
             self.debris.staged.push(r.index);
-            return;
+            return false;
         }
         // Values are compared only when the keys are equal: a scan reads
         // keys, not whole records.
@@ -129,31 +129,37 @@ impl<'a> Finder<'a> {
         if let Some((prev, prev_key)) = self.prev {
             if prev_key == key && prev.value() == r.value() {
                 self.debris.copies.push(r.index);
-                return;
+                return false;
             }
         }
         self.prev = Some((*r, key));
+        true
     }
 }
 
 /// Carry out a change: scan with a fresh planner, finish any staged copy a
 /// killed hvkvp left (and scan again), then remove debris while carrying
-/// out the plan. Returns the plan that was carried out.
-pub fn run<P: Planner>(p: &mut Pool, planner: impl Fn() -> P) -> Result<Plan, Error> {
+/// out the plan. The planner is shown the pool as it is once the debris is
+/// gone: debris records are not passed to it, so that a plan never counts
+/// on them (`delete -d` keeping the first of two copies of which the
+/// second is debris would lose both). Returns the plan carried out and the
+/// debris removed.
+pub fn run<P: Planner>(p: &mut Pool, planner: impl Fn() -> P) -> Result<(Plan, Debris), Error> {
     for _ in 0..4 {
         let (plan, debris) = p.scan(|p| {
             let mut planner = planner();
             let mut finder = Finder::default();
             for r in p.records() {
-                finder.see(&r);
-                planner.see(&r);
+                if finder.see(&r) {
+                    planner.see(&r);
+                }
             }
             (planner.finish(p), finder.debris)
         })?;
         let plan = plan?;
         if debris.staged.is_empty() {
             apply(p, &plan, &debris)?;
-            return Ok(plan);
+            return Ok((plan, debris));
         }
         for &s in &debris.staged {
             finish_staged(p, s)?;

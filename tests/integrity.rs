@@ -299,6 +299,35 @@ fn debris_pool(pools: &Pools) -> Vec<u8> {
 }
 
 #[test]
+fn delete_d_keeps_one_of_a_record_left_twice_in_a_row() {
+    // The second `b=2` is debris (a cut move), and `-d` keeps the last of
+    // each key: together they must not remove both copies. Found by the
+    // stress harness.
+    let pools = Pools::new();
+    for between in [false, true] {
+        let mut bytes = pool_bytes(&[("a", "1"), ("b", "2")]);
+        if between {
+            bytes.extend(tombstone(b"x", b"gone"));
+        }
+        bytes.extend(pool_bytes(&[("b", "2"), ("c", "3")]));
+        pools.set(1, &bytes);
+        // It cleaned something: exit 0.
+        pools.cmd().args(["delete", "-d"]).assert().success();
+        assert_pool(
+            &pools.bytes(1),
+            pool_bytes(&[("a", "1"), ("b", "2"), ("c", "3")]),
+        );
+    }
+}
+
+/// A record whose key starts with NUL, as a removal leaves it.
+fn tombstone(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut r = record(key, value);
+    r[0] = 0;
+    r
+}
+
+#[test]
 fn write_removes_a_record_left_twice_in_a_row_and_empty_key_records() {
     let pools = Pools::new();
     debris_pool(&pools);

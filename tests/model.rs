@@ -897,6 +897,9 @@ impl Model {
             return Ok(OK);
         }
         let norm = |k: &[u8]| if d.ic { fold(k) } else { k.to_vec() };
+        // The selection is made on the pool as it is once debris is gone:
+        // `-d` must not keep a record whose only later copy is debris.
+        let debris = debris(&p.recs);
         let mut gone: Vec<bool> = p
             .recs
             .iter()
@@ -929,20 +932,27 @@ impl Model {
         if d.dups {
             // The host keeps the last record of a key: that one stays.
             let mut seen = HashSet::new();
-            for (g, r) in gone.iter_mut().zip(&p.recs).rev() {
+            for ((g, r), _) in gone
+                .iter_mut()
+                .zip(&p.recs)
+                .zip(&debris)
+                .rev()
+                .filter(|(_, &dbr)| !dbr)
+            {
                 if !seen.insert(norm(key_of(&r.bytes))) {
                     *g = true;
                 }
             }
         }
-        // Debris goes too, even when nothing matched, but does not count
-        // as a match.
-        let exit = if !gone.contains(&true) && p.frag.is_empty() {
+        // Debris goes too, even when nothing matched. It counts as a match
+        // for the clean-up forms (-c, -d), not for a delete by key.
+        let matched = gone.iter().zip(&debris).any(|(g, dbr)| *g && !dbr);
+        let cleaned = (d.clean || d.dups) && debris.contains(&true);
+        let exit = if !matched && p.frag.is_empty() && !cleaned {
             NO_MATCH
         } else {
             OK
         };
-        let debris = debris(&p.recs);
         let mut keep = gone.iter().zip(&debris).map(|(g, d)| !g && !d);
         p.recs.retain(|_| keep.next().unwrap());
         p.frag.clear();

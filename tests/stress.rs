@@ -18,8 +18,12 @@
 //! killed at a random instant within the time its operation takes alone,
 //! rotating through an update with duplicates to remove, an append, a
 //! delete of an early record and a 200-pair `write --batch`. Every trial
-//! must leave whole records, each old or new, none lost; `delete -d` then
-//! leaves no key twice.
+//! must leave each record readers see old or new (byte for byte, or as a
+//! cut update in place reads), in order, none lost, and only debris of the
+//! shapes the write protocol leaves (src/change.rs: tombstones and cut
+//! writes, whose key reads as empty; one cut move's second copy; a staged
+//! copy), counted apart; then a `write` of another key must leave the pool
+//! clean: no debris, no key twice, the same records otherwise.
 //!
 //! One table sums it up; the test fails on anything lost, torn, duplicated,
 //! any reader error and any unexpected exit status. Every anomaly is also
@@ -30,7 +34,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -225,6 +229,64 @@ fn fields(rec: &[u8]) -> (&[u8], &[u8], bool) {
     (key, value, whole)
 }
 
+/// The tag `write --split` puts after a chunk's key NUL: `hvkC`, the
+/// number of chunks (u16 LE), the FNV-1a-64 of the whole value (u64 LE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tag {
+    count: u16,
+    hash: u64,
+}
+
+const TAG_MAGIC: &[u8; 4] = b"hvkC";
+const TAG_LEN: usize = 14;
+
+/// Whether a chunk's record is whole (as [`fields`] has it, except that
+/// the key's NUL may be followed by a tag, then zeros), and its tag.
+fn chunk_fields(rec: &[u8]) -> (bool, Option<Tag>) {
+    let (k, v, plain) = fields(rec);
+    if plain {
+        return (true, None);
+    }
+    let (at, end) = (k.len() + 1, k.len() + 1 + TAG_LEN);
+    let whole = end <= KEY_SIZE
+        && rec[at..at + 4] == TAG_MAGIC[..]
+        && rec[end..KEY_SIZE].iter().all(|&b| b == 0)
+        && v.len() < RECORD_SIZE - KEY_SIZE
+        && rec[KEY_SIZE + v.len()..].iter().all(|&b| b == 0);
+    if !whole {
+        return (false, None);
+    }
+    let tag = Tag {
+        count: u16::from_le_bytes(rec[at + 4..at + 6].try_into().unwrap()),
+        hash: u64::from_le_bytes(rec[at + 6..end].try_into().unwrap()),
+    };
+    (true, Some(tag))
+}
+
+/// FNV-1a, 64 bits, over the parts one after the other.
+fn fnv1a64(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in parts.iter().flat_map(|p| p.iter()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// How many chunks `write --split` cuts a value that does not fit into:
+/// the fewest, each within both host limits, cut between characters.
+fn pieces(value: &str) -> u16 {
+    let (mut n, mut bytes, mut units) = (1, 0, 0);
+    for c in value.chars() {
+        if bytes + c.len_utf8() > VALUE_MAX_BYTES || units + c.len_utf16() > VALUE_MAX_UTF16 {
+            (n, bytes, units) = (n + 1, 0, 0);
+        }
+        bytes += c.len_utf8();
+        units += c.len_utf16();
+    }
+    n
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -244,6 +306,8 @@ struct Row {
     lost: usize,
     torn: usize,
     dup: usize,
+    /// kill -9: records a kill left for the next change to remove.
+    debris: usize,
     reader_errors: usize,
     failed: usize,
     notes: String,
@@ -255,6 +319,7 @@ impl Row {
         self.lost += o.lost;
         self.torn += o.torn;
         self.dup += o.dup;
+        self.debris += o.debris;
         self.reader_errors += o.reader_errors;
         self.failed += o.failed;
     }
@@ -263,8 +328,8 @@ impl Row {
 fn print_table(rows: &[Row], wall: Duration) {
     let mut out = String::new();
     out.push_str(&format!(
-        "\n{:<38} {:>7} {:>5} {:>5} {:>5} {:>7} {:>6}  {}\n",
-        "phase / kind", "ops", "lost", "torn", "dup", "rd-err", "failed", "notes"
+        "\n{:<38} {:>7} {:>5} {:>5} {:>5} {:>6} {:>7} {:>6}  {}\n",
+        "phase / kind", "ops", "lost", "torn", "dup", "debris", "rd-err", "failed", "notes"
     ));
     out.push_str(&format!("{}\n", "-".repeat(120)));
     let mut total = Row {
@@ -279,16 +344,21 @@ fn print_table(rows: &[Row], wall: Duration) {
     total.notes = format!("wall time {:.1} s", wall.as_secs_f64());
     out.push_str(&line(&total));
     out.push_str(
-        "ops: hvkvp writer commands (races) or trials (kill -9); dup: a key present more than \
-         once (kill -9: after `delete -d`); failed: an unexpected exit status\n",
+        "ops: hvkvp writer commands (races) or trials (kill -9); failed: an unexpected exit \
+         status\ntorn: a record neither old nor new (kill -9: or out of order, or debris of a \
+         shape the write protocol never leaves)\ndup: a key present more than once (kill -9: \
+         after the healing `write` of another key; any debris it left counts too)\ndebris \
+         (kill -9, not a failure): what the kills left for the next change to remove: records \
+         whose key\nreads as empty (tombstones, cut writes), a cut move's second copy, staged \
+         copies\n",
     );
     eprintln!("{out}");
 }
 
 fn line(r: &Row) -> String {
     format!(
-        "{:<38} {:>7} {:>5} {:>5} {:>5} {:>7} {:>6}  {}\n",
-        r.name, r.ops, r.lost, r.torn, r.dup, r.reader_errors, r.failed, r.notes
+        "{:<38} {:>7} {:>5} {:>5} {:>5} {:>6} {:>7} {:>6}  {}\n",
+        r.name, r.ops, r.lost, r.torn, r.dup, r.debris, r.reader_errors, r.failed, r.notes
     )
 }
 
@@ -773,7 +843,8 @@ struct Verdict {
 
 /// The pool against what must be in it: `expected` records exactly once
 /// each with that value; each long value of `longs` as chunks `KEY.0`…
-/// that reassemble it; nothing else, and every record whole.
+/// that reassemble it, each tagged with their count and the value's hash;
+/// nothing else, and every record whole.
 fn verify(bytes: &[u8], expected: &HashMap<String, String>, longs: &[(String, String)]) -> Verdict {
     let mut torn = 0;
     if bytes.len() % RECORD_SIZE != 0 {
@@ -785,11 +856,22 @@ fn verify(bytes: &[u8], expected: &HashMap<String, String>, longs: &[(String, St
         ));
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
-    // long key → chunk number → value
-    let mut chunks: HashMap<&str, HashMap<usize, String>> = HashMap::new();
+    // long key → chunk number → value and tag
+    let mut chunks: HashMap<&str, HashMap<usize, (String, Option<Tag>)>> = HashMap::new();
     for (i, rec) in bytes.chunks_exact(RECORD_SIZE).enumerate() {
-        let (k, v, whole) = fields(rec);
+        let (k, v, plain) = fields(rec);
         let (k, v) = (text(k), text(v));
+        let chunk = k.rsplit_once('.').and_then(|(base, n)| {
+            let n = n.parse::<usize>().ok()?;
+            let (lk, _) = longs.iter().find(|(lk, _)| lk == base)?;
+            Some((lk.as_str(), n))
+        });
+        // A chunk may carry its tag after the key's NUL; the tag is checked
+        // below, with the other chunks of its value.
+        let (whole, tag) = match chunk {
+            Some(_) => chunk_fields(rec),
+            None => (plain, None),
+        };
         // One count per bad record, whatever is wrong with it.
         let mut bad = !whole;
         if !whole {
@@ -798,11 +880,6 @@ fn verify(bytes: &[u8], expected: &HashMap<String, String>, longs: &[(String, St
                 shorten(&k)
             ));
         }
-        let chunk = k.rsplit_once('.').and_then(|(base, n)| {
-            let n = n.parse::<usize>().ok()?;
-            let (lk, _) = longs.iter().find(|(lk, _)| lk == base)?;
-            Some((lk.as_str(), n))
-        });
         match (expected.get(&k), chunk) {
             (Some(want), _) if *want == v => {}
             (Some(want), _) => {
@@ -814,7 +891,7 @@ fn verify(bytes: &[u8], expected: &HashMap<String, String>, longs: &[(String, St
                 ));
             }
             (None, Some((lk, n))) => {
-                chunks.entry(lk).or_default().insert(n, v);
+                chunks.entry(lk).or_default().insert(n, (v, tag));
             }
             (None, None) => {
                 bad = true;
@@ -840,7 +917,7 @@ fn verify(bytes: &[u8], expected: &HashMap<String, String>, longs: &[(String, St
         let parts = chunks.remove(lk.as_str()).unwrap_or_default();
         let mut joined = String::new();
         let mut n = 0;
-        while let Some(p) = parts.get(&n) {
+        while let Some((p, _)) = parts.get(&n) {
             if !fits(p) {
                 torn += 1;
                 finding(format!("chunk {lk}.{n} is over the host limits"));
@@ -865,6 +942,22 @@ fn verify(bytes: &[u8], expected: &HashMap<String, String>, longs: &[(String, St
                 joined.len()
             ));
         }
+        // Every chunk tagged with the count and hash of this value.
+        let tag = Tag {
+            count: pieces(want),
+            hash: fnv1a64(&[want.as_bytes()]),
+        };
+        let mut untagged: Vec<usize> = (parts.iter())
+            .filter(|(_, (_, t))| *t != Some(tag))
+            .map(|(n, _)| *n)
+            .collect();
+        if !untagged.is_empty() {
+            untagged.sort();
+            torn += 1;
+            finding(format!(
+                "{lk}: chunks {untagged:?} do not carry the tag of its last value ({tag:?})"
+            ));
+        }
     }
     let dup = seen
         .iter()
@@ -880,6 +973,13 @@ fn verify(bytes: &[u8], expected: &HashMap<String, String>, longs: &[(String, St
 // ---------------------------------------------------------------------------
 // Phase 2: kill -9
 
+/// The healing write after each trial: a key no kind touches.
+const HEAL_KEY: &str = "stress-heal";
+const HEAL_VALUE: &str = "v";
+/// The mark of a staged copy (src/change.rs): `hvkS` and a hash.
+const MARK_MAGIC: &[u8; 4] = b"hvkS";
+const MARK_LEN: usize = 12;
+
 fn kkey(i: usize) -> String {
     format!("key{i:05}")
 }
@@ -889,6 +989,7 @@ fn kvalue(i: usize) -> String {
 }
 
 /// One kind of operation to kill, and what a pool may hold after it.
+#[derive(Default)]
 struct Kind {
     name: &'static str,
     args: Vec<String>,
@@ -899,16 +1000,32 @@ struct Kind {
     gone: Option<String>,
     /// Keys the operation sets, with their new values.
     new: HashMap<String, String>,
+    /// For each key of `new` the base pool holds: its first record there,
+    /// the one the operation updates in place.
+    old_at: HashMap<String, usize>,
     // Tallies.
     span: Duration,
     trials: usize,
     killed: usize,
     torn: usize,
     lost: usize,
+    /// Trials whose kill left a key twice (not counting `dup_key`), and
+    /// the most keys one left twice: information, the healing write must
+    /// collapse them.
     twice: usize,
     most_twice: usize,
-    /// Trials that left an append cut between its two writes.
-    cut_appends: usize,
+    /// Debris the kills left: records in all, trials that left some, the
+    /// most one trial left; and by kind: records whose key reads as empty
+    /// (of them, writes cut between their two parts), cut moves (a second
+    /// copy), staged copies.
+    debris: usize,
+    debris_trials: usize,
+    most_debris: usize,
+    empty: usize,
+    cut: usize,
+    copies: usize,
+    staged: usize,
+    /// Keys twice or debris left after the healing write.
     dup_after: usize,
     failed: usize,
 }
@@ -929,23 +1046,29 @@ fn base_pool(dup_of: Option<usize>) -> Vec<u8> {
 }
 
 fn kinds(batch_file: &Path) -> Vec<Kind> {
-    let kind = |name, args: Vec<String>, base, dup_key, gone, new| Kind {
-        name,
-        args,
-        base,
-        dup_key,
-        gone,
-        new,
-        span: Duration::ZERO,
-        trials: 0,
-        killed: 0,
-        torn: 0,
-        lost: 0,
-        twice: 0,
-        most_twice: 0,
-        cut_appends: 0,
-        dup_after: 0,
-        failed: 0,
+    let kind = |name: &'static str,
+                args: Vec<String>,
+                base: Vec<u8>,
+                dup_key: Option<String>,
+                gone: Option<String>,
+                new: HashMap<String, String>| {
+        let mut old_at = HashMap::new();
+        for (i, rec) in base.chunks_exact(RECORD_SIZE).enumerate() {
+            let k = text(common::cut(&rec[..KEY_SIZE]));
+            if new.contains_key(&k) {
+                old_at.entry(k).or_insert(i);
+            }
+        }
+        Kind {
+            name,
+            args,
+            base,
+            dup_key,
+            gone,
+            new,
+            old_at,
+            ..Kind::default()
+        }
     };
     let upd = kkey(10);
     let upd_value = "the new value".to_string();
@@ -1000,118 +1123,437 @@ fn kinds(batch_file: &Path) -> Vec<Kind> {
     ]
 }
 
+/// How many bytes of a record at byte `at` lie before the first page
+/// boundary it crosses (`RECORD_SIZE` when it crosses none): hvkvp writes
+/// such a record in two page-contained parts, or, in place, in one part.
+fn head_len(at: usize) -> usize {
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    ((at / page + 1) * page - at).min(RECORD_SIZE)
+}
+
+/// Is `rec` the record hvkvp writes fresh for `key` and `value`, both
+/// fields zero-filled (as the base pools' records are too)?
+fn is_fresh(rec: &[u8], key: &[u8], value: &[u8]) -> bool {
+    let (k, v, whole) = fields(rec);
+    whole && k == key && v == value
+}
+
+/// The staged copy of the fresh record of `key` and `value` (src/change.rs):
+/// its mark, `hvkS` and the FNV-1a-64 of key, 0xff, value (LE), in the last
+/// bytes of the key field, or of the value field when the key leaves no
+/// room; `None` when neither does.
+fn staged_copy(key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
+    let mut rec = common::record(key, value);
+    let at = if key.len() < KEY_SIZE - MARK_LEN {
+        KEY_SIZE - MARK_LEN
+    } else if value.len() < RECORD_SIZE - KEY_SIZE - MARK_LEN {
+        RECORD_SIZE - MARK_LEN
+    } else {
+        return None;
+    };
+    rec[at..at + 4].copy_from_slice(MARK_MAGIC);
+    rec[at + 4..at + MARK_LEN].copy_from_slice(&fnv1a64(&[key, &[0xff], value]).to_le_bytes());
+    Some(rec)
+}
+
+/// Is this key field the tombstone of `key`: `key` with its first byte NUL?
+fn is_tombstone_of(key_field: &[u8], key: &[u8]) -> bool {
+    let n = key.len();
+    n > 0 && n < KEY_SIZE && key_field[0] == 0 && key_field[1..n] == key[1..] && key_field[n] == 0
+}
+
+/// A slot of a pool as the next change sees it.
+#[derive(Clone)]
+enum Slot {
+    /// Its key reads as empty; its key field.
+    Empty(Vec<u8>),
+    /// A record readers see, cut at its NULs; `staged` if a staged copy.
+    Visible {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        staged: bool,
+    },
+}
+
+#[derive(Default)]
 struct KillCheck {
     torn: usize,
     lost: usize,
-    /// Keys present more than once (not counting `dup_key`, unless `all`).
+    /// Keys present more than once (not counting `dup_key`).
     twice: usize,
-    /// Whether the operation's whole effect is there: every new pair once,
-    /// the deleted key gone.
+    /// Debris: records whose key reads as empty (of them, writes cut
+    /// between their two parts), cut moves (the second copies), staged
+    /// copies.
+    empty: usize,
+    cut: usize,
+    copies: usize,
+    staged: usize,
+    /// Whether the operation's whole effect is there and nothing else:
+    /// every new pair once, the deleted key gone, no debris.
     complete: bool,
-    /// An append cut between its two writes: the last record holds the
-    /// part of a new record after the page boundary, zeros before it, so
-    /// its key reads as empty (what `write_at_end` in src/pool.rs allows).
-    cut_append: bool,
+    slots: Vec<Slot>,
 }
 
-/// Is `rec`, the last record of the pool at byte `off`, an append of one of
-/// `new` cut after its first write: zeros up to the page boundary, then
-/// exactly the rest of the new record?
-fn is_cut_append(rec: &[u8], off: usize, new: &HashMap<String, String>) -> bool {
-    let boundary = (off / 4096 + 1) * 4096;
-    let head = boundary - off;
-    if head >= RECORD_SIZE || rec[..head].iter().any(|&b| b != 0) {
-        return false;
+impl KillCheck {
+    fn debris(&self) -> usize {
+        self.empty + self.copies + self.staged
     }
-    new.iter().any(|(k, v)| {
-        let mut full = vec![0u8; RECORD_SIZE];
-        full[..k.len()].copy_from_slice(k.as_bytes());
-        full[KEY_SIZE..KEY_SIZE + v.len()].copy_from_slice(v.as_bytes());
-        full[head..] == rec[head..]
-    })
 }
 
-/// Every record whole and either an original one or one the operation
-/// writes; every original key there but the one it deletes.
-fn kill_check(bytes: &[u8], kind: &Kind, all: bool, what: &str) -> KillCheck {
-    let mut torn = 0;
+/// What a pool holds after `kind` ran (and was perhaps killed): every
+/// record whose key reads as non-empty is an original one, byte for byte,
+/// or one the operation writes, byte for byte or as `change::update` may
+/// leave it in place (its new head and old tail or the reverse, split at
+/// the page boundary, reading as the old or the new record), and no key
+/// reads as both; every original key is there but the one it deletes; and
+/// the debris is of the shapes the write protocol leaves (src/change.rs,
+/// `Pool::put`, `Pool::compact`):
+/// - a tombstone: the slot's record before the run with a NUL over its
+///   first byte;
+/// - a write cut between its two parts (the part after the page boundary
+///   is written first): the slot's bytes before the run up to the boundary
+///   (a tombstone's, or zeros past the base's end), then the rest of the
+///   record written there: the next visible record (a move in `compact`),
+///   or a new record, appended last or put in its key's slot (a staged
+///   update);
+/// - one cut move: a record present twice byte for byte, nothing but
+///   debris between the two copies;
+/// - a staged copy of a new record, the last record, beside at most one
+///   other record of its key.
+///
+/// `healed`: the pool the healing write left (minus its record), where
+/// every debris is a failure: counted, its shape not checked.
+fn kill_check(bytes: &[u8], kind: &Kind, healed: bool, what: &str) -> KillCheck {
+    let bad = |msg: String| finding(format!("kill -9 during {} ({what}): {msg}", kind.name));
+    let mut c = KillCheck::default();
     if bytes.len() % RECORD_SIZE != 0 {
-        torn += 1;
-        finding(format!(
-            "kill -9 during {} ({what}): the pool ends in a partial record of {} bytes",
-            kind.name,
+        c.torn += 1;
+        bad(format!(
+            "the pool ends in a partial record of {} bytes",
             bytes.len() % RECORD_SIZE
         ));
     }
-    let mut count: HashMap<&[u8], usize> = HashMap::new();
-    let mut new_ok: HashMap<&str, usize> = HashMap::new();
-    let records = bytes.len() / RECORD_SIZE;
-    let mut cut_append = false;
-    for (i, rec) in bytes.chunks_exact(RECORD_SIZE).enumerate() {
-        if i + 1 == records && is_cut_append(rec, i * RECORD_SIZE, &kind.new) {
-            cut_append = true;
+    let recs: Vec<&[u8]> = bytes.chunks_exact(RECORD_SIZE).collect();
+    let base: Vec<&[u8]> = kind.base.chunks_exact(RECORD_SIZE).collect();
+    let next_visible = |i: usize| (i + 1..recs.len()).find(|&j| recs[j][0] != 0);
+    // Each key's visible records, and which value they read as.
+    let mut at: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    let (mut reads_old, mut reads_new) = (HashSet::new(), HashSet::new());
+    let mut staged_at = Vec::new();
+    for (i, &rec) in recs.iter().enumerate() {
+        if rec[0] == 0 {
+            c.empty += 1;
+            c.slots.push(Slot::Empty(rec[..KEY_SIZE].to_vec()));
+            // What the slot held before the run.
+            let was = base.get(i).copied();
+            if healed || was.is_some_and(|w| rec[1..] == w[1..]) {
+                continue;
+            }
+            let h = head_len(i * RECORD_SIZE);
+            let cut = h < RECORD_SIZE && {
+                let tail = &rec[h..];
+                let head = match was {
+                    Some(w) => rec[1..h] == w[1..h],
+                    None => rec[..h].iter().all(|&b| b == 0),
+                };
+                let moved = was.is_some() && next_visible(i).is_some_and(|j| recs[j][h..] == *tail);
+                let written = kind.new.iter().any(|(k, v)| {
+                    let (k, v) = (k.as_bytes(), v.as_bytes());
+                    match was {
+                        None => {
+                            i + 1 == recs.len()
+                                && (common::record(k, v)[h..] == *tail
+                                    || staged_copy(k, v).is_some_and(|s| s[h..] == *tail))
+                        }
+                        Some(_) => {
+                            kind.old_at.get(&text(k)) == Some(&i)
+                                && common::record(k, v)[h..] == *tail
+                        }
+                    }
+                });
+                head && (moved || written)
+            };
+            if cut {
+                c.cut += 1;
+            } else {
+                c.torn += 1;
+                bad(format!(
+                    "record {i} reads as empty but is neither a tombstone nor a write cut at \
+                     the page boundary: key field {:?} after its first byte, value {:?}",
+                    shorten(&text(common::cut(&rec[1..KEY_SIZE]))),
+                    shorten(&text(common::cut(&rec[KEY_SIZE..])))
+                ));
+            }
             continue;
         }
         let (k, v, whole) = fields(rec);
-        let original = std::str::from_utf8(k)
-            .ok()
-            .and_then(|k| k.strip_prefix("key"))
+        let ks = text(k);
+        let old = (ks.strip_prefix("key"))
             .and_then(|n| n.parse::<usize>().ok())
-            .is_some_and(|n| {
-                n < KILL_RECORDS && k == kkey(n).as_bytes() && v == kvalue(n).as_bytes()
+            .filter(|&n| n < KILL_RECORDS && ks == kkey(n))
+            .map(kvalue);
+        let new = kind.new.get(&ks);
+        at.entry(k).or_default().push(i);
+        if new.is_some_and(|nv| staged_copy(k, nv.as_bytes()).is_some_and(|s| s == rec)) {
+            c.staged += 1;
+            staged_at.push(i);
+            c.slots.push(Slot::Visible {
+                key: k.to_vec(),
+                value: v.to_vec(),
+                staged: true,
             });
-        let new = std::str::from_utf8(k)
-            .ok()
-            .and_then(|k| kind.new.get_key_value(k))
-            .filter(|(_, nv)| nv.as_bytes() == v);
-        if let Some((nk, _)) = new {
-            *new_ok.entry(nk.as_str()).or_default() += 1;
+            continue;
         }
-        if !whole || !(original || new.is_some()) {
-            torn += 1;
-            finding(format!(
-                "kill -9 during {} ({what}): record {i} is torn or foreign: {:?} = {:?}{}",
-                kind.name,
-                shorten(&text(k)),
-                shorten(&text(v)),
-                if whole { "" } else { " (bytes after a NUL)" }
-            ));
+        c.slots.push(Slot::Visible {
+            key: k.to_vec(),
+            value: v.to_vec(),
+            staged: false,
+        });
+        // Which value it reads as, if it is a record hvkvp can leave here.
+        let reads_new_value = if old
+            .as_ref()
+            .is_some_and(|ov| is_fresh(rec, k, ov.as_bytes()))
+        {
+            Some(false)
+        } else if new.is_some_and(|nv| is_fresh(rec, k, nv.as_bytes())) {
+            Some(true)
+        } else if let (Some(ov), Some(nv), Some(&j)) = (&old, new, kind.old_at.get(&ks)) {
+            // An update in place cut between its two parts.
+            let (o, n) = (base[j], common::record(k, nv.as_bytes()));
+            let h = head_len(j * RECORD_SIZE);
+            let mix = h < RECORD_SIZE
+                && ((rec[..h] == n[..h] && rec[h..] == o[h..])
+                    || (rec[..h] == o[..h] && rec[h..] == n[h..]));
+            if !mix {
+                None
+            } else if v == nv.as_bytes() {
+                Some(true)
+            } else if v == ov.as_bytes() {
+                Some(false)
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        match reads_new_value {
+            Some(true) => {
+                reads_new.insert(k);
+            }
+            Some(false) => {
+                reads_old.insert(k);
+            }
+            None => {
+                c.torn += 1;
+                bad(format!(
+                    "record {i} is torn or foreign: {:?} = {:?}{}",
+                    shorten(&ks),
+                    shorten(&text(v)),
+                    if whole { "" } else { " (bytes after a NUL)" }
+                ));
+            }
         }
-        *count.entry(k).or_default() += 1;
     }
-    let mut lost = 0;
     for i in 0..KILL_RECORDS {
         let k = kkey(i);
-        if Some(&k) != kind.gone.as_ref() && !count.contains_key(k.as_bytes()) {
-            lost += 1;
-            finding(format!(
-                "kill -9 during {} ({what}): {k} is lost",
-                kind.name
+        if Some(&k) != kind.gone.as_ref() && !at.contains_key(k.as_bytes()) {
+            c.lost += 1;
+            bad(format!("{k} is lost"));
+        }
+    }
+    for k in reads_old.intersection(&reads_new) {
+        c.torn += 1;
+        bad(format!(
+            "{} reads as both its old and its new value",
+            text(k)
+        ));
+    }
+    let dup_key = kind.dup_key.as_ref().map(String::as_bytes);
+    let mut twice: Vec<(&[u8], &Vec<usize>)> = (at.iter())
+        .filter(|(k, ix)| ix.len() > 1 && dup_key != Some(**k))
+        .map(|(k, ix)| (*k, ix))
+        .collect();
+    twice.sort();
+    c.twice = twice.len();
+    for (k, ix) in twice {
+        if healed {
+            bad(format!("{} is there {} times", text(k), ix.len()));
+            continue;
+        }
+        let staged = ix.iter().filter(|i| staged_at.contains(i)).count();
+        let ok = match (ix.as_slice(), staged) {
+            // A move cut between its write and the tombstone of its old slot.
+            (&[a, b], 0) => recs[a] == recs[b] && next_visible(a) == Some(b),
+            // A staged copy beside the record it replaces.
+            (&[_, _], 1) => true,
+            _ => false,
+        };
+        if ok && staged == 0 {
+            c.copies += 1;
+        }
+        if !ok {
+            c.torn += 1;
+            bad(format!(
+                "{} is in records {ix:?}: not one record copied by a cut move, nor a staged \
+                 copy beside its record",
+                text(k)
             ));
         }
     }
-    let twice = count
-        .iter()
-        .filter(|(k, &n)| {
-            n > 1 && (all || kind.dup_key.as_ref().map(|d| d.as_bytes()) != Some(**k))
-        })
-        .count();
-    let all_new = kind
-        .new
-        .keys()
-        .all(|k| new_ok.get(k.as_str()) == Some(&1) && count.get(k.as_bytes()) == Some(&1));
+    if !healed && c.copies > 1 {
+        c.torn += 1;
+        bad(format!("{} cut moves: a move runs one at a time", c.copies));
+    }
+    if !healed && (c.staged > 1 || staged_at.iter().any(|&s| s + 1 != recs.len())) {
+        c.torn += 1;
+        bad(format!(
+            "staged copies in records {staged_at:?} of {}: one at most, the last record",
+            recs.len()
+        ));
+    }
+    // Order kept: what readers see, debris removed, comes in the base
+    // pool's order, the records appended after it. Looked at (and counted
+    // once) only when every record is otherwise fine.
+    let mut next = 0;
+    let mut appended = None;
+    let settled = if c.torn + c.lost == 0 {
+        settle(&c.slots)
+    } else {
+        Vec::new()
+    };
+    for (key, _) in settled {
+        let found = base[next..]
+            .iter()
+            .position(|r| common::cut(&r[..KEY_SIZE]) == key);
+        let ks = text(&key);
+        match (found, &appended) {
+            (Some(d), None) => next += d + 1,
+            (None, _) if kind.new.contains_key(&ks) && !kind.old_at.contains_key(&ks) => {
+                appended.get_or_insert(ks);
+            }
+            _ => {
+                c.torn += 1;
+                bad(format!(
+                    "{ks} is out of place (after the base pool's record {next}{})",
+                    appended
+                        .as_ref()
+                        .map_or(String::new(), |a| format!(" and the appended {a}"))
+                ));
+                break;
+            }
+        }
+    }
+    let all_new = kind.new.keys().all(|k| {
+        at.get(k.as_bytes()).is_some_and(|ix| ix.len() == 1) && reads_new.contains(k.as_bytes())
+    });
     let gone = match &kind.gone {
-        Some(g) => !count.contains_key(g.as_bytes()),
+        Some(g) => !at.contains_key(g.as_bytes()),
         None => true,
     };
-    let complete = all_new && gone && !cut_append;
-    KillCheck {
-        torn,
-        lost,
-        twice,
-        complete,
-        cut_append,
+    c.complete = all_new && gone && c.debris() == 0;
+    c
+}
+
+/// What readers must see once a change has removed the debris, as
+/// `change::run` does: each staged copy put in place of the first record of
+/// its key (or that record's tombstone), or, with neither, kept; then the
+/// empty keys dropped, and each record equal to the one kept before it (a
+/// cut move's second copy).
+fn settle(slots: &[Slot]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut s = slots.to_vec();
+    for i in 0..s.len() {
+        let Slot::Visible {
+            key,
+            value,
+            staged: true,
+        } = s[i].clone()
+        else {
+            continue;
+        };
+        let target = (0..i)
+            .find(|&t| matches!(&s[t], Slot::Visible { key: k, .. } if *k == key))
+            .or_else(|| {
+                (0..i).find(|&t| matches!(&s[t], Slot::Empty(f) if is_tombstone_of(f, &key)))
+            });
+        let done = Slot::Visible {
+            key,
+            value,
+            staged: false,
+        };
+        match target {
+            Some(t) => {
+                s[t] = done;
+                s[i] = Slot::Empty(vec![0; KEY_SIZE]);
+            }
+            None => s[i] = done,
+        }
     }
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for slot in s {
+        if let Slot::Visible { key, value, .. } = slot {
+            if !out.last().is_some_and(|(k, v)| *k == key && *v == value) {
+                out.push((key, value));
+            }
+        }
+    }
+    out
+}
+
+/// After the healing write (`before` is the check of the pool it found):
+/// its record last, whole; before it, the pool `kill_check` accepts with no
+/// debris and no key twice but `dup_key`, and exactly the records readers
+/// saw before, debris removed. Returns torn, lost, and keys twice or debris
+/// left.
+fn heal_check(before: &KillCheck, after: &[u8], kind: &Kind) -> (usize, usize, usize) {
+    let what = "after the healing write";
+    let heal = common::record(HEAL_KEY.as_bytes(), HEAL_VALUE.as_bytes());
+    let mut torn = 0;
+    let rest = match after.len().checked_sub(RECORD_SIZE) {
+        Some(last) if after.len() % RECORD_SIZE == 0 && after[last..] == heal[..] => &after[..last],
+        _ => {
+            torn += 1;
+            finding(format!(
+                "kill -9 during {} ({what}): the last record is not `{HEAL_KEY}`, whole",
+                kind.name
+            ));
+            after
+        }
+    };
+    let c = kill_check(rest, kind, true, what);
+    torn += c.torn;
+    let mut lost = c.lost;
+    let dup = c.twice + c.empty + c.staged;
+    if c.empty + c.staged > 0 {
+        finding(format!(
+            "kill -9 during {} ({what}): {} records with an empty key and {} staged copies \
+             are left",
+            kind.name, c.empty, c.staged
+        ));
+    }
+    let (want, got) = (settle(&before.slots), settle(&c.slots));
+    if got != want && torn + lost == 0 {
+        let i = (0..).find(|&i| got.get(i) != want.get(i)).unwrap();
+        let show = |r: Option<&(Vec<u8>, Vec<u8>)>| {
+            r.map(|(k, v)| format!("{:?} = {:?}", shorten(&text(k)), shorten(&text(v))))
+        };
+        finding(format!(
+            "kill -9 during {} ({what}): the records differ from those before it from the \
+             {i}th on: {:?} where {:?} was",
+            kind.name,
+            show(got.get(i)),
+            show(want.get(i))
+        ));
+        if got.len() < want.len() {
+            lost += 1;
+        } else {
+            torn += 1;
+        }
+    }
+    (torn, lost, dup)
+}
+
+fn heal(pools: &Pools) -> Output {
+    output(hvkvp(pools.path(), &["write", HEAL_KEY, HEAL_VALUE]))
 }
 
 /// How long the operation takes alone on its base pool.
@@ -1131,6 +1573,14 @@ fn measure(pools: &Pools, kind: &Kind) -> Duration {
     assert!(
         c.complete && c.torn + c.lost == 0,
         "{} on an undisturbed pool did not do what it should",
+        kind.name
+    );
+    let out = heal(pools);
+    assert!(out.status.success(), "the healing write: {}", said(&out));
+    assert_eq!(
+        heal_check(&c, &pools.bytes(1), kind),
+        (0, 0, 0),
+        "the healing write after {} on an undisturbed pool",
         kind.name
     );
     span
@@ -1164,32 +1614,37 @@ fn trial(pools: &Pools, kind: &mut Kind, rng: &mut Rng) {
     kind.torn += c.torn;
     kind.lost += c.lost;
     kind.twice += usize::from(c.twice > 0);
-    kind.cut_appends += usize::from(c.cut_append);
     kind.most_twice = kind.most_twice.max(c.twice);
+    kind.debris += c.debris();
+    kind.debris_trials += usize::from(c.debris() > 0);
+    kind.most_debris = kind.most_debris.max(c.debris());
+    kind.empty += c.empty;
+    kind.cut += c.cut;
+    kind.copies += c.copies;
+    kind.staged += c.staged;
     if !killed && out.status.success() && !c.complete {
-        // It said it was done: its effect must all be there.
+        // It said it was done: its effect must all be there, and no debris.
         kind.lost += 1;
         finding(format!(
-            "{} exited 0 but its effect is not all in the pool",
+            "{} exited 0 but its effect is not all in the pool, or it left debris",
             kind.name
         ));
     }
-    // What a cut-short move left twice, `delete -d` collapses.
-    let out = output(hvkvp(pools.path(), &["delete", "-d"]));
-    if !matches!(out.status.code(), Some(0) | Some(1)) {
+    // The next change of the pool, whatever it changes, removes the debris.
+    let out = heal(pools);
+    if !out.status.success() {
         kind.failed += 1;
-        finding(format!("`delete -d` after {}: {}", kind.name, said(&out)));
-    }
-    let after = kill_check(&pools.bytes(1), kind, true, "after delete -d");
-    kind.torn += after.torn.saturating_sub(c.torn);
-    kind.lost += after.lost.saturating_sub(c.lost);
-    kind.dup_after += after.twice;
-    if after.twice > 0 {
         finding(format!(
-            "after {} and `delete -d`, {} keys are still there twice",
-            kind.name, after.twice
+            "`write {HEAL_KEY} {HEAL_VALUE}` after {}: {}",
+            kind.name,
+            said(&out)
         ));
+        return;
     }
+    let (torn, lost, dup) = heal_check(&c, &pools.bytes(1), kind);
+    kind.torn += torn.saturating_sub(c.torn);
+    kind.lost += lost.saturating_sub(c.lost);
+    kind.dup_after += dup;
 }
 
 fn kill_phase(deadline: Instant, seed: u64) -> Vec<Row> {
@@ -1212,7 +1667,8 @@ fn kill_phase(deadline: Instant, seed: u64) -> Vec<Row> {
         i += 1;
     }
     eprintln!(
-        "stress: kill -9: {i} trials in {:.1} s (slowest {:.0} ms)",
+        "stress: kill -9: {i} trials in {:.1} s (slowest {:.0} ms), each healed by `write \
+         {HEAL_KEY} {HEAL_VALUE}`",
         start.elapsed().as_secs_f64(),
         slowest.as_secs_f64() * 1000.0
     );
@@ -1224,15 +1680,22 @@ fn kill_phase(deadline: Instant, seed: u64) -> Vec<Row> {
             lost: k.lost,
             torn: k.torn,
             dup: k.dup_after,
+            debris: k.debris,
             reader_errors: 0,
             failed: k.failed,
             notes: format!(
-                "{} killed mid-run, {} left keys twice before -d (at most {}), {} cut appends \
-                 (empty key); alone {:.1} ms",
+                "{} killed mid-run; debris in {} trials, at most {} records in one ({} empty \
+                 keys, {} of them cut writes; {} cut-move copies; {} staged); keys twice in {} \
+                 (at most {}); alone {:.1} ms",
                 k.killed,
+                k.debris_trials,
+                k.most_debris,
+                k.empty,
+                k.cut,
+                k.copies,
+                k.staged,
                 k.twice,
                 k.most_twice,
-                k.cut_appends,
                 k.span.as_secs_f64() * 1000.0
             ),
         })
@@ -1246,6 +1709,18 @@ fn calibrate() {
     CALIBRATING.store(true, Ordering::Relaxed);
     let rec = |k: &str, v: &str| common::record(k.as_bytes(), v.as_bytes());
     let long = "L".repeat(3000);
+    let long_tag = Tag {
+        count: 3,
+        hash: fnv1a64(&[long.as_bytes()]),
+    };
+    let chunk = |k: &str, v: &str, tag: Tag| {
+        let mut r = rec(k, v);
+        let at = k.len() + 1;
+        r[at..at + 4].copy_from_slice(TAG_MAGIC);
+        r[at + 4..at + 6].copy_from_slice(&tag.count.to_le_bytes());
+        r[at + 6..at + TAG_LEN].copy_from_slice(&tag.hash.to_le_bytes());
+        r
+    };
     let mut expected = HashMap::from([
         (SENTINEL.to_string(), SENTINEL_VALUE.to_string()),
         ("w0-k0".to_string(), "w0-k0:g1:".to_string()),
@@ -1255,10 +1730,10 @@ fn calibrate() {
     let good: Vec<u8> = [
         rec(SENTINEL, SENTINEL_VALUE),
         rec("w0-k0", "w0-k0:g1:"),
-        rec("w0-long.0", &long[..1022]),
+        chunk("w0-long.0", &long[..1022], long_tag),
         rec("w0-k1", "w0-k1:g2:"),
-        rec("w0-long.1", &long[1022..2044]),
-        rec("w0-long.2", &long[2044..]),
+        chunk("w0-long.1", &long[1022..2044], long_tag),
+        chunk("w0-long.2", &long[2044..], long_tag),
     ]
     .concat();
     let v = |b: &[u8], e: &HashMap<String, String>| {
@@ -1283,6 +1758,20 @@ fn calibrate() {
         (0, 1, 1),
         "calibration: chunk 2 gone, twice"
     );
+    // A chunk without its tag, or with the tag of another value.
+    let mut b = good.clone();
+    b[2 * r..3 * r].copy_from_slice(&rec("w0-long.0", &long[..1022]));
+    assert_eq!(
+        v(&b, &expected),
+        (0, 1, 0),
+        "calibration: an untagged chunk"
+    );
+    let other = Tag {
+        hash: long_tag.hash ^ 1,
+        ..long_tag
+    };
+    b[2 * r..3 * r].copy_from_slice(&chunk("w0-long.0", &long[..1022], other));
+    assert_eq!(v(&b, &expected), (0, 1, 0), "calibration: a stale tag");
     // A record left over from a delete, and one lost.
     expected.remove("w0-k0");
     expected.insert("w0-k2".into(), "w0-k2:g3:".into());
@@ -1290,60 +1779,154 @@ fn calibrate() {
 
     let scratch = tempfile::tempdir().expect("temp dir");
     let kinds = kinds(&scratch.path().join("batch.txt"));
-    let k = |b: &[u8], kind: &Kind, all| {
-        let c = kill_check(b, kind, all, "calibration");
-        (c.torn, c.lost, c.twice, c.complete)
+    let (update, append, delete, batch) = (&kinds[0], &kinds[1], &kinds[2], &kinds[3]);
+    // torn, lost, keys twice, debris, complete
+    let k = |b: &[u8], kind: &Kind| {
+        let c = kill_check(b, kind, false, "calibration");
+        (c.torn, c.lost, c.twice, c.debris(), c.complete)
     };
-    let (update, delete) = (&kinds[0], &kinds[2]);
-    assert_eq!(k(&update.base, update, false), (0, 0, 0, false));
-    assert_eq!(k(&update.base, update, true), (0, 0, 1, false));
-    let mut b = delete.base.clone();
-    assert_eq!(k(&b, delete, false), (0, 0, 0, false));
-    b.copy_within(3 * r + KEY_SIZE..4 * r, 2 * r + KEY_SIZE);
-    assert_eq!(k(&b, delete, false), (1, 0, 0, false), "calibration: torn");
-    let b = [&delete.base[..3 * r], &delete.base[4 * r..]].concat();
-    assert_eq!(
-        k(&b, delete, false),
-        (0, 0, 0, true),
-        "calibration: deleted"
-    );
-    let b = [
-        &delete.base[..2 * r],
-        &delete.base[3 * r..4 * r],
-        &delete.base[3 * r..],
-    ]
-    .concat();
-    assert_eq!(
-        k(&b, delete, false),
-        (0, 1, 1, false),
-        "calibration: lost, twice"
-    );
-    // An append cut between its two writes is told from a torn record.
-    let append = &kinds[1];
-    let (nk, nv) = append.new.iter().next().expect("a new key");
-    let mut rec = vec![0u8; r];
-    rec[..nk.len()].copy_from_slice(nk.as_bytes());
-    rec[KEY_SIZE..KEY_SIZE + nv.len()].copy_from_slice(nv.as_bytes());
-    // Two records short of the base: there the next record straddles a page.
-    let base = &append.base[..append.base.len() - 2 * r];
-    let off = base.len();
-    let head = (off / 4096 + 1) * 4096 - off;
-    assert!(head < r, "calibration: the append straddles a page");
-    let mut cut = rec.clone();
-    cut[..head].fill(0);
-    let b = [base, &cut[..]].concat();
-    let c = kill_check(&b, append, false, "calibration");
+    let heal_rec = rec(HEAL_KEY, HEAL_VALUE);
+    // torn, lost, dup after the healing write left `after`.
+    let h = |before: &[u8], after: &[u8], kind: &Kind| {
+        let c = kill_check(before, kind, false, "calibration");
+        heal_check(&c, &[after, &heal_rec[..]].concat(), kind)
+    };
+
+    // Delete: record 3 made a tombstone, then each later one moved up.
+    let base = &delete.base;
+    assert_eq!(k(base, delete), (0, 0, 0, 0, false));
+    let done = [&base[..3 * r], &base[4 * r..]].concat();
+    assert_eq!(k(&done, delete), (0, 0, 0, 0, true), "calibration: deleted");
+    let mut b = base.clone();
+    b[3 * r] = 0;
+    assert_eq!(k(&b, delete), (0, 0, 0, 1, false), "calibration: tombstone");
+    assert_eq!(h(&b, &done, delete), (0, 0, 0), "calibration: healed");
+    assert_eq!(h(&b, &b, delete), (0, 0, 1), "calibration: tombstone kept");
+    // Record 4's move into slot 3 cut after its part past the page
+    // boundary (there within the value field, so that it shows).
+    let h3 = head_len(3 * r);
+    let mut b = base.clone();
+    b[3 * r] = 0;
+    b[3 * r + h3..4 * r].copy_from_slice(&base[4 * r + h3..5 * r]);
     assert!(
-        c.cut_append && c.torn == 0 && !c.complete,
+        h3 < r && b[3 * r + 1..4 * r] != base[3 * r + 1..4 * r],
+        "calibration: record 3 straddles a page boundary before the end of its value"
+    );
+    let c = kill_check(&b, delete, false, "calibration");
+    assert!(
+        (c.torn, c.lost, c.cut, c.debris()) == (0, 0, 1, 1),
+        "calibration: cut move"
+    );
+    assert_eq!(h(&b, &done, delete), (0, 0, 0), "calibration: healed");
+    let mut w = b.clone();
+    w[3 * r + h3..4 * r].copy_from_slice(&base[6 * r + h3..7 * r]);
+    assert_eq!(k(&w, delete).0, 1, "calibration: the wrong record's tail");
+    let mut w = b.clone();
+    w[3 * r..3 * r + h3].fill(0);
+    assert_eq!(
+        k(&w, delete).0,
+        1,
+        "calibration: a head of zeros in the pool"
+    );
+    // The move written whole, its old slot not yet a tombstone.
+    let mut b = base.clone();
+    b[3 * r..4 * r].copy_from_slice(&base[4 * r..5 * r]);
+    assert_eq!(k(&b, delete), (0, 0, 1, 1, false), "calibration: twice");
+    assert_eq!(h(&b, &done, delete), (0, 0, 0), "calibration: healed");
+    assert_eq!(h(&b, &b, delete), (0, 0, 1), "calibration: copy kept");
+    let none = [&base[..3 * r], &base[5 * r..]].concat();
+    assert_eq!(h(&b, &none, delete), (0, 1, 0), "calibration: both removed");
+    let mut swapped = done.clone();
+    swapped[5 * r..7 * r].copy_from_slice(&[&done[6 * r..7 * r], &done[5 * r..6 * r]].concat());
+    assert_eq!(h(&b, &swapped, delete), (1, 0, 0), "calibration: reordered");
+    assert_eq!(k(&swapped, delete).0, 1, "calibration: out of order");
+    // Twice, but not side by side; twice twice; a torn record.
+    let b = [&base[..2 * r], &base[4 * r..5 * r], &base[3 * r..]].concat();
+    assert_eq!(
+        k(&b, delete),
+        (1, 1, 1, 0, false),
+        "calibration: stray copy"
+    );
+    let b = [&base[..5 * r], &base[4 * r..6 * r], &base[5 * r..]].concat();
+    assert_eq!(k(&b, delete), (1, 0, 2, 2, false), "calibration: two moves");
+    let mut b = base.clone();
+    b.copy_within(3 * r + KEY_SIZE..4 * r, 2 * r + KEY_SIZE);
+    assert_eq!(k(&b, delete), (1, 0, 0, 0, false), "calibration: torn");
+
+    // Update: the later copies of key00010 become tombstones, then record
+    // 10 is updated; it never reads as both.
+    let ub = &update.base;
+    assert_eq!(k(ub, update), (0, 0, 0, 0, false));
+    let mut b = ub.clone();
+    b[10 * r..11 * r].copy_from_slice(&rec(&kkey(10), "the new value"));
+    assert_eq!(k(&b, update).0, 1, "calibration: old and new at once");
+    for j in 0..5 {
+        b[(1000 + 1001 * j) * r] = 0;
+    }
+    assert_eq!(k(&b, update), (0, 0, 0, 5, false), "calibration: updated");
+    let mut b = ub.clone();
+    b[1000 * r] = 0;
+    let kept = [&ub[..1000 * r], &ub[1001 * r..]].concat();
+    assert_eq!(h(&b, &kept, update), (0, 0, 0), "calibration: copies kept");
+
+    // Batch: updates in place, a staged copy, appends.
+    let bb = &batch.base;
+    let (k11, v11) = (kkey(11), "batch-new-11");
+    let staged = staged_copy(k11.as_bytes(), v11.as_bytes()).unwrap();
+    let b = [&bb[..], &staged].concat();
+    assert_eq!(k(&b, batch), (0, 0, 1, 1, false), "calibration: staged");
+    let mut done = bb.clone();
+    done[11 * r..12 * r].copy_from_slice(&rec(&k11, v11));
+    assert_eq!(
+        h(&b, &done, batch),
+        (0, 0, 0),
+        "calibration: staged, healed"
+    );
+    assert_eq!(h(&b, bb, batch), (1, 0, 0), "calibration: staged, not done");
+    let mut w = b.clone();
+    let last = w.len() - 1 - (RECORD_SIZE - KEY_SIZE);
+    w[last] ^= 1;
+    assert_eq!(k(&w, batch), (2, 0, 1, 0, false), "calibration: a bad mark");
+    // The staged update cut in its key's slot.
+    let h11 = head_len(11 * r);
+    let mut b = [&bb[..], &staged].concat();
+    b[11 * r] = 0;
+    b[11 * r + h11..12 * r].copy_from_slice(&rec(&k11, v11)[h11..]);
+    assert_eq!(
+        k(&b, batch),
+        (0, 0, 0, 2, false),
+        "calibration: staged, cut"
+    );
+    assert_eq!(h(&b, &done, batch), (0, 0, 0), "calibration: finished");
+    // An update split anywhere but at the page boundary.
+    let mut b = bb.clone();
+    b[11 * r + KEY_SIZE..11 * r + KEY_SIZE + 8].copy_from_slice(&v11.as_bytes()[..8]);
+    assert_eq!(k(&b, batch).0, 1, "calibration: a torn update");
+
+    // An append cut between its two writes, told from a torn record, on a
+    // base two records short: there the next record straddles a page.
+    let short = Kind {
+        base: append.base[..append.base.len() - 2 * r].to_vec(),
+        new: append.new.clone(),
+        ..Kind::default()
+    };
+    let (nk, nv) = short.new.iter().next().expect("a new key");
+    let full = rec(nk, nv);
+    let head = head_len(short.base.len());
+    assert!(head < r, "calibration: the append straddles a page");
+    let mut cut = full.clone();
+    cut[..head].fill(0);
+    let b = [&short.base[..], &cut[..]].concat();
+    let c = kill_check(&b, &short, false, "calibration");
+    assert!(
+        (c.torn, c.cut, c.debris(), c.complete) == (0, 1, 1, false),
         "calibration: cut append"
     );
     let mut wrong = cut.clone();
     wrong[r - 1] ^= 1;
-    let b = [base, &wrong[..]].concat();
-    assert_eq!(
-        k(&b, append, false).0,
-        1,
-        "calibration: a foreign tail is torn"
-    );
+    let b = [&short.base[..], &wrong[..]].concat();
+    assert_eq!(k(&b, &short).0, 1, "calibration: a foreign tail is torn");
+    let b = [&short.base[..], &cut[..], &full[..]].concat();
+    assert_eq!(k(&b, &short).0, 1, "calibration: a cut append not last");
     CALIBRATING.store(false, Ordering::Relaxed);
 }

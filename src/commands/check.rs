@@ -153,7 +153,8 @@ fn scan(p: &Pool) -> Facts {
     for r in p.records() {
         let index = r.index;
         let key = r.key();
-        debris.see(&r);
+        // Debris is reported as such, not as a duplicate key as well.
+        let kept = debris.see(&r);
         if Tag::read(r.key_field()).is_some() {
             if let Some(base) = chunk::base_of(key) {
                 if !split.contains(&base) {
@@ -161,7 +162,7 @@ fn scan(p: &Pool) -> Facts {
                 }
             }
         }
-        if !key.is_empty() {
+        if kept {
             match slot.entry(key) {
                 Entry::Occupied(e) => keys[*e.get()].1.push(index),
                 Entry::Vacant(e) => {

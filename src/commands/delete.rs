@@ -80,12 +80,15 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Ex
     // The partial tail goes first: every state a kill leaves after it is
     // whole records, which any later change can write to.
     let dropped = a.clean_invalid && p.drop_tail()?;
-    let plan = change::run(&mut p, || Doomed {
+    let (plan, debris) = change::run(&mut p, || Doomed {
         target: target.as_ref(),
         a,
-        gone: Vec::new(),
+        seen: Vec::new(),
     })?;
-    if plan.remove_first.is_empty() && !dropped {
+    // The clean-up forms count what a killed hvkvp left as cleaned; a
+    // delete by key matched or did not, whatever else went.
+    let cleaned = (a.clean_duplicates || a.clean_invalid) && !debris.is_empty();
+    if plan.remove_first.is_empty() && !dropped && !cleaned {
         drop(p); // unlock before anything is printed
         tell_no_match(&format!("nothing matched in pool {id}"));
         return Ok(Exit::NoMatch);
@@ -99,34 +102,35 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Ex
 struct Doomed<'a> {
     target: Option<&'a Matcher>,
     a: &'a DeleteArgs,
-    gone: Vec<bool>,
+    /// Each record seen, and whether it goes.
+    seen: Vec<(usize, bool)>,
 }
 
 impl Planner for Doomed<'_> {
     fn see(&mut self, r: &Rec<'_>) {
         let by_key = self.target.is_some_and(|m| m.matches_field(r.key_field()));
-        self.gone
-            .push(by_key || (self.a.clean_invalid && unreadable(r)));
+        let gone = by_key || (self.a.clean_invalid && unreadable(r));
+        self.seen.push((r.index, gone));
     }
 
     fn finish(mut self, p: &Pool) -> Result<Plan, Error> {
         if self.a.clean_duplicates {
             // The host keeps the last record of a key: keep that one.
-            let mut seen: HashSet<Cow<'_, [u8]>> = HashSet::new();
-            for i in (0..p.len()).rev() {
-                let key = p.rec(i).key();
+            let mut keys: HashSet<Cow<'_, [u8]>> = HashSet::new();
+            for (i, gone) in self.seen.iter_mut().rev() {
+                let key = p.rec(*i).key();
                 let key = if self.a.matching.ignore_case {
                     fold(key)
                 } else {
                     Cow::Borrowed(key)
                 };
-                if !seen.insert(key) {
-                    self.gone[i] = true;
+                if !keys.insert(key) {
+                    *gone = true;
                 }
             }
         }
-        let remove_first = (self.gone.iter().enumerate())
-            .filter_map(|(i, &g)| g.then_some(i))
+        let remove_first = (self.seen.iter())
+            .filter_map(|&(i, gone)| gone.then_some(i))
             .collect();
         Ok(Plan {
             remove_first,
