@@ -1,6 +1,6 @@
 //! Model-based property tests: random command sequences on random pools, run
 //! in-process through `hvkvp::run` and through a small in-memory model of
-//! SPEC §2–3. After every step each pool file must hold exactly the model's
+//! the rules in the README. After every step each pool file must hold exactly the model's
 //! bytes (untouched records keep their original bytes, garbage after the NUL
 //! included; records hvkvp wrote are zero-filled, but for the tag of a
 //! `--split` chunk), the exit status must be the model's, a refused command
@@ -29,7 +29,7 @@ use common::{record, Pools, KEY_SIZE, RECORD_SIZE};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
-// The limits of SPEC §1/§3, restated here so the model does not borrow the
+// The limits of a record and of what the host receives, restated here so the model does not borrow the
 // implementation's own constants.
 const KEY_MAX_BYTES: usize = 511;
 const KEY_MAX_UTF16: usize = 254;
@@ -179,7 +179,7 @@ fn describe(bytes: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Field facts (SPEC §1), for the model and the checks.
+// Field facts, for the model and the checks.
 
 /// A field's content: the bytes before its first NUL, or all of it.
 fn field(f: &[u8]) -> &[u8] {
@@ -201,7 +201,7 @@ fn value_of(rec: &[u8]) -> &[u8] {
     field(&rec[KEY_SIZE..])
 }
 
-/// What `write` accepts (SPEC §3): no NUL, valid UTF-8, within the byte
+/// What `write` accepts: no NUL, valid UTF-8, within the byte
 /// size of the field and, unless `--force`, the host's UTF-16 units.
 fn fits(bytes: &[u8], max_bytes: usize, max_units: usize, force: bool) -> bool {
     if bytes.contains(&0) || bytes.len() > max_bytes {
@@ -693,7 +693,7 @@ impl fmt::Debug for Op {
 }
 
 // ---------------------------------------------------------------------------
-// The model: SPEC §2–3 on lists of records.
+// The model: the README's rules on lists of records.
 
 #[derive(Clone)]
 struct MRec {
@@ -779,7 +779,7 @@ impl Model {
     }
 
     /// Run one command on the model; its exit status. A refused command
-    /// changes nothing, not even whether a pool file exists (SPEC §2).
+    /// changes nothing, not even whether a pool file exists.
     fn step(&mut self, op: &Op) -> Exit {
         let before = self.clone();
         match self.try_step(op) {
@@ -960,7 +960,7 @@ impl Model {
     }
 }
 
-/// Set each (key, value) in one pass (SPEC §2), once debris is gone: the
+/// Set each (key, value) in one pass, once debris is gone: the
 /// first record of a key becomes the zero-filled new record in place,
 /// later records of it go, as do records `also_remove` names; keys not
 /// found are appended in order. With `chunks_of` (`--split` of that value),
@@ -1726,7 +1726,7 @@ fn write_and_delete_remove_debris_first_and_a_delete_matching_nothing_exits_1() 
     assert_pool(&pools, 1, &[dups, record(b"z", b"9")].concat());
 }
 
-/// SPEC: hvkvp "keeps [2.0's] command line working for existing scripts".
+/// hvkvp keeps 2.0's command line working for existing scripts.
 /// hvkvp 2.0 parsed its options with `getopt_long(…, "hs:k:v:im:nxcdA", …)`,
 /// which takes the next argument as the option's value whatever it starts
 /// with, so `hvkvp write -k Offset -v -5` set Offset to "-5" (likewise

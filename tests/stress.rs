@@ -66,7 +66,7 @@ const CLOUD_INIT_MAX: usize = 4000;
 const KILL_RECORDS: usize = 5000;
 const BATCH_PAIRS: usize = 200;
 
-/// The host limits on a value (SPEC §1): what `--split` must cut at.
+/// The host limits on a value: what `--split` must cut at.
 const VALUE_MAX_BYTES: usize = 2047;
 const VALUE_MAX_UTF16: usize = 1022;
 
