@@ -5,6 +5,7 @@
 //! copied with `hvkvp read -o json | hvkvp write --batch -`:
 //! - `KEY=VALUE` lines (split at the first `=`; blank lines and lines
 //!   starting with `#` are skipped; a CR before the newline is dropped);
+//!   a UTF-8 byte order mark at the start of the input is dropped;
 //! - JSON: the array `read -o json` prints (objects with `key` and `value`,
 //!   or `key_hex`/`value_hex` for exact bytes), or the object
 //!   `read -o object` prints (`{"key": "value", …}`);
@@ -50,6 +51,9 @@ pub fn read(file: &Path, null: bool, limits: Limits) -> Result<Pairs, Error> {
 
 /// Parse and check `input`; see the module documentation for the forms.
 pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
+    // Editors on Windows start UTF-8 files with a byte order mark; it is
+    // not part of the first key.
+    let input = input.strip_prefix(b"\xef\xbb\xbf").unwrap_or(input);
     let pairs = if null {
         nul_pairs(input)?
     } else if matches!(

@@ -5,16 +5,17 @@
 //! then carried out in an order where each step leaves every key with its
 //! old or its new value:
 //!
-//! 1. records to remove before anything is written (later copies of a key
-//!    being written) become tombstones: one byte, a NUL over the first byte
-//!    of the key, which a kill cannot cut;
-//! 2. records are updated in place ([`update`]): in one write when it lies
+//! 1. new records are appended, each written as two page-contained parts,
+//!    the second part first, so that until it is whole it reads as a
+//!    tombstone. Appends come first: when the disk is full, they are cut
+//!    back and nothing else has changed;
+//! 2. records that go before the new values are written (later copies of
+//!    a key being written) become tombstones: one byte, a NUL over the
+//!    first byte of the key, which a kill cannot cut;
+//! 3. records are updated in place ([`update`]): in one write when it lies
 //!    within a page, else in two page-contained writes in an order whose
 //!    halfway state reads as the old or the new record; where no order
 //!    does, through a staged copy (below);
-//! 3. new records are appended, each written as two page-contained parts,
-//!    the second part first, so that until it is whole it reads as a
-//!    tombstone;
 //! 4. records that go only once the new ones are in (the chunks of an older
 //!    `--split` value) become tombstones;
 //! 5. the tombstones are removed by moving the later records up
@@ -30,17 +31,18 @@
 //!   the record before it changes nothing any reader sees;
 //! - a staged copy (below): finished.
 //!
-//! A staged copy is the new record appended at the end with a mark in the
-//! bytes after a field's NUL, which no reader sees: the mark says "this
-//! record replaces the first record with the same key". It is appended
-//! whole before the old record is made a tombstone and rewritten, so that
-//! at every instant the key reads as old or new, and the next change can
-//! finish the job. Only an update of a record that straddles a page
-//! boundary, whose old and new values both run across it, needs one.
+//! A staged copy is two records appended at the end: a marker, which is a
+//! tombstone (no reader sees it) holding a magic number, the slot of the
+//! record to replace and a hash of the new record, then the new record. It
+//! is appended whole before the old record is made a tombstone and
+//! rewritten, so that at every instant the key reads as old or new (and as
+//! new to the host, which keeps the last record of a key), and the next
+//! change can finish the job. Only an update of a record that straddles a
+//! page boundary, whose old and new values both run across it, needs one.
 
 use crate::error::Error;
 use crate::pool::{head_len, Pool, Rec};
-use crate::record::{self, field, KEY_SIZE, RECORD_SIZE, VALUE_SIZE};
+use crate::record::{self, field, KEY_SIZE, RECORD_SIZE};
 
 /// One record's bytes.
 pub type Record = [u8; RECORD_SIZE];
@@ -105,6 +107,8 @@ pub struct Finder<'a> {
     debris: Debris,
     /// The last record that was not a tombstone, and its key.
     prev: Option<(Rec<'a>, &'a [u8])>,
+    /// The hash a staging marker just seen expects of the next record.
+    marker: Option<u64>,
 }
 
 impl<'a> Finder<'a> {
@@ -115,11 +119,13 @@ impl<'a> Finder<'a> {
 
     /// Look at the next record; false if it is debris.
     pub fn see(&mut self, r: &Rec<'a>) -> bool {
+        let marker = self.marker.take();
         if r.key_field()[0] == 0 {
             self.debris.empty.push(r.index);
+            self.marker = Marker::read(r.bytes()).map(|m| m.hash);
             return false;
         }
-        if is_staged(r.bytes()) {
+        if marker.is_some_and(|h| h == content_hash(r.bytes())) {
             self.debris.staged.push(r.index);
             return false;
         }
@@ -173,6 +179,9 @@ pub fn run<P: Planner>(p: &mut Pool, planner: impl Fn() -> P) -> Result<(Plan, D
 }
 
 fn apply(p: &mut Pool, plan: &Plan, debris: &Debris) -> Result<(), Error> {
+    // When the disk is full or the file at its size limit, the appends are
+    // cut back, and nothing else has changed yet.
+    p.append_all(&plan.appends)?;
     let mut tombstones = !debris.empty.is_empty();
     for &i in debris.copies.iter().chain(&plan.remove_first) {
         p.tombstone(i)?;
@@ -180,14 +189,6 @@ fn apply(p: &mut Pool, plan: &Plan, debris: &Debris) -> Result<(), Error> {
     }
     for (i, rec) in &plan.updates {
         update(p, *i, rec)?;
-    }
-    if let Err(e) = p.append_all(&plan.appends) {
-        // The disk is full or the file at its size limit: the appends are
-        // cut back; the removals before them still take no room.
-        if tombstones {
-            let _ = p.compact();
-        }
-        return Err(e);
     }
     for &i in &plan.remove_last {
         p.tombstone(i)?;
@@ -244,107 +245,92 @@ pub fn update(p: &mut Pool, i: usize, new: &Record) -> Result<bool, Error> {
 
 /// Update record `i` through a staged copy at the end of the file.
 fn staged_update(p: &mut Pool, i: usize, new: &Record) -> Result<(), Error> {
-    let Some(at) = mark_offset(new) else {
-        // A key of 500 bytes or more and a value of 2036 or more leave no
-        // room for the mark: the second part first, so that a kill between
-        // the two writes leaves the old key with a value cut at the page
-        // boundary. Documented in the README.
+    let end = p.len();
+    let marker = Marker {
+        hash: content_hash(new),
+        target: i as u64,
+    };
+    if p.append_all(&[marker.record(), Box::new(*new)]).is_err() {
+        // No room for the copy (the disk is full): write in place, the
+        // second part first. Only a kill between these two writes could
+        // leave the value cut at the page boundary.
         let h = head_len((i * RECORD_SIZE) as u64);
         p.write_part(i, h, &new[h..])?;
         return p.write_part(i, 0, &new[..h]);
-    };
-    let mut staged: Box<Record> = Box::new(*new);
-    staged[at..at + MARK_LEN].copy_from_slice(&mark(new));
-    let end = p.len();
-    p.append_all(&[staged])?;
+    }
     p.tombstone(i)?;
     p.put(i, new, "writing a record")?;
     p.set_len((end * RECORD_SIZE) as u64)
 }
 
-/// Finish the update a staged copy at `s` stands for: put its record in
-/// place of the first record with its key (or that record's tombstone),
-/// then remove the copy. With no such record the copy itself becomes the
-/// record: its mark is wiped.
+/// Finish the update the staged copy at `s` (its marker at `s - 1`) stands
+/// for: put the record into the slot the marker names if that slot holds
+/// the record's key or its tombstone, else into the first record with the
+/// key, then make the copy a tombstone. With no such record the copy
+/// itself becomes the record, and the marker loses its magic number.
 fn finish_staged(p: &mut Pool, s: usize) -> Result<(), Error> {
     let rec: Box<Record> = Box::new(p.rec(s).bytes().try_into().expect("one record"));
-    let at = mark_offset(&rec[..]).expect("a staged record has a mark");
-    let mut clean = rec.clone();
-    clean[at..at + MARK_LEN].fill(0);
     let key = field(&rec[..KEY_SIZE]).to_vec();
-    let target = {
-        let recs = || (0..s).map(|i| p.rec(i));
-        recs()
-            .find(|r| r.key() == key.as_slice())
-            .map(|r| (r.index, true))
-            .or_else(|| {
-                recs()
-                    .find(|r| is_tombstone_of(r.key_field(), &key))
-                    .map(|r| (r.index, false))
-            })
-    };
-    match target {
-        Some((t, visible)) => {
-            if visible {
-                if content(p.rec(t).bytes()) == content(&clean[..]) {
-                    return p.tombstone(s);
-                }
-                p.tombstone(t)?;
-            }
-            p.put(t, &clean, "writing a record")?;
-            p.tombstone(s)
+    let marker = Marker::read(p.rec(s - 1).bytes()).expect("a staged copy follows its marker");
+    let named = usize::try_from(marker.target).ok().filter(|&t| t < s - 1);
+    let holds = |t: usize| {
+        let f = p.rec(t).key_field();
+        if f[0] == 0 {
+            key.len() < KEY_SIZE && f[1..key.len()] == key[1..] && f[key.len()] == 0
+        } else {
+            p.rec(t).key() == key.as_slice()
         }
-        None => p.write_part(s, at, &[0; MARK_LEN]),
+    };
+    let target = named
+        .filter(|&t| holds(t))
+        .or_else(|| (0..s - 1).find(|&t| p.rec(t).key() == key.as_slice()));
+    let Some(t) = target else {
+        return p.write_part(s - 1, 1, &[0; 4]);
+    };
+    if p.rec(t).key_field()[0] != 0 {
+        if content(p.rec(t).bytes()) == content(&rec[..]) {
+            return p.tombstone(s);
+        }
+        p.tombstone(t)?;
     }
+    p.put(t, &rec, "writing a record")?;
+    p.tombstone(s)
 }
 
-/// Is this key field the tombstone of `key`: `key` with its first byte
-/// made NUL?
-fn is_tombstone_of(key_field: &[u8], key: &[u8]) -> bool {
-    let n = key.len();
-    !key.is_empty()
-        && n < KEY_SIZE
-        && key_field[0] == 0
-        && key_field[1..n] == key[1..]
-        && key_field[n] == 0
-}
-
-/// Bytes in the mark of a staged copy.
-pub const MARK_LEN: usize = 12;
-const MARK_MAGIC: &[u8; 4] = b"hvkS";
-
-/// Where the mark goes: the last bytes of the key field when the key leaves
-/// room, else the last bytes of the value field; both are past the field's
-/// NUL, so no reader sees them.
-fn mark_offset(rec: &[u8]) -> Option<usize> {
+/// The hash of a record's content, as a staging marker holds it.
+fn content_hash(rec: &[u8]) -> u64 {
     let (k, v) = content(rec);
-    if k.len() < KEY_SIZE - MARK_LEN {
-        Some(KEY_SIZE - MARK_LEN)
-    } else if v.len() < VALUE_SIZE - MARK_LEN {
-        Some(RECORD_SIZE - MARK_LEN)
-    } else {
-        None
-    }
+    record::fnv1a64(&[k, &[0xff], v])
 }
 
-/// The mark: a magic number and a hash of the record's content, so that
-/// stale bytes that happen to follow a NUL are never taken for a mark.
-fn mark(rec: &[u8]) -> [u8; MARK_LEN] {
-    let (k, v) = content(rec);
-    let mut m = [0u8; MARK_LEN];
-    m[..4].copy_from_slice(MARK_MAGIC);
-    m[4..].copy_from_slice(&record::fnv1a64(&[k, &[0xff], v]).to_le_bytes());
-    m
+/// The marker before a staged copy: a tombstone whose key field holds,
+/// after its leading NUL, a magic number, the hash of the staged record's
+/// content and the slot it replaces.
+struct Marker {
+    hash: u64,
+    target: u64,
 }
 
-/// Is this record a staged copy? The magic number is looked for first, at
-/// both places a mark can be, so that a scan reads no more of a record.
-fn is_staged(rec: &[u8]) -> bool {
-    let magic_at = |at: usize| rec[at..at + 4] == MARK_MAGIC[..];
-    if !magic_at(KEY_SIZE - MARK_LEN) && !magic_at(RECORD_SIZE - MARK_LEN) {
-        return false;
+const MARKER_MAGIC: &[u8; 4] = b"hvkS";
+
+impl Marker {
+    fn record(&self) -> Box<Record> {
+        let mut r = Box::new([0u8; RECORD_SIZE]);
+        r[1..5].copy_from_slice(MARKER_MAGIC);
+        r[5..13].copy_from_slice(&self.hash.to_le_bytes());
+        r[13..21].copy_from_slice(&self.target.to_le_bytes());
+        r
     }
-    mark_offset(rec).is_some_and(|at| rec[at..at + MARK_LEN] == mark(rec)[..])
+
+    fn read(rec: &[u8]) -> Option<Marker> {
+        if rec[0] != 0 || rec[1..5] != MARKER_MAGIC[..] {
+            return None;
+        }
+        Some(Marker {
+            hash: u64::from_le_bytes(rec[5..13].try_into().ok()?),
+            target: u64::from_le_bytes(rec[13..21].try_into().ok()?),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -364,59 +350,97 @@ mod tests {
         std::fs::read(dir.join(".kvp_pool_1")).unwrap()
     }
 
-    #[test]
-    fn a_staged_copy_is_finished_into_the_first_record_of_its_key() {
-        let d = tempfile::tempdir().unwrap();
-        let long_old = "o".repeat(1500);
-        let long_new = "n".repeat(1500);
-        let mut staged = encode(b"k", long_new.as_bytes());
-        let at = mark_offset(&staged[..]).unwrap();
-        let m = mark(&staged[..]);
-        staged[at..at + MARK_LEN].copy_from_slice(&m);
-        let mut p = pool(
-            d.path(),
-            &[
-                encode(b"a", b"1"),
-                encode(b"k", long_old.as_bytes()),
-                encode(b"b", b"2"),
-                staged,
-            ],
-        );
-        assert_eq!(Debris::find(&p).staged, vec![3]);
-        struct Nothing;
-        impl Planner for Nothing {
-            fn see(&mut self, _: &Rec<'_>) {}
-            fn finish(self, _: &Pool) -> Result<Plan, Error> {
-                Ok(Plan::default())
-            }
+    struct Nothing;
+    impl Planner for Nothing {
+        fn see(&mut self, _: &Rec<'_>) {}
+        fn finish(self, _: &Pool) -> Result<Plan, Error> {
+            Ok(Plan::default())
         }
-        run(&mut p, || Nothing).unwrap();
-        let want: Vec<u8> = [
+    }
+
+    fn bytes(recs: &[Box<Record>]) -> Vec<u8> {
+        recs.iter().flat_map(|r| r.iter().copied()).collect()
+    }
+
+    /// A pool holding `before`, then a staged copy of `new` for `target`.
+    fn staged_pool(
+        dir: &std::path::Path,
+        before: &[Box<Record>],
+        new: &Record,
+        target: u64,
+    ) -> Pool {
+        let marker = Marker {
+            hash: content_hash(new),
+            target,
+        };
+        let mut recs = before.to_vec();
+        recs.push(marker.record());
+        recs.push(Box::new(*new));
+        pool(dir, &recs)
+    }
+
+    #[test]
+    fn a_staged_copy_is_finished_into_the_slot_its_marker_names() {
+        let d = tempfile::tempdir().unwrap();
+        let (old, new) = ("o".repeat(1500), "n".repeat(1500));
+        let staged = encode(b"k", new.as_bytes());
+        let start = [
             encode(b"a", b"1"),
-            encode(b"k", long_new.as_bytes()),
+            encode(b"k", old.as_bytes()),
             encode(b"b", b"2"),
-        ]
-        .iter()
-        .flat_map(|r| r.iter().copied())
-        .collect();
-        assert_eq!(read(d.path()), want);
+        ];
+        let mut p = staged_pool(d.path(), &start, &staged, 1);
+        assert_eq!(Debris::find(&p).staged, vec![4]);
+        run(&mut p, || Nothing).unwrap();
+        let want = [
+            encode(b"a", b"1"),
+            encode(b"k", new.as_bytes()),
+            encode(b"b", b"2"),
+        ];
+        assert_eq!(read(d.path()), bytes(&want));
     }
 
     #[test]
-    fn stale_bytes_after_a_nul_are_not_a_mark() {
-        let mut rec = encode(b"k", b"v");
-        rec[KEY_SIZE - MARK_LEN..KEY_SIZE - MARK_LEN + 4].copy_from_slice(MARK_MAGIC);
-        assert!(!is_staged(&rec[..]));
+    fn a_staged_copy_goes_to_its_own_tombstone_not_another_keys() {
+        // Slot 1 is the tombstone of "aK", slot 3 that of "bK": they differ
+        // only in the byte the tombstone wipes.
+        let d = tempfile::tempdir().unwrap();
+        let (old, new) = ("o".repeat(1500), "n".repeat(1500));
+        let mut t1 = encode(b"aK", b"dup");
+        t1[0] = 0;
+        let mut t3 = encode(b"bK", old.as_bytes());
+        t3[0] = 0;
+        let staged = encode(b"bK", new.as_bytes());
+        let start = [encode(b"aK", b"1"), t1, encode(b"Z", b"3"), t3];
+        let mut p = staged_pool(d.path(), &start, &staged, 3);
+        run(&mut p, || Nothing).unwrap();
+        let want = [encode(b"aK", b"1"), encode(b"Z", b"3"), staged];
+        assert_eq!(read(d.path()), bytes(&want));
     }
 
     #[test]
-    fn tombstone_of_a_key_is_recognised() {
-        let mut f = [0u8; KEY_SIZE];
-        f[..3].copy_from_slice(b"abc");
-        assert!(!is_tombstone_of(&f, b"abc"));
-        f[0] = 0;
-        assert!(is_tombstone_of(&f, b"abc"));
-        assert!(!is_tombstone_of(&f, b"abd"));
-        assert!(!is_tombstone_of(&f, b"abcd"));
+    fn a_staged_copy_with_nothing_to_replace_becomes_the_record() {
+        let d = tempfile::tempdir().unwrap();
+        let staged = encode(b"k", b"v");
+        let mut p = staged_pool(d.path(), &[encode(b"a", b"1")], &staged, 7);
+        run(&mut p, || Nothing).unwrap();
+        assert_eq!(read(d.path()), bytes(&[encode(b"a", b"1"), staged]));
+    }
+
+    #[test]
+    fn a_marker_whose_record_was_cut_is_only_debris() {
+        let d = tempfile::tempdir().unwrap();
+        let new = encode(b"k", b"new");
+        let mut cut = new.clone();
+        cut[..100].fill(0);
+        let marker = Marker {
+            hash: content_hash(&new[..]),
+            target: 0,
+        };
+        let mut p = pool(d.path(), &[encode(b"k", b"old"), marker.record(), cut]);
+        let debris = Debris::find(&p);
+        assert_eq!((debris.empty, debris.staged), (vec![1, 2], vec![]));
+        run(&mut p, || Nothing).unwrap();
+        assert_eq!(read(d.path()), bytes(&[encode(b"k", b"old")]));
     }
 }

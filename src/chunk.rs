@@ -13,7 +13,9 @@
 //! see plain `KEY.N` records. Chunks without a tag (written by another
 //! tool) are joined from 0 up, and a gap is an error, not a shorter value.
 
-use crate::record::{self, field, Limits, KEY_SIZE, RECORD_SIZE, VALUE_MAX_BYTES, VALUE_MAX_UTF16};
+use crate::record::{
+    self, field, Limits, KEY_SIZE, RECORD_SIZE, VALUE_MAX_BYTES, VALUE_MAX_UTF16, VALUE_SIZE,
+};
 
 /// If `key` is a chunk of `base`, `base.N` (N decimal, no sign, no leading
 /// zero), its number N. The convention of `write --split`, and of
@@ -45,8 +47,15 @@ pub fn chunk_key(base: &[u8], n: usize) -> Vec<u8> {
 }
 
 /// Cut `value` into the fewest pieces that each fit a value field within
-/// `limits`, on character boundaries.
-pub fn split_value(value: &str, limits: Limits) -> Vec<&str> {
+/// `limits`, on character boundaries. A chunk key too long to hold its tag
+/// ([`TAG_MAX_KEY`]) leaves room for it in the value: pieces of at most
+/// [`TAG_MAX_VALUE`] bytes.
+pub fn split_value<'a>(value: &'a str, limits: Limits, chunk_key: &[u8]) -> Vec<&'a str> {
+    let max_bytes = if chunk_key.len() > TAG_MAX_KEY {
+        TAG_MAX_VALUE
+    } else {
+        VALUE_MAX_BYTES
+    };
     let max_units = match limits {
         Limits::Host => VALUE_MAX_UTF16,
         Limits::FieldOnly => usize::MAX,
@@ -55,7 +64,7 @@ pub fn split_value(value: &str, limits: Limits) -> Vec<&str> {
     let (mut start, mut bytes, mut units) = (0, 0, 0);
     for (i, c) in value.char_indices() {
         let (b, u) = (c.len_utf8(), c.len_utf16());
-        if bytes + b > VALUE_MAX_BYTES || units + u > max_units {
+        if bytes + b > max_bytes || units + u > max_units {
             pieces.push(&value[start..i]);
             (start, bytes, units) = (i, 0, 0);
         }
@@ -71,9 +80,11 @@ pub fn split_value(value: &str, limits: Limits) -> Vec<&str> {
 /// Bytes of a chunk's tag.
 pub const TAG_LEN: usize = 14;
 const TAG_MAGIC: &[u8; 4] = b"hvkC";
-/// The longest chunk key that has room for a tag, leaving the last bytes of
-/// the key field free for the mark of a staged update (`change`).
-pub const TAG_MAX_KEY: usize = KEY_SIZE - crate::change::MARK_LEN - TAG_LEN - 1;
+/// The longest chunk key that has room for its tag after its NUL.
+pub const TAG_MAX_KEY: usize = KEY_SIZE - TAG_LEN - 1;
+/// A longer chunk key's tag goes after the value's NUL: the longest piece
+/// that leaves room for it.
+pub const TAG_MAX_VALUE: usize = VALUE_SIZE - TAG_LEN - 1;
 
 /// What the tag of a set of chunks says: how many there are, and the hash
 /// of the whole value they join up to.
@@ -92,29 +103,41 @@ impl Tag {
         }
     }
 
-    /// The tag in a key field, if it has one.
-    pub fn read(key_field: &[u8]) -> Option<Tag> {
-        let at = field(key_field).len() + 1;
-        let t = key_field.get(at..at + TAG_LEN)?;
-        if t[..4] != TAG_MAGIC[..] {
-            return None;
-        }
-        Some(Tag {
-            count: u16::from_le_bytes([t[4], t[5]]),
-            hash: u64::from_le_bytes(t[6..14].try_into().ok()?),
-        })
+    /// The tag of a record, after its key's NUL or else after its value's.
+    pub fn read(rec: &[u8]) -> Option<Tag> {
+        let after_nul = |f: &[u8]| {
+            let at = field(f).len() + 1;
+            let t = f.get(at..at + TAG_LEN)?;
+            (t[..4] == TAG_MAGIC[..]).then(|| Tag {
+                count: u16::from_le_bytes([t[4], t[5]]),
+                hash: u64::from_le_bytes(t[6..14].try_into().expect("8 bytes")),
+            })
+        };
+        after_nul(&rec[..KEY_SIZE]).or_else(|| after_nul(&rec[KEY_SIZE..]))
+    }
+
+    fn bytes(&self) -> [u8; TAG_LEN] {
+        let mut t = [0u8; TAG_LEN];
+        t[..4].copy_from_slice(TAG_MAGIC);
+        t[4..6].copy_from_slice(&self.count.to_le_bytes());
+        t[6..].copy_from_slice(&self.hash.to_le_bytes());
+        t
     }
 }
 
 /// The record of chunk `key` (`BASE.N`) holding `piece`, tagged with `tag`
-/// when the key leaves room for it.
+/// after the key's NUL, or after the value's when the key leaves no room
+/// ([`split_value`] cuts pieces that leave it).
 pub fn encode(key: &[u8], piece: &[u8], tag: Tag) -> Box<[u8; RECORD_SIZE]> {
     let mut rec = record::encode(key, piece);
-    if key.len() <= TAG_MAX_KEY {
-        let at = key.len() + 1;
-        rec[at..at + 4].copy_from_slice(TAG_MAGIC);
-        rec[at + 4..at + 6].copy_from_slice(&tag.count.to_le_bytes());
-        rec[at + 6..at + TAG_LEN].copy_from_slice(&tag.hash.to_le_bytes());
+    let at = if key.len() <= TAG_MAX_KEY {
+        key.len() + 1
+    } else {
+        debug_assert!(piece.len() <= TAG_MAX_VALUE);
+        KEY_SIZE + piece.len() + 1
+    };
+    if at + TAG_LEN <= RECORD_SIZE {
+        rec[at..at + TAG_LEN].copy_from_slice(&tag.bytes());
     }
     rec
 }
@@ -147,9 +170,9 @@ pub struct Chunks {
 }
 
 impl Chunks {
-    /// Look at one record.
-    pub fn see(&mut self, base: &[u8], index: usize, key_field: &[u8], value: &[u8]) {
-        let Some(n) = chunk_number(field(key_field), base) else {
+    /// Look at one record (all its bytes).
+    pub fn see(&mut self, base: &[u8], index: usize, rec: &[u8]) {
+        let Some(n) = chunk_number(field(&rec[..KEY_SIZE]), base) else {
             return;
         };
         if self.found.iter().any(|c| c.n == n) {
@@ -158,8 +181,8 @@ impl Chunks {
         self.found.push(Chunk {
             n,
             index,
-            tag: Tag::read(key_field),
-            value: value.to_vec(),
+            tag: Tag::read(rec),
+            value: field(&rec[KEY_SIZE..]).to_vec(),
         });
     }
 
@@ -223,16 +246,16 @@ mod tests {
     #[test]
     fn split_cuts_on_character_boundaries_within_both_limits() {
         let v = "a".repeat(3000);
-        let p = split_value(&v, Limits::Host);
+        let p = split_value(&v, Limits::Host, b"k.0");
         assert_eq!(
             p.iter().map(|s| s.len()).collect::<Vec<_>>(),
             [1022, 1022, 956]
         );
-        let p = split_value(&v, Limits::FieldOnly);
+        let p = split_value(&v, Limits::FieldOnly, b"k.0");
         assert_eq!(p.iter().map(|s| s.len()).collect::<Vec<_>>(), [2047, 953]);
         // 4-byte characters, 2 units each: 511 per chunk (1022 units, 2044 bytes).
         let v = "\u{1F600}".repeat(600);
-        let p = split_value(&v, Limits::Host);
+        let p = split_value(&v, Limits::Host, b"k.0");
         assert_eq!(
             p.iter().map(|s| s.chars().count()).collect::<Vec<_>>(),
             [511, 89]
@@ -241,7 +264,7 @@ mod tests {
         for piece in &p {
             assert!(check_field(Field::Value, piece.as_bytes(), Limits::Host).is_ok());
         }
-        assert_eq!(split_value("", Limits::Host), [""]);
+        assert_eq!(split_value("", Limits::Host, b"k.0"), [""]);
     }
 
     #[test]
@@ -255,7 +278,7 @@ mod tests {
         ];
         let mut c = Chunks::default();
         for (i, r) in recs.iter().enumerate() {
-            c.see(b"k", i, &r[..KEY_SIZE], field(&r[KEY_SIZE..]));
+            c.see(b"k", i, &r[..]);
         }
         assert_eq!(c.join(), Ok((0, v.to_vec())));
         // Chunk 1 from another value of the same length.
@@ -263,14 +286,14 @@ mod tests {
         let mut c = Chunks::default();
         let mixed = encode(b"k.1", b"bbbb", other);
         for (i, r) in [&recs[0], &mixed, &recs[2]].iter().enumerate() {
-            c.see(b"k", i, &r[..KEY_SIZE], field(&r[KEY_SIZE..]));
+            c.see(b"k", i, &r[..]);
         }
         assert_eq!(c.join(), Err(Broken::Mixed));
         // A leftover chunk 3 of an older, longer value is not joined.
         let mut c = Chunks::default();
         let old = record::encode(b"k.3", b"old");
         for (i, r) in [&recs[0], &recs[1], &recs[2], &old].iter().enumerate() {
-            c.see(b"k", i, &r[..KEY_SIZE], field(&r[KEY_SIZE..]));
+            c.see(b"k", i, &r[..]);
         }
         assert_eq!(c.join(), Ok((0, v.to_vec())));
     }
@@ -283,7 +306,7 @@ mod tests {
             .enumerate()
         {
             let r = record::encode(k, v);
-            c.see(b"k", i, &r[..KEY_SIZE], v);
+            c.see(b"k", i, &r[..]);
         }
         assert_eq!(c.join(), Ok((0, b"ab".to_vec())));
         let mut c = Chunks::default();
@@ -292,12 +315,12 @@ mod tests {
             .enumerate()
         {
             let r = record::encode(k, v);
-            c.see(b"k", i, &r[..KEY_SIZE], v);
+            c.see(b"k", i, &r[..]);
         }
         assert_eq!(c.join(), Err(Broken::Missing(1)));
         let mut c = Chunks::default();
         let r = record::encode(b"k.1", b"b");
-        c.see(b"k", 0, &r[..KEY_SIZE], b"b");
+        c.see(b"k", 0, &r[..]);
         assert_eq!(c.join(), Err(Broken::Missing(0)));
     }
 }

@@ -401,8 +401,9 @@ impl Pool {
     /// two copies, which the next change removes (`change::Debris`).
     /// Returns how many records were removed.
     pub fn compact(&mut self) -> Result<usize, Error> {
-        let n = self.len();
         let first = self.scan(|p| p.records().position(|r| r.key_field()[0] == 0))?;
+        // After the scan: it takes a new size if the file shrank under it.
+        let n = self.len();
         let Some(first) = first else {
             self.drop_tail()?;
             return Ok(0);

@@ -195,6 +195,20 @@ fn forms(n: usize) -> Vec<Form> {
             exact(&[kk]),
         ));
     }
+    {
+        // A key of 167 three-byte characters (501 bytes) and values of 679
+        // (2037 bytes), within the host's limits: no room after either NUL.
+        let key = "漢".repeat(167);
+        let mut start = base.clone();
+        start.insert(4, (key.clone(), "字".repeat(679)));
+        let k: &'static str = Box::leak(key.into_boxed_str());
+        forms.push(form(
+            "write: update, 501-byte key, 2037-byte values",
+            start,
+            s(&["write", k, &"空".repeat(679)]),
+            exact(&[k]),
+        ));
+    }
     forms.push(form(
         "write: update, short value",
         base.clone(),
@@ -256,6 +270,23 @@ fn forms(n: usize) -> Vec<Form> {
         vec![("cfg".into(), long('a', 900))],
         &long('b', 3000),
     ));
+    {
+        // Chunk keys of 502 bytes: the tag goes after the value's NUL.
+        let base_key: &'static str = Box::leak("é".repeat(250).into_boxed_str());
+        let mut start = base.clone();
+        for (i, r) in chunks(base_key, &long('a', 3000)).into_iter().enumerate() {
+            start.insert((i * 3).min(start.len()), r);
+        }
+        forms.push(Form {
+            join: Some(base_key),
+            ..form(
+                "write --split: 500-byte key, rewritten",
+                start,
+                s(&["write", "--split", base_key, &long('b', 3000)]),
+                chunks_of(base_key),
+            )
+        });
+    }
     forms.push(split(
         "write --split: chunks to plain",
         chunks("cfg", &long('a', 3000)),
@@ -382,7 +413,7 @@ fn joined(bytes: &[u8], base: &str) -> Result<Vec<u8>, String> {
     }
     let mut c = hvkvp::chunk::Chunks::default();
     for (i, r) in recs.iter().enumerate() {
-        c.see(base.as_bytes(), i, &r[..KEY_SIZE], cut(&r[KEY_SIZE..]));
+        c.see(base.as_bytes(), i, r);
     }
     if c.is_empty() {
         return Err("no value".into());
@@ -487,9 +518,8 @@ fn show(c: &Content) -> String {
     format!("{}={} ({} bytes)", lossy(&c.0), lossy(&c.1), c.1.len())
 }
 
-/// The pool after the healing write must be clean: no empty key, no record
-/// next to a copy of itself, no staged copy (its mark: `hvkS` at the end
-/// of the key field or of the value field).
+/// The pool after the healing write must be clean: no empty key (so no
+/// staging marker either), no record next to a copy of itself.
 fn judge_clean(now: &[u8]) -> Vec<String> {
     let mut bad = Vec::new();
     if now.len() % RECORD_SIZE != 0 {

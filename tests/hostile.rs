@@ -1641,30 +1641,141 @@ fn file_size_limit_batch_of_new_keys_exits_3_and_the_pool_is_cut_back() {
 }
 
 #[test]
-fn file_size_limit_batch_keeps_its_updates_and_drops_its_appends() {
-    // What pool.rs promises for `append_all`: the file is cut back to its
-    // size before the first append. The batch's update in place and its
-    // removal of a duplicate came before the appends and stay.
+fn file_size_limit_batch_of_updates_and_appends_changes_nothing() {
+    // Appends come first and are cut back when they fail: the batch's
+    // update and its removal of a duplicate have not happened yet.
     let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
-    let ino = std::fs::metadata(pools.file(1)).unwrap().ino();
+    pools.set_records(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
+    let size = std::fs::metadata(pools.file(1)).unwrap().len();
     let mut batch = String::from("a=changed\n");
     batch.extend((0..20).map(|i| format!("new{i}=v{i}\n")));
-    let mut c = with_file_size_limit(&pools, before.len() as u64 + 3 * 2560 + 100);
+    let mut c = with_file_size_limit(&pools, size + 3 * 2560 + 100);
     c.args(["write", "--batch", "-"]).write_stdin(batch);
-    let (code, out, err) = run(c);
-    assert_eq!(code, Some(3), "{err}");
-    assert_eq!(out, "");
-    assert!(
-        err.contains("appending a record") && err.contains("File too large"),
-        "{err}"
+    refused(
+        pools.path(),
+        c,
+        3,
+        &["appending a record", "File too large"],
     );
-    assert_eq!(
-        pools.bytes(1),
-        pool_bytes(&[("a", "changed"), ("b", "2")]),
-        "not cut back to the size before the appends"
+}
+
+#[test]
+fn file_size_limit_with_sigxfsz_at_its_default_still_cuts_back() {
+    // `ulimit -f` in a shell leaves SIGXFSZ at its default action, which
+    // kills the process at the first write past the limit; hvkvp ignores
+    // it while it changes a pool, so the write fails with EFBIG instead
+    // and the pool is cut back to whole records.
+    let pools = Pools::new();
+    let before = pools.set_records(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
+    let limit = before.len() as u64 + 1536;
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"));
+    c.env("HVKVP_POOL_DIR", pools.path());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+            let rl = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &rl) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut c = Command::from_std(c);
+    c.args(["write", "k4", "v4"]);
+    refused(
+        pools.path(),
+        c,
+        3,
+        &["appending a record", "File too large"],
     );
-    assert_eq!(std::fs::metadata(pools.file(1)).unwrap().ino(), ino);
+}
+
+#[test]
+fn disk_full_split_keeps_the_old_value() {
+    // The new value needs a fourth chunk: its append fails before any old
+    // chunk is rewritten.
+    let pools = Pools::new();
+    let Some(fs) = Tmpfs::mount(&pools.path().join("full"), "64k") else {
+        return;
+    };
+    let a = "A".repeat(2500);
+    fs.cmd()
+        .args(["write", "--split", "cfg", "-"])
+        .write_stdin(a.clone())
+        .assert()
+        .success();
+    fs.fill();
+    let mut c = fs.cmd();
+    c.args(["write", "--split", "cfg", "-"])
+        .write_stdin("B".repeat(3500));
+    refused(
+        &fs.dir,
+        c,
+        3,
+        &["appending a record", "No space left on device"],
+    );
+    fs.cmd()
+        .args(["read", "-p", "1", "cfg", "--join"])
+        .assert()
+        .success()
+        .stdout(format!("{a}\n"));
+}
+
+#[test]
+fn disk_full_update_that_needs_a_staged_copy_is_written_in_place() {
+    // Record 4 starts 2048 bytes into a page: its value crosses the page
+    // boundary 1536 bytes in. Old and new values both cross it, so the
+    // update would go through a staged copy, for which there is no room.
+    let pools = Pools::new();
+    let Some(fs) = Tmpfs::mount(&pools.path().join("full"), "64k") else {
+        return;
+    };
+    let old = "o".repeat(1700);
+    let new = "n".repeat(1900);
+    let recs: Vec<(String, String)> = (0..6)
+        .map(|i| {
+            (
+                format!("k{i}"),
+                if i == 4 { old.clone() } else { "v".into() },
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    std::fs::write(fs.file(1), pool_bytes(&refs)).unwrap();
+    fs.fill();
+    fs.cmd()
+        .args(["write", "--force", "k4", &new])
+        .timeout(HANG_GUARD)
+        .assert()
+        .success();
+    let mut want = refs.clone();
+    want[4].1 = &new;
+    assert_eq!(fs_bytes(&fs), pool_bytes(&want));
+}
+
+fn fs_bytes(fs: &Tmpfs) -> Vec<u8> {
+    std::fs::read(fs.file(1)).unwrap()
+}
+
+#[test]
+fn disk_full_batch_of_updates_and_appends_changes_nothing() {
+    let pools = Pools::new();
+    let Some(fs) = full_disk(&pools) else {
+        return;
+    };
+    let mut c = fs.cmd();
+    c.args(["write", "--batch", "-"])
+        .write_stdin("a=changed\nd=new\n");
+    refused(
+        &fs.dir,
+        c,
+        3,
+        &["appending a record", "No space left on device"],
+    );
 }
 
 // ---------------------------------------------------------------------------

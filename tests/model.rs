@@ -244,12 +244,19 @@ fn is_chunk(k: &[u8], base: &[u8]) -> bool {
 
 /// `--split`: the fewest pieces, each within the field size and (unless
 /// `--force`) the host's units, cut on character boundaries.
-fn split_text(text: &str, force: bool) -> Vec<String> {
+fn split_text(text: &str, force: bool, long_key: bool) -> Vec<String> {
     let max_units = if force { usize::MAX } else { VALUE_MAX_UTF16 };
+    // A chunk key too long for the tag after its NUL puts it after the
+    // value's: pieces leave room for it.
+    let max_bytes = if long_key {
+        VALUE_MAX_BYTES - TAG_LEN
+    } else {
+        VALUE_MAX_BYTES
+    };
     let mut out = Vec::new();
     let (mut cur, mut units) = (String::new(), 0);
     for c in text.chars() {
-        if cur.len() + c.len_utf8() > VALUE_MAX_BYTES || units + c.len_utf16() > max_units {
+        if cur.len() + c.len_utf8() > max_bytes || units + c.len_utf16() > max_units {
             out.push(std::mem::take(&mut cur));
             units = 0;
         }
@@ -276,29 +283,34 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 /// Bytes of a `--split` chunk's tag: `hvkC`, the chunk count (u16 LE), the
 /// FNV-1a 64 of the whole value (u64 LE).
 const TAG_LEN: usize = 14;
-/// The longest chunk key whose record carries the tag.
-const TAG_MAX_KEY: usize = 485;
+/// The longest chunk key whose record carries the tag after the key's NUL;
+/// a longer one carries it after the value's.
+const TAG_MAX_KEY: usize = 497;
 
 /// The record of one `--split` chunk: zero-filled, with the tag right after
 /// the key's NUL when the key leaves room for it.
 fn chunk_record(key: &[u8], piece: &[u8], count: usize, whole: &[u8]) -> Vec<u8> {
     let mut r = record(key, piece);
-    if key.len() <= TAG_MAX_KEY {
-        let at = key.len() + 1;
-        let count = u16::try_from(count).unwrap_or(u16::MAX);
-        r[at..at + 4].copy_from_slice(b"hvkC");
-        r[at + 4..at + 6].copy_from_slice(&count.to_le_bytes());
-        r[at + 6..at + TAG_LEN].copy_from_slice(&fnv1a64(whole).to_le_bytes());
-    }
+    let at = if key.len() <= TAG_MAX_KEY {
+        key.len() + 1
+    } else {
+        KEY_SIZE + piece.len() + 1
+    };
+    let count = u16::try_from(count).unwrap_or(u16::MAX);
+    r[at..at + 4].copy_from_slice(b"hvkC");
+    r[at + 4..at + 6].copy_from_slice(&count.to_le_bytes());
+    r[at + 6..at + TAG_LEN].copy_from_slice(&fnv1a64(whole).to_le_bytes());
     r
 }
 
 /// The record with the tag of a chunk, if it has one, wiped.
 fn untagged(rec: &[u8]) -> Vec<u8> {
     let mut r = rec.to_vec();
-    let at = key_of(rec).len() + 1;
-    if at + TAG_LEN <= KEY_SIZE && r[at..at + 4] == *b"hvkC" {
-        r[at..at + TAG_LEN].fill(0);
+    for at in [key_of(rec).len() + 1, KEY_SIZE + value_of(rec).len() + 1] {
+        if at + TAG_LEN <= RECORD_SIZE && r[at..at + 4] == *b"hvkC" {
+            r[at..at + TAG_LEN].fill(0);
+            break;
+        }
     }
     r
 }
@@ -831,9 +843,11 @@ impl Model {
                     vec![(key.clone(), value.clone())]
                 } else {
                     let text = std::str::from_utf8(value).map_err(|_| USAGE)?;
-                    let pieces = split_text(text, *force);
                     let chunk_key =
                         |i: usize| [key.as_slice(), format!(".{i}").as_bytes()].concat();
+                    // Cut for the longest chunk key there can be.
+                    let long_key = chunk_key(999_999_999).len() > TAG_MAX_KEY;
+                    let pieces = split_text(text, *force, long_key);
                     if !key_ok(&chunk_key(pieces.len() - 1), *force) {
                         return Err(USAGE);
                     }
@@ -1415,12 +1429,14 @@ fn split_value() -> impl Strategy<Value = B> {
 
 /// A key for `--split`: sometimes one whose chunk keys are at the limit of
 /// the host's units, or (with `--force`) around the longest chunk key that
-/// has room for the tag, 485 bytes: `x`×483 tags chunks 0 to 9, not 10 on.
+/// has room for the tag after its NUL, 497 bytes: with `x`×487 the longest
+/// chunk key there can be (`.999999999`) has room, with `x`×488 it has
+/// not, and the tag goes after the value's NUL.
 fn split_key() -> impl Strategy<Value = B> {
     prop_oneof![
         8 => pick(&["k", "k.0", "K", "a"]),
         1 => Just(rep("x", 252)),
-        1 => pick_bytes(vec![rep("x", 483), rep("x", 484)]),
+        1 => pick_bytes(vec![rep("x", 487), rep("x", 488), rep("x", 495), rep("x", 496)]),
         1 => Just(b("")),
     ]
 }

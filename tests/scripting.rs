@@ -348,6 +348,32 @@ fn wait_with_join_waits_for_chunks() {
 // ---- write --batch --------------------------------------------------------
 
 #[test]
+fn batch_drops_a_byte_order_mark_and_crlf() {
+    let pools = Pools::new();
+    pools.set_records(1, &[]);
+    pools
+        .cmd()
+        .args(["write", "--batch", "-"])
+        .write_stdin("\u{feff}Stage=configured\r\nRole=web\r\n")
+        .assert()
+        .success();
+    assert_eq!(
+        pools.bytes(1),
+        pool_bytes(&[("Stage", "configured"), ("Role", "web")])
+    );
+    pools
+        .cmd()
+        .args(["write", "--batch", "-"])
+        .write_stdin("\u{feff}[{\"key\": \"a\", \"value\": \"b=c\"}]\n")
+        .assert()
+        .success();
+    assert_eq!(
+        pools.bytes(1),
+        pool_bytes(&[("Stage", "configured"), ("Role", "web"), ("a", "b=c")])
+    );
+}
+
+#[test]
 fn batch_lines_update_in_place_and_append_in_order() {
     let pools = Pools::new();
     pools.set_records(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);

@@ -155,7 +155,7 @@ fn scan(p: &Pool) -> Facts {
         let key = r.key();
         // Debris is reported as such, not as a duplicate key as well.
         let kept = debris.see(&r);
-        if Tag::read(r.key_field()).is_some() {
+        if Tag::read(r.bytes()).is_some() {
             if let Some(base) = chunk::base_of(key) {
                 if !split.contains(&base) {
                     split.push(base);
@@ -200,7 +200,7 @@ fn scan(p: &Pool) -> Facts {
     for base in split {
         let mut chunks = Chunks::default();
         for r in p.records() {
-            chunks.see(base, r.index, r.key_field(), r.value());
+            chunks.see(base, r.index, r.bytes());
         }
         if chunks.join().is_err() {
             f.broken_chunks.push(base.to_vec());

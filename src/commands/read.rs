@@ -221,7 +221,7 @@ fn collect(ctx: &Ctx, id: PoolId, q: &Query<'_>, timeout: Duration) -> Result<Fo
         let mut chunks = Chunks::default();
         if let Some(key) = q.join.filter(|_| found.is_empty()) {
             for r in p.records() {
-                chunks.see(key, r.index, r.key_field(), r.value());
+                chunks.see(key, r.index, r.bytes());
             }
         }
         (found, chunks)

@@ -110,7 +110,9 @@ fn split(key: &[u8], value: &[u8], limits: Limits) -> Result<(Pairs, Option<Tag>
             e.valid_up_to()
         ))
     })?;
-    let pieces = chunk::split_value(text, limits);
+    // Where the tags go depends on the length of the chunk keys
+    // (`chunk::encode`): cut for the longest one there can be.
+    let pieces = chunk::split_value(text, limits, &chunk::chunk_key(key, 999_999_999));
     let last = chunk::chunk_key(key, pieces.len() - 1);
     check_field(Field::Key, &last, limits).map_err(|e| {
         Error::Input(format!(
