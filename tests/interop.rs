@@ -46,9 +46,12 @@ const DRIVER_VERSION: &str = "3.1";
 // Peers: present, or skipped (outside CI) / failed (in CI)
 
 /// One scenario at a time: they share two cores and time things.
+/// The figures start on a line of their own under `--nocapture`.
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    eprintln!();
+    g
 }
 
 fn in_ci() -> bool {
