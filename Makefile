@@ -2,6 +2,10 @@
 #   make                 release build: target/$(HOST)/release/hvkvp (static)
 #   make test            the whole test suite (what CI runs)
 #   make lint            rustfmt check and clippy, warnings are errors
+#   make interop         hvkvp beside the real hv_kvp_daemon and cloud-init's
+#                        KVP handler, with the figures shown (tests/interop.rs;
+#                        packages hyperv-daemons and cloud-init; make test runs
+#                        it too, quietly)
 #   make bench           whole-process timings against reading the pool once
 #                        (benches/cli.rs; uses hyperfine when installed)
 #   make stress          races and kill -9 trials for a bounded time
@@ -54,7 +58,7 @@ else
 BUILD :=
 endif
 
-.PHONY: all build test lint bench stress crash fuzz assets install uninstall deb rpm clean
+.PHONY: all build test interop lint bench stress crash fuzz assets install uninstall deb rpm clean
 
 all: build
 
@@ -63,6 +67,9 @@ build:
 
 test:
 	$(CARGO) test --locked
+
+interop:
+	$(CARGO) test --locked --test interop -- --nocapture --test-threads=1
 
 lint:
 	$(CARGO) fmt --all -- --check
