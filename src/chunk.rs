@@ -200,10 +200,16 @@ impl Chunks {
         }
         let index = first.index;
         // Tagged: exactly `count` chunks, all of one value; later numbers
-        // are left over from a longer older value.
+        // are left over from a longer older value. Untagged (written by
+        // another tool, or by an older hvkvp): the untagged chunks from 0
+        // up; a tagged chunk after them is one `write --split` appended
+        // for a new value before it was cut short.
         let (count, tag) = match first.tag {
             Some(t) => (u64::from(t.count), Some(t)),
-            None => (self.found.last().map_or(0, |c| c.n + 1), None),
+            None => {
+                let mut untagged = self.found.iter().filter(|c| c.tag.is_none());
+                (untagged.next_back().map_or(0, |c| c.n + 1), None)
+            }
         };
         let mut value = Vec::new();
         let missing = |n| match tag {
@@ -296,6 +302,34 @@ mod tests {
             c.see(b"k", i, &r[..]);
         }
         assert_eq!(c.join(), Ok((0, v.to_vec())));
+    }
+
+    #[test]
+    fn untagged_chunks_ignore_tagged_ones_after_them_but_not_between() {
+        let tag = Tag::of(b"new", 5);
+        let see = |recs: &[Box<[u8; RECORD_SIZE]>]| {
+            let mut c = Chunks::default();
+            for (i, r) in recs.iter().enumerate() {
+                c.see(b"k", i, &r[..]);
+            }
+            c.join()
+        };
+        let old = |k: &[u8], v: &[u8]| record::encode(k, v);
+        // A split cut after appending its new chunks 2 and 3: the old
+        // value is still whole.
+        let recs = [
+            old(b"k.0", b"a"),
+            old(b"k.1", b"b"),
+            encode(b"k.2", b"x", tag),
+        ];
+        assert_eq!(see(&recs), Ok((0, b"ab".to_vec())));
+        // A new chunk between old ones: a mix.
+        let recs = [
+            old(b"k.0", b"a"),
+            encode(b"k.1", b"x", tag),
+            old(b"k.2", b"c"),
+        ];
+        assert_eq!(see(&recs), Err(Broken::Mixed));
     }
 
     #[test]
