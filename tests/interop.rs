@@ -108,6 +108,17 @@ fn peers(cloud_init: bool) -> bool {
 
 /// Build `tests/interop/NAME.c` (a shared object when `shared`) into the
 /// target's temporary directory; once per test process.
+/// The peers (and cloud-init's handler with `cloud_init`), one scenario at
+/// a time, and a daemon with its host; `None` when a peer is missing
+/// outside CI.
+fn setup(cloud_init: bool) -> Option<(MutexGuard<'static, ()>, Rig)> {
+    if !peers(cloud_init) {
+        return None;
+    }
+    let guard = serial();
+    Some((guard, Rig::start()))
+}
+
 fn build_c(name: &str, shared: bool) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop");
@@ -731,11 +742,9 @@ fn kernel_conversion_cuts_and_fails_as_the_kernel_does() {
 
 #[test]
 fn host_set_get_enumerate_and_hvkvp_read_write() {
-    if !peers(false) {
+    let Some((_g, mut rig)) = setup(false) else {
         return;
-    }
-    let _g = serial();
-    let mut rig = Rig::start();
+    };
 
     // Host SET on pool 0, then hvkvp reads it.
     let sets: &[(&str, &str)] = &[
@@ -875,11 +884,9 @@ fn host_set_get_enumerate_and_hvkvp_read_write() {
 
 #[test]
 fn hvkvp_delete_and_read_wait_on_host_set() {
-    if !peers(false) {
+    let Some((_g, mut rig)) = setup(false) else {
         return;
-    }
-    let _g = serial();
-    let mut rig = Rig::start();
+    };
 
     // hvkvp delete: the host no longer sees the key.
     rig.hvkvp_ok(&["write", "Keep", "1"]);
@@ -1086,11 +1093,9 @@ fn compare(
 
 #[test]
 fn host_churn_beside_hvkvp_writers_and_readers() {
-    if !peers(false) {
+    let Some((_g, mut rig)) = setup(false) else {
         return;
-    }
-    let _g = serial();
-    let mut rig = Rig::start();
+    };
     rig.hvkvp_ok(&["write", "sentinel1", "always here"]);
     assert_eq!(
         rig.host().set(0, "sentinel0", "from the host"),
@@ -1229,11 +1234,9 @@ fn host_churn_beside_hvkvp_writers_and_readers() {
 
 #[test]
 fn cloud_init_handler_beside_hvkvp() {
-    if !peers(true) {
+    let Some((_g, mut rig)) = setup(true) else {
         return;
-    }
-    let _g = serial();
-    let mut rig = Rig::start();
+    };
     let python = cloud_init_python().unwrap();
     rig.hvkvp_ok(&["write", "sentinel1", "always here"]);
     let pool1 = rig.pools.file(1);
@@ -1397,11 +1400,9 @@ fn hold_posix(path: &Path, secs: &str) -> Child {
 
 #[test]
 fn stale_pool_truncation_cloud_init_and_hvkvp() {
-    if !peers(true) {
+    let Some((_g, mut rig)) = setup(true) else {
         return;
-    }
-    let _g = serial();
-    let mut rig = Rig::start();
+    };
     let python = cloud_init_python().unwrap();
     let pool1 = rig.pools.file(1);
     let inode = fs::metadata(&pool1).unwrap().ino();
@@ -1481,11 +1482,9 @@ fn stale_pool_truncation_cloud_init_and_hvkvp() {
 
 #[test]
 fn invalid_utf8_record_stops_the_host_until_delete_clean() {
-    if !peers(false) {
+    let Some((_g, mut rig)) = setup(false) else {
         return;
-    }
-    let _g = serial();
-    let mut rig = Rig::start();
+    };
     rig.hvkvp_ok(&["write", "a", "1"]);
     rig.hvkvp_ok(&["write", "b", "2"]);
     {
@@ -1539,11 +1538,9 @@ fn invalid_utf8_record_stops_the_host_until_delete_clean() {
 
 #[test]
 fn daemon_lock_is_on_the_file_hvkvp_keeps_in_place() {
-    if !peers(false) {
+    let Some((_g, mut rig)) = setup(false) else {
         return;
-    }
-    let _g = serial();
-    let mut rig = Rig::start();
+    };
     // Every kind of hvkvp change on pools 0 and 1 first.
     for p in ["0", "1"] {
         rig.hvkvp_ok(&["write", "-p", p, "--force", "k1", "v1"]);
