@@ -88,7 +88,7 @@ fn cloud_init_hook_waits_for_role_to_arrive() {
         .env("HYPERV_ROLE_WAIT", "60")
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    common::wait_until_watching(child.id());
     // The host admin sets Role; the daemon rewrites pool 0.
     let mut with = recs.clone();
     with.push(("Role", "database"));

@@ -243,7 +243,7 @@ fn wait_across_directory_recreation(then: impl FnOnce(&Path)) -> Vec<u8> {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_watching(child.id());
     std::fs::remove_dir_all(&d).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     std::fs::create_dir(&d).unwrap();

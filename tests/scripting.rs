@@ -53,7 +53,7 @@ fn waits_until(pools: &Pools, args: &[&str], act: impl FnOnce(), expect: &str) {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_watching(child.id());
     act();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -128,7 +128,7 @@ fn wait_follows_the_pool_directory_removed_and_made_again() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_watching(child.id());
     std::fs::remove_dir_all(pools.path()).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     std::fs::create_dir(pools.path()).unwrap();

@@ -709,7 +709,7 @@ fn write_waits_for_a_lock_and_then_writes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_blocked_on_a_lock(child.id());
     assert_eq!(pools.bytes(1), before, "wrote while the lock was held");
     drop(held);
     let out = child.wait_with_output().unwrap();

@@ -154,3 +154,72 @@ impl Rng {
         self.0 % n.max(1)
     }
 }
+
+/// The process `pid` and every process below it.
+pub fn family(pid: u32) -> Vec<u32> {
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let parent = all[i];
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // "pid (comm) state ppid …": comm may hold spaces, so after ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|s| s.parse::<u32>().ok());
+            if ppid == Some(parent) && !all.contains(&p) {
+                all.push(p);
+            }
+        }
+        i += 1;
+    }
+    all
+}
+
+/// Wait (at most 20 s) until `check` holds; panics naming `what` if not.
+fn wait_for(what: &str, check: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "gave up waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Wait until `pid` or a process below it has an inotify watch in place
+/// (`read --wait` sets it up before it first looks).
+pub fn wait_until_watching(pid: u32) {
+    wait_for("the process watches with inotify", || {
+        family(pid).into_iter().any(|p| {
+            let dir = format!("/proc/{p}/fdinfo");
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| {
+                    std::fs::read_to_string(e.path())
+                        .is_ok_and(|t| t.lines().any(|l| l.starts_with("inotify wd:")))
+                })
+        })
+    });
+}
+
+/// Wait until `pid` is blocked waiting for a lock (`/proc/locks` lists it
+/// behind `->`).
+pub fn wait_until_blocked_on_a_lock(pid: u32) {
+    let pid = pid.to_string();
+    wait_for("the process waits for a lock", || {
+        std::fs::read_to_string("/proc/locks").is_ok_and(|t| {
+            t.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.get(1) == Some(&"->") && f.contains(&pid.as_str())
+            })
+        })
+    });
+}
