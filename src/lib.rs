@@ -1,12 +1,68 @@
 //! hvkvp: read, write and delete Hyper-V KVP records in the pool files that
 //! the kernel's KVP daemon keeps.
 //!
+//! # The pool files
+//!
+//! What hvkvp relies on, with where it comes from in the Linux sources:
+//!
+//! - The daemon (`tools/hv/hv_kvp_daemon.c`, `kvp_file_init`) creates
+//!   `/var/lib/hyperv/.kvp_pool_0` … `_4` at start with
+//!   `open(O_RDWR | O_CREAT, 0644)` and never truncates them. The pools
+//!   (`enum hv_kvp_exchg_pool`, `include/uapi/linux/hyperv.h`): 0 external
+//!   (host to guest, set by the host's admin), 1 guest (guest to host: the
+//!   only pool the host reads back), 2 auto (answered by the daemon
+//!   itself), 3 auto-external (facts about the host and the VM), 4
+//!   auto-internal (unused).
+//! - A file is a bare array of 2560-byte records, `key[512]` then
+//!   `value[2048]` (`struct kvp_record`); no header, no count. A trailing
+//!   partial record is ignored by the daemon. See [`record`].
+//! - A field ends at its first NUL, and bytes after it may be anything: the
+//!   daemon does not zero a slot it reuses and copies only the new value's
+//!   length (`kvp_key_add_or_modify`). A key holds at most 511 bytes and a
+//!   value 2047 (`strcpy`). The host receives UTF-16, at most 254 units of
+//!   key and 1022 of value, the rest cut silently; text that is not UTF-8
+//!   makes the daemon answer `HV_E_FAIL`, and the host's enumeration stops
+//!   there (`drivers/hv/hv_kvp.c`, `kvp_respond_to_host`).
+//! - The daemon matches keys byte for byte and acts on the first match; the
+//!   host enumerates every record and keeps the last of a key. It deletes
+//!   by shifting later records up, and it re-reads the whole file before
+//!   every operation and writes it back whole (`kvp_update_mem_state`,
+//!   `kvp_update_file`), reading under one lock and writing under another.
+//! - The daemon locks with a POSIX record lock on a descriptor it opened
+//!   at start, and reads and writes by path: a pool replaced by rename is
+//!   unguarded, an unlinked one makes it exit. cloud-init and azure-init
+//!   lock with `flock`, which does not exclude a POSIX lock on Linux, and
+//!   cloud-init empties pool 1 at boot, without any lock, when its mtime is
+//!   older than the boot time. See [`lock`] and [`stale`].
+//! - Long values travel as chunks `KEY.0`, `KEY.1`, … (Ignition, libhvee).
+//!   See [`chunk`].
+//!
+//! # The rules hvkvp keeps
+//!
+//! - Both locks, `flock` then the POSIX lock, shared to read and exclusive
+//!   to write, on the one descriptor that does all the I/O, for the whole
+//!   read-modify-write, bounded by `--lock-timeout` ([`lock`]).
+//! - In place: never rename over or unlink a pool; an update rewrites its
+//!   record where it is, an append adds at the end, a delete moves later
+//!   records up in order and truncates ([`pool`]).
+//! - A kill at any instant leaves whole records, each key old or new, none
+//!   lost; what a kill leaves is removed by the next change ([`change`],
+//!   [`seam`]). Signals that would cut a change short are held until it is
+//!   complete ([`signals`]).
+//! - Every successful write or delete marks the pool written (its mtime),
+//!   even when no byte changed: the stale test reads the mtime.
+//! - Refuse, don't damage: every key and value is checked before the pool
+//!   is opened for writing, and a refused command leaves the file byte for
+//!   byte unchanged; a pool that is not a whole number of records is read
+//!   but written only by `delete -c`; only regular files are written.
+//! - Only pool 1 is written unless asked with `--force`: the host never
+//!   reads the others, and the daemon may overwrite them.
+//!
+//! # The code
+//!
 //! Data flows one way: [`cli`] → [`commands`] → [`change`] → [`pool`]
-//! (→ [`record`], [`chunk`], [`lock`], [`map`], [`seam`]) → [`output`].
-//! Commands never touch the file's bytes; the pool never prints. Every byte
-//! written to a pool passes through [`seam`]; [`change`] orders the writes
-//! so that a kill leaves a readable pool, and [`signals`] holds Ctrl-C and
-//! its kin until a change is complete.
+//! (→ [`record`], [`chunk`], [`lock`], [`seam`]) → [`output`]. Commands
+//! never touch the file's bytes; the pool never prints.
 
 pub mod batch;
 pub mod change;

@@ -11,7 +11,7 @@
 //! - No write crosses a page boundary: the kernel may stop such a write
 //!   between its pages when the process is killed. A record is written in
 //!   page-contained parts into a tombstone, the part holding the key last
-//!   ([`Pool::put`]); `change` says in which order records are changed so
+//!   (`Pool::put`); `change` says in which order records are changed so
 //!   that a kill at any instant leaves each key old or new.
 //! - Every write goes through one seam (`seam`), where the crash-point
 //!   tests stop it.
@@ -248,7 +248,7 @@ impl Pool {
     }
 
     /// Every whole record, in file order. Pages the scan has passed are
-    /// released as it goes (see [`Map::release`]): memory stays flat
+    /// released as it goes (see `Map::release`): memory stays flat
     /// whatever the size of the pool.
     pub fn records(&self) -> impl Iterator<Item = Rec<'_>> + '_ {
         let data = self.data();
@@ -372,7 +372,7 @@ impl Pool {
         self.append_all(&[Box::new(*rec)])
     }
 
-    /// Add `recs` after the last whole record, each as [`Pool::put`] writes
+    /// Add `recs` after the last whole record, each as `Pool::put` writes
     /// it. If a write fails (disk full, file size limit), the file is cut
     /// back to what it was before the first of them.
     pub fn append_all(&mut self, recs: &[Box<[u8; RECORD_SIZE]>]) -> Result<(), Error> {
@@ -394,7 +394,7 @@ impl Pool {
     /// Remove every tombstone (every record whose key is empty) and a
     /// trailing partial record: move each later record up into the first
     /// free slot, one at a time from the front, then truncate. Each move
-    /// puts the record into a tombstone ([`Pool::put`]) and then makes its
+    /// puts the record into a tombstone (`Pool::put`) and then makes its
     /// old slot a tombstone, so at every instant the slots between the last
     /// record moved and the next one to move are tombstones: a kill leaves
     /// at most one record present twice, with only tombstones between the
