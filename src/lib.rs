@@ -25,9 +25,10 @@ pub mod signals;
 pub mod stale;
 pub mod watch;
 
-pub use error::{Error, Exit};
+pub use error::{exit_status, Error, Exit};
 
-/// Run one parsed command line to its exit status.
-pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
+/// Run one parsed command line. [`exit_status`] turns the outcome into the
+/// process's exit status; the binary prints the error, if any.
+pub fn run(cli: cli::Cli) -> Result<Exit, Error> {
     commands::run(cli)
 }

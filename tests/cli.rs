@@ -177,3 +177,33 @@ fn permission_denied_says_to_run_as_root() {
         .stderr(predicate::str::contains("run as root"));
     assert_eq!(pools.bytes(1), before);
 }
+
+#[test]
+fn help_and_version_that_cannot_be_written_fail() {
+    // As any output that cannot be written: an I/O error (exit 3), said on
+    // stderr, as ripgrep does; a closed pipe stays a quiet success.
+    for args in [&["--help"][..], &["--version"], &["read", "--help"]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("hvkvp: error: "), "{args:?}: {err}");
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
+        .arg("--help")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // closed before hvkvp writes
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}

@@ -44,7 +44,7 @@ use crate::stale;
 /// Items listed on one line of the text report; `-o json` lists them all.
 const SHOWN: usize = 10;
 
-pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &CheckArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, Error> {
     // -a conflicts with -p and -s: no pool named means every pool.
     let ids = match pool {
         Some(id) => vec![id],
@@ -63,10 +63,11 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &CheckArgs) -> anyhow::Result<Exi
         let escape = stdout.is_terminal();
         let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
         match a.output {
-            CheckFormat::Text => write_text(&mut out, &reports, &ctx.dir, escape)?,
-            CheckFormat::Json => write_json(&mut out, &reports, escape)?,
+            CheckFormat::Text => write_text(&mut out, &reports, &ctx.dir, escape),
+            CheckFormat::Json => write_json(&mut out, &reports, escape),
         }
-        out.flush()?;
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)?;
     }
     Ok(if bad { Exit::NoMatch } else { Exit::Success })
 }

@@ -13,7 +13,7 @@ use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record;
 use crate::stale;
 
-pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, Error> {
     let target = if let Some(k) = &a.key {
         Some(if a.matching.ignore_case {
             Matcher::exact_fold(os_bytes(k))
@@ -38,16 +38,14 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Ex
     if a.if_stale && !a.all {
         return Err(Error::Input(
             "--if-stale goes with -A (empty the pool if it was written before this boot)".into(),
-        )
-        .into());
+        ));
     }
     if target.is_none() && !a.clean_duplicates && !a.clean_invalid && !a.all {
         return Err(Error::Input(
             "nothing to delete: give a KEY, -k PATTERN, -d (duplicates), -c (invalid records) \
              or -A (everything)"
                 .into(),
-        )
-        .into());
+        ));
     }
     let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
     // The boot time first: when it cannot be read, nothing is opened.

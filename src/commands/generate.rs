@@ -5,7 +5,6 @@
 
 use std::io::{self, Write};
 
-use anyhow::Context;
 use clap::builder::PossibleValuesParser;
 use clap::{Command, CommandFactory, ValueHint};
 use clap_complete::Shell;
@@ -13,22 +12,22 @@ use clap_mangen::roff::{bold, italic, line_break, roman, Roff};
 use clap_mangen::Man;
 
 use crate::cli::{Cli, GenerateArgs, Generated};
-use crate::error::Exit;
+use crate::error::{Error, Exit};
 use crate::pool::PoolId;
 
-pub fn run(a: &GenerateArgs) -> anyhow::Result<Exit> {
+pub fn run(a: &GenerateArgs) -> Result<Exit, Error> {
     let text = match a.what {
-        Generated::Man => man_page().context("rendering the man page")?,
+        Generated::Man => man_page(),
         Generated::Bash => completion(Shell::Bash),
         Generated::Zsh => completion(Shell::Zsh),
         Generated::Fish => completion(Shell::Fish),
     };
     // Rendered in memory first: clap_complete panics on a write error, and a
-    // closed pipe must stay an ordinary error (main exits 0 on it).
+    // closed pipe must stay an ordinary error (exit 0, quietly).
     let mut out = io::stdout().lock();
     out.write_all(&text)
         .and_then(|()| out.flush())
-        .context("writing to stdout")?;
+        .map_err(|e| Error::Output(io::Error::new(e.kind(), format!("writing to stdout: {e}"))))?;
     Ok(Exit::Success)
 }
 
@@ -96,22 +95,22 @@ fn completion(shell: Shell) -> Vec<u8> {
 /// The page: clap_mangen renders what clap knows (name, synopses,
 /// descriptions, options); the sections clap has no notion of (commands as
 /// one page, exit status, files, environment, examples) are written here.
-fn man_page() -> io::Result<Vec<u8>> {
+fn man_page() -> Vec<u8> {
     let root = public_command();
     let man = Man::new(root.clone());
     let mut page = Page::default();
 
     page.title();
-    page.mangen(false, |w| man.render_name_section(w))?;
+    page.mangen(false, |w| man.render_name_section(w));
     page.heading("SYNOPSIS");
     page.roff(&synopsis(&root));
-    page.mangen(false, |w| man.render_description_section(w))?;
+    page.mangen(false, |w| man.render_description_section(w));
 
     page.heading("OPTIONS");
     page.roff(Roff::new().text([roman(
         "These options are taken by every command, before or after it.",
     )]));
-    page.mangen(true, |w| man.render_options_section(w))?;
+    page.mangen(true, |w| man.render_options_section(w));
 
     page.heading("COMMANDS");
     for verb in verbs(&root) {
@@ -128,10 +127,10 @@ fn man_page() -> io::Result<Vec<u8>> {
             .disable_help_flag(true);
         let sub = Man::new(verb);
         page.roff(Roff::new().control("SS", [name.as_str()]));
-        page.mangen(true, |w| sub.render_synopsis_section(w))?;
+        page.mangen(true, |w| sub.render_synopsis_section(w));
         page.roff(Roff::new().control("PP", []));
-        page.mangen(true, |w| sub.render_description_section(w))?;
-        page.mangen(true, |w| sub.render_options_section(w))?;
+        page.mangen(true, |w| sub.render_description_section(w));
+        page.mangen(true, |w| sub.render_options_section(w));
         if let Some(ex) = examples.filter(|e| !e.is_empty()) {
             let mut r = Roff::new();
             r.control("PP", []).text([italic("Examples:")]);
@@ -154,7 +153,7 @@ fn man_page() -> io::Result<Vec<u8>> {
     page.roff(&example_list(&main_examples));
     page.heading("SEE ALSO");
     page.roff(&see_also());
-    Ok(page.finish())
+    page.finish()
 }
 
 /// The visible verbs, as declared (before clap adds `help`).
@@ -397,13 +396,9 @@ impl Page {
     /// A clap_mangen section; with `nested`, without its own `.SH` line, to
     /// sit under a heading of ours. Help texts quote with backquotes, which
     /// read well on a terminal; a man page gets plain double quotes.
-    fn mangen(
-        &mut self,
-        nested: bool,
-        f: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-    ) -> io::Result<()> {
+    fn mangen(&mut self, nested: bool, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) {
         let mut buf = Vec::new();
-        f(&mut buf)?;
+        f(&mut buf).expect("writing to a Vec cannot fail");
         let text = String::from_utf8_lossy(&buf).replace('`', "\"");
         let p = Self::preamble();
         let mut text = text.strip_prefix(p.as_str()).unwrap_or(&text);
@@ -411,7 +406,6 @@ impl Page {
             text = text.split_once('\n').map_or("", |(_, rest)| rest);
         }
         self.body.push_str(text);
-        Ok(())
     }
 
     fn roff(&mut self, r: &Roff) {

@@ -24,7 +24,7 @@ pub struct Ctx {
 }
 
 /// Dispatch a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+pub fn run(cli: Cli) -> Result<Exit, Error> {
     let ctx = Ctx {
         dir: cli.global.pool_dir.clone(),
         timeout: cli.global.lock_timeout,

@@ -17,7 +17,7 @@ use crate::output::{self, Entry, Format, Style};
 use crate::pool::{Access, Pool, PoolId};
 use crate::watch::Watch;
 
-pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error> {
     let quiet = ctx.quiet || a.noout;
     let (matcher, format, first_only) = if let Some(k) = &a.key {
         let k = os_bytes(k);
@@ -40,9 +40,9 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
     };
     let format = a.output.unwrap_or(format);
     if a.null && matches!(format, Format::Json | Format::Object) {
-        return Err(
-            Error::Input("-0 and -o json/object do not go together: pick one".into()).into(),
-        );
+        return Err(Error::Input(
+            "-0 and -o json/object do not go together: pick one".into(),
+        ));
     }
 
     let pools = if a.all_pools && a.wait.is_some() {
@@ -78,7 +78,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
                     // another pool, that is the answer the user needs.
                     Err(e @ Error::NoPoolFile { .. }) if a.key.is_some() && !a.all_pools => {
                         let Some(other) = elsewhere(ctx, *id, &matcher) else {
-                            return Err(e.into());
+                            return Err(e);
                         };
                         let key = a.key.as_deref().map(os_bytes).unwrap_or_default();
                         say(&format!("{e}"));
@@ -123,8 +123,9 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
             escape: stdout.is_terminal(),
         };
         let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
-        output::write_entries(&mut out, &entries, &style)?;
-        out.flush()?;
+        output::write_entries(&mut out, &entries, &style)
+            .and_then(|()| out.flush())
+            .map_err(Error::Output)?;
     }
     Ok(Exit::Success)
 }

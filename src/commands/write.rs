@@ -20,17 +20,16 @@ use crate::record::{self, check_field, Field, Limits, VALUE_MAX_BYTES};
 /// The most `--split` reads from stdin: about 500 records.
 pub const SPLIT_MAX_BYTES: usize = 1 << 20;
 
-pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error> {
     if a.exact == Some(OnOff::Off) {
         return Err(Error::Input(
             "write -m off (overwrite every key containing the text) is not supported: \
              name the key exactly, with -i to ignore case"
                 .into(),
-        )
-        .into());
+        ));
     }
     if a.split && a.ignore_case {
-        return Err(Error::Input("--split and -i do not go together".into()).into());
+        return Err(Error::Input("--split and -i do not go together".into()));
     }
     let limits = if a.force {
         Limits::FieldOnly
@@ -49,7 +48,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> anyhow::Result<Exi
     let key = match (&a.key, &a.key_opt) {
         (Some(k), _) | (None, Some(k)) => os_bytes(k).to_vec(),
         (None, None) => {
-            return Err(Error::Input("missing KEY: hvkvp write KEY VALUE".into()).into());
+            return Err(Error::Input("missing KEY: hvkvp write KEY VALUE".into()));
         }
     };
     let cap = if a.split {
@@ -65,8 +64,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> anyhow::Result<Exi
         (None, None) => {
             return Err(Error::Input(
                 "missing VALUE: hvkvp write KEY VALUE (or - to read the value from stdin)".into(),
-            )
-            .into());
+            ));
         }
     };
     check_field(Field::Key, &key, limits)?;
