@@ -110,6 +110,13 @@ pub enum Error {
     Output(std::io::Error),
 }
 
+/// A key or value that cannot be written is an input error.
+impl From<crate::record::FieldError> for Error {
+    fn from(e: crate::record::FieldError) -> Error {
+        Error::Input(e.to_string())
+    }
+}
+
 impl Error {
     /// The exit status this error ends the process with.
     pub fn exit(&self) -> Exit {

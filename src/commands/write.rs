@@ -93,21 +93,13 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error
 /// `--split`: the value as one plain record when it fits, else as chunks
 /// `KEY.0`, `KEY.1`, … each within the limits, with the tag they carry.
 fn split(key: &[u8], value: &[u8], limits: Limits) -> Result<(Pairs, Option<Tag>), Error> {
-    if check_field(Field::Value, value, limits).is_ok() {
-        return Ok((vec![(key.to_vec(), value.to_vec())], None));
+    match check_field(Field::Value, value, limits) {
+        Ok(_) => return Ok((vec![(key.to_vec(), value.to_vec())], None)),
+        // Not fitting is fine; anything else wrong with the value is not.
+        Err(e) if e.is_length() => {}
+        Err(e) => return Err(e.into()),
     }
-    // Not fitting is fine; anything else wrong with the value is not.
-    if let Some(at) = value.iter().position(|&b| b == 0) {
-        return Err(Error::Input(format!(
-            "the value contains a NUL byte (at byte {at})"
-        )));
-    }
-    let text = std::str::from_utf8(value).map_err(|e| {
-        Error::Input(format!(
-            "the value is not valid UTF-8 (bad byte at offset {})",
-            e.valid_up_to()
-        ))
-    })?;
+    let text = record::check_text(Field::Value, value)?;
     // Where the tags go depends on the length of the chunk keys
     // (`chunk::encode`): cut for the longest one there can be.
     let pieces = chunk::split_value(text, limits, &chunk::chunk_key(key, 999_999_999));
@@ -277,4 +269,26 @@ fn read_stdin(chomp: bool, cap: usize) -> Result<Vec<u8>, Error> {
         )));
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_refuses_nul_and_bad_utf8_as_every_write_does() {
+        let long = "x".repeat(3000);
+        for bad in [format!("a\0{long}").into_bytes(), {
+            let mut v = long.clone().into_bytes();
+            v.insert(5, 0xff);
+            v
+        }] {
+            let Err(Error::Input(msg)) = split(b"k", &bad, Limits::Host) else {
+                panic!("split took a value that is not text");
+            };
+            let short = &bad[..bad.len().min(20)];
+            let want = check_field(Field::Value, short, Limits::Host).unwrap_err();
+            assert_eq!(msg, want.to_string());
+        }
+    }
 }
