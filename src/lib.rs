@@ -3,10 +3,11 @@
 //!
 //! Data flows one way: [`cli`] → [`commands`] → [`change`] → [`pool`]
 //! (→ [`record`], [`chunk`], [`lock`], [`map`], [`seam`]) → [`output`].
-//! Commands never touch the file's bytes; the pool never prints. Every byte
-//! written to a pool passes through [`seam`]; [`change`] orders the writes
-//! so that a kill leaves a readable pool, and [`signals`] holds Ctrl-C and
-//! its kin until a change is complete.
+//! `check` finds what is wrong with a pool in [`inspect`], as data, and
+//! [`output`] renders it. Commands never touch the file's bytes; the pool
+//! never prints. Every byte written to a pool passes through [`seam`];
+//! [`change`] orders the writes so that a kill leaves a readable pool, and
+//! [`signals`] holds Ctrl-C and its kin until a change is complete.
 
 pub mod batch;
 pub mod change;
@@ -14,6 +15,7 @@ pub mod chunk;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod inspect;
 pub mod lock;
 pub(crate) mod map;
 pub mod matcher;

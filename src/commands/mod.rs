@@ -95,13 +95,6 @@ pub(crate) fn tell_no_match(msg: &str) {
     }
 }
 
-/// Shown in messages: the key as text, escaped where it is not.
-pub(crate) fn show_key(key: &[u8]) -> String {
-    let mut v = Vec::new();
-    crate::output::escape(&mut v, key);
-    String::from_utf8(v).unwrap_or_default()
-}
-
 /// The pools whose files exist, in order. A missing directory is an error.
 pub(crate) fn existing_pools(ctx: &Ctx) -> Result<Vec<PoolId>, Error> {
     if !ctx.dir.is_dir() {

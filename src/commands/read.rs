@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use crate::chunk::{Broken, Chunks};
 use crate::cli::{OnOff, ReadArgs};
 use crate::commands::{
-    existing_pools, misaligned_warning, os_bytes, say, show_key, tell_no_match, warn, Ctx,
+    existing_pools, misaligned_warning, os_bytes, say, tell_no_match, warn, Ctx,
 };
 use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
-use crate::output::{self, Entry, Format, Style};
+use crate::output::{self, show_key, Entry, Format, Style};
 use crate::pool::{Access, Pool, PoolId};
 use crate::watch::Watch;
 
