@@ -15,6 +15,7 @@ pub mod chunk;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod examples;
 pub mod inspect;
 pub mod lock;
 pub(crate) mod map;

@@ -207,3 +207,41 @@ fn help_and_version_that_cannot_be_written_fail() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+/// Every example of `hvkvp::examples`, under the help it belongs to.
+fn every_example() -> Vec<(Vec<&'static str>, &'static hvkvp::examples::Examples)> {
+    let mut all = vec![(vec!["--help"], &hvkvp::examples::MAIN)];
+    for verb in ["read", "write", "delete", "check"] {
+        let examples = hvkvp::examples::of_verb(verb).expect("every verb has examples");
+        all.push((vec![verb, "--help"], examples));
+    }
+    all
+}
+
+#[test]
+fn every_example_appears_intact_in_help() {
+    for (args, examples) in every_example() {
+        let out = hvkvp().args(&args).assert().success();
+        let help = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        let lines: Vec<&str> = help.lines().collect();
+        for (command, what) in examples.list {
+            // The command on one line, whole; its description after it on
+            // the same line or alone on the next.
+            let at = lines
+                .iter()
+                .position(|l| l.trim_start().starts_with(command))
+                .unwrap_or_else(|| panic!("{args:?}: {command:?} not on one line:\n{help}"));
+            let rest = lines[at].trim_start()[command.len()..].trim();
+            let what_line = if rest.is_empty() {
+                lines[at + 1].trim()
+            } else {
+                assert!(
+                    lines[at].contains(&format!("{command}  ")),
+                    "{args:?}: {command:?} runs into its description:\n{help}"
+                );
+                rest
+            };
+            assert_eq!(what_line, *what, "{args:?}: {command:?}");
+        }
+    }
+}

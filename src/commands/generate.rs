@@ -1,7 +1,8 @@
 //! `hvkvp generate`: the man page and shell completions, from the clap
-//! definitions, so they cannot drift from `--help`. `make install` and the
-//! packages run the freshly built binary to produce them (no build.rs: a
-//! build script must not write outside `OUT_DIR`).
+//! definitions and the examples of [`crate::examples`], so they cannot
+//! drift from `--help`. `make install` and the packages run the freshly
+//! built binary to produce them (no build.rs: a build script must not
+//! write outside `OUT_DIR`).
 
 use std::io::{self, Write};
 
@@ -13,6 +14,7 @@ use clap_mangen::Man;
 
 use crate::cli::{Cli, GenerateArgs, Generated};
 use crate::error::{Error, Exit};
+use crate::examples::{self, Examples};
 use crate::pool::PoolId;
 
 pub fn run(a: &GenerateArgs) -> Result<Exit, Error> {
@@ -115,7 +117,7 @@ fn man_page() -> Vec<u8> {
     page.heading("COMMANDS");
     for verb in verbs(&root) {
         let name = format!("{} {}", root.get_name(), verb.get_name());
-        let examples = verb.get_after_help().map(|h| examples(&h.to_string()));
+        let examples = examples::of_verb(verb.get_name());
         // A verb rendered on its own still needs the global options its
         // conflicts name; hidden, they stay in the OPTIONS section above.
         let globals = root.get_arguments().filter(|a| a.is_global_set());
@@ -131,11 +133,11 @@ fn man_page() -> Vec<u8> {
         page.roff(Roff::new().control("PP", []));
         page.mangen(true, |w| sub.render_description_section(w));
         page.mangen(true, |w| sub.render_options_section(w));
-        if let Some(ex) = examples.filter(|e| !e.is_empty()) {
+        if let Some(ex) = examples.filter(|e| !e.list.is_empty()) {
             let mut r = Roff::new();
             r.control("PP", []).text([italic("Examples:")]);
             page.roff(&r);
-            page.roff(&example_list(&ex));
+            page.roff(&example_list(ex));
         }
     }
 
@@ -146,11 +148,7 @@ fn man_page() -> Vec<u8> {
     page.heading("ENVIRONMENT");
     page.roff(&environment(&root));
     page.heading("EXAMPLES");
-    let main_examples = root
-        .get_after_help()
-        .map(|h| examples(&h.to_string()))
-        .unwrap_or_default();
-    page.roff(&example_list(&main_examples));
+    page.roff(&example_list(&examples::MAIN));
     page.heading("SEE ALSO");
     page.roff(&see_also());
     page.finish()
@@ -198,36 +196,6 @@ fn synopsis(root: &Command) -> Roff {
     r
 }
 
-/// `(command, what it does)` pairs from an `Examples:` block of an
-/// after_help text: two-space indent, the command, two or more spaces, the
-/// description; a deeper-indented line continues the description.
-fn examples(after_help: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut lines = after_help.lines().skip_while(|l| l.trim() != "Examples:");
-    lines.next();
-    for line in lines {
-        if line.trim().is_empty() || !line.starts_with("  ") {
-            break;
-        }
-        let body = &line[2..];
-        if body.starts_with(' ') {
-            if let Some(last) = out.last_mut() {
-                if !last.1.is_empty() {
-                    last.1.push(' ');
-                }
-                last.1.push_str(body.trim());
-            }
-            continue;
-        }
-        let (cmd, what) = match body.find("  ") {
-            Some(i) => (&body[..i], body[i..].trim()),
-            None => (body, ""),
-        };
-        out.push((cmd.trim().to_owned(), what.to_owned()));
-    }
-    out
-}
-
 /// clap drops the full stop of a one-line help; prose wants it back.
 fn sentence(s: &str) -> String {
     let s = s.trim();
@@ -238,12 +206,14 @@ fn sentence(s: &str) -> String {
     }
 }
 
-fn example_list(examples: &[(String, String)]) -> Roff {
+/// Each example as a tagged paragraph: the command in bold, then what it
+/// does, as a sentence.
+fn example_list(examples: &Examples) -> Roff {
     let mut r = Roff::new();
-    for (cmd, what) in examples {
+    for &(cmd, what) in examples.list {
         r.control("TP", []).text([bold(cmd)]);
         if !what.is_empty() {
-            let mut what = what.clone();
+            let mut what = what.to_owned();
             if let Some(c) = what.get(..1) {
                 let up = c.to_uppercase();
                 what.replace_range(..1, &up);
@@ -444,19 +414,6 @@ mod tests {
         for id in PoolId::ALL {
             assert!(POOL_NAMES.contains(&id.name()), "{}", id.name());
         }
-    }
-
-    #[test]
-    fn examples_are_read_from_after_help() {
-        let text = "Examples:\n  hvkvp a -b      does a\n  x | hvkvp c -\n                  \
-                    reads\n                  stdin\n\nExit status: 0.\n";
-        assert_eq!(
-            examples(text),
-            vec![
-                ("hvkvp a -b".to_owned(), "does a".to_owned()),
-                ("x | hvkvp c -".to_owned(), "reads stdin".to_owned()),
-            ]
-        );
     }
 
     #[test]
