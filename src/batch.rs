@@ -18,7 +18,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::Error;
-use crate::record::{check_field, Field, Limits};
+use crate::record::{check_field, Field, FieldError, Limits};
 
 /// (key, value) pairs, in order.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -67,7 +67,7 @@ pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
     let mut out: Pairs = Vec::with_capacity(pairs.len());
     let mut at: HashMap<Vec<u8>, usize> = HashMap::with_capacity(pairs.len());
     for (origin, key, value) in pairs {
-        let named = |e: Error| Error::Input(format!("batch {origin}: {e}"));
+        let named = |e: FieldError| Error::Input(format!("batch {origin}: {e}"));
         check_field(Field::Key, &key, limits).map_err(named)?;
         check_field(Field::Value, &value, limits).map_err(named)?;
         match at.get(&key) {

@@ -7,61 +7,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::examples;
 use crate::output::Format;
 use crate::pool::PoolId;
 
-const MAIN_EXAMPLES: &str = "\
-Examples:
-  hvkvp read -p params                   every record the host sent about itself (pool 3)
-  hvkvp read -p 3 VirtualMachineName     one value, exactly as stored
-  hvkvp write GuestStatus ready          tell the host something (pool 1)
-  hvkvp delete GuestStatus               take it back
-  hvkvp read -k vm -i -s params          2.0 style: keys containing 'vm', any case
-
+/// After the examples of `hvkvp --help`.
+const EXIT_STATUS: &str = "\
 Exit status: 0 success, 1 nothing matched, 2 usage or input error (nothing
 changed), 3 environment or I/O error (missing daemon, permission, lock timeout).";
-
-const READ_EXAMPLES: &str = "\
-Examples:
-  hvkvp read                              every record of pool 0 (external)
-  hvkvp read -p 3 VirtualMachineId        print one value (exit 1 if absent)
-  hvkvp read -a -o json                   every pool as one JSON array
-  hvkvp read -s params -k host -i         2.0 style: keys containing 'host', any case
-  hvkvp read -p 3 -E -k '^Physical'       keys matching a regular expression
-  hvkvp read -p 1 -0 | xargs -0 -n2       NUL-separated, exact bytes
-  hvkvp read Role --wait=300              wait up to 5 minutes for the host to set Role
-  hvkvp read ignition.config --join       a value stored as chunks .0, .1, …
-  hvkvp read -p 3 -o object               one JSON object keyed by name";
-
-const WRITE_EXAMPLES: &str = "\
-Examples:
-  hvkvp write GuestStatus ready           set a key in pool 1 (guest to host)
-  hvkvp write -k GuestStatus -v ready     the same, 2.0 style
-  date -Is | hvkvp write --chomp LastBoot -
-                                          the value from stdin, trailing newline dropped
-  hvkvp write -i gueststatus done         update 'GuestStatus' whatever its case
-  hvkvp write -- Offset -5                a value that starts with '-'
-  hvkvp write --split Config - < app.json a long value as chunks Config.0, Config.1, …
-  printf 'a=1\nb=2\n' | hvkvp write --batch -
-                                          many keys under one lock
-  hvkvp read -o json -p 1 | ssh vm2 hvkvp write --batch -
-                                          copy pool 1 to another guest";
-
-const DELETE_EXAMPLES: &str = "\
-Examples:
-  hvkvp delete GuestStatus                delete one key from pool 1
-  hvkvp delete -k Temp -m off             2.0 style: every key containing 'Temp'
-  hvkvp delete -k keep -n -m off          every key NOT containing 'keep'
-  hvkvp delete -d                         keep only the last record of each key
-  hvkvp delete -c                         drop records the host cannot read
-  hvkvp delete -A                         empty pool 1
-  hvkvp delete -A --if-stale              empty pool 1 only if written before this boot";
-
-const CHECK_EXAMPLES: &str = "\
-Examples:
-  hvkvp check                             every pool that exists
-  hvkvp check -p 1                        only the guest pool
-  hvkvp check -o json                     for monitoring: one JSON object per pool";
 
 /// Read, write and delete Hyper-V Key-Value Pair (KVP) records.
 ///
@@ -71,7 +24,12 @@ Examples:
 /// the host. Changes are made in place, under the same locks the daemon and
 /// cloud-init use.
 #[derive(Debug, Parser)]
-#[command(name = "hvkvp", version, after_help = MAIN_EXAMPLES, max_term_width = 100)]
+#[command(
+    name = "hvkvp",
+    version,
+    after_help = format!("{}\n\n{EXIT_STATUS}", examples::MAIN.help()),
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -150,16 +108,16 @@ pub enum OnOff {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print records: all of a pool, one key's value, or keys matching -k.
-    #[command(after_help = READ_EXAMPLES)]
+    #[command(after_help = examples::READ.help())]
     Read(ReadArgs),
     /// Set a key in pool 1, updating it in place or adding it at the end.
-    #[command(after_help = WRITE_EXAMPLES)]
+    #[command(after_help = examples::WRITE.help())]
     Write(WriteArgs),
     /// Delete records from pool 1.
-    #[command(after_help = DELETE_EXAMPLES)]
+    #[command(after_help = examples::DELETE.help())]
     Delete(DeleteArgs),
     /// Report what is wrong with the pool files (exit 1 if anything is).
-    #[command(after_help = CHECK_EXAMPLES)]
+    #[command(after_help = examples::CHECK.help())]
     Check(CheckArgs),
     /// Print the man page or a shell completion script.
     #[command(hide = true)]

@@ -17,6 +17,17 @@ pub enum Exit {
     Environment = 3,
 }
 
+/// The exit status of a command's outcome: the one mapping from outcomes to
+/// exit statuses, shared by the binary, the tests and the fuzz targets. A
+/// closed pipe is success.
+pub fn exit_status(outcome: &Result<Exit, Error>) -> Exit {
+    match outcome {
+        Ok(exit) => *exit,
+        Err(e) if e.is_broken_pipe() => Exit::Success,
+        Err(e) => e.exit(),
+    }
+}
+
 impl From<Exit> for std::process::ExitCode {
     fn from(e: Exit) -> Self {
         std::process::ExitCode::from(e as u8)
@@ -91,6 +102,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// Writing the output failed, `--help` included (exit 3). A closed
+    /// pipe (`hvkvp read | head -1`) is not a failure: [`exit_status`]
+    /// makes it exit 0, and nothing is said.
+    #[error(transparent)]
+    Output(std::io::Error),
+}
+
+/// A key or value that cannot be written is an input error.
+impl From<crate::record::FieldError> for Error {
+    fn from(e: crate::record::FieldError) -> Error {
+        Error::Input(e.to_string())
+    }
 }
 
 impl Error {
@@ -104,8 +128,27 @@ impl Error {
             | Error::Misaligned { .. }
             | Error::LockTimeout { .. }
             | Error::Permission { .. }
-            | Error::Io { .. } => Exit::Environment,
+            | Error::Io { .. }
+            | Error::Output(_) => Exit::Environment,
         }
+    }
+
+    /// A closed pipe: the reader has all it wanted.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
+    /// The message with its causes, `outer: cause: cause`, as the user is
+    /// shown it after `hvkvp: error: `.
+    pub fn message(&self) -> String {
+        let mut msg = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            msg.push_str(": ");
+            msg.push_str(&c.to_string());
+            cause = c.source();
+        }
+        msg
     }
 
     /// Wrap an I/O error on `path`, turning "permission denied" into advice.

@@ -61,8 +61,10 @@
 //! # The code
 //!
 //! Data flows one way: [`cli`] → [`commands`] → [`change`] → [`pool`]
-//! (→ [`record`], [`chunk`], [`lock`], [`seam`]) → [`output`]. Commands
-//! never touch the file's bytes; the pool never prints.
+//! (→ [`record`], [`chunk`], [`lock`], [`seam`]) → [`output`]. `check`
+//! finds what is wrong with a pool in [`inspect`], as data, and [`output`]
+//! renders it. Commands never touch the file's bytes; the pool never
+//! prints.
 
 pub mod batch;
 pub mod change;
@@ -70,6 +72,8 @@ pub mod chunk;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod examples;
+pub mod inspect;
 pub mod lock;
 pub(crate) mod map;
 pub mod matcher;
@@ -81,9 +85,10 @@ pub mod signals;
 pub mod stale;
 pub mod watch;
 
-pub use error::{Error, Exit};
+pub use error::{exit_status, Error, Exit};
 
-/// Run one parsed command line to its exit status.
-pub fn run(cli: cli::Cli) -> anyhow::Result<Exit> {
+/// Run one parsed command line. [`exit_status`] turns the outcome into the
+/// process's exit status; the binary prints the error, if any.
+pub fn run(cli: cli::Cli) -> Result<Exit, Error> {
     commands::run(cli)
 }

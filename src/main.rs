@@ -4,16 +4,15 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use hvkvp::{Error, Exit};
+use hvkvp::{exit_status, Error, Exit};
 
 fn main() -> ExitCode {
-    let cli = match hvkvp::cli::Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            // --help and --version: to stdout, exit 0.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
+    let outcome = match hvkvp::cli::Cli::try_parse() {
+        Ok(cli) => hvkvp::run(cli),
+        // --help and --version: to stdout, exit 0. Output that cannot be
+        // written fails as any other output does (ripgrep's rule): exit 3
+        // with the error, or 0 quietly on a closed pipe.
+        Err(e) if !e.use_stderr() => e.print().map(|()| Exit::Success).map_err(Error::Output),
         Err(e) => {
             let text = e.render().to_string();
             let text = text.strip_prefix("error: ").unwrap_or(&text);
@@ -21,30 +20,21 @@ fn main() -> ExitCode {
             return Exit::Usage.into();
         }
     };
-    match hvkvp::run(cli) {
-        Ok(exit) => exit.into(),
-        Err(err) => report(&err).into(),
+    if let Err(err) = &outcome {
+        report(err);
     }
+    exit_status(&outcome).into()
 }
 
-/// Print an error once, with its cause chain, and pick its exit status. A
-/// closed pipe (`hvkvp read | head -1`) is not an error.
-fn report(err: &anyhow::Error) -> Exit {
-    let broken_pipe = err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    });
-    if broken_pipe {
-        return Exit::Success;
+/// Print an error once, with its causes. A closed pipe (`hvkvp read | head
+/// -1`) is not an error: nothing is said.
+fn report(err: &Error) {
+    if err.is_broken_pipe() {
+        return;
     }
-    let exit = err
-        .chain()
-        .find_map(|e| e.downcast_ref::<Error>())
-        .map_or(Exit::Environment, Error::exit);
-    let mut msg = format!("{err:#}");
+    let mut msg = err.message();
     if std::io::stderr().is_terminal() {
         msg = hvkvp::output::sanitize(&msg);
     }
     let _ = writeln!(std::io::stderr(), "hvkvp: error: {msg}");
-    exit
 }

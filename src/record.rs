@@ -6,8 +6,6 @@
 //! length, so real files carry garbage after that NUL; it is never part of
 //! the content. Records that hvkvp writes are zero-filled to full width.
 
-use crate::error::Error;
-
 /// Bytes in a key field, NUL included.
 pub const KEY_SIZE: usize = 512;
 /// Bytes in a value field, NUL included.
@@ -121,47 +119,121 @@ pub fn utf16_units(s: &str) -> usize {
     s.chars().map(char::len_utf16).sum()
 }
 
+/// Why a key or value cannot be written. The lowest layer's own error: the
+/// rest of hvkvp turns it into an input error (exit 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldError {
+    /// An empty key.
+    EmptyKey,
+    /// A NUL byte at this offset.
+    Nul { field: Field, at: usize },
+    /// More bytes than the field holds.
+    TooLong {
+        field: Field,
+        bytes: usize,
+        max: usize,
+    },
+    /// Not UTF-8: the first bad byte is at this offset.
+    NotUtf8 { field: Field, at: usize },
+    /// More UTF-16 units than the host receives.
+    OverHost {
+        field: Field,
+        units: usize,
+        max: usize,
+    },
+}
+
+impl FieldError {
+    /// Too long for a record or for the host: the text itself could be
+    /// written in pieces (`write --split`).
+    pub fn is_length(&self) -> bool {
+        matches!(
+            self,
+            FieldError::TooLong { .. } | FieldError::OverHost { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldError::EmptyKey => f.write_str("the key is empty: give a non-empty key"),
+            FieldError::Nul { field, at } => write!(
+                f,
+                "the {field} contains a NUL byte (at byte {at}): the daemon ends a field at the \
+                 first NUL, so everything after it would be lost"
+            ),
+            FieldError::TooLong { field, bytes, max } => write!(
+                f,
+                "the {field} is {bytes} bytes; a {field} field holds at most {max} bytes"
+            ),
+            FieldError::NotUtf8 { field, at } => write!(
+                f,
+                "the {field} is not valid UTF-8 (bad byte at offset {at}): the daemon fails on it \
+                 and the host stops reading the pool at that record"
+            ),
+            FieldError::OverHost { field, units, max } => write!(
+                f,
+                "the {field} is {units} UTF-16 units; the host receives at most {max} and would \
+                 cut the rest silently (shorten it, or --force to write it anyway)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
 /// Check a key or value against every limit above, before anything
 /// is opened for writing. Returns the text as `str` on success.
-pub fn check_field(field: Field, bytes: &[u8], limits: Limits) -> Result<&str, Error> {
+pub fn check_field(field: Field, bytes: &[u8], limits: Limits) -> Result<&str, FieldError> {
     let (max_bytes, max_units) = match field {
         Field::Key => (KEY_MAX_BYTES, KEY_MAX_UTF16),
         Field::Value => (VALUE_MAX_BYTES, VALUE_MAX_UTF16),
     };
     if field == Field::Key && bytes.is_empty() {
-        return Err(Error::Input(
-            "the key is empty: give a non-empty key".into(),
-        ));
+        return Err(FieldError::EmptyKey);
     }
-    if let Some(at) = bytes.iter().position(|&b| b == 0) {
-        return Err(Error::Input(format!(
-            "the {field} contains a NUL byte (at byte {at}): the daemon ends a field at the first NUL, \
-             so everything after it would be lost"
-        )));
-    }
+    check_nul(field, bytes)?;
     if bytes.len() > max_bytes {
-        return Err(Error::Input(format!(
-            "the {field} is {} bytes; a {field} field holds at most {max_bytes} bytes",
-            bytes.len()
-        )));
+        return Err(FieldError::TooLong {
+            field,
+            bytes: bytes.len(),
+            max: max_bytes,
+        });
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        Error::Input(format!(
-            "the {field} is not valid UTF-8 (bad byte at offset {}): the daemon fails on it and the host \
-             stops reading the pool at that record",
-            e.valid_up_to()
-        ))
-    })?;
+    let text = check_utf8(field, bytes)?;
     if limits == Limits::Host {
         let units = utf16_units(text);
         if units > max_units {
-            return Err(Error::Input(format!(
-                "the {field} is {units} UTF-16 units; the host receives at most {max_units} and would cut \
-                 the rest silently (shorten it, or --force to write it anyway)"
-            )));
+            return Err(FieldError::OverHost {
+                field,
+                units,
+                max: max_units,
+            });
         }
     }
     Ok(text)
+}
+
+/// The checks of [`check_field`] that do not depend on length: no NUL, and
+/// UTF-8. For text that is cut into records (`write --split`).
+pub fn check_text(field: Field, bytes: &[u8]) -> Result<&str, FieldError> {
+    check_nul(field, bytes)?;
+    check_utf8(field, bytes)
+}
+
+fn check_nul(field: Field, bytes: &[u8]) -> Result<(), FieldError> {
+    match memchr0(bytes) {
+        Some(at) => Err(FieldError::Nul { field, at }),
+        None => Ok(()),
+    }
+}
+
+fn check_utf8(field: Field, bytes: &[u8]) -> Result<&str, FieldError> {
+    std::str::from_utf8(bytes).map_err(|e| FieldError::NotUtf8 {
+        field,
+        at: e.valid_up_to(),
+    })
 }
 
 #[cfg(test)]

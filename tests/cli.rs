@@ -177,3 +177,71 @@ fn permission_denied_says_to_run_as_root() {
         .stderr(predicate::str::contains("run as root"));
     assert_eq!(pools.bytes(1), before);
 }
+
+#[test]
+fn help_and_version_that_cannot_be_written_fail() {
+    // As any output that cannot be written: an I/O error (exit 3), said on
+    // stderr, as ripgrep does; a closed pipe stays a quiet success.
+    for args in [&["--help"][..], &["--version"], &["read", "--help"]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("hvkvp: error: "), "{args:?}: {err}");
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
+        .arg("--help")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // closed before hvkvp writes
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+/// Every example of `hvkvp::examples`, under the help it belongs to.
+fn every_example() -> Vec<(Vec<&'static str>, &'static hvkvp::examples::Examples)> {
+    let mut all = vec![(vec!["--help"], &hvkvp::examples::MAIN)];
+    for verb in ["read", "write", "delete", "check"] {
+        let examples = hvkvp::examples::of_verb(verb).expect("every verb has examples");
+        all.push((vec![verb, "--help"], examples));
+    }
+    all
+}
+
+#[test]
+fn every_example_appears_intact_in_help() {
+    for (args, examples) in every_example() {
+        let out = hvkvp().args(&args).assert().success();
+        let help = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        let lines: Vec<&str> = help.lines().collect();
+        for (command, what) in examples.list {
+            // The command on one line, whole; its description after it on
+            // the same line or alone on the next.
+            let at = lines
+                .iter()
+                .position(|l| l.trim_start().starts_with(command))
+                .unwrap_or_else(|| panic!("{args:?}: {command:?} not on one line:\n{help}"));
+            let rest = lines[at].trim_start()[command.len()..].trim();
+            let what_line = if rest.is_empty() {
+                lines[at + 1].trim()
+            } else {
+                assert!(
+                    lines[at].contains(&format!("{command}  ")),
+                    "{args:?}: {command:?} runs into its description:\n{help}"
+                );
+                rest
+            };
+            assert_eq!(what_line, *what, "{args:?}: {command:?}");
+        }
+    }
+}

@@ -77,15 +77,9 @@ fn run(dir: &Path, args: &[String]) -> (u8, String) {
         Ok(c) => c,
         Err(e) => panic!("bad test command line {args:?}: {e}"),
     };
-    match hvkvp::run(cli) {
-        Ok(exit) => (exit as u8, String::new()),
-        Err(err) => (
-            err.chain()
-                .find_map(|e| e.downcast_ref::<hvkvp::Error>())
-                .map_or(hvkvp::Exit::Environment, hvkvp::Error::exit) as u8,
-            format!("{err:#}"),
-        ),
-    }
+    let outcome = hvkvp::run(cli);
+    let msg = outcome.as_ref().err().map(hvkvp::Error::message);
+    (hvkvp::exit_status(&outcome) as u8, msg.unwrap_or_default())
 }
 
 /// Which keys a form targets.

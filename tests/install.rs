@@ -297,3 +297,39 @@ fn make_install_puts_down_generated_files_and_uninstall_removes_them() {
         vec![PathBuf::from("usr/share/man/man1/other.1")]
     );
 }
+
+#[test]
+fn man_page_shows_every_example_intact() {
+    if !have("groff") {
+        skip("groff is not installed");
+        return;
+    }
+    let page = tempfile::NamedTempFile::new().unwrap();
+    fs::write(page.path(), generate("man")).unwrap();
+    // Wide lines, so that no example is wrapped.
+    let out = Command::new("groff")
+        .args(["-man", "-Tutf8", "-rLL=200n", "-P-cbou"])
+        .arg(page.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let mut lists = vec![&hvkvp::examples::MAIN];
+    for verb in VERBS {
+        lists.push(hvkvp::examples::of_verb(verb).expect("every verb has examples"));
+    }
+    for examples in lists {
+        for (command, what) in examples.list {
+            // The command alone on its line, then what it does as a sentence.
+            let mut sentence = what[..1].to_uppercase() + &what[1..];
+            sentence.push('.');
+            assert!(
+                lines
+                    .windows(2)
+                    .any(|w| w[0] == *command && w[1] == sentence),
+                "{command:?} then {sentence:?} are not lines of the man page:\n{text}"
+            );
+        }
+    }
+}

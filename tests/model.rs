@@ -40,20 +40,14 @@ const VALUE_MAX_UTF16: usize = 1022;
 // Running hvkvp in-process, as src/main.rs does.
 
 /// Exit status of one command line: clap errors are usage errors (2), an
-/// error maps to the `hvkvp::Error` in its chain (3 when there is none).
+/// outcome maps as the binary maps it (`hvkvp::exit_status`).
 fn exit_of(argv: Vec<OsString>) -> u8 {
     let cli = match hvkvp::cli::Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => return 0,
         Err(_) => return hvkvp::Exit::Usage as u8,
     };
-    match quietly(|| hvkvp::run(cli)) {
-        Ok(exit) => exit as u8,
-        Err(err) => err
-            .chain()
-            .find_map(|e| e.downcast_ref::<hvkvp::Error>())
-            .map_or(hvkvp::Exit::Environment, hvkvp::Error::exit) as u8,
-    }
+    hvkvp::exit_status(&quietly(|| hvkvp::run(cli))) as u8
 }
 
 /// `hvkvp --pool-dir DIR --lock-timeout 5 ARGS…`, its exit status.

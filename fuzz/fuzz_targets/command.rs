@@ -7,7 +7,7 @@
 
 use clap::Parser;
 use hvkvp::cli::Cli;
-use hvkvp::{Error, Exit};
+use hvkvp::Exit;
 use libfuzzer_sys::fuzz_target;
 
 const KEYS: &[&str] = &["a", "A", "b", "k", "k.0", "k.1", "", "é", "a.b"];
@@ -88,13 +88,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(std::fs::read(&file).unwrap(), pool);
         return;
     };
-    let code = match hvkvp::run(cli) {
-        Ok(exit) => exit,
-        Err(e) => e
-            .chain()
-            .find_map(|c| c.downcast_ref::<Error>())
-            .map_or(Exit::Environment, Error::exit),
-    };
+    let code = hvkvp::exit_status(&hvkvp::run(cli));
     let after = std::fs::read(&file).unwrap();
     match code {
         Exit::Usage | Exit::Environment | Exit::NoMatch => {

@@ -5,49 +5,31 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use crate::change::{self, Plan, Planner};
-use crate::cli::{DeleteArgs, OnOff};
-use crate::commands::{os_bytes, tell_no_match, writable, Ctx};
+use crate::cli::DeleteArgs;
+use crate::commands::{key_matcher, tell_no_match, writable, Ctx};
 use crate::error::{Error, Exit};
-use crate::matcher::{fold, MatchOptions, Matcher};
+use crate::matcher::{fold, Matcher};
 use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record;
 use crate::stale;
 
-pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> anyhow::Result<Exit> {
-    let target = if let Some(k) = &a.key {
-        Some(if a.matching.ignore_case {
-            Matcher::exact_fold(os_bytes(k))
-        } else {
-            Matcher::exact(os_bytes(k))
-        })
-    } else if let Some(p) = &a.pattern {
-        let o = MatchOptions {
-            // Exact by default for delete, as in hvkvp 2.0.
-            exact: a.matching.exact != Some(OnOff::Off),
-            ignore_case: a.matching.ignore_case,
-            invert: a.matching.invert,
-            regex: a.matching.regex,
-        };
-        Some(Matcher::pattern(os_bytes(p), &o)?)
-    } else {
-        None
-    };
+pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, Error> {
+    // Exact by default for delete, as in hvkvp 2.0.
+    let target = key_matcher(a.key.as_deref(), a.pattern.as_deref(), &a.matching, true)?;
     // clap's `requires = "all"` lets this through when an argument that
     // conflicts with -A is present (`delete KEY --if-stale`): a KEY must
     // not be deleted unconditionally by a user who asked for a condition.
     if a.if_stale && !a.all {
         return Err(Error::Input(
             "--if-stale goes with -A (empty the pool if it was written before this boot)".into(),
-        )
-        .into());
+        ));
     }
     if target.is_none() && !a.clean_duplicates && !a.clean_invalid && !a.all {
         return Err(Error::Input(
             "nothing to delete: give a KEY, -k PATTERN, -d (duplicates), -c (invalid records) \
              or -A (everything)"
                 .into(),
-        )
-        .into());
+        ));
     }
     let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
     // The boot time first: when it cannot be read, nothing is opened.

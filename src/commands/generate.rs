@@ -1,11 +1,11 @@
 //! `hvkvp generate`: the man page and shell completions, from the clap
-//! definitions, so they cannot drift from `--help`. `make install` and the
-//! packages run the freshly built binary to produce them (no build.rs: a
-//! build script must not write outside `OUT_DIR`).
+//! definitions and the examples of [`crate::examples`], so they cannot
+//! drift from `--help`. `make install` and the packages run the freshly
+//! built binary to produce them (no build.rs: a build script must not
+//! write outside `OUT_DIR`).
 
 use std::io::{self, Write};
 
-use anyhow::Context;
 use clap::builder::PossibleValuesParser;
 use clap::{Command, CommandFactory, ValueHint};
 use clap_complete::Shell;
@@ -13,22 +13,23 @@ use clap_mangen::roff::{bold, italic, line_break, roman, Roff};
 use clap_mangen::Man;
 
 use crate::cli::{Cli, GenerateArgs, Generated};
-use crate::error::Exit;
+use crate::error::{Error, Exit};
+use crate::examples::{self, Examples};
 use crate::pool::PoolId;
 
-pub fn run(a: &GenerateArgs) -> anyhow::Result<Exit> {
+pub fn run(a: &GenerateArgs) -> Result<Exit, Error> {
     let text = match a.what {
-        Generated::Man => man_page().context("rendering the man page")?,
+        Generated::Man => man_page(),
         Generated::Bash => completion(Shell::Bash),
         Generated::Zsh => completion(Shell::Zsh),
         Generated::Fish => completion(Shell::Fish),
     };
     // Rendered in memory first: clap_complete panics on a write error, and a
-    // closed pipe must stay an ordinary error (main exits 0 on it).
+    // closed pipe must stay an ordinary error (exit 0, quietly).
     let mut out = io::stdout().lock();
     out.write_all(&text)
         .and_then(|()| out.flush())
-        .context("writing to stdout")?;
+        .map_err(|e| Error::Output(io::Error::new(e.kind(), format!("writing to stdout: {e}"))))?;
     Ok(Exit::Success)
 }
 
@@ -96,27 +97,27 @@ fn completion(shell: Shell) -> Vec<u8> {
 /// The page: clap_mangen renders what clap knows (name, synopses,
 /// descriptions, options); the sections clap has no notion of (commands as
 /// one page, exit status, files, environment, examples) are written here.
-fn man_page() -> io::Result<Vec<u8>> {
+fn man_page() -> Vec<u8> {
     let root = public_command();
     let man = Man::new(root.clone());
     let mut page = Page::default();
 
     page.title();
-    page.mangen(false, |w| man.render_name_section(w))?;
+    page.mangen(false, |w| man.render_name_section(w));
     page.heading("SYNOPSIS");
     page.roff(&synopsis(&root));
-    page.mangen(false, |w| man.render_description_section(w))?;
+    page.mangen(false, |w| man.render_description_section(w));
 
     page.heading("OPTIONS");
     page.roff(Roff::new().text([roman(
         "These options are taken by every command, before or after it.",
     )]));
-    page.mangen(true, |w| man.render_options_section(w))?;
+    page.mangen(true, |w| man.render_options_section(w));
 
     page.heading("COMMANDS");
     for verb in verbs(&root) {
         let name = format!("{} {}", root.get_name(), verb.get_name());
-        let examples = verb.get_after_help().map(|h| examples(&h.to_string()));
+        let examples = examples::of_verb(verb.get_name());
         // A verb rendered on its own still needs the global options its
         // conflicts name; hidden, they stay in the OPTIONS section above.
         let globals = root.get_arguments().filter(|a| a.is_global_set());
@@ -128,15 +129,15 @@ fn man_page() -> io::Result<Vec<u8>> {
             .disable_help_flag(true);
         let sub = Man::new(verb);
         page.roff(Roff::new().control("SS", [name.as_str()]));
-        page.mangen(true, |w| sub.render_synopsis_section(w))?;
+        page.mangen(true, |w| sub.render_synopsis_section(w));
         page.roff(Roff::new().control("PP", []));
-        page.mangen(true, |w| sub.render_description_section(w))?;
-        page.mangen(true, |w| sub.render_options_section(w))?;
-        if let Some(ex) = examples.filter(|e| !e.is_empty()) {
+        page.mangen(true, |w| sub.render_description_section(w));
+        page.mangen(true, |w| sub.render_options_section(w));
+        if let Some(ex) = examples.filter(|e| !e.list.is_empty()) {
             let mut r = Roff::new();
             r.control("PP", []).text([italic("Examples:")]);
             page.roff(&r);
-            page.roff(&example_list(&ex));
+            page.roff(&example_list(ex));
         }
     }
 
@@ -147,14 +148,10 @@ fn man_page() -> io::Result<Vec<u8>> {
     page.heading("ENVIRONMENT");
     page.roff(&environment(&root));
     page.heading("EXAMPLES");
-    let main_examples = root
-        .get_after_help()
-        .map(|h| examples(&h.to_string()))
-        .unwrap_or_default();
-    page.roff(&example_list(&main_examples));
+    page.roff(&example_list(&examples::MAIN));
     page.heading("SEE ALSO");
     page.roff(&see_also());
-    Ok(page.finish())
+    page.finish()
 }
 
 /// The visible verbs, as declared (before clap adds `help`).
@@ -199,36 +196,6 @@ fn synopsis(root: &Command) -> Roff {
     r
 }
 
-/// `(command, what it does)` pairs from an `Examples:` block of an
-/// after_help text: two-space indent, the command, two or more spaces, the
-/// description; a deeper-indented line continues the description.
-fn examples(after_help: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    let mut lines = after_help.lines().skip_while(|l| l.trim() != "Examples:");
-    lines.next();
-    for line in lines {
-        if line.trim().is_empty() || !line.starts_with("  ") {
-            break;
-        }
-        let body = &line[2..];
-        if body.starts_with(' ') {
-            if let Some(last) = out.last_mut() {
-                if !last.1.is_empty() {
-                    last.1.push(' ');
-                }
-                last.1.push_str(body.trim());
-            }
-            continue;
-        }
-        let (cmd, what) = match body.find("  ") {
-            Some(i) => (&body[..i], body[i..].trim()),
-            None => (body, ""),
-        };
-        out.push((cmd.trim().to_owned(), what.to_owned()));
-    }
-    out
-}
-
 /// clap drops the full stop of a one-line help; prose wants it back.
 fn sentence(s: &str) -> String {
     let s = s.trim();
@@ -239,12 +206,14 @@ fn sentence(s: &str) -> String {
     }
 }
 
-fn example_list(examples: &[(String, String)]) -> Roff {
+/// Each example as a tagged paragraph: the command in bold, then what it
+/// does, as a sentence.
+fn example_list(examples: &Examples) -> Roff {
     let mut r = Roff::new();
-    for (cmd, what) in examples {
+    for &(cmd, what) in examples.list {
         r.control("TP", []).text([bold(cmd)]);
         if !what.is_empty() {
-            let mut what = what.clone();
+            let mut what = what.to_owned();
             if let Some(c) = what.get(..1) {
                 let up = c.to_uppercase();
                 what.replace_range(..1, &up);
@@ -397,13 +366,9 @@ impl Page {
     /// A clap_mangen section; with `nested`, without its own `.SH` line, to
     /// sit under a heading of ours. Help texts quote with backquotes, which
     /// read well on a terminal; a man page gets plain double quotes.
-    fn mangen(
-        &mut self,
-        nested: bool,
-        f: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-    ) -> io::Result<()> {
+    fn mangen(&mut self, nested: bool, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) {
         let mut buf = Vec::new();
-        f(&mut buf)?;
+        f(&mut buf).expect("writing to a Vec cannot fail");
         let text = String::from_utf8_lossy(&buf).replace('`', "\"");
         let p = Self::preamble();
         let mut text = text.strip_prefix(p.as_str()).unwrap_or(&text);
@@ -411,7 +376,6 @@ impl Page {
             text = text.split_once('\n').map_or("", |(_, rest)| rest);
         }
         self.body.push_str(text);
-        Ok(())
     }
 
     fn roff(&mut self, r: &Roff) {
@@ -450,19 +414,6 @@ mod tests {
         for id in PoolId::ALL {
             assert!(POOL_NAMES.contains(&id.name()), "{}", id.name());
         }
-    }
-
-    #[test]
-    fn examples_are_read_from_after_help() {
-        let text = "Examples:\n  hvkvp a -b      does a\n  x | hvkvp c -\n                  \
-                    reads\n                  stdin\n\nExit status: 0.\n";
-        assert_eq!(
-            examples(text),
-            vec![
-                ("hvkvp a -b".to_owned(), "does a".to_owned()),
-                ("x | hvkvp c -".to_owned(), "reads stdin".to_owned()),
-            ]
-        );
     }
 
     #[test]

@@ -12,8 +12,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, MatchArgs, OnOff};
 use crate::error::{Error, Exit};
+use crate::matcher::{MatchOptions, Matcher};
 use crate::pool::{Pool, PoolId};
 
 /// What every command needs from the global options.
@@ -24,7 +25,7 @@ pub struct Ctx {
 }
 
 /// Dispatch a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+pub fn run(cli: Cli) -> Result<Exit, Error> {
     let ctx = Ctx {
         dir: cli.global.pool_dir.clone(),
         timeout: cli.global.lock_timeout,
@@ -43,6 +44,37 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
 /// The raw bytes of an argument: keys need not be UTF-8 to be looked up.
 pub(crate) fn os_bytes(s: &OsStr) -> &[u8] {
     s.as_bytes()
+}
+
+/// The keys `read` and `delete` act on: exactly KEY (ignoring case with
+/// -i), or those matching `-k PATTERN` with -m, -i, -n and -E (whole key or
+/// substring: `exact_by_default` without -m), or none named.
+pub(crate) fn key_matcher(
+    key: Option<&OsStr>,
+    pattern: Option<&OsStr>,
+    m: &MatchArgs,
+    exact_by_default: bool,
+) -> Result<Option<Matcher>, Error> {
+    if let Some(k) = key {
+        return Ok(Some(if m.ignore_case {
+            Matcher::exact_fold(os_bytes(k))
+        } else {
+            Matcher::exact(os_bytes(k))
+        }));
+    }
+    let Some(p) = pattern else {
+        return Ok(None);
+    };
+    let o = MatchOptions {
+        exact: match m.exact {
+            Some(on_off) => on_off == OnOff::On,
+            None => exact_by_default,
+        },
+        ignore_case: m.ignore_case,
+        invert: m.invert,
+        regex: m.regex,
+    };
+    Matcher::pattern(os_bytes(p), &o).map(Some)
 }
 
 /// Writes and deletes go to pool 1 unless the user insists: only pool 1
@@ -93,13 +125,6 @@ pub(crate) fn tell_no_match(msg: &str) {
     if std::io::stderr().is_terminal() {
         say(msg);
     }
-}
-
-/// Shown in messages: the key as text, escaped where it is not.
-pub(crate) fn show_key(key: &[u8]) -> String {
-    let mut v = Vec::new();
-    crate::output::escape(&mut v, key);
-    String::from_utf8(v).unwrap_or_default()
 }
 
 /// The pools whose files exist, in order. A missing directory is an error.

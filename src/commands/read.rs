@@ -7,42 +7,30 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use crate::chunk::{Broken, Chunks};
-use crate::cli::{OnOff, ReadArgs};
+use crate::cli::ReadArgs;
 use crate::commands::{
-    existing_pools, misaligned_warning, os_bytes, say, show_key, tell_no_match, warn, Ctx,
+    existing_pools, key_matcher, misaligned_warning, os_bytes, say, tell_no_match, warn, Ctx,
 };
 use crate::error::{Error, Exit};
-use crate::matcher::{MatchOptions, Matcher};
-use crate::output::{self, Entry, Format, Style};
+use crate::matcher::Matcher;
+use crate::output::{self, show_key, Entry, Format, Style};
 use crate::pool::{Access, Pool, PoolId};
 use crate::watch::Watch;
 
-pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error> {
     let quiet = ctx.quiet || a.noout;
-    let (matcher, format, first_only) = if let Some(k) = &a.key {
-        let k = os_bytes(k);
-        let m = if a.matching.ignore_case {
-            Matcher::exact_fold(k)
-        } else {
-            Matcher::exact(k)
-        };
-        (m, Format::Value, true)
-    } else if let Some(p) = &a.pattern {
-        let o = MatchOptions {
-            exact: a.matching.exact == Some(OnOff::On),
-            ignore_case: a.matching.ignore_case,
-            invert: a.matching.invert,
-            regex: a.matching.regex,
-        };
-        (Matcher::pattern(os_bytes(p), &o)?, Format::Kv, false)
-    } else {
-        (Matcher::all(), Format::Kv, false)
+    // Read matches substrings unless -m on.
+    let matcher = key_matcher(a.key.as_deref(), a.pattern.as_deref(), &a.matching, false)?;
+    let (matcher, format, first_only) = match matcher {
+        Some(m) if a.key.is_some() => (m, Format::Value, true),
+        Some(m) => (m, Format::Kv, false),
+        None => (Matcher::all(), Format::Kv, false),
     };
     let format = a.output.unwrap_or(format);
     if a.null && matches!(format, Format::Json | Format::Object) {
-        return Err(
-            Error::Input("-0 and -o json/object do not go together: pick one".into()).into(),
-        );
+        return Err(Error::Input(
+            "-0 and -o json/object do not go together: pick one".into(),
+        ));
     }
 
     let pools = if a.all_pools && a.wait.is_some() {
@@ -78,7 +66,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
                     // another pool, that is the answer the user needs.
                     Err(e @ Error::NoPoolFile { .. }) if a.key.is_some() && !a.all_pools => {
                         let Some(other) = elsewhere(ctx, *id, &matcher) else {
-                            return Err(e.into());
+                            return Err(e);
                         };
                         let key = a.key.as_deref().map(os_bytes).unwrap_or_default();
                         say(&format!("{e}"));
@@ -123,8 +111,9 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> anyhow::Result<Exit
             escape: stdout.is_terminal(),
         };
         let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
-        output::write_entries(&mut out, &entries, &style)?;
-        out.flush()?;
+        output::write_entries(&mut out, &entries, &style)
+            .and_then(|()| out.flush())
+            .map_err(Error::Output)?;
     }
     Ok(Exit::Success)
 }

@@ -20,17 +20,16 @@ use crate::record::{self, check_field, Field, Limits, VALUE_MAX_BYTES};
 /// The most `--split` reads from stdin: about 500 records.
 pub const SPLIT_MAX_BYTES: usize = 1 << 20;
 
-pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> anyhow::Result<Exit> {
+pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error> {
     if a.exact == Some(OnOff::Off) {
         return Err(Error::Input(
             "write -m off (overwrite every key containing the text) is not supported: \
              name the key exactly, with -i to ignore case"
                 .into(),
-        )
-        .into());
+        ));
     }
     if a.split && a.ignore_case {
-        return Err(Error::Input("--split and -i do not go together".into()).into());
+        return Err(Error::Input("--split and -i do not go together".into()));
     }
     let limits = if a.force {
         Limits::FieldOnly
@@ -49,7 +48,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> anyhow::Result<Exi
     let key = match (&a.key, &a.key_opt) {
         (Some(k), _) | (None, Some(k)) => os_bytes(k).to_vec(),
         (None, None) => {
-            return Err(Error::Input("missing KEY: hvkvp write KEY VALUE".into()).into());
+            return Err(Error::Input("missing KEY: hvkvp write KEY VALUE".into()));
         }
     };
     let cap = if a.split {
@@ -65,8 +64,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> anyhow::Result<Exi
         (None, None) => {
             return Err(Error::Input(
                 "missing VALUE: hvkvp write KEY VALUE (or - to read the value from stdin)".into(),
-            )
-            .into());
+            ));
         }
     };
     check_field(Field::Key, &key, limits)?;
@@ -95,21 +93,13 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> anyhow::Result<Exi
 /// `--split`: the value as one plain record when it fits, else as chunks
 /// `KEY.0`, `KEY.1`, … each within the limits, with the tag they carry.
 fn split(key: &[u8], value: &[u8], limits: Limits) -> Result<(Pairs, Option<Tag>), Error> {
-    if check_field(Field::Value, value, limits).is_ok() {
-        return Ok((vec![(key.to_vec(), value.to_vec())], None));
+    match check_field(Field::Value, value, limits) {
+        Ok(_) => return Ok((vec![(key.to_vec(), value.to_vec())], None)),
+        // Not fitting is fine; anything else wrong with the value is not.
+        Err(e) if e.is_length() => {}
+        Err(e) => return Err(e.into()),
     }
-    // Not fitting is fine; anything else wrong with the value is not.
-    if let Some(at) = value.iter().position(|&b| b == 0) {
-        return Err(Error::Input(format!(
-            "the value contains a NUL byte (at byte {at})"
-        )));
-    }
-    let text = std::str::from_utf8(value).map_err(|e| {
-        Error::Input(format!(
-            "the value is not valid UTF-8 (bad byte at offset {})",
-            e.valid_up_to()
-        ))
-    })?;
+    let text = record::check_text(Field::Value, value)?;
     // Where the tags go depends on the length of the chunk keys
     // (`chunk::encode`): cut for the longest one there can be.
     let pieces = chunk::split_value(text, limits, &chunk::chunk_key(key, 999_999_999));
@@ -279,4 +269,26 @@ fn read_stdin(chomp: bool, cap: usize) -> Result<Vec<u8>, Error> {
         )));
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_refuses_nul_and_bad_utf8_as_every_write_does() {
+        let long = "x".repeat(3000);
+        for bad in [format!("a\0{long}").into_bytes(), {
+            let mut v = long.clone().into_bytes();
+            v.insert(5, 0xff);
+            v
+        }] {
+            let Err(Error::Input(msg)) = split(b"k", &bad, Limits::Host) else {
+                panic!("split took a value that is not text");
+            };
+            let short = &bad[..bad.len().min(20)];
+            let want = check_field(Field::Value, short, Limits::Host).unwrap_err();
+            assert_eq!(msg, want.to_string());
+        }
+    }
 }

@@ -6,7 +6,14 @@
 //! `\u{202e}`), as fd and ripgrep do. To a pipe, bytes are exact: `-0` and
 //! JSON round-trip whatever the pool holds.
 
+pub mod check;
+pub mod json;
+
 use std::io::{self, Write};
+
+use serde::Serialize;
+
+use json::Text;
 
 /// One record copied out of a pool, ready to print after the lock is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +98,7 @@ fn text(buf: &mut Vec<u8>, bytes: &[u8], escape_it: bool) {
 
 /// Characters that must not reach a terminal as they are: they move the
 /// cursor, reorder text or hide it.
-fn is_unsafe(c: char) -> bool {
+pub(crate) fn is_unsafe(c: char) -> bool {
     c.is_control() // C0, DEL, C1
         || matches!(c,
             '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
@@ -127,6 +134,13 @@ pub fn escape(buf: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// Shown in messages: the key as text, escaped where it is not.
+pub fn show_key(key: &[u8]) -> String {
+    let mut v = Vec::new();
+    escape(&mut v, key);
+    String::from_utf8(v).unwrap_or_default()
+}
+
 /// A string made safe to quote in an error message on a terminal.
 pub fn sanitize(s: &str) -> String {
     let mut buf = Vec::with_capacity(s.len());
@@ -134,28 +148,49 @@ pub fn sanitize(s: &str) -> String {
     String::from_utf8(buf).unwrap_or_default()
 }
 
-fn write_json(out: &mut impl Write, entries: &[Entry], escape_it: bool) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(4096);
-    out.write_all(b"[")?;
-    for (i, e) in entries.iter().enumerate() {
-        buf.clear();
-        if i > 0 {
-            buf.push(b',');
+/// One record in `-o json`: `{"pool","index","key","value"}`, each text
+/// that is not UTF-8 followed by its `_utf8` and `_hex` members.
+#[derive(Serialize)]
+struct JsonEntry {
+    pool: u8,
+    index: usize,
+    key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_utf8: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_hex: Option<String>,
+    value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_utf8: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_hex: Option<String>,
+}
+
+impl JsonEntry {
+    fn of(e: &Entry) -> JsonEntry {
+        let (key, value) = (Text::of(&e.key), Text::of(&e.value));
+        JsonEntry {
+            pool: e.pool,
+            index: e.index,
+            key: key.text,
+            key_utf8: key.utf8,
+            key_hex: key.hex,
+            value: value.text,
+            value_utf8: value.utf8,
+            value_hex: value.hex,
         }
-        let _ = write!(buf, "\n{{\"pool\":{},\"index\":{},", e.pool, e.index);
-        json_field(&mut buf, "key", &e.key, escape_it);
-        buf.push(b',');
-        json_field(&mut buf, "value", &e.value, escape_it);
-        buf.push(b'}');
-        out.write_all(&buf)?;
     }
-    out.write_all(if entries.is_empty() { b"]\n" } else { b"\n]\n" })
+}
+
+fn write_json(out: &mut impl Write, entries: &[Entry], escape_it: bool) -> io::Result<()> {
+    json::write_lines(out, entries.iter().map(JsonEntry::of), escape_it)
 }
 
 /// `{"key": "value", …}`, keys in order of first appearance, each with the
 /// value of its last record (the one the host keeps); with `show_pool`, an
 /// object of such objects keyed by pool number. Text that is not UTF-8 has
-/// U+FFFD in place of the bad bytes: use `-o json` for exact bytes.
+/// U+FFFD in place of the bad bytes: use `-o json` for exact bytes. One
+/// member per line, which a map serializer does not lay out.
 fn write_object(out: &mut impl Write, entries: &[Entry], style: &Style) -> io::Result<()> {
     let mut buf = Vec::with_capacity(4096);
     let mut pools: Vec<u8> = entries.iter().map(|e| e.pool).collect();
@@ -177,9 +212,9 @@ fn write_object(out: &mut impl Write, entries: &[Entry], style: &Style) -> io::R
         buf.push(b'{');
         for (i, k) in order.iter().enumerate() {
             buf.extend_from_slice(if i > 0 { b",\n" } else { b"\n" });
-            json_string(&mut buf, &String::from_utf8_lossy(k), style.escape);
+            json::write(&mut buf, &String::from_utf8_lossy(k), style.escape)?;
             buf.push(b':');
-            json_string(&mut buf, &String::from_utf8_lossy(last[k]), style.escape);
+            json::write(&mut buf, &String::from_utf8_lossy(last[k]), style.escape)?;
         }
         buf.extend_from_slice(if order.is_empty() { b"}" } else { b"\n}" });
         out.write_all(&buf)?;
@@ -190,47 +225,6 @@ fn write_object(out: &mut impl Write, entries: &[Entry], style: &Style) -> io::R
     }
     buf.push(b'\n');
     out.write_all(&buf)
-}
-
-/// `"name":"text"`; a field that is not UTF-8 is shown with U+FFFD in place
-/// of the bad bytes, marked `"name_utf8":false`, and given exactly as
-/// `"name_hex"`.
-fn json_field(buf: &mut Vec<u8>, name: &str, bytes: &[u8], escape_it: bool) {
-    let _ = write!(buf, "\"{name}\":");
-    match std::str::from_utf8(bytes) {
-        Ok(s) => json_string(buf, s, escape_it),
-        Err(_) => {
-            json_string(buf, &String::from_utf8_lossy(bytes), escape_it);
-            let _ = write!(buf, ",\"{name}_utf8\":false,\"{name}_hex\":\"");
-            for b in bytes {
-                let _ = write!(buf, "{b:02x}");
-            }
-            buf.push(b'"');
-        }
-    }
-}
-
-/// A JSON string. On a terminal, unsafe characters become `\uXXXX` escapes,
-/// which keeps the JSON exact while the screen stays safe.
-pub fn json_string(buf: &mut Vec<u8>, s: &str, escape_it: bool) {
-    buf.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => buf.extend_from_slice(b"\\\""),
-            '\\' => buf.extend_from_slice(b"\\\\"),
-            '\n' => buf.extend_from_slice(b"\\n"),
-            '\r' => buf.extend_from_slice(b"\\r"),
-            '\t' => buf.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 || (escape_it && is_unsafe(c)) => {
-                let _ = write!(buf, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let mut tmp = [0u8; 4];
-                buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
-            }
-        }
-    }
-    buf.push(b'"');
 }
 
 #[cfg(test)]

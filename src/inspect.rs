@@ -1,0 +1,348 @@
+//! What is wrong with a pool file, found in one scan: the analysis behind
+//! `hvkvp check`, as data. `output::check` renders it.
+//!
+//! Every fact is gathered in one scan under the shared locks, and the pool
+//! is unlocked before anything is printed: as with `read`, a report piped
+//! into `less` must not stall the daemon. Nothing here writes.
+//!
+//! What counts as a problem, and why:
+//! - a trailing partial record: the daemon ignores it and drops it at its
+//!   next rewrite; hvkvp refuses to write such a file;
+//! - what a killed hvkvp leaves (`change`): a record with an empty key
+//!   (which the host cannot name), a record next to a copy of itself, a
+//!   staged update; the next write or delete removes it;
+//! - the chunks of a `--split` value that do not join up to one value (a
+//!   split cut short by a kill; `chunk`);
+//! - duplicate keys: every copy is enumerated, the host keeps the last;
+//! - a field that is not UTF-8: the daemon answers `HV_E_FAIL` and the
+//!   host's enumeration stops there, hiding that record and all later ones;
+//! - a field without a terminating NUL: the daemon `strcpy`s and `strlen`s;
+//! - a key over 254 or a value over 1022 UTF-16 units: the host cuts it;
+//! - a mode other than 0644, the mode the daemon creates pools with;
+//! - pool 1 holding records last written before this boot: data from an
+//!   image or an earlier VM that the host reads as this guest's.
+//!
+//! Notes, which do not make the exit status 1: bytes after a field's NUL
+//! (the daemon leaves them; they are never content), and staleness of any
+//! other pool, or of an empty pool 1.
+
+use std::collections::hash_map::{Entry, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::change::{Debris, Finder};
+use crate::chunk::{self, Chunks, Tag};
+use crate::error::Error;
+use crate::pool::{Access, Pool, PoolId};
+use crate::record::{self, Field, KEY_MAX_UTF16, VALUE_MAX_UTF16};
+use crate::stale;
+
+/// Where in a pool a finding is: a record's index and one of its fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Spot {
+    pub index: usize,
+    pub field: Field,
+}
+
+/// A field longer than the host receives.
+#[derive(Debug, Clone, Copy)]
+pub struct OverLimit {
+    pub at: Spot,
+    pub units: usize,
+    pub limit: usize,
+}
+
+/// One key held by more than one record.
+#[derive(Debug, Clone)]
+pub struct Duplicate {
+    pub key: Vec<u8>,
+    pub indices: Vec<usize>,
+}
+
+/// Everything found in one pool, copied out of it.
+#[derive(Debug, Default)]
+pub struct Facts {
+    /// The file's size in bytes.
+    pub size: u64,
+    /// Whole records.
+    pub records: usize,
+    /// Bytes after the last whole record.
+    pub tail: u64,
+    /// What a killed hvkvp left.
+    pub debris: Debris,
+    /// Keys whose tagged chunks do not join up to one value.
+    pub broken_chunks: Vec<Vec<u8>>,
+    /// Keys held by more than one record (debris left out), in order of
+    /// first appearance.
+    pub duplicates: Vec<Duplicate>,
+    /// Fields that are not UTF-8, in file order.
+    pub invalid_utf8: Vec<Spot>,
+    /// Fields with no NUL, in file order.
+    pub unterminated: Vec<Spot>,
+    /// Fields over the host's UTF-16 limits, in file order.
+    pub over_limits: Vec<OverLimit>,
+    /// Records with bytes after a field's NUL.
+    pub garbage: usize,
+}
+
+/// One pool's report.
+pub struct Report {
+    pub id: PoolId,
+    pub path: PathBuf,
+    /// Permission bits.
+    pub mode: u32,
+    /// The file's mtime.
+    pub modified: SystemTime,
+    /// When this boot began.
+    pub boot: SystemTime,
+    pub facts: Facts,
+}
+
+/// Inspect pool `id` of `dir` under its shared lock, which is released
+/// before this returns.
+pub fn inspect(
+    dir: &Path,
+    id: PoolId,
+    boot: SystemTime,
+    timeout: Duration,
+) -> Result<Report, Error> {
+    let mut pool = Pool::open(dir, id, Access::Read, timeout)?;
+    let facts = pool.scan(scan)?;
+    let mode = pool.mode();
+    let modified = pool.modified();
+    let path = pool.path().to_path_buf();
+    drop(pool); // unlock before anything is printed
+    Ok(Report {
+        id,
+        path,
+        mode,
+        modified,
+        boot,
+        facts,
+    })
+}
+
+/// One pass over the records.
+pub fn scan(p: &Pool) -> Facts {
+    let mut f = Facts {
+        size: p.size(),
+        records: p.len(),
+        tail: p.tail(),
+        ..Facts::default()
+    };
+    // Keys in order of first appearance, each with the records holding it.
+    let mut slot: HashMap<&[u8], usize> = HashMap::new();
+    let mut keys: Vec<(&[u8], Vec<usize>)> = Vec::new();
+    let mut debris = Finder::default();
+    // The bases of chunks that carry a tag: their sets are checked below.
+    let mut split: Vec<&[u8]> = Vec::new();
+    for r in p.records() {
+        let index = r.index;
+        let key = r.key();
+        // Debris is reported as such, not as a duplicate key as well.
+        let kept = debris.see(&r);
+        if Tag::read(r.bytes()).is_some() {
+            if let Some(base) = chunk::base_of(key) {
+                if !split.contains(&base) {
+                    split.push(base);
+                }
+            }
+        }
+        if kept {
+            match slot.entry(key) {
+                Entry::Occupied(e) => keys[*e.get()].1.push(index),
+                Entry::Vacant(e) => {
+                    e.insert(keys.len());
+                    keys.push((key, vec![index]));
+                }
+            }
+        }
+        if record::has_garbage(r.key_field()) || record::has_garbage(r.value_field()) {
+            f.garbage += 1;
+        }
+        for (field, bytes, limit) in [
+            (Field::Key, r.key_field(), KEY_MAX_UTF16),
+            (Field::Value, r.value_field(), VALUE_MAX_UTF16),
+        ] {
+            let at = Spot { index, field };
+            if !record::is_terminated(bytes) {
+                f.unterminated.push(at);
+            }
+            let content = record::field(bytes);
+            match std::str::from_utf8(content) {
+                Err(_) => f.invalid_utf8.push(at),
+                // Never more units than bytes: most fields need no count.
+                Ok(text) if text.len() > limit => {
+                    let units = record::utf16_units(text);
+                    if units > limit {
+                        f.over_limits.push(OverLimit { at, units, limit });
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    f.debris = debris.finish();
+    for base in split {
+        let mut chunks = Chunks::default();
+        for r in p.records() {
+            chunks.see(base, r.index, r.bytes());
+        }
+        if chunks.join().is_err() {
+            f.broken_chunks.push(base.to_vec());
+        }
+    }
+    f.duplicates = keys
+        .into_iter()
+        .filter(|(_, ix)| ix.len() > 1)
+        .map(|(key, indices)| Duplicate {
+            key: key.to_vec(),
+            indices,
+        })
+        .collect();
+    f
+}
+
+impl Report {
+    /// The first record the host cannot read: its enumeration of the pool
+    /// stops there.
+    pub fn host_stops_at(&self) -> Option<usize> {
+        self.facts.invalid_utf8.first().map(|s| s.index)
+    }
+
+    /// Records the host never sees: the one it stops at and all after it.
+    pub fn invisible(&self) -> usize {
+        self.host_stops_at().map_or(0, |i| self.facts.records - i)
+    }
+
+    /// Last written before this boot.
+    pub fn stale(&self) -> bool {
+        stale::is_stale(self.modified, self.boot)
+    }
+
+    /// Stale data the host reads: pool 1, not empty.
+    pub fn stale_is_problem(&self) -> bool {
+        self.stale() && self.id == PoolId::GUEST && self.facts.size > 0
+    }
+
+    /// The mode the daemon creates pools with.
+    pub fn mode_ok(&self) -> bool {
+        self.mode == 0o644
+    }
+
+    /// One per finding: the partial record, each empty key, each duplicated
+    /// key, each field that is not UTF-8, has no NUL or is over the host's
+    /// limits, a wrong mode, stale data in pool 1.
+    pub fn problems(&self) -> usize {
+        let f = &self.facts;
+        usize::from(f.tail > 0)
+            + f.debris.len()
+            + f.broken_chunks.len()
+            + f.duplicates.len()
+            + f.invalid_utf8.len()
+            + f.unterminated.len()
+            + f.over_limits.len()
+            + usize::from(!self.mode_ok())
+            + usize::from(self.stale_is_problem())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{encode, KEY_SIZE, RECORD_SIZE};
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::UNIX_EPOCH;
+
+    /// Pool 1 holding `bytes`, mode `mode`, inspected with the boot at
+    /// `boot` seconds after the epoch (now: not stale).
+    fn report(bytes: &[u8], mode: u32, boot: Option<u64>) -> Report {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join(PoolId::GUEST.file_name());
+        std::fs::write(&file, bytes).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let boot = match boot {
+            Some(s) => UNIX_EPOCH + Duration::from_secs(s),
+            None => SystemTime::now() - Duration::from_secs(3600),
+        };
+        inspect(d.path(), PoolId::GUEST, boot, Duration::from_secs(1)).unwrap()
+    }
+
+    fn rec(k: &[u8], v: &[u8]) -> Vec<u8> {
+        encode(k, v).to_vec()
+    }
+
+    #[test]
+    fn a_clean_pool_has_no_problems() {
+        let r = report(&[rec(b"a", b"1"), rec(b"b", b"2")].concat(), 0o644, None);
+        assert_eq!(r.facts.records, 2);
+        assert_eq!(r.facts.size, 2 * RECORD_SIZE as u64);
+        assert!(r.facts.duplicates.is_empty() && r.facts.debris.is_empty());
+        assert!(!r.stale() && r.mode_ok());
+        assert_eq!(r.problems(), 0);
+        assert_eq!(r.host_stops_at(), None);
+    }
+
+    #[test]
+    fn findings_are_data() {
+        let mut garbage = rec(b"g", b"v");
+        garbage[3] = b'x';
+        let mut unterminated = rec(b"u", b"v");
+        unterminated[..KEY_SIZE].fill(b'u');
+        let bytes = [
+            rec(b"dup", b"1"),
+            rec(b"bad\xff", b"v"),
+            rec(b"dup", b"2"),
+            rec(b"", b"empty key"),
+            rec(b"long", "é".repeat(1023).as_bytes()),
+            garbage,
+            unterminated,
+            b"tail".to_vec(),
+        ]
+        .concat();
+        let r = report(&bytes, 0o600, None);
+        let f = &r.facts;
+        assert_eq!((f.records, f.tail), (7, 4));
+        assert_eq!(f.debris.empty, vec![3]);
+        assert_eq!(f.duplicates.len(), 1);
+        assert_eq!(f.duplicates[0].key, b"dup");
+        assert_eq!(f.duplicates[0].indices, vec![0, 2]);
+        assert_eq!(
+            f.invalid_utf8
+                .iter()
+                .map(|s| (s.index, s.field))
+                .collect::<Vec<_>>(),
+            vec![(1, Field::Key)]
+        );
+        assert_eq!(r.host_stops_at(), Some(1));
+        assert_eq!(r.invisible(), 6);
+        assert_eq!(f.over_limits.len(), 2);
+        assert_eq!(
+            (
+                f.over_limits[0].at.index,
+                f.over_limits[0].units,
+                f.over_limits[0].limit
+            ),
+            (4, 1023, VALUE_MAX_UTF16)
+        );
+        assert_eq!(
+            (f.over_limits[1].at.index, f.over_limits[1].at.field),
+            (6, Field::Key)
+        );
+        assert_eq!(f.unterminated.len(), 1);
+        assert_eq!(f.garbage, 1);
+        assert!(!r.mode_ok());
+        // tail, empty key, duplicate, bad UTF-8, 2 over limits, no NUL, mode.
+        assert_eq!(r.problems(), 8);
+    }
+
+    #[test]
+    fn staleness_is_a_problem_only_for_a_guest_pool_with_data() {
+        let r = report(&rec(b"a", b"1"), 0o644, Some(u64::from(u32::MAX)));
+        assert!(r.stale() && r.stale_is_problem());
+        assert_eq!(r.problems(), 1);
+        let r = report(b"", 0o644, Some(u64::from(u32::MAX)));
+        assert!(r.stale() && !r.stale_is_problem());
+        assert_eq!(r.problems(), 0);
+    }
+}

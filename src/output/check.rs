@@ -1,0 +1,519 @@
+//! How `hvkvp check` reports what [`crate::inspect`] found: a text report
+//! for people, or JSON for monitoring. Paths and keys are pool contents
+//! and untrusted: escaped on a terminal, as everywhere.
+
+use std::fmt::Display;
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::json::{self, Text};
+use super::{sanitize, show_key};
+use crate::inspect::{Report, Spot};
+use crate::pool::PoolId;
+use crate::stale;
+
+/// Items listed on one line of the text report; `-o json` lists them all.
+const SHOWN: usize = 10;
+
+/// The report for people: one block per pool, its problems and notes, and
+/// how to mend each.
+pub fn write_text(
+    out: &mut impl Write,
+    reports: &[Report],
+    dir: &Path,
+    escape: bool,
+) -> io::Result<()> {
+    if reports.is_empty() {
+        let dir = dir.display().to_string();
+        let dir = if escape { sanitize(&dir) } else { dir };
+        return writeln!(
+            out,
+            "no pool files in {dir}: the KVP daemon creates them when it starts; is \
+             hv_kvp_daemon / hypervkvpd running?"
+        );
+    }
+    for (i, r) in reports.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        write_report(out, r, escape)?;
+    }
+    Ok(())
+}
+
+/// The `hvkvp delete` command that mends this pool: other pools than 1
+/// need `-p N --force`.
+fn delete(r: &Report, what: &str) -> String {
+    if r.id == PoolId::GUEST {
+        format!("`hvkvp delete {what}`")
+    } else {
+        format!("`hvkvp delete -p {} --force {what}`", r.id.number())
+    }
+}
+
+fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()> {
+    let f = &r.facts;
+    let path = r.path.display().to_string();
+    let path = if escape { sanitize(&path) } else { path };
+    writeln!(
+        out,
+        "pool {}: {path}, {}, {}, mode {:04o}",
+        r.id,
+        count(f.records, "record"),
+        count(f.size as usize, "byte"),
+        r.mode
+    )?;
+    let problem = |out: &mut dyn Write, msg: &str| writeln!(out, "  problem: {msg}");
+    let note = |out: &mut dyn Write, msg: &str| writeln!(out, "  note: {msg}");
+    let clean_invalid = delete(r, "-c");
+
+    if f.tail > 0 {
+        problem(
+            out,
+            &format!(
+                "{} after the last whole record: a partial record, ignored by the daemon \
+                 ({clean_invalid} drops it)",
+                count(f.tail as usize, "byte")
+            ),
+        )?;
+    }
+    let d = &f.debris;
+    if !d.is_empty() {
+        let mut what = Vec::new();
+        if !d.empty.is_empty() {
+            what.push(format!(
+                "an empty key in {} {}",
+                noun(d.empty.len(), "record"),
+                list(&d.empty)
+            ));
+        }
+        if !d.copies.is_empty() {
+            what.push(format!(
+                "a copy of the record before it in {} {}",
+                noun(d.copies.len(), "record"),
+                list(&d.copies)
+            ));
+        }
+        if !d.staged.is_empty() {
+            what.push(format!(
+                "an update cut short, staged in {} {}",
+                noun(d.staged.len(), "record"),
+                list(&d.staged)
+            ));
+        }
+        problem(
+            out,
+            &format!(
+                "left by a killed hvkvp (or another writer cut short): {}; the next hvkvp \
+                 write or delete of this pool removes {}, or now: {clean_invalid}",
+                what.join("; "),
+                them(d.len())
+            ),
+        )?;
+    }
+    for key in &f.broken_chunks {
+        problem(
+            out,
+            &format!(
+                "the chunks of {} do not join up to one value: a `write --split` was cut \
+                 short; write the value again",
+                show_key(key)
+            ),
+        )?;
+    }
+    for d in f.duplicates.iter().take(SHOWN) {
+        problem(
+            out,
+            &format!(
+                "duplicate key {} in records {}: the host keeps the last \
+                 ({} keeps only that one)",
+                show_key(&d.key),
+                list(&d.indices),
+                delete(r, "-d")
+            ),
+        )?;
+    }
+    if f.duplicates.len() > SHOWN {
+        problem(
+            out,
+            &format!(
+                "… and {} more duplicated keys (-o json lists them all)",
+                f.duplicates.len() - SHOWN
+            ),
+        )?;
+    }
+    if !f.invalid_utf8.is_empty() {
+        problem(
+            out,
+            &format!(
+                "not valid UTF-8: {} ({clean_invalid} drops {})",
+                list(&spots(&f.invalid_utf8)),
+                them(records(&f.invalid_utf8))
+            ),
+        )?;
+    }
+    if let Some(at) = r.host_stops_at() {
+        problem(
+            out,
+            &format!(
+                "the host's enumeration stops at record {at}: {} of {} {} invisible to it",
+                r.invisible(),
+                count(f.records, "record"),
+                if r.invisible() == 1 { "is" } else { "are" }
+            ),
+        )?;
+    }
+    if !f.unterminated.is_empty() {
+        problem(
+            out,
+            &format!(
+                "no terminating NUL: {} ({clean_invalid} drops {})",
+                list(&spots(&f.unterminated)),
+                them(records(&f.unterminated))
+            ),
+        )?;
+    }
+    if !f.over_limits.is_empty() {
+        let over: Vec<String> = f
+            .over_limits
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} ({} UTF-16 units, at most {})",
+                    spot(o.at),
+                    o.units,
+                    o.limit
+                )
+            })
+            .collect();
+        problem(
+            out,
+            &format!("over the host's limits, cut silently: {}", list(&over)),
+        )?;
+    }
+    if !r.mode_ok() {
+        problem(
+            out,
+            &format!(
+                "mode {:04o}: the daemon creates pools 0644 (chmod 0644 {path})",
+                r.mode
+            ),
+        )?;
+    }
+    if r.stale() {
+        let when = format!(
+            "last written before this boot ({} earlier)",
+            ago(r.modified, r.boot)
+        );
+        if r.stale_is_problem() {
+            problem(
+                out,
+                &format!(
+                    "{when}: data from an image or an earlier VM, which the host reads \
+                     as this guest's (`hvkvp delete -A --if-stale` empties it)"
+                ),
+            )?;
+        } else if r.id == PoolId::GUEST {
+            note(out, &format!("{when}, but empty"))?;
+        } else {
+            note(out, &when)?;
+        }
+    }
+    if f.garbage > 0 {
+        note(
+            out,
+            &format!(
+                "{} bytes after a field's NUL: left by the daemon, never part of the content",
+                if f.garbage == 1 {
+                    "1 record holds".to_string()
+                } else {
+                    format!("{} records hold", f.garbage)
+                }
+            ),
+        )?;
+    }
+    match r.problems() {
+        0 => writeln!(out, "  ok"),
+        n => writeln!(out, "  {}", count(n, "problem")),
+    }
+}
+
+/// The reports as one JSON array, one object per pool, one per line:
+///
+/// - `pool` (0–4), `name` (`external`, `guest`, `auto`, `params`,
+///   `auto-internal`), `path`;
+/// - `size` in bytes, `records` (whole records), `partial_tail_bytes`
+///   (bytes after the last whole record; a problem when not 0);
+/// - `mode`, the permission bits in octal as a string (`"0644"`; anything
+///   else is a problem);
+/// - `modified` (the file's mtime) and `boot_time` (`btime` of
+///   `/proc/stat`), seconds since the epoch; `stale`: modified before boot
+///   (a problem for a non-empty pool 1, a note otherwise);
+/// - `empty_keys`: indices of records with an empty key;
+/// - `duplicates`: `[{"key", "indices"}]`, each key held by more than one
+///   record, with every index (the host keeps the last); a key that is not
+///   UTF-8 has U+FFFD for the bad bytes, `"key_utf8": false` and its bytes
+///   as `"key_hex"`, as in `read -o json`;
+/// - `invalid_utf8`: `[{"index", "field"}]` (`field` is `"key"` or
+///   `"value"`), in file order;
+/// - `host_stops_at`: index of the first record with invalid UTF-8, where
+///   the host's enumeration stops, or `null`; `invisible_to_host`: how many
+///   records the host never sees because of it (that one and every later
+///   one);
+/// - `unterminated`: `[{"index", "field"}]`, fields with no NUL;
+/// - `over_host_limits`: `[{"index", "field", "units", "limit"}]`, keys
+///   over 254 and values over 1022 UTF-16 units (the host cuts them);
+/// - `garbage_after_nul`: records with bytes after a field's NUL
+///   (informational);
+/// - `problems`: how many problems were found (each empty key, duplicated
+///   key, bad field counts once; so do a partial record, a wrong mode and
+///   stale data in pool 1). The exit status is 1 when any pool has one.
+pub fn write_json(out: &mut impl Write, reports: &[Report], escape: bool) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(4096);
+    json::write_lines(&mut buf, reports.iter().map(PoolJson::of), escape)?;
+    out.write_all(&buf)
+}
+
+/// One pool in `check -o json`, members in this order.
+#[derive(Serialize)]
+struct PoolJson {
+    pool: u8,
+    name: &'static str,
+    path: String,
+    size: u64,
+    records: usize,
+    partial_tail_bytes: u64,
+    mode: String,
+    modified: i64,
+    boot_time: i64,
+    stale: bool,
+    empty_keys: Vec<usize>,
+    copies: Vec<usize>,
+    staged: Vec<usize>,
+    broken_chunks: Vec<String>,
+    duplicates: Vec<DuplicateJson>,
+    invalid_utf8: Vec<SpotJson>,
+    host_stops_at: Option<usize>,
+    invisible_to_host: usize,
+    unterminated: Vec<SpotJson>,
+    over_host_limits: Vec<OverLimitJson>,
+    garbage_after_nul: usize,
+    problems: usize,
+}
+
+#[derive(Serialize)]
+struct DuplicateJson {
+    key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_utf8: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_hex: Option<String>,
+    indices: Vec<usize>,
+}
+
+#[derive(Serialize)]
+struct SpotJson {
+    index: usize,
+    field: String,
+}
+
+#[derive(Serialize)]
+struct OverLimitJson {
+    index: usize,
+    field: String,
+    units: usize,
+    limit: usize,
+}
+
+impl SpotJson {
+    fn of(s: &Spot) -> SpotJson {
+        SpotJson {
+            index: s.index,
+            field: s.field.to_string(),
+        }
+    }
+}
+
+impl PoolJson {
+    fn of(r: &Report) -> PoolJson {
+        let f = &r.facts;
+        PoolJson {
+            pool: r.id.number(),
+            name: r.id.name(),
+            path: r.path.to_string_lossy().into_owned(),
+            size: f.size,
+            records: f.records,
+            partial_tail_bytes: f.tail,
+            mode: format!("{:04o}", r.mode),
+            modified: stale::epoch_secs(r.modified),
+            boot_time: stale::epoch_secs(r.boot),
+            stale: r.stale(),
+            empty_keys: f.debris.empty.clone(),
+            copies: f.debris.copies.clone(),
+            staged: f.debris.staged.clone(),
+            broken_chunks: (f.broken_chunks.iter())
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .collect(),
+            duplicates: (f.duplicates.iter())
+                .map(|d| {
+                    let key = Text::of(&d.key);
+                    DuplicateJson {
+                        key: key.text,
+                        key_utf8: key.utf8,
+                        key_hex: key.hex,
+                        indices: d.indices.clone(),
+                    }
+                })
+                .collect(),
+            invalid_utf8: f.invalid_utf8.iter().map(SpotJson::of).collect(),
+            host_stops_at: r.host_stops_at(),
+            invisible_to_host: r.invisible(),
+            unterminated: f.unterminated.iter().map(SpotJson::of).collect(),
+            over_host_limits: (f.over_limits.iter())
+                .map(|o| OverLimitJson {
+                    index: o.at.index,
+                    field: o.at.field.to_string(),
+                    units: o.units,
+                    limit: o.limit,
+                })
+                .collect(),
+            garbage_after_nul: f.garbage,
+            problems: r.problems(),
+        }
+    }
+}
+
+/// `3 records`, `1 record`.
+fn count(n: usize, word: &str) -> String {
+    format!("{n} {}", noun(n, word))
+}
+
+fn noun(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
+}
+
+/// The records in `spots` (sorted), each once.
+fn records(spots: &[Spot]) -> usize {
+    let mut n = 0;
+    let mut last = None;
+    for s in spots {
+        if last != Some(s.index) {
+            n += 1;
+            last = Some(s.index);
+        }
+    }
+    n
+}
+
+/// The pronoun for `n` records.
+fn them(n: usize) -> &'static str {
+    if n == 1 {
+        "it"
+    } else {
+        "them"
+    }
+}
+
+/// `key of record 3`.
+fn spot(s: Spot) -> String {
+    format!("{} of record {}", s.field, s.index)
+}
+
+fn spots(s: &[Spot]) -> Vec<String> {
+    s.iter().map(|&s| spot(s)).collect()
+}
+
+/// The first few items, comma-separated, and how many more there are.
+fn list<T: Display>(items: &[T]) -> String {
+    let mut s = items
+        .iter()
+        .take(SHOWN)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SHOWN {
+        s.push_str(&format!(", … ({} more)", items.len() - SHOWN));
+    }
+    s
+}
+
+/// How long before `boot` the file was written, roughly.
+fn ago(modified: SystemTime, boot: SystemTime) -> String {
+    let secs = boot.duration_since(modified).map_or(0, |d| d.as_secs());
+    match secs {
+        0..=119 => format!("{secs} s"),
+        120..=7199 => format!("{} min", secs / 60),
+        7200..=172_799 => format!("{} h", secs / 3600),
+        _ => format!("{} days", secs / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::{Duplicate, Facts};
+    use crate::record::Field;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    /// A report made by hand: rendering needs no pool.
+    fn report() -> Report {
+        let mut facts = Facts {
+            size: 7680,
+            records: 3,
+            ..Facts::default()
+        };
+        facts.duplicates.push(Duplicate {
+            key: b"k\xff".to_vec(),
+            indices: vec![0, 2],
+        });
+        facts.unterminated.push(Spot {
+            index: 1,
+            field: Field::Value,
+        });
+        Report {
+            id: PoolId::GUEST,
+            path: "/p/.kvp_pool_1".into(),
+            mode: 0o644,
+            modified: UNIX_EPOCH + Duration::from_secs(200),
+            boot: UNIX_EPOCH + Duration::from_secs(100),
+            facts,
+        }
+    }
+
+    #[test]
+    fn json_members_in_their_documented_order() {
+        let mut out = Vec::new();
+        write_json(&mut out, &[report()], false).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "[\n{\"pool\":1,\"name\":\"guest\",\"path\":\"/p/.kvp_pool_1\",\"size\":7680,\
+             \"records\":3,\"partial_tail_bytes\":0,\"mode\":\"0644\",\"modified\":200,\
+             \"boot_time\":100,\"stale\":false,\"empty_keys\":[],\"copies\":[],\"staged\":[],\
+             \"broken_chunks\":[],\"duplicates\":[{\"key\":\"k\u{fffd}\",\"key_utf8\":false,\
+             \"key_hex\":\"6bff\",\"indices\":[0,2]}],\"invalid_utf8\":[],\"host_stops_at\":null,\
+             \"invisible_to_host\":0,\"unterminated\":[{\"index\":1,\"field\":\"value\"}],\
+             \"over_host_limits\":[],\"garbage_after_nul\":0,\"problems\":2}\n]\n"
+        );
+    }
+
+    #[test]
+    fn text_report() {
+        let mut out = Vec::new();
+        write_text(&mut out, &[report()], Path::new("/p"), false).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "pool 1 (guest): /p/.kvp_pool_1, 3 records, 7680 bytes, mode 0644\n  \
+             problem: duplicate key k\\xff in records 0, 2: the host keeps the last \
+             (`hvkvp delete -d` keeps only that one)\n  \
+             problem: no terminating NUL: value of record 1 (`hvkvp delete -c` drops it)\n  \
+             2 problems\n"
+        );
+    }
+}

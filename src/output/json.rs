@@ -1,0 +1,148 @@
+//! JSON as hvkvp prints it: serde structs written compactly, one array
+//! element or one object member per line, and on a terminal with every
+//! character that a terminal would act on written as a `\uXXXX` escape
+//! (the JSON stays exact; the screen stays safe).
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+use serde_json::ser::{CharEscape, Formatter, Serializer};
+
+/// Bytes that may not be UTF-8, as three JSON members: `"NAME"`, the text
+/// (U+FFFD in place of bad bytes), and when it is not UTF-8,
+/// `"NAME_utf8":false` and the exact bytes as `"NAME_hex"` (`None`: left
+/// out, with `#[serde(skip_serializing_if = "Option::is_none")]`).
+pub struct Text {
+    pub text: String,
+    pub utf8: Option<bool>,
+    pub hex: Option<String>,
+}
+
+impl Text {
+    pub fn of(bytes: &[u8]) -> Text {
+        let utf8 = std::str::from_utf8(bytes).is_ok();
+        Text {
+            text: String::from_utf8_lossy(bytes).into_owned(),
+            utf8: (!utf8).then_some(false),
+            hex: (!utf8).then(|| bytes.iter().map(|b| format!("{b:02x}")).collect()),
+        }
+    }
+}
+
+/// Write one value as compact JSON; with `escape`, terminal-unsafe
+/// characters become `\uXXXX`.
+pub fn write<W: Write>(out: &mut W, value: &impl Serialize, escape: bool) -> io::Result<()> {
+    let mut ser = Serializer::with_formatter(out, Hvkvp { escape });
+    value.serialize(&mut ser).map_err(io::Error::from)
+}
+
+/// Write one value as compact JSON to a buffer.
+pub fn to_vec(value: &impl Serialize, escape: bool) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(256);
+    write(&mut buf, value, escape).expect("writing to a Vec cannot fail");
+    buf
+}
+
+/// An array with one element per line: `[`, `\n` before each element,
+/// `\n]` after the last (`[]` when empty), then a newline.
+pub fn write_lines<W: Write, T: Serialize>(
+    out: &mut W,
+    items: impl IntoIterator<Item = T>,
+    escape: bool,
+) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut any = false;
+    out.write_all(b"[")?;
+    for item in items {
+        buf.clear();
+        if any {
+            buf.push(b',');
+        }
+        buf.push(b'\n');
+        write(&mut buf, &item, escape)?;
+        out.write_all(&buf)?;
+        any = true;
+    }
+    out.write_all(if any { b"\n]\n" } else { b"]\n" })
+}
+
+/// serde_json's compact formatter (the trait's defaults), with hvkvp's escapes: control
+/// characters other than `\n`, `\r` and `\t` as `\u00XX` (`\b` and `\f`
+/// included), and on a terminal every unsafe character as `\uXXXX`.
+struct Hvkvp {
+    escape: bool,
+}
+
+impl Formatter for Hvkvp {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        if !self.escape {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if super::is_unsafe(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                write!(writer, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn write_char_escape<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        char_escape: CharEscape,
+    ) -> io::Result<()> {
+        match char_escape {
+            CharEscape::Quote => writer.write_all(b"\\\""),
+            CharEscape::ReverseSolidus => writer.write_all(b"\\\\"),
+            CharEscape::Solidus => writer.write_all(b"\\/"),
+            CharEscape::LineFeed => writer.write_all(b"\\n"),
+            CharEscape::CarriageReturn => writer.write_all(b"\\r"),
+            CharEscape::Tab => writer.write_all(b"\\t"),
+            CharEscape::Backspace => writer.write_all(b"\\u0008"),
+            CharEscape::FormFeed => writer.write_all(b"\\u000c"),
+            CharEscape::AsciiControl(b) => write!(writer, "\\u{:04x}", b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn string(s: &str, escape: bool) -> String {
+        String::from_utf8(to_vec(&s, escape)).unwrap()
+    }
+
+    #[test]
+    fn escapes_as_before() {
+        assert_eq!(string("a\"\\\n\r\t", false), r#""a\"\\\n\r\t""#);
+        assert_eq!(string("\u{8}\u{c}\u{1b}", false), r#""\u0008\u000c\u001b""#);
+        // Off a terminal, everything else is as it is.
+        assert_eq!(
+            string("x\u{202e}\u{7f}\u{85}é", false),
+            "\"x\u{202e}\u{7f}\u{85}é\""
+        );
+        // On one, whatever a terminal would act on is escaped.
+        assert_eq!(
+            string("x\u{202e}\u{7f}\u{85}é\u{feff}", true),
+            r#""x\u202e\u007f\u0085é\ufeff""#
+        );
+    }
+
+    #[test]
+    fn lines_layout() {
+        let mut out = Vec::new();
+        write_lines(&mut out, [1, 2], false).unwrap();
+        assert_eq!(out, b"[\n1,\n2\n]\n");
+        out.clear();
+        write_lines(&mut out, Vec::<u8>::new(), false).unwrap();
+        assert_eq!(out, b"[]\n");
+    }
+}
