@@ -90,7 +90,11 @@ pub const TAG_MAX_VALUE: usize = VALUE_SIZE - TAG_LEN - 1;
 /// of the whole value they join up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tag {
+    /// How many chunks the value was cut into: chunks numbered past it are
+    /// left over from a longer older value.
     pub count: u16,
+    /// FNV-1a of the whole value ([`record::fnv1a64`]): chunks of two
+    /// values do not join up to it.
     pub hash: u64,
 }
 
@@ -142,12 +146,16 @@ pub fn encode(key: &[u8], piece: &[u8], tag: Tag) -> Box<[u8; RECORD_SIZE]> {
     rec
 }
 
-/// One chunk found in a pool: its number, record index, key field and value.
+/// One chunk found in a pool: its number, record index, tag and value.
 #[derive(Debug, Clone)]
 pub struct Chunk {
+    /// N of `KEY.N`.
     pub n: u64,
+    /// Its record in the pool.
     pub index: usize,
+    /// Its tag; `None` for a chunk another tool wrote.
     pub tag: Option<Tag>,
+    /// The piece of the value it holds.
     pub value: Vec<u8>,
 }
 

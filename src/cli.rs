@@ -31,9 +31,12 @@ changed), 3 environment or I/O error (missing daemon, permission, lock timeout).
     max_term_width = 100
 )]
 pub struct Cli {
+    /// The options every verb takes. (clap ignores doc comments on
+    /// flattened fields and on subcommands: these change no help text.)
     #[command(flatten)]
     pub global: Global,
 
+    /// The verb and its own options.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -98,13 +101,18 @@ pub enum Keyset {
     Params,
 }
 
-/// `-m on|off`.
+/// `-m on|off`: `on` matches the whole key, `off` any part of it.
+// No doc comments on the variants: clap would print them as help for
+// each value, and `--help` would change.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OnOff {
     On,
     Off,
 }
 
+/// The verbs. (This comment is clap's `about` for hvkvp only until the
+/// doc comment of [`Cli`] replaces it.)
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print records: all of a pool, one key's value, or keys matching -k.
@@ -149,6 +157,8 @@ pub struct MatchArgs {
     pub regex: bool,
 }
 
+/// `hvkvp read`. (The doc comment of [`Command::Read`] is the help text:
+/// it replaces this one.)
 #[derive(Debug, Args)]
 pub struct ReadArgs {
     /// Print the value of exactly this key (case-sensitive).
@@ -164,6 +174,7 @@ pub struct ReadArgs {
     )]
     pub pattern: Option<OsString>,
 
+    /// How `-k` is matched.
     #[command(flatten)]
     pub matching: MatchArgs,
 
@@ -203,6 +214,8 @@ pub struct ReadArgs {
     pub join: bool,
 }
 
+/// `hvkvp write`. (The doc comment of [`Command::Write`] is the help
+/// text.)
 #[derive(Debug, Args)]
 pub struct WriteArgs {
     /// The key to set (exact, case-sensitive).
@@ -282,6 +295,8 @@ pub struct WriteArgs {
     pub null: bool,
 }
 
+/// `hvkvp delete`. (The doc comment of [`Command::Delete`] is the help
+/// text.)
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Delete exactly this key (case-sensitive).
@@ -297,6 +312,7 @@ pub struct DeleteArgs {
     )]
     pub pattern: Option<OsString>,
 
+    /// How `-k` is matched.
     #[command(flatten)]
     pub matching: MatchArgs,
 
@@ -337,6 +353,8 @@ pub struct DeleteArgs {
     pub noout: bool,
 }
 
+/// `hvkvp check`. (The doc comment of [`Command::Check`] is the help
+/// text.)
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Check every pool file that exists (the default without -p or -s).
@@ -348,13 +366,18 @@ pub struct CheckArgs {
     pub output: CheckFormat,
 }
 
-/// `check -o`.
+/// `check -o`: `text` for people, `json` for programs.
+// No doc comments on the variants: clap would print them as help for
+// each value, and `--help` would change.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CheckFormat {
     Text,
     Json,
 }
 
+/// `hvkvp generate`. (The doc comment of [`Command::Generate`] is the
+/// help text.)
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// What to print.
@@ -362,7 +385,11 @@ pub struct GenerateArgs {
     pub what: Generated,
 }
 
-/// `hvkvp generate WHAT`.
+/// `hvkvp generate WHAT`: the man page, or the completion script of
+/// bash, zsh or fish.
+// No doc comments on the shells: clap would print them as help for each
+// value, and `generate --help` would change.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Generated {
     /// The man page, roff.

@@ -46,7 +46,12 @@ pub enum Error {
         "refusing to change pool {pool} ({name}): the host never reads it and the KVP daemon may \
          overwrite it; only pool 1 (guest) reaches the host. Add --force if you really mean it"
     )]
-    PoolRefused { pool: u8, name: &'static str },
+    PoolRefused {
+        /// The pool's number, as `-p` takes it.
+        pool: u8,
+        /// Its name, so the user sees which pool they named.
+        name: &'static str,
+    },
 
     /// The pool directory does not exist (exit 3).
     #[error(
@@ -55,7 +60,10 @@ pub enum Error {
          or point --pool-dir at another directory",
         dir.display()
     )]
-    NoPoolDir { dir: PathBuf },
+    NoPoolDir {
+        /// The directory asked for (`--pool-dir`).
+        dir: PathBuf,
+    },
 
     /// The pool file does not exist (exit 3).
     #[error(
@@ -63,11 +71,19 @@ pub enum Error {
          hv_kvp_daemon / hypervkvpd running?",
         path.display()
     )]
-    NoPoolFile { path: PathBuf },
+    NoPoolFile {
+        /// The pool file that should be there.
+        path: PathBuf,
+    },
 
     /// The path is not a regular file (exit 3).
     #[error("{}: {what}: refusing to use it as a pool file", path.display())]
-    NotRegular { path: PathBuf, what: &'static str },
+    NotRegular {
+        /// The path refused.
+        path: PathBuf,
+        /// What it is instead ("is a FIFO"), completing the message.
+        what: &'static str,
+    },
 
     /// The pool file is not a whole number of records (exit 3).
     #[error(
@@ -75,30 +91,48 @@ pub enum Error {
          end): refusing to write to it; `hvkvp delete -c` drops the partial record",
         path.display(), record = crate::record::RECORD_SIZE
     )]
-    Misaligned { path: PathBuf, size: u64, tail: u64 },
+    Misaligned {
+        /// The pool file refused.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// The bytes after the last whole record, which `delete -c` drops.
+        tail: u64,
+    },
 
     /// Waiting for a lock took longer than `--lock-timeout` (exit 3).
     #[error("timed out after {secs} s waiting for the {kind} on {}{holder}", path.display())]
     LockTimeout {
+        /// The pool file whose lock was not granted.
         path: PathBuf,
+        /// Which of the two locks: the `flock` or the POSIX lock.
         kind: &'static str,
+        /// The timeout in seconds, without a needless `.0`.
         secs: String,
+        /// The end of the message: who holds the lock (`F_GETLK`,
+        /// `/proc/locks`) and what to do about it.
         holder: String,
     },
 
     /// Permission denied (exit 3).
     #[error("{}: permission denied while {doing}: {hint}", path.display())]
     Permission {
+        /// The file that could not be opened or changed.
         path: PathBuf,
+        /// What hvkvp was doing, completing the message.
         doing: &'static str,
+        /// How to get the permission (run as root).
         hint: &'static str,
     },
 
     /// Any other I/O failure on a pool (exit 3).
     #[error("{}: {doing}", path.display())]
     Io {
+        /// The file the failure is about.
         path: PathBuf,
+        /// What hvkvp was doing, completing the message.
         doing: &'static str,
+        /// The system's error, shown after the message.
         #[source]
         source: std::io::Error,
     },

@@ -40,22 +40,29 @@ use crate::stale;
 /// Where in a pool a finding is: a record's index and one of its fields.
 #[derive(Debug, Clone, Copy)]
 pub struct Spot {
+    /// The record, counted from 0 in file order, as `read -o json` shows it.
     pub index: usize,
+    /// Key or value: each is checked on its own.
     pub field: Field,
 }
 
 /// A field longer than the host receives.
 #[derive(Debug, Clone, Copy)]
 pub struct OverLimit {
+    /// The field.
     pub at: Spot,
+    /// Its length in UTF-16 units, the unit the host counts in.
     pub units: usize,
+    /// What the host keeps of such a field; the rest is cut.
     pub limit: usize,
 }
 
 /// One key held by more than one record.
 #[derive(Debug, Clone)]
 pub struct Duplicate {
+    /// The key, as stored.
     pub key: Vec<u8>,
+    /// Every record holding it, in file order: the host keeps the last.
     pub indices: Vec<usize>,
 }
 
@@ -87,7 +94,9 @@ pub struct Facts {
 
 /// One pool's report.
 pub struct Report {
+    /// Which pool: staleness is a problem only for pool 1.
     pub id: PoolId,
+    /// The file reported on.
     pub path: PathBuf,
     /// Permission bits.
     pub mode: u32,
@@ -95,6 +104,7 @@ pub struct Report {
     pub modified: SystemTime,
     /// When this boot began.
     pub boot: SystemTime,
+    /// What the scan found.
     pub facts: Facts,
 }
 

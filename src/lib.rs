@@ -66,6 +66,8 @@
 //! renders it. Commands never touch the file's bytes; the pool never
 //! prints.
 
+#![warn(missing_docs)]
+
 pub mod batch;
 pub mod change;
 pub mod chunk;

@@ -24,7 +24,9 @@ use crate::error::Error;
 /// Shared for reading, exclusive for a read-modify-write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// Readers share: they do not stall one another.
     Shared,
+    /// One writer, no reader: a change is never seen half made.
     Exclusive,
 }
 

@@ -39,11 +39,17 @@ const RELEASE_EVERY: usize = 512;
 pub struct PoolId(u8);
 
 impl PoolId {
+    /// Pool 0: what the host's admin sent to the guest.
     pub const EXTERNAL: PoolId = PoolId(0);
+    /// Pool 1: what the guest sends; the only pool the host reads back.
     pub const GUEST: PoolId = PoolId(1);
+    /// Pool 2: answered by the daemon itself.
     pub const AUTO: PoolId = PoolId(2);
+    /// Pool 3: facts about the host and the VM.
     pub const AUTO_EXTERNAL: PoolId = PoolId(3);
+    /// Pool 4: unused.
     pub const AUTO_INTERNAL: PoolId = PoolId(4);
+    /// Every pool, in number order.
     pub const ALL: [PoolId; 5] = [
         PoolId::EXTERNAL,
         PoolId::GUEST,
@@ -52,6 +58,7 @@ impl PoolId {
         PoolId::AUTO_INTERNAL,
     ];
 
+    /// The number the kernel and the file name use.
     pub fn number(self) -> u8 {
         self.0
     }
@@ -121,6 +128,8 @@ pub struct Pool {
 /// A borrowed view of one record.
 #[derive(Clone, Copy)]
 pub struct Rec<'a> {
+    /// Its place in the file, counted from 0: what `update` and
+    /// `tombstone` take.
     pub index: usize,
     bytes: &'a [u8],
 }
@@ -199,6 +208,7 @@ impl Pool {
         Ok(())
     }
 
+    /// `dir/.kvp_pool_N`, for messages.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -213,6 +223,7 @@ impl Pool {
         (self.size / RECORD_SIZE as u64) as usize
     }
 
+    /// No whole record.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

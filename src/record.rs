@@ -91,7 +91,9 @@ pub fn encode(key: &[u8], value: &[u8]) -> Box<[u8; RECORD_SIZE]> {
 /// Which field a limit applies to, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
+    /// The key: at most 511 bytes, 254 UTF-16 units for the host.
     Key,
+    /// The value: at most 2047 bytes, 1022 UTF-16 units for the host.
     Value,
 }
 
@@ -125,20 +127,36 @@ pub fn utf16_units(s: &str) -> usize {
 pub enum FieldError {
     /// An empty key.
     EmptyKey,
-    /// A NUL byte at this offset.
-    Nul { field: Field, at: usize },
+    /// A NUL byte at this offset: the daemon would end the field there.
+    Nul {
+        /// Which field.
+        field: Field,
+        /// Offset of the first NUL, so the user can find it.
+        at: usize,
+    },
     /// More bytes than the field holds.
     TooLong {
+        /// Which field.
         field: Field,
+        /// Its length in bytes.
         bytes: usize,
+        /// What the field holds, its NUL left out.
         max: usize,
     },
     /// Not UTF-8: the first bad byte is at this offset.
-    NotUtf8 { field: Field, at: usize },
+    NotUtf8 {
+        /// Which field.
+        field: Field,
+        /// Offset of the first byte that is not UTF-8.
+        at: usize,
+    },
     /// More UTF-16 units than the host receives.
     OverHost {
+        /// Which field.
         field: Field,
+        /// Its length in UTF-16 units, the unit the host counts in.
         units: usize,
+        /// What the host keeps; it cuts the rest silently.
         max: usize,
     },
 }

@@ -21,6 +21,7 @@ pub struct Hold {
 }
 
 impl Hold {
+    /// Block the signals and ignore SIGXFSZ, remembering what to restore.
     pub fn new() -> Hold {
         // SAFETY: sigset_t and sigaction are plain data that sigemptyset and
         // sigaction initialise; the calls read and write only the values

@@ -12,6 +12,7 @@ use crate::output::check::{write_json, write_text};
 use crate::pool::PoolId;
 use crate::stale;
 
+/// Inspect `pool`, or every pool that exists, then print the reports.
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, Error> {
     // -a conflicts with -p and -s: no pool named means every pool.
     let ids = match pool {

@@ -13,6 +13,7 @@ use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record;
 use crate::stale;
 
+/// Delete from `pool` (default 1) what the arguments name.
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, Error> {
     // Exact by default for delete, as in hvkvp 2.0.
     let target = key_matcher(a.key.as_deref(), a.pattern.as_deref(), &a.matching, true)?;

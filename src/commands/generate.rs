@@ -17,6 +17,7 @@ use crate::error::{Error, Exit};
 use crate::examples::{self, Examples};
 use crate::pool::PoolId;
 
+/// Print the man page or a completion script on stdout.
 pub fn run(a: &GenerateArgs) -> Result<Exit, Error> {
     let text = match a.what {
         Generated::Man => man_page(),

@@ -19,8 +19,11 @@ use crate::pool::{Pool, PoolId};
 
 /// What every command needs from the global options.
 pub struct Ctx {
+    /// `--pool-dir`.
     pub dir: PathBuf,
+    /// `--lock-timeout`: how long each pool's locks are waited for.
     pub timeout: Duration,
+    /// `-q`: the exit status says it all.
     pub quiet: bool,
 }
 

@@ -17,6 +17,7 @@ use crate::output::{self, show_key, Entry, Format, Style};
 use crate::pool::{Access, Pool, PoolId};
 use crate::watch::Watch;
 
+/// Print the records of `pool` (default 0) that the arguments name.
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error> {
     let quiet = ctx.quiet || a.noout;
     // Read matches substrings unless -m on.

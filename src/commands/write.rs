@@ -20,6 +20,7 @@ use crate::record::{self, check_field, Field, Limits, VALUE_MAX_BYTES};
 /// The most `--split` reads from stdin: about 500 records.
 pub const SPLIT_MAX_BYTES: usize = 1 << 20;
 
+/// Set the keys the arguments give in `pool` (default 1).
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error> {
     if a.exact == Some(OnOff::Off) {
         return Err(Error::Input(

@@ -13,12 +13,18 @@ use serde_json::ser::{CharEscape, Formatter, Serializer};
 /// `"NAME_utf8":false` and the exact bytes as `"NAME_hex"` (`None`: left
 /// out, with `#[serde(skip_serializing_if = "Option::is_none")]`).
 pub struct Text {
+    /// The bytes as text, U+FFFD in place of each bad sequence.
     pub text: String,
+    /// `Some(false)` when the bytes are not UTF-8: tells a reader that
+    /// `text` is not exact.
     pub utf8: Option<bool>,
+    /// The exact bytes in hex when they are not UTF-8, so that nothing is
+    /// lost.
     pub hex: Option<String>,
 }
 
 impl Text {
+    /// The three members for `bytes`.
     pub fn of(bytes: &[u8]) -> Text {
         let utf8 = std::str::from_utf8(bytes).is_ok();
         Text {

@@ -18,9 +18,14 @@ use json::Text;
 /// One record copied out of a pool, ready to print after the lock is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The pool's number, printed by `read -a` and in JSON.
     pub pool: u8,
+    /// The record's place in the file, counted from 0: tells duplicates
+    /// apart.
     pub index: usize,
+    /// The key, exact bytes.
     pub key: Vec<u8>,
+    /// The value, exact bytes.
     pub value: Vec<u8>,
 }
 
@@ -41,6 +46,7 @@ pub enum Format {
 /// Everything that decides the shape of the output.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
+    /// `-o`.
     pub format: Format,
     /// `-0`: end every field with NUL; bytes untouched.
     pub null: bool,
