@@ -65,6 +65,71 @@
 //! finds what is wrong with a pool in [`inspect`], as data, and [`output`]
 //! renders it. Commands never touch the file's bytes; the pool never
 //! prints.
+//!
+//! # Using the library
+//!
+//! The pool layer needs no command line: [`pool::Pool`] opens and locks a
+//! pool, [`change::run`] carries out what a [`change::Planner`] works out
+//! in one scan, so that a kill leaves every key old or new. A program that
+//! changes pool 1 keeps the rules above as `hvkvp write` does: it checks
+//! every field before it opens the pool, and marks the pool written.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use hvkvp::change::{self, Plan, Planner};
+//! use hvkvp::error::Error;
+//! use hvkvp::pool::{Access, Pool, PoolId, Rec};
+//! use hvkvp::record::{self, check_field, Field, Limits};
+//!
+//! /// Sets one key: its first record is updated in place, or the key is
+//! /// appended.
+//! struct Set<'a> {
+//!     key: &'a [u8],
+//!     value: &'a [u8],
+//!     found: Option<usize>,
+//! }
+//!
+//! impl Planner for Set<'_> {
+//!     fn see(&mut self, r: &Rec<'_>) {
+//!         if self.found.is_none() && r.key() == self.key {
+//!             self.found = Some(r.index);
+//!         }
+//!     }
+//!     fn finish(self, _: &Pool) -> Result<Plan, Error> {
+//!         let rec = record::encode(self.key, self.value);
+//!         let mut plan = Plan::default();
+//!         match self.found {
+//!             Some(i) => plan.updates.push((i, rec)),
+//!             None => plan.appends.push(rec),
+//!         }
+//!         Ok(plan)
+//!     }
+//! }
+//!
+//! let dir = tempfile::tempdir()?;
+//! // The daemon creates the pools at start; here, pool 1 with one record.
+//! std::fs::write(dir.path().join(".kvp_pool_1"), &record::encode(b"a", b"1")[..])?;
+//!
+//! // Refuse what the host cannot receive before the pool is opened.
+//! let key = check_field(Field::Key, b"state", Limits::Host)?;
+//! let value = check_field(Field::Value, b"ready", Limits::Host)?;
+//!
+//! let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
+//! let set = || Set { key: key.as_bytes(), value: value.as_bytes(), found: None };
+//! change::run(&mut pool, set)?;
+//! pool.touch()?; // the stale test reads the mtime
+//!
+//! let records = pool.scan(|p| {
+//!     p.records()
+//!         .map(|r| (r.key().to_vec(), r.value().to_vec()))
+//!         .collect::<Vec<_>>()
+//! })?;
+//! assert_eq!(records, [(b"a".to_vec(), b"1".to_vec()), (b"state".to_vec(), b"ready".to_vec())]);
+//! // Closing the pool releases both locks and lets held signals through.
+//! drop(pool);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 

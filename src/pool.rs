@@ -261,6 +261,20 @@ impl Pool {
     /// Every whole record, in file order. Pages the scan has passed are
     /// released as it goes (see `Map::release`): memory stays flat
     /// whatever the size of the pool.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use hvkvp::pool::{Access, Pool, PoolId};
+    /// # use hvkvp::record::encode;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join(".kvp_pool_1");
+    /// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
+    /// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
+    /// pool.append(&encode(b"c", b"3"))?;
+    /// let keys: Vec<&[u8]> = pool.records().map(|r| r.key()).collect();
+    /// assert_eq!(keys, [&b"a"[..], b"b", b"c"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn records(&self) -> impl Iterator<Item = Rec<'_>> + '_ {
         let data = self.data();
         data.chunks_exact(RECORD_SIZE)
@@ -278,7 +292,28 @@ impl Pool {
 
     /// Run a read-only scan of the file. If a process that takes no lock
     /// shrank the file while it ran (see `map.rs`), the scan saw zeros where
-    /// records were: take the new size and scan again.
+    /// records were: take the new size and scan again. So `f` may run more
+    /// than once, and what it returns cannot borrow from the pool, whose
+    /// map a repeat replaces.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use hvkvp::pool::{Access, Pool, PoolId};
+    /// # use hvkvp::record::encode;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join(".kvp_pool_1");
+    /// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
+    /// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
+    /// pool.append(&encode(b"a", b"3"))?;
+    /// let values = pool.scan(|p| {
+    ///     p.records()
+    ///         .filter(|r| r.key() == b"a")
+    ///         .map(|r| r.value().to_vec())
+    ///         .collect::<Vec<_>>()
+    /// })?;
+    /// assert_eq!(values, [b"1", b"3"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn scan<T>(&mut self, mut f: impl FnMut(&Pool) -> T) -> Result<T, Error> {
         for _ in 0..8 {
             let out = f(self);
@@ -354,7 +389,7 @@ impl Pool {
     /// Make record `index` a tombstone: one byte, a NUL over the first byte
     /// of its key, which no kill can cut. The record reads as one with an
     /// empty key, which no reader can ask for, and the next change to the
-    /// pool removes it ([`Pool::compact`]).
+    /// pool removes it ([`Pool::compact`], which has an example).
     pub fn tombstone(&mut self, index: usize) -> Result<(), Error> {
         if self.rec(index).key_field()[0] == 0 {
             return Ok(());
@@ -386,6 +421,21 @@ impl Pool {
     /// Add `recs` after the last whole record, each as `Pool::put` writes
     /// it. If a write fails (disk full, file size limit), the file is cut
     /// back to what it was before the first of them.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use hvkvp::pool::{Access, Pool, PoolId};
+    /// # use hvkvp::record::encode;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join(".kvp_pool_1");
+    /// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
+    /// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
+    /// let (c, d) = (encode(b"c", b"3"), encode(b"d", b"4"));
+    /// pool.append_all(&[c.clone(), d.clone()])?;
+    /// assert_eq!(pool.len(), 4);
+    /// assert_eq!(std::fs::read(&path)?[2 * 2560..], [&c[..], &d[..]].concat());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn append_all(&mut self, recs: &[Box<[u8; RECORD_SIZE]>]) -> Result<(), Error> {
         if recs.is_empty() {
             return Ok(());
@@ -411,6 +461,23 @@ impl Pool {
     /// at most one record present twice, with only tombstones between the
     /// two copies, which the next change removes (`change::Debris`).
     /// Returns how many records were removed.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use hvkvp::pool::{Access, Pool, PoolId};
+    /// # use hvkvp::record::encode;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join(".kvp_pool_1");
+    /// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
+    /// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
+    /// pool.append(&encode(b"c", b"3"))?;
+    /// pool.tombstone(1)?;
+    /// assert_eq!(pool.rec(1).key(), b""); // "b" is gone at once
+    /// assert_eq!(pool.compact()?, 1);
+    /// let (a, c) = (encode(b"a", b"1"), encode(b"c", b"3"));
+    /// assert_eq!(std::fs::read(&path)?, [&a[..], &c[..]].concat());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn compact(&mut self) -> Result<usize, Error> {
         let first = self.scan(|p| p.records().position(|r| r.key_field()[0] == 0))?;
         // After the scan: it takes a new size if the file shrank under it.
