@@ -150,6 +150,38 @@ impl<'a> Finder<'a> {
 /// on them (`delete -d` keeping the first of two copies of which the
 /// second is debris would lose both). Returns the plan carried out and the
 /// debris removed.
+///
+/// A planner that deletes one key, as `hvkvp delete KEY` does:
+///
+/// ```
+/// # use std::time::Duration;
+/// use hvkvp::change::{self, Plan, Planner};
+/// use hvkvp::error::Error;
+/// use hvkvp::pool::{Access, Pool, PoolId, Rec};
+/// # use hvkvp::record::encode;
+///
+/// struct Delete(&'static [u8], Vec<usize>);
+///
+/// impl Planner for Delete {
+///     fn see(&mut self, r: &Rec<'_>) {
+///         if r.key() == self.0 {
+///             self.1.push(r.index);
+///         }
+///     }
+///     fn finish(self, _: &Pool) -> Result<Plan, Error> {
+///         Ok(Plan { remove_first: self.1, ..Plan::default() })
+///     }
+/// }
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join(".kvp_pool_1");
+/// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
+/// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
+/// let (plan, debris) = change::run(&mut pool, || Delete(b"a", Vec::new()))?;
+/// assert_eq!((plan.remove_first, debris.len()), (vec![0], 0));
+/// assert_eq!(std::fs::read(&path)?, &encode(b"b", b"2")[..]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn run<P: Planner>(p: &mut Pool, planner: impl Fn() -> P) -> Result<(Plan, Debris), Error> {
     for _ in 0..4 {
         let (plan, debris) = p.scan(|p| {
@@ -207,6 +239,24 @@ fn content(rec: &[u8]) -> (&[u8], &[u8]) {
 
 /// Overwrite record `i` with `new` so that a kill at any instant leaves it
 /// reading as the old record or the new one. Returns whether it wrote.
+/// The pool must be open for writing.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use hvkvp::change;
+/// # use hvkvp::pool::{Access, Pool, PoolId};
+/// # use hvkvp::record::encode;
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join(".kvp_pool_1");
+/// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
+/// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
+/// assert!(change::update(&mut pool, 1, &encode(b"b", b"new"))?);
+/// assert_eq!(pool.content(1), (&b"b"[..], &b"new"[..]));
+/// // The same record again: nothing is written.
+/// assert!(!change::update(&mut pool, 1, &encode(b"b", b"new"))?);
+/// assert_eq!(std::fs::read(&path)?[2560..], encode(b"b", b"new")[..]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn update(p: &mut Pool, i: usize, new: &Record) -> Result<bool, Error> {
     let old: Box<Record> = Box::new(p.rec(i).bytes().try_into().expect("one record"));
     if old[..] == new[..] {

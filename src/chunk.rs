@@ -200,6 +200,31 @@ impl Chunks {
     }
 
     /// The value the chunks join up to, with the index of chunk 0.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use hvkvp::chunk::{encode, Broken, Chunks, Tag};
+    /// use hvkvp::{change, pool::{Access, Pool, PoolId}};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// std::fs::write(dir.path().join(".kvp_pool_1"), b"")?;
+    /// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
+    /// let tag = Tag::of(b"aaaabb", 2);
+    /// pool.append_all(&[encode(b"cfg.0", b"aaaa", tag), encode(b"cfg.1", b"bb", tag)])?;
+    /// let join = |p: &Pool| {
+    ///     let mut chunks = Chunks::default();
+    ///     for r in p.records() {
+    ///         chunks.see(b"cfg", r.index, r.bytes());
+    ///     }
+    ///     chunks.join()
+    /// };
+    /// assert_eq!(join(&pool), Ok((0, b"aaaabb".to_vec())));
+    ///
+    /// // Chunk 1 of another value, as a split cut short by a kill leaves it.
+    /// change::update(&mut pool, 1, &encode(b"cfg.1", b"cc", Tag::of(b"aaaacc", 2)))?;
+    /// assert_eq!(join(&pool), Err(Broken::Mixed));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn join(mut self) -> Result<(usize, Vec<u8>), Broken> {
         self.found.sort_by_key(|c| c.n);
         let first = self.found.first().ok_or(Broken::Missing(0))?;

@@ -79,7 +79,27 @@ pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
     h
 }
 
-/// A record as it will be written: both fields zero-filled to full width.
+/// A record as it will be written: both fields zero-filled to full width,
+/// so that it carries no garbage after either NUL. The fields must fit
+/// ([`check_field`] says whether they do): it panics otherwise.
+///
+/// ```
+/// # use std::time::Duration;
+/// use hvkvp::pool::{Access, Pool, PoolId};
+/// use hvkvp::record::{encode, KEY_SIZE, RECORD_SIZE};
+///
+/// let rec = encode(b"state", b"ready");
+/// assert_eq!(rec.len(), RECORD_SIZE);
+/// assert_eq!(&rec[..6], b"state\0");
+/// assert_eq!(&rec[KEY_SIZE..KEY_SIZE + 6], b"ready\0");
+///
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join(".kvp_pool_1"), b"")?;
+/// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
+/// pool.append(&rec)?;
+/// assert_eq!(std::fs::read(dir.path().join(".kvp_pool_1"))?, &rec[..]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn encode(key: &[u8], value: &[u8]) -> Box<[u8; RECORD_SIZE]> {
     assert!(key.len() <= KEY_MAX_BYTES && value.len() <= VALUE_MAX_BYTES);
     let mut rec = Box::new([0u8; RECORD_SIZE]);
@@ -203,6 +223,26 @@ impl std::error::Error for FieldError {}
 
 /// Check a key or value against every limit above, before anything
 /// is opened for writing. Returns the text as `str` on success.
+///
+/// ```
+/// # use std::time::Duration;
+/// use hvkvp::pool::{Access, Pool, PoolId};
+/// use hvkvp::record::{check_field, encode, Field, FieldError, Limits};
+///
+/// assert_eq!(check_field(Field::Key, b"", Limits::Host), Err(FieldError::EmptyKey));
+/// // 1023 UTF-16 units: the host would cut the last one; the field holds it.
+/// let long = "x".repeat(1023);
+/// assert!(check_field(Field::Value, long.as_bytes(), Limits::Host).unwrap_err().is_length());
+/// assert!(check_field(Field::Value, long.as_bytes(), Limits::FieldOnly).is_ok());
+///
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join(".kvp_pool_1"), b"")?;
+/// let key = check_field(Field::Key, "café".as_bytes(), Limits::Host)?;
+/// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
+/// pool.append(&encode(key.as_bytes(), b"open"))?;
+/// assert_eq!(pool.content(0), ("café".as_bytes(), &b"open"[..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn check_field(field: Field, bytes: &[u8], limits: Limits) -> Result<&str, FieldError> {
     let (max_bytes, max_units) = match field {
         Field::Key => (KEY_MAX_BYTES, KEY_MAX_UTF16),
