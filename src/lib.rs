@@ -8,6 +8,8 @@
 //! so that a kill leaves a readable pool, and [`signals`] holds Ctrl-C and
 //! its kin until a change is complete.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod batch;
 pub mod change;
 pub mod chunk;

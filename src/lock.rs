@@ -162,10 +162,11 @@ impl Timer {
                 libc::sigaction(sig, &sa, std::ptr::null_mut());
             }
         });
-        // SAFETY: `sigevent` is plain data, all zeros a valid value. The
-        // calls read and write only values owned here; the timer id that
-        // timer_create writes is owned by the `Timer` returned, which
-        // deletes it, or deleted below if setting it fails.
+        // SAFETY: `sigevent`, `sigset_t` and `timer_t` are plain data, all
+        // zeros a valid value. The calls read and write only values owned
+        // here. The timer that timer_create makes is owned at once by a
+        // `Timer`, whose drop deletes it, also when setting it fails; the
+        // thread it signals is this one, which outlives it.
         unsafe {
             let mut ev: libc::sigevent = std::mem::zeroed();
             ev.sigev_notify = libc::SIGEV_THREAD_ID;

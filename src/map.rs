@@ -180,7 +180,7 @@ fn claim_slot() -> Option<usize> {
 fn install_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        PAGE.store(rustix::param::page_size(), Ordering::Relaxed);
+        PAGE.store(crate::seam::page_size() as usize, Ordering::Relaxed);
         // SAFETY: `sigaction` is plain data, for which all zeros is a valid
         // value; it is filled in before use.
         let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
