@@ -7,17 +7,25 @@
 //! first, on the one descriptor that does all of its I/O: closing any other
 //! descriptor of the same file would drop the process's POSIX locks.
 //!
-//! Waiting is bounded: a blocking lock call is interrupted by an interval
-//! timer (`SIGALRM` with a handler installed without `SA_RESTART`, as
-//! util-linux `flock -w` does), so the kernel's own fair queue is used and
-//! there is no polling.
+//! Waiting is bounded: a blocking lock call is interrupted by a POSIX timer
+//! of the calling thread (`timer_create` with `SIGEV_THREAD_ID`), whose
+//! signal has a handler that does nothing, installed without `SA_RESTART`,
+//! so the call returns `EINTR` at the deadline, as util-linux `flock -w`
+//! does. The kernel's own queue of waiters is used and there is no polling.
+//! The timer is the waiting thread's own: it works on any thread, leaves
+//! the process's interval timer (`alarm`, `setitimer`) alone, and several
+//! threads can wait at once. Its signal is `SIGRTMIN`, the first
+//! real-time signal the C library leaves to programs, rather than SIGALRM,
+//! whose handler a program that uses `alarm` may count on.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::sync::Once;
 use std::time::{Duration, Instant};
+
+use rustix::fs::FlockOperation;
 
 use crate::error::Error;
 
@@ -31,16 +39,22 @@ pub enum Mode {
 }
 
 /// Take `flock` and then the POSIX lock on `file`, waiting at most `timeout`
-/// in all. Both are released when `file` is closed.
+/// in all. Both are released when `file` is closed. Works on any thread.
 pub fn acquire(file: &File, path: &Path, mode: Mode, timeout: Duration) -> Result<(), Error> {
     let deadline = Instant::now().checked_add(timeout);
-    let fd = file.as_raw_fd();
-    let op = match mode {
-        Mode::Shared => libc::LOCK_SH,
-        Mode::Exclusive => libc::LOCK_EX,
+    let fd = file.as_fd();
+    let (now, wait) = match mode {
+        Mode::Shared => (
+            FlockOperation::NonBlockingLockShared,
+            FlockOperation::LockShared,
+        ),
+        Mode::Exclusive => (
+            FlockOperation::NonBlockingLockExclusive,
+            FlockOperation::LockExclusive,
+        ),
     };
-    let flock_now = || cvt(unsafe { libc::flock(fd, op | libc::LOCK_NB) });
-    let flock_wait = || cvt(unsafe { libc::flock(fd, op) });
+    let flock_now = || rustix::fs::flock(fd, now).map_err(io::Error::from);
+    let flock_wait = || rustix::fs::flock(fd, wait).map_err(io::Error::from);
     if !take(flock_now, flock_wait, deadline, path)? {
         return Err(timeout_error(
             file,
@@ -51,16 +65,17 @@ pub fn acquire(file: &File, path: &Path, mode: Mode, timeout: Duration) -> Resul
         ));
     }
 
-    let ltype = posix_type(mode);
-    let posix_now = || cvt(unsafe { libc::fcntl(fd, libc::F_SETLK, &whole_file(ltype)) });
-    let posix_wait = || cvt(unsafe { libc::fcntl(fd, libc::F_SETLKW, &whole_file(ltype)) });
+    // The same operations, as a POSIX lock of the whole file, however it
+    // grows (`F_SETLK`/`F_SETLKW`, `l_len` 0).
+    let posix_now = || rustix::fs::fcntl_lock(fd, now).map_err(io::Error::from);
+    let posix_wait = || rustix::fs::fcntl_lock(fd, wait).map_err(io::Error::from);
     if !take(posix_now, posix_wait, deadline, path)? {
         return Err(timeout_error(
             file,
             path,
             "fcntl lock",
             timeout,
-            Holder::Posix(ltype),
+            Holder::Posix(posix_type(mode)),
         ));
     }
     Ok(())
@@ -71,24 +86,6 @@ fn posix_type(mode: Mode) -> libc::c_short {
         Mode::Shared => libc::F_RDLCK,
         Mode::Exclusive => libc::F_WRLCK,
     }) as libc::c_short
-}
-
-fn whole_file(ltype: libc::c_short) -> libc::flock {
-    // SAFETY: `struct flock` is plain data; all-zero is a valid value.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = ltype;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = 0;
-    fl.l_len = 0; // to the end of the file, however it grows
-    fl
-}
-
-fn cvt(rc: libc::c_int) -> io::Result<()> {
-    if rc == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
 }
 
 fn is_busy(e: &io::Error) -> bool {
@@ -106,21 +103,20 @@ fn take(
     deadline: Option<Instant>,
     path: &Path,
 ) -> Result<bool, Error> {
+    let failed = |e| Error::io(path, "locking the pool file", e);
     match now() {
         Ok(()) => return Ok(true),
         Err(e) if is_busy(&e) => {}
-        Err(e) => return Err(Error::io(path, "locking the pool file", e)),
+        Err(e) => return Err(failed(e)),
     }
     let Some(deadline) = deadline else {
         // A timeout too large to represent: wait as long as it takes.
-        return wait()
-            .map(|_| true)
-            .map_err(|e| Error::io(path, "locking the pool file", e));
+        return wait().map(|()| true).map_err(failed);
     };
     if Instant::now() >= deadline {
         return Ok(false);
     }
-    let _timer = Alarm::arm(deadline);
+    let _timer = Timer::arm(deadline).map_err(failed)?;
     loop {
         match wait() {
             Ok(()) => return Ok(true),
@@ -129,52 +125,100 @@ fn take(
                     return Ok(false);
                 }
             }
-            Err(e) => return Err(Error::io(path, "locking the pool file", e)),
+            Err(e) => return Err(failed(e)),
         }
     }
 }
 
-extern "C" fn on_alarm(_: libc::c_int) {}
+/// The signal that interrupts a lock call at its deadline: the first
+/// real-time signal the C library leaves to programs.
+fn timer_signal() -> libc::c_int {
+    libc::SIGRTMIN()
+}
 
-/// An interval timer that interrupts a blocking lock call. The first tick
-/// comes at the deadline; later ticks every 20 ms cover the instant between
-/// checking the clock and entering the system call.
-struct Alarm;
+extern "C" fn on_timer(_: libc::c_int) {}
 
-impl Alarm {
-    fn arm(deadline: Instant) -> Alarm {
+/// A POSIX timer that sends [`timer_signal`] to the thread that armed it:
+/// first at the deadline, then every 20 ms, which covers the instant
+/// between checking the clock and entering the lock call. Deleted, and the
+/// thread's signal mask put back, when dropped.
+struct Timer {
+    id: libc::timer_t,
+    old_mask: libc::sigset_t,
+}
+
+impl Timer {
+    fn arm(deadline: Instant) -> io::Result<Timer> {
+        let sig = timer_signal();
         static HANDLER: Once = Once::new();
-        HANDLER.call_once(|| unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_alarm as *const () as libc::sighandler_t;
-            libc::sigemptyset(&mut sa.sa_mask);
-            sa.sa_flags = 0; // no SA_RESTART: the lock call must return EINTR
-            libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+        HANDLER.call_once(|| {
+            // SAFETY: `sigaction` is plain data, all zeros a valid value;
+            // sigemptyset and sigaction read and write only the value owned
+            // here. The handler does nothing; without SA_RESTART, a lock
+            // call it interrupts returns EINTR.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_timer as *const () as libc::sighandler_t;
+                libc::sigemptyset(&mut sa.sa_mask);
+                sa.sa_flags = 0;
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
+            }
         });
-        let first = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_micros(1));
-        set_itimer(first, Duration::from_millis(20));
-        Alarm
+        // SAFETY: `sigevent`, `sigset_t` and `timer_t` are plain data, all
+        // zeros a valid value. The calls read and write only values owned
+        // here. The timer that timer_create makes is owned at once by a
+        // `Timer`, whose drop deletes it, also when setting it fails; the
+        // thread it signals is this one, which outlives it.
+        unsafe {
+            let mut ev: libc::sigevent = std::mem::zeroed();
+            ev.sigev_notify = libc::SIGEV_THREAD_ID;
+            ev.sigev_signo = sig;
+            ev.sigev_notify_thread_id = rustix::thread::gettid().as_raw_nonzero().get();
+            let mut id: libc::timer_t = std::mem::zeroed();
+            if libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut id) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // A thread that blocks the signal would never be interrupted.
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, sig);
+            let mut old_mask: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, &mut old_mask);
+            let timer = Timer { id, old_mask };
+            // Instant is CLOCK_MONOTONIC on Linux, the timer's clock.
+            let first = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_micros(1));
+            let spec = libc::itimerspec {
+                it_interval: timespec(Duration::from_millis(20)),
+                it_value: timespec(first),
+            };
+            if libc::timer_settime(timer.id, 0, &spec, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(timer)
+        }
     }
 }
 
-impl Drop for Alarm {
+impl Drop for Timer {
     fn drop(&mut self) {
-        set_itimer(Duration::ZERO, Duration::ZERO);
+        // SAFETY: deletes the timer this value owns, once. A signal it sent
+        // and not yet delivered is delivered to the handler that does
+        // nothing as the call returns (the signal is unblocked), before the
+        // old mask is put back.
+        unsafe {
+            libc::timer_delete(self.id);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut());
+        }
     }
 }
 
-fn set_itimer(value: Duration, interval: Duration) {
-    let tv = |d: Duration| libc::timeval {
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
         tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
-    };
-    let it = libc::itimerval {
-        it_interval: tv(interval),
-        it_value: tv(value),
-    };
-    unsafe { libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut()) };
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    }
 }
 
 enum Holder {
@@ -214,8 +258,20 @@ fn format_secs(t: Duration) -> String {
 }
 
 /// The pid of a process whose POSIX lock conflicts with ours (`F_GETLK`).
+///
+/// On libc rather than `rustix::process::fcntl_getlk`, which takes the
+/// holder's pid to be positive (it asserts so in debug builds): an open
+/// file description lock (`F_OFD_SETLK`) conflicts with ours as well, and
+/// `F_GETLK` reports its holder as pid -1.
 fn posix_holder(file: &File, ltype: libc::c_short) -> Option<i32> {
-    let mut fl = whole_file(ltype);
+    // SAFETY: `struct flock` is plain data; all zeros is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = ltype;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 0;
+    fl.l_len = 0; // the whole file
+                  // SAFETY: F_GETLK reads and writes the one `struct flock` passed, which
+                  // is owned here, on a descriptor that `file` keeps open.
     let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut fl) };
     if rc == -1 || fl.l_type == libc::F_UNLCK as libc::c_short || fl.l_pid <= 0 {
         return None;
@@ -233,8 +289,8 @@ fn flock_holders(file: &File) -> Vec<i32> {
     let dev = meta.dev();
     let id = format!(
         "{:02x}:{:02x}:{}",
-        libc::major(dev),
-        libc::minor(dev),
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev),
         meta.ino()
     );
     let Ok(text) = std::fs::read_to_string("/proc/locks") else {
@@ -261,5 +317,76 @@ fn describe_pid(pid: i32) -> String {
     match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
         Ok(name) => format!("pid {pid} ({})", name.trim_end()),
         Err(_) => format!("pid {pid}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Generous: only a wait that missed its deadline runs this long.
+    const STUCK: Duration = Duration::from_secs(10);
+
+    /// `acquire` with a 0.3 s timeout on a thread that is not the main
+    /// one, while `hold` keeps the lock through another descriptor.
+    fn times_out_on_a_thread(hold: impl FnOnce(&File), kind: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".kvp_pool_1");
+        std::fs::write(&path, b"").unwrap();
+        let holder = File::options().read(true).write(true).open(&path).unwrap();
+        hold(&holder);
+        let t = Instant::now();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let f = File::options().read(true).write(true).open(&path).unwrap();
+            let r = acquire(&f, &path, Mode::Exclusive, Duration::from_millis(300));
+            tx.send(r.map_err(|e| e.to_string())).unwrap();
+        });
+        let r = rx
+            .recv_timeout(STUCK)
+            .expect("acquire on a thread ran past its timeout");
+        waiter.join().unwrap();
+        let err = r.expect_err("took a lock that is held");
+        assert!(err.contains(kind) && err.contains("0.3"), "{err}");
+        assert!(t.elapsed() >= Duration::from_millis(300), "gave up early");
+        drop(holder);
+    }
+
+    #[test]
+    fn a_flock_timeout_works_off_the_main_thread() {
+        times_out_on_a_thread(
+            |f| rustix::fs::flock(f, FlockOperation::LockExclusive).unwrap(),
+            "flock lock",
+        );
+    }
+
+    #[test]
+    fn an_fcntl_timeout_works_off_the_main_thread() {
+        // An open file description lock: unlike a POSIX lock, it conflicts
+        // with a POSIX lock of the same process.
+        times_out_on_a_thread(
+            |f| {
+                // SAFETY: `struct flock` is plain data, all zeros valid;
+                // F_OFD_SETLK reads only it, on a descriptor `f` keeps open.
+                let rc = unsafe {
+                    let mut fl: libc::flock = std::mem::zeroed();
+                    fl.l_type = libc::F_WRLCK as libc::c_short;
+                    fl.l_whence = libc::SEEK_SET as libc::c_short;
+                    libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLK, &fl)
+                };
+                assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+            },
+            "fcntl lock",
+        );
+    }
+
+    #[test]
+    fn timeouts_on_several_threads_at_once() {
+        let waiters: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(a_flock_timeout_works_off_the_main_thread))
+            .collect();
+        for w in waiters {
+            w.join().unwrap();
+        }
     }
 }

@@ -2,24 +2,68 @@
 //! shrunk underneath it.
 //!
 //! Mapping lets a scan touch only the key bytes of each record instead of
-//! copying the whole file. The catch: touching a mapped page that lies past
-//! the end of the file raises `SIGBUS`, and the file can shrink while hvkvp
-//! holds its locks, because cloud-init empties pool 1 at boot without taking
-//! any lock (`_truncate_guest_pool_file`). So a `SIGBUS` inside one of our
-//! maps is caught: the page is replaced by a page of zeros, the map is
-//! marked as cut short, and the caller scans again from a fresh `fstat`.
-//! A `SIGBUS` anywhere else gets the default action, as if we were not here.
+//! copying the whole file. The mapping itself is `memmap2`'s; what is added
+//! here is what a pool file needs on top of it.
+//!
+//! **Shrinking.** Touching a mapped page that lies past the end of the file
+//! raises `SIGBUS`, and the file can shrink while hvkvp holds its locks,
+//! because cloud-init empties pool 1 at boot without taking any lock
+//! (`_truncate_guest_pool_file`). So a `SIGBUS` that is a fault
+//! (`BUS_ADRERR`) at an address inside one of our maps is caught: the page
+//! is replaced by a page of zeros, the map is marked as cut short, and the
+//! caller scans again from a fresh `fstat` ([`Map::cut_short`]). Any other
+//! `SIGBUS` (a fault elsewhere, a hardware error, one sent by `kill`) goes
+//! to the handler installed before ours, called in its place (in a Rust
+//! program, Rust's own, which reports stack overflows); when there is none,
+//! or it declines the signal by setting the default action back, the
+//! default action ends the process. (A Rust program that has not mapped a
+//! pool survives the first `SIGBUS` sent by `kill`, which Rust's handler
+//! declines without sending it again; here it ends the process, as the
+//! default action of `SIGBUS` says.)
+//!
+//! **Why the bytes can be borrowed.** A `&[u8]` promises that its bytes do
+//! not change while it is alive. On Linux a shared file mapping *is* the
+//! file's page cache, so the bytes of the map change exactly when the file
+//! changes, and the file does not change while a slice of the map is alive:
+//! - hvkvp's own writes go through `&mut Pool` ([`crate::pool`]), so the
+//!   borrow checker ends every slice of the map before one can happen;
+//! - every other writer that keeps the rules (the daemon, cloud-init's
+//!   writes, another hvkvp) is shut out by the locks the pool holds for as
+//!   long as the map lives;
+//! - what is left is a process that takes no lock and shrinks the file.
+//!   Then the kernel takes the pages past the new end out of every mapping
+//!   (`unmap_mapping_range`), a read there faults, and the handler puts
+//!   zeros in their place: bytes a live slice may have read differently a
+//!   moment before. That is the one break of the promise that remains; it
+//!   cannot be prevented from inside the process, so it is detected instead,
+//!   and everything read from such a map is thrown away and read again
+//!   ([`Map::cut_short`], `Pool::scan`).
+//!
+//! **Why giving pages back is sound.** [`Map::release`] tells the kernel
+//! (`madvise(MADV_DONTNEED)`) that pages a scan has passed are not needed,
+//! while slices of them may still be alive. For a *shared file* mapping this
+//! drops only this process's page-table entries: the next touch maps the
+//! same page-cache page again (or reads it back from the file), with the
+//! same bytes, since the file has not changed (above). It changes no byte a
+//! reader can see, unlike on a private or anonymous mapping, where it would
+//! put zeros in place of written data; that is why `memmap2` leaves it to
+//! the caller. A page the handler replaced by zeros is anonymous and reads
+//! as zeros again after the advice. So the advice is harmless under exactly
+//! the promise the map already relies on.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Once;
+
+use memmap2::{Mmap, MmapOptions, UncheckedAdvice};
 
 /// Maps alive at once: one per pool the process has open, plus room for
 /// tests that map in parallel threads.
 const SLOTS: usize = 32;
 
+/// Where a live map lies, for the signal handler, which may read only
+/// atomics.
 struct Slot {
     claimed: AtomicBool,
     base: AtomicUsize,
@@ -35,56 +79,55 @@ const EMPTY: Slot = Slot {
     cut: AtomicBool::new(false),
 };
 static TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
+/// The page size, read once before the handler is installed.
 static PAGE: AtomicUsize = AtomicUsize::new(4096);
+/// The `SIGBUS` action that was in place before ours: its handler
+/// (`SIG_DFL` until ours is installed) and its flags.
+static PREVIOUS_HANDLER: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
+static PREVIOUS_FLAGS: AtomicI32 = AtomicI32::new(0);
 
 /// A shared, read-only view of the first `len` bytes of a file.
 pub struct Map {
-    ptr: *mut u8,
-    len: usize,
+    map: Mmap,
     slot: usize,
 }
 
 impl Map {
     /// Map `len` bytes of `file` (`len` > 0), which must be at most its size.
-    pub fn new(file: &File, len: usize) -> io::Result<Map> {
+    ///
+    /// # Safety
+    ///
+    /// For as long as the map lives, the file must not change while a slice
+    /// of it is alive, except by a process that shrinks it without a lock,
+    /// which [`Map::cut_short`] reports (see the module documentation): the
+    /// caller holds the pool's locks, and writes only through `&mut` access
+    /// to the owner of the map.
+    pub unsafe fn new(file: &File, len: usize) -> io::Result<Map> {
         assert!(len > 0);
         install_handler();
         let slot =
             claim_slot().ok_or_else(|| io::Error::other("too many pool files mapped at once"))?;
-        // SAFETY: a fresh read-only shared mapping of a file we hold open.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
+        // SAFETY: memmap2 asks that the file not change under the map; the
+        // caller has taken that on (this function's contract), and a
+        // shrinking that breaks it is caught by the SIGBUS handler.
+        let map = match unsafe { MmapOptions::new().len(len).map(file) } {
+            Ok(m) => m,
+            Err(e) => {
+                TABLE[slot].claimed.store(false, Ordering::Release);
+                return Err(e);
+            }
         };
-        if ptr == libc::MAP_FAILED {
-            let e = io::Error::last_os_error();
-            TABLE[slot].claimed.store(false, Ordering::Release);
-            return Err(e);
-        }
         let s = &TABLE[slot];
         s.cut.store(false, Ordering::Relaxed);
         s.len.store(len, Ordering::Relaxed);
-        s.base.store(ptr as usize, Ordering::Release);
-        Ok(Map {
-            ptr: ptr as *mut u8,
-            len,
-            slot,
-        })
+        s.base.store(map.as_ptr() as usize, Ordering::Release);
+        Ok(Map { map, slot })
     }
 
     /// The mapped bytes. Pages past a shrunken end of file read as zeros;
     /// check [`Map::cut_short`] before trusting what was read.
     pub fn bytes(&self) -> &[u8] {
-        // SAFETY: ptr/len describe a live mapping owned by self; a page that
-        // faults is replaced by zeros in the SIGBUS handler, so every byte
-        // stays readable for the life of the map.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        &self.map
     }
 
     /// Let go of the pages of `range` that a scan has passed: they leave
@@ -94,10 +137,16 @@ impl Map {
     pub fn release(&self, range: std::ops::Range<usize>) {
         let page = PAGE.load(Ordering::Relaxed);
         let start = range.start.next_multiple_of(page);
-        let end = range.end.min(self.len) & !(page - 1);
+        let end = range.end.min(self.map.len()) & !(page - 1);
         if end > start {
-            // SAFETY: advice on whole pages inside our own shared mapping.
-            unsafe { libc::madvise(self.ptr.add(start).cast(), end - start, libc::MADV_DONTNEED) };
+            // SAFETY: MADV_DONTNEED on whole pages of a shared, read-only
+            // file mapping changes no byte that a slice of it can see (see
+            // "Why giving pages back is sound" above). Advice is only
+            // advice: an error changes nothing and is ignored.
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start)
+            };
         }
     }
 
@@ -110,11 +159,11 @@ impl Map {
 
 impl Drop for Map {
     fn drop(&mut self) {
+        // Forget the range before `self.map` unmaps it (fields are dropped
+        // after this runs): no slice of it is alive, so nothing can fault.
         let s = &TABLE[self.slot];
         s.base.store(0, Ordering::Release);
         s.len.store(0, Ordering::Relaxed);
-        // SAFETY: unmapping exactly the range mapped in `new`.
-        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
         s.claimed.store(false, Ordering::Release);
     }
 }
@@ -130,53 +179,136 @@ fn claim_slot() -> Option<usize> {
 
 fn install_handler() {
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| unsafe {
-        let page = libc::sysconf(libc::_SC_PAGESIZE);
-        if page > 0 {
-            PAGE.store(page as usize, Ordering::Relaxed);
-        }
-        let mut sa: libc::sigaction = std::mem::zeroed();
+    ONCE.call_once(|| {
+        PAGE.store(crate::seam::page_size() as usize, Ordering::Relaxed);
+        // SAFETY: `sigaction` is plain data, for which all zeros is a valid
+        // value; it is filled in before use.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
         sa.sa_sigaction = on_sigbus as *const () as libc::sighandler_t;
-        libc::sigemptyset(&mut sa.sa_mask);
-        sa.sa_flags = libc::SA_SIGINFO;
-        libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut());
+        // SA_ONSTACK: on the alternate stack Rust sets up for each thread,
+        // as Rust's own SIGBUS handler runs, so that a stack overflow that
+        // raises SIGBUS still reaches that handler.
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        // SAFETY: sigemptyset and sigaction read and write only the two
+        // values owned here. The handler installed does only
+        // async-signal-safe work (atomics and system calls); the action it
+        // replaces is kept and called for every SIGBUS that is not ours.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigemptyset(&mut sa.sa_mask);
+            if libc::sigaction(libc::SIGBUS, &sa, &mut old) == 0 {
+                PREVIOUS_FLAGS.store(old.sa_flags, Ordering::Relaxed);
+                PREVIOUS_HANDLER.store(old.sa_sigaction, Ordering::Release);
+            }
+        }
     });
 }
 
-extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
-    // Only async-signal-safe work here: atomics and raw system calls.
-    let addr = unsafe { (*info).si_addr() } as usize;
+extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // Only async-signal-safe work here: atomics and system calls.
+    // SAFETY: installed with SA_SIGINFO, so the kernel passes a valid
+    // siginfo_t, and si_addr is the field it fills in for SIGBUS.
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    if code == libc::BUS_ADRERR && zero_fill(addr) {
+        return;
+    }
+    not_ours(sig, code, info, ctx);
+}
+
+/// If `addr` lies in one of our maps, put a page of zeros in place of the
+/// page that faulted and mark that map cut short; the faulting read then
+/// runs again and succeeds.
+fn zero_fill(addr: usize) -> bool {
     for s in TABLE.iter() {
         let base = s.base.load(Ordering::Acquire);
-        if base == 0 {
+        let len = s.len.load(Ordering::Relaxed);
+        if base == 0 || addr < base || addr - base >= len {
             continue;
         }
-        let len = s.len.load(Ordering::Relaxed);
-        if addr >= base && addr < base + len {
-            let page = PAGE.load(Ordering::Relaxed);
-            let at = addr & !(page - 1);
-            // SAFETY: replaces one page inside our own mapping with zeros;
-            // the faulting read is then retried and succeeds.
-            let p = unsafe {
-                libc::mmap(
-                    at as *mut libc::c_void,
-                    page,
-                    libc::PROT_READ,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                    -1,
-                    0,
-                )
-            };
-            if p != libc::MAP_FAILED {
-                s.cut.store(true, Ordering::Release);
-                return;
-            }
-            break;
+        let page = PAGE.load(Ordering::Relaxed);
+        let at = addr & !(page - 1);
+        // SAFETY: replaces one whole page inside a live map of ours (a
+        // range that `Map` owns and that nothing else maps) with an
+        // anonymous, read-only page of zeros. `Map`'s unmapping later
+        // covers it; no Rust value other than the map's bytes lives there.
+        let r = unsafe {
+            rustix::mm::mmap_anonymous(
+                at as *mut _,
+                page,
+                rustix::mm::ProtFlags::READ,
+                rustix::mm::MapFlags::PRIVATE | rustix::mm::MapFlags::FIXED,
+            )
+        };
+        if r.is_ok() {
+            s.cut.store(true, Ordering::Release);
+            return true;
+        }
+        return false;
+    }
+    false
+}
+
+/// A `SIGBUS` that is not a fault in one of our maps: pass it on to the
+/// action that was in place before ours, and let it take its default
+/// course if that action declines it.
+fn not_ours(
+    sig: libc::c_int,
+    code: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
+    // si_code <= 0: sent by a process (kill, tkill, sigqueue), not a fault.
+    let sent = code <= 0;
+    let previous = PREVIOUS_HANDLER.load(Ordering::Acquire);
+    if previous == libc::SIG_IGN && sent {
+        return; // ignored, as before
+    }
+    if previous != libc::SIG_DFL && previous != libc::SIG_IGN {
+        // A handler installed before ours: call it in our place, so that
+        // ours stays installed for the faults that are ours.
+        if PREVIOUS_FLAGS.load(Ordering::Relaxed) & libc::SA_SIGINFO != 0 {
+            // SAFETY: `previous` is the sa_sigaction of an action installed
+            // with SA_SIGINFO, so it is a function of this type; it gets
+            // the kernel's own arguments.
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { std::mem::transmute(previous) };
+            f(sig, info, ctx);
+        } else {
+            // SAFETY: as above, for a handler installed without SA_SIGINFO.
+            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(previous) };
+            f(sig);
+        }
+        // A handler that declines a signal sets the default action back
+        // and returns, for the fault to recur (Rust's own handler, which
+        // watches for stack overflows, does so for everything but a fault
+        // in a guard page). Anything else: it was handled.
+        if !is_default() {
+            return;
         }
     }
-    // Not one of ours (or the page could not be replaced): let the fault
-    // take its default course when the instruction runs again.
-    unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+    // The default action: the process ends (a fault cannot be ignored; the
+    // kernel ends the process when the faulting instruction runs again).
+    // SAFETY: async-signal-safe calls. With SIGBUS set to its default
+    // action, a fault recurs when the handler returns and ends the process;
+    // a sent SIGBUS is sent again, stays pending while the handler runs (it
+    // is blocked meanwhile) and ends the process as the handler returns.
+    unsafe {
+        libc::signal(libc::SIGBUS, libc::SIG_DFL);
+        if sent {
+            libc::raise(libc::SIGBUS);
+        }
+    }
+}
+
+/// True when SIGBUS is set to its default action.
+fn is_default() -> bool {
+    // SAFETY: sigaction only writes the value owned here (all zeros is a
+    // valid `sigaction`); it is async-signal-safe.
+    unsafe {
+        let mut now: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut now) == 0
+            && now.sa_sigaction == libc::SIG_DFL
+    }
 }
 
 #[cfg(test)]
@@ -188,7 +320,8 @@ mod tests {
     fn reads_the_file() {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(b"hello map").unwrap();
-        let m = Map::new(&f, 9).unwrap();
+        // SAFETY: nothing else has the file.
+        let m = unsafe { Map::new(&f, 9) }.unwrap();
         assert_eq!(m.bytes(), b"hello map");
         assert!(!m.cut_short());
     }
@@ -197,7 +330,8 @@ mod tests {
     fn released_pages_read_again_with_current_content() {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(&vec![1u8; 3 * 4096]).unwrap();
-        let m = Map::new(&f, 3 * 4096).unwrap();
+        // SAFETY: the file changes only below, while no slice is alive.
+        let m = unsafe { Map::new(&f, 3 * 4096) }.unwrap();
         assert_eq!(m.bytes()[5000], 1);
         m.release(0..2 * 4096);
         use std::os::unix::fs::FileExt;
@@ -213,7 +347,8 @@ mod tests {
         f.set_len(len as u64).unwrap();
         let mut w = f.try_clone().unwrap();
         w.write_all(&vec![7u8; len]).unwrap();
-        let m = Map::new(&f, len).unwrap();
+        // SAFETY: the file only shrinks, which the map is built to survive.
+        let m = unsafe { Map::new(&f, len) }.unwrap();
         assert_eq!(m.bytes()[0], 7);
         // A process that takes no lock empties the file (cloud-init at boot).
         f.set_len(0).unwrap();

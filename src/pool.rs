@@ -114,11 +114,13 @@ pub enum Access {
 /// releases both locks, and then lets held signals through.
 pub struct Pool {
     path: PathBuf,
+    /// Declared before `file`, so that it is unmapped before the file is
+    /// closed and its locks released.
+    map: Option<Map>,
     file: File,
     size: u64,
     mode: u32,
     modified: SystemTime,
-    map: Option<Map>,
     /// Opened for writing: signals are held from the moment the locks are
     /// taken until the pool is closed (`signals`). Declared last, so that
     /// it is dropped last.
@@ -201,7 +203,12 @@ impl Pool {
                     io::Error::other("file too large"),
                 )
             })?;
-            let map = Map::new(&self.file, len)
+            // SAFETY: the locks taken in `open` shut out every writer that
+            // keeps the rules until `self.file` is closed, after the map is
+            // dropped; this process writes only through `&mut self`, which
+            // ends every borrow of the map first. A lockless shrinking is
+            // what `cut_short` and `scan` handle (`map.rs`).
+            let map = unsafe { Map::new(&self.file, len) }
                 .map_err(|e| Error::io(&self.path, "mapping the pool file", e))?;
             self.map = Some(map);
         }

@@ -13,7 +13,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
 /// Write all of `buf` at `at`: one `pwrite` (more only if the kernel writes
@@ -46,24 +45,25 @@ pub(crate) fn touch(file: &File) -> io::Result<()> {
     if let crashpoint::Go::Stop = crashpoint::before_write(0, 0) {
         return Err(crashpoint::stopped());
     }
-    // SAFETY: futimens with a valid descriptor and a null times pointer
-    // (meaning "now" for both) reads no memory of ours.
-    if unsafe { libc::futimens(file.as_raw_fd(), std::ptr::null()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // UTIME_NOW: the kernel's clock, and allowed to anyone who may write
+    // the file, as `touch` does (an explicit time needs the owner).
+    let now = rustix::fs::Timespec {
+        tv_sec: 0,
+        tv_nsec: rustix::fs::UTIME_NOW,
+    };
+    rustix::fs::futimens(
+        file,
+        &rustix::fs::Timestamps {
+            last_access: now,
+            last_modification: now,
+        },
+    )?;
     crashpoint::after_write()
 }
 
 /// The page size, which is where the kernel may cut a write.
 pub(crate) fn page_size() -> u64 {
-    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *PAGE.get_or_init(|| {
-        // SAFETY: sysconf has no preconditions.
-        match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-            n if n > 0 => n as u64,
-            _ => 4096,
-        }
-    })
+    rustix::param::page_size() as u64
 }
 
 /// Crash-point testing: stop a command after its k-th change to a pool, or

@@ -17,10 +17,14 @@
 
 use std::ffi::{CString, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 
 /// How often the fallback looks again, and how often a wait whose
 /// directory has gone looks for it.
@@ -38,7 +42,7 @@ struct Inotify {
     fd: OwnedFd,
     /// The watch on the directory now at the path; `None` while it is gone.
     /// Events of any other watch come from a directory no longer there.
-    wd: Option<libc::c_int>,
+    wd: Option<i32>,
 }
 
 /// What a batch of events says.
@@ -98,31 +102,27 @@ impl Watch {
             return self.rewatch(deadline);
         }
         loop {
-            let ms = match left(deadline) {
-                None => -1,
-                // Round up, so that the deadline has passed on return.
-                Some(l) => (l.as_millis() + u128::from(l.subsec_nanos() % 1_000_000 != 0))
-                    .min(i32::MAX as u128) as i32,
-            };
-            if ms == 0 {
+            // Round up, so that the deadline has passed on return.
+            let ms = left(deadline).map(|l| {
+                (l.as_millis() + u128::from(l.subsec_nanos() % 1_000_000 != 0))
+                    .min(i32::MAX as u128) as i64
+            });
+            if ms == Some(0) {
                 return;
             }
-            let mut pfd = libc::pollfd {
-                fd: ino.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if rc == 0 {
-                return; // timed out
-            }
-            if rc < 0 {
-                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
+            let timeout = ms.map(|ms| Timespec {
+                tv_sec: ms / 1000,
+                tv_nsec: (ms % 1000) * 1_000_000,
+            });
+            let mut pfd = [PollFd::new(&ino.fd, PollFlags::IN)];
+            match rustix::event::poll(&mut pfd, timeout.as_ref()) {
+                Ok(0) => return, // timed out
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => {
+                    std::thread::sleep(POLL);
+                    return;
                 }
-                std::thread::sleep(POLL);
-                return;
             }
             match ino.drain(&self.names) {
                 Seen::Nothing => {}
@@ -144,8 +144,7 @@ impl Watch {
             // A directory renamed away keeps its watch: end it, or its
             // events would keep coming. After a removal the kernel has
             // ended it already and this fails, harmlessly.
-            // SAFETY: plain system call on a descriptor we own.
-            unsafe { libc::inotify_rm_watch(ino.fd.as_raw_fd(), wd) };
+            let _ = inotify::remove_watch(&ino.fd, wd);
         }
         loop {
             match add_watch(&ino.fd, &self.dir) {
@@ -172,12 +171,7 @@ impl Watch {
 
 impl Inotify {
     fn new(dir: &CString) -> io::Result<Inotify> {
-        // SAFETY: plain system call; the descriptor is owned at once.
-        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
         let wd = add_watch(&fd, dir)?;
         Ok(Inotify { fd, wd: Some(wd) })
     }
@@ -186,59 +180,45 @@ impl Inotify {
     /// called `names`.
     fn drain(&mut self, names: &[OsString]) -> Seen {
         let mut seen = Seen::Nothing;
-        let mut buf = [0u8; 4096];
-        loop {
-            // SAFETY: reading into a buffer we own.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                return seen;
+        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+        let mut events = inotify::Reader::new(&self.fd, &mut buf);
+        // Until the descriptor has no more (EAGAIN) or fails.
+        while let Ok(ev) = events.next() {
+            let mask = ev.events();
+            // Lost events may have been the directory going.
+            if mask.contains(ReadFlags::QUEUE_OVERFLOW) {
+                seen = Seen::Lost;
+                continue;
             }
-            let mut at = 0;
-            let n = n as usize;
-            let head = std::mem::size_of::<libc::inotify_event>();
-            while at + head <= n {
-                // SAFETY: the kernel writes whole events; read unaligned.
-                let ev: libc::inotify_event =
-                    unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
-                let name = &buf[at + head..(at + head + ev.len as usize).min(n)];
-                let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-                at += head + ev.len as usize;
-                // Lost events may have been the directory going.
-                if ev.mask & libc::IN_Q_OVERFLOW != 0 {
-                    seen = Seen::Lost;
-                    continue;
-                }
-                if Some(ev.wd) != self.wd {
-                    continue;
-                }
-                // IN_IGNORED alone: the watch ended otherwise (the file
-                // system was unmounted, say).
-                if ev.mask & (libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_IGNORED) != 0 {
-                    seen = Seen::Lost;
-                } else if seen == Seen::Nothing && names.iter().any(|w| w.as_bytes() == name) {
+            if Some(ev.wd()) != self.wd {
+                continue;
+            }
+            // IN_IGNORED alone: the watch ended otherwise (the file
+            // system was unmounted, say).
+            if mask.intersects(ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF | ReadFlags::IGNORED) {
+                seen = Seen::Lost;
+            } else if seen == Seen::Nothing {
+                let name = ev.file_name().map_or(&[][..], |n| n.to_bytes());
+                if names.iter().any(|w| w.as_bytes() == name) {
                     seen = Seen::Change;
                 }
             }
         }
+        seen
     }
 }
 
 /// Watch the directory now at `dir`. IN_ONLYDIR: a file put where the
 /// directory was is not the directory back.
-fn add_watch(fd: &OwnedFd, dir: &CString) -> io::Result<libc::c_int> {
-    let mask = libc::IN_MODIFY
-        | libc::IN_CLOSE_WRITE
-        | libc::IN_CREATE
-        | libc::IN_MOVED_TO
-        | libc::IN_DELETE_SELF
-        | libc::IN_MOVE_SELF
-        | libc::IN_ONLYDIR;
-    // SAFETY: plain system call; `dir` is NUL-terminated.
-    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), dir.as_ptr(), mask) };
-    if wd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(wd)
+fn add_watch(fd: &OwnedFd, dir: &CString) -> io::Result<i32> {
+    let mask = WatchFlags::MODIFY
+        | WatchFlags::CLOSE_WRITE
+        | WatchFlags::CREATE
+        | WatchFlags::MOVED_TO
+        | WatchFlags::DELETE_SELF
+        | WatchFlags::MOVE_SELF
+        | WatchFlags::ONLYDIR;
+    Ok(inotify::add_watch(fd, dir.as_c_str(), mask)?)
 }
 
 /// True when `e` says there is no directory at the path (yet).

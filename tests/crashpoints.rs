@@ -445,7 +445,7 @@ fn judge(form: &Form, start: &[u8], end: &[u8], now: &[u8], heal: Option<&Conten
         let mut m = BTreeMap::new();
         for r in records(b) {
             let c = content(r);
-            if !c.0.is_empty() && heal.map_or(true, |h| c.0 != h.0) {
+            if !c.0.is_empty() && heal.is_none_or(|h| c.0 != h.0) {
                 *m.entry(c).or_default() += 1;
             }
         }

@@ -1,0 +1,198 @@
+//! hvkvp's `SIGBUS` handler handles only faults inside its own maps of a
+//! pool file (a file shrunk underneath by a process that takes no lock).
+//! Any other `SIGBUS` goes where it would have gone without hvkvp: to a
+//! handler installed before, or to the default action, which kills the
+//! process.
+//!
+//! Each case runs in a child process: this test binary run again with
+//! `HVKVP_SIGBUS_CHILD` naming the case, so that a signal that kills it
+//! kills only the child.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use hvkvp::pool::{Access, Pool, PoolId};
+use hvkvp::record::{encode, RECORD_SIZE};
+
+const CASE: &str = "HVKVP_SIGBUS_CHILD";
+/// Records in the pool the child maps: several pages.
+const RECORDS: usize = 64;
+
+/// What the child process runs; does nothing in an ordinary test run.
+#[test]
+fn child_entry() {
+    let Ok(case) = std::env::var(CASE) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pool = write_pool(dir.path());
+    match case.as_str() {
+        "sent-by-another-process" => {
+            let p = open(dir.path());
+            ready();
+            std::thread::sleep(Duration::from_secs(60));
+            drop(p);
+        }
+        "sent-to-itself" => {
+            let p = open(dir.path());
+            // SAFETY: sending a signal to this process touches no memory.
+            unsafe { libc::kill(libc::getpid(), libc::SIGBUS) };
+            std::thread::sleep(Duration::from_millis(200));
+            drop(p);
+        }
+        "previous-handler" => {
+            install_exiting_handler();
+            let mut p = open(dir.path());
+            // A shrinking under the map is still handled by hvkvp, not
+            // passed to the handler that was there first.
+            assert_eq!(scan_while_shrunk(&mut p, &pool), 1);
+            // SAFETY: as above.
+            unsafe { libc::kill(libc::getpid(), libc::SIGBUS) };
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        "shrunk" => {
+            let mut p = open(dir.path());
+            assert_eq!(scan_while_shrunk(&mut p, &pool), 1);
+        }
+        other => panic!("unknown case {other}"),
+    }
+    println!("survived");
+    std::io::stdout().flush().unwrap();
+    std::process::exit(0);
+}
+
+fn write_pool(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join(PoolId::GUEST.file_name());
+    let mut bytes = Vec::with_capacity(RECORDS * RECORD_SIZE);
+    for i in 0..RECORDS {
+        bytes.extend_from_slice(&encode(format!("k{i}").as_bytes(), b"v")[..]);
+    }
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn open(dir: &Path) -> Pool {
+    let p = Pool::open(dir, PoolId::GUEST, Access::Read, Duration::from_secs(5)).unwrap();
+    assert_eq!(p.len(), RECORDS);
+    p
+}
+
+/// Scan `p` while a process that takes no lock cuts the file to one
+/// record; the scan reads the file again. Returns the records counted.
+fn scan_while_shrunk(p: &mut Pool, path: &Path) -> usize {
+    let other = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let mut first = true;
+    p.scan(|p| {
+        if first {
+            first = false;
+            other.set_len(RECORD_SIZE as u64).unwrap();
+        }
+        p.records().filter(|r| !r.key().is_empty()).count()
+    })
+    .unwrap()
+}
+
+fn ready() {
+    println!("ready");
+    std::io::stdout().flush().unwrap();
+}
+
+extern "C" fn exit_42(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(42) };
+}
+
+/// The embedding program's own SIGBUS handler, installed before hvkvp's.
+fn install_exiting_handler() {
+    // SAFETY: sigaction is plain data, all zeros a valid value; the calls
+    // read and write only the values owned here; the handler only exits.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = exit_42 as *const () as libc::sighandler_t;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut()), 0);
+    }
+}
+
+/// This test binary again, running only `child_entry` as `case`.
+fn spawn(case: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CASE, case)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for `child`, at most a minute; its status and what it printed.
+fn finish(mut child: Child) -> (ExitStatus, String) {
+    let mut out = String::new();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        for line in BufReader::new(stdout).lines() {
+            s.push_str(&line.unwrap());
+            s.push('\n');
+        }
+        s
+    });
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("the child is stuck");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    out.push_str(&reader.join().unwrap());
+    (status, out)
+}
+
+#[test]
+fn a_sigbus_sent_by_another_process_kills() {
+    let mut child = spawn("sent-by-another-process");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines.next().expect("the child ended early").unwrap();
+        if line.ends_with("ready") {
+            break;
+        }
+    }
+    // SAFETY: sending a signal to our own child touches no memory.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGBUS) },
+        0
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGBUS), "{status:?}");
+}
+
+#[test]
+fn a_sigbus_sent_to_itself_kills() {
+    let (status, out) = finish(spawn("sent-to-itself"));
+    assert_eq!(status.signal(), Some(libc::SIGBUS), "{status:?}: {out}");
+    assert!(!out.contains("survived"));
+}
+
+#[test]
+fn a_handler_installed_before_gets_the_sigbus_that_is_not_ours() {
+    let (status, out) = finish(spawn("previous-handler"));
+    assert_eq!(status.code(), Some(42), "{status:?}: {out}");
+}
+
+#[test]
+fn a_file_shrunk_under_the_map_is_read_again() {
+    let (status, out) = finish(spawn("shrunk"));
+    assert!(status.success(), "{status:?}: {out}");
+    assert!(out.contains("survived"), "{out}");
+}
