@@ -93,6 +93,20 @@ impl PoolId {
     }
 }
 
+/// The pools whose files exist in `dir`, in order. A missing directory is
+/// an error.
+pub fn existing(dir: &Path) -> Result<Vec<PoolId>, Error> {
+    if !dir.is_dir() {
+        return Err(Error::NoPoolDir {
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(PoolId::ALL
+        .into_iter()
+        .filter(|id| dir.join(id.file_name()).exists())
+        .collect())
+}
+
 impl std::fmt::Display for PoolId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.0, self.name())
@@ -345,6 +359,21 @@ impl Pool {
                  (cloud-init at boot?) is truncating it; try again",
             ),
         )
+    }
+
+    /// A misaligned pool is read, whole records only, with this warning;
+    /// written, it is refused ([`Pool::require_aligned`]). The warning is
+    /// made under the lock and printed once it is released.
+    pub fn misaligned_warning(&self) -> Option<String> {
+        (self.tail() != 0).then(|| {
+            format!(
+                "{}: {} bytes is not a whole number of records; the last {} bytes are ignored \
+                 (`hvkvp delete -c` drops them)",
+                self.path.display(),
+                self.size,
+                self.tail()
+            )
+        })
     }
 
     /// Refuse to write a file that is not a whole number of records.

@@ -5,7 +5,7 @@
 use std::io::{self, BufWriter, IsTerminal, Write};
 
 use crate::cli::{CheckArgs, CheckFormat};
-use crate::commands::{existing_pools, Ctx};
+use crate::commands::Ctx;
 use crate::error::{Error, Exit};
 use crate::inspect::inspect;
 use crate::output::check::{write_json, write_text};
@@ -17,7 +17,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, Error
     // -a conflicts with -p and -s: no pool named means every pool.
     let ids = match pool {
         Some(id) => vec![id],
-        None => existing_pools(ctx)?,
+        None => crate::pool::existing(&ctx.dir)?,
     };
     let boot = stale::boot_time()?;
     let reports = ids

@@ -6,9 +6,10 @@ use std::collections::HashSet;
 
 use crate::change::{self, Plan, Planner};
 use crate::cli::DeleteArgs;
-use crate::commands::{key_matcher, tell_no_match, writable, Ctx};
+use crate::commands::{key_matcher, writable, Ctx};
 use crate::error::{Error, Exit};
 use crate::matcher::{fold, Matcher};
+use crate::output::messages::tell_no_match;
 use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record;
 use crate::stale;

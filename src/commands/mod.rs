@@ -7,7 +7,6 @@ pub mod read;
 pub mod write;
 
 use std::ffi::OsStr;
-use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,7 +14,7 @@ use std::time::Duration;
 use crate::cli::{Cli, Command, MatchArgs, OnOff};
 use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
-use crate::pool::{Pool, PoolId};
+use crate::pool::PoolId;
 
 /// What every command needs from the global options.
 pub struct Ctx {
@@ -90,55 +89,4 @@ pub(crate) fn writable(id: PoolId, force: bool) -> Result<PoolId, Error> {
         });
     }
     Ok(id)
-}
-
-/// `hvkvp: warning: …` on stderr, escaped on a terminal.
-pub(crate) fn warn(msg: &str) {
-    say(&format!("warning: {msg}"));
-}
-
-/// `hvkvp: …` on stderr, escaped on a terminal.
-pub(crate) fn say(msg: &str) {
-    let err = std::io::stderr();
-    let msg = if err.is_terminal() {
-        crate::output::sanitize(msg)
-    } else {
-        msg.to_string()
-    };
-    let _ = writeln!(err.lock(), "hvkvp: {msg}");
-}
-
-/// A misaligned pool is read, whole records only, with a warning. The
-/// warning is made under the lock and printed after it is released.
-pub(crate) fn misaligned_warning(p: &Pool) -> Option<String> {
-    (p.tail() != 0).then(|| {
-        format!(
-            "{}: {} bytes is not a whole number of records; the last {} bytes are ignored \
-             (`hvkvp delete -c` drops them)",
-            p.path().display(),
-            p.size(),
-            p.tail()
-        )
-    })
-}
-
-/// A person at a terminal is told why nothing happened; scripts get the
-/// exit status alone.
-pub(crate) fn tell_no_match(msg: &str) {
-    if std::io::stderr().is_terminal() {
-        say(msg);
-    }
-}
-
-/// The pools whose files exist, in order. A missing directory is an error.
-pub(crate) fn existing_pools(ctx: &Ctx) -> Result<Vec<PoolId>, Error> {
-    if !ctx.dir.is_dir() {
-        return Err(Error::NoPoolDir {
-            dir: ctx.dir.clone(),
-        });
-    }
-    Ok(PoolId::ALL
-        .into_iter()
-        .filter(|id| ctx.dir.join(id.file_name()).exists())
-        .collect())
 }

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use crate::chunk::{Broken, Chunks};
 use crate::cli::ReadArgs;
-use crate::commands::{
-    existing_pools, key_matcher, misaligned_warning, os_bytes, say, tell_no_match, warn, Ctx,
-};
+use crate::commands::{key_matcher, os_bytes, Ctx};
 use crate::error::{Error, Exit};
 use crate::matcher::Matcher;
+use crate::output::messages::{say, tell_no_match, warn};
 use crate::output::{self, show_key, Entry, Format, Style};
-use crate::pool::{Access, Pool, PoolId};
+use crate::pool::{self, Access, Pool, PoolId};
 use crate::watch::Watch;
 
 /// Print the records of `pool` (default 0) that the arguments name.
@@ -38,7 +37,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         // Pools that do not exist yet may be the ones the key comes in.
         PoolId::ALL.to_vec()
     } else if a.all_pools {
-        existing_pools(ctx)?
+        pool::existing(&ctx.dir)?
     } else {
         vec![pool.unwrap_or(PoolId::EXTERNAL)]
     };
@@ -216,7 +215,7 @@ fn collect(ctx: &Ctx, id: PoolId, q: &Query<'_>, timeout: Duration) -> Result<Fo
         }
         (found, chunks)
     })?;
-    let warnings: Vec<String> = misaligned_warning(&pool).into_iter().collect();
+    let warnings: Vec<String> = pool.misaligned_warning().into_iter().collect();
     drop(pool); // unlock before anything is printed
     let mut broken = None;
     if let (Some(key), false) = (q.join, chunks.is_empty()) {
@@ -229,8 +228,8 @@ fn collect(ctx: &Ctx, id: PoolId, q: &Query<'_>, timeout: Duration) -> Result<Fo
             }),
             Err(Broken::Missing(n)) => {
                 broken = Some(format!(
-                    "{}.{n} is missing from pool {id}: the chunks do not make a whole value",
-                    show_key(key)
+                    "{} is missing from pool {id}: the chunks do not make a whole value",
+                    show_key(&crate::chunk::chunk_key(key, n as usize))
                 ))
             }
             Err(Broken::Mixed) => {

@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod json;
+pub(crate) mod messages;
 
 use std::io::{self, Write};
 
