@@ -258,7 +258,7 @@ fn content(rec: &[u8]) -> (&[u8], &[u8]) {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn update(p: &mut Pool, i: usize, new: &Record) -> Result<bool, Error> {
-    let old: Box<Record> = Box::new(p.rec(i).bytes().try_into().expect("one record"));
+    let old: Record = p.rec(i).bytes().try_into().expect("one record");
     if old[..] == new[..] {
         return Ok(false);
     }
