@@ -382,12 +382,18 @@ impl Drop for Tmpfs {
 /// SIGXFSZ ignored, so that a write past the limit fails with EFBIG (after
 /// writing what fits) instead of killing the process.
 fn with_file_size_limit(pools: &Pools, limit: u64) -> Command {
+    file_size_limited(pools, limit, libc::SIG_IGN)
+}
+
+/// The binary on `pools`, with RLIMIT_FSIZE set to `limit` bytes and
+/// SIGXFSZ set to `xfsz` (`SIG_IGN`, or `SIG_DFL` as a shell leaves it).
+fn file_size_limited(pools: &Pools, limit: u64, xfsz: libc::sighandler_t) -> Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"));
     c.env("HVKVP_POOL_DIR", pools.path());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         c.pre_exec(move || {
-            if libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR {
+            if libc::signal(libc::SIGXFSZ, xfsz) == libc::SIG_ERR {
                 return Err(io::Error::last_os_error());
             }
             let rl = libc::rlimit {
@@ -1668,23 +1674,7 @@ fn file_size_limit_with_sigxfsz_at_its_default_still_cuts_back() {
     let pools = Pools::new();
     let before = pools.set_records(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
     let limit = before.len() as u64 + 1536;
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"));
-    c.env("HVKVP_POOL_DIR", pools.path());
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        c.pre_exec(move || {
-            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
-            let rl = libc::rlimit {
-                rlim_cur: limit as libc::rlim_t,
-                rlim_max: limit as libc::rlim_t,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &rl) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut c = Command::from_std(c);
+    let mut c = file_size_limited(&pools, limit, libc::SIG_DFL);
     c.args(["write", "k4", "v4"]);
     refused(
         pools.path(),
