@@ -149,6 +149,7 @@ pub mod output;
 pub mod pool;
 pub mod record;
 pub mod seam;
+mod sigchain;
 pub mod signals;
 pub mod stale;
 pub mod watch;
