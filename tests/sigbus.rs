@@ -61,22 +61,24 @@ fn child_entry() {
             let mut p = open(dir.path());
             assert_eq!(scan_while_shrunk(&mut p, &pool), 1);
             // SAFETY: as above.
-            unsafe { libc::kill(libc::getpid(), libc::SIGBUS) };
+            unsafe { libc::raise(libc::SIGBUS) };
             let calls = COUNTED.load(Ordering::SeqCst);
             let masked = USR1_BLOCKED.load(Ordering::SeqCst);
             println!("calls {calls} usr1-blocked {masked}");
             std::io::stdout().flush().unwrap();
             // The second goes to the default action.
             // SAFETY: as above.
-            unsafe { libc::kill(libc::getpid(), libc::SIGBUS) };
+            unsafe { libc::raise(libc::SIGBUS) };
             std::thread::sleep(Duration::from_secs(5));
         }
         "previous-handler-that-returns" => {
             install_counting_handler(0);
             let _p = open(dir.path());
+            // raise: to this thread, so each is handled before the next
+            // line runs (a kill to the process may go to another thread).
             for _ in 0..3 {
                 // SAFETY: as above.
-                unsafe { libc::kill(libc::getpid(), libc::SIGBUS) };
+                unsafe { libc::raise(libc::SIGBUS) };
             }
             let calls = COUNTED.load(Ordering::SeqCst);
             println!("calls {calls}");
@@ -87,7 +89,7 @@ fn child_entry() {
             let mut p = open(dir.path());
             assert_eq!(scan_while_shrunk(&mut p, &pool), 1);
             // SAFETY: as above.
-            unsafe { libc::kill(libc::getpid(), libc::SIGBUS) };
+            unsafe { libc::raise(libc::SIGBUS) };
         }
         "shrunk" => {
             let mut p = open(dir.path());
