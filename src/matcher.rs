@@ -75,7 +75,13 @@ impl Matcher {
         let how = if o.regex {
             How::Regex(compile(text()?, o)?)
         } else if o.legacy && legacy::is_pattern(pattern, o.ignore_case) {
-            let text = text()?;
+            let text = std::str::from_utf8(pattern).map_err(|_| {
+                Error::Input(
+                    "-k is not valid UTF-8, so it is no pattern hvkvp 2.0 took: name the key \
+                     exactly as a plain argument, or with -p, to match it as bytes"
+                        .into(),
+                )
+            })?;
             let translated = if o.ignore_case {
                 legacy::ecmascript(text)
             } else {

@@ -283,6 +283,9 @@ fn delete_2_0_form_nothing_matched_exits_0_and_lists_the_pool() {
 fn delete_with_nothing_to_do_is_a_usage_error() {
     let (pools, _) = five();
     unchanged(&pools, &[], 2);
+    // hvkvp 2.0 took an empty -k for none; with -c it cleans only.
+    unchanged(&pools, &["-k", ""], 2);
+    unchanged(&pools, &["-k", "", "-c"], 0);
     pools
         .cmd()
         .arg("delete")

@@ -920,10 +920,18 @@ impl Model {
         if d.all && (d.sel.is_some() || d.dups || d.clean) {
             return Err(USAGE);
         }
+        let v2 = !matches!(d.sel, Some(Sel::Key(_))) && d.target.is_2_0() && !d.force;
+        // hvkvp 2.0 took an empty -k for none.
+        let d = &match &d.sel {
+            Some(Sel::Pattern { pat, .. }) if v2 && pat.0.is_empty() => Del {
+                sel: None,
+                ..d.clone()
+            },
+            _ => d.clone(),
+        };
         if d.sel.is_none() && !d.dups && !d.clean && !d.all {
             return Err(USAGE);
         }
-        let v2 = !matches!(d.sel, Some(Sel::Key(_))) && d.target.is_2_0() && !d.force;
         if let Some(Sel::Pattern { pat, .. }) = &d.sel {
             if v2 && has_wildcard(&pat.0) && std::str::from_utf8(&pat.0).is_err() {
                 return Err(USAGE);

@@ -29,14 +29,10 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, Erro
 
 /// The delete itself.
 fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
+    // hvkvp 2.0 took an empty -k for no -k at all.
+    let pattern = (a.pattern.as_deref()).filter(|p| !(ctx.compat && p.is_empty()));
     // Exact by default for delete, as in hvkvp 2.0.
-    let target = key_matcher(
-        ctx,
-        a.key.as_deref(),
-        a.pattern.as_deref(),
-        &a.matching,
-        true,
-    )?;
+    let target = key_matcher(ctx, a.key.as_deref(), pattern, &a.matching, true)?;
     // clap's `requires = "all"` lets this through when an argument that
     // conflicts with -A is present (`delete KEY --if-stale`): a KEY must
     // not be deleted unconditionally by a user who asked for a condition.
