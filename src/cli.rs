@@ -24,8 +24,9 @@ use crate::pool::PoolId;
 
 /// After the examples of `hvkvp --help`.
 const EXIT_STATUS: &str = "\
-Exit status: 0 success, 1 nothing matched, 2 usage or input error (nothing
-changed), 3 environment or I/O error (missing daemon, permission, lock timeout).";
+Exit status: 0 success, 1 nothing matched (0 for a 2.0 command line, as in
+2.0), 2 usage or input error (nothing changed), 3 environment or I/O error
+(missing daemon, permission, lock timeout).";
 
 /// Read, write and delete Hyper-V Key-Value Pair (KVP) records.
 ///
