@@ -579,6 +579,68 @@ mod tests {
     }
 
     #[test]
+    fn the_2_0_form_is_2_0_options_without_a_plain_key() {
+        let form = |args: &[&str]| {
+            let argv = ["hvkvp", "--pool-dir", "/x", "-q"].iter().chain(args);
+            Cli::try_parse_from(argv).unwrap().is_2_0_form()
+        };
+        for args in [
+            &["read"][..],
+            &[
+                "read", "-s", "params", "-k", "^Host", "-i", "-m", "off", "-n", "-x",
+            ],
+            &["read", "--keyset=o", "--key=a"],
+            &[
+                "write", "-k", "K", "-v", "V", "-s", "out", "-i", "-m", "off",
+            ],
+            &["write", "--key", "K"],
+            &["delete", "-k", "K", "-n"],
+            &["delete", "-d", "-c"],
+            &["delete", "--DELETE_ALL", "-x"],
+        ] {
+            assert!(form(args), "{args:?} is in 2.0 form");
+        }
+        for args in [
+            &["read", "K"][..],
+            &["read", "-p", "3", "-k", "a"],
+            &["read", "-k", "a", "-E"],
+            &["read", "-k", "a", "-o", "kv"],
+            &["read", "-a"],
+            &["read", "-0"],
+            &["write", "K", "V"],
+            &["write", "-k", "K", "-v", "V", "--force"],
+            &["write", "-k", "K", "-v", "V", "--split"],
+            &["write", "-p", "1", "-k", "K", "-v", "V"],
+            &["write", "--batch", "f"],
+            &["write", "-i", "k", "v"],
+            &["delete", "K"],
+            &["delete", "-A", "--if-stale"],
+            &["delete", "-p", "1", "-c"],
+            &["delete", "-k", "a", "-E"],
+            &["check"],
+        ] {
+            assert!(!form(args), "{args:?} is not in 2.0 form");
+        }
+    }
+
+    #[test]
+    fn keyset_takes_any_case_and_the_first_letter() {
+        for (s, k) in [
+            ("in", Keyset::In),
+            ("I", Keyset::In),
+            ("OUT", Keyset::Out),
+            ("outbound", Keyset::Out),
+            ("p", Keyset::Params),
+            ("Param", Keyset::Params),
+        ] {
+            assert_eq!(Keyset::parse(s), Some(k), "{s}");
+        }
+        for s in ["", "x", "guest", "0"] {
+            assert_eq!(Keyset::parse(s), None, "{s}");
+        }
+    }
+
+    #[test]
     fn lock_timeout_takes_fractions() {
         assert_eq!(parse_secs("0.5").unwrap(), Duration::from_millis(500));
         assert!(parse_secs("-1").is_err());
