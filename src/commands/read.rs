@@ -18,9 +18,16 @@ use crate::watch::Watch;
 
 /// Print the records of `pool` (default 0) that the arguments name.
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error> {
-    let quiet = ctx.quiet || a.noout;
+    let quiet = ctx.quiet || a.noout.set;
+    let all_pools = a.all_pools.set;
     // Read matches substrings unless -m on.
-    let matcher = key_matcher(a.key.as_deref(), a.pattern.as_deref(), &a.matching, false)?;
+    let matcher = key_matcher(
+        ctx,
+        a.key.as_deref(),
+        a.pattern.as_deref(),
+        &a.matching,
+        false,
+    )?;
     let (matcher, format, first_only) = match matcher {
         Some(m) if a.key.is_some() => (m, Format::Value, true),
         Some(m) => (m, Format::Kv, false),
@@ -33,10 +40,10 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         ));
     }
 
-    let pools = if a.all_pools && a.wait.is_some() {
+    let pools = if all_pools && a.wait.is_some() {
         // Pools that do not exist yet may be the ones the key comes in.
         PoolId::ALL.to_vec()
-    } else if a.all_pools {
+    } else if all_pools {
         pool::existing(&ctx.dir)?
     } else {
         vec![pool.unwrap_or(PoolId::EXTERNAL)]
@@ -64,7 +71,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
                 let f = match collect(ctx, *id, &q, ctx.timeout) {
                     // The pool asked for is missing: if the key is in
                     // another pool, that is the answer the user needs.
-                    Err(e @ Error::NoPoolFile { .. }) if a.key.is_some() && !a.all_pools => {
+                    Err(e @ Error::NoPoolFile { .. }) if a.key.is_some() && !all_pools => {
                         let Some(other) = elsewhere(ctx, *id, &matcher) else {
                             return Err(e);
                         };
@@ -86,8 +93,13 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         }
     };
 
+    // hvkvp 2.0 printed nothing and exited 0: scripts under `set -e` rely
+    // on it.
+    if entries.is_empty() && ctx.compat {
+        return Ok(Exit::Success);
+    }
     if entries.is_empty() {
-        if let (Some(k), false) = (&a.key, a.all_pools) {
+        if let (Some(k), false) = (&a.key, all_pools) {
             let id = pools[0];
             match elsewhere(ctx, id, &matcher) {
                 Some(other) => say(&in_pool(os_bytes(k), other)),
@@ -103,19 +115,37 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
     }
 
     if !quiet {
-        let stdout = std::io::stdout();
-        let style = Style {
-            format,
-            null: a.null,
-            show_pool: a.all_pools,
-            escape: stdout.is_terminal(),
-        };
-        let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
-        output::write_entries(&mut out, &entries, &style)
-            .and_then(|()| out.flush())
-            .map_err(Error::Output)?;
+        print(&entries, format, a.null, all_pools)?;
     }
     Ok(Exit::Success)
+}
+
+/// Print every record of one pool as `key: value` lines (what a 2.0-form
+/// `write` or `delete` shows after the change).
+pub(crate) fn print_pool(ctx: &Ctx, id: PoolId) -> Result<(), Error> {
+    let q = Query {
+        matcher: &Matcher::all(),
+        first_only: false,
+        join: None,
+    };
+    let f = collect(ctx, id, &q, ctx.timeout)?;
+    f.warnings.iter().for_each(|w| warn(w));
+    print(&f.entries, Format::Kv, false, false)
+}
+
+/// Write entries to stdout; escaped on a terminal, exact bytes to a pipe.
+fn print(entries: &[Entry], format: Format, null: bool, show_pool: bool) -> Result<(), Error> {
+    let stdout = std::io::stdout();
+    let style = Style {
+        format,
+        null,
+        show_pool,
+        escape: stdout.is_terminal(),
+    };
+    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    output::write_entries(&mut out, entries, &style)
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)
 }
 
 /// `--wait`: look, and until the key is there, sleep until a pool file
