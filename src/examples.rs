@@ -80,7 +80,7 @@ pub const WRITE: Examples = Examples {
         ),
         ("hvkvp write -k GuestStatus -v ready", "the same, 2.0 style"),
         (
-            "date -Is | hvkvp write --chomp LastBoot -",
+            "date -Is | hvkvp write LastBoot -",
             "the value from stdin, trailing newline dropped",
         ),
         (

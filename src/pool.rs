@@ -94,17 +94,44 @@ impl PoolId {
 }
 
 /// The pools whose files exist in `dir`, in order. A missing directory is
-/// an error.
+/// an error, and so is one that cannot be looked into: `Path::exists`
+/// would call a pool hidden by EACCES absent, and an unprivileged user
+/// would be told there is nothing there.
 pub fn existing(dir: &Path) -> Result<Vec<PoolId>, Error> {
-    if !dir.is_dir() {
-        return Err(Error::NoPoolDir {
-            dir: dir.to_path_buf(),
-        });
+    check_dir(dir)?;
+    let mut found = Vec::new();
+    for id in PoolId::ALL {
+        match std::fs::metadata(dir.join(id.file_name())) {
+            Ok(_) => found.push(id),
+            // A dangling symlink is no pool either.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(Error::io(dir, "looking for the pool files", e))
+            }
+            // Anything else (a symlink loop…): opening it says what.
+            Err(_) => found.push(id),
+        }
     }
-    Ok(PoolId::ALL
-        .into_iter()
-        .filter(|id| dir.join(id.file_name()).exists())
-        .collect())
+    Ok(found)
+}
+
+/// `dir` is a directory that can be looked into; else the error that
+/// says why not: missing, not a directory, or not searchable.
+fn check_dir(dir: &Path) -> Result<(), Error> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::NotADirectory {
+            dir: dir.to_path_buf(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoPoolDir {
+            dir: dir.to_path_buf(),
+        }),
+        // A component of the path is a file: `/etc/passwd/x`.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(Error::NotADirectory {
+            dir: dir.to_path_buf(),
+        }),
+        Err(e) => Err(Error::io(dir, "looking up the pool directory", e)),
+    }
 }
 
 impl std::fmt::Display for PoolId {
@@ -367,11 +394,15 @@ impl Pool {
     pub fn misaligned_warning(&self) -> Option<String> {
         (self.tail() != 0).then(|| {
             format!(
-                "{}: {} bytes is not a whole number of records; the last {} bytes are ignored \
-                 (`hvkvp delete -c` drops them)",
+                "{}: {} is not a whole number of records; the last {} ignored \
+                 (`hvkvp delete -c` drops {})",
                 self.path.display(),
-                self.size,
-                self.tail()
+                crate::output::count(self.size as usize, "byte"),
+                match self.tail() {
+                    1 => "byte is".to_string(),
+                    n => format!("{n} bytes are"),
+                },
+                if self.tail() == 1 { "it" } else { "them" }
             )
         })
     }
@@ -602,17 +633,20 @@ fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
     let file = match opts.open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if !dir.is_dir() {
-                return Err(Error::NoPoolDir {
-                    dir: dir.to_path_buf(),
-                });
-            }
+            check_dir(dir)?;
             if access != Access::WriteCreate {
                 return Err(Error::NoPoolFile {
                     path: path.to_path_buf(),
                 });
             }
             create(path)?
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            check_dir(dir)?;
+            return Err(open_error(path, e));
+        }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && access != Access::Read => {
+            return Err(attribute_error(path).unwrap_or_else(|| open_error(path, e)));
         }
         Err(e) => return Err(open_error(path, e)),
     };
@@ -667,6 +701,43 @@ fn create(path: &Path) -> Result<File, Error> {
     Ok(file)
 }
 
+/// Why root may not open `path` for writing, when an inode attribute
+/// forbids it: `chattr +i` (immutable) and `chattr +a` (append-only; a
+/// pool is changed in place, never only appended to) make `open(O_RDWR)`
+/// fail with EPERM whoever asks, and "run as root" would be no advice.
+/// The flags are `FS_IMMUTABLE_FL` and `FS_APPEND_FL` of
+/// `include/uapi/linux/fs.h`.
+fn attribute_error(path: &Path) -> Option<Error> {
+    const FS_IMMUTABLE_FL: libc::c_long = 0x10;
+    const FS_APPEND_FL: libc::c_long = 0x20;
+    use std::os::fd::AsRawFd;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let mut flags: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one long (the kernel's `int`, which
+    // fits in it) to the pointer, which is valid for the call; the
+    // descriptor is open until `file` drops.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    if rc != 0 {
+        return None;
+    }
+    let (what, flag) = if flags & FS_IMMUTABLE_FL != 0 {
+        ("immutable", 'i')
+    } else if flags & FS_APPEND_FL != 0 {
+        ("append-only", 'a')
+    } else {
+        return None;
+    };
+    Some(Error::Attribute {
+        path: path.to_path_buf(),
+        what,
+        flag,
+    })
+}
+
 fn open_error(path: &Path, e: io::Error) -> Error {
     match e.raw_os_error() {
         Some(libc::ELOOP) => Error::NotRegular {
@@ -682,7 +753,7 @@ fn open_error(path: &Path, e: io::Error) -> Error {
             path: path.to_path_buf(),
             what: "is a socket (or a device with no driver)",
         },
-        Some(libc::ENOTDIR) => Error::NoPoolDir {
+        Some(libc::ENOTDIR) => Error::NotADirectory {
             dir: path.parent().unwrap_or(path).to_path_buf(),
         },
         Some(libc::EROFS) => Error::io(path, "opening the pool file for writing", e),

@@ -88,7 +88,7 @@ fn man_page_documents_every_verb_but_not_generate() {
     // Each verb's own options, not only the global ones.
     for opt in [
         "\\-\\-all\\-pools",
-        "\\-\\-chomp",
+        "\\-\\-keep\\-newline",
         "\\-\\-cleanduplicates",
         "\\-\\-if\\-stale",
     ] {
@@ -168,7 +168,13 @@ fn completions_offer_the_verbs_and_options() {
         for verb in VERBS {
             assert!(script.contains(verb), "{shell}: no {verb}");
         }
-        for long in ["pool-dir", "lock-timeout", "keyset", "all-pools", "chomp"] {
+        for long in [
+            "pool-dir",
+            "lock-timeout",
+            "keyset",
+            "all-pools",
+            "keep-newline",
+        ] {
             // fish spells a long option `-l pool-dir`.
             let word = match shell {
                 "fish" => format!("-l {long}"),

@@ -30,7 +30,7 @@ pub fn run(a: &GenerateArgs) -> Result<Exit, Error> {
     let mut out = io::stdout().lock();
     out.write_all(&text)
         .and_then(|()| out.flush())
-        .map_err(|e| Error::Output(io::Error::new(e.kind(), format!("writing to stdout: {e}"))))?;
+        .map_err(Error::Output)?;
     Ok(Exit::Success)
 }
 

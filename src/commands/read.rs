@@ -37,7 +37,13 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         // Pools that do not exist yet may be the ones the key comes in.
         PoolId::ALL.to_vec()
     } else if a.all_pools {
-        pool::existing(&ctx.dir)?
+        let pools = pool::existing(&ctx.dir)?;
+        if pools.is_empty() {
+            return Err(Error::NoPools {
+                dir: ctx.dir.clone(),
+            });
+        }
+        pools
     } else {
         vec![pool.unwrap_or(PoolId::EXTERNAL)]
     };
@@ -47,6 +53,15 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         join: a.join.then(|| a.key.as_deref().map(os_bytes)).flatten(),
     };
 
+    let style = Style {
+        format,
+        null: a.null,
+        show_pool: a.all_pools,
+        escape: std::io::stdout().is_terminal(),
+    };
+    // With -a, a pool that cannot be read is named and the others printed;
+    // the exit status says one failed.
+    let mut failed = false;
     let entries = match a.wait {
         Some(limit) => {
             let key = a.key.as_deref().map(os_bytes).unwrap_or_default();
@@ -73,6 +88,11 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
                         say(&in_pool(key, other));
                         return Ok(Exit::NoMatch);
                     }
+                    Err(e) if a.all_pools && !e.is_broken_pipe() => {
+                        say(&format!("error: {}", e.message()));
+                        failed = true;
+                        continue;
+                    }
                     f => f?,
                 };
                 f.warnings.iter().for_each(|w| warn(w));
@@ -86,36 +106,57 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         }
     };
 
+    // JSON says "nothing" as an empty array or object, so that a program
+    // reading it needs no special case.
+    let structured = matches!(format, Format::Json | Format::Object);
+    if !quiet && (structured || !entries.is_empty()) {
+        let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+        output::write_entries(&mut out, &entries, &style)
+            .and_then(|()| out.flush())
+            .map_err(Error::Output)?;
+    }
+    if failed {
+        return Ok(Exit::Environment);
+    }
     if entries.is_empty() {
         if let (Some(k), false) = (&a.key, a.all_pools) {
             let id = pools[0];
-            match elsewhere(ctx, id, &matcher) {
-                Some(other) => say(&in_pool(os_bytes(k), other)),
-                None => tell_no_match(&format!(
-                    "{}: no such key in pool {id}",
-                    show_key(os_bytes(k))
-                )),
+            let key = os_bytes(k);
+            if let Some(stored) = other_case(ctx, id, key, a.matching.ignore_case) {
+                say(&format!(
+                    "{}: no such key in pool {id}, but {} is, differing only in case: spell it so, \
+                     or add -i to ignore case",
+                    show_key(key),
+                    show_key(&stored)
+                ));
+            } else {
+                match elsewhere(ctx, id, &matcher) {
+                    Some(other) => say(&in_pool(key, other)),
+                    None => tell_no_match(&format!("{}: no such key in pool {id}", show_key(key))),
+                }
             }
         } else {
             tell_no_match("no records matched");
         }
         return Ok(Exit::NoMatch);
     }
-
-    if !quiet {
-        let stdout = std::io::stdout();
-        let style = Style {
-            format,
-            null: a.null,
-            show_pool: a.all_pools,
-            escape: stdout.is_terminal(),
-        };
-        let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
-        output::write_entries(&mut out, &entries, &style)
-            .and_then(|()| out.flush())
-            .map_err(Error::Output)?;
-    }
     Ok(Exit::Success)
+}
+
+/// The stored spelling of `key` in pool `id` when only its case differs
+/// (`read -p 3 virtualmachinename`), for a hint. None with -i, which
+/// already ignores case. Best effort, as [`elsewhere`].
+fn other_case(ctx: &Ctx, id: PoolId, key: &[u8], ignore_case: bool) -> Option<Vec<u8>> {
+    if ignore_case {
+        return None;
+    }
+    let q = Query {
+        matcher: &Matcher::exact_fold(key),
+        first_only: true,
+        join: None,
+    };
+    let found = collect(ctx, id, &q, ctx.timeout.min(Duration::from_secs(1))).ok()?;
+    found.entries.into_iter().next().map(|e| e.key)
 }
 
 /// `--wait`: look, and until the key is there, sleep until a pool file
