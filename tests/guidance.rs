@@ -389,6 +389,15 @@ fn check_reports_the_good_pools_names_the_bad_and_exits_3() {
     assert_eq!(doc.as_array().unwrap().len(), 2);
     // Asked for by name, the bad pool is the error.
     run_unchanged(&pools, &["check", "-p", "2"], b"").expect(3, &["is a FIFO"]);
+    // Pools there but none readable: not "no pool files".
+    for n in [0, 1] {
+        std::fs::remove_file(pools.file(n)).unwrap();
+    }
+    let ran = run_unchanged(&pools, &["check"], b"");
+    ran.expect(3, &["is a FIFO", "is a directory"]);
+    assert_eq!(ran.stdout, "");
+    let ran = run_unchanged(&pools, &["check", "-o", "json"], b"");
+    assert_eq!(ran.expect(3, &[]).stdout.trim(), "[]");
 }
 
 #[test]

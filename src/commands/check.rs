@@ -39,7 +39,10 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, Error
     // No pool file at all: the daemon never ran here, and the host sees nothing.
     let bad = (reports.is_empty() && !failed) || reports.iter().any(|r| r.problems() > 0);
 
-    if !ctx.quiet {
+    // Pools there, none readable: stderr said why; "no pool files" would
+    // be wrong.
+    let nothing_to_say = reports.is_empty() && failed && a.output == CheckFormat::Text;
+    if !ctx.quiet && !nothing_to_say {
         let stdout = io::stdout();
         let escape = stdout.is_terminal();
         let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
