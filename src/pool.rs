@@ -117,7 +117,7 @@ pub fn existing(dir: &Path) -> Result<Vec<PoolId>, Error> {
 
 /// `dir` is a directory that can be looked into; else the error that
 /// says why not: missing, not a directory, or not searchable.
-fn check_dir(dir: &Path) -> Result<(), Error> {
+pub fn check_dir(dir: &Path) -> Result<(), Error> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(Error::NotADirectory {

@@ -716,6 +716,7 @@ fn a_pool_directory_closed_to_the_user_is_a_permission_error() {
         &["read", "k"],
         &["read", "-p", "1", "k"],
         &["read", "-k", "k"],
+        &["read", "absent", "--wait=0"],
         &["write", "k", "2"],
         &["delete", "k"],
     ] {
@@ -742,6 +743,7 @@ fn a_pool_dir_that_is_a_file_says_not_a_directory() {
     for args in [
         &["read", "k"][..],
         &["read", "-a"],
+        &["read", "k", "--wait=1"],
         &["check"],
         &["write", "k", "v"],
         &["delete", "k"],

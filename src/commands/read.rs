@@ -172,6 +172,8 @@ fn wait_for(
     q: &Query<'_>,
     limit: Option<Duration>,
 ) -> Result<Option<Vec<Entry>>, Error> {
+    // Missing, not a directory, or closed to us: say which.
+    pool::check_dir(&ctx.dir)?;
     let names = pools.iter().map(|id| id.file_name().into()).collect();
     let mut watch = Watch::new(&ctx.dir, names).map_err(|_| Error::NoPoolDir {
         dir: ctx.dir.clone(),
