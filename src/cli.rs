@@ -208,7 +208,8 @@ pub struct ReadArgs {
     pub noout: bool,
 
     /// With KEY: if it is absent, wait until it appears (at most SECS
-    /// seconds; default: for ever), then print it. Exit 1 on timeout.
+    /// seconds, written --wait=SECS; default: for ever), then print it.
+    /// Exit 1 on timeout.
     #[arg(
         long,
         value_name = "SECS",

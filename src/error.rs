@@ -142,16 +142,19 @@ pub enum Error {
         hint: &'static str,
     },
 
-    /// The pool file carries an attribute that forbids the change to
-    /// everyone, root included (exit 3).
+    /// The pool file, or the directory a pool would be created in, carries
+    /// an attribute that forbids the change to everyone, root included
+    /// (exit 3).
     #[error(
-        "{}: the file is {what} (chattr +{flag}): no one may change it, not even root; if the \
+        "{}: the {kind} is {what} (chattr +{flag}): no one may change it, not even root; if the \
          change is wanted, remove the attribute first: chattr -{flag} {}",
         path.display(), path.display()
     )]
     Attribute {
-        /// The pool file.
+        /// The pool file or directory.
         path: PathBuf,
+        /// "file" or "directory".
+        kind: &'static str,
         /// "immutable" or "append-only".
         what: &'static str,
         /// The letter `chattr` and `lsattr` show: `i` or `a`.

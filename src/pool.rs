@@ -694,6 +694,11 @@ fn create(path: &Path) -> Result<File, Error> {
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| open_error(path, e))?,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            let dir = path.parent().unwrap_or(path);
+            return Err(attribute_error(dir)
+                .unwrap_or_else(|| Error::io(path, "creating the pool file", e)));
+        }
         Err(e) => return Err(Error::io(path, "creating the pool file", e)),
     };
     file.set_permissions(std::fs::Permissions::from_mode(0o644))
@@ -701,24 +706,25 @@ fn create(path: &Path) -> Result<File, Error> {
     Ok(file)
 }
 
-/// Why root may not open `path` for writing, when an inode attribute
-/// forbids it: `chattr +i` (immutable) and `chattr +a` (append-only; a
-/// pool is changed in place, never only appended to) make `open(O_RDWR)`
-/// fail with EPERM whoever asks, and "run as root" would be no advice.
-/// The flags are `FS_IMMUTABLE_FL` and `FS_APPEND_FL` of
-/// `include/uapi/linux/fs.h`.
+/// Why root may not open `path` for writing (or create a file in the
+/// directory `path`), when an inode attribute forbids it: `chattr +i`
+/// (immutable) and `chattr +a` (append-only; a pool is changed in place,
+/// never only appended to) make `open(O_RDWR)` fail with EPERM whoever
+/// asks, and "run as root" would be no advice. The flags are
+/// `FS_IMMUTABLE_FL` and `FS_APPEND_FL` of `include/uapi/linux/fs.h`.
 fn attribute_error(path: &Path) -> Option<Error> {
-    const FS_IMMUTABLE_FL: libc::c_long = 0x10;
-    const FS_APPEND_FL: libc::c_long = 0x20;
+    const FS_IMMUTABLE_FL: libc::c_int = 0x10;
+    const FS_APPEND_FL: libc::c_int = 0x20;
     use std::os::fd::AsRawFd;
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(path)
         .ok()?;
-    let mut flags: libc::c_long = 0;
-    // SAFETY: FS_IOC_GETFLAGS writes one long (the kernel's `int`, which
-    // fits in it) to the pointer, which is valid for the call; the
+    let mut flags: libc::c_int = 0;
+    // SAFETY: the kernel writes one `int` through the pointer (the ioctl
+    // is declared with `long`, but every file system puts an `int`, as
+    // chattr and lsattr expect), which is valid for the call; the
     // descriptor is open until `file` drops.
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
     if rc != 0 {
@@ -731,8 +737,10 @@ fn attribute_error(path: &Path) -> Option<Error> {
     } else {
         return None;
     };
+    let dir = file.metadata().is_ok_and(|m| m.is_dir());
     Some(Error::Attribute {
         path: path.to_path_buf(),
+        kind: if dir { "directory" } else { "file" },
         what,
         flag,
     })

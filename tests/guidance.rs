@@ -443,7 +443,14 @@ fn a_key_in_the_wrong_case_is_pointed_out() {
     let pools = Pools::new();
     pools.set_records(3, &[("VirtualMachineName", "vm-7")]);
     let ran = run_unchanged(&pools, &["read", "-p", "3", "virtualmachinename"], b"");
-    ran.expect(1, &["VirtualMachineName", "differing only in case", "-i"]);
+    ran.expect(
+        1,
+        &[
+            "virtualmachinename: no such key in pool 3",
+            "VirtualMachineName differs only in case",
+            "add -i",
+        ],
+    );
     assert_eq!(ran.stdout, "");
     let ran = run_unchanged(
         &pools,
@@ -575,7 +582,7 @@ fn immutable_or_append_only_pool_names_the_attribute_and_chattr() {
                 .expect(
                     3,
                     &[
-                        &format!("the file is {what} (chattr +{flag})"),
+                        &format!(": the file is {what} (chattr +{flag})"),
                         &format!("chattr -{flag} "),
                     ],
                 )
@@ -585,6 +592,14 @@ fn immutable_or_append_only_pool_names_the_attribute_and_chattr() {
         let ran = run_unchanged(&pools, &["read", "-p", "1", "b"], b"");
         assert_eq!(ran.expect(0, &[]).stdout, "2\n");
     }
+    // A pool to be created in an immutable directory.
+    let pools = Pools::new();
+    let Some(_attr) = Attr::set(pools.path(), 'i') else {
+        return;
+    };
+    run_unchanged(&pools, &["write", "k", "v"], b"")
+        .expect(3, &["the directory is immutable (chattr +i)", "chattr -i "])
+        .never_says(&["run as root"]);
 }
 
 #[test]

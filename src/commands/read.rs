@@ -124,8 +124,8 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
             let key = os_bytes(k);
             if let Some(stored) = other_case(ctx, id, key, a.matching.ignore_case) {
                 say(&format!(
-                    "{}: no such key in pool {id}, but {} is, differing only in case: spell it so, \
-                     or add -i to ignore case",
+                    "{}: no such key in pool {id}; {} differs only in case: spell it so, or add \
+                     -i to ignore case",
                     show_key(key),
                     show_key(&stored)
                 ));
