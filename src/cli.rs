@@ -191,7 +191,8 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub matching: MatchArgs,
 
-    /// Read every pool file that exists; each record is prefixed with its pool.
+    /// Read every pool file that exists; each record is prefixed with its
+    /// pool. One that cannot be read is named, the others printed: exit 3.
     #[arg(short = 'a', long = "all-pools", conflicts_with_all = ["pool", "keyset"])]
     pub all_pools: bool,
 
@@ -378,6 +379,7 @@ pub struct DeleteArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Check every pool file that exists (the default without -p or -s).
+    /// One that cannot be read is named, the others reported: exit 3.
     #[arg(short = 'a', long = "all-pools", conflicts_with_all = ["pool", "keyset"])]
     pub all_pools: bool,
 
