@@ -481,19 +481,29 @@ fn batch_drops_a_byte_order_mark_in_every_form() {
         (&b"{\"k\":\"v\",\"k2\":\"w\"}"[..], false),
         (&b"k\0v\0k2\0w\0"[..], true),
     ] {
-        let pools = Pools::new();
-        let mut c = pools.cmd();
-        c.args(["write", "--batch", "-"]);
-        if null {
-            c.arg("-0");
+        // On stdin and from a file.
+        for from_file in [false, true] {
+            let pools = Pools::new();
+            let file = pools.path().join("batch.txt");
+            std::fs::write(&file, [BOM, input].concat()).unwrap();
+            let mut c = pools.cmd();
+            c.args(["write", "--batch"]);
+            if from_file {
+                c.arg(&file);
+            } else {
+                c.arg("-").write_stdin([BOM, input].concat());
+            }
+            if null {
+                c.arg("-0");
+            }
+            c.assert().success();
+            assert_eq!(
+                pools.bytes(1),
+                pool_bytes(&[("k", "v"), ("k2", "w")]),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
         }
-        c.write_stdin([BOM, input].concat()).assert().success();
-        assert_eq!(
-            pools.bytes(1),
-            pool_bytes(&[("k", "v"), ("k2", "w")]),
-            "{}",
-            String::from_utf8_lossy(input)
-        );
     }
 }
 
