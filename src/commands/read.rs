@@ -145,7 +145,8 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
 
 /// The stored spelling of `key` in pool `id` when only its case differs
 /// (`read -p 3 virtualmachinename`), for a hint. None with -i, which
-/// already ignores case. Best effort, as [`elsewhere`].
+/// already ignores case. Best effort: a pool locked by a writer this very
+/// moment is not waited for (a try-lock), the hint is left out.
 fn other_case(ctx: &Ctx, id: PoolId, key: &[u8], ignore_case: bool) -> Option<Vec<u8>> {
     if ignore_case {
         return None;
@@ -155,7 +156,7 @@ fn other_case(ctx: &Ctx, id: PoolId, key: &[u8], ignore_case: bool) -> Option<Ve
         first_only: true,
         join: None,
     };
-    let found = collect(ctx, id, &q, ctx.timeout.min(Duration::from_secs(1))).ok()?;
+    let found = collect(ctx, id, &q, Duration::ZERO).ok()?;
     found.entries.into_iter().next().map(|e| e.key)
 }
 
