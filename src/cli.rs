@@ -76,6 +76,14 @@ pub struct Global {
     pub quiet: bool,
 }
 
+/// The environment variables hvkvp reads, each with the long option it
+/// stands in for and what it gives (for the man page).
+pub const ENVIRONMENT: [(&str, &str, &str); 1] =
+    [(POOL_DIR_ENV, "pool-dir", "Directory of the pool files")];
+
+/// The directory of the pool files when `--pool-dir` is not given.
+const POOL_DIR_ENV: &str = "HVKVP_POOL_DIR";
+
 /// Where the pool files are when `--pool-dir` is not given.
 pub const DEFAULT_POOL_DIR: &str = "/var/lib/hyperv";
 
@@ -86,7 +94,7 @@ impl Global {
         self.pool_dir
             .clone()
             .or_else(|| {
-                std::env::var_os("HVKVP_POOL_DIR")
+                std::env::var_os(POOL_DIR_ENV)
                     .filter(|d| !d.is_empty())
                     .map(PathBuf::from)
             })

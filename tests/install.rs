@@ -103,7 +103,10 @@ fn man_page_names_files_environment_exit_codes_and_the_daemon() {
     for n in 0..=4 {
         assert!(man.contains(&format!("/var/lib/hyperv/.kvp_pool_{n}")));
     }
-    assert!(man.contains("HVKVP_POOL_DIR"));
+    assert!(
+        man.contains(".SH ENVIRONMENT\n.TP\n\\fBHVKVP_POOL_DIR\\fR\n"),
+        "no HVKVP_POOL_DIR under ENVIRONMENT"
+    );
     assert!(man.contains("\\fBhv_kvp_daemon\\fR(8)"));
     for code in 0..=3 {
         assert!(

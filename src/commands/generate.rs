@@ -147,7 +147,7 @@ fn man_page() -> Vec<u8> {
     page.heading("FILES");
     page.roff(&files(&root));
     page.heading("ENVIRONMENT");
-    page.roff(&environment(&root));
+    page.roff(&environment());
     page.heading("EXAMPLES");
     page.roff(&example_list(&examples::MAIN));
     page.heading("SEE ALSO");
@@ -299,20 +299,15 @@ fn files(root: &Command) -> Roff {
     r
 }
 
-/// Every option that can come from the environment, as clap declares it.
-fn environment(root: &Command) -> Roff {
+/// The variables hvkvp reads ([`crate::cli::ENVIRONMENT`]).
+fn environment() -> Roff {
     let mut r = Roff::new();
-    for arg in root.get_arguments() {
-        let (Some(env), Some(long)) = (arg.get_env(), arg.get_long()) else {
-            continue;
-        };
-        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-        r.control("TP", [])
-            .text([bold(env.to_string_lossy().into_owned())]);
+    for (env, long, what) in crate::cli::ENVIRONMENT {
+        r.control("TP", []).text([bold(env)]);
         r.text([
-            roman(format!("{} The same as ", sentence(&help))),
+            roman(format!("{} The same as ", sentence(what))),
             bold(format!("--{long}")),
-            roman(", which wins when both are given."),
+            roman(", which wins when both are given; set but empty, it is ignored."),
         ]);
     }
     r
