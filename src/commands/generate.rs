@@ -145,7 +145,7 @@ fn man_page() -> Vec<u8> {
     page.heading("EXIT STATUS");
     page.roff(&exit_status());
     page.heading("FILES");
-    page.roff(&files(&root));
+    page.roff(&files());
     page.heading("ENVIRONMENT");
     page.roff(&environment());
     page.heading("EXAMPLES");
@@ -275,13 +275,8 @@ fn pool_purpose(id: PoolId) -> &'static str {
     }
 }
 
-fn files(root: &Command) -> Roff {
-    let dir = root
-        .get_arguments()
-        .find(|a| a.get_id() == "pool_dir")
-        .and_then(|a| a.get_default_values().first())
-        .map(|d| d.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "/var/lib/hyperv".to_owned());
+fn files() -> Roff {
+    let dir = crate::cli::DEFAULT_POOL_DIR;
     let mut r = Roff::new();
     for id in PoolId::ALL {
         r.control("TP", [])
