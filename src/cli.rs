@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::examples;
 use crate::output::Format;
-use crate::pool::PoolId;
+use crate::pool::{self, PoolId};
 
 /// After the examples of `hvkvp --help`.
 const EXIT_STATUS: &str = "\
@@ -84,12 +84,9 @@ pub const ENVIRONMENT: [(&str, &str, &str); 1] =
 /// The directory of the pool files when `--pool-dir` is not given.
 const POOL_DIR_ENV: &str = "HVKVP_POOL_DIR";
 
-/// Where the pool files are when `--pool-dir` is not given.
-pub const DEFAULT_POOL_DIR: &str = "/var/lib/hyperv";
-
 impl Global {
     /// `--pool-dir`, else `$HVKVP_POOL_DIR` unless empty, else
-    /// [`DEFAULT_POOL_DIR`].
+    /// [`pool::DEFAULT_DIR`].
     pub fn pool_dir(&self) -> PathBuf {
         self.pool_dir
             .clone()
@@ -98,7 +95,7 @@ impl Global {
                     .filter(|d| !d.is_empty())
                     .map(PathBuf::from)
             })
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_POOL_DIR))
+            .unwrap_or_else(|| PathBuf::from(pool::DEFAULT_DIR))
     }
 
     /// The pool named by -p or -s, if any.

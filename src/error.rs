@@ -70,8 +70,8 @@ pub enum Error {
     /// `--pool-dir` names something that is not a directory (exit 3).
     #[error(
         "{}: not a directory: --pool-dir (or HVKVP_POOL_DIR) must name the directory that \
-         holds the .kvp_pool_N files (default /var/lib/hyperv)",
-        dir.display()
+         holds the .kvp_pool_N files (default {})",
+        dir.display(), crate::pool::DEFAULT_DIR
     )]
     NotADirectory {
         /// What `--pool-dir` named.

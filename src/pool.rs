@@ -93,6 +93,9 @@ impl PoolId {
     }
 }
 
+/// Where the daemon keeps the pool files (`--pool-dir` by default).
+pub const DEFAULT_DIR: &str = "/var/lib/hyperv";
+
 /// The pools whose files exist in `dir`, in order. A missing directory is
 /// an error, and so is one that cannot be looked into: `Path::exists`
 /// would call a pool hidden by EACCES absent, and an unprivileged user

@@ -276,7 +276,7 @@ fn pool_purpose(id: PoolId) -> &'static str {
 }
 
 fn files() -> Roff {
-    let dir = crate::cli::DEFAULT_POOL_DIR;
+    let dir = crate::pool::DEFAULT_DIR;
     let mut r = Roff::new();
     for id in PoolId::ALL {
         r.control("TP", [])
