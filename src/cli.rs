@@ -504,6 +504,23 @@ mod tests {
     }
 
     #[test]
+    fn a_number_after_wait_with_a_space_is_caught_and_nothing_else() {
+        let caught = |args: &[&str]| {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            spaced_wait(&args).is_some()
+        };
+        assert!(caught(&["hvkvp", "read", "Role", "--wait", "3"]));
+        assert!(caught(&[
+            "hvkvp", "-p", "0", "read", "--wait", "0.5", "Role"
+        ]));
+        assert!(!caught(&["hvkvp", "read", "Role", "--wait=3"]));
+        assert!(!caught(&["hvkvp", "read", "--wait", "Role"]));
+        assert!(!caught(&["hvkvp", "read", "--wait", "--", "3"]));
+        assert!(!caught(&["hvkvp", "read", "--", "--wait", "3"]));
+        assert!(!caught(&["hvkvp", "write", "--wait", "3"]));
+    }
+
+    #[test]
     fn lock_timeout_takes_fractions() {
         assert_eq!(parse_secs("0.5").unwrap(), Duration::from_millis(500));
         assert!(parse_secs("-1").is_err());
