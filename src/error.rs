@@ -244,7 +244,14 @@ impl Error {
     /// Wrap an I/O error on `path`, turning "permission denied" into advice.
     pub fn io(path: &std::path::Path, doing: &'static str, source: std::io::Error) -> Error {
         if source.kind() == std::io::ErrorKind::PermissionDenied {
-            let hint = "pool files are root's: run as root (sudo hvkvp …)";
+            let hint = if rustix::process::geteuid().is_root() {
+                // An immutable or append-only file is named before this
+                // (`pool::open_file`); what is left for root is policy.
+                "refused even to root: a security module (SELinux, AppArmor) or the mount \
+                 forbids it"
+            } else {
+                "pool files are root's: run as root (sudo hvkvp …)"
+            };
             return Error::Permission {
                 path: path.to_path_buf(),
                 doing,
@@ -255,6 +262,31 @@ impl Error {
             path: path.to_path_buf(),
             doing,
             source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_denied_advises_root_only_to_others() {
+        let e = Error::io(
+            std::path::Path::new("/p/.kvp_pool_1"),
+            "opening the pool file",
+            std::io::Error::from_raw_os_error(libc::EACCES),
+        );
+        assert_eq!(e.exit(), Exit::Environment);
+        let msg = e.message();
+        assert!(
+            msg.starts_with("/p/.kvp_pool_1: permission denied while opening"),
+            "{msg}"
+        );
+        if rustix::process::geteuid().is_root() {
+            assert!(msg.contains("refused even to root"), "{msg}");
+        } else {
+            assert!(msg.contains("run as root"), "{msg}");
         }
     }
 }
