@@ -375,6 +375,21 @@ fn read_all_prints_the_good_pools_names_the_bad_and_exits_3() {
 }
 
 #[test]
+fn read_all_wait_looks_past_a_bad_pool() {
+    let pools = pools_with_bad_ones();
+    let ran = run_unchanged(&pools, &["read", "-a", "guest", "--wait=5"], b"");
+    ran.expect(
+        3,
+        &[".kvp_pool_2: is a FIFO", ".kvp_pool_3: is a directory"],
+    );
+    assert_eq!(ran.stdout, "1: g\n");
+    // Named once, not at every look; a timeout is exit 3 too.
+    let ran = run_unchanged(&pools, &["read", "-a", "absent", "--wait=0.2"], b"");
+    ran.expect(3, &[]);
+    assert_eq!(ran.stderr.matches("is a FIFO").count(), 1, "{}", ran.stderr);
+}
+
+#[test]
 fn check_reports_the_good_pools_names_the_bad_and_exits_3() {
     let pools = pools_with_bad_ones();
     let ran = run_unchanged(&pools, &["check"], b"");

@@ -65,11 +65,15 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
     let entries = match a.wait {
         Some(limit) => {
             let key = a.key.as_deref().map(os_bytes).unwrap_or_default();
-            match wait_for(ctx, &pools, &q, limit)? {
+            match wait_for(ctx, &pools, &q, limit, a.all_pools.then_some(&mut failed))? {
                 Some(found) => found,
                 None => {
                     tell_no_match(&format!("{}: timed out waiting for it", show_key(key)));
-                    return Ok(Exit::NoMatch);
+                    return Ok(if failed {
+                        Exit::Environment
+                    } else {
+                        Exit::NoMatch
+                    });
                 }
             }
         }
@@ -172,6 +176,7 @@ fn wait_for(
     pools: &[PoolId],
     q: &Query<'_>,
     limit: Option<Duration>,
+    mut failed: Option<&mut bool>,
 ) -> Result<Option<Vec<Entry>>, Error> {
     // Missing, not a directory, or closed to us: say which.
     pool::check_dir(&ctx.dir)?;
@@ -197,7 +202,17 @@ fn wait_for(
                     found.extend(f.entries);
                 }
                 Err(Error::NoPoolFile { .. } | Error::NoPoolDir { .. }) => {}
-                Err(e) => return Err(e),
+                // With -a (`failed` given), a pool that cannot be read is
+                // named once and the others are still waited on.
+                Err(e) => match failed.as_deref_mut() {
+                    Some(failed) => {
+                        if !warned {
+                            say(&format!("error: {}", e.message()));
+                        }
+                        *failed = true;
+                    }
+                    None => return Err(e),
+                },
             }
         }
         warned = true;
