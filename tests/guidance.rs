@@ -477,6 +477,25 @@ fn a_key_in_the_wrong_case_is_pointed_out() {
     run_unchanged(&pools, &["read", "-p", "3", "hostname"], b"")
         .expect(1, &[])
         .never_says(&["case"]);
+    // In another pool, in another case; and with -a.
+    pools.set_records(0, &[("Role", "web")]);
+    run_unchanged(&pools, &["read", "virtualmachinename"], b"").expect(
+        1,
+        &[
+            "no such key in pool 0",
+            "VirtualMachineName in pool 3 (params) differs only in case",
+            "-p 3",
+        ],
+    );
+    let ran = run_unchanged(&pools, &["read", "-a", "virtualmachinename"], b"");
+    ran.expect(
+        1,
+        &[
+            "VirtualMachineName in pool 3 (params) differs only in case",
+            "-i",
+        ],
+    );
+    assert_eq!(ran.stdout, "");
 }
 
 // ---------------------------------------------------------------------------

@@ -123,36 +123,61 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         return Ok(Exit::Environment);
     }
     if entries.is_empty() {
-        if let (Some(k), false) = (&a.key, a.all_pools) {
-            let id = pools[0];
-            let key = os_bytes(k);
-            if let Some(stored) = other_case(ctx, id, key, a.matching.ignore_case) {
-                say(&format!(
-                    "{}: no such key in pool {id}; {} differs only in case: spell it so, or add \
+        match (&a.key, a.all_pools) {
+            (Some(k), false) => not_found(ctx, pools[0], os_bytes(k), &matcher, a),
+            // -a: the key may be in any pool, in another case.
+            (Some(k), true) => match other_case(ctx, &pools, os_bytes(k), a) {
+                Some((id, stored)) => say(&format!(
+                    "{}: no such key; {} in pool {id} differs only in case: spell it so, or add \
                      -i to ignore case",
-                    show_key(key),
+                    show_key(os_bytes(k)),
                     show_key(&stored)
-                ));
-            } else {
-                match elsewhere(ctx, id, &matcher) {
-                    Some(other) => say(&in_pool(key, other)),
-                    None => tell_no_match(&format!("{}: no such key in pool {id}", show_key(key))),
-                }
-            }
-        } else {
-            tell_no_match("no records matched");
+                )),
+                None => tell_no_match("no records matched"),
+            },
+            (None, _) => tell_no_match("no records matched"),
         }
         return Ok(Exit::NoMatch);
     }
     Ok(Exit::Success)
 }
 
-/// The stored spelling of `key` in pool `id` when only its case differs
-/// (`read -p 3 virtualmachinename`), for a hint. None with -i, which
-/// already ignores case. Best effort: a pool locked by a writer this very
-/// moment is not waited for (a try-lock), the hint is left out.
-fn other_case(ctx: &Ctx, id: PoolId, key: &[u8], ignore_case: bool) -> Option<Vec<u8>> {
-    if ignore_case {
+/// Why `read KEY` found nothing in pool `id`, where a hint can say more:
+/// the key spelt in another case there; the key in another pool; the key
+/// in another case in another pool. Scripts that ask for a key that may
+/// be absent get the hints on stderr only.
+fn not_found(ctx: &Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadArgs) {
+    if let Some((_, stored)) = other_case(ctx, &[id], key, a) {
+        return say(&format!(
+            "{}: no such key in pool {id}; {} differs only in case: spell it so, or add -i to \
+             ignore case",
+            show_key(key),
+            show_key(&stored)
+        ));
+    }
+    if let Some(other) = elsewhere(ctx, id, matcher) {
+        return say(&in_pool(key, other));
+    }
+    let others: Vec<PoolId> = PoolId::ALL.into_iter().filter(|&p| p != id).collect();
+    match other_case(ctx, &others, key, a) {
+        Some((other, stored)) => say(&format!(
+            "{}: no such key in pool {id}; {} in pool {other} differs only in case: use -p {} \
+             and spell it so, or add -i",
+            show_key(key),
+            show_key(&stored),
+            other.number()
+        )),
+        None => tell_no_match(&format!("{}: no such key in pool {id}", show_key(key))),
+    }
+}
+
+/// The first of `pools` holding `key` spelt in another case, and that
+/// spelling (`read -p 3 virtualmachinename`), for a hint. None with -i,
+/// which already ignores case, and with --join, whose chunks a case hint
+/// would not cover. Best effort: a pool locked by a writer this very
+/// moment is not waited for (a try-lock), and is passed over.
+fn other_case(ctx: &Ctx, pools: &[PoolId], key: &[u8], a: &ReadArgs) -> Option<(PoolId, Vec<u8>)> {
+    if a.matching.ignore_case || a.join {
         return None;
     }
     let q = Query {
@@ -160,8 +185,10 @@ fn other_case(ctx: &Ctx, id: PoolId, key: &[u8], ignore_case: bool) -> Option<Ve
         first_only: true,
         join: None,
     };
-    let found = collect(ctx, id, &q, Duration::ZERO).ok()?;
-    found.entries.into_iter().next().map(|e| e.key)
+    pools.iter().find_map(|&id| {
+        let found = collect(ctx, id, &q, Duration::ZERO).ok()?;
+        found.entries.into_iter().next().map(|e| (id, e.key))
+    })
 }
 
 /// `--wait`: look, and until the key is there, sleep until a pool file
