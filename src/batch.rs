@@ -32,7 +32,12 @@ pub fn read(file: &Path, null: bool, limits: Limits) -> Result<Pairs, Error> {
     let mut input = Vec::new();
     let cap = MAX_BYTES as u64 + 1;
     let res = if file.as_os_str() == "-" {
-        std::io::stdin().lock().take(cap).read_to_end(&mut input)
+        stdin(
+            "batch",
+            "pipe the pairs in (`… | hvkvp write --batch -`), or give --batch a file",
+        )?
+        .take(cap)
+        .read_to_end(&mut input)
     } else {
         std::fs::File::open(file).and_then(|f| f.take(cap).read_to_end(&mut input))
     };
@@ -49,6 +54,32 @@ pub fn read(file: &Path, null: bool, limits: Limits) -> Result<Pairs, Error> {
     parse(&input, null, limits)
 }
 
+/// Standard input, to read `what` from. A closed stdin (`<&-`) is an
+/// error, not an empty input: the Rust runtime opens /dev/null in place
+/// of a closed descriptor 0, so /dev/null is refused alike. An empty
+/// value is written as `hvkvp write KEY ''`.
+pub(crate) fn stdin(what: &str, hint: &str) -> Result<std::io::StdinLock<'static>, Error> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let input = std::io::stdin();
+    let meta = input
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| std::fs::File::from(fd).metadata());
+    let null = std::fs::metadata("/dev/null");
+    let closed = match (meta, null) {
+        (Err(_), _) => true,
+        (Ok(m), Ok(n)) => m.file_type().is_char_device() && m.rdev() == n.rdev(),
+        (Ok(_), Err(_)) => false,
+    };
+    if closed {
+        return Err(Error::Input(format!(
+            "stdin is closed (or /dev/null): there is no {what} to read on it; {hint}"
+        )));
+    }
+    Ok(input.lock())
+}
+
 /// Parse and check `input`; see the module documentation for the forms.
 pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
     // Editors on Windows start UTF-8 files with a byte order mark; it is
@@ -60,7 +91,16 @@ pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
         input.iter().find(|b| !b.is_ascii_whitespace()),
         Some(b'[') | Some(b'{')
     ) {
-        json_pairs(input)?
+        // JSON only if it parses as JSON: `[net]=on` or `{id}=7` are
+        // KEY=VALUE lines whose first key starts with a bracket.
+        match serde_json::from_slice(input) {
+            Ok(doc) => json_pairs(doc)?,
+            Err(json) => line_pairs(input).map_err(|lines| {
+                Error::Input(format!(
+                    "batch: neither JSON ({json}) nor KEY=VALUE lines ({lines})"
+                ))
+            })?,
+        }
     } else {
         line_pairs(input)?
     };
@@ -139,10 +179,8 @@ fn nul_pairs(input: &[u8]) -> Result<Vec<Pair>, Error> {
         .collect())
 }
 
-fn json_pairs(input: &[u8]) -> Result<Vec<Pair>, Error> {
+fn json_pairs(doc: serde_json::Value) -> Result<Vec<Pair>, Error> {
     use serde_json::Value;
-    let doc: Value = serde_json::from_slice(input)
-        .map_err(|e| Error::Input(format!("batch: not valid JSON: {e}")))?;
     match doc {
         Value::Array(items) => items
             .iter()

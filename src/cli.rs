@@ -20,7 +20,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::examples;
 use crate::output::Format;
-use crate::pool::PoolId;
+use crate::pool::{self, PoolId};
 
 /// After the examples of `hvkvp --help`.
 const EXIT_STATUS: &str = "\
@@ -56,15 +56,12 @@ pub struct Cli {
 /// Options every verb takes, before or after it.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Directory of the pool files.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "HVKVP_POOL_DIR",
-        default_value = "/var/lib/hyperv",
-        global = true
-    )]
-    pub pool_dir: PathBuf,
+    /// Directory of the pool files. Default: $HVKVP_POOL_DIR when it is set
+    /// and not empty, else /var/lib/hyperv.
+    // Not clap's `env`: clap shows an option set from the environment in
+    // every usage line as if it were required, and refuses an empty value.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub pool_dir: Option<PathBuf>,
 
     /// Pool: 0-4, or external/in, guest/out, auto, auto-external/params,
     /// auto-internal. Default: 0 for read, 1 for write and delete, every
@@ -125,8 +122,28 @@ impl Cli {
         }
     }
 }
+/// The environment variables hvkvp reads, each with the long option it
+/// stands in for and what it gives (for the man page).
+pub const ENVIRONMENT: [(&str, &str, &str); 1] =
+    [(POOL_DIR_ENV, "pool-dir", "Directory of the pool files")];
+
+/// The directory of the pool files when `--pool-dir` is not given.
+const POOL_DIR_ENV: &str = "HVKVP_POOL_DIR";
 
 impl Global {
+    /// `--pool-dir`, else `$HVKVP_POOL_DIR` unless empty, else
+    /// [`pool::DEFAULT_DIR`].
+    pub fn pool_dir(&self) -> PathBuf {
+        self.pool_dir
+            .clone()
+            .or_else(|| {
+                std::env::var_os(POOL_DIR_ENV)
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from(pool::DEFAULT_DIR))
+    }
+
     /// The pool named by -p or -s, if any.
     pub fn pool(&self) -> Option<PoolId> {
         self.pool.or(self.keyset.map(|k| match k {
@@ -286,7 +303,8 @@ pub struct AllPools {
 /// it replaces this one.)
 #[derive(Debug, Args)]
 #[command(mut_arg("all_pools", |a| a.help(
-    "Read every pool file that exists; each record is prefixed with its pool"
+    "Read every pool file that exists; each record is prefixed with its pool. \
+     One that cannot be read is named, the others printed: exit 3"
 )))]
 #[command(mut_arg("invert", |a| a.conflicts_with("key")))]
 pub struct ReadArgs {
@@ -324,7 +342,8 @@ pub struct ReadArgs {
     pub noout: NoOut,
 
     /// With KEY: if it is absent, wait until it appears (at most SECS
-    /// seconds; default: for ever), then print it. Exit 1 on timeout.
+    /// seconds, written --wait=SECS; default: for ever), then print it.
+    /// Exit 1 on timeout.
     #[arg(
         long,
         value_name = "SECS",
@@ -381,9 +400,15 @@ pub struct WriteArgs {
     )]
     pub value_opt: Option<OsString>,
 
-    /// With a value from stdin, drop one trailing newline.
-    #[arg(long)]
+    /// Accepted for older scripts: one trailing newline of a value from
+    /// stdin is dropped anyway.
+    #[arg(long, hide = true)]
     pub chomp: bool,
+
+    /// With a value from stdin, keep every byte: without it one trailing
+    /// newline is dropped, the one `read` prints after the value.
+    #[arg(long, alias = "raw", conflicts_with = "chomp")]
+    pub keep_newline: bool,
 
     /// Update a key that matches ignoring case, keeping its stored spelling.
     #[arg(short = 'i', long = "ignorecase")]
@@ -493,7 +518,8 @@ pub struct DeleteArgs {
 /// text.)
 #[derive(Debug, Args)]
 #[command(mut_arg("all_pools", |a| a.help(
-    "Check every pool file that exists (the default without -p or -s)"
+    "Check every pool file that exists (the default without -p or -s). \
+     One that cannot be read is named, the others reported: exit 3"
 )))]
 pub struct CheckArgs {
     /// `-a`.
@@ -538,6 +564,43 @@ pub enum Generated {
     Fish,
 }
 
+/// The command line as clap parses it, with what derive cannot say:
+/// `generate` takes none of the options every verb takes, so its help
+/// does not list them.
+pub fn command() -> clap::Command {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    // clap gives a verb the global options it does not declare itself:
+    // `generate` declares hidden ones of the same names.
+    let hidden: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.clone().global(false).hide(true))
+        .collect();
+    cmd.mut_subcommand("generate", |g| g.args(hidden))
+}
+
+/// `read KEY --wait 3`, `read --wait 3 KEY`, `read --wait 3`: the seconds
+/// of `--wait` follow an `=`, because without one `--wait` alone means
+/// "for ever" and the next word is the KEY. A number right after `--wait`
+/// is almost surely meant as its seconds; the message says how to write
+/// it (and how to wait for a key that is a number).
+pub fn spaced_wait(args: &[OsString]) -> Option<String> {
+    let words: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_str().unwrap_or(""))
+        .take_while(|&a| a != "--")
+        .collect();
+    let read = words.iter().position(|&w| w == "read")?;
+    let at = words[read..].iter().position(|&w| w == "--wait")? + read;
+    let secs = words.get(at + 1)?;
+    parse_secs(secs).ok()?;
+    Some(format!(
+        "--wait {secs}: write --wait={secs} to wait at most {secs} s (with a space, {secs} is \
+         taken for the KEY); to wait for ever for a key named {secs}, write `read --wait -- {secs}`"
+    ))
+}
+
 fn parse_wait(s: &str) -> Result<Duration, String> {
     if s == "inf" {
         return Ok(Duration::MAX);
@@ -573,7 +636,7 @@ mod tests {
     fn global_options_after_the_verb() {
         let c = Cli::try_parse_from(["hvkvp", "read", "-p", "params", "--pool-dir", "/x"]).unwrap();
         assert_eq!(c.global.pool(), Some(PoolId::AUTO_EXTERNAL));
-        assert_eq!(c.global.pool_dir, PathBuf::from("/x"));
+        assert_eq!(c.global.pool_dir(), PathBuf::from("/x"));
         let c = Cli::try_parse_from(["hvkvp", "-s", "out", "read"]).unwrap();
         assert_eq!(c.global.pool(), Some(PoolId::GUEST));
     }
@@ -638,6 +701,23 @@ mod tests {
         for s in ["", "x", "guest", "0"] {
             assert_eq!(Keyset::parse(s), None, "{s}");
         }
+    }
+
+    #[test]
+    fn a_number_after_wait_with_a_space_is_caught_and_nothing_else() {
+        let caught = |args: &[&str]| {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            spaced_wait(&args).is_some()
+        };
+        assert!(caught(&["hvkvp", "read", "Role", "--wait", "3"]));
+        assert!(caught(&[
+            "hvkvp", "-p", "0", "read", "--wait", "0.5", "Role"
+        ]));
+        assert!(!caught(&["hvkvp", "read", "Role", "--wait=3"]));
+        assert!(!caught(&["hvkvp", "read", "--wait", "Role"]));
+        assert!(!caught(&["hvkvp", "read", "--wait", "--", "3"]));
+        assert!(!caught(&["hvkvp", "read", "--", "--wait", "3"]));
+        assert!(!caught(&["hvkvp", "write", "--wait", "3"]));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::output::count;
+
 /// The process exit status of every outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -65,15 +67,29 @@ pub enum Error {
         dir: PathBuf,
     },
 
-    /// The pool file does not exist (exit 3).
+    /// `--pool-dir` names something that is not a directory (exit 3).
     #[error(
-        "{}: no such pool file: the KVP daemon creates the pools when it starts; is \
-         hv_kvp_daemon / hypervkvpd running?",
-        path.display()
+        "{}: not a directory: --pool-dir (or HVKVP_POOL_DIR) must name the directory that \
+         holds the .kvp_pool_N files (default {})",
+        dir.display(), crate::pool::DEFAULT_DIR
     )]
+    NotADirectory {
+        /// What `--pool-dir` named.
+        dir: PathBuf,
+    },
+
+    /// The pool file does not exist (exit 3).
+    #[error("{}: no such pool file: {NO_DAEMON}", path.display())]
     NoPoolFile {
         /// The pool file that should be there.
         path: PathBuf,
+    },
+
+    /// The pool directory holds no pool file at all (`read -a`, exit 3).
+    #[error("{}: no pool file (.kvp_pool_0 to .kvp_pool_4): {NO_DAEMON}", dir.display())]
+    NoPools {
+        /// The directory looked in (`--pool-dir`).
+        dir: PathBuf,
     },
 
     /// The path is not a regular file (exit 3).
@@ -87,9 +103,10 @@ pub enum Error {
 
     /// The pool file is not a whole number of records (exit 3).
     #[error(
-        "{}: {size} bytes is not a whole number of {record}-byte records ({tail} stray bytes at the \
-         end): refusing to write to it; `hvkvp delete -c` drops the partial record",
-        path.display(), record = crate::record::RECORD_SIZE
+        "{}: {} is not a whole number of {record}-byte records ({} at the end): refusing to write \
+         to it; `hvkvp delete -c` drops the partial record",
+        path.display(), count(*size as usize, "byte"), count(*tail as usize, "stray byte"),
+        record = crate::record::RECORD_SIZE
     )]
     Misaligned {
         /// The pool file refused.
@@ -125,6 +142,25 @@ pub enum Error {
         hint: &'static str,
     },
 
+    /// The pool file, or the directory a pool would be created in, carries
+    /// an attribute that forbids the change to everyone, root included
+    /// (exit 3).
+    #[error(
+        "{}: the {kind} is {what} (chattr +{flag}): no one may change it, not even root; if the \
+         change is wanted, remove the attribute first: chattr -{flag} {}",
+        path.display(), path.display()
+    )]
+    Attribute {
+        /// The pool file or directory.
+        path: PathBuf,
+        /// "file" or "directory".
+        kind: &'static str,
+        /// "immutable" or "append-only".
+        what: &'static str,
+        /// The letter `chattr` and `lsattr` show: `i` or `a`.
+        flag: char,
+    },
+
     /// Any other I/O failure on a pool (exit 3).
     #[error("{}: {doing}", path.display())]
     Io {
@@ -140,8 +176,25 @@ pub enum Error {
     /// Writing the output failed, `--help` included (exit 3). A closed
     /// pipe (`hvkvp read | head -1`) is not a failure: [`exit_status`]
     /// makes it exit 0, and nothing is said.
-    #[error(transparent)]
+    #[error("writing to standard output: {}", output_failure(.0))]
     Output(std::io::Error),
+}
+
+/// What [`Error::NoPoolFile`] and [`Error::NoPools`] suggest.
+const NO_DAEMON: &str = "the KVP daemon creates the pools when it starts; is hv_kvp_daemon / \
+                         hypervkvpd running?";
+
+/// Why the output could not be written, with what to do where that is
+/// clear (`hvkvp read K > /dev/full`).
+fn output_failure(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) => format!(
+            "{e}: the file system or device that stdout goes to is full; free some space or \
+             send the output elsewhere"
+        ),
+        Some(libc::EFBIG) => format!("{e}: the output file reached the file size limit"),
+        _ => e.to_string(),
+    }
 }
 
 /// A key or value that cannot be written is an input error.
@@ -157,7 +210,10 @@ impl Error {
         match self {
             Error::Input(_) | Error::PoolRefused { .. } => Exit::Usage,
             Error::NoPoolDir { .. }
+            | Error::NotADirectory { .. }
             | Error::NoPoolFile { .. }
+            | Error::NoPools { .. }
+            | Error::Attribute { .. }
             | Error::NotRegular { .. }
             | Error::Misaligned { .. }
             | Error::LockTimeout { .. }
@@ -188,7 +244,14 @@ impl Error {
     /// Wrap an I/O error on `path`, turning "permission denied" into advice.
     pub fn io(path: &std::path::Path, doing: &'static str, source: std::io::Error) -> Error {
         if source.kind() == std::io::ErrorKind::PermissionDenied {
-            let hint = "pool files are root's: run as root (sudo hvkvp …)";
+            let hint = if rustix::process::geteuid().is_root() {
+                // An immutable or append-only file is named before this
+                // (`pool::open_file`); what is left for root is policy.
+                "refused even to root: a security module (SELinux, AppArmor) or the mount \
+                 forbids it"
+            } else {
+                "pool files are root's: run as root (sudo hvkvp …)"
+            };
             return Error::Permission {
                 path: path.to_path_buf(),
                 doing,
@@ -199,6 +262,31 @@ impl Error {
             path: path.to_path_buf(),
             doing,
             source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_denied_advises_root_only_to_others() {
+        let e = Error::io(
+            std::path::Path::new("/p/.kvp_pool_1"),
+            "opening the pool file",
+            std::io::Error::from_raw_os_error(libc::EACCES),
+        );
+        assert_eq!(e.exit(), Exit::Environment);
+        let msg = e.message();
+        assert!(
+            msg.starts_with("/p/.kvp_pool_1: permission denied while opening"),
+            "{msg}"
+        );
+        if rustix::process::geteuid().is_root() {
+            assert!(msg.contains("refused even to root"), "{msg}");
+        } else {
+            assert!(msg.contains("run as root"), "{msg}");
         }
     }
 }

@@ -91,7 +91,7 @@ pub const WRITE: Examples = Examples {
             "2.0 style: update every key containing 'Status'",
         ),
         (
-            "date -Is | hvkvp write --chomp LastBoot -",
+            "date -Is | hvkvp write LastBoot -",
             "the value from stdin, trailing newline dropped",
         ),
         (

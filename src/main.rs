@@ -3,16 +3,33 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::FromArgMatches;
 use hvkvp::{exit_status, Error, Exit};
 
 fn main() -> ExitCode {
-    let outcome = match hvkvp::cli::Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(msg) = hvkvp::cli::spaced_wait(&args) {
+        let _ = writeln!(std::io::stderr(), "hvkvp: error: {msg}");
+        return Exit::Usage.into();
+    }
+    let parsed = hvkvp::cli::command()
+        .try_get_matches_from(&args)
+        .and_then(|m| hvkvp::cli::Cli::from_arg_matches(&m));
+    let outcome = match parsed {
         Ok(cli) => hvkvp::run(cli),
         // --help and --version: to stdout, exit 0. Output that cannot be
         // written fails as any other output does (ripgrep's rule): exit 3
         // with the error, or 0 quietly on a closed pipe.
         Err(e) if !e.use_stderr() => e.print().map(|()| Exit::Success).map_err(Error::Output),
+        // clap's own message lists the hidden `generate`.
+        Err(e) if e.kind() == ErrorKind::MissingSubcommand => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "hvkvp: error: no verb given: hvkvp read, write, delete or check (see hvkvp --help)"
+            );
+            return Exit::Usage.into();
+        }
         Err(e) => {
             let text = e.render().to_string();
             let text = text.strip_prefix("error: ").unwrap_or(&text);

@@ -93,18 +93,48 @@ impl PoolId {
     }
 }
 
+/// Where the daemon keeps the pool files (`--pool-dir` by default).
+pub const DEFAULT_DIR: &str = "/var/lib/hyperv";
+
 /// The pools whose files exist in `dir`, in order. A missing directory is
-/// an error.
+/// an error, and so is one that cannot be looked into: `Path::exists`
+/// would call a pool hidden by EACCES absent, and an unprivileged user
+/// would be told there is nothing there.
 pub fn existing(dir: &Path) -> Result<Vec<PoolId>, Error> {
-    if !dir.is_dir() {
-        return Err(Error::NoPoolDir {
-            dir: dir.to_path_buf(),
-        });
+    check_dir(dir)?;
+    let mut found = Vec::new();
+    for id in PoolId::ALL {
+        match std::fs::metadata(dir.join(id.file_name())) {
+            Ok(_) => found.push(id),
+            // A dangling symlink is no pool either.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(Error::io(dir, "looking for the pool files", e))
+            }
+            // Anything else (a symlink loop…): opening it says what.
+            Err(_) => found.push(id),
+        }
     }
-    Ok(PoolId::ALL
-        .into_iter()
-        .filter(|id| dir.join(id.file_name()).exists())
-        .collect())
+    Ok(found)
+}
+
+/// `dir` is a directory that can be looked into; else the error that
+/// says why not: missing, not a directory, or not searchable.
+pub fn check_dir(dir: &Path) -> Result<(), Error> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::NotADirectory {
+            dir: dir.to_path_buf(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoPoolDir {
+            dir: dir.to_path_buf(),
+        }),
+        // A component of the path is a file: `/etc/passwd/x`.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(Error::NotADirectory {
+            dir: dir.to_path_buf(),
+        }),
+        Err(e) => Err(Error::io(dir, "looking up the pool directory", e)),
+    }
 }
 
 impl std::fmt::Display for PoolId {
@@ -367,11 +397,15 @@ impl Pool {
     pub fn misaligned_warning(&self) -> Option<String> {
         (self.tail() != 0).then(|| {
             format!(
-                "{}: {} bytes is not a whole number of records; the last {} bytes are ignored \
-                 (`hvkvp delete -c` drops them)",
+                "{}: {} is not a whole number of records; the last {} ignored \
+                 (`hvkvp delete -c` drops {})",
                 self.path.display(),
-                self.size,
-                self.tail()
+                crate::output::count(self.size as usize, "byte"),
+                match self.tail() {
+                    1 => "byte is".to_string(),
+                    n => format!("{n} bytes are"),
+                },
+                if self.tail() == 1 { "it" } else { "them" }
             )
         })
     }
@@ -602,17 +636,20 @@ fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
     let file = match opts.open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if !dir.is_dir() {
-                return Err(Error::NoPoolDir {
-                    dir: dir.to_path_buf(),
-                });
-            }
+            check_dir(dir)?;
             if access != Access::WriteCreate {
                 return Err(Error::NoPoolFile {
                     path: path.to_path_buf(),
                 });
             }
             create(path)?
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            check_dir(dir)?;
+            return Err(open_error(path, e));
+        }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && access != Access::Read => {
+            return Err(attribute_error(path).unwrap_or_else(|| open_error(path, e)));
         }
         Err(e) => return Err(open_error(path, e)),
     };
@@ -660,11 +697,56 @@ fn create(path: &Path) -> Result<File, Error> {
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| open_error(path, e))?,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            let dir = path.parent().unwrap_or(path);
+            return Err(attribute_error(dir)
+                .unwrap_or_else(|| Error::io(path, "creating the pool file", e)));
+        }
         Err(e) => return Err(Error::io(path, "creating the pool file", e)),
     };
     file.set_permissions(std::fs::Permissions::from_mode(0o644))
         .map_err(|e| Error::io(path, "setting the new pool file's mode", e))?;
     Ok(file)
+}
+
+/// Why root may not open `path` for writing (or create a file in the
+/// directory `path`), when an inode attribute forbids it: `chattr +i`
+/// (immutable) and `chattr +a` (append-only; a pool is changed in place,
+/// never only appended to) make `open(O_RDWR)` fail with EPERM whoever
+/// asks, and "run as root" would be no advice. The flags are
+/// `FS_IMMUTABLE_FL` and `FS_APPEND_FL` of `include/uapi/linux/fs.h`.
+fn attribute_error(path: &Path) -> Option<Error> {
+    const FS_IMMUTABLE_FL: libc::c_int = 0x10;
+    const FS_APPEND_FL: libc::c_int = 0x20;
+    use std::os::fd::AsRawFd;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let mut flags: libc::c_int = 0;
+    // SAFETY: the kernel writes one `int` through the pointer (the ioctl
+    // is declared with `long`, but every file system puts an `int`, as
+    // chattr and lsattr expect), which is valid for the call; the
+    // descriptor is open until `file` drops.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    if rc != 0 {
+        return None;
+    }
+    let (what, flag) = if flags & FS_IMMUTABLE_FL != 0 {
+        ("immutable", 'i')
+    } else if flags & FS_APPEND_FL != 0 {
+        ("append-only", 'a')
+    } else {
+        return None;
+    };
+    let dir = file.metadata().is_ok_and(|m| m.is_dir());
+    Some(Error::Attribute {
+        path: path.to_path_buf(),
+        kind: if dir { "directory" } else { "file" },
+        what,
+        flag,
+    })
 }
 
 fn open_error(path: &Path, e: io::Error) -> Error {
@@ -682,7 +764,7 @@ fn open_error(path: &Path, e: io::Error) -> Error {
             path: path.to_path_buf(),
             what: "is a socket (or a device with no driver)",
         },
-        Some(libc::ENOTDIR) => Error::NoPoolDir {
+        Some(libc::ENOTDIR) => Error::NotADirectory {
             dir: path.parent().unwrap_or(path).to_path_buf(),
         },
         Some(libc::EROFS) => Error::io(path, "opening the pool file for writing", e),

@@ -89,7 +89,7 @@ fn man_page_documents_every_verb_but_not_generate() {
     // Each verb's own options, not only the global ones.
     for opt in [
         "\\-\\-all\\-pools",
-        "\\-\\-chomp",
+        "\\-\\-keep\\-newline",
         "\\-\\-cleanduplicates",
         "\\-\\-if\\-stale",
     ] {
@@ -104,7 +104,10 @@ fn man_page_names_files_environment_exit_codes_and_the_daemon() {
     for n in 0..=4 {
         assert!(man.contains(&format!("/var/lib/hyperv/.kvp_pool_{n}")));
     }
-    assert!(man.contains("HVKVP_POOL_DIR"));
+    assert!(
+        man.contains(".SH ENVIRONMENT\n.TP\n\\fBHVKVP_POOL_DIR\\fR\n"),
+        "no HVKVP_POOL_DIR under ENVIRONMENT"
+    );
     assert!(man.contains("\\fBhv_kvp_daemon\\fR(8)"));
     for code in 0..=3 {
         assert!(
@@ -169,7 +172,13 @@ fn completions_offer_the_verbs_and_options() {
         for verb in VERBS {
             assert!(script.contains(verb), "{shell}: no {verb}");
         }
-        for long in ["pool-dir", "lock-timeout", "keyset", "all-pools", "chomp"] {
+        for long in [
+            "pool-dir",
+            "lock-timeout",
+            "keyset",
+            "all-pools",
+            "keep-newline",
+        ] {
             // fish spells a long option `-l pool-dir`.
             let word = match shell {
                 "fish" => format!("-l {long}"),

@@ -95,7 +95,24 @@ fn write_positional_key_without_value_is_refused() {
 }
 
 #[test]
-fn write_value_dash_reads_stdin_bytes_exactly() {
+fn write_value_dash_keep_newline_reads_stdin_bytes_exactly() {
+    let (pools, before) = three();
+    for flag in ["--keep-newline", "--raw"] {
+        pools
+            .cmd()
+            .args(["write", flag, "d", "-"])
+            .write_stdin("line 1\r\n\tline 2\n\n")
+            .assert()
+            .success()
+            .stdout("");
+        let mut expected = before.clone();
+        expected.extend(record(b"d", b"line 1\r\n\tline 2\n\n"));
+        assert_eq!(pools.bytes(1), expected);
+    }
+}
+
+#[test]
+fn write_value_dash_drops_one_trailing_newline_by_default() {
     let (pools, before) = three();
     pools
         .cmd()
@@ -103,9 +120,10 @@ fn write_value_dash_reads_stdin_bytes_exactly() {
         .write_stdin("line 1\r\n\tline 2\n\n")
         .assert()
         .success()
-        .stdout("");
+        .stdout("")
+        .stderr("");
     let mut expected = before;
-    expected.extend(record(b"d", b"line 1\r\n\tline 2\n\n"));
+    expected.extend(record(b"d", b"line 1\r\n\tline 2\n"));
     assert_eq!(pools.bytes(1), expected);
 }
 

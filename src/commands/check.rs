@@ -9,6 +9,7 @@ use crate::commands::Ctx;
 use crate::error::{Error, Exit};
 use crate::inspect::inspect;
 use crate::output::check::{write_json, write_text};
+use crate::output::messages::say;
 use crate::pool::PoolId;
 use crate::stale;
 
@@ -20,14 +21,28 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, Error
         None => crate::pool::existing(&ctx.dir)?,
     };
     let boot = stale::boot_time()?;
-    let reports = ids
-        .into_iter()
-        .map(|id| inspect(&ctx.dir, id, boot, ctx.timeout))
-        .collect::<Result<Vec<_>, _>>()?;
+    // A pool that cannot be inspected (a FIFO, unreadable) is named on
+    // stderr and the others reported; the exit status says one failed.
+    // Asked for by -p, it is the error.
+    let mut failed = false;
+    let mut reports = Vec::with_capacity(ids.len());
+    for id in ids {
+        match inspect(&ctx.dir, id, boot, ctx.timeout) {
+            Ok(r) => reports.push(r),
+            Err(e) if pool.is_none() => {
+                say(&format!("error: {}", e.message()));
+                failed = true;
+            }
+            Err(e) => return Err(e),
+        }
+    }
     // No pool file at all: the daemon never ran here, and the host sees nothing.
-    let bad = reports.is_empty() || reports.iter().any(|r| r.problems() > 0);
+    let bad = (reports.is_empty() && !failed) || reports.iter().any(|r| r.problems() > 0);
 
-    if !ctx.quiet {
+    // Pools there, none readable: stderr said why; "no pool files" would
+    // be wrong.
+    let nothing_to_say = reports.is_empty() && failed && a.output == CheckFormat::Text;
+    if !ctx.quiet && !nothing_to_say {
         let stdout = io::stdout();
         let escape = stdout.is_terminal();
         let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
@@ -38,5 +53,11 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, Error
         .and_then(|()| out.flush())
         .map_err(Error::Output)?;
     }
-    Ok(if bad { Exit::NoMatch } else { Exit::Success })
+    Ok(if failed {
+        Exit::Environment
+    } else if bad {
+        Exit::NoMatch
+    } else {
+        Exit::Success
+    })
 }

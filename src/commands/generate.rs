@@ -30,7 +30,7 @@ pub fn run(a: &GenerateArgs) -> Result<Exit, Error> {
     let mut out = io::stdout().lock();
     out.write_all(&text)
         .and_then(|()| out.flush())
-        .map_err(|e| Error::Output(io::Error::new(e.kind(), format!("writing to stdout: {e}"))))?;
+        .map_err(Error::Output)?;
     Ok(Exit::Success)
 }
 
@@ -147,9 +147,9 @@ fn man_page() -> Vec<u8> {
     page.heading("EXIT STATUS");
     page.roff(&exit_status());
     page.heading("FILES");
-    page.roff(&files(&root));
+    page.roff(&files());
     page.heading("ENVIRONMENT");
-    page.roff(&environment(&root));
+    page.roff(&environment());
     page.heading("EXAMPLES");
     page.roff(&example_list(&examples::MAIN));
     page.heading("SEE ALSO");
@@ -303,13 +303,8 @@ fn pool_purpose(id: PoolId) -> &'static str {
     }
 }
 
-fn files(root: &Command) -> Roff {
-    let dir = root
-        .get_arguments()
-        .find(|a| a.get_id() == "pool_dir")
-        .and_then(|a| a.get_default_values().first())
-        .map(|d| d.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "/var/lib/hyperv".to_owned());
+fn files() -> Roff {
+    let dir = crate::pool::DEFAULT_DIR;
     let mut r = Roff::new();
     for id in PoolId::ALL {
         r.control("TP", [])
@@ -327,20 +322,15 @@ fn files(root: &Command) -> Roff {
     r
 }
 
-/// Every option that can come from the environment, as clap declares it.
-fn environment(root: &Command) -> Roff {
+/// The variables hvkvp reads ([`crate::cli::ENVIRONMENT`]).
+fn environment() -> Roff {
     let mut r = Roff::new();
-    for arg in root.get_arguments() {
-        let (Some(env), Some(long)) = (arg.get_env(), arg.get_long()) else {
-            continue;
-        };
-        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-        r.control("TP", [])
-            .text([bold(env.to_string_lossy().into_owned())]);
+    for (env, long, what) in crate::cli::ENVIRONMENT {
+        r.control("TP", []).text([bold(env)]);
         r.text([
-            roman(format!("{} The same as ", sentence(&help))),
+            roman(format!("{} The same as ", sentence(what))),
             bold(format!("--{long}")),
-            roman(", which wins when both are given."),
+            roman(", which wins when both are given; set but empty, it is ignored."),
         ]);
     }
     r

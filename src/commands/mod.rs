@@ -32,7 +32,7 @@ pub struct Ctx {
 /// Dispatch a parsed command line.
 pub fn run(cli: Cli) -> Result<Exit, Error> {
     let ctx = Ctx {
-        dir: cli.global.pool_dir.clone(),
+        dir: cli.global.pool_dir(),
         timeout: cli.global.lock_timeout,
         quiet: cli.global.quiet,
         compat: cli.is_2_0_form(),

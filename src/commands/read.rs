@@ -44,7 +44,13 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         // Pools that do not exist yet may be the ones the key comes in.
         PoolId::ALL.to_vec()
     } else if all_pools {
-        pool::existing(&ctx.dir)?
+        let pools = pool::existing(&ctx.dir)?;
+        if pools.is_empty() {
+            return Err(Error::NoPools {
+                dir: ctx.dir.clone(),
+            });
+        }
+        pools
     } else {
         vec![pool.unwrap_or(PoolId::EXTERNAL)]
     };
@@ -54,14 +60,27 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         join: a.join.then(|| a.key.as_deref().map(os_bytes)).flatten(),
     };
 
+    let style = Style {
+        format,
+        null: a.null,
+        show_pool: all_pools,
+        escape: std::io::stdout().is_terminal(),
+    };
+    // With -a, a pool that cannot be read is named and the others printed;
+    // the exit status says one failed.
+    let mut failed = false;
     let entries = match a.wait {
         Some(limit) => {
             let key = a.key.as_deref().map(os_bytes).unwrap_or_default();
-            match wait_for(ctx, &pools, &q, limit)? {
+            match wait_for(ctx, &pools, &q, limit, all_pools.then_some(&mut failed))? {
                 Some(found) => found,
                 None => {
                     tell_no_match(&format!("{}: timed out waiting for it", show_key(key)));
-                    return Ok(Exit::NoMatch);
+                    return Ok(if failed {
+                        Exit::Environment
+                    } else {
+                        Exit::NoMatch
+                    });
                 }
             }
         }
@@ -80,6 +99,11 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
                         say(&in_pool(key, other));
                         return Ok(Exit::NoMatch);
                     }
+                    Err(e) if all_pools && !e.is_broken_pipe() => {
+                        say(&format!("error: {}", e.message()));
+                        failed = true;
+                        continue;
+                    }
                     f => f?,
                 };
                 f.warnings.iter().for_each(|w| warn(w));
@@ -95,27 +119,34 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
 
     // hvkvp 2.0 printed nothing and exited 0: scripts under `set -e` rely
     // on it.
-    if entries.is_empty() && ctx.compat {
+    if entries.is_empty() && ctx.compat && !failed {
         return Ok(Exit::Success);
     }
+    // JSON says "nothing" as an empty array or object, so that a program
+    // reading it needs no special case.
+    let structured = matches!(format, Format::Json | Format::Object);
+    if !quiet && (structured || !entries.is_empty()) {
+        print(&entries, &style)?;
+    }
+    if failed {
+        return Ok(Exit::Environment);
+    }
     if entries.is_empty() {
-        if let (Some(k), false) = (&a.key, all_pools) {
-            let id = pools[0];
-            match elsewhere(ctx, id, &matcher) {
-                Some(other) => say(&in_pool(os_bytes(k), other)),
-                None => tell_no_match(&format!(
-                    "{}: no such key in pool {id}",
-                    show_key(os_bytes(k))
+        match (&a.key, all_pools) {
+            (Some(k), false) => not_found(ctx, pools[0], os_bytes(k), &matcher, a),
+            // -a: the key may be in any pool, in another case.
+            (Some(k), true) => match other_case(ctx, &pools, os_bytes(k), a) {
+                Some((id, stored)) => say(&format!(
+                    "{}: no such key; {} in pool {id} differs only in case: spell it so, or add \
+                     -i to ignore case",
+                    show_key(os_bytes(k)),
+                    show_key(&stored)
                 )),
-            }
-        } else {
-            tell_no_match("no records matched");
+                None => tell_no_match("no records matched"),
+            },
+            (None, _) => tell_no_match("no records matched"),
         }
         return Ok(Exit::NoMatch);
-    }
-
-    if !quiet {
-        print(&entries, format, a.null, all_pools)?;
     }
     Ok(Exit::Success)
 }
@@ -130,22 +161,70 @@ pub(crate) fn print_pool(ctx: &Ctx, id: PoolId) -> Result<(), Error> {
     };
     let f = collect(ctx, id, &q, ctx.timeout)?;
     f.warnings.iter().for_each(|w| warn(w));
-    print(&f.entries, Format::Kv, false, false)
+    let style = Style {
+        format: Format::Kv,
+        null: false,
+        show_pool: false,
+        escape: std::io::stdout().is_terminal(),
+    };
+    print(&f.entries, &style)
 }
 
 /// Write entries to stdout; escaped on a terminal, exact bytes to a pipe.
-fn print(entries: &[Entry], format: Format, null: bool, show_pool: bool) -> Result<(), Error> {
-    let stdout = std::io::stdout();
-    let style = Style {
-        format,
-        null,
-        show_pool,
-        escape: stdout.is_terminal(),
-    };
-    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
-    output::write_entries(&mut out, entries, &style)
+fn print(entries: &[Entry], style: &Style) -> Result<(), Error> {
+    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    output::write_entries(&mut out, entries, style)
         .and_then(|()| out.flush())
         .map_err(Error::Output)
+}
+
+/// Why `read KEY` found nothing in pool `id`, where a hint can say more:
+/// the key spelt in another case there; the key in another pool; the key
+/// in another case in another pool. Scripts that ask for a key that may
+/// be absent get the hints on stderr only.
+fn not_found(ctx: &Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadArgs) {
+    if let Some((_, stored)) = other_case(ctx, &[id], key, a) {
+        return say(&format!(
+            "{}: no such key in pool {id}; {} differs only in case: spell it so, or add -i to \
+             ignore case",
+            show_key(key),
+            show_key(&stored)
+        ));
+    }
+    if let Some(other) = elsewhere(ctx, id, matcher) {
+        return say(&in_pool(key, other));
+    }
+    let others: Vec<PoolId> = PoolId::ALL.into_iter().filter(|&p| p != id).collect();
+    match other_case(ctx, &others, key, a) {
+        Some((other, stored)) => say(&format!(
+            "{}: no such key in pool {id}; {} in pool {other} differs only in case: use -p {} \
+             and spell it so, or add -i",
+            show_key(key),
+            show_key(&stored),
+            other.number()
+        )),
+        None => tell_no_match(&format!("{}: no such key in pool {id}", show_key(key))),
+    }
+}
+
+/// The first of `pools` holding `key` spelt in another case, and that
+/// spelling (`read -p 3 virtualmachinename`), for a hint. None with -i,
+/// which already ignores case, and with --join, whose chunks a case hint
+/// would not cover. Best effort: a pool locked by a writer this very
+/// moment is not waited for (a try-lock), and is passed over.
+fn other_case(ctx: &Ctx, pools: &[PoolId], key: &[u8], a: &ReadArgs) -> Option<(PoolId, Vec<u8>)> {
+    if a.matching.ignore_case || a.join {
+        return None;
+    }
+    let q = Query {
+        matcher: &Matcher::exact_fold(key),
+        first_only: true,
+        join: None,
+    };
+    pools.iter().find_map(|&id| {
+        let found = collect(ctx, id, &q, Duration::ZERO).ok()?;
+        found.entries.into_iter().next().map(|e| (id, e.key))
+    })
 }
 
 /// `--wait`: look, and until the key is there, sleep until a pool file
@@ -160,7 +239,10 @@ fn wait_for(
     pools: &[PoolId],
     q: &Query<'_>,
     limit: Option<Duration>,
+    mut failed: Option<&mut bool>,
 ) -> Result<Option<Vec<Entry>>, Error> {
+    // Missing, not a directory, or closed to us: say which.
+    pool::check_dir(&ctx.dir)?;
     let names = pools.iter().map(|id| id.file_name().into()).collect();
     let mut watch = Watch::new(&ctx.dir, names).map_err(|_| Error::NoPoolDir {
         dir: ctx.dir.clone(),
@@ -183,7 +265,17 @@ fn wait_for(
                     found.extend(f.entries);
                 }
                 Err(Error::NoPoolFile { .. } | Error::NoPoolDir { .. }) => {}
-                Err(e) => return Err(e),
+                // With -a (`failed` given), a pool that cannot be read is
+                // named once and the others are still waited on.
+                Err(e) => match failed.as_deref_mut() {
+                    Some(failed) => {
+                        if !warned {
+                            say(&format!("error: {}", e.message()));
+                        }
+                        *failed = true;
+                    }
+                    None => return Err(e),
+                },
             }
         }
         warned = true;

@@ -13,6 +13,8 @@ use crate::cli::{OnOff, WriteArgs};
 use crate::commands::{list_after_change, os_bytes, writable, Ctx};
 use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
+use crate::output::count;
+use crate::output::messages::warn;
 use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record::{self, check_field, Field, Limits, VALUE_MAX_BYTES};
 
@@ -68,7 +70,7 @@ fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
     };
     let value = match (&a.value, &a.value_opt) {
         // hvkvp 2.0 had no stdin: `-v -` is the value `-`.
-        (Some(v), _) if v == "-" => read_stdin(a.chomp, cap)?,
+        (Some(v), _) if v == "-" => read_stdin(a.keep_newline, cap)?,
         (Some(v), _) | (None, Some(v)) => os_bytes(v).to_vec(),
         // hvkvp 2.0: `write -k KEY` without -v sets an empty value.
         (None, None) if a.key_opt.is_some() => Vec::new(),
@@ -257,28 +259,50 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
 }
 
 /// The value from stdin, read no further than one byte past `cap` (plus the
-/// newline --chomp may drop): an endless stdin is refused, not swallowed.
-fn read_stdin(chomp: bool, cap: usize) -> Result<Vec<u8>, Error> {
-    let limit = cap + usize::from(chomp) + 1;
+/// newline that is dropped): an endless stdin is refused, not swallowed.
+/// One trailing newline is dropped unless `keep_newline`: it is the one
+/// `read` prints after the value and `date` or `echo` after theirs, so
+/// `hvkvp read K | hvkvp write K -` stores what it read. Only `\n`: a CR
+/// before it may be the value's own, and `read` prints none.
+fn read_stdin(keep_newline: bool, cap: usize) -> Result<Vec<u8>, Error> {
+    let limit = cap + usize::from(!keep_newline) + 1;
     let mut buf = Vec::with_capacity(limit.min(64 * 1024));
-    std::io::stdin()
-        .lock()
-        .take(limit as u64)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::Input(format!("reading the value from stdin: {e}")))?;
-    if chomp && buf.last() == Some(&b'\n') {
+    batch::stdin(
+        "value",
+        "pipe it in (`… | hvkvp write KEY -`); an empty value is `hvkvp write KEY ''`",
+    )?
+    .take(limit as u64)
+    .read_to_end(&mut buf)
+    .map_err(|e| Error::Input(format!("reading the value from stdin: {e}")))?;
+    // Stopped at the limit: there may be more.
+    let whole = buf.len() < limit;
+    if !keep_newline && buf.last() == Some(&b'\n') {
         buf.pop();
+        if buf.last() == Some(&b'\r') {
+            warn(
+                "the value on stdin ends with a carriage return (a CRLF line end?); it is kept: \
+                 pipe the value through `tr -d '\\r'` if it is not part of it",
+            );
+        }
     }
     if buf.len() > cap {
-        return Err(Error::Input(format!(
-            "the value on stdin is longer than {cap} bytes, the most {} (stopped reading after \
-             {limit} bytes)",
-            if cap == VALUE_MAX_BYTES {
-                "a value field holds"
-            } else {
-                "--split takes"
-            }
-        )));
+        // Say what is known: the whole length, or where reading stopped.
+        let read = if whole {
+            format!("it is {}", count(buf.len(), "byte"))
+        } else {
+            format!("hvkvp stopped reading after {limit} bytes")
+        };
+        return Err(Error::Input(if cap == VALUE_MAX_BYTES {
+            format!(
+                "the value on stdin is longer than {cap} bytes, the most a value field holds \
+                 ({read}){}",
+                record::advice(Field::Value, false)
+            )
+        } else {
+            format!(
+                "the value on stdin is longer than {cap} bytes, the most --split takes ({read})"
+            )
+        }));
     }
     Ok(buf)
 }

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::json::{self, Text};
-use super::{sanitize, show_key};
+use super::{count, noun, sanitize, show_key};
 use crate::inspect::{Report, Spot};
 use crate::pool::PoolId;
 use crate::stale;
@@ -383,19 +383,6 @@ impl PoolJson {
             garbage_after_nul: f.garbage,
             problems: r.problems(),
         }
-    }
-}
-
-/// `3 records`, `1 record`.
-fn count(n: usize, word: &str) -> String {
-    format!("{n} {}", noun(n, word))
-}
-
-fn noun(n: usize, word: &str) -> String {
-    if n == 1 {
-        word.to_string()
-    } else {
-        format!("{word}s")
     }
 }
 

@@ -143,6 +143,20 @@ pub fn escape(buf: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
+/// `3 records`, `1 record`.
+pub(crate) fn count(n: usize, word: &str) -> String {
+    format!("{n} {}", noun(n, word))
+}
+
+/// `record` or `records`, as `n` wants.
+pub(crate) fn noun(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
+}
+
 /// Shown in messages: the key as text, escaped where it is not.
 pub fn show_key(key: &[u8]) -> String {
     let mut v = Vec::new();
@@ -201,6 +215,9 @@ fn write_json(out: &mut impl Write, entries: &[Entry], escape_it: bool) -> io::R
 /// U+FFFD in place of the bad bytes: use `-o json` for exact bytes. One
 /// member per line, which a map serializer does not lay out.
 fn write_object(out: &mut impl Write, entries: &[Entry], style: &Style) -> io::Result<()> {
+    if entries.is_empty() {
+        return out.write_all(b"{}\n");
+    }
     let mut buf = Vec::with_capacity(4096);
     let mut pools: Vec<u8> = entries.iter().map(|e| e.pool).collect();
     pools.dedup();

@@ -2,6 +2,10 @@
 //! in temporary directories, the real binary, and the bytes of a pool.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -264,4 +268,82 @@ pub fn wait_until_blocked_on_a_lock(pid: u32) {
             })
         })
     });
+}
+
+/// One entry of a directory, enough to tell that nothing was written,
+/// created, replaced or removed. A FIFO or socket is never opened.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Node {
+    File {
+        ino: u64,
+        mode: u32,
+        bytes: Vec<u8>,
+    },
+    Unreadable {
+        ino: u64,
+        mode: u32,
+        len: u64,
+        mtime_ns: i128,
+    },
+    Link {
+        ino: u64,
+        target: PathBuf,
+    },
+    Dir {
+        ino: u64,
+        names: Vec<OsString>,
+    },
+    Other {
+        ino: u64,
+        kind: &'static str,
+    },
+}
+
+/// Everything in `dir`, by name.
+pub fn snapshot(dir: &Path) -> BTreeMap<OsString, Node> {
+    let mut all = BTreeMap::new();
+    for e in std::fs::read_dir(dir).expect("read pool dir") {
+        let e = e.expect("dir entry");
+        let p = e.path();
+        let m = std::fs::symlink_metadata(&p).expect("lstat");
+        let ft = m.file_type();
+        let ino = m.ino();
+        let mode = m.permissions().mode() & 0o7777;
+        let node = if ft.is_file() {
+            match std::fs::read(&p) {
+                Ok(bytes) => Node::File { ino, mode, bytes },
+                // Not root, and a row made it unreadable on purpose.
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Node::Unreadable {
+                    ino,
+                    mode,
+                    len: m.len(),
+                    mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+                },
+                Err(e) => panic!("{}: {e}", p.display()),
+            }
+        } else if ft.is_symlink() {
+            Node::Link {
+                ino,
+                target: std::fs::read_link(&p).expect("readlink"),
+            }
+        } else if ft.is_dir() {
+            let mut names: Vec<OsString> = std::fs::read_dir(&p)
+                .expect("read subdir")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            names.sort();
+            Node::Dir { ino, names }
+        } else {
+            let kind = if ft.is_fifo() {
+                "fifo"
+            } else if ft.is_socket() {
+                "socket"
+            } else {
+                "device"
+            };
+            Node::Other { ino, kind }
+        };
+        all.insert(e.file_name(), node);
+    }
+    all
 }
