@@ -37,6 +37,15 @@ fn skip(why: &str) {
     eprintln!("skipped: {why}");
 }
 
+/// Whether make is missing (said so): the Makefile's tests skip then.
+fn no_make() -> bool {
+    let missing = !have("make");
+    if missing {
+        skip("make is not installed");
+    }
+    missing
+}
+
 fn show(out: &Output) -> String {
     format!(
         "status {}\nstdout:\n{}\nstderr:\n{}",
@@ -236,13 +245,20 @@ fn files(root: &Path) -> BTreeMap<PathBuf, u32> {
 /// `make TARGET DESTDIR=… PREFIX=/usr EXE=<the test binary>`: with EXE
 /// given, the Makefile installs it as it is and builds nothing.
 fn make(target: &str, destdir: &Path) -> Output {
-    Command::new("make")
+    let mut make = Command::new("make");
+    make.arg(format!("EXE={BIN}"));
+    make_in(make, target, destdir)
+}
+
+/// Runs `make -C <repo> TARGET DESTDIR=… PREFIX=/usr` with `command`'s
+/// environment and arguments.
+fn make_in(mut command: Command, target: &str, destdir: &Path) -> Output {
+    command
         .arg("-C")
         .arg(env!("CARGO_MANIFEST_DIR"))
         .arg(target)
         .arg(format!("DESTDIR={}", destdir.display()))
         .arg("PREFIX=/usr")
-        .arg(format!("EXE={BIN}"))
         // Variables of an outer `make test` must not reach this one.
         .env_remove("MAKEFLAGS")
         .env_remove("MFLAGS")
@@ -251,10 +267,66 @@ fn make(target: &str, destdir: &Path) -> Output {
         .expect("run make")
 }
 
+/// sudo's default PATH (Debian's `secure_path`): no `~/.cargo/bin`.
+const SECURE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `make` in an environment as bare as sudo's (`env -i PATH=…`), told the
+/// build directory (`target` of a checkout after `make`) as a variable.
+fn make_as_sudo(target: &str, destdir: &Path, path: &str, build_dir: &Path) -> Output {
+    // Found on this PATH: the one given may have no make.
+    let which = Command::new("which").arg("make").output().unwrap();
+    let mut make = Command::new(String::from_utf8(which.stdout).unwrap().trim());
+    make.env_clear()
+        .env("PATH", path)
+        .arg(format!("CARGO_TARGET_DIR={}", build_dir.display()));
+    make_in(make, target, destdir)
+}
+
+/// A directory of `cargo` and `rustc` that only write their command line
+/// to `calls` and fail: put first on PATH, any call of either shows.
+fn trap_toolchain(dir: &Path) -> PathBuf {
+    let calls = dir.join("calls");
+    for tool in ["cargo", "rustc"] {
+        let script = dir.join(tool);
+        fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexit 1\n",
+                calls.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    calls
+}
+
+/// Every directory under `root`, by path relative to it.
+fn dirs(root: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, into: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if fs::symlink_metadata(&path).unwrap().is_dir() {
+                into.push(path.strip_prefix(root).unwrap().to_path_buf());
+                walk(root, &path, into);
+            }
+        }
+    }
+    let mut into = Vec::new();
+    walk(root, root, &mut into);
+    into.sort();
+    into
+}
+
+fn paths(list: &[&str]) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = list.iter().map(PathBuf::from).collect();
+    paths.sort();
+    paths
+}
+
 #[test]
 fn make_install_puts_down_generated_files_and_uninstall_removes_them() {
-    if !have("make") {
-        skip("make is not installed");
+    if no_make() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
@@ -272,6 +344,7 @@ fn make_install_puts_down_generated_files_and_uninstall_removes_them() {
         ("usr/share/bash-completion/completions/hvkvp", 0o644),
         ("usr/share/zsh/site-functions/_hvkvp", 0o644),
         ("usr/share/fish/vendor_completions.d/hvkvp.fish", 0o644),
+        ("usr/share/hvkvp/created-dirs", 0o644),
     ]
     .into_iter()
     .map(|(p, m)| (PathBuf::from(p), m))
@@ -297,7 +370,8 @@ fn make_install_puts_down_generated_files_and_uninstall_removes_them() {
         );
     }
 
-    // Uninstall removes exactly what install put there.
+    // Uninstall removes exactly what install put there, and the
+    // directories it created unless something else is in them.
     let other = at("usr/share/man/man1/other.1");
     fs::write(&other, "not ours").unwrap();
     let out = make("uninstall", root.path());
@@ -306,6 +380,121 @@ fn make_install_puts_down_generated_files_and_uninstall_removes_them() {
         files(root.path()).into_keys().collect::<Vec<_>>(),
         vec![PathBuf::from("usr/share/man/man1/other.1")]
     );
+    assert_eq!(
+        dirs(root.path()),
+        paths(&["usr", "usr/share", "usr/share/man", "usr/share/man/man1"])
+    );
+    fs::remove_file(&other).unwrap();
+}
+
+#[test]
+fn uninstall_keeps_the_directories_that_were_there_before_install() {
+    if no_make() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    // Empty, as /usr/local/bin and /usr/local/share/man are on a new system.
+    let before = paths(&[
+        "usr",
+        "usr/bin",
+        "usr/share",
+        "usr/share/man",
+        "usr/share/zsh",
+    ]);
+    for dir in &before {
+        fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    // Installed twice: the second install finds every directory there, and
+    // must not forget which ones the first created.
+    for _ in 0..2 {
+        let out = make("install", root.path());
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    let out = make("uninstall", root.path());
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(files(root.path()), BTreeMap::new());
+    assert_eq!(dirs(root.path()), before);
+
+    // Uninstall again: nothing left to remove, and nothing else removed.
+    let out = make("uninstall", root.path());
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(dirs(root.path()), before);
+}
+
+#[test]
+fn install_after_a_build_needs_neither_cargo_nor_rustc() {
+    if no_make() {
+        return;
+    }
+    // What `make` leaves: the release binary in the build directory.
+    let build = tempfile::tempdir().unwrap();
+    fs::create_dir_all(build.path().join("release")).unwrap();
+    fs::copy(BIN, build.path().join("release/hvkvp")).unwrap();
+
+    // sudo's environment and PATH, exactly.
+    let root = tempfile::tempdir().unwrap();
+    let out = make_as_sudo("install", root.path(), SECURE_PATH, build.path());
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(out.stderr.is_empty(), "{}", show(&out));
+    assert_eq!(
+        fs::read(root.path().join("usr/bin/hvkvp")).unwrap(),
+        fs::read(BIN).unwrap()
+    );
+    assert_eq!(
+        fs::read_to_string(root.path().join("usr/share/man/man1/hvkvp.1")).unwrap(),
+        generate("man")
+    );
+
+    // Where cargo and rustc are on that PATH too, neither is called.
+    let tools = tempfile::tempdir().unwrap();
+    let calls = trap_toolchain(tools.path());
+    let path = format!("{}:{SECURE_PATH}", tools.path().display());
+    let root = tempfile::tempdir().unwrap();
+    let out = make_as_sudo("install", root.path(), &path, build.path());
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        !calls.exists(),
+        "install called {}",
+        fs::read_to_string(&calls).unwrap()
+    );
+    // Nor by uninstall.
+    let out = make_as_sudo("uninstall", root.path(), &path, build.path());
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(!calls.exists());
+    assert_eq!(dirs(root.path()), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn install_builds_only_when_there_is_no_binary() {
+    if no_make() {
+        return;
+    }
+    let build = tempfile::tempdir().unwrap();
+    let tools = tempfile::tempdir().unwrap();
+    let calls = trap_toolchain(tools.path());
+    let path = format!("{}:{SECURE_PATH}", tools.path().display());
+    let root = tempfile::tempdir().unwrap();
+    let out = make_as_sudo("install", root.path(), &path, build.path());
+    // The trap's cargo fails the build, and nothing is installed.
+    assert!(!out.status.success(), "{}", show(&out));
+    assert_eq!(
+        fs::read_to_string(&calls).unwrap(),
+        "cargo build --release --locked\n"
+    );
+    assert_eq!(dirs(root.path()), Vec::<PathBuf>::new());
+
+    // No cargo at all: a message that says what to do.
+    let empty = tempfile::tempdir().unwrap();
+    let out = make_as_sudo(
+        "install",
+        root.path(),
+        &empty.path().display().to_string(),
+        build.path(),
+    );
+    assert!(!out.status.success(), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("run `make` first"), "{}", show(&out));
+    assert_eq!(dirs(root.path()), Vec::<PathBuf>::new());
 }
 
 #[test]
@@ -342,4 +531,86 @@ fn man_page_shows_every_example_intact() {
             );
         }
     }
+}
+
+/// What `.packaging/files.sh` makes for the packages, from LICENSE, the
+/// README's "Changes" and Cargo.toml.
+#[test]
+fn package_files_carry_the_licence_the_changes_and_a_description() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new("sh")
+        .arg(".packaging/files.sh")
+        .arg(out_dir.path())
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let read = |name: &str| fs::read_to_string(out_dir.path().join(name)).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+
+    // DEP-5, with the whole MIT text: Debian has no common-licenses/MIT.
+    let copyright = read("copyright");
+    assert!(copyright.starts_with(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
+    ));
+    assert!(copyright.contains("\nFiles: *\nCopyright: 2026 The hvkvp authors\nLicense: MIT\n"));
+    let text = copyright
+        .split_once("\n\nLicense: MIT\n")
+        .expect("a stand-alone License paragraph")
+        .1;
+    let unfolded: String = text
+        .lines()
+        .map(|l| match l {
+            " ." => "\n".to_string(),
+            _ => format!("{}\n", l.strip_prefix(' ').expect("indented")),
+        })
+        .collect();
+    let licence = fs::read_to_string(repo.join("LICENSE")).unwrap();
+    let body = &licence[licence.find("Permission is hereby granted").unwrap()..];
+    assert_eq!(unfolded, body);
+
+    // The changelogs start with this version.
+    let changelog = read("changelog");
+    assert!(
+        changelog.starts_with(&format!(
+            "hvkvp ({version}-1) unstable; urgency=medium\n\n  * "
+        )),
+        "{changelog}"
+    );
+    assert!(changelog
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap()
+        .starts_with(" -- hvkvp maintainers <"));
+
+    let spec = read("hvkvp.spec");
+    assert!(spec.contains(&format!("\nVersion:        {version}\n")));
+    let description = fs::read_to_string(repo.join(".packaging/description")).unwrap();
+    assert!(spec.contains(&format!("%description\n{description}")));
+    let summary = spec
+        .lines()
+        .find_map(|l| l.strip_prefix("Summary:"))
+        .unwrap();
+    assert!(
+        !description.contains(summary.trim()),
+        "the description is more than the summary"
+    );
+    for line in [
+        "%dir %{_docdir}/hvkvp",
+        "%license %{_licensedir}/hvkvp/LICENSE",
+        "%changelog",
+    ] {
+        assert!(spec.lines().any(|l| l == line), "no {line:?} in\n{spec}");
+    }
+    let entry = spec.split_once("%changelog\n").unwrap().1;
+    assert!(
+        entry.starts_with("* ")
+            && entry
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with(&format!(" - {version}-1"))
+    );
 }
