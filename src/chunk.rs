@@ -172,9 +172,13 @@ pub enum Broken {
 
 /// Collects the chunks of `base` record by record: the first record of each
 /// number counts, as the daemon reads the first record of a key.
+/// Each record is looked at once and each chunk number once: joining takes
+/// one pass, however many chunks there are.
 #[derive(Debug, Default)]
 pub struct Chunks {
     found: Vec<Chunk>,
+    /// The numbers in `found`.
+    numbers: std::collections::HashSet<u64>,
 }
 
 impl Chunks {
@@ -183,7 +187,7 @@ impl Chunks {
         let Some(n) = chunk_number(field(&rec[..KEY_SIZE]), base) else {
             return;
         };
-        if self.found.iter().any(|c| c.n == n) {
+        if !self.numbers.insert(n) {
             return;
         }
         self.found.push(Chunk {

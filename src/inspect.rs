@@ -27,6 +27,7 @@
 //! other pool, or of an empty pool 1.
 
 use std::collections::hash_map::{Entry, HashMap};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -140,12 +141,15 @@ pub fn scan(p: &Pool) -> Facts {
         tail: p.tail(),
         ..Facts::default()
     };
-    // Keys in order of first appearance, each with the records holding it.
-    let mut slot: HashMap<&[u8], usize> = HashMap::new();
-    let mut keys: Vec<(&[u8], Vec<usize>)> = Vec::new();
+    // Memory stays small whatever the size of the pool: keys are known by
+    // a hash and their first record (the pages a scan has passed are
+    // released, and only a repeated key brings one back, to compare).
+    let mut keys = KeyIndex::default();
+    // Records whose key an earlier record holds: (that record, this one).
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
     let mut debris = Finder::default();
     // The bases of chunks that carry a tag: their sets are checked below.
-    let mut split: Vec<&[u8]> = Vec::new();
+    let mut split: HashSet<&[u8]> = HashSet::new();
     for r in p.records() {
         let index = r.index;
         let key = r.key();
@@ -153,18 +157,12 @@ pub fn scan(p: &Pool) -> Facts {
         let kept = debris.see(&r);
         if Tag::read(r.bytes()).is_some() {
             if let Some(base) = chunk::base_of(key) {
-                if !split.contains(&base) {
-                    split.push(base);
-                }
+                split.insert(base);
             }
         }
         if kept {
-            match slot.entry(key) {
-                Entry::Occupied(e) => keys[*e.get()].1.push(index),
-                Entry::Vacant(e) => {
-                    e.insert(keys.len());
-                    keys.push((key, vec![index]));
-                }
+            if let Some(first) = keys.first_or_insert(p, key, index) {
+                repeats.push((first, index));
             }
         }
         if record::has_garbage(r.key_field()) || record::has_garbage(r.value_field()) {
@@ -193,24 +191,73 @@ pub fn scan(p: &Pool) -> Facts {
         }
     }
     f.debris = debris.finish();
-    for base in split {
-        let mut chunks = Chunks::default();
+    if !split.is_empty() {
+        // One more pass gathers the chunks of every base at once.
+        let mut sets: Vec<(&[u8], Chunks)> = Vec::new();
+        let mut at: HashMap<&[u8], usize> = HashMap::new();
         for r in p.records() {
-            chunks.see(base, r.index, r.bytes());
+            let Some(base) = chunk::base_of(r.key()).filter(|b| split.contains(b)) else {
+                continue;
+            };
+            let i = *at.entry(base).or_insert_with(|| {
+                sets.push((base, Chunks::default()));
+                sets.len() - 1
+            });
+            sets[i].1.see(base, r.index, r.bytes());
         }
-        if chunks.join().is_err() {
-            f.broken_chunks.push(base.to_vec());
+        // In the order the bases first appear.
+        for (base, chunks) in sets {
+            if chunks.join().is_err() {
+                f.broken_chunks.push(base.to_vec());
+            }
         }
     }
-    f.duplicates = keys
-        .into_iter()
-        .filter(|(_, ix)| ix.len() > 1)
-        .map(|(key, indices)| Duplicate {
-            key: key.to_vec(),
-            indices,
-        })
-        .collect();
+    // Keys in order of first appearance, each with the records holding it.
+    repeats.sort_by_key(|&(first, _)| first);
+    for group in repeats.chunk_by(|a, b| a.0 == b.0) {
+        let first = group[0].0;
+        f.duplicates.push(Duplicate {
+            key: p.rec(first).key().to_vec(),
+            indices: std::iter::once(first)
+                .chain(group.iter().map(|&(_, i)| i))
+                .collect(),
+        });
+    }
     f
+}
+
+/// The first record of each key, known by the key's hash. Keys are compared
+/// only when their hashes are equal: the index holds no key.
+#[derive(Default)]
+pub(crate) struct KeyIndex {
+    first: HashMap<u64, usize>,
+    /// Other keys with a hash already in `first`, and their first record.
+    collided: Vec<(u64, usize)>,
+}
+
+impl KeyIndex {
+    /// The first record holding `key`, or None when `index` is the first
+    /// (and is noted as such).
+    pub(crate) fn first_or_insert(&mut self, p: &Pool, key: &[u8], index: usize) -> Option<usize> {
+        let h = record::fnv1a64(&[key]);
+        let same = |i: usize| p.rec(i).key() == key;
+        match self.first.entry(h) {
+            Entry::Vacant(e) => {
+                e.insert(index);
+                None
+            }
+            Entry::Occupied(e) if same(*e.get()) => Some(*e.get()),
+            Entry::Occupied(_) => {
+                let found = (self.collided.iter())
+                    .find(|&&(ch, i)| ch == h && same(i))
+                    .map(|&(_, i)| i);
+                if found.is_none() {
+                    self.collided.push((h, index));
+                }
+                found
+            }
+        }
+    }
 }
 
 impl Report {

@@ -3,16 +3,19 @@
 //! into `less` must not stall the daemon, whose host request times out
 //! after 30 s.
 
-use std::io::{BufWriter, IsTerminal, Write};
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use crate::chunk::{Broken, Chunks};
 use crate::cli::ReadArgs;
 use crate::commands::{key_matcher, os_bytes, Ctx};
 use crate::error::{Error, Exit};
+use crate::inspect::KeyIndex;
 use crate::matcher::Matcher;
 use crate::output::messages::{say, tell_no_match, warn};
-use crate::output::{self, show_key, Entry, Format, Style};
+use crate::output::spool::Spool;
+use crate::output::{show_key, Format, Render, Style};
 use crate::pool::{self, Access, Pool, PoolId};
 use crate::watch::Watch;
 
@@ -46,26 +49,32 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         first_only,
         join: a.join.then(|| a.key.as_deref().map(os_bytes)).flatten(),
     };
+    let stdout = std::io::stdout();
+    let style = Style {
+        format,
+        null: a.null,
+        show_pool: a.all_pools,
+        escape: stdout.is_terminal(),
+    };
+    // The records are written out as they are found, into a spool that
+    // is printed once every lock is released.
+    let mut render = Render::new(Spool::default(), style);
 
-    let entries = match a.wait {
+    match a.wait {
         Some(limit) => {
             let key = a.key.as_deref().map(os_bytes).unwrap_or_default();
-            match wait_for(ctx, &pools, &q, limit)? {
-                Some(found) => found,
-                None => {
-                    tell_no_match(&format!("{}: timed out waiting for it", show_key(key)));
-                    return Ok(Exit::NoMatch);
-                }
+            if !wait_for(ctx, &pools, &q, limit, &mut render)? {
+                tell_no_match(&format!("{}: timed out waiting for it", show_key(key)));
+                return Ok(Exit::NoMatch);
             }
         }
         None => {
-            let mut entries = Vec::new();
             for id in &pools {
-                let f = match collect(ctx, *id, &q, ctx.timeout) {
+                let f = match collect(ctx, *id, &q, ctx.timeout, &mut render) {
                     // The pool asked for is missing: if the key is in
                     // another pool, that is the answer the user needs.
                     Err(e @ Error::NoPoolFile { .. }) if a.key.is_some() && !a.all_pools => {
-                        let Some(other) = elsewhere(ctx, *id, &matcher) else {
+                        let Some(other) = elsewhere(ctx, *id, &matcher).found else {
                             return Err(e);
                         };
                         let key = a.key.as_deref().map(os_bytes).unwrap_or_default();
@@ -80,21 +89,26 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
                     say(&format!("error: {why}"));
                     return Ok(Exit::NoMatch);
                 }
-                entries.extend(f.entries);
             }
-            entries
         }
-    };
+    }
 
-    if entries.is_empty() {
+    if render.count() == 0 {
         if let (Some(k), false) = (&a.key, a.all_pools) {
             let id = pools[0];
-            match elsewhere(ctx, id, &matcher) {
+            let seen = elsewhere(ctx, id, &matcher);
+            match seen.found {
                 Some(other) => say(&in_pool(os_bytes(k), other)),
-                None => tell_no_match(&format!(
-                    "{}: no such key in pool {id}",
-                    show_key(os_bytes(k))
-                )),
+                None => {
+                    tell_no_match(&format!(
+                        "{}: no such key in pool {id}",
+                        show_key(os_bytes(k))
+                    ));
+                    // Said even to a script: the key may be in that pool.
+                    if let Some(note) = seen.busy_note() {
+                        say(&note);
+                    }
+                }
             }
         } else {
             tell_no_match("no records matched");
@@ -102,16 +116,11 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         return Ok(Exit::NoMatch);
     }
 
+    let spool = render.finish().map_err(Error::Output)?;
     if !quiet {
-        let stdout = std::io::stdout();
-        let style = Style {
-            format,
-            null: a.null,
-            show_pool: a.all_pools,
-            escape: stdout.is_terminal(),
-        };
-        let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
-        output::write_entries(&mut out, &entries, &style)
+        let mut out = stdout.lock();
+        spool
+            .copy_to(&mut out)
             .and_then(|()| out.flush())
             .map_err(Error::Output)?;
     }
@@ -130,7 +139,8 @@ fn wait_for(
     pools: &[PoolId],
     q: &Query<'_>,
     limit: Option<Duration>,
-) -> Result<Option<Vec<Entry>>, Error> {
+    render: &mut Render<Spool>,
+) -> Result<bool, Error> {
     let names = pools.iter().map(|id| id.file_name().into()).collect();
     let mut watch = Watch::new(&ctx.dir, names).map_err(|_| Error::NoPoolDir {
         dir: ctx.dir.clone(),
@@ -138,9 +148,8 @@ fn wait_for(
     let deadline = limit.and_then(|l| Instant::now().checked_add(l));
     let mut warned = false;
     loop {
-        let mut found = Vec::new();
         for id in pools {
-            match collect(ctx, *id, q, ctx.timeout) {
+            match collect(ctx, *id, q, ctx.timeout, render) {
                 Ok(f) => {
                     if !warned {
                         f.warnings.iter().for_each(|w| warn(w));
@@ -150,18 +159,17 @@ fn wait_for(
                     if let Some(why) = f.broken.filter(|_| !warned) {
                         warn(&why);
                     }
-                    found.extend(f.entries);
                 }
                 Err(Error::NoPoolFile { .. } | Error::NoPoolDir { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
         warned = true;
-        if !found.is_empty() {
-            return Ok(Some(found));
+        if render.count() > 0 {
+            return Ok(true);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(None);
+            return Ok(false);
         }
         watch.wait(deadline);
     }
@@ -176,56 +184,67 @@ struct Query<'a> {
     join: Option<&'a [u8]>,
 }
 
-/// What one pool gave: the records to print, and warnings to print once the
-/// pool is unlocked.
+/// What one pool gave, besides the records written: warnings to print once
+/// the pool is unlocked.
 struct Found {
-    entries: Vec<Entry>,
     warnings: Vec<String>,
     /// `--join` found chunks that do not join up: why.
     broken: Option<String>,
 }
 
-/// Copy the matching records of one pool out under its shared lock. With
-/// `join`, a key that is absent is put back together from its chunks
-/// `KEY.0`, `KEY.1`, … A set of chunks that does not join up to one value
-/// (one missing, or chunks of two values) is an error: a shorter or mixed
-/// value printed with exit 0 would be taken for the real one.
-fn collect(ctx: &Ctx, id: PoolId, q: &Query<'_>, timeout: Duration) -> Result<Found, Error> {
+/// Write the matching records of one pool into `render` under its shared
+/// lock, in one pass. With `join`, a key that is absent is put back
+/// together from its chunks `KEY.0`, `KEY.1`, … A set of chunks that does
+/// not join up to one value (one missing, or chunks of two values) is an
+/// error: a shorter or mixed value printed with exit 0 would be taken for
+/// the real one.
+fn collect(
+    ctx: &Ctx,
+    id: PoolId,
+    q: &Query<'_>,
+    timeout: Duration,
+    render: &mut Render<Spool>,
+) -> Result<Found, Error> {
     let mut pool = Pool::open(&ctx.dir, id, Access::Read, timeout)?;
-    let (mut entries, chunks) = pool.scan(|p| {
-        let mut found = Vec::new();
-        for r in p.records() {
-            if q.matcher.matches_field(r.key_field()) {
-                found.push(Entry {
-                    pool: id.number(),
-                    index: r.index,
-                    key: r.key().to_vec(),
-                    value: r.value().to_vec(),
-                });
-                if q.first_only {
-                    break;
+    let start = render.mark();
+    let pool_no = id.number();
+    let object = render.style().format == Format::Object;
+    let chunks = pool.scan(|p| -> std::io::Result<Chunks> {
+        // A scan that runs again starts again.
+        render.rewind(start)?;
+        let before = render.count();
+        let mut chunks = Chunks::default();
+        if object && !q.first_only {
+            object_members(p, q.matcher, |i, k, v| render.entry(pool_no, i, k, v))?;
+        } else {
+            let mut any = false;
+            for r in p.records() {
+                if q.matcher.matches_field(r.key_field()) {
+                    render.entry(pool_no, r.index, r.key(), r.value())?;
+                    any = true;
+                    if q.first_only {
+                        break;
+                    }
+                }
+                if let Some(key) = q.join.filter(|_| !any) {
+                    chunks.see(key, r.index, r.bytes());
                 }
             }
         }
-        let mut chunks = Chunks::default();
-        if let Some(key) = q.join.filter(|_| found.is_empty()) {
-            for r in p.records() {
-                chunks.see(key, r.index, r.bytes());
-            }
+        if render.count() > before {
+            chunks = Chunks::default();
         }
-        (found, chunks)
+        Ok(chunks)
     })?;
+    let chunks = chunks.map_err(Error::Output)?;
     let warnings: Vec<String> = pool.misaligned_warning().into_iter().collect();
     drop(pool); // unlock before anything is printed
     let mut broken = None;
     if let (Some(key), false) = (q.join, chunks.is_empty()) {
         match chunks.join() {
-            Ok((index, value)) => entries.push(Entry {
-                pool: id.number(),
-                index,
-                key: key.to_vec(),
-                value,
-            }),
+            Ok((index, value)) => render
+                .entry(pool_no, index, key, &value)
+                .map_err(Error::Output)?,
             Err(Broken::Missing(n)) => {
                 broken = Some(format!(
                     "{} is missing from pool {id}: the chunks do not make a whole value",
@@ -241,11 +260,32 @@ fn collect(ctx: &Ctx, id: PoolId, q: &Query<'_>, timeout: Duration) -> Result<Fo
             }
         }
     }
-    Ok(Found {
-        entries,
-        warnings,
-        broken,
-    })
+    Ok(Found { warnings, broken })
+}
+
+/// `-o object`: each key whose field `matcher` matches, once, in the place
+/// of its first record, with the value of its last (the one the host
+/// keeps). Two passes; between them only a hash and two record numbers
+/// per key are held.
+fn object_members(
+    p: &Pool,
+    matcher: &Matcher,
+    mut f: impl FnMut(usize, &[u8], &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut keys = KeyIndex::default();
+    let mut last: HashMap<usize, usize> = HashMap::new();
+    for r in p.records().filter(|r| matcher.matches_field(r.key_field())) {
+        if let Some(first) = keys.first_or_insert(p, r.key(), r.index) {
+            last.insert(first, r.index);
+        }
+    }
+    for r in p.records().filter(|r| matcher.matches_field(r.key_field())) {
+        if keys.first_or_insert(p, r.key(), r.index) == Some(r.index) {
+            let at = last.get(&r.index).copied().unwrap_or(r.index);
+            f(r.index, r.key(), p.rec(at).value())?;
+        }
+    }
+    Ok(())
 }
 
 /// The hint for a key found in another pool than the one asked.
@@ -257,17 +297,61 @@ fn in_pool(key: &[u8], other: PoolId) -> String {
     )
 }
 
-/// Which other pool holds the key, for the "use -p N" hint. Best effort: a
-/// pool that cannot be read at once is skipped.
-fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> Option<PoolId> {
-    let timeout = ctx.timeout.min(Duration::from_secs(1));
+/// What the look at the other pools found, for the "use -p N" hint.
+struct Elsewhere {
+    /// The first other pool that holds the key.
+    found: Option<PoolId>,
+    /// Pools passed over because a writer held their lock.
+    busy: Vec<PoolId>,
+}
+
+impl Elsewhere {
+    /// When the key was found nowhere, the pools that were not looked at:
+    /// the key may be in one of them.
+    fn busy_note(&self) -> Option<String> {
+        if self.found.is_some() || self.busy.is_empty() {
+            return None;
+        }
+        let pools: Vec<String> = self.busy.iter().map(|id| id.number().to_string()).collect();
+        Some(match pools.len() {
+            1 => format!("pool {} was busy and not searched for the key", pools[0]),
+            _ => format!(
+                "pools {} were busy and not searched for the key",
+                pools.join(", ")
+            ),
+        })
+    }
+}
+
+/// Which other pool holds the key, for the "use -p N" hint. Best effort,
+/// and never a wait: each pool costs at most a try-lock, and one whose lock
+/// is busy is passed over; a pool that cannot be read is skipped.
+fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> Elsewhere {
     let q = Query {
         matcher,
         first_only: true,
         join: None,
     };
-    PoolId::ALL
-        .into_iter()
-        .filter(|&id| id != not)
-        .find(|&id| collect(ctx, id, &q, timeout).is_ok_and(|f| !f.entries.is_empty()))
+    let mut seen = Elsewhere {
+        found: None,
+        busy: Vec::new(),
+    };
+    let style = Style {
+        format: Format::Value,
+        null: false,
+        show_pool: false,
+        escape: false,
+    };
+    for id in PoolId::ALL.into_iter().filter(|&id| id != not) {
+        let mut render = Render::new(Spool::default(), style);
+        match collect(ctx, id, &q, Duration::ZERO, &mut render) {
+            Ok(_) if render.count() > 0 => {
+                seen.found = Some(id);
+                break;
+            }
+            Err(Error::LockTimeout { .. }) => seen.busy.push(id),
+            _ => {}
+        }
+    }
+    seen
 }
