@@ -473,13 +473,25 @@ impl Pool {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn append_all(&mut self, recs: &[Box<[u8; RECORD_SIZE]>]) -> Result<(), Error> {
-        if recs.is_empty() {
+        self.append_with(recs.len(), |i, rec| rec.copy_from_slice(&recs[i][..]))
+    }
+
+    /// [`Pool::append_all`] of `n` records, each made when it is written:
+    /// `fill(i, rec)` fills `rec` with record `i`.
+    pub fn append_with(
+        &mut self,
+        n: usize,
+        mut fill: impl FnMut(usize, &mut [u8; RECORD_SIZE]),
+    ) -> Result<(), Error> {
+        if n == 0 {
             return Ok(());
         }
         self.require_aligned()?;
         let start = self.size;
-        for (i, rec) in recs.iter().enumerate() {
-            if let Err(e) = self.put(self.len() + i, rec, "appending a record") {
+        let mut rec = Box::new([0u8; RECORD_SIZE]);
+        for i in 0..n {
+            fill(i, &mut rec);
+            if let Err(e) = self.put(self.len() + i, &rec, "appending a record") {
                 let _ = seam::set_len(&self.file, start);
                 let _ = self.refresh();
                 return Err(e);

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use crate::batch::{self, Pairs};
-use crate::change::{self, Plan, Planner};
+use crate::change::{self, New, Plan, Planner, Record};
 use crate::chunk::{self, Tag};
 use crate::cli::{OnOff, WriteArgs};
 use crate::commands::{os_bytes, writable, Ctx};
@@ -140,43 +140,53 @@ fn apply(
     p.require_aligned()?;
     // One key without -i: compare each field in place, length first.
     let single = (sets.len() == 1 && !fold_case).then(|| sets[0].0.as_slice());
-    let want: HashMap<Vec<u8>, usize> = match single {
+    // Borrowed: a batch's keys are not held twice.
+    let want: HashMap<Cow<'_, [u8]>, usize> = match single {
         Some(_) => HashMap::new(),
         None => sets
             .iter()
             .enumerate()
             .map(|(i, (k, _))| {
                 let k = if fold_case {
-                    fold(k).into_owned()
+                    fold(k)
                 } else {
-                    k.clone()
+                    Cow::Borrowed(&k[..])
                 };
                 (k, i)
             })
             .collect(),
     };
-    change::run(p, || Sets {
-        sets,
-        tag,
-        single,
-        want: &want,
-        fold_case,
-        limits,
-        also_remove: &also_remove,
-        first: vec![None; sets.len()],
-        spellings: Vec::new(),
-        plan: Plan::default(),
-    })?;
+    let make = |n: usize, rec: &mut Record| {
+        let (key, value) = &sets[n];
+        let made = match tag {
+            Some(tag) => chunk::encode(key, value, tag),
+            None => record::encode(key, value),
+        };
+        rec.copy_from_slice(&made[..]);
+    };
+    change::run_with(
+        p,
+        || Sets {
+            sets,
+            single,
+            want: &want,
+            fold_case,
+            limits,
+            also_remove: &also_remove,
+            first: vec![None; sets.len()],
+            spellings: Vec::new(),
+            plan: Plan::default(),
+        },
+        &make,
+    )?;
     p.touch()
 }
 
 /// The planner of [`apply`].
 struct Sets<'a, F> {
     sets: &'a [(Vec<u8>, Vec<u8>)],
-    /// The tag of `--split` chunks.
-    tag: Option<Tag>,
     single: Option<&'a [u8]>,
-    want: &'a HashMap<Vec<u8>, usize>,
+    want: &'a HashMap<Cow<'a, [u8]>, usize>,
     fold_case: bool,
     limits: Limits,
     also_remove: &'a F,
@@ -222,23 +232,21 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
             if self.spellings.is_empty() {
                 self.plan
                     .appends
-                    .push(record::encode(&self.sets[0].0, value));
+                    .push(record::encode(&self.sets[0].0, value).into());
             }
             for (stored, at) in &self.spellings {
                 // Keep the stored spelling (hvkvp 2.0 behaviour).
                 check_field(Field::Key, stored, self.limits)?;
-                self.plan.updates.push((*at, record::encode(stored, value)));
+                (self.plan.updates).push((*at, record::encode(stored, value).into()));
             }
             return Ok(self.plan);
         }
-        for ((key, value), at) in self.sets.iter().zip(&self.first) {
-            let rec = match self.tag {
-                Some(tag) => chunk::encode(key, value, tag),
-                None => record::encode(key, value),
-            };
+        // Set N's record is made when it is written (`make`): a batch of
+        // many pairs is not held twice.
+        for (n, at) in self.first.iter().enumerate() {
             match *at {
-                Some(at) => self.plan.updates.push((at, rec)),
-                None => self.plan.appends.push(rec),
+                Some(at) => self.plan.updates.push((at, New::Made(n))),
+                None => self.plan.appends.push(New::Made(n)),
             }
         }
         Ok(self.plan)
