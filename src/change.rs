@@ -235,8 +235,10 @@ pub fn run_with<P: Planner>(
             }
             (planner.finish(p), finder.debris)
         })?;
-        let plan = plan?;
+        let mut plan = plan?;
         if debris.staged.is_empty() {
+            // In file order: the pages passed are let go as the updates go.
+            plan.updates.sort_by_key(|&(i, _)| i);
             apply(p, &plan, &debris, make)?;
             return Ok((plan, debris));
         }
@@ -262,9 +264,16 @@ fn apply(p: &mut Pool, plan: &Plan, debris: &Debris, make: Make<'_>) -> Result<(
     }
     // One record's room, filled afresh for each update.
     let mut rec = Box::new([0u8; RECORD_SIZE]);
-    for (i, new) in &plan.updates {
+    let mut passed = 0;
+    for (n, (i, new)) in plan.updates.iter().enumerate() {
         new.fill(make, &mut rec);
         update(p, *i, &rec)?;
+        // Updates are in file order (`run_with`): memory stays flat however
+        // many records they read.
+        if n % 512 == 511 {
+            p.release(passed..*i);
+            passed = *i;
+        }
     }
     for &i in &plan.remove_last {
         p.tombstone(i)?;

@@ -142,11 +142,12 @@ pub fn scan(p: &Pool) -> Facts {
         ..Facts::default()
     };
     // Memory stays small whatever the size of the pool: keys are known by
-    // a hash and their first record (the pages a scan has passed are
-    // released, and only a repeated key brings one back, to compare).
+    // their hashes and first record ([`KeyIndex`]).
     let mut keys = KeyIndex::default();
-    // Records whose key an earlier record holds: (that record, this one).
+    // Records whose key an earlier record holds: (that record, this one),
+    // and each repeated key, copied when its first repeat is seen.
     let mut repeats: Vec<(usize, usize)> = Vec::new();
+    let mut repeated: HashMap<usize, Vec<u8>> = HashMap::new();
     let mut debris = Finder::default();
     // The bases of chunks that carry a tag: their sets are checked below.
     let mut split: HashSet<&[u8]> = HashSet::new();
@@ -161,8 +162,9 @@ pub fn scan(p: &Pool) -> Facts {
             }
         }
         if kept {
-            if let Some(first) = keys.first_or_insert(p, key, index) {
+            if let Some(first) = keys.first_or_insert(key, index) {
                 repeats.push((first, index));
+                repeated.entry(first).or_insert_with(|| key.to_vec());
             }
         }
         if record::has_garbage(r.key_field()) || record::has_garbage(r.value_field()) {
@@ -217,7 +219,7 @@ pub fn scan(p: &Pool) -> Facts {
     for group in repeats.chunk_by(|a, b| a.0 == b.0) {
         let first = group[0].0;
         f.duplicates.push(Duplicate {
-            key: p.rec(first).key().to_vec(),
+            key: repeated.remove(&first).unwrap_or_default(),
             indices: std::iter::once(first)
                 .chain(group.iter().map(|&(_, i)| i))
                 .collect(),
@@ -226,33 +228,51 @@ pub fn scan(p: &Pool) -> Facts {
     f
 }
 
-/// The first record of each key, known by the key's hash. Keys are compared
-/// only when their hashes are equal: the index holds no key.
-#[derive(Default)]
+/// The first record of each key, known by two hashes of the key: FNV-1a
+/// and SipHash with keys drawn for this process. The index holds no key and
+/// never looks back at the pool: a look back at a record the scan has
+/// passed would map its pages again, and memory would grow with the pool.
+/// Two keys are taken for one only when both 64-bit hashes agree.
 pub(crate) struct KeyIndex {
-    first: HashMap<u64, usize>,
-    /// Other keys with a hash already in `first`, and their first record.
-    collided: Vec<(u64, usize)>,
+    sip: std::collections::hash_map::RandomState,
+    first: HashMap<u64, (u64, usize)>,
+    /// Other keys with an FNV hash already in `first`.
+    collided: Vec<(u64, u64, usize)>,
+}
+
+impl Default for KeyIndex {
+    fn default() -> KeyIndex {
+        KeyIndex {
+            sip: std::collections::hash_map::RandomState::new(),
+            first: HashMap::new(),
+            collided: Vec::new(),
+        }
+    }
 }
 
 impl KeyIndex {
+    /// The two hashes of `key`.
+    pub(crate) fn hashes(&self, key: &[u8]) -> (u64, u64) {
+        use std::hash::BuildHasher;
+        (record::fnv1a64(&[key]), self.sip.hash_one(key))
+    }
+
     /// The first record holding `key`, or None when `index` is the first
     /// (and is noted as such).
-    pub(crate) fn first_or_insert(&mut self, p: &Pool, key: &[u8], index: usize) -> Option<usize> {
-        let h = record::fnv1a64(&[key]);
-        let same = |i: usize| p.rec(i).key() == key;
+    pub(crate) fn first_or_insert(&mut self, key: &[u8], index: usize) -> Option<usize> {
+        let (h, sip) = self.hashes(key);
         match self.first.entry(h) {
             Entry::Vacant(e) => {
-                e.insert(index);
+                e.insert((sip, index));
                 None
             }
-            Entry::Occupied(e) if same(*e.get()) => Some(*e.get()),
+            Entry::Occupied(e) if e.get().0 == sip => Some(e.get().1),
             Entry::Occupied(_) => {
                 let found = (self.collided.iter())
-                    .find(|&&(ch, i)| ch == h && same(i))
-                    .map(|&(_, i)| i);
+                    .find(|&&(ch, cs, _)| ch == h && cs == sip)
+                    .map(|&(_, _, i)| i);
                 if found.is_none() {
-                    self.collided.push((h, index));
+                    self.collided.push((h, sip, index));
                 }
                 found
             }

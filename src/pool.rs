@@ -311,6 +311,14 @@ impl Pool {
             })
     }
 
+    /// Let go of the pages of records `range` (see [`Pool::records`]):
+    /// for a pass over many records that is not a scan.
+    pub(crate) fn release(&self, range: std::ops::Range<usize>) {
+        if let Some(map) = &self.map {
+            map.release(range.start * RECORD_SIZE..range.end * RECORD_SIZE);
+        }
+    }
+
     /// Run a read-only scan of the file. If a process that takes no lock
     /// shrank the file while it ran (see `map.rs`), the scan saw zeros where
     /// records were: take the new size and scan again. So `f` may run more
@@ -427,7 +435,17 @@ impl Pool {
     /// empty key, which no reader can ask for, and the next change to the
     /// pool removes it ([`Pool::compact`], which has an example).
     pub fn tombstone(&mut self, index: usize) -> Result<(), Error> {
-        if self.rec(index).key_field()[0] == 0 {
+        // Read from the file, not the map: records removed all over a
+        // large pool would map its pages again, and a page fault maps the
+        // pages around it too.
+        let mut first = [1u8];
+        use std::os::unix::fs::FileExt;
+        if self
+            .file
+            .read_exact_at(&mut first, (index * RECORD_SIZE) as u64)
+            .is_ok()
+            && first[0] == 0
+        {
             return Ok(());
         }
         seam::pwrite(&self.file, &[0], (index * RECORD_SIZE) as u64)

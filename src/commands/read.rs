@@ -265,24 +265,28 @@ fn collect(
 
 /// `-o object`: each key whose field `matcher` matches, once, in the place
 /// of its first record, with the value of its last (the one the host
-/// keeps). Two passes; between them only a hash and two record numbers
-/// per key are held.
+/// keeps). Two passes; between them only the hashes and two record
+/// numbers of each key are held, and the values of repeated keys.
 fn object_members(
     p: &Pool,
     matcher: &Matcher,
     mut f: impl FnMut(usize, &[u8], &[u8]) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let mut keys = KeyIndex::default();
-    let mut last: HashMap<usize, usize> = HashMap::new();
+    // The last value of each repeated key, by its first record: copied as
+    // the scan passes it, as a look back would map the pages again.
+    let mut last: HashMap<usize, Vec<u8>> = HashMap::new();
     for r in p.records().filter(|r| matcher.matches_field(r.key_field())) {
-        if let Some(first) = keys.first_or_insert(p, r.key(), r.index) {
-            last.insert(first, r.index);
+        if let Some(first) = keys.first_or_insert(r.key(), r.index) {
+            let v = last.entry(first).or_default();
+            v.clear();
+            v.extend_from_slice(r.value());
         }
     }
     for r in p.records().filter(|r| matcher.matches_field(r.key_field())) {
-        if keys.first_or_insert(p, r.key(), r.index) == Some(r.index) {
-            let at = last.get(&r.index).copied().unwrap_or(r.index);
-            f(r.index, r.key(), p.rec(at).value())?;
+        if keys.first_or_insert(r.key(), r.index) == Some(r.index) {
+            let value = last.get(&r.index).map_or(r.value(), Vec::as_slice);
+            f(r.index, r.key(), value)?;
         }
     }
     Ok(())
