@@ -135,9 +135,17 @@ fn time(
         if stdin.is_none() {
             h.arg("-N");
         }
-        h.arg(cmd).stdout(Stdio::null());
-        let st = h.status().expect("hyperfine");
-        assert!(st.success(), "hyperfine failed for {args:?}");
+        // Its warnings (outliers on a busy machine) are left out.
+        let out = h
+            .arg(cmd)
+            .stdout(Stdio::null())
+            .output()
+            .expect("hyperfine");
+        assert!(
+            out.status.success(),
+            "hyperfine failed for {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = std::fs::read_to_string(&json).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let times: Vec<Duration> = v["results"][0]["times"]

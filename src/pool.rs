@@ -405,7 +405,9 @@ impl Pool {
     }
 
     /// Write `rec` into slot `index`, which must hold a tombstone (a record
-    /// whose key starts with NUL) or lie at or past the end of the file.
+    /// whose key starts with NUL) or lie at or past the end of the file, or
+    /// lie within one page (then the write is one write, whole or not at
+    /// all).
     /// The record is written in page-contained parts, the part after the
     /// page boundary first: a kill between the parts leaves the slot with
     /// the tombstone's first byte, so it still reads as a tombstone, and a
@@ -435,19 +437,9 @@ impl Pool {
     /// empty key, which no reader can ask for, and the next change to the
     /// pool removes it ([`Pool::compact`], which has an example).
     pub fn tombstone(&mut self, index: usize) -> Result<(), Error> {
-        // Read from the file, not the map: records removed all over a
-        // large pool would map its pages again, and a page fault maps the
-        // pages around it too.
-        let mut first = [1u8];
-        use std::os::unix::fs::FileExt;
-        if self
-            .file
-            .read_exact_at(&mut first, (index * RECORD_SIZE) as u64)
-            .is_ok()
-            && first[0] == 0
-        {
-            return Ok(());
-        }
+        // Written even over a tombstone (the byte is the same): a look at
+        // the record first would map its pages again, and records removed
+        // all over a large pool would map all of it.
         seam::pwrite(&self.file, &[0], (index * RECORD_SIZE) as u64)
             .map_err(|e| Error::io(&self.path, "marking a record removed", e))
     }
@@ -568,7 +560,15 @@ impl Pool {
                 return Err(self.changed_underneath());
             }
             self.put(w, &buf, "moving a record")?;
-            self.tombstone(r)?;
+            // The old slot is made a tombstone so that the record moved into
+            // it next can be written in parts. When that is the very next
+            // write and one write within a page, the slot is left as it is:
+            // until then it reads as a copy of the record just moved, and
+            // after it as a copy of the next (`change::Debris`).
+            let next_in_one_write = w + 1 == r && head_len((r * RECORD_SIZE) as u64) == RECORD_SIZE;
+            if !next_in_one_write {
+                self.tombstone(r)?;
+            }
             if r % RELEASE_EVERY == 0 {
                 if let Some(map) = &self.map {
                     map.release(released..w * RECORD_SIZE);

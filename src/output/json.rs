@@ -108,19 +108,24 @@ pub fn hex(buf: &mut Vec<u8>, bytes: &[u8]) {
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any byte of `x` is zero.
-fn any_zero(x: u64) -> bool {
-    x.wrapping_sub(ONES) & !x & HIGH != 0
+/// The high bit of each zero byte of `x`; exact for the lowest zero byte
+/// (a borrow may mark bytes above it).
+fn zeros(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & HIGH
 }
 
-/// Whether any of the eight bytes needs a look: a control character, `"`
-/// or `\`, and on a terminal DEL and every byte of a non-ASCII character.
-fn needs_look(x: u64, escape: bool) -> bool {
-    let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
-    below_space
-        || any_zero(x ^ (ONES * u64::from(b'"')))
-        || any_zero(x ^ (ONES * u64::from(b'\\')))
-        || (escape && (x & HIGH != 0 || any_zero(x ^ (ONES * 0x7f))))
+/// The high bit of each of the eight bytes that needs a look: a control
+/// character, a quote or a backslash, and on a terminal DEL and every byte
+/// of a non-ASCII character. Exact for the lowest such byte, which is the
+/// one used.
+fn needs_look(x: u64, escape: bool) -> u64 {
+    let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+    let mut m =
+        below_space | zeros(x ^ (ONES * u64::from(b'"'))) | zeros(x ^ (ONES * u64::from(b'\\')));
+    if escape {
+        m |= (x & HIGH) | zeros(x ^ (ONES * 0x7f));
+    }
+    m
 }
 
 /// The characters of `s`, escaped, without quotes.
@@ -131,10 +136,13 @@ fn fragment(buf: &mut Vec<u8>, s: &str, escape: bool) {
     while i < b.len() {
         if i + 8 <= b.len() {
             let x = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-            if !needs_look(x, escape) {
+            let m = needs_look(x, escape);
+            if m == 0 {
                 i += 8;
                 continue;
             }
+            // Straight to the first byte that needs a look.
+            i += (m.trailing_zeros() / 8) as usize;
         }
         let c = b[i];
         let plain = c >= 0x20 && c != b'"' && c != b'\\' && !(escape && c >= 0x7f);
