@@ -248,7 +248,6 @@ impl Chunks {
                 (untagged.next_back().map_or(0, |c| c.n + 1), None)
             }
         };
-        let mut value = Vec::new();
         let missing = |n| match tag {
             Some(_) => Broken::Mixed,
             None => Broken::Missing(n),
@@ -260,6 +259,11 @@ impl Chunks {
             if c.tag != tag {
                 return Err(Broken::Mixed);
             }
+        }
+        // Each piece is let go once copied: the value is held once.
+        self.found.truncate(count as usize);
+        let mut value = Vec::with_capacity(self.found.iter().map(|c| c.value.len()).sum());
+        for c in self.found {
             value.extend_from_slice(&c.value);
         }
         if tag.is_some_and(|t| t.hash != record::fnv1a64(&[&value])) {

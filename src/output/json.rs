@@ -98,10 +98,11 @@ pub fn lossy(buf: &mut Vec<u8>, bytes: &[u8], escape: bool) {
 /// Append `bytes` in lower-case hex.
 pub fn hex(buf: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    buf.reserve(bytes.len() * 2);
-    for &b in bytes {
-        buf.push(DIGITS[usize::from(b >> 4)]);
-        buf.push(DIGITS[usize::from(b & 15)]);
+    let start = buf.len();
+    buf.resize(start + bytes.len() * 2, 0);
+    for (pair, &b) in buf[start..].chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
     }
 }
 
