@@ -79,6 +79,7 @@ interop:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --lib --no-default-features -- -D warnings
 
 bench: build
 	HVKVP_BIN="$(RELEASE)" $(CARGO) bench --locked --bench cli

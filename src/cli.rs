@@ -1,5 +1,16 @@
 //! The whole command line. hvkvp 2.0's verbs and options keep working;
 //! the modern forms (positional KEY and VALUE, `-p`, `-o`) sit beside them.
+//!
+//! A command line is in *2.0 form* ([`Cli::is_2_0_form`]) when it names no
+//! key or value as a plain argument and uses only options hvkvp 2.0 had
+//! (`-k`, `-v`, `-s`, `-m`, `-n`, `-i`, `-x`, `-c`, `-d`, `-A` and their
+//! long spellings), besides the global `--pool-dir`, `--lock-timeout` and
+//! `-q`. It then behaves as 2.0 did, so that 2.0 scripts keep working:
+//! `write` and `delete` print the resulting pool (unless `-x` or `-q`),
+//! nothing matched is exit 0, `-k` is a 2.0 pattern (`matcher::legacy`),
+//! `write -m off` updates every key containing the text, and `-v -` is a
+//! literal `-`. Any modern option or argument makes it a modern command
+//! line, with hvkvp's own rules.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -13,8 +24,9 @@ use crate::pool::PoolId;
 
 /// After the examples of `hvkvp --help`.
 const EXIT_STATUS: &str = "\
-Exit status: 0 success, 1 nothing matched, 2 usage or input error (nothing
-changed), 3 environment or I/O error (missing daemon, permission, lock timeout).";
+Exit status: 0 success, 1 nothing matched (0 for a 2.0 command line, as in
+2.0), 2 usage or input error (nothing changed), 3 environment or I/O error
+(missing daemon, permission, lock timeout).";
 
 /// Read, write and delete Hyper-V Key-Value Pair (KVP) records.
 ///
@@ -60,11 +72,13 @@ pub struct Global {
     #[arg(short = 'p', long, value_name = "POOL", value_parser = parse_pool, global = true)]
     pub pool: Option<PoolId>,
 
-    /// hvkvp 2.0 spelling of --pool: in (0), out (1), params (3).
+    /// hvkvp 2.0 spelling of --pool: in (0), out (1), params (3), in any
+    /// case; as in 2.0, the first letter is enough.
     #[arg(
         short = 's',
         long,
         value_name = "KEYSET",
+        value_parser = KeysetParser,
         global = true,
         conflicts_with = "pool"
     )]
@@ -77,6 +91,39 @@ pub struct Global {
     /// Print nothing on stdout; the exit status says it all.
     #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
+}
+
+impl Cli {
+    /// Is this a 2.0-form command line (see the module documentation)?
+    pub fn is_2_0_form(&self) -> bool {
+        if self.global.pool.is_some() {
+            return false;
+        }
+        match &self.command {
+            Command::Read(a) => {
+                a.key.is_none()
+                    && !a.matching.regex
+                    && !a.all_pools.set
+                    && a.output.is_none()
+                    && !a.null
+                    && a.wait.is_none()
+                    && !a.join
+            }
+            Command::Write(a) => {
+                a.key.is_none()
+                    && a.value.is_none()
+                    && a.key_opt.is_some()
+                    && !a.force.set
+                    && !a.split
+                    && a.batch.is_none()
+                    && !a.null
+            }
+            Command::Delete(a) => {
+                a.key.is_none() && !a.matching.regex && !a.force.set && !a.if_stale
+            }
+            Command::Check(_) | Command::Generate(_) => false,
+        }
+    }
 }
 
 impl Global {
@@ -99,6 +146,53 @@ pub enum Keyset {
     Out,
     /// Pool 3: what the host tells about itself.
     Params,
+}
+
+impl Keyset {
+    /// hvkvp 2.0 read only the first letter of `-s`, in either case: `o`
+    /// out, `p` params, anything else in. hvkvp takes the same words but
+    /// refuses a first letter that names no key set, rather than reading
+    /// pool 0 for a typo.
+    fn parse(s: &str) -> Option<Keyset> {
+        match s.chars().next()?.to_ascii_lowercase() {
+            'i' => Some(Keyset::In),
+            'o' => Some(Keyset::Out),
+            'p' => Some(Keyset::Params),
+            _ => None,
+        }
+    }
+}
+
+/// Parses `-s` as [`Keyset::parse`] does, and offers `in`, `out` and
+/// `params` to `--help`, the man page and completions.
+#[derive(Debug, Clone, Copy)]
+struct KeysetParser;
+
+impl clap::builder::TypedValueParser for KeysetParser {
+    type Value = Keyset;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Keyset, clap::Error> {
+        if let Some(k) = value.to_str().and_then(Keyset::parse) {
+            return Ok(k);
+        }
+        // clap's own message, with the possible values.
+        clap::builder::EnumValueParser::<Keyset>::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            Keyset::value_variants()
+                .iter()
+                .filter_map(ValueEnum::to_possible_value),
+        ))
+    }
 }
 
 /// `-m on|off`: `on` matches the whole key, `off` any part of it.
@@ -149,7 +243,7 @@ pub struct MatchArgs {
     pub ignore_case: bool,
 
     /// Act on the keys that do NOT match -k.
-    #[arg(short = 'n', long = "invertmatch", requires = "pattern")]
+    #[arg(short = 'n', long = "invertmatch")]
     pub invert: bool,
 
     /// Treat -k PATTERN as a regular expression.
@@ -157,9 +251,44 @@ pub struct MatchArgs {
     pub regex: bool,
 }
 
+/// `-x`/`--noout` (read, write, delete), declared once.
+#[derive(Debug, Args)]
+pub struct NoOut {
+    /// Print nothing on stdout, as -q; hvkvp 2.0's spelling, which also
+    /// stops the pool listing after a 2.0-form write or delete.
+    #[arg(short = 'x', long = "noout", id = "noout")]
+    pub set: bool,
+}
+
+/// `--force` (write, delete), declared once; each verb says what it lifts.
+#[derive(Debug, Args)]
+pub struct Force {
+    /// Act on a pool other than 1.
+    #[arg(long = "force", id = "force")]
+    pub set: bool,
+}
+
+/// `-a`/`--all-pools` (read, check), declared once; each verb says what it
+/// does with every pool.
+#[derive(Debug, Args)]
+pub struct AllPools {
+    /// Every pool file that exists.
+    #[arg(
+        short = 'a',
+        long = "all-pools",
+        id = "all_pools",
+        conflicts_with_all = ["pool", "keyset"]
+    )]
+    pub set: bool,
+}
+
 /// `hvkvp read`. (The doc comment of [`Command::Read`] is the help text:
 /// it replaces this one.)
 #[derive(Debug, Args)]
+#[command(mut_arg("all_pools", |a| a.help(
+    "Read every pool file that exists; each record is prefixed with its pool"
+)))]
+#[command(mut_arg("invert", |a| a.conflicts_with("key")))]
 pub struct ReadArgs {
     /// Print the value of exactly this key (case-sensitive).
     #[arg(value_name = "KEY", conflicts_with = "pattern")]
@@ -178,9 +307,9 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub matching: MatchArgs,
 
-    /// Read every pool file that exists; each record is prefixed with its pool.
-    #[arg(short = 'a', long = "all-pools", conflicts_with_all = ["pool", "keyset"])]
-    pub all_pools: bool,
+    /// `-a`.
+    #[command(flatten)]
+    pub all_pools: AllPools,
 
     /// Output: kv (key: value), value, json. Default: value for KEY, kv otherwise.
     #[arg(short = 'o', long, value_name = "FORMAT")]
@@ -190,9 +319,9 @@ pub struct ReadArgs {
     #[arg(short = '0', long = "null")]
     pub null: bool,
 
-    /// Accepted for hvkvp 2.0 scripts; same as --quiet.
-    #[arg(short = 'x', long = "noout", hide = true)]
-    pub noout: bool,
+    /// `-x`.
+    #[command(flatten)]
+    pub noout: NoOut,
 
     /// With KEY: if it is absent, wait until it appears (at most SECS
     /// seconds; default: for ever), then print it. Exit 1 on timeout.
@@ -217,6 +346,10 @@ pub struct ReadArgs {
 /// `hvkvp write`. (The doc comment of [`Command::Write`] is the help
 /// text.)
 #[derive(Debug, Args)]
+#[command(mut_arg("force", |a| a.help(
+    "Write to a pool other than 1, and lift the host's UTF-16 limits (never the \
+     511/2047-byte field sizes)"
+)))]
 pub struct WriteArgs {
     /// The key to set (exact, case-sensitive).
     #[arg(value_name = "KEY", conflicts_with = "key_opt")]
@@ -226,7 +359,8 @@ pub struct WriteArgs {
     #[arg(value_name = "VALUE", conflicts_with = "value_opt")]
     pub value: Option<OsString>,
 
-    /// The key, 2.0 style.
+    /// The key, 2.0 style; without -p or --force a 2.0 pattern: every key
+    /// it matches is updated, or it is added.
     #[arg(
         short = 'k',
         long = "key",
@@ -236,7 +370,8 @@ pub struct WriteArgs {
     )]
     pub key_opt: Option<OsString>,
 
-    /// The value, 2.0 style (absent: an empty value, as in 2.0).
+    /// The value, 2.0 style (absent: an empty value; `-`: the value `-`; as
+    /// in 2.0).
     #[arg(
         short = 'v',
         long = "value",
@@ -254,24 +389,23 @@ pub struct WriteArgs {
     #[arg(short = 'i', long = "ignorecase")]
     pub ignore_case: bool,
 
-    /// 2.0's match mode; only `on` is supported for write.
+    /// With -k: the whole key (on, the default) or every key containing
+    /// it (off), as in 2.0.
     #[arg(
         short = 'm',
         long = "exactmatch",
         visible_alias = "matchexact",
-        value_name = "on|off",
-        hide = true
+        value_name = "on|off"
     )]
     pub exact: Option<OnOff>,
 
-    /// Write to a pool other than 1, and lift the host's UTF-16 limits
-    /// (never the 511/2047-byte field sizes).
-    #[arg(long)]
-    pub force: bool,
+    /// `--force`.
+    #[command(flatten)]
+    pub force: Force,
 
-    /// Accepted for hvkvp 2.0 scripts (write prints nothing anyway).
-    #[arg(short = 'x', long = "noout")]
-    pub noout: bool,
+    /// `-x`.
+    #[command(flatten)]
+    pub noout: NoOut,
 
     /// A value over the host's limits is written as chunks KEY.0, KEY.1, …
     /// each within them; chunks left from an older value are removed. A
@@ -298,6 +432,8 @@ pub struct WriteArgs {
 /// `hvkvp delete`. (The doc comment of [`Command::Delete`] is the help
 /// text.)
 #[derive(Debug, Args)]
+#[command(mut_arg("force", |a| a.help("Delete from a pool other than 1")))]
+#[command(mut_arg("invert", |a| a.requires("pattern")))]
 pub struct DeleteArgs {
     /// Delete exactly this key (case-sensitive).
     #[arg(value_name = "KEY", conflicts_with = "pattern")]
@@ -344,22 +480,25 @@ pub struct DeleteArgs {
     )]
     pub if_stale: bool,
 
-    /// Delete from a pool other than 1.
-    #[arg(long)]
-    pub force: bool,
+    /// `--force`.
+    #[command(flatten)]
+    pub force: Force,
 
-    /// Accepted for hvkvp 2.0 scripts (delete prints nothing anyway).
-    #[arg(short = 'x', long = "noout")]
-    pub noout: bool,
+    /// `-x`.
+    #[command(flatten)]
+    pub noout: NoOut,
 }
 
 /// `hvkvp check`. (The doc comment of [`Command::Check`] is the help
 /// text.)
 #[derive(Debug, Args)]
+#[command(mut_arg("all_pools", |a| a.help(
+    "Check every pool file that exists (the default without -p or -s)"
+)))]
 pub struct CheckArgs {
-    /// Check every pool file that exists (the default without -p or -s).
-    #[arg(short = 'a', long = "all-pools", conflicts_with_all = ["pool", "keyset"])]
-    pub all_pools: bool,
+    /// `-a`.
+    #[command(flatten)]
+    pub all_pools: AllPools,
 
     /// Output: text (a report for people) or json (one object per pool).
     #[arg(short = 'o', long, value_name = "FORMAT", default_value = "text")]
@@ -437,6 +576,68 @@ mod tests {
         assert_eq!(c.global.pool_dir, PathBuf::from("/x"));
         let c = Cli::try_parse_from(["hvkvp", "-s", "out", "read"]).unwrap();
         assert_eq!(c.global.pool(), Some(PoolId::GUEST));
+    }
+
+    #[test]
+    fn the_2_0_form_is_2_0_options_without_a_plain_key() {
+        let form = |args: &[&str]| {
+            let argv = ["hvkvp", "--pool-dir", "/x", "-q"].iter().chain(args);
+            Cli::try_parse_from(argv).unwrap().is_2_0_form()
+        };
+        for args in [
+            &["read"][..],
+            &[
+                "read", "-s", "params", "-k", "^Host", "-i", "-m", "off", "-n", "-x",
+            ],
+            &["read", "--keyset=o", "--key=a"],
+            &[
+                "write", "-k", "K", "-v", "V", "-s", "out", "-i", "-m", "off",
+            ],
+            &["write", "--key", "K"],
+            &["delete", "-k", "K", "-n"],
+            &["delete", "-d", "-c"],
+            &["delete", "--DELETE_ALL", "-x"],
+        ] {
+            assert!(form(args), "{args:?} is in 2.0 form");
+        }
+        for args in [
+            &["read", "K"][..],
+            &["read", "-p", "3", "-k", "a"],
+            &["read", "-k", "a", "-E"],
+            &["read", "-k", "a", "-o", "kv"],
+            &["read", "-a"],
+            &["read", "-0"],
+            &["write", "K", "V"],
+            &["write", "-k", "K", "-v", "V", "--force"],
+            &["write", "-k", "K", "-v", "V", "--split"],
+            &["write", "-p", "1", "-k", "K", "-v", "V"],
+            &["write", "--batch", "f"],
+            &["write", "-i", "k", "v"],
+            &["delete", "K"],
+            &["delete", "-A", "--if-stale"],
+            &["delete", "-p", "1", "-c"],
+            &["delete", "-k", "a", "-E"],
+            &["check"],
+        ] {
+            assert!(!form(args), "{args:?} is not in 2.0 form");
+        }
+    }
+
+    #[test]
+    fn keyset_takes_any_case_and_the_first_letter() {
+        for (s, k) in [
+            ("in", Keyset::In),
+            ("I", Keyset::In),
+            ("OUT", Keyset::Out),
+            ("outbound", Keyset::Out),
+            ("p", Keyset::Params),
+            ("Param", Keyset::Params),
+        ] {
+            assert_eq!(Keyset::parse(s), Some(k), "{s}");
+        }
+        for s in ["", "x", "guest", "0"] {
+            assert_eq!(Keyset::parse(s), None, "{s}");
+        }
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub const READ: Examples = Examples {
             "2.0 style: keys containing 'host', any case",
         ),
         (
+            "hvkvp read -s params -k '^Physical'",
+            "2.0 style: -k is a 2.0 pattern; nothing found: exit 0",
+        ),
+        (
             "hvkvp read -p 3 -E -k '^Physical'",
             "keys matching a regular expression",
         ),
@@ -78,7 +82,14 @@ pub const WRITE: Examples = Examples {
             "hvkvp write GuestStatus ready",
             "set a key in pool 1 (guest to host)",
         ),
-        ("hvkvp write -k GuestStatus -v ready", "the same, 2.0 style"),
+        (
+            "hvkvp write -k GuestStatus -v ready",
+            "2.0 style: the same, then print pool 1 (-x: not)",
+        ),
+        (
+            "hvkvp write -m off -k Status -v done",
+            "2.0 style: update every key containing 'Status'",
+        ),
         (
             "date -Is | hvkvp write --chomp LastBoot -",
             "the value from stdin, trailing newline dropped",
@@ -110,11 +121,11 @@ pub const DELETE: Examples = Examples {
         ("hvkvp delete GuestStatus", "delete one key from pool 1"),
         (
             "hvkvp delete -k Temp -m off",
-            "2.0 style: every key containing 'Temp'",
+            "2.0 style: every key containing 'Temp', then print pool 1",
         ),
         (
-            "hvkvp delete -k keep -n -m off",
-            "every key NOT containing 'keep'",
+            "hvkvp delete -k keep -n -m off -x",
+            "every key NOT containing 'keep', printing nothing",
         ),
         ("hvkvp delete -d", "keep only the last record of each key"),
         ("hvkvp delete -c", "drop records the host cannot read"),

@@ -74,6 +74,11 @@
 //! changes pool 1 keeps the rules above as `hvkvp write` does: it checks
 //! every field before it opens the pool, and marks the pool written.
 //!
+//! The command line is the default feature `cli` (clap, the man page and
+//! the completions, and the modules [`cli`], [`commands`] and
+//! [`examples`]). A program that needs only the pool layer leaves it out:
+//! `hvkvp = { version = "3", default-features = false }`.
+//!
 //! ```
 //! use std::time::Duration;
 //!
@@ -137,9 +142,12 @@
 pub mod batch;
 pub mod change;
 pub mod chunk;
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
 pub mod commands;
 pub mod error;
+#[cfg(feature = "cli")]
 pub mod examples;
 pub mod inspect;
 pub mod lock;
@@ -149,6 +157,7 @@ pub mod output;
 pub mod pool;
 pub mod record;
 pub mod seam;
+mod sigchain;
 pub mod signals;
 pub mod stale;
 pub mod watch;
@@ -157,6 +166,7 @@ pub use error::{exit_status, Error, Exit};
 
 /// Run one parsed command line. [`exit_status`] turns the outcome into the
 /// process's exit status; the binary prints the error, if any.
+#[cfg(feature = "cli")]
 pub fn run(cli: cli::Cli) -> Result<Exit, Error> {
     commands::run(cli)
 }

@@ -14,20 +14,24 @@
 //! does. The kernel's own queue of waiters is used and there is no polling.
 //! The timer is the waiting thread's own: it works on any thread, leaves
 //! the process's interval timer (`alarm`, `setitimer`) alone, and several
-//! threads can wait at once. Its signal is `SIGRTMIN`, the first
-//! real-time signal the C library leaves to programs, rather than SIGALRM,
-//! whose handler a program that uses `alarm` may count on.
+//! threads can wait at once. Its signal is the first real-time signal the
+//! C library leaves to programs (`SIGRTMIN` and up) that has no action of
+//! its own, rather than SIGALRM, whose handler a program that uses `alarm`
+//! may count on. The handler knows the timer's signals by a token they
+//! carry, and passes any other signal of that number on to the action that
+//! was there before.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
-use std::sync::Once;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rustix::fs::FlockOperation;
 
 use crate::error::Error;
+use crate::sigchain::Previous;
 
 /// Shared for reading, exclusive for a read-modify-write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,13 +134,50 @@ fn take(
     }
 }
 
-/// The signal that interrupts a lock call at its deadline: the first
-/// real-time signal the C library leaves to programs.
+/// The signal that interrupts a lock call at its deadline, with its
+/// handler installed: the first real-time signal the C library leaves to
+/// programs that has no action of its own yet, else `SIGRTMIN`.
 fn timer_signal() -> libc::c_int {
-    libc::SIGRTMIN()
+    static SIGNAL: OnceLock<libc::c_int> = OnceLock::new();
+    *SIGNAL.get_or_init(|| {
+        let sig = (libc::SIGRTMIN()..=libc::SIGRTMAX())
+            .find(|&sig| {
+                // SAFETY: sigaction only writes the value owned here, for
+                // which all zeros is a valid value.
+                unsafe {
+                    let mut now: libc::sigaction = std::mem::zeroed();
+                    libc::sigaction(sig, std::ptr::null(), &mut now) == 0
+                        && now.sa_sigaction == libc::SIG_DFL
+                }
+            })
+            .unwrap_or_else(|| libc::SIGRTMIN());
+        // Without SA_RESTART: a lock call the signal interrupts returns
+        // EINTR.
+        PREVIOUS.install(sig, on_timer, 0);
+        sig
+    })
 }
 
-extern "C" fn on_timer(_: libc::c_int) {}
+/// The action of [`timer_signal`] before ours.
+static PREVIOUS: Previous = Previous::new();
+
+/// What our timers carry in `si_value`, to tell their signals from any
+/// other sent on the same number.
+static TOKEN: u8 = 0;
+
+extern "C" fn on_timer(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: installed with SA_SIGINFO, so the kernel passes a valid
+    // siginfo_t; si_value is filled in for a timer's signal (SI_TIMER) and
+    // is only read for one.
+    let ours = unsafe {
+        (*info).si_code == libc::SI_TIMER
+            && (*info).si_value().sival_ptr == std::ptr::addr_of!(TOKEN) as *mut libc::c_void
+    };
+    // Ours does nothing: the lock call it interrupts returns EINTR.
+    if !ours {
+        PREVIOUS.pass_on(sig, info, ctx);
+    }
+}
 
 /// A POSIX timer that sends [`timer_signal`] to the thread that armed it:
 /// first at the deadline, then every 20 ms, which covers the instant
@@ -150,20 +191,6 @@ struct Timer {
 impl Timer {
     fn arm(deadline: Instant) -> io::Result<Timer> {
         let sig = timer_signal();
-        static HANDLER: Once = Once::new();
-        HANDLER.call_once(|| {
-            // SAFETY: `sigaction` is plain data, all zeros a valid value;
-            // sigemptyset and sigaction read and write only the value owned
-            // here. The handler does nothing; without SA_RESTART, a lock
-            // call it interrupts returns EINTR.
-            unsafe {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_timer as *const () as libc::sighandler_t;
-                libc::sigemptyset(&mut sa.sa_mask);
-                sa.sa_flags = 0;
-                libc::sigaction(sig, &sa, std::ptr::null_mut());
-            }
-        });
         // SAFETY: `sigevent`, `sigset_t` and `timer_t` are plain data, all
         // zeros a valid value. The calls read and write only values owned
         // here. The timer that timer_create makes is owned at once by a
@@ -173,6 +200,7 @@ impl Timer {
             let mut ev: libc::sigevent = std::mem::zeroed();
             ev.sigev_notify = libc::SIGEV_THREAD_ID;
             ev.sigev_signo = sig;
+            ev.sigev_value.sival_ptr = std::ptr::addr_of!(TOKEN) as *mut libc::c_void;
             ev.sigev_notify_thread_id = rustix::thread::gettid().as_raw_nonzero().get();
             let mut id: libc::timer_t = std::mem::zeroed();
             if libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut id) != 0 {

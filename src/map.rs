@@ -13,13 +13,13 @@
 //! is replaced by a page of zeros, the map is marked as cut short, and the
 //! caller scans again from a fresh `fstat` ([`Map::cut_short`]). Any other
 //! `SIGBUS` (a fault elsewhere, a hardware error, one sent by `kill`) goes
-//! to the handler installed before ours, called in its place (in a Rust
-//! program, Rust's own, which reports stack overflows); when there is none,
-//! or it declines the signal by setting the default action back, the
-//! default action ends the process. (A Rust program that has not mapped a
-//! pool survives the first `SIGBUS` sent by `kill`, which Rust's handler
-//! declines without sending it again; here it ends the process, as the
-//! default action of `SIGBUS` says.)
+//! to the action installed before ours, as [`crate::sigchain`] describes:
+//! in a Rust program, Rust's own handler, which reports stack overflows;
+//! when there is none, or it declines the signal by setting the default
+//! action back, the default action ends the process. (A Rust program that
+//! has not mapped a pool survives the first `SIGBUS` sent by `kill`, which
+//! Rust's handler declines without sending it again; here it ends the
+//! process, as the default action of `SIGBUS` says.)
 //!
 //! **Why the bytes can be borrowed.** A `&[u8]` promises that its bytes do
 //! not change while it is alive. On Linux a shared file mapping *is* the
@@ -53,10 +53,12 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Once;
 
 use memmap2::{Mmap, MmapOptions, UncheckedAdvice};
+
+use crate::sigchain::Previous;
 
 /// Maps alive at once: one per pool the process has open, plus room for
 /// tests that map in parallel threads.
@@ -81,10 +83,8 @@ const EMPTY: Slot = Slot {
 static TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
 /// The page size, read once before the handler is installed.
 static PAGE: AtomicUsize = AtomicUsize::new(4096);
-/// The `SIGBUS` action that was in place before ours: its handler
-/// (`SIG_DFL` until ours is installed) and its flags.
-static PREVIOUS_HANDLER: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
-static PREVIOUS_FLAGS: AtomicI32 = AtomicI32::new(0);
+/// The `SIGBUS` action that was in place before ours.
+static PREVIOUS: Previous = Previous::new();
 
 /// A shared, read-only view of the first `len` bytes of a file.
 pub struct Map {
@@ -181,26 +181,10 @@ fn install_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         PAGE.store(crate::seam::page_size() as usize, Ordering::Relaxed);
-        // SAFETY: `sigaction` is plain data, for which all zeros is a valid
-        // value; it is filled in before use.
-        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-        sa.sa_sigaction = on_sigbus as *const () as libc::sighandler_t;
         // SA_ONSTACK: on the alternate stack Rust sets up for each thread,
         // as Rust's own SIGBUS handler runs, so that a stack overflow that
         // raises SIGBUS still reaches that handler.
-        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-        // SAFETY: sigemptyset and sigaction read and write only the two
-        // values owned here. The handler installed does only
-        // async-signal-safe work (atomics and system calls); the action it
-        // replaces is kept and called for every SIGBUS that is not ours.
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            libc::sigemptyset(&mut sa.sa_mask);
-            if libc::sigaction(libc::SIGBUS, &sa, &mut old) == 0 {
-                PREVIOUS_FLAGS.store(old.sa_flags, Ordering::Relaxed);
-                PREVIOUS_HANDLER.store(old.sa_sigaction, Ordering::Release);
-            }
-        }
+        PREVIOUS.install(libc::SIGBUS, on_sigbus, libc::SA_ONSTACK);
     });
 }
 
@@ -212,7 +196,7 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     if code == libc::BUS_ADRERR && zero_fill(addr) {
         return;
     }
-    not_ours(sig, code, info, ctx);
+    PREVIOUS.pass_on(sig, info, ctx);
 }
 
 /// If `addr` lies in one of our maps, put a page of zeros in place of the
@@ -246,69 +230,6 @@ fn zero_fill(addr: usize) -> bool {
         return false;
     }
     false
-}
-
-/// A `SIGBUS` that is not a fault in one of our maps: pass it on to the
-/// action that was in place before ours, and let it take its default
-/// course if that action declines it.
-fn not_ours(
-    sig: libc::c_int,
-    code: libc::c_int,
-    info: *mut libc::siginfo_t,
-    ctx: *mut libc::c_void,
-) {
-    // si_code <= 0: sent by a process (kill, tkill, sigqueue), not a fault.
-    let sent = code <= 0;
-    let previous = PREVIOUS_HANDLER.load(Ordering::Acquire);
-    if previous == libc::SIG_IGN && sent {
-        return; // ignored, as before
-    }
-    if previous != libc::SIG_DFL && previous != libc::SIG_IGN {
-        // A handler installed before ours: call it in our place, so that
-        // ours stays installed for the faults that are ours.
-        if PREVIOUS_FLAGS.load(Ordering::Relaxed) & libc::SA_SIGINFO != 0 {
-            // SAFETY: `previous` is the sa_sigaction of an action installed
-            // with SA_SIGINFO, so it is a function of this type; it gets
-            // the kernel's own arguments.
-            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                unsafe { std::mem::transmute(previous) };
-            f(sig, info, ctx);
-        } else {
-            // SAFETY: as above, for a handler installed without SA_SIGINFO.
-            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(previous) };
-            f(sig);
-        }
-        // A handler that declines a signal sets the default action back
-        // and returns, for the fault to recur (Rust's own handler, which
-        // watches for stack overflows, does so for everything but a fault
-        // in a guard page). Anything else: it was handled.
-        if !is_default() {
-            return;
-        }
-    }
-    // The default action: the process ends (a fault cannot be ignored; the
-    // kernel ends the process when the faulting instruction runs again).
-    // SAFETY: async-signal-safe calls. With SIGBUS set to its default
-    // action, a fault recurs when the handler returns and ends the process;
-    // a sent SIGBUS is sent again, stays pending while the handler runs (it
-    // is blocked meanwhile) and ends the process as the handler returns.
-    unsafe {
-        libc::signal(libc::SIGBUS, libc::SIG_DFL);
-        if sent {
-            libc::raise(libc::SIGBUS);
-        }
-    }
-}
-
-/// True when SIGBUS is set to its default action.
-fn is_default() -> bool {
-    // SAFETY: sigaction only writes the value owned here (all zeros is a
-    // valid `sigaction`); it is async-signal-safe.
-    unsafe {
-        let mut now: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut now) == 0
-            && now.sa_sigaction == libc::SIG_DFL
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! Which keys a command acts on: exact, substring, ignore-case, regular
-//! expression, inverted. Keys are literal unless `-E` (hvkvp 2.0 fed every
-//! key to `std::regex`, so `a.b` also matched `aXb`).
+//! expression, inverted. Keys are literal unless `-E`, or unless a 2.0-form
+//! command line gives `-k` (see [`crate::cli`]): hvkvp 2.0 fed every `-k`
+//! to C++ `std::regex`, so there `a.b` also matched `aXb` and `^Physical`
+//! found `PhysicalHostName`, and 2.0 scripts rely on it. [`legacy`]
+//! translates such a pattern into the syntax of the `regex` crate.
 
 use std::borrow::Cow;
 
@@ -17,6 +20,10 @@ pub struct MatchOptions {
     pub invert: bool,
     /// `-E`: the pattern is a regular expression.
     pub regex: bool,
+    /// hvkvp 2.0's rules: the pattern is a `std::regex`, POSIX basic syntax
+    /// or, with `ignore_case`, ECMAScript. One without special characters
+    /// is matched as literal text, as without this.
+    pub legacy: bool,
 }
 
 /// A compiled key test.
@@ -61,18 +68,31 @@ impl Matcher {
 
     /// A `-k PATTERN` with its options.
     pub fn pattern(pattern: &[u8], o: &MatchOptions) -> Result<Matcher, Error> {
+        let text = || {
+            std::str::from_utf8(pattern)
+                .map_err(|_| Error::Input("the regular expression is not valid UTF-8".into()))
+        };
         let how = if o.regex {
-            let text = std::str::from_utf8(pattern)
-                .map_err(|_| Error::Input("the regular expression is not valid UTF-8".into()))?;
-            let text = if o.exact {
-                format!("^(?:{text})$")
+            How::Regex(compile(text()?, o)?)
+        } else if o.legacy && legacy::is_pattern(pattern, o.ignore_case) {
+            let text = std::str::from_utf8(pattern).map_err(|_| {
+                Error::Input(
+                    "-k is not valid UTF-8, so it is no pattern hvkvp 2.0 took: name the key \
+                     exactly as a plain argument, or with -p, to match it as bytes"
+                        .into(),
+                )
+            })?;
+            let translated = if o.ignore_case {
+                legacy::ecmascript(text)
             } else {
-                text.to_string()
+                legacy::basic(text)
             };
-            let re = regex::bytes::RegexBuilder::new(&text)
-                .case_insensitive(o.ignore_case)
-                .build()
-                .map_err(|e| Error::Input(format!("bad regular expression: {e}")))?;
+            let re = translated.and_then(|t| compile(&t, o)).map_err(|e| {
+                Error::Input(format!(
+                    "-k {text:?} is not a pattern hvkvp 2.0 took ({e}); name the key \
+                     exactly as a plain argument, or with -p, to match it as text"
+                ))
+            })?;
             How::Regex(re)
         } else {
             match (o.exact, o.ignore_case) {
@@ -116,6 +136,115 @@ impl Matcher {
     }
 }
 
+/// A regular expression of the `regex` crate: whole key with `o.exact`.
+fn compile(text: &str, o: &MatchOptions) -> Result<regex::bytes::Regex, Error> {
+    let text = if o.exact {
+        format!("^(?:{text})$")
+    } else {
+        text.to_string()
+    };
+    regex::bytes::RegexBuilder::new(&text)
+        .case_insensitive(o.ignore_case)
+        .build()
+        .map_err(|e| Error::Input(format!("bad regular expression: {e}")))
+}
+
+/// hvkvp 2.0's `-k`: a C++ `std::regex`, built with `basic` (POSIX basic
+/// syntax) when case matters and with `icase` alone (so the default
+/// grammar, ECMAScript) when it does not; `-m on` used `regex_match`
+/// (whole key), `-m off` `regex_search`.
+pub mod legacy {
+    use crate::error::Error;
+
+    /// Does the pattern have a character that is special in its syntax? One
+    /// that has none is matched as literal text.
+    pub fn is_pattern(pattern: &[u8], ignore_case: bool) -> bool {
+        let special: &[u8] = if ignore_case {
+            b".[]*^$\\+?(){}|"
+        } else {
+            b".[*^$\\"
+        };
+        pattern.iter().any(|b| special.contains(b))
+    }
+
+    /// An ECMAScript pattern, in the syntax of the `regex` crate: the same
+    /// for everything a key pattern uses (`. * + ? | ( ) [ ] { } ^ $`,
+    /// `\d \w \s \b`). Back-references and look-arounds, which the crate
+    /// lacks, are refused when it compiles.
+    pub fn ecmascript(text: &str) -> Result<String, Error> {
+        Ok(text.to_string())
+    }
+
+    /// A POSIX basic pattern, in the syntax of the `regex` crate: `\(` `\)`
+    /// group and `\{m,n\}` counts, while `+ ? | ( ) { }` are plain
+    /// characters; `.` matches any character; a bracket expression keeps
+    /// its meaning (a backslash in it is a plain character). Like libstdc++,
+    /// `^` and `$` are anchors wherever they stand, and an escape it does
+    /// not know is refused.
+    pub fn basic(text: &str) -> Result<String, Error> {
+        let bad = |what: &str| Err(Error::Input(what.to_string()));
+        let mut out = String::from("(?s)");
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some(c @ ('(' | ')' | '{' | '}')) => out.push(c),
+                    Some(c @ ('.' | '*' | '[' | ']' | '^' | '$' | '\\')) => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    Some(c @ '1'..='9') => return bad(&format!("back-reference \\{c}")),
+                    Some(c) => return bad(&format!("unknown escape \\{c}")),
+                    None => return bad("a trailing backslash"),
+                },
+                '.' | '*' | '^' | '$' => out.push(c),
+                '[' => {
+                    out.push('[');
+                    if chars.peek() == Some(&'^') {
+                        out.push(chars.next().unwrap_or('^'));
+                    }
+                    // A `]` first in the list is a plain character.
+                    if chars.peek() == Some(&']') {
+                        chars.next();
+                        out.push_str("\\]");
+                    }
+                    loop {
+                        match chars.next() {
+                            None => return bad("an unclosed ["),
+                            Some(']') => break,
+                            // [:alpha:] and friends: the crate knows them.
+                            Some('[') if chars.peek() == Some(&':') => {
+                                out.push_str("[:");
+                                chars.next();
+                                loop {
+                                    match chars.next() {
+                                        None => return bad("an unclosed [:"),
+                                        Some(':') if chars.peek() == Some(&']') => {
+                                            chars.next();
+                                            out.push_str(":]");
+                                            break;
+                                        }
+                                        Some(c) => out.push(c),
+                                    }
+                                }
+                            }
+                            // Special to the crate in a class, not to POSIX.
+                            Some(c @ ('\\' | '[' | '&' | '~')) => {
+                                out.push('\\');
+                                out.push(c);
+                            }
+                            Some(c) => out.push(c),
+                        }
+                    }
+                    out.push(']');
+                }
+                c => out.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Case-fold a key for comparison: Unicode lowercase when the key is UTF-8,
 /// ASCII lowercase of the bytes otherwise.
 pub fn fold(key: &[u8]) -> Cow<'_, [u8]> {
@@ -141,8 +270,72 @@ mod tests {
             ignore_case: ic,
             invert: inv,
             regex: re,
+            legacy: false,
         };
         Matcher::pattern(p.as_bytes(), &o).unwrap()
+    }
+
+    /// A 2.0 pattern: whole key or search, case or not.
+    fn v2(p: &str, exact: bool, ic: bool) -> Result<Matcher, Error> {
+        let o = MatchOptions {
+            exact,
+            ignore_case: ic,
+            legacy: true,
+            ..Default::default()
+        };
+        Matcher::pattern(p.as_bytes(), &o)
+    }
+
+    #[test]
+    fn legacy_basic_syntax_when_case_matters() {
+        let yes = |p: &str, exact, key: &str| v2(p, exact, false).unwrap().is_match(key.as_bytes());
+        assert!(yes("^Physical", false, "PhysicalHostName"));
+        assert!(!yes("^Host", false, "PhysicalHostName"));
+        assert!(yes("a.b", true, "aXb"));
+        // + ? | ( ) { } are plain characters.
+        assert!(yes("a+b", true, "a+b") && !yes("a+b", true, "aab"));
+        assert!(yes("(x)|{y}?", true, "(x)|{y}?"));
+        // \( \) group, \{m,n\} counts, \. a dot.
+        assert!(yes("a\\(bc\\)\\{2\\}", true, "abcbc"));
+        assert!(yes("a\\.b", true, "a.b") && !yes("a\\.b", true, "aXb"));
+        // A bracket expression: a leading ] and a backslash are plain.
+        assert!(yes("[]x]", true, "]") && yes("[\\]", true, "\\"));
+        assert!(yes("k[[:digit:]]", true, "k7") && !yes("k[[:digit:]]", true, "kx"));
+        assert!(yes("x[&~]", true, "x&") && yes("x[&~]", true, "x~"));
+        // `.` spans any character, and never a byte that is not UTF-8.
+        assert!(yes("a.", true, "aé") && !v2("a.", true, false).unwrap().is_match(b"a\xff"));
+        for bad in ["*a", "a\\+", "a\\1", "[ab", "a\\", "[[:alpha:"] {
+            assert!(v2(bad, false, false).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn legacy_ecmascript_with_ignore_case() {
+        let yes = |p: &str, exact, key: &str| v2(p, exact, true).unwrap().is_match(key.as_bytes());
+        assert!(yes("a+b", true, "AAB") && !yes("a+b", true, "a+b"));
+        assert!(yes("^(physical)?host", false, "PhysicalHostName"));
+        assert!(yes("host|name", false, "VMNAME"));
+        assert!(v2("(", false, true).is_err());
+    }
+
+    #[test]
+    fn legacy_text_without_special_characters_is_text() {
+        for (p, ic) in [("Host", false), ("a+b", false), ("host-name", true)] {
+            let o = MatchOptions {
+                legacy: true,
+                ignore_case: ic,
+                ..Default::default()
+            };
+            assert!(!legacy::is_pattern(p.as_bytes(), ic));
+            let m = Matcher::pattern(p.as_bytes(), &o).unwrap();
+            assert!(!matches!(m.how, How::Regex(_)), "{p}");
+        }
+        // Not UTF-8 and no special character: text, as without -E.
+        let o = MatchOptions {
+            legacy: true,
+            ..Default::default()
+        };
+        assert!(Matcher::pattern(b"a\xff", &o).unwrap().is_match(b"xa\xffy"));
     }
 
     #[test]

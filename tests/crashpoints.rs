@@ -333,7 +333,9 @@ fn forms(n: usize) -> Vec<Form> {
         forms.push(form(
             "delete -d",
             start,
-            s(&["delete", "-d"]),
+            // -x: a 2.0-form delete prints the pool after the change,
+            // which writes nothing.
+            s(&["delete", "-d", "-x"]),
             exact(&["f0004", "f0009", "f0001"]),
         ));
     }
@@ -353,7 +355,7 @@ fn forms(n: usize) -> Vec<Form> {
             ..form(
                 "delete -c",
                 vec![],
-                s(&["delete", "-c"]),
+                s(&["delete", "-c", "-x"]),
                 exact(&["badutf8", "nonul"]),
             )
         });
@@ -361,7 +363,7 @@ fn forms(n: usize) -> Vec<Form> {
     forms.push(form(
         "delete -A",
         base.clone(),
-        s(&["delete", "-A"]),
+        s(&["delete", "-A", "-x"]),
         Box::new(|_| true),
     ));
     forms.push(Form {

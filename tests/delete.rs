@@ -32,34 +32,45 @@ fn ino(pools: &Pools, n: u8) -> u64 {
     std::fs::metadata(pools.file(n)).unwrap().ino()
 }
 
-/// Run `delete` with `args` and expect success, no output, pool 1 holding
-/// exactly `left` and still the same file.
+/// Run `delete` with `args` and expect success, pool 1 holding exactly
+/// `left` and still the same file, and on stdout nothing, or in the 2.0
+/// form the pool left.
 fn deletes(pools: &Pools, args: &[&str], left: &[(&str, &str)]) {
     let inode = ino(pools, 1);
+    let shown = if is_2_0_form(args) {
+        listing(&owned(left))
+    } else {
+        String::new()
+    };
     pools
         .cmd()
         .arg("delete")
         .args(args)
         .assert()
         .success()
-        .stdout("")
+        .stdout(shown)
         .stderr("");
     assert_eq!(pools.records(1), owned(left), "after delete {args:?}");
     assert_eq!(pools.bytes(1), pool_bytes(left));
     assert_eq!(ino(pools, 1), inode, "pool file was replaced");
 }
 
-/// Run `delete` with `args` and expect `code`, nothing on stdout and pool 1
-/// unchanged.
+/// Run `delete` with `args` and expect `code` and pool 1 unchanged; on
+/// stdout nothing, or after a 2.0-form success the pool.
 fn unchanged(pools: &Pools, args: &[&str], code: i32) {
     let before = pools.bytes(1);
+    let shown = if code == 0 && is_2_0_form(args) {
+        listing(&pools.records(1))
+    } else {
+        String::new()
+    };
     pools
         .cmd()
         .arg("delete")
         .args(args)
         .assert()
         .code(code)
-        .stdout("");
+        .stdout(shown);
     assert_eq!(pools.bytes(1), before, "delete {args:?} changed the pool");
 }
 
@@ -140,7 +151,9 @@ fn delete_pattern_is_exact_by_default() {
 #[test]
 fn delete_pattern_m_on_is_exact() {
     let (pools, _) = five();
-    unchanged(&pools, &["-k", "Temp", "-m", "on"], 1);
+    unchanged(&pools, &["-p", "1", "-k", "Temp", "-m", "on"], 1);
+    // The 2.0 form: nothing matched is success, as in 2.0.
+    unchanged(&pools, &["-k", "Temp", "-m", "on"], 0);
 }
 
 #[test]
@@ -190,8 +203,46 @@ fn delete_pattern_regex() {
 fn delete_pattern_is_literal_without_regex() {
     let pools = Pools::new();
     pools.set_records(1, &[("aXb", "1"), ("a.b", "2")]);
-    deletes(&pools, &["-k", "a.b", "-m", "off"], &[("aXb", "1")]);
-    unchanged(&pools, &["-k", "a.b"], 1);
+    deletes(
+        &pools,
+        &["-p", "1", "-k", "a.b", "-m", "off"],
+        &[("aXb", "1")],
+    );
+    unchanged(&pools, &["-p", "1", "-k", "a.b"], 1);
+    unchanged(&pools, &["a.b"], 1);
+}
+
+#[test]
+fn delete_2_0_form_takes_k_as_a_2_0_pattern() {
+    let pools = Pools::new();
+    let recs = [("aXb", "1"), ("a.b", "2"), ("ab", "3"), ("Temp", "4")];
+    pools.set_records(1, &recs);
+    // POSIX basic syntax: `.` is any character, `+` a plain one.
+    deletes(
+        &pools,
+        &["-k", "a.b", "-m", "off"],
+        &[("ab", "3"), ("Temp", "4")],
+    );
+    pools.set_records(1, &recs);
+    deletes(&pools, &["-k", "^a", "-m", "off"], &[("Temp", "4")]);
+    pools.set_records(1, &recs);
+    unchanged(&pools, &["-k", "a+b"], 0);
+    // With -i, ECMAScript: `+` repeats.
+    deletes(
+        &pools,
+        &["-k", "A+B", "-i"],
+        &[("aXb", "1"), ("a.b", "2"), ("Temp", "4")],
+    );
+    // A pattern 2.0 could not compile changes nothing: exit 2.
+    let before = pools.bytes(1);
+    pools
+        .cmd()
+        .args(["delete", "-k", "a\\+"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("is not a pattern hvkvp 2.0 took"));
+    assert_eq!(pools.bytes(1), before);
 }
 
 #[test]
@@ -204,13 +255,37 @@ fn delete_refuses_a_bad_regex() {
 fn delete_nothing_matched_exits_1_and_changes_nothing() {
     let (pools, _) = five();
     unchanged(&pools, &["nope"], 1);
-    unchanged(&pools, &["-k", "nope", "-m", "off"], 1);
+    unchanged(&pools, &["-p", "1", "-k", "nope", "-m", "off"], 1);
+}
+
+#[test]
+fn delete_2_0_form_nothing_matched_exits_0_and_lists_the_pool() {
+    let (pools, _) = five();
+    for args in [
+        &["-k", "nope"][..],
+        &["-k", "nope", "-m", "off"],
+        &["--key=nope", "-i"],
+        &["-s", "out", "-k", "nope"],
+        &["-c"],
+        &["-d"],
+    ] {
+        unchanged(&pools, args, 0);
+    }
+    // -x and -q keep stdout empty.
+    let before = pools.bytes(1);
+    for args in [&["delete", "-k", "nope", "-x"][..], &["-q", "delete", "-c"]] {
+        pools.cmd().args(args).assert().success().stdout("");
+    }
+    assert_eq!(pools.bytes(1), before);
 }
 
 #[test]
 fn delete_with_nothing_to_do_is_a_usage_error() {
     let (pools, _) = five();
     unchanged(&pools, &[], 2);
+    // hvkvp 2.0 took an empty -k for none; with -c it cleans only.
+    unchanged(&pools, &["-k", ""], 2);
+    unchanged(&pools, &["-k", "", "-c"], 0);
     pools
         .cmd()
         .arg("delete")
@@ -233,7 +308,8 @@ fn delete_clean_duplicates_keeps_the_last_record_of_each_key() {
         ],
     );
     deletes(&pools, &["-d"], &[("c", "1"), ("b", "2"), ("a", "3")]);
-    unchanged(&pools, &["--cleanduplicates"], 1);
+    unchanged(&pools, &["-p", "1", "--cleanduplicates"], 1);
+    unchanged(&pools, &["--cleanduplicates"], 0);
 }
 
 #[test]
@@ -270,9 +346,10 @@ fn delete_clean_invalid_drops_a_trailing_partial_record() {
 }
 
 #[test]
-fn delete_clean_invalid_with_nothing_to_clean_exits_1() {
+fn delete_clean_invalid_with_nothing_to_clean_exits_1_or_0_in_the_2_0_form() {
     let (pools, _) = five();
-    unchanged(&pools, &["-c"], 1);
+    unchanged(&pools, &["-p", "1", "-c"], 1);
+    unchanged(&pools, &["-c"], 0);
 }
 
 #[test]
@@ -372,6 +449,29 @@ fn delete_clean_invalid_with_a_key_on_a_misaligned_pool() {
     bytes.extend_from_slice(b"partial");
     pools.set(1, &bytes);
     deletes(&pools, &["-c", "a"], &[("b", "2")]);
+}
+
+#[test]
+fn delete_2_0_form_lists_the_pool_unless_noout_or_quiet() {
+    let (pools, _) = five();
+    let left = [("ab", "2"), ("Temp1", "3"), ("A", "4"), ("temp2", "5")];
+    pools
+        .cmd()
+        .args(["delete", "-k", "a"])
+        .assert()
+        .success()
+        .stdout("ab: 2\nTemp1: 3\nA: 4\ntemp2: 5\n");
+    assert_eq!(pools.bytes(1), pool_bytes(&left));
+    for args in [
+        &["delete", "-k", "ab", "-x"][..],
+        &["delete", "--noout", "-k", "Temp1"],
+        &["-q", "delete", "-k", "A"],
+        // Modern forms stay silent.
+        &["delete", "temp2"],
+    ] {
+        pools.cmd().args(args).assert().success().stdout("");
+    }
+    assert_eq!(pools.bytes(1), Vec::<u8>::new());
 }
 
 #[test]

@@ -56,6 +56,7 @@ fn man_page_has_every_section_in_order() {
         ".SH DESCRIPTION",
         ".SH OPTIONS",
         ".SH COMMANDS",
+        ".SH \"HVKVP 2.0 COMMAND LINES\"",
         ".SH \"EXIT STATUS\"",
         ".SH FILES",
         ".SH ENVIRONMENT",

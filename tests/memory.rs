@@ -37,6 +37,8 @@ fn big_pool() -> Pools {
 }
 
 /// Peak RSS (KiB) of the binary run with `args` on `dir`, its exit status.
+/// The child is reaped with `wait4` (hence no `Child::wait`).
+#[allow(clippy::zombie_processes)]
 fn peak(dir: &Path, args: &[&str], stdin: Option<&Path>) -> (i64, i32) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hvkvp"));
     c.env("HVKVP_POOL_DIR", dir)
@@ -66,7 +68,7 @@ fn assert_flat(dir: &Path, args: &[&str], stdin: Option<&Path>) {
         kib < BOUND_KIB,
         "{args:?}: peak RSS {} MiB over a {} MiB pool",
         kib / 1024,
-        RECORDS * RECORD_SIZE >> 20
+        (RECORDS * RECORD_SIZE) >> 20
     );
 }
 

@@ -9,6 +9,11 @@
 //! removes the debris a killed hvkvp may leave (records with an empty key,
 //! copies of the record before them); the random pools hold plenty of both.
 //!
+//! Command lines in hvkvp 2.0's form (`-k`/`--key`, no `-p`, no
+//! `--force`) follow 2.0's rules: `-k` is a 2.0 pattern (of the patterns
+//! generated here only `.`, any one character, is special), and a delete
+//! that matches nothing exits 0.
+//!
 //! `PROPTEST_CASES` sets the number of cases (default 256, 1 to 12 commands
 //! each). A failure is shrunk to a short start and command list, shown as
 //! command lines: `write -i -- "a" "x"×1023`.
@@ -67,40 +72,50 @@ fn base_argv(dir: &Path) -> Vec<OsString> {
     ]
 }
 
-/// hvkvp tells a person at a terminal why nothing was deleted. When the
-/// tests run in a terminal, fd 2 points at /dev/null around each run so
-/// that a passing run prints nothing. libtest captures panic messages on
-/// its own; only with `--nocapture` could another test's panic message,
-/// printed at that very instant, be lost.
+/// A 2.0-form `write` or `delete` prints the pool it changed, and hvkvp
+/// tells a person at a terminal why nothing was deleted. Around each run fd
+/// 1, and when the tests run in a terminal fd 2, point at /dev/null, so that
+/// a passing run prints nothing. libtest captures panic messages on its
+/// own; only with `--nocapture` could another test's panic message, printed
+/// at that very instant, be lost (and a line of libtest's own progress,
+/// printed while fd 1 is redirected).
 fn quietly<T>(f: impl FnOnce() -> T) -> T {
     static TTY: OnceLock<bool> = OnceLock::new();
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    // SAFETY: isatty on a descriptor number has no memory effects.
-    if !*TTY.get_or_init(|| unsafe { libc::isatty(2) } == 1) {
-        return f();
-    }
-    struct Restore(libc::c_int);
+    struct Restore(Vec<(libc::c_int, libc::c_int)>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            // SAFETY: puts back the descriptor saved below and closes the copy.
-            unsafe {
-                libc::dup2(self.0, 2);
-                libc::close(self.0);
+            for &(fd, saved) in &self.0 {
+                // SAFETY: puts back the descriptor saved below and closes the copy.
+                unsafe {
+                    libc::dup2(saved, fd);
+                    libc::close(saved);
+                }
             }
         }
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: isatty on a descriptor number has no memory effects.
+    let tty = *TTY.get_or_init(|| unsafe { libc::isatty(2) } == 1);
     let null = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/null")
         .expect("/dev/null");
-    // SAFETY: dup/dup2 on descriptors this process owns.
-    let saved = unsafe { libc::dup(2) };
-    assert!(saved >= 0, "dup(2) failed");
-    let _restore = Restore(saved);
-    // SAFETY: as above.
-    unsafe { libc::dup2(null.as_raw_fd(), 2) };
-    f()
+    let mut restore = Restore(Vec::new());
+    for fd in [1, 2].into_iter().filter(|&fd| fd == 1 || tty) {
+        // SAFETY: dup/dup2 on descriptors this process owns.
+        let saved = unsafe { libc::dup(fd) };
+        assert!(saved >= 0, "dup({fd}) failed");
+        restore.0.push((fd, saved));
+        // SAFETY: as above.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+    }
+    let out = f();
+    // What a listing left in std's buffer goes to /dev/null too.
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    drop(restore);
+    out
 }
 
 // ---------------------------------------------------------------------------
@@ -451,6 +466,11 @@ enum Target {
 }
 
 impl Target {
+    /// Named the way hvkvp 2.0 could name it (or not at all).
+    fn is_2_0(self) -> bool {
+        matches!(self, Target::Default | Target::Out | Target::In)
+    }
+
     fn args(self) -> &'static [&'static str] {
         match self {
             Target::Default => &[],
@@ -815,9 +835,18 @@ impl Model {
                 if !key_ok(&key.0, *force) || !value_ok(value, *force) {
                     return Err(USAGE);
                 }
+                let v2 = !matches!(form, Form::Positional) && target.is_2_0() && !*force;
+                let wild = v2 && has_wildcard(&key.0);
+                if wild && std::str::from_utf8(&key.0).is_err() {
+                    return Err(USAGE);
+                }
                 let p = self.writable(*target, *force, true)?;
-                if *ic {
-                    set_ignoring_case(p, &key.0, value, *force)
+                if wild {
+                    let pat = key.0.clone();
+                    set_matching(p, &key.0, value, *force, |k| wild_match(k, &pat, true, *ic))
+                } else if *ic {
+                    let want = fold(&key.0);
+                    set_matching(p, &key.0, value, *force, |k| fold(k) == want)
                 } else {
                     set(p, &[(key.0.clone(), value.to_vec())], None, |_| false)
                 }
@@ -891,8 +920,22 @@ impl Model {
         if d.all && (d.sel.is_some() || d.dups || d.clean) {
             return Err(USAGE);
         }
+        let v2 = !matches!(d.sel, Some(Sel::Key(_))) && d.target.is_2_0() && !d.force;
+        // hvkvp 2.0 took an empty -k for none.
+        let d = &match &d.sel {
+            Some(Sel::Pattern { pat, .. }) if v2 && pat.0.is_empty() => Del {
+                sel: None,
+                ..d.clone()
+            },
+            _ => d.clone(),
+        };
         if d.sel.is_none() && !d.dups && !d.clean && !d.all {
             return Err(USAGE);
+        }
+        if let Some(Sel::Pattern { pat, .. }) = &d.sel {
+            if v2 && has_wildcard(&pat.0) && std::str::from_utf8(&pat.0).is_err() {
+                return Err(USAGE);
+            }
         }
         let p = self.writable(d.target, d.force, false)?;
         // A misaligned pool is written only by -c, which drops the fragment.
@@ -917,7 +960,10 @@ impl Model {
                     None => false,
                     Some(Sel::Key(want)) => norm(k) == norm(&want.0),
                     Some(Sel::Pattern { pat, exact, invert }) => {
-                        let hit = if *exact != Some(false) {
+                        let whole = *exact != Some(false);
+                        let hit = if v2 && has_wildcard(&pat.0) {
+                            wild_match(k, &pat.0, whole, d.ic)
+                        } else if whole {
                             norm(k) == norm(&pat.0)
                         } else {
                             contains(&norm(k), &norm(&pat.0))
@@ -956,7 +1002,8 @@ impl Model {
         // for the clean-up forms (-c, -d), not for a delete by key.
         let matched = gone.iter().zip(&debris).any(|(g, dbr)| *g && !dbr);
         let cleaned = (d.clean || d.dups) && debris.contains(&true);
-        let exit = if !matched && p.frag.is_empty() && !cleaned {
+        // hvkvp 2.0 exited 0 when nothing matched; so does its form.
+        let exit = if !matched && p.frag.is_empty() && !cleaned && !v2 {
             NO_MATCH
         } else {
             OK
@@ -1014,13 +1061,54 @@ fn set(
     Ok(OK)
 }
 
-/// `write -i KEY VALUE`, once debris is gone: every record whose key
-/// matches KEY ignoring case gets VALUE in place, keeping its stored
+/// Does a 2.0 pattern have a special character? Of those the generated
+/// keys hold, only `.`; a pattern without one is plain text.
+fn has_wildcard(pat: &[u8]) -> bool {
+    pat.contains(&b'.')
+}
+
+/// A 2.0 pattern whose only special character is `.` (any one character,
+/// never a byte that is not UTF-8): on the whole key, or anywhere in it.
+fn wild_match(key: &[u8], pat: &[u8], whole: bool, ic: bool) -> bool {
+    let units = |b: &[u8], fold_case: bool| -> Vec<Option<char>> {
+        b.utf8_chunks()
+            .flat_map(|c| {
+                let valid = if fold_case {
+                    c.valid().to_lowercase()
+                } else {
+                    c.valid().to_string()
+                };
+                let valid: Vec<Option<char>> = valid.chars().map(Some).collect();
+                valid.into_iter().chain(c.invalid().iter().map(|_| None))
+            })
+            .collect()
+    };
+    let (k, p) = (units(key, ic), units(pat, ic));
+    let at = |i: usize| {
+        p.iter()
+            .zip(&k[i..])
+            .all(|(pc, kc)| kc.is_some() && (*pc == Some('.') || pc == kc))
+    };
+    if whole {
+        k.len() == p.len() && at(0)
+    } else {
+        k.len() >= p.len() && (0..=k.len() - p.len()).any(at)
+    }
+}
+
+/// `write -i KEY VALUE`, or a 2.0 pattern: once debris is gone, every record
+/// whose key `hit` matches gets VALUE in place, keeping its stored
 /// spelling (which must itself be a valid key, else 2); a later record with
 /// a spelling already met goes. For the daemon, keys that differ in case
 /// are other keys: none of them goes. No match: KEY is appended as typed.
 /// Refused (3) on a misaligned pool.
-fn set_ignoring_case(p: &mut MPool, key: &[u8], value: &[u8], force: bool) -> Result<Exit, Exit> {
+fn set_matching(
+    p: &mut MPool,
+    key: &[u8],
+    value: &[u8],
+    force: bool,
+    hit: impl Fn(&[u8]) -> bool,
+) -> Result<Exit, Exit> {
     if !p.frag.is_empty() {
         return Err(ENVIRONMENT);
     }
@@ -1028,7 +1116,7 @@ fn set_ignoring_case(p: &mut MPool, key: &[u8], value: &[u8], force: bool) -> Re
     let mut spellings: Vec<Vec<u8>> = Vec::new();
     for (i, r) in p.recs.iter_mut().enumerate() {
         let k = key_of(&r.bytes).to_vec();
-        if fold(&k) != fold(key) {
+        if k.is_empty() || !hit(&k) {
             continue;
         }
         if spellings.contains(&k) {

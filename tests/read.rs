@@ -185,7 +185,7 @@ fn read_pattern_m_on_matches_the_whole_key() {
         .stdout("Host: h\n");
     pools
         .cmd()
-        .args(["read", "-k", "Hostnam", "-m", "on"])
+        .args(["read", "-p", "0", "-k", "Hostnam", "-m", "on"])
         .assert()
         .code(1)
         .stdout("");
@@ -202,7 +202,7 @@ fn read_pattern_ignorecase() {
         .stdout("OSName: Linux\n");
     pools
         .cmd()
-        .args(["read", "-k", "osname"])
+        .args(["read", "-p", "0", "-k", "osname"])
         .assert()
         .code(1)
         .stdout("");
@@ -236,7 +236,7 @@ fn read_pattern_is_literal_without_regex() {
     pools.set_records(0, &[("aXb", "1"), ("a.b", "2")]);
     pools
         .cmd()
-        .args(["read", "-k", "a.b"])
+        .args(["read", "-p", "0", "-k", "a.b"])
         .assert()
         .success()
         .stdout("a.b: 2\n");
@@ -252,11 +252,202 @@ fn read_pattern_is_literal_without_regex() {
 #[test]
 fn read_pattern_matching_nothing_exits_1() {
     let (pools, _) = three();
+    for args in [
+        &["read", "-p", "0", "-k", "zzz"][..],
+        &["read", "-o", "kv", "-k", "zzz"],
+    ] {
+        pools.cmd().args(args).assert().code(1).stdout("");
+    }
+}
+
+#[test]
+fn read_2_0_form_matching_nothing_exits_0_in_silence() {
+    // As 2.0 did: a script under `set -e` must not stop.
+    let (pools, before) = three();
+    pools.set_records(1, &[]);
+    for args in [
+        &["read", "-k", "zzz"][..],
+        &["read", "-s", "in", "-k", "zzz", "-m", "on"],
+        &["read", "--key", "hostnam", "-m", "on"],
+        &["read", "-s", "out"],
+        &["read", "-s", "out", "-n"],
+    ] {
+        pools
+            .cmd()
+            .args(args)
+            .assert()
+            .success()
+            .stdout("")
+            .stderr("");
+    }
+    assert_eq!(pools.bytes(0), before);
+}
+
+#[test]
+fn read_2_0_form_takes_k_as_a_2_0_pattern() {
+    let pools = Pools::new();
+    let before = pools.set_records(
+        3,
+        &[
+            ("HostName", "h"),
+            ("PhysicalHostName", "p"),
+            ("a.b", "1"),
+            ("aXb", "2"),
+            ("a+b", "3"),
+            ("aab", "4"),
+        ],
+    );
+    for (args, out) in [
+        // POSIX basic syntax when case matters.
+        (&["-k", "^Physical"][..], "PhysicalHostName: p\n"),
+        (
+            &["-k", "Name$", "-m", "off"],
+            "HostName: h\nPhysicalHostName: p\n",
+        ),
+        (&["-k", "a.b"], "a.b: 1\naXb: 2\na+b: 3\naab: 4\n"),
+        (&["-k", "a+b"], "a+b: 3\n"),
+        (&["-k", "a\\.b", "-m", "on"], "a.b: 1\n"),
+        (&["-k", "a\\(a\\)\\{1\\}b"], "aab: 4\n"),
+        (&["-k", "[.X]"], "a.b: 1\naXb: 2\n"),
+        // ECMAScript with -i.
+        (&["-k", "a+b", "-i"], "aab: 4\n"),
+        (
+            &["-k", "^(physical)?host", "-i"],
+            "HostName: h\nPhysicalHostName: p\n",
+        ),
+        (&["-k", "host|\\+", "-i", "-n"], "a.b: 1\naXb: 2\naab: 4\n"),
+        // Text without special characters is matched as text, as before.
+        (&["-k", "hostname", "-i", "-m", "on"], "HostName: h\n"),
+    ] {
+        pools
+            .cmd()
+            .args(["read", "-s", "params"])
+            .args(args)
+            .assert()
+            .success()
+            .stdout(out);
+    }
+    // A positional KEY, and any modern form, is literal.
     pools
         .cmd()
-        .args(["read", "-k", "zzz"])
+        .args(["read", "-p", "3", "a.b"])
+        .assert()
+        .success()
+        .stdout("1\n");
+    (pools.cmd().args(["read", "-p", "3", "-k", "^Physical"]))
         .assert()
         .code(1)
+        .stdout("");
+    // A pattern 2.0 could not compile: exit 2, saying so.
+    for bad in [
+        &["-k", "*Name"][..],
+        &["-k", "a\\+"],
+        &["-k", "(", "-i"],
+        &["-k", "[ab"],
+    ] {
+        pools
+            .cmd()
+            .args(["read", "-s", "params"])
+            .args(bad)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains("is not a pattern hvkvp 2.0 took"));
+    }
+    assert_eq!(pools.bytes(3), before);
+}
+
+/// The README's two lines: the modern one and its 2.0 form list the same
+/// records of the sample pools.
+#[test]
+fn readme_2_0_example_lists_the_same_records_as_the_modern_line() {
+    let readme = include_str!("../README.md");
+    let modern = ["read", "-p", "params", "-k", "Host", "-i"];
+    let v2 = ["read", "-s", "params", "-k", "host", "-i", "-m", "off"];
+    for args in [&modern[..], &v2] {
+        let line = format!("hvkvp {}", args.join(" "));
+        assert!(readme.contains(&line), "README.md has no `{line}`");
+    }
+    let guest = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/guest");
+    let run = |args: &[&str]| {
+        let out = hvkvp()
+            .arg("--pool-dir")
+            .arg(guest)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        out.stdout
+    };
+    let listed = run(&modern);
+    assert_eq!(listed.iter().filter(|&&b| b == b'\n').count(), 13);
+    assert_eq!(run(&v2), listed);
+}
+
+#[test]
+fn read_2_0_keyset_takes_any_case_and_the_first_letter() {
+    let pools = Pools::new();
+    pools.set_records(0, &[("in", "0")]);
+    pools.set_records(1, &[("out", "1")]);
+    pools.set_records(3, &[("params", "3")]);
+    for (s, out) in [
+        ("IN", "in: 0\n"),
+        ("i", "in: 0\n"),
+        ("Out", "out: 1\n"),
+        ("o", "out: 1\n"),
+        ("OUTPUT", "out: 1\n"),
+        ("P", "params: 3\n"),
+        ("param", "params: 3\n"),
+        ("PARAMS", "params: 3\n"),
+    ] {
+        pools
+            .cmd()
+            .args(["read", "-s", s])
+            .assert()
+            .success()
+            .stdout(out);
+        let long = format!("--keyset={s}");
+        pools
+            .cmd()
+            .args(["read", &long])
+            .assert()
+            .success()
+            .stdout(out);
+    }
+    for bad in ["x", "guest", ""] {
+        pools
+            .cmd()
+            .args(["read", "-s", bad])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains("possible values: in, out, params"));
+    }
+}
+
+#[test]
+fn read_n_without_k_lists_the_pool_as_in_2_0() {
+    let (pools, _) = three();
+    let all = pools.cmd().args(["read"]).output().unwrap().stdout;
+    assert!(!all.is_empty());
+    pools
+        .cmd()
+        .args(["read", "-n"])
+        .assert()
+        .success()
+        .stdout(all.clone());
+    pools
+        .cmd()
+        .args(["read", "--invertmatch", "-s", "in"])
+        .assert()
+        .success()
+        .stdout(all);
+    // With a KEY it still makes no sense.
+    pools
+        .cmd()
+        .args(["read", "-n", "Host"])
+        .assert()
+        .code(2)
         .stdout("");
 }
 

@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hvkvp::pool::{Access, Pool, PoolId};
@@ -52,6 +53,43 @@ fn child_entry() {
             // SAFETY: as above.
             unsafe { libc::kill(libc::getpid(), libc::SIGBUS) };
             std::thread::sleep(Duration::from_secs(5));
+        }
+        "previous-one-shot-handler" => {
+            // SA_RESETHAND | a mask of SIGUSR1: the handler runs once, with
+            // SIGUSR1 blocked, and the default action is in place after it.
+            install_counting_handler(libc::SA_RESETHAND);
+            let mut p = open(dir.path());
+            assert_eq!(scan_while_shrunk(&mut p, &pool), 1);
+            // SAFETY: as above.
+            unsafe { libc::raise(libc::SIGBUS) };
+            let calls = COUNTED.load(Ordering::SeqCst);
+            let masked = USR1_BLOCKED.load(Ordering::SeqCst);
+            println!("calls {calls} usr1-blocked {masked}");
+            std::io::stdout().flush().unwrap();
+            // The second goes to the default action.
+            // SAFETY: as above.
+            unsafe { libc::raise(libc::SIGBUS) };
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        "previous-handler-that-returns" => {
+            install_counting_handler(0);
+            let _p = open(dir.path());
+            // raise: to this thread, so each is handled before the next
+            // line runs (a kill to the process may go to another thread).
+            for _ in 0..3 {
+                // SAFETY: as above.
+                unsafe { libc::raise(libc::SIGBUS) };
+            }
+            let calls = COUNTED.load(Ordering::SeqCst);
+            println!("calls {calls}");
+        }
+        "previously-ignored" => {
+            // SAFETY: setting a signal to be ignored touches no memory.
+            unsafe { libc::signal(libc::SIGBUS, libc::SIG_IGN) };
+            let mut p = open(dir.path());
+            assert_eq!(scan_while_shrunk(&mut p, &pool), 1);
+            // SAFETY: as above.
+            unsafe { libc::raise(libc::SIGBUS) };
         }
         "shrunk" => {
             let mut p = open(dir.path());
@@ -114,6 +152,37 @@ fn install_exiting_handler() {
         sa.sa_sigaction = exit_42 as *const () as libc::sighandler_t;
         sa.sa_flags = libc::SA_SIGINFO;
         libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut()), 0);
+    }
+}
+
+static COUNTED: AtomicUsize = AtomicUsize::new(0);
+static USR1_BLOCKED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn count(_: libc::c_int) {
+    COUNTED.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: pthread_sigmask with a null new set only reads the mask
+    // into the value owned here; all zeros is a valid sigset_t.
+    unsafe {
+        let mut now: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now);
+        if libc::sigismember(&now, libc::SIGUSR1) == 1 {
+            USR1_BLOCKED.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A handler without SA_SIGINFO that counts its calls, with SIGUSR1 in its
+/// `sa_mask` and `flags`, installed before hvkvp's.
+fn install_counting_handler(flags: libc::c_int) {
+    // SAFETY: as in install_exiting_handler; the handler touches only
+    // atomics and reads the signal mask.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = count as *const () as libc::sighandler_t;
+        sa.sa_flags = flags;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaddset(&mut sa.sa_mask, libc::SIGUSR1);
         assert_eq!(libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut()), 0);
     }
 }
@@ -193,6 +262,31 @@ fn a_handler_installed_before_gets_the_sigbus_that_is_not_ours() {
 #[test]
 fn a_file_shrunk_under_the_map_is_read_again() {
     let (status, out) = finish(spawn("shrunk"));
+    assert!(status.success(), "{status:?}: {out}");
+    assert!(out.contains("survived"), "{out}");
+}
+
+#[test]
+fn a_one_shot_handler_installed_before_runs_once_with_its_mask_then_the_default() {
+    let (status, out) = finish(spawn("previous-one-shot-handler"));
+    assert!(
+        out.contains("calls 1 usr1-blocked true"),
+        "{status:?}: {out}"
+    );
+    assert_eq!(status.signal(), Some(libc::SIGBUS), "{status:?}: {out}");
+    assert!(!out.contains("survived"));
+}
+
+#[test]
+fn a_handler_installed_before_that_returns_gets_every_sent_sigbus() {
+    let (status, out) = finish(spawn("previous-handler-that-returns"));
+    assert!(status.success(), "{status:?}: {out}");
+    assert!(out.contains("calls 3"), "{out}");
+}
+
+#[test]
+fn a_sigbus_ignored_before_stays_ignored_when_sent() {
+    let (status, out) = finish(spawn("previously-ignored"));
     assert!(status.success(), "{status:?}: {out}");
     assert!(out.contains("survived"), "{out}");
 }

@@ -60,17 +60,19 @@ fn write_appends_a_new_key_as_a_zero_filled_record() {
 #[test]
 fn write_accepts_2_0_style_key_and_value_options() {
     let (pools, before) = three();
+    // The 2.0 form prints the pool after the change, as 2.0 did.
     pools
         .cmd()
         .args(["write", "-k", "d", "-v", "4"])
         .assert()
         .success()
-        .stdout("");
+        .stdout("a: 1\nb: 2\nc: 3\nd: 4\n");
     pools
         .cmd()
         .args(["write", "--key", "b", "--value", "two"])
         .assert()
-        .success();
+        .success()
+        .stdout("a: 1\nb: two\nc: 3\nd: 4\n");
     let mut expected = before;
     expected[RECORD_SIZE..2 * RECORD_SIZE].copy_from_slice(&record(b"b", b"two"));
     expected.extend(record(b"d", b"4"));
@@ -118,7 +120,7 @@ fn write_chomp_drops_one_trailing_newline_from_stdin() {
         .success();
     pools
         .cmd()
-        .args(["write", "-k", "k2", "-v", "-", "--chomp"])
+        .args(["write", "--chomp", "k2", "-"])
         .write_stdin("no newline")
         .assert()
         .success();
@@ -270,13 +272,149 @@ fn write_accepts_noout_and_quiet() {
 }
 
 #[test]
-fn write_refuses_exactmatch_off() {
+fn write_refuses_exactmatch_off_in_modern_forms() {
     let (pools, _) = three();
-    refused(
-        &pools,
-        &[os("-m"), os("off"), os("-k"), os("a"), os("-v"), os("x")],
-        &[],
+    for args in [
+        &[os("-m"), os("off"), os("a"), os("x")][..],
+        &[
+            os("-m"),
+            os("off"),
+            os("-p"),
+            os("1"),
+            os("-k"),
+            os("a"),
+            os("-v"),
+            os("x"),
+        ],
+        &[
+            os("-m"),
+            os("off"),
+            os("--force"),
+            os("-k"),
+            os("a"),
+            os("-v"),
+            os("x"),
+        ],
+    ] {
+        refused(&pools, args, &["-m off", "with -k"]);
+    }
+}
+
+#[test]
+fn write_2_0_form_m_off_updates_every_key_containing_the_text() {
+    let pools = Pools::new();
+    pools.set_records(
+        1,
+        &[
+            ("GuestStatus", "a"),
+            ("Role", "r"),
+            ("LastStatus", "b"),
+            ("status", "c"),
+        ],
     );
+    let inode = std::fs::metadata(pools.file(1)).unwrap().ino();
+    // In place, each key keeping its spelling; printed as 2.0 did.
+    pools
+        .cmd()
+        .args(["write", "-m", "off", "-k", "Status", "-v", "done"])
+        .assert()
+        .success()
+        .stdout("GuestStatus: done\nRole: r\nLastStatus: done\nstatus: c\n");
+    let mut expected = pool_bytes(&[
+        ("GuestStatus", "done"),
+        ("Role", "r"),
+        ("LastStatus", "done"),
+        ("status", "c"),
+    ]);
+    assert_eq!(pools.bytes(1), expected);
+    // With -i, the case-variant too.
+    pools
+        .cmd()
+        .args(["write", "-k", "STATUS", "-v", "x", "-i", "-m", "off", "-x"])
+        .assert()
+        .success()
+        .stdout("");
+    expected = pool_bytes(&[
+        ("GuestStatus", "x"),
+        ("Role", "r"),
+        ("LastStatus", "x"),
+        ("status", "x"),
+    ]);
+    assert_eq!(pools.bytes(1), expected);
+    // No key contains the text: it is appended as a key.
+    pools
+        .cmd()
+        .args([
+            "write",
+            "--exactmatch=off",
+            "--key=Stage",
+            "--value=1",
+            "-x",
+        ])
+        .assert()
+        .success();
+    expected.extend(record(b"Stage", b"1"));
+    assert_eq!(pools.bytes(1), expected);
+    // -k is a 2.0 pattern: `.` any character, exact by default.
+    pools
+        .cmd()
+        .args(["write", "-k", "Rol.", "-v", "admin", "-x"])
+        .assert()
+        .success();
+    expected[RECORD_SIZE..2 * RECORD_SIZE].copy_from_slice(&record(b"Role", b"admin"));
+    assert_eq!(pools.bytes(1), expected);
+    assert_eq!(std::fs::metadata(pools.file(1)).unwrap().ino(), inode);
+}
+
+#[test]
+fn write_2_0_form_value_dash_is_a_literal_dash() {
+    // 2.0 had no stdin; the modern `write K -` reads it.
+    let (pools, before) = three();
+    pools
+        .cmd()
+        .args(["write", "-k", "d", "-v", "-", "-x"])
+        .write_stdin("from stdin")
+        .assert()
+        .success()
+        .stdout("");
+    pools
+        .cmd()
+        .args(["write", "e", "-"])
+        .write_stdin("from stdin")
+        .assert()
+        .success()
+        .stdout("");
+    let mut expected = before;
+    expected.extend(record(b"d", b"-"));
+    expected.extend(record(b"e", b"from stdin"));
+    assert_eq!(pools.bytes(1), expected);
+}
+
+#[test]
+fn write_2_0_form_lists_the_pool_unless_noout_or_quiet() {
+    let (pools, before) = three();
+    for args in [
+        &["write", "-k", "d", "-v", "4", "-x"][..],
+        &["write", "--noout", "-k", "e", "-v", "5"],
+        &["-q", "write", "-k", "f", "-v", "6"],
+        // Modern forms stay silent.
+        &["write", "g", "7"],
+        &["write", "-p", "1", "-k", "h", "-v", "8"],
+    ] {
+        pools.cmd().args(args).assert().success().stdout("");
+    }
+    pools
+        .cmd()
+        .args(["write", "-s", "out", "-k", "a", "-v", "one"])
+        .assert()
+        .success()
+        .stdout("a: one\nb: 2\nc: 3\nd: 4\ne: 5\nf: 6\ng: 7\nh: 8\n");
+    let mut expected = before;
+    expected[..RECORD_SIZE].copy_from_slice(&record(b"a", b"one"));
+    for (k, v) in [("d", "4"), ("e", "5"), ("f", "6"), ("g", "7"), ("h", "8")] {
+        expected.extend(record(k.as_bytes(), v.as_bytes()));
+    }
+    assert_eq!(pools.bytes(1), expected);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::change::{self, Plan, Planner};
 use crate::cli::DeleteArgs;
-use crate::commands::{key_matcher, writable, Ctx};
+use crate::commands::{key_matcher, list_after_change, writable, Ctx};
 use crate::error::{Error, Exit};
 use crate::inspect::KeyIndex;
 use crate::matcher::{fold, Matcher};
@@ -15,10 +15,25 @@ use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record;
 use crate::stale;
 
-/// Delete from `pool` (default 1) what the arguments name.
+/// Delete from `pool` (default 1) what the arguments name; in the 2.0
+/// form, print the pool afterwards, and nothing matched is success.
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, Error> {
+    let id = pool.unwrap_or(PoolId::GUEST);
+    match delete(ctx, id, a)? {
+        Exit::NoMatch if ctx.compat => {}
+        Exit::Success => {}
+        other => return Ok(other),
+    }
+    list_after_change(ctx, id, a.noout.set)?;
+    Ok(Exit::Success)
+}
+
+/// The delete itself.
+fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
+    // hvkvp 2.0 took an empty -k for no -k at all.
+    let pattern = (a.pattern.as_deref()).filter(|p| !(ctx.compat && p.is_empty()));
     // Exact by default for delete, as in hvkvp 2.0.
-    let target = key_matcher(a.key.as_deref(), a.pattern.as_deref(), &a.matching, true)?;
+    let target = key_matcher(ctx, a.key.as_deref(), pattern, &a.matching, true)?;
     // clap's `requires = "all"` lets this through when an argument that
     // conflicts with -A is present (`delete KEY --if-stale`): a KEY must
     // not be deleted unconditionally by a user who asked for a condition.
@@ -34,7 +49,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, Erro
                 .into(),
         ));
     }
-    let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
+    let id = writable(id, a.force.set)?;
     // The boot time first: when it cannot be read, nothing is opened.
     let boot = if a.if_stale {
         Some(stale::boot_time()?)
@@ -77,7 +92,9 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, Erro
     let cleaned = (a.clean_duplicates || a.clean_invalid) && !debris.is_empty();
     if plan.remove_first.is_empty() && !dropped && !cleaned {
         drop(p); // unlock before anything is printed
-        tell_no_match(&format!("nothing matched in pool {id}"));
+        if !ctx.compat {
+            tell_no_match(&format!("nothing matched in pool {id}"));
+        }
         return Ok(Exit::NoMatch);
     }
     p.touch()?;

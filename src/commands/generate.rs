@@ -142,6 +142,8 @@ fn man_page() -> Vec<u8> {
         }
     }
 
+    page.heading("HVKVP 2.0 COMMAND LINES");
+    page.roff(&compatibility());
     page.heading("EXIT STATUS");
     page.roff(&exit_status());
     page.heading("FILES");
@@ -225,6 +227,30 @@ fn example_list(examples: &Examples) -> Roff {
     r
 }
 
+/// What a command line in hvkvp 2.0's form does (`cli::Cli::is_2_0_form`).
+fn compatibility() -> Roff {
+    let mut r = Roff::new();
+    for text in [
+        "A command line that names no key or value as a plain argument and uses only \
+         options hvkvp 2.0 had (-k, -v, -s, -m, -n, -i, -x, -c, -d, -A and their long \
+         forms, besides --pool-dir, --lock-timeout and -q) behaves as in hvkvp 2.0, so \
+         that scripts written for it keep working:",
+        "write and delete print the resulting pool as key: value lines (not with -x or \
+         -q); nothing matched is exit 0; -s takes in, out and params in any case, or \
+         their first letter; -k is a 2.0 pattern: POSIX basic syntax, or ECMAScript \
+         with -i, matching the whole key with -m on (the default of write and delete) \
+         and any part of it with -m off (the default of read); write -m off sets every \
+         key containing the text, or adds it; read -n without -k lists the pool; \
+         write -v - stores a dash.",
+        "Any other argument or option (a plain KEY, -p, -o, -E, -a, --force, ...) makes \
+         the line modern: keys are literal text, nothing is printed after a change, and \
+         nothing matched is exit 1.",
+    ] {
+        r.control("PP", []).text([roman(text)]);
+    }
+    r
+}
+
 /// The EXIT STATUS section, with the numbers taken from the one type that maps outcomes to
 /// exit codes.
 fn exit_status() -> Roff {
@@ -232,12 +258,14 @@ fn exit_status() -> Roff {
     let rows = [
         (
             Exit::Success,
-            "Success. For read: at least one record was printed.",
+            "Success. For read: at least one record was printed (for a 2.0 command \
+             line, also none).",
         ),
         (
             Exit::NoMatch,
-            "Nothing matched, the key was not found, read --wait timed out, \
-             delete -A --if-stale found the pool fresh, or check found problems.",
+            "Nothing matched (not for a 2.0 command line: exit 0, as in 2.0), the key \
+             was not found, read --wait timed out, delete -A --if-stale found the pool \
+             fresh, or check found problems.",
         ),
         (
             Exit::Usage,

@@ -24,6 +24,9 @@ pub struct Ctx {
     pub timeout: Duration,
     /// `-q`: the exit status says it all.
     pub quiet: bool,
+    /// The command line is in hvkvp 2.0's form ([`Cli::is_2_0_form`]):
+    /// behave as 2.0 did.
+    pub compat: bool,
 }
 
 /// Dispatch a parsed command line.
@@ -32,6 +35,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         dir: cli.global.pool_dir.clone(),
         timeout: cli.global.lock_timeout,
         quiet: cli.global.quiet,
+        compat: cli.is_2_0_form(),
     };
     let pool = cli.global.pool();
     match &cli.command {
@@ -50,8 +54,10 @@ pub(crate) fn os_bytes(s: &OsStr) -> &[u8] {
 
 /// The keys `read` and `delete` act on: exactly KEY (ignoring case with
 /// -i), or those matching `-k PATTERN` with -m, -i, -n and -E (whole key or
-/// substring: `exact_by_default` without -m), or none named.
+/// substring: `exact_by_default` without -m; a 2.0 pattern in the 2.0
+/// form), or none named.
 pub(crate) fn key_matcher(
+    ctx: &Ctx,
     key: Option<&OsStr>,
     pattern: Option<&OsStr>,
     m: &MatchArgs,
@@ -75,8 +81,19 @@ pub(crate) fn key_matcher(
         ignore_case: m.ignore_case,
         invert: m.invert,
         regex: m.regex,
+        legacy: ctx.compat,
     };
     Matcher::pattern(os_bytes(p), &o).map(Some)
+}
+
+/// After a 2.0-form `write` or `delete`: the resulting pool as `key: value`
+/// lines, as 2.0 printed it, unless `-x` or `-q` asks for silence. The pool
+/// is read again under its shared lock, after the change unlocked it.
+pub(crate) fn list_after_change(ctx: &Ctx, id: PoolId, noout: bool) -> Result<(), Error> {
+    if !ctx.compat || ctx.quiet || noout {
+        return Ok(());
+    }
+    read::print_pool(ctx, id)
 }
 
 /// Writes and deletes go to pool 1 unless the user insists: only pool 1

@@ -21,9 +21,16 @@ use crate::watch::Watch;
 
 /// Print the records of `pool` (default 0) that the arguments name.
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error> {
-    let quiet = ctx.quiet || a.noout;
+    let quiet = ctx.quiet || a.noout.set;
+    let all_pools = a.all_pools.set;
     // Read matches substrings unless -m on.
-    let matcher = key_matcher(a.key.as_deref(), a.pattern.as_deref(), &a.matching, false)?;
+    let matcher = key_matcher(
+        ctx,
+        a.key.as_deref(),
+        a.pattern.as_deref(),
+        &a.matching,
+        false,
+    )?;
     let (matcher, format, first_only) = match matcher {
         Some(m) if a.key.is_some() => (m, Format::Value, true),
         Some(m) => (m, Format::Kv, false),
@@ -36,10 +43,10 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         ));
     }
 
-    let pools = if a.all_pools && a.wait.is_some() {
+    let pools = if all_pools && a.wait.is_some() {
         // Pools that do not exist yet may be the ones the key comes in.
         PoolId::ALL.to_vec()
-    } else if a.all_pools {
+    } else if all_pools {
         pool::existing(&ctx.dir)?
     } else {
         vec![pool.unwrap_or(PoolId::EXTERNAL)]
@@ -49,16 +56,9 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         first_only,
         join: a.join.then(|| a.key.as_deref().map(os_bytes)).flatten(),
     };
-    let stdout = std::io::stdout();
-    let style = Style {
-        format,
-        null: a.null,
-        show_pool: a.all_pools,
-        escape: stdout.is_terminal(),
-    };
     // The records are written out as they are found, into a spool that
     // is printed once every lock is released.
-    let mut render = Render::new(Spool::default(), style);
+    let mut render = Render::new(Spool::default(), style(format, a.null, all_pools));
 
     match a.wait {
         Some(limit) => {
@@ -73,7 +73,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
                 let f = match collect(ctx, *id, &q, ctx.timeout, &mut render) {
                     // The pool asked for is missing: if the key is in
                     // another pool, that is the answer the user needs.
-                    Err(e @ Error::NoPoolFile { .. }) if a.key.is_some() && !a.all_pools => {
+                    Err(e @ Error::NoPoolFile { .. }) if a.key.is_some() && !all_pools => {
                         let Some(other) = elsewhere(ctx, *id, &matcher).found else {
                             return Err(e);
                         };
@@ -93,8 +93,13 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         }
     }
 
+    // hvkvp 2.0 printed nothing and exited 0: scripts under `set -e` rely
+    // on it.
+    if render.count() == 0 && ctx.compat {
+        return Ok(Exit::Success);
+    }
     if render.count() == 0 {
-        if let (Some(k), false) = (&a.key, a.all_pools) {
+        if let (Some(k), false) = (&a.key, all_pools) {
             let id = pools[0];
             let seen = elsewhere(ctx, id, &matcher);
             match seen.found {
@@ -116,15 +121,45 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         return Ok(Exit::NoMatch);
     }
 
-    let spool = render.finish().map_err(Error::Output)?;
     if !quiet {
-        let mut out = stdout.lock();
-        spool
-            .copy_to(&mut out)
-            .and_then(|()| out.flush())
-            .map_err(Error::Output)?;
+        print(render)?;
     }
     Ok(Exit::Success)
+}
+
+/// Print every record of one pool as `key: value` lines (what a 2.0-form
+/// `write` or `delete` shows after the change).
+pub(crate) fn print_pool(ctx: &Ctx, id: PoolId) -> Result<(), Error> {
+    let q = Query {
+        matcher: &Matcher::all(),
+        first_only: false,
+        join: None,
+    };
+    let mut render = Render::new(Spool::default(), style(Format::Kv, false, false));
+    let f = collect(ctx, id, &q, ctx.timeout, &mut render)?;
+    f.warnings.iter().for_each(|w| warn(w));
+    print(render)
+}
+
+/// How records print: escaped on a terminal, exact bytes to a pipe.
+fn style(format: Format, null: bool, show_pool: bool) -> Style {
+    Style {
+        format,
+        null,
+        show_pool,
+        escape: std::io::stdout().is_terminal(),
+    }
+}
+
+/// Close what `render` wrote (once every lock is released) and copy it to
+/// stdout.
+fn print(render: Render<Spool>) -> Result<(), Error> {
+    let spool = render.finish().map_err(Error::Output)?;
+    let mut out = std::io::stdout().lock();
+    spool
+        .copy_to(&mut out)
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)
 }
 
 /// `--wait`: look, and until the key is there, sleep until a pool file

@@ -3,7 +3,6 @@
 //! the first record of each key in place, remove later duplicates (and, for
 //! `--split`, chunks left from an older value), and append the new keys.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 
@@ -11,28 +10,38 @@ use crate::batch::{self, Pairs};
 use crate::change::{self, New, Plan, Planner, Record};
 use crate::chunk::{self, Tag};
 use crate::cli::{OnOff, WriteArgs};
-use crate::commands::{os_bytes, writable, Ctx};
+use crate::commands::{list_after_change, os_bytes, writable, Ctx};
 use crate::error::{Error, Exit};
-use crate::matcher::fold;
+use crate::matcher::{MatchOptions, Matcher};
 use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record::{self, check_field, Field, Limits, VALUE_MAX_BYTES};
 
 /// The most `--split` reads from stdin: about 500 records.
 pub const SPLIT_MAX_BYTES: usize = 1 << 20;
 
-/// Set the keys the arguments give in `pool` (default 1).
+/// Set the keys the arguments give in `pool` (default 1); in the 2.0
+/// form, print the pool afterwards.
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error> {
-    if a.exact == Some(OnOff::Off) {
+    let id = pool.unwrap_or(PoolId::GUEST);
+    let exit = write(ctx, id, a)?;
+    list_after_change(ctx, id, a.noout.set)?;
+    Ok(exit)
+}
+
+/// The write itself.
+fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
+    if a.exact == Some(OnOff::Off) && !ctx.compat {
         return Err(Error::Input(
-            "write -m off (overwrite every key containing the text) is not supported: \
-             name the key exactly, with -i to ignore case"
+            "write -m off (update every key containing the text) is hvkvp 2.0's form: give \
+             the text with -k and the value with -v, without a plain KEY or VALUE, -p, \
+             --force or --split"
                 .into(),
         ));
     }
     if a.split && a.ignore_case {
         return Err(Error::Input("--split and -i do not go together".into()));
     }
-    let limits = if a.force {
+    let limits = if a.force.set {
         Limits::FieldOnly
     } else {
         Limits::Host
@@ -40,9 +49,9 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error
 
     if let Some(file) = &a.batch {
         let pairs = batch::read(file, a.null, limits)?;
-        let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
+        let id = writable(id, a.force.set)?;
         let mut p = Pool::open(&ctx.dir, id, Access::WriteCreate, ctx.timeout)?;
-        apply(&mut p, &pairs, None, false, limits, |_| false)?;
+        apply(&mut p, &pairs, None, None, limits, |_| false)?;
         return Ok(Exit::Success);
     }
 
@@ -58,7 +67,8 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error
         VALUE_MAX_BYTES
     };
     let value = match (&a.value, &a.value_opt) {
-        (Some(v), _) | (None, Some(v)) if v == "-" => read_stdin(a.chomp, cap)?,
+        // hvkvp 2.0 had no stdin: `-v -` is the value `-`.
+        (Some(v), _) if v == "-" => read_stdin(a.chomp, cap)?,
         (Some(v), _) | (None, Some(v)) => os_bytes(v).to_vec(),
         // hvkvp 2.0: `write -k KEY` without -v sets an empty value.
         (None, None) if a.key_opt.is_some() => Vec::new(),
@@ -76,17 +86,32 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error
         check_field(Field::Value, &value, limits)?;
         (vec![(key.clone(), value)], None)
     };
-    let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
+    // Which records the key names, when it is more than one exact key:
+    // with -i, or in the 2.0 form a pattern (-m off: any key containing
+    // it), as 2.0 took it.
+    let pattern = if ctx.compat {
+        let o = MatchOptions {
+            exact: a.exact != Some(OnOff::Off),
+            ignore_case: a.ignore_case,
+            legacy: true,
+            ..MatchOptions::default()
+        };
+        let plain = o.exact && !o.ignore_case && !crate::matcher::legacy::is_pattern(&key, false);
+        (!plain).then(|| Matcher::pattern(&key, &o)).transpose()?
+    } else {
+        a.ignore_case.then(|| Matcher::exact_fold(&key))
+    };
+    let id = writable(id, a.force.set)?;
     let mut p = Pool::open(&ctx.dir, id, Access::WriteCreate, ctx.timeout)?;
     if a.split {
         // Plain records and chunks of the key's previous value go too.
         let set_keys: Vec<&[u8]> = sets.iter().map(|(k, _)| k.as_slice()).collect();
-        apply(&mut p, &sets, tag, false, limits, |k| {
+        apply(&mut p, &sets, tag, None, limits, |k| {
             (k == key.as_slice() || chunk::chunk_number(k, &key).is_some())
                 && !set_keys.contains(&k)
         })?;
     } else {
-        apply(&mut p, &sets, None, a.ignore_case, limits, |_| false)?;
+        apply(&mut p, &sets, None, pattern.as_ref(), limits, |_| false)?;
     }
     Ok(Exit::Success)
 }
@@ -124,36 +149,27 @@ fn split(key: &[u8], value: &[u8], limits: Limits) -> Result<(Pairs, Option<Tag>
 /// records with the same key are removed first, and records for which
 /// `also_remove` says so are removed last, once the new ones are in (the
 /// chunks of an older `--split` value: the key never goes missing); keys
-/// not found are appended, in order. With `fold_case` (one key), every
-/// record whose key matches ignoring case is updated, each keeping its
-/// stored spelling, and only later byte-identical copies of one of those
-/// spellings are removed: for the daemon, keys that differ in case are
-/// other keys.
+/// not found are appended, in order. With a `pattern` (one key: `-i`, or a
+/// 2.0 pattern), every record whose key it matches is updated, each
+/// keeping its stored spelling, and only later byte-identical copies of one
+/// of those spellings are removed: for the daemon, keys that differ in case
+/// are other keys. When it matches none, the key is appended as given.
 fn apply(
     p: &mut Pool,
     sets: &[(Vec<u8>, Vec<u8>)],
     tag: Option<Tag>,
-    fold_case: bool,
+    pattern: Option<&Matcher>,
     limits: Limits,
     also_remove: impl Fn(&[u8]) -> bool,
 ) -> Result<(), Error> {
     p.require_aligned()?;
-    // One key without -i: compare each field in place, length first.
-    let single = (sets.len() == 1 && !fold_case).then(|| sets[0].0.as_slice());
+    // One exact key: compare each field in place, length first.
+    let single = (sets.len() == 1).then(|| sets[0].0.as_slice());
     // Borrowed: a batch's keys are not held twice.
-    let want: HashMap<Cow<'_, [u8]>, usize> = match single {
+    let want: HashMap<&[u8], usize> = match single {
         Some(_) => HashMap::new(),
-        None => sets
-            .iter()
-            .enumerate()
-            .map(|(i, (k, _))| {
-                let k = if fold_case {
-                    fold(k)
-                } else {
-                    Cow::Borrowed(&k[..])
-                };
-                (k, i)
-            })
+        None => (sets.iter().enumerate())
+            .map(|(i, (k, _))| (k.as_slice(), i))
             .collect(),
     };
     let make = |n: usize, rec: &mut Record| {
@@ -170,7 +186,7 @@ fn apply(
             sets,
             single,
             want: &want,
-            fold_case,
+            pattern,
             limits,
             also_remove: &also_remove,
             first: vec![None; sets.len()],
@@ -186,33 +202,28 @@ fn apply(
 struct Sets<'a, F> {
     sets: &'a [(Vec<u8>, Vec<u8>)],
     single: Option<&'a [u8]>,
-    want: &'a HashMap<Cow<'a, [u8]>, usize>,
-    fold_case: bool,
+    want: &'a HashMap<&'a [u8], usize>,
+    /// The one key names every record this matches (see [`apply`]).
+    pattern: Option<&'a Matcher>,
     limits: Limits,
     also_remove: &'a F,
     /// The first record of each key of `sets`.
     first: Vec<Option<usize>>,
-    /// With `fold_case`: the stored spellings met so far, with their record.
+    /// With `pattern`: the stored spellings met so far, with their record.
     spellings: Vec<(Vec<u8>, usize)>,
     plan: Plan,
 }
 
 impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
     fn see(&mut self, r: &Rec<'_>) {
-        let hit = match self.single {
-            Some(k) => record::key_is(r.key_field(), k).then_some(0),
-            None => {
-                let k = r.key();
-                let k: Cow<'_, [u8]> = if self.fold_case {
-                    fold(k)
-                } else {
-                    Cow::Borrowed(k)
-                };
-                self.want.get(k.as_ref()).copied()
-            }
+        let hit = match (self.pattern, self.single) {
+            // An empty key is debris, never a key to update.
+            (Some(m), _) => (!r.key().is_empty() && m.is_match(r.key())).then_some(0),
+            (None, Some(k)) => record::key_is(r.key_field(), k).then_some(0),
+            (None, None) => self.want.get(r.key()).copied(),
         };
         match hit {
-            Some(_) if self.fold_case => {
+            Some(_) if self.pattern.is_some() => {
                 if self.spellings.iter().any(|(s, _)| s == r.key()) {
                     self.plan.remove_first.push(r.index);
                 } else {
@@ -227,7 +238,7 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
     }
 
     fn finish(mut self, _: &Pool) -> Result<Plan, Error> {
-        if self.fold_case {
+        if self.pattern.is_some() {
             let value = &self.sets[0].1;
             if self.spellings.is_empty() {
                 self.plan

@@ -73,7 +73,7 @@ pub fn write_lines<W: Write, T: Serialize>(
 }
 
 /// Append `s` as a JSON string, quotes included, escaped exactly as
-/// [`write`] escapes it, without going through serde: this is the inner
+/// [`write()`] escapes it, without going through serde: this is the inner
 /// loop of `read -o json` and `-o object`. Runs of bytes that need no escape
 /// are found eight at a time and copied whole.
 pub fn string(buf: &mut Vec<u8>, s: &str, escape: bool) {

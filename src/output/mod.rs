@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod json;
+#[cfg(feature = "cli")]
 pub(crate) mod messages;
 pub mod spool;
 
@@ -30,7 +31,8 @@ pub struct Entry {
 }
 
 /// `-o`: what a record prints as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Format {
     /// `key: value` lines, as hvkvp 2.0 prints them.
     Kv,

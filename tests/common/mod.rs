@@ -118,6 +118,48 @@ pub fn cut(field: &[u8]) -> &[u8] {
     }
 }
 
+/// Is this `write` or `delete` command line (after the verb) in hvkvp
+/// 2.0's form, the README's rule: no key or value as a plain argument, and
+/// only options 2.0 had (besides --pool-dir, --lock-timeout, -q)? Such a
+/// command prints the resulting pool after a change.
+pub fn is_2_0_form(args: &[&str]) -> bool {
+    const WITH_VALUE: [&str; 8] = [
+        "-k",
+        "--key",
+        "-v",
+        "--value",
+        "-m",
+        "--exactmatch",
+        "-s",
+        "--keyset",
+    ];
+    const MODERN: [&str; 9] = [
+        "-p",
+        "--pool",
+        "-E",
+        "--regex",
+        "--force",
+        "--if-stale",
+        "--split",
+        "--batch",
+        "-0",
+    ];
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if WITH_VALUE.contains(a) {
+            it.next();
+        } else if MODERN.contains(a) || a.starts_with("--pool=") || !a.starts_with('-') {
+            return false;
+        }
+    }
+    true
+}
+
+/// What `read` prints for these records, as `key: value` lines.
+pub fn listing(recs: &[(String, String)]) -> String {
+    recs.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
+}
+
 /// Path of an example binary, built first: a full `cargo test` builds the
 /// examples, but `cargo test --test NAME` does not, and a stale one would
 /// test old code. Once per test process; a no-op build is quick.
