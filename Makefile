@@ -6,8 +6,13 @@
 #                        KVP handler, with the figures shown (tests/interop.rs;
 #                        packages hyperv-daemons and cloud-init; make test runs
 #                        it too, quietly)
-#   make bench           whole-process timings against reading the pool once
-#                        (benches/cli.rs; uses hyperfine when installed)
+#   make bench           every verb's time and peak RSS at 1k, 10k and 100k
+#                        records, against reading the pool once and against
+#                        libazureinit-kvp where it has the verb (benches/cli.rs;
+#                        hyperfine when installed; the peer is built in a
+#                        throwaway project under target/, from git or from
+#                        BENCH_PEER_SRC=<azure-init>/libazureinit-kvp, and
+#                        skipped with a message when it cannot be built)
 #   make stress          races and kill -9 trials for a bounded time
 #                        (STRESS_SECONDS, default 150; tests/stress.rs)
 #   make crash           every crash point of every change, on pools

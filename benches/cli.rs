@@ -1,17 +1,20 @@
 //! Whole-process benchmarks of the release binary: `make bench`.
 //!
-//! Generates pools of 16 / 1,000 / 10,000 / 100,000 records in a temporary
-//! directory (in the page cache, as on a guest), then times each case
-//! against a baseline measured in the same run: reading the file once
-//! (`dd if=POOL of=/dev/null bs=1M`) for large pools, `cat` of the file for
-//! the 16-record pool. Medians; ratios are what compare across machines.
-//! Uses hyperfine when it is installed, else its own loop. Also measures
-//! `read --wait` latency after a daemon-style write, the CPU an idle wait
-//! uses, and peak memory.
+//! For pools of 1,000 / 10,000 / 100,000 records in a temporary directory
+//! (in the page cache, as on a guest), every verb is timed and its peak
+//! RSS measured (`wait4`), beside reading the file once (`dd if=POOL
+//! of=/dev/null bs=1M`) measured in the same run, and beside the peer,
+//! Microsoft's libazureinit-kvp, where it has the verb (see `peer_bin`).
+//! Output is measured on values of three kinds (plain text, control
+//! characters, bytes that are not UTF-8), `--join` on a value in as many
+//! chunks as the pool has records. Medians; ratios are what compare across
+//! machines. Uses hyperfine when it is installed, else its own loop. Also
+//! measures `read --wait` latency after a daemon-style write and the CPU an
+//! idle wait uses.
 //!
-//! Environment: BENCH_SIZES (default "16,1000,10000,100000"), BENCH_RUNS
-//! (default 21), BENCH_IDLE_SECS (default 10), BENCH_ONLY (a substring of
-//! the case names to run).
+//! Environment: BENCH_SIZES (default "1000,10000,100000"), BENCH_RUNS
+//! (default 11), BENCH_IDLE_SECS (default 10), BENCH_ONLY (a substring of
+//! the case names to run), BENCH_PEER / BENCH_PEER_SRC (the peer).
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
@@ -36,10 +39,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn record(key: &str, value: &str) -> Vec<u8> {
-    let mut r = vec![0u8; RECORD_SIZE];
-    r[..key.len()].copy_from_slice(key.as_bytes());
-    r[KEY_SIZE..KEY_SIZE + value.len()].copy_from_slice(value.as_bytes());
-    r
+    raw_record(key.as_bytes(), value.as_bytes())
 }
 
 fn key(i: usize) -> String {
@@ -55,16 +55,6 @@ fn pool_record(i: usize) -> Vec<u8> {
     record(&key(i), &v)
 }
 
-/// Write a pool of `n` records to `path`, streaming: the benchmark process
-/// stays small, so the children it spawns do not inherit a large peak RSS.
-fn write_pool(path: &Path, n: usize) {
-    let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for i in 0..n {
-        w.write_all(&pool_record(i)).unwrap();
-    }
-    w.flush().unwrap();
-}
-
 fn pool_bytes(n: usize) -> Vec<u8> {
     (0..n).flat_map(pool_record).collect()
 }
@@ -73,9 +63,10 @@ struct Case {
     name: String,
     records: usize,
     hvkvp: Vec<String>,
-    baseline: Vec<String>,
+    /// The same work done by the peer, when it has the verb.
+    peer: Option<Vec<String>>,
     /// Restores the pool after each timed run (untimed).
-    restore: Option<PathBuf>,
+    restore: Option<(PathBuf, PathBuf)>,
     stdin: Option<PathBuf>,
 }
 
@@ -103,17 +94,17 @@ fn shell_quote(args: &[String]) -> String {
         .join(" ")
 }
 
-/// Time `args` `runs` times (after 3 warm-ups), restoring `pool` from
-/// `restore` before each run when given.
+/// Time `args` `runs` times (after 3 warm-ups), copying `restore.0` over
+/// `restore.1` before each run when given.
 fn time(
     args: &[String],
     runs: usize,
-    pool: &Path,
-    restore: Option<&Path>,
+    scratch: &Path,
+    restore: Option<&(PathBuf, PathBuf)>,
     stdin: Option<&Path>,
 ) -> Timing {
     if have_hyperfine() && std::env::var_os("BENCH_NO_HYPERFINE").is_none() {
-        let json = pool.with_extension("hyperfine.json");
+        let json = scratch.join("hyperfine.json");
         let mut cmd = shell_quote(args);
         if let Some(input) = stdin {
             cmd = format!("{cmd} < '{}'", input.display());
@@ -126,10 +117,11 @@ fn time(
             "3",
             "--runs",
             &runs.to_string(),
+            "-i",
         ])
         .arg("--export-json")
         .arg(&json);
-        if let Some(orig) = restore {
+        if let Some((orig, pool)) = restore {
             // Restored and written back to disk before each run, so that no
             // writeback of the restore runs during the timed command.
             // (-N runs the preparation without a shell too: give it one.)
@@ -143,9 +135,17 @@ fn time(
         if stdin.is_none() {
             h.arg("-N");
         }
-        h.arg(cmd).stdout(Stdio::null());
-        let st = h.status().expect("hyperfine");
-        assert!(st.success(), "hyperfine failed for {args:?}");
+        // Its warnings (outliers on a busy machine) are left out.
+        let out = h
+            .arg(cmd)
+            .stdout(Stdio::null())
+            .output()
+            .expect("hyperfine");
+        assert!(
+            out.status.success(),
+            "hyperfine failed for {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = std::fs::read_to_string(&json).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let times: Vec<Duration> = v["results"][0]["times"]
@@ -160,12 +160,14 @@ fn time(
     }
     let mut times = Vec::new();
     for i in 0..runs + 3 {
-        if let Some(orig) = restore {
+        if let Some((orig, pool)) = restore {
             std::fs::copy(orig, pool).unwrap();
             std::fs::File::open(pool).unwrap().sync_all().unwrap();
         }
         let mut c = Command::new(&args[0]);
-        c.args(&args[1..]).stdout(Stdio::null());
+        c.args(&args[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if let Some(input) = stdin {
             c.stdin(std::fs::File::open(input).unwrap());
         }
@@ -186,15 +188,126 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
+/// Peak RSS of one run, in MiB (the pool restored first when it changes).
+fn peak_rss(args: &[String], restore: Option<&(PathBuf, PathBuf)>, stdin: Option<&Path>) -> f64 {
+    if let Some((orig, pool)) = restore {
+        std::fs::copy(orig, pool).unwrap();
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, usage) = run_with_usage(&args, stdin);
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+/// A pool of `n` records whose values are `value(i)`, written by `cp` from
+/// a generated file, as every pool the runs see (see `main`).
+fn make_pool(dir: &Path, file: &str, n: usize, rec: impl Fn(usize) -> Vec<u8>) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let gen = dir.join("gen.bin");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&gen).unwrap());
+    for i in 0..n {
+        w.write_all(&rec(i)).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let path = dir.join(file);
+    let st = Command::new("cp").arg(&gen).arg(&path).status().unwrap();
+    assert!(st.success());
+    std::fs::File::open(&path).unwrap().sync_all().unwrap();
+    std::fs::remove_file(&gen).unwrap();
+    path
+}
+
+/// A value of about 1000 characters of each kind that output has to treat
+/// differently.
+fn kind_value(kind: &str, i: usize) -> Vec<u8> {
+    let mut v = format!("{i:06}").into_bytes();
+    let unit: &[u8] = match kind {
+        "plain" => b"abcdefghij",
+        "control" => b"ab\x01cd\x1bef\t\n",
+        "invalid" => b"abc\xffdef\xfeg",
+        _ => unreachable!(),
+    };
+    while v.len() < 1000 {
+        v.extend_from_slice(unit);
+    }
+    v
+}
+
+fn raw_record(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut r = vec![0u8; RECORD_SIZE];
+    r[..key.len()].copy_from_slice(key);
+    r[KEY_SIZE..KEY_SIZE + value.len()].copy_from_slice(value);
+    r
+}
+
+/// The peer: Microsoft's libazureinit-kvp (github.com/Azure/azure-init),
+/// built from a throwaway cargo project under the target directory that
+/// depends on it: BENCH_PEER_SRC names a local checkout of its
+/// `libazureinit-kvp` directory, else the git repository is used.
+/// BENCH_PEER names a peer binary built already; BENCH_PEER=none skips it.
+fn peer_bin() -> Option<String> {
+    match std::env::var("BENCH_PEER") {
+        Ok(v) if v == "none" => return None,
+        Ok(v) => return Some(v),
+        Err(_) => {}
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let proj = Path::new(&target).join("bench-peer");
+    std::fs::create_dir_all(proj.join("src")).unwrap();
+    let dep = match std::env::var("BENCH_PEER_SRC") {
+        Ok(src) => format!("{{ path = {:?} }}", src),
+        Err(_) => "{ git = \"https://github.com/Azure/azure-init\" }".to_string(),
+    };
+    std::fs::write(
+        proj.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"bench-peer\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+             [dependencies]\nlibazureinit-kvp = {dep}\n\n[workspace]\n\n[profile.release]\nlto = true\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        proj.join("src/main.rs"),
+        "fn main() -> std::process::ExitCode {\n    libazureinit_kvp::run()\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(proj.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", proj.join("target"))
+        .env_remove("RUSTFLAGS")
+        .stdout(Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            Some(proj.join("target/release/bench-peer").display().to_string())
+        }
+        Ok(o) => {
+            let why = String::from_utf8_lossy(&o.stderr);
+            let why = why
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            println!("peer: libazureinit-kvp could not be built, skipped ({why}); BENCH_PEER_SRC=<checkout>/libazureinit-kvp builds it from a local copy");
+            None
+        }
+        Err(e) => {
+            println!("peer: cargo did not run ({e}), skipped");
+            None
+        }
+    }
+}
+
 fn main() {
     // `cargo bench` passes --bench; a filter may follow.
     let only: String = std::env::var("BENCH_ONLY").unwrap_or_default();
     let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
-        .unwrap_or_else(|_| "16,1000,10000,100000".into())
+        .unwrap_or_else(|_| "1000,10000,100000".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let runs: usize = env_or("BENCH_RUNS", 21);
+    let runs: usize = env_or("BENCH_RUNS", 11);
     // A disk file system, as /var/lib/hyperv is (tmpfs maps pages at a
     // different cost). BENCH_DIR chooses another place.
     let base = std::env::var_os("BENCH_DIR")
@@ -202,50 +315,67 @@ fn main() {
         .unwrap_or_else(|| PathBuf::from("/var/tmp"));
     let dir = tempfile::tempdir_in(&base).unwrap();
     let d = dir.path();
+    let peer = peer_bin();
     println!(
-        "hvkvp whole-process benchmarks: {} runs each (median), {}",
+        "hvkvp whole-process benchmarks: {} runs each (median), {}; peer: {}",
         runs,
         if have_hyperfine() {
             "hyperfine"
         } else {
             "own loop"
-        }
+        },
+        peer.as_deref().unwrap_or("none")
     );
     println!(
-        "{:<28} {:>8} {:>12} {:>14} {:>12} {:>7}",
-        "case", "records", "hvkvp", "baseline", "", "ratio"
+        "{:<34} {:>7} {:>11} {:>11} {:>11} {:>7} {:>9} {:>9}",
+        "case", "records", "hvkvp", "peer", "dd (once)", "ratio", "RSS MiB", "peer RSS"
     );
 
     let mut read_last: Vec<(usize, Duration)> = Vec::new();
     let mut dd_times: Vec<(usize, Duration)> = Vec::new();
     for &n in &sizes {
         let pd = d.join(format!("p{n}"));
-        std::fs::create_dir_all(&pd).unwrap();
-        let pool = pd.join(".kvp_pool_1");
-        let orig = pd.join("orig.bin");
         // Every pool the runs see is a copy made the same way (`cp`, as the
         // restores between runs are): the page cache holds a file in folios
         // whose size depends on how it was written, and mapping cost
         // follows the folio size. Then on disk: no writeback during runs.
-        let gen = pd.join("gen.bin");
-        write_pool(&gen, n);
-        for f in [&pool, &orig] {
-            let st = Command::new("cp").arg(&gen).arg(f).status().unwrap();
-            assert!(st.success());
-            std::fs::File::open(f).unwrap().sync_all().unwrap();
-        }
-        std::fs::remove_file(&gen).unwrap();
+        let pool = make_pool(&pd, ".kvp_pool_1", n, pool_record);
+        let orig = make_pool(&pd, "orig.bin", n, pool_record);
         let batch = pd.join("batch.txt");
         let mut b = String::new();
         for i in 0..n {
             b.push_str(&format!("{}=batch value {i}\n", key(i)));
         }
         std::fs::write(&batch, b).unwrap();
+        // The value kinds, each a pool of its own (pool 0 of its directory),
+        // and a value in n chunks of 1000 characters.
+        let kinds: Vec<(&str, PathBuf)> = ["plain", "control", "invalid"]
+            .into_iter()
+            .map(|k| {
+                let kd = d.join(format!("{k}{n}"));
+                make_pool(&kd, ".kvp_pool_0", n, |i| {
+                    raw_record(key(i).as_bytes(), &kind_value(k, i))
+                });
+                (k, kd)
+            })
+            .collect();
+        let jd = d.join(format!("join{n}"));
+        let join_pool = make_pool(&jd, ".kvp_pool_0", n, |i| {
+            raw_record(format!("big.{i}").as_bytes(), &kind_value("plain", i))
+        });
 
-        let hv = |rest: &[&str]| -> Vec<String> {
-            let mut v = vec![hvkvp_bin(), "--pool-dir".into(), pd.display().to_string()];
+        let hv_in = |dir: &Path, rest: &[&str]| -> Vec<String> {
+            let mut v = vec![hvkvp_bin(), "--pool-dir".into(), dir.display().to_string()];
             v.extend(rest.iter().map(|s| s.to_string()));
             v
+        };
+        let hv = |rest: &[&str]| hv_in(&pd, rest);
+        let pr = |rest: &[&str]| -> Option<Vec<String>> {
+            let mut v = vec![peer.clone()?, "--dir".into(), pd.display().to_string()];
+            v.push("--pool".into());
+            v.push("guest".into());
+            v.extend(rest.iter().map(|s| s.to_string()));
+            Some(v)
         };
         let dd = vec![
             "dd".to_string(),
@@ -254,84 +384,139 @@ fn main() {
             "bs=1M".into(),
             "status=none".into(),
         ];
-        let cat = vec!["cat".to_string(), pool.display().to_string()];
-        let (base, base_name) = if n <= 16 {
-            (cat, "cat")
-        } else {
-            (dd, "dd (read once)")
-        };
         let last = key(n - 1);
         let mid = key(n / 2);
         let first = key(0);
-        let cases = vec![
-            Case {
-                name: "read the last key".into(),
+        let restore = Some((orig.clone(), pool.clone()));
+        let case =
+            |name: &str, hvkvp: Vec<String>, peer: Option<Vec<String>>, changes: bool| Case {
+                name: name.to_string(),
                 records: n,
-                hvkvp: hv(&["read", "-p", "1", &last]),
-                baseline: base.clone(),
-                restore: None,
+                hvkvp,
+                peer,
+                restore: changes.then(|| restore.clone()).flatten(),
                 stdin: None,
-            },
+            };
+        let batch_file = batch.display().to_string();
+        let mut cases = vec![
+            case(
+                "read KEY (the last)",
+                hv(&["read", "-p", "1", &last]),
+                pr(&["read", &last]),
+                false,
+            ),
+            case(
+                "read (whole pool, kv)",
+                hv(&["read", "-p", "1"]),
+                pr(&["dump"]),
+                false,
+            ),
+            case(
+                "read -o json",
+                hv(&["read", "-p", "1", "-o", "json"]),
+                pr(&["--json", "dump"]),
+                false,
+            ),
+            case(
+                "read -o object",
+                hv(&["read", "-p", "1", "-o", "object"]),
+                pr(&["--json", "entries"]),
+                false,
+            ),
+            case(
+                "read KEY --join",
+                hv_in(&jd, &["read", "big", "--join"]),
+                None,
+                false,
+            ),
+            case(
+                "write KEY (update the middle)",
+                hv(&["write", &mid, "an updated value"]),
+                pr(&["write", &mid, "an updated value"]),
+                true,
+            ),
+            case(
+                "write KEY (append)",
+                hv(&["write", "a-new-key", "a new value"]),
+                pr(&["write", "a-new-key", "a new value"]),
+                true,
+            ),
             Case {
-                name: "update a middle key".into(),
-                records: n,
-                hvkvp: hv(&["write", &mid, "an updated value"]),
-                baseline: base.clone(),
-                restore: Some(orig.clone()),
-                stdin: None,
-            },
-            Case {
-                name: "append a new key".into(),
-                records: n,
-                hvkvp: hv(&["write", "a-new-key", "a new value"]),
-                baseline: base.clone(),
-                restore: Some(orig.clone()),
-                stdin: None,
-            },
-            Case {
-                name: "delete the first key".into(),
-                records: n,
-                hvkvp: hv(&["delete", &first]),
-                baseline: base.clone(),
-                restore: Some(orig.clone()),
-                stdin: None,
-            },
-            Case {
-                name: format!("write --batch of {n} pairs"),
-                records: n,
-                hvkvp: hv(&["write", "--batch", "-"]),
-                baseline: base.clone(),
-                restore: Some(orig.clone()),
                 stdin: Some(batch.clone()),
+                ..case(
+                    "write --batch (n pairs)",
+                    hv(&["write", "--batch", "-"]),
+                    pr(&["append-multiple", "--file", &batch_file]),
+                    true,
+                )
             },
+            case(
+                "delete KEY (the first)",
+                hv(&["delete", &first]),
+                pr(&["delete", &first]),
+                true,
+            ),
+            case("delete -d", hv(&["delete", "-d"]), None, true),
+            case("delete -c", hv(&["delete", "-c"]), None, true),
+            case("check -p 1", hv(&["check", "-p", "1"]), None, false),
         ];
-        let mut base_time = None;
+        for (k, kd) in &kinds {
+            for (f, peer_args) in [
+                ("kv", &["dump"][..]),
+                ("json", &["--json", "dump"][..]),
+                ("object", &["--json", "entries"][..]),
+            ] {
+                let peer_case = peer.clone().map(|p| {
+                    let mut v = vec![
+                        p,
+                        "--dir".into(),
+                        kd.display().to_string(),
+                        "--pool".into(),
+                        "external".into(),
+                    ];
+                    v.extend(peer_args.iter().map(|s| s.to_string()));
+                    v
+                });
+                cases.push(case(
+                    &format!("read -o {f}, {k} values"),
+                    hv_in(kd, &["read", "-o", f]),
+                    peer_case,
+                    false,
+                ));
+            }
+        }
+        drop(join_pool);
+        let base = time(&dd, runs, &pd, None, None).median;
+        dd_times.push((n, base));
         for c in cases {
             if !only.is_empty() && !c.name.contains(&only) {
                 continue;
             }
-            let t = time(
-                &c.hvkvp,
-                runs,
-                &pool,
-                c.restore.as_deref(),
-                c.stdin.as_deref(),
-            );
-            let b =
-                *base_time.get_or_insert_with(|| time(&c.baseline, runs, &pool, None, None).median);
-            std::fs::copy(&orig, &pool).unwrap();
-            if c.name == "read the last key" {
+            let t = time(&c.hvkvp, runs, &pd, c.restore.as_ref(), c.stdin.as_deref());
+            let rss = peak_rss(&c.hvkvp, c.restore.as_ref(), c.stdin.as_deref());
+            let (pt, prss) = match &c.peer {
+                Some(p) => (
+                    ms(time(p, runs, &pd, c.restore.as_ref(), None).median),
+                    format!("{:.1}", peak_rss(p, c.restore.as_ref(), None)),
+                ),
+                None => ("-".into(), "-".into()),
+            };
+            if let Some((orig, pool)) = &c.restore {
+                std::fs::copy(orig, pool).unwrap();
+            }
+            if c.name.starts_with("read KEY (the last)") {
                 read_last.push((n, t.median));
-                dd_times.push((n, b));
             }
             println!(
-                "{:<28} {:>8} {:>12} {:>14} {:>12} {:>6.2}x",
+                "{:<34} {:>7} {:>11} {:>11} {:>11} {:>6.2}x {:>9.1} {:>9}",
                 c.name,
                 c.records,
                 ms(t.median),
-                ms(b),
-                base_name,
-                t.median.as_secs_f64() / b.as_secs_f64()
+                pt,
+                ms(base),
+                t.median.as_secs_f64() / base.as_secs_f64(),
+                rss,
+                prss
             );
         }
     }
@@ -347,45 +532,28 @@ fn main() {
             mb / (b1.as_secs_f64() - b0.as_secs_f64())
         );
     }
-    if only.is_empty() || "memory".contains(&only) {
-        memory(d, &sizes);
-    }
     if only.is_empty() || "wait".contains(&only) {
         wait_latency(d, 20);
         idle_cpu(d, env_or("BENCH_IDLE_SECS", 10.0));
     }
 }
 
-/// Peak RSS of `read KEY` on the smallest and the largest pool.
-fn memory(d: &Path, sizes: &[usize]) {
-    for &n in [sizes.first(), sizes.last()].into_iter().flatten() {
-        let pd = d.join(format!("p{n}"));
-        let bin = hvkvp_bin();
-        let (_, usage) = run_with_usage(&[
-            &bin,
-            "--pool-dir",
-            pd.to_str().unwrap(),
-            "read",
-            "-p",
-            "1",
-            &key(n - 1),
-        ]);
-        println!(
-            "peak RSS of `read` (last key), {n:>6} records: {} KiB",
-            usage.ru_maxrss
-        );
-    }
-}
-
 /// Run to completion and return the exit status and the child's resource
 /// usage, reaped with `wait4` (hence no `Child::wait`).
 #[allow(clippy::zombie_processes)]
-fn run_with_usage(args: &[&str]) -> (i32, libc::rusage) {
-    let child = Command::new(args[0])
-        .args(&args[1..])
+fn run_with_usage(args: &[&str], stdin: Option<&Path>) -> (i32, libc::rusage) {
+    let mut c = Command::new(args[0]);
+    c.args(&args[1..])
         .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    if let Some(input) = stdin {
+        c.stdin(std::fs::File::open(input).unwrap());
+    }
+    // A child's peak RSS starts from its parent's (the kernel keeps the
+    // peak of the memory that `exec` replaces): set this process's peak to
+    // what it is now (it stays small: pools are written streaming).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let child = c.spawn().unwrap();
     let mut status = 0;
     // SAFETY: plain data filled by the kernel.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -467,14 +635,17 @@ fn idle_cpu(d: &Path, secs: f64) {
     let pd = d.join("wait");
     let t = Instant::now();
     let bin = hvkvp_bin();
-    let (status, u) = run_with_usage(&[
-        &bin,
-        "--pool-dir",
-        pd.to_str().unwrap(),
-        "read",
-        "NeverThere",
-        &format!("--wait={secs}"),
-    ]);
+    let (status, u) = run_with_usage(
+        &[
+            &bin,
+            "--pool-dir",
+            pd.to_str().unwrap(),
+            "read",
+            "NeverThere",
+            &format!("--wait={secs}"),
+        ],
+        None,
+    );
     let cpu = Duration::from_secs(u.ru_utime.tv_sec as u64 + u.ru_stime.tv_sec as u64)
         + Duration::from_micros(u.ru_utime.tv_usec as u64 + u.ru_stime.tv_usec as u64);
     println!(

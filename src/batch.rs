@@ -85,8 +85,11 @@ pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
     // Editors on Windows start UTF-8 files with a byte order mark; it is
     // not part of the first key.
     let input = input.strip_prefix(b"\xef\xbb\xbf").unwrap_or(input);
-    let pairs = if null {
-        nul_pairs(input)?
+    // Each pair is checked and kept as it is read: no second copy of the
+    // input is made on the way.
+    let mut kept = Kept::new(limits);
+    if null {
+        nul_pairs(input, &mut |o, k, v| kept.add(o, k, v))?;
     } else if matches!(
         input.iter().find(|b| !b.is_ascii_whitespace()),
         Some(b'[') | Some(b'{')
@@ -94,31 +97,81 @@ pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
         // JSON only if it parses as JSON: `[net]=on` or `{id}=7` are
         // KEY=VALUE lines whose first key starts with a bracket.
         match serde_json::from_slice(input) {
-            Ok(doc) => json_pairs(doc)?,
-            Err(json) => line_pairs(input).map_err(|lines| {
-                Error::Input(format!(
-                    "batch: neither JSON ({json}) nor KEY=VALUE lines ({lines})"
-                ))
-            })?,
-        }
-    } else {
-        line_pairs(input)?
-    };
-    let mut out: Pairs = Vec::with_capacity(pairs.len());
-    let mut at: HashMap<Vec<u8>, usize> = HashMap::with_capacity(pairs.len());
-    for (origin, key, value) in pairs {
-        let named = |e: FieldError| Error::Input(format!("batch {origin}: {e}"));
-        check_field(Field::Key, &key, limits).map_err(named)?;
-        check_field(Field::Value, &value, limits).map_err(named)?;
-        match at.get(&key) {
-            Some(&i) => out[i].1 = value,
-            None => {
-                at.insert(key.clone(), out.len());
-                out.push((key, value));
+            Ok(doc) => {
+                for (origin, key, value) in json_pairs(doc)? {
+                    kept.add(origin, &key, &value)?;
+                }
+            }
+            Err(json) => {
+                // A pair over the limits is named as such; input that is
+                // neither form gets both reasons.
+                let mut bad_pair = false;
+                let lines = line_pairs(input, &mut |o, k, v| {
+                    kept.add(o, k, v).inspect_err(|_| bad_pair = true)
+                });
+                match lines {
+                    Err(Error::Input(lines)) if !bad_pair => {
+                        return Err(Error::Input(format!(
+                            "batch: neither JSON ({json}) nor KEY=VALUE lines ({lines})"
+                        )));
+                    }
+                    r => r?,
+                }
             }
         }
+    } else {
+        line_pairs(input, &mut |o, k, v| kept.add(o, k, v))?;
     }
-    Ok(out)
+    Ok(kept.out)
+}
+
+/// The pairs checked so far: a key given again takes its new value in the
+/// place of its first. Keys are found by a hash; none is held twice.
+struct Kept {
+    limits: Limits,
+    out: Pairs,
+    /// The pair each key hash first went to.
+    at: HashMap<u64, usize>,
+    /// Pairs whose key hash another key had first.
+    collided: Vec<usize>,
+}
+
+impl Kept {
+    fn new(limits: Limits) -> Kept {
+        Kept {
+            limits,
+            out: Vec::new(),
+            at: HashMap::new(),
+            collided: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, origin: Origin, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        let named = |e: FieldError| Error::Input(format!("batch {origin}: {e}"));
+        check_field(Field::Key, key, self.limits).map_err(named)?;
+        check_field(Field::Value, value, self.limits).map_err(named)?;
+        let h = crate::record::fnv1a64(&[key]);
+        let out = &mut self.out;
+        let found = match self.at.get(&h) {
+            None => {
+                self.at.insert(h, out.len());
+                None
+            }
+            Some(&i) if out[i].0 == key => Some(i),
+            Some(_) => {
+                let found = self.collided.iter().copied().find(|&i| out[i].0 == key);
+                if found.is_none() {
+                    self.collided.push(out.len());
+                }
+                found
+            }
+        };
+        match found {
+            Some(i) => out[i].1 = value.to_vec(),
+            None => out.push((key.to_vec(), value.to_vec())),
+        }
+        Ok(())
+    }
 }
 
 /// Where a pair came from, for messages; formatted only when needed.
@@ -142,8 +195,10 @@ impl std::fmt::Display for Origin {
 
 type Pair = (Origin, Vec<u8>, Vec<u8>);
 
-fn line_pairs(input: &[u8]) -> Result<Vec<Pair>, Error> {
-    let mut pairs = Vec::new();
+/// Called with each pair as it is read.
+type Emit<'e> = dyn FnMut(Origin, &[u8], &[u8]) -> Result<(), Error> + 'e;
+
+fn line_pairs(input: &[u8], emit: &mut Emit<'_>) -> Result<(), Error> {
     for (n, line) in input.split(|&b| b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) || line.first() == Some(&b'#') {
@@ -155,28 +210,30 @@ fn line_pairs(input: &[u8]) -> Result<Vec<Pair>, Error> {
                 "batch {origin}: no '=' between key and value"
             )));
         };
-        pairs.push((origin, line[..eq].to_vec(), line[eq + 1..].to_vec()));
+        emit(origin, &line[..eq], &line[eq + 1..])?;
     }
-    Ok(pairs)
+    Ok(())
 }
 
-fn nul_pairs(input: &[u8]) -> Result<Vec<Pair>, Error> {
+fn nul_pairs(input: &[u8], emit: &mut Emit<'_>) -> Result<(), Error> {
     let input = input.strip_suffix(b"\0").unwrap_or(input);
     if input.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
-    let fields: Vec<&[u8]> = input.split(|&b| b == 0).collect();
-    if fields.len() % 2 != 0 {
+    let fields = memchr::memchr_iter(0, input).count() + 1;
+    if fields % 2 != 0 {
         return Err(Error::Input(format!(
             "batch pair {}: a key with no value (the input has an odd number of NUL-separated fields)",
-            fields.len() / 2 + 1
+            fields / 2 + 1
         )));
     }
-    Ok(fields
-        .chunks(2)
-        .enumerate()
-        .map(|(i, kv)| (Origin::Pair(i + 1), kv[0].to_vec(), kv[1].to_vec()))
-        .collect())
+    let mut it = input.split(|&b| b == 0);
+    let mut i = 0;
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        i += 1;
+        emit(Origin::Pair(i), k, v)?;
+    }
+    Ok(())
 }
 
 fn json_pairs(doc: serde_json::Value) -> Result<Vec<Pair>, Error> {

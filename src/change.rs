@@ -53,11 +53,40 @@ pub struct Plan {
     /// Records to remove before anything is written.
     pub remove_first: Vec<usize>,
     /// Records to overwrite in place.
-    pub updates: Vec<(usize, Box<Record>)>,
+    pub updates: Vec<(usize, New)>,
     /// Records to add at the end, in order.
-    pub appends: Vec<Box<Record>>,
+    pub appends: Vec<New>,
     /// Records to remove once the updates and appends are in.
     pub remove_last: Vec<usize>,
+}
+
+/// A record a [`Plan`] writes: whole, or number N of those the function
+/// given to [`run_with`] makes, made only when it is written, so that a
+/// plan of many records holds none of them.
+pub enum New {
+    /// The record's bytes.
+    Whole(Box<Record>),
+    /// Made when written.
+    Made(usize),
+}
+
+impl From<Box<Record>> for New {
+    fn from(r: Box<Record>) -> New {
+        New::Whole(r)
+    }
+}
+
+/// Makes the records a plan names by number ([`New::Made`]): fills the
+/// record given with record N.
+pub type Make<'a> = &'a dyn Fn(usize, &mut Record);
+
+impl New {
+    fn fill(&self, make: Make<'_>, rec: &mut Record) {
+        match self {
+            New::Whole(r) => rec.copy_from_slice(&r[..]),
+            New::Made(n) => make(*n, rec),
+        }
+    }
 }
 
 /// Works a [`Plan`] out from one pass over the records of a pool.
@@ -183,6 +212,18 @@ impl<'a> Finder<'a> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn run<P: Planner>(p: &mut Pool, planner: impl Fn() -> P) -> Result<(Plan, Debris), Error> {
+    run_with(p, planner, &|n, _| {
+        unreachable!("record {n} to be made: a plan that names records needs run_with")
+    })
+}
+
+/// [`run`], with `make` making the records the plan names by number
+/// ([`New::Made`]).
+pub fn run_with<P: Planner>(
+    p: &mut Pool,
+    planner: impl Fn() -> P,
+    make: Make<'_>,
+) -> Result<(Plan, Debris), Error> {
     for _ in 0..4 {
         let (plan, debris) = p.scan(|p| {
             let mut planner = planner();
@@ -194,9 +235,11 @@ pub fn run<P: Planner>(p: &mut Pool, planner: impl Fn() -> P) -> Result<(Plan, D
             }
             (planner.finish(p), finder.debris)
         })?;
-        let plan = plan?;
+        let mut plan = plan?;
         if debris.staged.is_empty() {
-            apply(p, &plan, &debris)?;
+            // In file order: the pages passed are let go as the updates go.
+            plan.updates.sort_by_key(|&(i, _)| i);
+            apply(p, &plan, &debris, make)?;
             return Ok((plan, debris));
         }
         for &s in &debris.staged {
@@ -210,17 +253,27 @@ pub fn run<P: Planner>(p: &mut Pool, planner: impl Fn() -> P) -> Result<(Plan, D
     ))
 }
 
-fn apply(p: &mut Pool, plan: &Plan, debris: &Debris) -> Result<(), Error> {
+fn apply(p: &mut Pool, plan: &Plan, debris: &Debris, make: Make<'_>) -> Result<(), Error> {
     // When the disk is full or the file at its size limit, the appends are
     // cut back, and nothing else has changed yet.
-    p.append_all(&plan.appends)?;
+    p.append_with(plan.appends.len(), |i, rec| plan.appends[i].fill(make, rec))?;
     let mut tombstones = !debris.empty.is_empty();
     for &i in debris.copies.iter().chain(&plan.remove_first) {
         p.tombstone(i)?;
         tombstones = true;
     }
-    for (i, rec) in &plan.updates {
-        update(p, *i, rec)?;
+    // One record's room, filled afresh for each update.
+    let mut rec = Box::new([0u8; RECORD_SIZE]);
+    let mut passed = 0;
+    for (n, (i, new)) in plan.updates.iter().enumerate() {
+        new.fill(make, &mut rec);
+        update(p, *i, &rec)?;
+        // Updates are in file order (`run_with`): memory stays flat however
+        // many records they read.
+        if n % 512 == 511 {
+            p.release(passed..*i);
+            passed = *i;
+        }
     }
     for &i in &plan.remove_last {
         p.tombstone(i)?;

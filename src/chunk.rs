@@ -172,9 +172,13 @@ pub enum Broken {
 
 /// Collects the chunks of `base` record by record: the first record of each
 /// number counts, as the daemon reads the first record of a key.
+/// Each record is looked at once and each chunk number once: joining takes
+/// one pass, however many chunks there are.
 #[derive(Debug, Default)]
 pub struct Chunks {
     found: Vec<Chunk>,
+    /// The numbers in `found`.
+    numbers: std::collections::HashSet<u64>,
 }
 
 impl Chunks {
@@ -183,7 +187,7 @@ impl Chunks {
         let Some(n) = chunk_number(field(&rec[..KEY_SIZE]), base) else {
             return;
         };
-        if self.found.iter().any(|c| c.n == n) {
+        if !self.numbers.insert(n) {
             return;
         }
         self.found.push(Chunk {
@@ -244,7 +248,6 @@ impl Chunks {
                 (untagged.next_back().map_or(0, |c| c.n + 1), None)
             }
         };
-        let mut value = Vec::new();
         let missing = |n| match tag {
             Some(_) => Broken::Mixed,
             None => Broken::Missing(n),
@@ -256,6 +259,11 @@ impl Chunks {
             if c.tag != tag {
                 return Err(Broken::Mixed);
             }
+        }
+        // Each piece is let go once copied: the value is held once.
+        self.found.truncate(count as usize);
+        let mut value = Vec::with_capacity(self.found.iter().map(|c| c.value.len()).sum());
+        for c in self.found {
             value.extend_from_slice(&c.value);
         }
         if tag.is_some_and(|t| t.hash != record::fnv1a64(&[&value])) {

@@ -27,6 +27,7 @@
 //! other pool, or of an empty pool 1.
 
 use std::collections::hash_map::{Entry, HashMap};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -140,12 +141,16 @@ pub fn scan(p: &Pool) -> Facts {
         tail: p.tail(),
         ..Facts::default()
     };
-    // Keys in order of first appearance, each with the records holding it.
-    let mut slot: HashMap<&[u8], usize> = HashMap::new();
-    let mut keys: Vec<(&[u8], Vec<usize>)> = Vec::new();
+    // Memory stays small whatever the size of the pool: keys are known by
+    // their hashes and first record ([`KeyIndex`]).
+    let mut keys = KeyIndex::default();
+    // Records whose key an earlier record holds: (that record, this one),
+    // and each repeated key, copied when its first repeat is seen.
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    let mut repeated: HashMap<usize, Vec<u8>> = HashMap::new();
     let mut debris = Finder::default();
     // The bases of chunks that carry a tag: their sets are checked below.
-    let mut split: Vec<&[u8]> = Vec::new();
+    let mut split: HashSet<&[u8]> = HashSet::new();
     for r in p.records() {
         let index = r.index;
         let key = r.key();
@@ -153,18 +158,13 @@ pub fn scan(p: &Pool) -> Facts {
         let kept = debris.see(&r);
         if Tag::read(r.bytes()).is_some() {
             if let Some(base) = chunk::base_of(key) {
-                if !split.contains(&base) {
-                    split.push(base);
-                }
+                split.insert(base);
             }
         }
         if kept {
-            match slot.entry(key) {
-                Entry::Occupied(e) => keys[*e.get()].1.push(index),
-                Entry::Vacant(e) => {
-                    e.insert(keys.len());
-                    keys.push((key, vec![index]));
-                }
+            if let Some(first) = keys.first_or_insert(key, index) {
+                repeats.push((first, index));
+                repeated.entry(first).or_insert_with(|| key.to_vec());
             }
         }
         if record::has_garbage(r.key_field()) || record::has_garbage(r.value_field()) {
@@ -193,24 +193,91 @@ pub fn scan(p: &Pool) -> Facts {
         }
     }
     f.debris = debris.finish();
-    for base in split {
-        let mut chunks = Chunks::default();
+    if !split.is_empty() {
+        // One more pass gathers the chunks of every base at once.
+        let mut sets: Vec<(&[u8], Chunks)> = Vec::new();
+        let mut at: HashMap<&[u8], usize> = HashMap::new();
         for r in p.records() {
-            chunks.see(base, r.index, r.bytes());
+            let Some(base) = chunk::base_of(r.key()).filter(|b| split.contains(b)) else {
+                continue;
+            };
+            let i = *at.entry(base).or_insert_with(|| {
+                sets.push((base, Chunks::default()));
+                sets.len() - 1
+            });
+            sets[i].1.see(base, r.index, r.bytes());
         }
-        if chunks.join().is_err() {
-            f.broken_chunks.push(base.to_vec());
+        // In the order the bases first appear.
+        for (base, chunks) in sets {
+            if chunks.join().is_err() {
+                f.broken_chunks.push(base.to_vec());
+            }
         }
     }
-    f.duplicates = keys
-        .into_iter()
-        .filter(|(_, ix)| ix.len() > 1)
-        .map(|(key, indices)| Duplicate {
-            key: key.to_vec(),
-            indices,
-        })
-        .collect();
+    // Keys in order of first appearance, each with the records holding it.
+    repeats.sort_by_key(|&(first, _)| first);
+    for group in repeats.chunk_by(|a, b| a.0 == b.0) {
+        let first = group[0].0;
+        f.duplicates.push(Duplicate {
+            key: repeated.remove(&first).unwrap_or_default(),
+            indices: std::iter::once(first)
+                .chain(group.iter().map(|&(_, i)| i))
+                .collect(),
+        });
+    }
     f
+}
+
+/// The first record of each key, known by two hashes of the key: FNV-1a
+/// and SipHash with keys drawn for this process. The index holds no key and
+/// never looks back at the pool: a look back at a record the scan has
+/// passed would map its pages again, and memory would grow with the pool.
+/// Two keys are taken for one only when both 64-bit hashes agree.
+pub(crate) struct KeyIndex {
+    sip: std::collections::hash_map::RandomState,
+    first: HashMap<u64, (u64, usize)>,
+    /// Other keys with an FNV hash already in `first`.
+    collided: Vec<(u64, u64, usize)>,
+}
+
+impl Default for KeyIndex {
+    fn default() -> KeyIndex {
+        KeyIndex {
+            sip: std::collections::hash_map::RandomState::new(),
+            first: HashMap::new(),
+            collided: Vec::new(),
+        }
+    }
+}
+
+impl KeyIndex {
+    /// The two hashes of `key`.
+    pub(crate) fn hashes(&self, key: &[u8]) -> (u64, u64) {
+        use std::hash::BuildHasher;
+        (record::fnv1a64(&[key]), self.sip.hash_one(key))
+    }
+
+    /// The first record holding `key`, or None when `index` is the first
+    /// (and is noted as such).
+    pub(crate) fn first_or_insert(&mut self, key: &[u8], index: usize) -> Option<usize> {
+        let (h, sip) = self.hashes(key);
+        match self.first.entry(h) {
+            Entry::Vacant(e) => {
+                e.insert((sip, index));
+                None
+            }
+            Entry::Occupied(e) if e.get().0 == sip => Some(e.get().1),
+            Entry::Occupied(_) => {
+                let found = (self.collided.iter())
+                    .find(|&&(ch, cs, _)| ch == h && cs == sip)
+                    .map(|&(_, _, i)| i);
+                if found.is_none() {
+                    self.collided.push((h, sip, index));
+                }
+                found
+            }
+        }
+    }
 }
 
 impl Report {

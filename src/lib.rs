@@ -105,8 +105,8 @@
 //!         let rec = record::encode(self.key, self.value);
 //!         let mut plan = Plan::default();
 //!         match self.found {
-//!             Some(i) => plan.updates.push((i, rec)),
-//!             None => plan.appends.push(rec),
+//!             Some(i) => plan.updates.push((i, rec.into())),
+//!             None => plan.appends.push(rec.into()),
 //!         }
 //!         Ok(plan)
 //!     }

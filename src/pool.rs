@@ -341,6 +341,14 @@ impl Pool {
             })
     }
 
+    /// Let go of the pages of records `range` (see [`Pool::records`]):
+    /// for a pass over many records that is not a scan.
+    pub(crate) fn release(&self, range: std::ops::Range<usize>) {
+        if let Some(map) = &self.map {
+            map.release(range.start * RECORD_SIZE..range.end * RECORD_SIZE);
+        }
+    }
+
     /// Run a read-only scan of the file. If a process that takes no lock
     /// shrank the file while it ran (see `map.rs`), the scan saw zeros where
     /// records were: take the new size and scan again. So `f` may run more
@@ -431,7 +439,9 @@ impl Pool {
     }
 
     /// Write `rec` into slot `index`, which must hold a tombstone (a record
-    /// whose key starts with NUL) or lie at or past the end of the file.
+    /// whose key starts with NUL) or lie at or past the end of the file, or
+    /// lie within one page (then the write is one write, whole or not at
+    /// all).
     /// The record is written in page-contained parts, the part after the
     /// page boundary first: a kill between the parts leaves the slot with
     /// the tombstone's first byte, so it still reads as a tombstone, and a
@@ -461,9 +471,9 @@ impl Pool {
     /// empty key, which no reader can ask for, and the next change to the
     /// pool removes it ([`Pool::compact`], which has an example).
     pub fn tombstone(&mut self, index: usize) -> Result<(), Error> {
-        if self.rec(index).key_field()[0] == 0 {
-            return Ok(());
-        }
+        // Written even over a tombstone (the byte is the same): a look at
+        // the record first would map its pages again, and records removed
+        // all over a large pool would map all of it.
         seam::pwrite(&self.file, &[0], (index * RECORD_SIZE) as u64)
             .map_err(|e| Error::io(&self.path, "marking a record removed", e))
     }
@@ -507,13 +517,25 @@ impl Pool {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn append_all(&mut self, recs: &[Box<[u8; RECORD_SIZE]>]) -> Result<(), Error> {
-        if recs.is_empty() {
+        self.append_with(recs.len(), |i, rec| rec.copy_from_slice(&recs[i][..]))
+    }
+
+    /// [`Pool::append_all`] of `n` records, each made when it is written:
+    /// `fill(i, rec)` fills `rec` with record `i`.
+    pub fn append_with(
+        &mut self,
+        n: usize,
+        mut fill: impl FnMut(usize, &mut [u8; RECORD_SIZE]),
+    ) -> Result<(), Error> {
+        if n == 0 {
             return Ok(());
         }
         self.require_aligned()?;
         let start = self.size;
-        for (i, rec) in recs.iter().enumerate() {
-            if let Err(e) = self.put(self.len() + i, rec, "appending a record") {
+        let mut rec = Box::new([0u8; RECORD_SIZE]);
+        for i in 0..n {
+            fill(i, &mut rec);
+            if let Err(e) = self.put(self.len() + i, &rec, "appending a record") {
                 let _ = seam::set_len(&self.file, start);
                 let _ = self.refresh();
                 return Err(e);
@@ -572,7 +594,15 @@ impl Pool {
                 return Err(self.changed_underneath());
             }
             self.put(w, &buf, "moving a record")?;
-            self.tombstone(r)?;
+            // The old slot is made a tombstone so that the record moved into
+            // it next can be written in parts. When that is the very next
+            // write and one write within a page, the slot is left as it is:
+            // until then it reads as a copy of the record just moved, and
+            // after it as a copy of the next (`change::Debris`).
+            let next_in_one_write = w + 1 == r && head_len((r * RECORD_SIZE) as u64) == RECORD_SIZE;
+            if !next_in_one_write {
+                self.tombstone(r)?;
+            }
             if r % RELEASE_EVERY == 0 {
                 if let Some(map) = &self.map {
                     map.release(released..w * RECORD_SIZE);

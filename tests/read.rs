@@ -940,6 +940,40 @@ fn read_waits_for_a_writers_lock_and_times_out_with_exit_3() {
 }
 
 #[test]
+fn the_hint_for_a_missing_key_passes_over_a_busy_pool_without_waiting_for_it() {
+    let (pools, before) = three();
+    pools.set_records(3, &[("VirtualMachineId", "1234")]);
+    let held = File::open(pools.file(3)).unwrap();
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    // The lock is held for the whole run and the timeout is long: a hint
+    // that waited for it would never finish.
+    pools
+        .cmd()
+        .args(["read", "--lock-timeout", "3600", "VirtualMachineId"])
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "pool 3 was busy and not searched for the key",
+        ));
+    // Found in a pool that is free: the busy one does not matter.
+    pools.set_records(2, &[("VirtualMachineId", "1234")]);
+    pools
+        .cmd()
+        .args(["read", "--lock-timeout", "3600", "VirtualMachineId"])
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "VirtualMachineId is in pool 2 (auto): use -p 2",
+        ))
+        .stderr(predicate::str::contains("busy").not());
+    drop(held);
+    assert_eq!(pools.bytes(0), before);
+}
+
+#[test]
 fn read_shares_its_lock_with_other_readers() {
     let (pools, _) = three();
     let held = File::open(pools.file(0)).unwrap();

@@ -2,12 +2,13 @@
 //! records up, one whole record at a time from the front, and truncate.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use crate::change::{self, Plan, Planner};
 use crate::cli::DeleteArgs;
 use crate::commands::{key_matcher, list_after_change, writable, Ctx};
 use crate::error::{Error, Exit};
+use crate::inspect::KeyIndex;
 use crate::matcher::{fold, Matcher};
 use crate::output::messages::tell_no_match;
 use crate::pool::{Access, Pool, PoolId, Rec};
@@ -82,7 +83,9 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     let (plan, debris) = change::run(&mut p, || Doomed {
         target: target.as_ref(),
         a,
-        seen: Vec::new(),
+        gone: Vec::new(),
+        keys: KeyIndex::default(),
+        last: HashMap::new(),
     })?;
     // The clean-up forms count what a killed hvkvp left as cleaned; a
     // delete by key matched or did not, whatever else went.
@@ -98,43 +101,50 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     Ok(Exit::Success)
 }
 
-/// Picks the records to remove, in one pass (and, for `-d`, a second one
-/// backwards).
+/// Picks the records to remove, in one pass. For `-d`, a record goes when
+/// a later one has its key; keys are known by two hashes ([`KeyIndex`]),
+/// so that memory stays small whatever the size of the pool.
 struct Doomed<'a> {
     target: Option<&'a Matcher>,
     a: &'a DeleteArgs,
-    /// Each record seen, and whether it goes.
-    seen: Vec<(usize, bool)>,
+    /// The records that go, in order.
+    gone: Vec<usize>,
+    /// `-d`: the first record of each key, and the last seen of each.
+    keys: KeyIndex,
+    last: HashMap<usize, usize>,
+}
+
+/// The key as `-i` compares it.
+fn fold_if(ignore_case: bool, key: &[u8]) -> Cow<'_, [u8]> {
+    if ignore_case {
+        fold(key)
+    } else {
+        Cow::Borrowed(key)
+    }
 }
 
 impl Planner for Doomed<'_> {
     fn see(&mut self, r: &Rec<'_>) {
         let by_key = self.target.is_some_and(|m| m.matches_field(r.key_field()));
-        let gone = by_key || (self.a.clean_invalid && unreadable(r));
-        self.seen.push((r.index, gone));
-    }
-
-    fn finish(mut self, p: &Pool) -> Result<Plan, Error> {
+        if by_key || (self.a.clean_invalid && unreadable(r)) {
+            self.gone.push(r.index);
+        }
         if self.a.clean_duplicates {
-            // The host keeps the last record of a key: keep that one.
-            let mut keys: HashSet<Cow<'_, [u8]>> = HashSet::new();
-            for (i, gone) in self.seen.iter_mut().rev() {
-                let key = p.rec(*i).key();
-                let key = if self.a.matching.ignore_case {
-                    fold(key)
-                } else {
-                    Cow::Borrowed(key)
-                };
-                if !keys.insert(key) {
-                    *gone = true;
-                }
+            let key = fold_if(self.a.matching.ignore_case, r.key());
+            if let Some(first) = self.keys.first_or_insert(&key, r.index) {
+                // The host keeps the last record of a key: the one before
+                // this goes.
+                let before = self.last.insert(first, r.index).unwrap_or(first);
+                self.gone.push(before);
             }
         }
-        let remove_first = (self.seen.iter())
-            .filter_map(|&(i, gone)| gone.then_some(i))
-            .collect();
+    }
+
+    fn finish(mut self, _: &Pool) -> Result<Plan, Error> {
+        self.gone.sort_unstable();
+        self.gone.dedup();
         Ok(Plan {
-            remove_first,
+            remove_first: self.gone,
             ..Plan::default()
         })
     }

@@ -3,16 +3,19 @@
 //! into `less` must not stall the daemon, whose host request times out
 //! after 30 s.
 
-use std::io::{BufWriter, IsTerminal, Write};
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use crate::chunk::{Broken, Chunks};
 use crate::cli::ReadArgs;
 use crate::commands::{key_matcher, os_bytes, Ctx};
 use crate::error::{Error, Exit};
+use crate::inspect::KeyIndex;
 use crate::matcher::Matcher;
 use crate::output::messages::{say, tell_no_match, warn};
-use crate::output::{self, show_key, Entry, Format, Style};
+use crate::output::spool::Spool;
+use crate::output::{show_key, Format, Render, Style};
 use crate::pool::{self, Access, Pool, PoolId};
 use crate::watch::Watch;
 
@@ -59,39 +62,39 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         first_only,
         join: a.join.then(|| a.key.as_deref().map(os_bytes)).flatten(),
     };
+    // The records are written out as they are found, into a spool that
+    // is printed once every lock is released.
+    let mut render = Render::new(Spool::default(), style(format, a.null, all_pools));
 
-    let style = Style {
-        format,
-        null: a.null,
-        show_pool: all_pools,
-        escape: std::io::stdout().is_terminal(),
-    };
     // With -a, a pool that cannot be read is named and the others printed;
     // the exit status says one failed.
     let mut failed = false;
-    let entries = match a.wait {
+    match a.wait {
         Some(limit) => {
             let key = a.key.as_deref().map(os_bytes).unwrap_or_default();
-            match wait_for(ctx, &pools, &q, limit, all_pools.then_some(&mut failed))? {
-                Some(found) => found,
-                None => {
-                    tell_no_match(&format!("{}: timed out waiting for it", show_key(key)));
-                    return Ok(if failed {
-                        Exit::Environment
-                    } else {
-                        Exit::NoMatch
-                    });
-                }
+            if !wait_for(
+                ctx,
+                &pools,
+                &q,
+                limit,
+                &mut render,
+                all_pools.then_some(&mut failed),
+            )? {
+                tell_no_match(&format!("{}: timed out waiting for it", show_key(key)));
+                return Ok(if failed {
+                    Exit::Environment
+                } else {
+                    Exit::NoMatch
+                });
             }
         }
         None => {
-            let mut entries = Vec::new();
             for id in &pools {
-                let f = match collect(ctx, *id, &q, ctx.timeout) {
+                let f = match collect(ctx, *id, &q, ctx.timeout, &mut render) {
                     // The pool asked for is missing: if the key is in
                     // another pool, that is the answer the user needs.
                     Err(e @ Error::NoPoolFile { .. }) if a.key.is_some() && !all_pools => {
-                        let Some(other) = elsewhere(ctx, *id, &matcher) else {
+                        let Some(other) = elsewhere(ctx, *id, &matcher).found else {
                             return Err(e);
                         };
                         let key = a.key.as_deref().map(os_bytes).unwrap_or_default();
@@ -111,27 +114,26 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
                     say(&format!("error: {why}"));
                     return Ok(Exit::NoMatch);
                 }
-                entries.extend(f.entries);
             }
-            entries
         }
-    };
+    }
 
     // hvkvp 2.0 printed nothing and exited 0: scripts under `set -e` rely
     // on it.
-    if entries.is_empty() && ctx.compat && !failed {
+    let count = render.count();
+    if count == 0 && ctx.compat && !failed {
         return Ok(Exit::Success);
     }
     // JSON says "nothing" as an empty array or object, so that a program
     // reading it needs no special case.
     let structured = matches!(format, Format::Json | Format::Object);
-    if !quiet && (structured || !entries.is_empty()) {
-        print(&entries, &style)?;
+    if !quiet && (structured || count > 0) {
+        print(render)?;
     }
     if failed {
         return Ok(Exit::Environment);
     }
-    if entries.is_empty() {
+    if count == 0 {
         match (&a.key, all_pools) {
             (Some(k), false) => not_found(ctx, pools[0], os_bytes(k), &matcher, a),
             // -a: the key may be in any pool, in another case.
@@ -159,21 +161,29 @@ pub(crate) fn print_pool(ctx: &Ctx, id: PoolId) -> Result<(), Error> {
         first_only: false,
         join: None,
     };
-    let f = collect(ctx, id, &q, ctx.timeout)?;
+    let mut render = Render::new(Spool::default(), style(Format::Kv, false, false));
+    let f = collect(ctx, id, &q, ctx.timeout, &mut render)?;
     f.warnings.iter().for_each(|w| warn(w));
-    let style = Style {
-        format: Format::Kv,
-        null: false,
-        show_pool: false,
-        escape: std::io::stdout().is_terminal(),
-    };
-    print(&f.entries, &style)
+    print(render)
 }
 
-/// Write entries to stdout; escaped on a terminal, exact bytes to a pipe.
-fn print(entries: &[Entry], style: &Style) -> Result<(), Error> {
-    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-    output::write_entries(&mut out, entries, style)
+/// How records print: escaped on a terminal, exact bytes to a pipe.
+fn style(format: Format, null: bool, show_pool: bool) -> Style {
+    Style {
+        format,
+        null,
+        show_pool,
+        escape: std::io::stdout().is_terminal(),
+    }
+}
+
+/// Close what `render` wrote (once every lock is released) and copy it to
+/// stdout.
+fn print(render: Render<Spool>) -> Result<(), Error> {
+    let spool = render.finish().map_err(Error::Output)?;
+    let mut out = std::io::stdout().lock();
+    spool
+        .copy_to(&mut out)
         .and_then(|()| out.flush())
         .map_err(Error::Output)
 }
@@ -191,7 +201,8 @@ fn not_found(ctx: &Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadArgs)
             show_key(&stored)
         ));
     }
-    if let Some(other) = elsewhere(ctx, id, matcher) {
+    let seen = elsewhere(ctx, id, matcher);
+    if let Some(other) = seen.found {
         return say(&in_pool(key, other));
     }
     let others: Vec<PoolId> = PoolId::ALL.into_iter().filter(|&p| p != id).collect();
@@ -203,7 +214,13 @@ fn not_found(ctx: &Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadArgs)
             show_key(&stored),
             other.number()
         )),
-        None => tell_no_match(&format!("{}: no such key in pool {id}", show_key(key))),
+        None => {
+            tell_no_match(&format!("{}: no such key in pool {id}", show_key(key)));
+            // Said even to a script: the key may be in that pool.
+            if let Some(note) = seen.busy_note() {
+                say(&note);
+            }
+        }
     }
 }
 
@@ -216,14 +233,15 @@ fn other_case(ctx: &Ctx, pools: &[PoolId], key: &[u8], a: &ReadArgs) -> Option<(
     if a.matching.ignore_case || a.join {
         return None;
     }
-    let q = Query {
-        matcher: &Matcher::exact_fold(key),
-        first_only: true,
-        join: None,
-    };
+    let matcher = Matcher::exact_fold(key);
     pools.iter().find_map(|&id| {
-        let found = collect(ctx, id, &q, Duration::ZERO).ok()?;
-        found.entries.into_iter().next().map(|e| (id, e.key))
+        let mut pool = Pool::open(&ctx.dir, id, Access::Read, Duration::ZERO).ok()?;
+        let stored = pool.scan(|p| {
+            p.records()
+                .find(|r| matcher.matches_field(r.key_field()))
+                .map(|r| r.key().to_vec())
+        });
+        stored.ok().flatten().map(|k| (id, k))
     })
 }
 
@@ -239,8 +257,9 @@ fn wait_for(
     pools: &[PoolId],
     q: &Query<'_>,
     limit: Option<Duration>,
+    render: &mut Render<Spool>,
     mut failed: Option<&mut bool>,
-) -> Result<Option<Vec<Entry>>, Error> {
+) -> Result<bool, Error> {
     // Missing, not a directory, or closed to us: say which.
     pool::check_dir(&ctx.dir)?;
     let names = pools.iter().map(|id| id.file_name().into()).collect();
@@ -250,9 +269,8 @@ fn wait_for(
     let deadline = limit.and_then(|l| Instant::now().checked_add(l));
     let mut warned = false;
     loop {
-        let mut found = Vec::new();
         for id in pools {
-            match collect(ctx, *id, q, ctx.timeout) {
+            match collect(ctx, *id, q, ctx.timeout, render) {
                 Ok(f) => {
                     if !warned {
                         f.warnings.iter().for_each(|w| warn(w));
@@ -262,7 +280,6 @@ fn wait_for(
                     if let Some(why) = f.broken.filter(|_| !warned) {
                         warn(&why);
                     }
-                    found.extend(f.entries);
                 }
                 Err(Error::NoPoolFile { .. } | Error::NoPoolDir { .. }) => {}
                 // With -a (`failed` given), a pool that cannot be read is
@@ -279,11 +296,11 @@ fn wait_for(
             }
         }
         warned = true;
-        if !found.is_empty() {
-            return Ok(Some(found));
+        if render.count() > 0 {
+            return Ok(true);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(None);
+            return Ok(false);
         }
         watch.wait(deadline);
     }
@@ -298,56 +315,67 @@ struct Query<'a> {
     join: Option<&'a [u8]>,
 }
 
-/// What one pool gave: the records to print, and warnings to print once the
-/// pool is unlocked.
+/// What one pool gave, besides the records written: warnings to print once
+/// the pool is unlocked.
 struct Found {
-    entries: Vec<Entry>,
     warnings: Vec<String>,
     /// `--join` found chunks that do not join up: why.
     broken: Option<String>,
 }
 
-/// Copy the matching records of one pool out under its shared lock. With
-/// `join`, a key that is absent is put back together from its chunks
-/// `KEY.0`, `KEY.1`, … A set of chunks that does not join up to one value
-/// (one missing, or chunks of two values) is an error: a shorter or mixed
-/// value printed with exit 0 would be taken for the real one.
-fn collect(ctx: &Ctx, id: PoolId, q: &Query<'_>, timeout: Duration) -> Result<Found, Error> {
+/// Write the matching records of one pool into `render` under its shared
+/// lock, in one pass. With `join`, a key that is absent is put back
+/// together from its chunks `KEY.0`, `KEY.1`, … A set of chunks that does
+/// not join up to one value (one missing, or chunks of two values) is an
+/// error: a shorter or mixed value printed with exit 0 would be taken for
+/// the real one.
+fn collect(
+    ctx: &Ctx,
+    id: PoolId,
+    q: &Query<'_>,
+    timeout: Duration,
+    render: &mut Render<Spool>,
+) -> Result<Found, Error> {
     let mut pool = Pool::open(&ctx.dir, id, Access::Read, timeout)?;
-    let (mut entries, chunks) = pool.scan(|p| {
-        let mut found = Vec::new();
-        for r in p.records() {
-            if q.matcher.matches_field(r.key_field()) {
-                found.push(Entry {
-                    pool: id.number(),
-                    index: r.index,
-                    key: r.key().to_vec(),
-                    value: r.value().to_vec(),
-                });
-                if q.first_only {
-                    break;
+    let start = render.mark();
+    let pool_no = id.number();
+    let object = render.style().format == Format::Object;
+    let chunks = pool.scan(|p| -> std::io::Result<Chunks> {
+        // A scan that runs again starts again.
+        render.rewind(start)?;
+        let before = render.count();
+        let mut chunks = Chunks::default();
+        if object && !q.first_only {
+            object_members(p, q.matcher, |i, k, v| render.entry(pool_no, i, k, v))?;
+        } else {
+            let mut any = false;
+            for r in p.records() {
+                if q.matcher.matches_field(r.key_field()) {
+                    render.entry(pool_no, r.index, r.key(), r.value())?;
+                    any = true;
+                    if q.first_only {
+                        break;
+                    }
+                }
+                if let Some(key) = q.join.filter(|_| !any) {
+                    chunks.see(key, r.index, r.bytes());
                 }
             }
         }
-        let mut chunks = Chunks::default();
-        if let Some(key) = q.join.filter(|_| found.is_empty()) {
-            for r in p.records() {
-                chunks.see(key, r.index, r.bytes());
-            }
+        if render.count() > before {
+            chunks = Chunks::default();
         }
-        (found, chunks)
+        Ok(chunks)
     })?;
+    let chunks = chunks.map_err(Error::Output)?;
     let warnings: Vec<String> = pool.misaligned_warning().into_iter().collect();
     drop(pool); // unlock before anything is printed
     let mut broken = None;
     if let (Some(key), false) = (q.join, chunks.is_empty()) {
         match chunks.join() {
-            Ok((index, value)) => entries.push(Entry {
-                pool: id.number(),
-                index,
-                key: key.to_vec(),
-                value,
-            }),
+            Ok((index, value)) => render
+                .entry(pool_no, index, key, &value)
+                .map_err(Error::Output)?,
             Err(Broken::Missing(n)) => {
                 broken = Some(format!(
                     "{} is missing from pool {id}: the chunks do not make a whole value",
@@ -363,11 +391,36 @@ fn collect(ctx: &Ctx, id: PoolId, q: &Query<'_>, timeout: Duration) -> Result<Fo
             }
         }
     }
-    Ok(Found {
-        entries,
-        warnings,
-        broken,
-    })
+    Ok(Found { warnings, broken })
+}
+
+/// `-o object`: each key whose field `matcher` matches, once, in the place
+/// of its first record, with the value of its last (the one the host
+/// keeps). Two passes; between them only the hashes and two record
+/// numbers of each key are held, and the values of repeated keys.
+fn object_members(
+    p: &Pool,
+    matcher: &Matcher,
+    mut f: impl FnMut(usize, &[u8], &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut keys = KeyIndex::default();
+    // The last value of each repeated key, by its first record: copied as
+    // the scan passes it, as a look back would map the pages again.
+    let mut last: HashMap<usize, Vec<u8>> = HashMap::new();
+    for r in p.records().filter(|r| matcher.matches_field(r.key_field())) {
+        if let Some(first) = keys.first_or_insert(r.key(), r.index) {
+            let v = last.entry(first).or_default();
+            v.clear();
+            v.extend_from_slice(r.value());
+        }
+    }
+    for r in p.records().filter(|r| matcher.matches_field(r.key_field())) {
+        if keys.first_or_insert(r.key(), r.index) == Some(r.index) {
+            let value = last.get(&r.index).map_or(r.value(), Vec::as_slice);
+            f(r.index, r.key(), value)?;
+        }
+    }
+    Ok(())
 }
 
 /// The hint for a key found in another pool than the one asked.
@@ -379,17 +432,61 @@ fn in_pool(key: &[u8], other: PoolId) -> String {
     )
 }
 
-/// Which other pool holds the key, for the "use -p N" hint. Best effort: a
-/// pool that cannot be read at once is skipped.
-fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> Option<PoolId> {
-    let timeout = ctx.timeout.min(Duration::from_secs(1));
+/// What the look at the other pools found, for the "use -p N" hint.
+struct Elsewhere {
+    /// The first other pool that holds the key.
+    found: Option<PoolId>,
+    /// Pools passed over because a writer held their lock.
+    busy: Vec<PoolId>,
+}
+
+impl Elsewhere {
+    /// When the key was found nowhere, the pools that were not looked at:
+    /// the key may be in one of them.
+    fn busy_note(&self) -> Option<String> {
+        if self.found.is_some() || self.busy.is_empty() {
+            return None;
+        }
+        let pools: Vec<String> = self.busy.iter().map(|id| id.number().to_string()).collect();
+        Some(match pools.len() {
+            1 => format!("pool {} was busy and not searched for the key", pools[0]),
+            _ => format!(
+                "pools {} were busy and not searched for the key",
+                pools.join(", ")
+            ),
+        })
+    }
+}
+
+/// Which other pool holds the key, for the "use -p N" hint. Best effort,
+/// and never a wait: each pool costs at most a try-lock, and one whose lock
+/// is busy is passed over; a pool that cannot be read is skipped.
+fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> Elsewhere {
     let q = Query {
         matcher,
         first_only: true,
         join: None,
     };
-    PoolId::ALL
-        .into_iter()
-        .filter(|&id| id != not)
-        .find(|&id| collect(ctx, id, &q, timeout).is_ok_and(|f| !f.entries.is_empty()))
+    let mut seen = Elsewhere {
+        found: None,
+        busy: Vec::new(),
+    };
+    let style = Style {
+        format: Format::Value,
+        null: false,
+        show_pool: false,
+        escape: false,
+    };
+    for id in PoolId::ALL.into_iter().filter(|&id| id != not) {
+        let mut render = Render::new(Spool::default(), style);
+        match collect(ctx, id, &q, Duration::ZERO, &mut render) {
+            Ok(_) if render.count() > 0 => {
+                seen.found = Some(id);
+                break;
+            }
+            Err(Error::LockTimeout { .. }) => seen.busy.push(id),
+            _ => {}
+        }
+    }
+    seen
 }

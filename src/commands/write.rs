@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use crate::batch::{self, Pairs};
-use crate::change::{self, Plan, Planner};
+use crate::change::{self, New, Plan, Planner, Record};
 use crate::chunk::{self, Tag};
 use crate::cli::{OnOff, WriteArgs};
 use crate::commands::{list_after_change, os_bytes, writable, Ctx};
@@ -167,34 +167,44 @@ fn apply(
     p.require_aligned()?;
     // One exact key: compare each field in place, length first.
     let single = (sets.len() == 1).then(|| sets[0].0.as_slice());
-    let want: HashMap<Vec<u8>, usize> = match single {
+    // Borrowed: a batch's keys are not held twice.
+    let want: HashMap<&[u8], usize> = match single {
         Some(_) => HashMap::new(),
         None => (sets.iter().enumerate())
-            .map(|(i, (k, _))| (k.clone(), i))
+            .map(|(i, (k, _))| (k.as_slice(), i))
             .collect(),
     };
-    change::run(p, || Sets {
-        sets,
-        tag,
-        single,
-        want: &want,
-        pattern,
-        limits,
-        also_remove: &also_remove,
-        first: vec![None; sets.len()],
-        spellings: Vec::new(),
-        plan: Plan::default(),
-    })?;
+    let make = |n: usize, rec: &mut Record| {
+        let (key, value) = &sets[n];
+        let made = match tag {
+            Some(tag) => chunk::encode(key, value, tag),
+            None => record::encode(key, value),
+        };
+        rec.copy_from_slice(&made[..]);
+    };
+    change::run_with(
+        p,
+        || Sets {
+            sets,
+            single,
+            want: &want,
+            pattern,
+            limits,
+            also_remove: &also_remove,
+            first: vec![None; sets.len()],
+            spellings: Vec::new(),
+            plan: Plan::default(),
+        },
+        &make,
+    )?;
     p.touch()
 }
 
 /// The planner of [`apply`].
 struct Sets<'a, F> {
     sets: &'a [(Vec<u8>, Vec<u8>)],
-    /// The tag of `--split` chunks.
-    tag: Option<Tag>,
     single: Option<&'a [u8]>,
-    want: &'a HashMap<Vec<u8>, usize>,
+    want: &'a HashMap<&'a [u8], usize>,
     /// The one key names every record this matches (see [`apply`]).
     pattern: Option<&'a Matcher>,
     limits: Limits,
@@ -235,23 +245,21 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
             if self.spellings.is_empty() {
                 self.plan
                     .appends
-                    .push(record::encode(&self.sets[0].0, value));
+                    .push(record::encode(&self.sets[0].0, value).into());
             }
             for (stored, at) in &self.spellings {
                 // Keep the stored spelling (hvkvp 2.0 behaviour).
                 check_field(Field::Key, stored, self.limits)?;
-                self.plan.updates.push((*at, record::encode(stored, value)));
+                (self.plan.updates).push((*at, record::encode(stored, value).into()));
             }
             return Ok(self.plan);
         }
-        for ((key, value), at) in self.sets.iter().zip(&self.first) {
-            let rec = match self.tag {
-                Some(tag) => chunk::encode(key, value, tag),
-                None => record::encode(key, value),
-            };
+        // Set N's record is made when it is written (`make`): a batch of
+        // many pairs is not held twice.
+        for (n, at) in self.first.iter().enumerate() {
             match *at {
-                Some(at) => self.plan.updates.push((at, rec)),
-                None => self.plan.appends.push(rec),
+                Some(at) => self.plan.updates.push((at, New::Made(n))),
+                None => self.plan.appends.push(New::Made(n)),
             }
         }
         Ok(self.plan)

@@ -72,6 +72,119 @@ pub fn write_lines<W: Write, T: Serialize>(
     out.write_all(if any { b"\n]\n" } else { b"]\n" })
 }
 
+/// Append `s` as a JSON string, quotes included, escaped exactly as
+/// [`write()`] escapes it, without going through serde: this is the inner
+/// loop of `read -o json` and `-o object`. Runs of bytes that need no escape
+/// are found eight at a time and copied whole.
+pub fn string(buf: &mut Vec<u8>, s: &str, escape: bool) {
+    buf.push(b'"');
+    fragment(buf, s, escape);
+    buf.push(b'"');
+}
+
+/// Append `bytes` as a JSON string, U+FFFD in place of each sequence that
+/// is not UTF-8 (as `String::from_utf8_lossy`).
+pub fn lossy(buf: &mut Vec<u8>, bytes: &[u8], escape: bool) {
+    buf.push(b'"');
+    // One pass of the standard library's conversion (no copy when the
+    // bytes are UTF-8), then one of the escaper: cheaper than escaping
+    // between every two bad bytes.
+    fragment(buf, &String::from_utf8_lossy(bytes), escape);
+    buf.push(b'"');
+}
+
+/// Append `bytes` in lower-case hex.
+pub fn hex(buf: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let start = buf.len();
+    buf.resize(start + bytes.len() * 2, 0);
+    for (pair, &b) in buf[start..].chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
+    }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each zero byte of `x`; exact for the lowest zero byte
+/// (a borrow may mark bytes above it).
+fn zeros(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
+/// The high bit of each of the eight bytes that needs a look: a control
+/// character, a quote or a backslash, and on a terminal DEL and every byte
+/// of a non-ASCII character. Exact for the lowest such byte, which is the
+/// one used.
+fn needs_look(x: u64, escape: bool) -> u64 {
+    let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+    let mut m =
+        below_space | zeros(x ^ (ONES * u64::from(b'"'))) | zeros(x ^ (ONES * u64::from(b'\\')));
+    if escape {
+        m |= (x & HIGH) | zeros(x ^ (ONES * 0x7f));
+    }
+    m
+}
+
+/// The characters of `s`, escaped, without quotes.
+fn fragment(buf: &mut Vec<u8>, s: &str, escape: bool) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let b = s.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    while i < b.len() {
+        if i + 8 <= b.len() {
+            let x = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+            let m = needs_look(x, escape);
+            if m == 0 {
+                i += 8;
+                continue;
+            }
+            // Straight to the first byte that needs a look.
+            i += (m.trailing_zeros() / 8) as usize;
+        }
+        let c = b[i];
+        let plain = c >= 0x20 && c != b'"' && c != b'\\' && !(escape && c >= 0x7f);
+        if plain {
+            i += 1;
+            continue;
+        }
+        buf.extend_from_slice(&b[start..i]);
+        if c >= 0x7f {
+            // On a terminal: a whole character, from a character boundary
+            // (every byte of a non-ASCII character stops the scan).
+            let ch = s[i..].chars().next().expect("a character");
+            let n = ch.len_utf8();
+            if super::is_unsafe(ch) {
+                let _ = write!(buf, "\\u{:04x}", ch as u32);
+            } else {
+                buf.extend_from_slice(&b[i..i + n]);
+            }
+            i += n;
+            start = i;
+            continue;
+        }
+        match c {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            _ => buf.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                DIGITS[usize::from(c >> 4)],
+                DIGITS[usize::from(c & 15)],
+            ]),
+        }
+        i += 1;
+        start = i;
+    }
+    buf.extend_from_slice(&b[start..]);
+}
+
 /// serde_json's compact formatter (the trait's defaults), with hvkvp's escapes: control
 /// characters other than `\n`, `\r` and `\t` as `\u00XX` (`\b` and `\f`
 /// included), and on a terminal every unsafe character as `\uXXXX`.

@@ -10,12 +10,11 @@ pub mod check;
 pub mod json;
 #[cfg(feature = "cli")]
 pub(crate) mod messages;
+pub mod spool;
 
 use std::io::{self, Write};
 
-use serde::Serialize;
-
-use json::Text;
+use spool::Spool;
 
 /// One record copied out of a pool, ready to print after the lock is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,42 +58,171 @@ pub struct Style {
     pub escape: bool,
 }
 
-/// Write `entries` to `out` in `style`.
+/// Write `entries` to `out` in `style`; for `-o object`, each key once,
+/// in the place of its first record, with the value of its last.
 pub fn write_entries(out: &mut impl Write, entries: &[Entry], style: &Style) -> io::Result<()> {
-    match style.format {
-        Format::Json => return write_json(out, entries, style.escape),
-        Format::Object => return write_object(out, entries, style),
-        Format::Kv | Format::Value => {}
-    }
-    let mut buf = Vec::with_capacity(4096);
-    for e in entries {
-        buf.clear();
-        if style.null {
-            if style.show_pool {
-                buf.extend_from_slice(e.pool.to_string().as_bytes());
-                buf.push(0);
-            }
-            if style.format == Format::Kv {
-                text(&mut buf, &e.key, style.escape);
-                buf.push(0);
-            }
-            text(&mut buf, &e.value, style.escape);
-            buf.push(0);
-        } else {
-            if style.show_pool {
-                buf.extend_from_slice(e.pool.to_string().as_bytes());
-                buf.extend_from_slice(b": ");
-            }
-            if style.format == Format::Kv {
-                text(&mut buf, &e.key, style.escape);
-                buf.extend_from_slice(b": ");
-            }
-            text(&mut buf, &e.value, style.escape);
-            buf.push(b'\n');
+    let mut r = Render::new(out, *style);
+    if style.format == Format::Object {
+        let mut last: std::collections::HashMap<(u8, &[u8]), &[u8]> =
+            std::collections::HashMap::new();
+        for e in entries {
+            last.insert((e.pool, &e.key), &e.value);
         }
-        out.write_all(&buf)?;
+        for e in entries {
+            if let Some(value) = last.remove(&(e.pool, &e.key[..])) {
+                r.entry(e.pool, e.index, &e.key, value)?;
+            }
+        }
+    } else {
+        for e in entries {
+            r.entry(e.pool, e.index, &e.key, &e.value)?;
+        }
     }
-    Ok(())
+    r.finish().map(|_| ())
+}
+
+/// Writes records in a [`Style`] one at a time, as they are found: what is
+/// printed is never held whole.
+pub struct Render<W: Write> {
+    out: W,
+    style: Style,
+    buf: Vec<u8>,
+    /// Records written so far.
+    count: usize,
+    /// `-o object`: the pool whose object is open, and its members so far.
+    open: Option<(u8, usize)>,
+}
+
+impl<W: Write> Render<W> {
+    /// Nothing is written until the first record.
+    pub fn new(out: W, style: Style) -> Render<W> {
+        Render {
+            out,
+            style,
+            buf: Vec::with_capacity(8192),
+            count: 0,
+            open: None,
+        }
+    }
+
+    /// The style it writes in.
+    pub fn style(&self) -> &Style {
+        &self.style
+    }
+
+    /// How many records were written.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Write one record. For `-o object` the caller passes each key once,
+    /// with the value the host keeps, and the records of a pool together.
+    pub fn entry(&mut self, pool: u8, index: usize, key: &[u8], value: &[u8]) -> io::Result<()> {
+        let (style, buf) = (self.style, &mut self.buf);
+        buf.clear();
+        match style.format {
+            Format::Kv | Format::Value => {
+                let end = if style.null { b"\0" as &[u8] } else { b": " };
+                if style.show_pool {
+                    buf.extend_from_slice(pool.to_string().as_bytes());
+                    buf.extend_from_slice(end);
+                }
+                if style.format == Format::Kv {
+                    text(buf, key, style.escape);
+                    buf.extend_from_slice(end);
+                }
+                text(buf, value, style.escape);
+                buf.push(if style.null { 0 } else { b'\n' });
+            }
+            Format::Json => {
+                buf.extend_from_slice(if self.count == 0 { b"[\n" } else { b",\n" });
+                let _ = write!(buf, "{{\"pool\":{pool},\"index\":{index},\"key\":");
+                json_member(buf, "key", key, style.escape);
+                buf.extend_from_slice(b",\"value\":");
+                json_member(buf, "value", value, style.escape);
+                buf.push(b'}');
+            }
+            Format::Object => {
+                let members = match self.open {
+                    Some((p, n)) if p == pool => n,
+                    open => {
+                        if open.is_some() {
+                            buf.extend_from_slice(b"\n}");
+                        }
+                        if style.show_pool {
+                            let sep = if open.is_some() { "," } else { "{" };
+                            let _ = write!(buf, "{sep}\n\"{pool}\":");
+                        }
+                        buf.push(b'{');
+                        0
+                    }
+                };
+                buf.extend_from_slice(if members > 0 { b",\n" } else { b"\n" });
+                json::lossy(buf, key, style.escape);
+                buf.push(b':');
+                json::lossy(buf, value, style.escape);
+                self.open = Some((pool, members + 1));
+            }
+        }
+        self.count += 1;
+        self.out.write_all(&self.buf)
+    }
+
+    /// Close what is open (`]`, `}`) and hand back the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        let end: &[u8] = match (self.style.format, self.count, self.style.show_pool) {
+            (Format::Kv | Format::Value, ..) => b"",
+            (Format::Json, 0, _) => b"[]\n",
+            (Format::Json, ..) => b"\n]\n",
+            (Format::Object, 0, _) => b"{}\n",
+            (Format::Object, _, false) => b"\n}\n",
+            (Format::Object, _, true) => b"\n}\n}\n",
+        };
+        self.out.write_all(end)?;
+        Ok(self.out)
+    }
+}
+
+/// Where a [`Render`] into a [`Spool`] stands: [`Render::rewind`] goes
+/// back to it (a scan that has to run again).
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    count: usize,
+    open: Option<(u8, usize)>,
+    len: u64,
+}
+
+impl Render<Spool> {
+    /// Where the output stands now.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            count: self.count,
+            open: self.open,
+            len: self.out.len(),
+        }
+    }
+
+    /// Forget what was written since `m`.
+    pub fn rewind(&mut self, m: Mark) -> io::Result<()> {
+        self.out.truncate(m.len)?;
+        self.count = m.count;
+        self.open = m.open;
+        Ok(())
+    }
+}
+
+/// A `-o json` member: the text, and when it is not UTF-8, `NAME_utf8`
+/// and the exact bytes in `NAME_hex` (as [`json::Text`] gives them).
+fn json_member(buf: &mut Vec<u8>, name: &str, bytes: &[u8], escape: bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => json::string(buf, s, escape),
+        Err(_) => {
+            json::lossy(buf, bytes, escape);
+            let _ = write!(buf, ",\"{name}_utf8\":false,\"{name}_hex\":\"");
+            json::hex(buf, bytes);
+            buf.push(b'"');
+        }
+    }
 }
 
 fn text(buf: &mut Vec<u8>, bytes: &[u8], escape_it: bool) {
@@ -171,91 +299,147 @@ pub fn sanitize(s: &str) -> String {
     String::from_utf8(buf).unwrap_or_default()
 }
 
-/// One record in `-o json`: `{"pool","index","key","value"}`, each text
-/// that is not UTF-8 followed by its `_utf8` and `_hex` members.
-#[derive(Serialize)]
-struct JsonEntry {
-    pool: u8,
-    index: usize,
-    key: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_utf8: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_hex: Option<String>,
-    value: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value_utf8: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value_hex: Option<String>,
-}
-
-impl JsonEntry {
-    fn of(e: &Entry) -> JsonEntry {
-        let (key, value) = (Text::of(&e.key), Text::of(&e.value));
-        JsonEntry {
-            pool: e.pool,
-            index: e.index,
-            key: key.text,
-            key_utf8: key.utf8,
-            key_hex: key.hex,
-            value: value.text,
-            value_utf8: value.utf8,
-            value_hex: value.hex,
-        }
-    }
-}
-
-fn write_json(out: &mut impl Write, entries: &[Entry], escape_it: bool) -> io::Result<()> {
-    json::write_lines(out, entries.iter().map(JsonEntry::of), escape_it)
-}
-
-/// `{"key": "value", …}`, keys in order of first appearance, each with the
-/// value of its last record (the one the host keeps); with `show_pool`, an
-/// object of such objects keyed by pool number. Text that is not UTF-8 has
-/// U+FFFD in place of the bad bytes: use `-o json` for exact bytes. One
-/// member per line, which a map serializer does not lay out.
-fn write_object(out: &mut impl Write, entries: &[Entry], style: &Style) -> io::Result<()> {
-    if entries.is_empty() {
-        return out.write_all(b"{}\n");
-    }
-    let mut buf = Vec::with_capacity(4096);
-    let mut pools: Vec<u8> = entries.iter().map(|e| e.pool).collect();
-    pools.dedup();
-    if style.show_pool {
-        buf.push(b'{');
-    }
-    for (n, pool) in pools.iter().enumerate() {
-        if style.show_pool {
-            let _ = write!(buf, "{}\n\"{pool}\":", if n > 0 { "," } else { "" });
-        }
-        let mut order: Vec<&[u8]> = Vec::new();
-        let mut last: std::collections::HashMap<&[u8], &[u8]> = std::collections::HashMap::new();
-        for e in entries.iter().filter(|e| e.pool == *pool) {
-            if last.insert(&e.key, &e.value).is_none() {
-                order.push(&e.key);
-            }
-        }
-        buf.push(b'{');
-        for (i, k) in order.iter().enumerate() {
-            buf.extend_from_slice(if i > 0 { b",\n" } else { b"\n" });
-            json::write(&mut buf, &String::from_utf8_lossy(k), style.escape)?;
-            buf.push(b':');
-            json::write(&mut buf, &String::from_utf8_lossy(last[k]), style.escape)?;
-        }
-        buf.extend_from_slice(if order.is_empty() { b"}" } else { b"\n}" });
-        out.write_all(&buf)?;
-        buf.clear();
-    }
-    if style.show_pool {
-        buf.extend_from_slice(b"\n}");
-    }
-    buf.push(b'\n');
-    out.write_all(&buf)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use json::Text;
+    use serde::Serialize;
+
+    /// `-o json`'s record as serde writes it: the layout the hand-written
+    /// one keeps.
+    #[derive(Serialize)]
+    struct JsonEntry {
+        pool: u8,
+        index: usize,
+        key: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key_utf8: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key_hex: Option<String>,
+        value: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value_utf8: Option<bool>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value_hex: Option<String>,
+    }
+
+    fn serde_json_of(entries: &[Entry], escape: bool) -> Vec<u8> {
+        let items = entries.iter().map(|e| {
+            let (key, value) = (Text::of(&e.key), Text::of(&e.value));
+            JsonEntry {
+                pool: e.pool,
+                index: e.index,
+                key: key.text,
+                key_utf8: key.utf8,
+                key_hex: key.hex,
+                value: value.text,
+                value_utf8: value.utf8,
+                value_hex: value.hex,
+            }
+        });
+        let mut out = Vec::new();
+        json::write_lines(&mut out, items, escape).unwrap();
+        out
+    }
+
+    /// The object as serde writes each member.
+    fn serde_object_of(entries: &[Entry], escape: bool) -> Vec<u8> {
+        let mut out = b"{".to_vec();
+        for (i, e) in entries.iter().enumerate() {
+            out.extend_from_slice(if i > 0 { b",\n" } else { b"\n" });
+            json::write(&mut out, &String::from_utf8_lossy(&e.key), escape).unwrap();
+            out.push(b':');
+            json::write(&mut out, &String::from_utf8_lossy(&e.value), escape).unwrap();
+        }
+        out.extend_from_slice(b"\n}\n");
+        out
+    }
+
+    #[test]
+    fn hand_written_json_is_what_serde_writes_for_every_kind_of_text() {
+        let mut texts: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"plain".to_vec(),
+            b"a\"b\\c/d\n\r\t\x08\x0c\x1b\x7f".to_vec(),
+            "x\u{202e}\u{85}\u{feff}\u{200b}é✓\u{1F600}"
+                .as_bytes()
+                .to_vec(),
+            b"bad \xff\xfe and \xe2\x82 cut".to_vec(),
+            (0u8..=255).collect(),
+            "é".repeat(40).into_bytes(),
+        ];
+        // Every byte at every offset of an eight-byte word.
+        for b in 0u8..=255 {
+            for at in 0..9 {
+                let mut t = b"abcdefghijklmnop".to_vec();
+                t.insert(at, b);
+                texts.push(t);
+            }
+        }
+        let entries: Vec<Entry> = (texts.iter().enumerate())
+            .map(|(i, t)| Entry {
+                pool: 1,
+                index: i,
+                key: t.clone(),
+                value: t.iter().rev().copied().collect(),
+            })
+            .collect();
+        for escape in [false, true] {
+            let style = |format| Style {
+                format,
+                null: false,
+                show_pool: false,
+                escape,
+            };
+            let mut out = Vec::new();
+            write_entries(&mut out, &entries, &style(Format::Json)).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&serde_json_of(&entries, escape))
+            );
+            // Object keys must differ: one entry per key.
+            let distinct: Vec<Entry> = (entries.iter())
+                .map(|e| Entry {
+                    key: [e.index.to_string().as_bytes(), &e.key].concat(),
+                    ..e.clone()
+                })
+                .collect();
+            let mut out = Vec::new();
+            write_entries(&mut out, &distinct, &style(Format::Object)).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&serde_object_of(&distinct, escape))
+            );
+        }
+    }
+
+    #[test]
+    fn object_keeps_the_first_place_and_the_last_value_per_pool() {
+        let e = |pool, index, k: &str, v: &str| Entry {
+            pool,
+            index,
+            key: k.into(),
+            value: v.into(),
+        };
+        let entries = [
+            e(0, 0, "a", "1"),
+            e(0, 1, "b", "2"),
+            e(0, 2, "a", "3"),
+            e(3, 0, "a", "x"),
+        ];
+        let style = Style {
+            format: Format::Object,
+            null: false,
+            show_pool: true,
+            escape: false,
+        };
+        let mut out = Vec::new();
+        write_entries(&mut out, &entries, &style).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\n\"0\":{\n\"a\":\"3\",\n\"b\":\"2\"\n},\n\"3\":{\n\"a\":\"x\"\n}\n}\n"
+        );
+    }
 
     fn esc(b: &[u8]) -> String {
         let mut v = Vec::new();
@@ -282,7 +466,17 @@ mod tests {
             value: b"a\xffb".to_vec(),
         };
         let mut out = Vec::new();
-        write_json(&mut out, &[e], false).unwrap();
+        write_entries(
+            &mut out,
+            &[e],
+            &Style {
+                format: Format::Json,
+                null: false,
+                show_pool: false,
+                escape: false,
+            },
+        )
+        .unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains(r#""key":"k\"\\""#), "{s}");
         assert!(

@@ -1,0 +1,155 @@
+//! Output made under a lock and printed once it is released: held in
+//! memory up to [`MEM_MAX`], then in an unnamed temporary file, so that
+//! memory stays flat whatever the size of the output.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+
+/// What a spool holds in memory before it moves to a file.
+pub const MEM_MAX: usize = 1 << 20;
+
+/// Bytes written now and copied out later.
+#[derive(Default)]
+pub struct Spool {
+    mem: Vec<u8>,
+    file: Option<BufWriter<File>>,
+    len: u64,
+}
+
+impl Spool {
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Nothing written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Drop what was written after the first `len` bytes.
+    pub fn truncate(&mut self, len: u64) -> io::Result<()> {
+        if len >= self.len {
+            return Ok(());
+        }
+        match &mut self.file {
+            None => self.mem.truncate(len as usize),
+            Some(w) => {
+                w.flush()?;
+                let f = w.get_mut();
+                f.set_len(len)?;
+                f.seek(SeekFrom::Start(len))?;
+            }
+        }
+        self.len = len;
+        Ok(())
+    }
+
+    /// Write everything to `out`.
+    pub fn copy_to(self, out: &mut impl Write) -> io::Result<()> {
+        match self.file {
+            None => out.write_all(&self.mem),
+            Some(w) => {
+                let mut f = w.into_inner().map_err(|e| e.into_error())?;
+                f.seek(SeekFrom::Start(0))?;
+                io::copy(&mut f, out).map(|_| ())
+            }
+        }
+    }
+
+    fn spill(&mut self) -> io::Result<()> {
+        let mut w = BufWriter::with_capacity(256 * 1024, temp_file()?);
+        w.write_all(&self.mem)?;
+        self.mem = Vec::new();
+        self.file = Some(w);
+        Ok(())
+    }
+}
+
+impl Write for Spool {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.file.is_none() && self.mem.len() + buf.len() > MEM_MAX {
+            self.spill()?;
+        }
+        match &mut self.file {
+            None => self.mem.extend_from_slice(buf),
+            Some(w) => w.write_all(buf)?,
+        }
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), Write::flush)
+    }
+}
+
+/// A file in the temporary directory that has no name: nothing is left
+/// behind, however the process ends.
+fn temp_file() -> io::Result<File> {
+    let dir = std::env::temp_dir();
+    let unnamed = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .open(&dir);
+    if let Ok(f) = unnamed {
+        return Ok(f);
+    }
+    // A file system without O_TMPFILE: a new file, unlinked at once.
+    let mut n = 0u32;
+    loop {
+        let path = dir.join(format!(".hvkvp-out-{}-{n}", std::process::id()));
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(f) => {
+                std::fs::remove_file(&path)?;
+                return Ok(f);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spool_moves_to_a_file_and_gives_back_every_byte() {
+        let mut s = Spool::default();
+        let part: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+        for _ in 0..30 {
+            s.write_all(&part).unwrap();
+        }
+        assert!(s.file.is_some() && s.mem.is_empty());
+        let mark = s.len();
+        s.write_all(b"dropped").unwrap();
+        s.truncate(mark).unwrap();
+        s.write_all(b"end").unwrap();
+        let mut out = Vec::new();
+        s.copy_to(&mut out).unwrap();
+        assert_eq!(out.len(), 3_000_003);
+        assert_eq!(&out[..100_000], &part[..]);
+        assert_eq!(&out[out.len() - 3..], b"end");
+    }
+
+    #[test]
+    fn a_small_spool_stays_in_memory() {
+        let mut s = Spool::default();
+        s.write_all(b"abc").unwrap();
+        s.truncate(1).unwrap();
+        let mut out = Vec::new();
+        s.copy_to(&mut out).unwrap();
+        assert_eq!(out, b"a");
+    }
+}

@@ -1,0 +1,103 @@
+//! Peak memory of every verb that reads a whole pool or a whole batch,
+//! measured on a child (`wait4`) over a pool of 40,000 records (98 MiB)
+//! with 1000-byte values: it must stay far below the size of the pool and
+//! of the output (40 MB). The bound is generous (the binary under test is a
+//! debug build); what it catches is memory that grows with the pool again.
+//!
+//! A child's peak RSS starts from its parent's when it is spawned (the
+//! kernel keeps the peak of the memory it replaces at `exec`): the parent's
+//! peak is reset to its current size before each spawn (`clear_refs`), and
+//! the cases run one after the other in one test, so that no other test's
+//! memory counts.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+const RECORDS: usize = 40_000;
+const BOUND_KIB: i64 = 24 * 1024;
+
+/// A pool 1 of `RECORDS` records with 1000-byte values; every tenth key
+/// is also in the record after it, so that `-d` and `-o object` have work.
+fn big_pool() -> Pools {
+    let pools = Pools::new();
+    let mut w = std::io::BufWriter::new(std::fs::File::create(pools.file(1)).unwrap());
+    for i in 0..RECORDS {
+        let k = if i % 10 == 1 { i - 1 } else { i };
+        let v = format!("{i:06}{}", "v".repeat(994));
+        w.write_all(&record(format!("key{k:06}").as_bytes(), v.as_bytes()))
+            .unwrap();
+    }
+    w.flush().unwrap();
+    pools
+}
+
+/// Peak RSS (KiB) of the binary run with `args` on `dir`, its exit status.
+/// The child is reaped with `wait4` (hence no `Child::wait`).
+#[allow(clippy::zombie_processes)]
+fn peak(dir: &Path, args: &[&str], stdin: Option<&Path>) -> (i64, i32) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hvkvp"));
+    c.env("HVKVP_POOL_DIR", dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(f) = stdin {
+        c.stdin(std::fs::File::open(f).unwrap());
+    }
+    // The peak RSS of this process, which the child starts from, set to
+    // what it is now.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let child = c.spawn().unwrap();
+    let mut status = 0;
+    // SAFETY: plain data the kernel fills.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: reaps our own child, which nothing else waits for.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    (usage.ru_maxrss, libc::WEXITSTATUS(status))
+}
+
+fn assert_flat(dir: &Path, args: &[&str], stdin: Option<&Path>) {
+    let (kib, status) = peak(dir, args, stdin);
+    assert!(status < 2, "{args:?} exited {status}");
+    assert!(
+        kib < BOUND_KIB,
+        "{args:?}: peak RSS {} MiB over a {} MiB pool",
+        kib / 1024,
+        (RECORDS * RECORD_SIZE) >> 20
+    );
+}
+
+#[test]
+fn no_verb_holds_the_pool_the_output_or_the_records_it_writes() {
+    let pools = big_pool();
+    for format in ["kv", "value", "json", "object"] {
+        assert_flat(pools.path(), &["read", "-p", "1", "-o", format], None);
+    }
+    assert_flat(pools.path(), &["check", "-p", "1"], None);
+    assert_flat(pools.path(), &["delete", "-d"], None);
+    // It did its work: the first copy of every repeated key is gone.
+    assert_eq!(
+        std::fs::metadata(pools.file(1)).unwrap().len() as usize,
+        (RECORDS - RECORDS / 10) * RECORD_SIZE
+    );
+
+    // A batch that updates every record and appends as many again.
+    let batch = pools.path().join("batch.txt");
+    let mut b = String::new();
+    for i in 0..RECORDS {
+        b.push_str(&format!("key{i:06}=new {i}\n"));
+    }
+    std::fs::write(&batch, b).unwrap();
+    assert_flat(pools.path(), &["write", "--batch", "-"], Some(&batch));
+    let recs = pools.records(1);
+    assert_eq!(recs.len(), RECORDS);
+    assert_eq!(recs[0], ("key000000".into(), "new 0".into()));
+    for (k, v) in &recs {
+        assert_eq!(v, &format!("new {}", k[3..].parse::<usize>().unwrap()));
+    }
+}
