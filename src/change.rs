@@ -264,15 +264,17 @@ fn apply(p: &mut Pool, plan: &Plan, debris: &Debris, make: Make<'_>) -> Result<(
     }
     // One record's room, filled afresh for each update.
     let mut rec = Box::new([0u8; RECORD_SIZE]);
-    let mut passed = 0;
+    let mut passed = (0, 0);
     for (n, (i, new)) in plan.updates.iter().enumerate() {
         new.fill(make, &mut rec);
         update(p, *i, &rec)?;
         // Updates are in file order (`run_with`): memory stays flat however
-        // many records they read.
+        // many records they read. Each release covers the one before again,
+        // where the kernel's fault-around may have mapped pages back
+        // (`Pool::records`).
         if n % 512 == 511 {
-            p.release(passed..*i);
-            passed = *i;
+            p.release(passed.0..*i);
+            passed = (passed.1, *i);
         }
     }
     for &i in &plan.remove_last {

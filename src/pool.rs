@@ -33,6 +33,8 @@ use crate::signals::Hold;
 
 /// Records a scan passes between two releases of its pages (1.25 MB).
 const RELEASE_EVERY: usize = 512;
+/// Records a release covers: the last two windows of [`RELEASE_EVERY`].
+const OVERLAP: usize = 2 * RELEASE_EVERY;
 
 /// The five pools of `enum hv_kvp_exchg_pool` (`include/uapi/linux/hyperv.h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -333,12 +335,29 @@ impl Pool {
             .map(move |(index, bytes)| {
                 if index % RELEASE_EVERY == 0 && index > 0 {
                     if let Some(map) = &self.map {
-                        let at = index * RECORD_SIZE;
-                        map.release(at - RELEASE_EVERY * RECORD_SIZE..at);
+                        // A page touched after it was let go is mapped
+                        // again, with up to 64 KiB around it (the kernel's
+                        // fault-around): so the record before this one is
+                        // kept (a scan may look back at it:
+                        // `change::Finder` compares each key with the one
+                        // before), and each release covers the one before
+                        // it again, where fault-around mapped pages back.
+                        let at = (index - 1) * RECORD_SIZE;
+                        map.release(at.saturating_sub(OVERLAP * RECORD_SIZE)..at);
                     }
                 }
                 Rec { index, bytes }
             })
+    }
+
+    /// Records read one at a time in any order, whose pages are let go
+    /// 512 records at a time (see [`Pool::records`]): for a
+    /// pass that follows something other than file order.
+    pub fn picker(&self) -> Picker<'_> {
+        Picker {
+            pool: self,
+            passed: std::cell::Cell::new((0, usize::MAX, 0, usize::MAX)),
+        }
     }
 
     /// Let go of the pages of records `range` (see [`Pool::records`]):
@@ -580,7 +599,7 @@ impl Pool {
         };
         let mut buf = Box::new([0u8; RECORD_SIZE]);
         let mut w = first;
-        let mut released = first * RECORD_SIZE;
+        let mut released = (first * RECORD_SIZE, first * RECORD_SIZE);
         for r in first..n {
             if self.rec(r).key_field()[0] == 0 {
                 continue;
@@ -605,8 +624,10 @@ impl Pool {
             }
             if r % RELEASE_EVERY == 0 {
                 if let Some(map) = &self.map {
-                    map.release(released..w * RECORD_SIZE);
-                    released = w * RECORD_SIZE;
+                    // From the start of the release before: see
+                    // `Pool::records`.
+                    map.release(released.0..w * RECORD_SIZE);
+                    released = (released.1, w * RECORD_SIZE);
                 }
             }
             w += 1;
@@ -642,6 +663,35 @@ impl Pool {
     /// `delete -A --if-stale`) reads the mtime.
     pub fn touch(&mut self) -> Result<(), Error> {
         seam::touch(&self.file).map_err(|e| Error::io(&self.path, "marking the pool written", e))
+    }
+}
+
+/// Reads records of a pool by index, letting go of their pages as it goes
+/// ([`Pool::picker`]).
+pub struct Picker<'a> {
+    pool: &'a Pool,
+    /// Records read since the last release, the lowest and highest, and
+    /// the lowest of the window before.
+    passed: std::cell::Cell<(usize, usize, usize, usize)>,
+}
+
+impl<'a> Picker<'a> {
+    /// The bytes of record `index` (which must be below [`Pool::len`]).
+    pub fn rec(&self, index: usize) -> &'a [u8] {
+        let (n, low, high, before) = self.passed.get();
+        if n >= RELEASE_EVERY {
+            // Not the pages of the record about to be read, and the range
+            // passed before this one again (see `Pool::records`).
+            let from = low.min(before);
+            self.pool.release(from..index.clamp(from, high + 1));
+            self.pool
+                .release((index + 1).clamp(from, high + 1)..high + 1);
+            self.passed.set((1, index, index, low));
+        } else {
+            self.passed
+                .set((n + 1, low.min(index), high.max(index), before));
+        }
+        self.pool.rec(index).bytes()
     }
 }
 
