@@ -146,19 +146,6 @@ pub fn encode(key: &[u8], piece: &[u8], tag: Tag) -> Box<[u8; RECORD_SIZE]> {
     rec
 }
 
-/// One chunk found in a pool: its number, record index, tag and value.
-#[derive(Debug, Clone)]
-pub struct Chunk {
-    /// N of `KEY.N`.
-    pub n: u64,
-    /// Its record in the pool.
-    pub index: usize,
-    /// Its tag; `None` for a chunk another tool wrote.
-    pub tag: Option<Tag>,
-    /// The piece of the value it holds.
-    pub value: Vec<u8>,
-}
-
 /// Why chunks do not join up to a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Broken {
@@ -170,40 +157,105 @@ pub enum Broken {
     Mixed,
 }
 
-/// Collects the chunks of `base` record by record: the first record of each
-/// number counts, as the daemon reads the first record of a key.
-/// Each record is looked at once and each chunk number once: joining takes
-/// one pass, however many chunks there are.
+/// In [`Chunks`], a chunk whose record carries a tag.
+const TAGGED: u64 = 1 << 63;
+
+/// Collects where the chunks of `base` are, record by record: the first
+/// record of each number counts, as the daemon reads the first record of a
+/// key. Only the record of each chunk is held (8 bytes a chunk), never a
+/// value: [`Chunks::check`] and [`Joined::pieces`] read the values from the
+/// records again, in order, so that a value of any length is joined in
+/// flat memory. Each record is looked at once and each chunk number once:
+/// joining takes one pass, however many chunks there are.
 #[derive(Debug, Default)]
 pub struct Chunks {
-    found: Vec<Chunk>,
-    /// The numbers in `found`.
-    numbers: std::collections::HashSet<u64>,
+    /// By chunk number below `dense`: its record + 1 (0: none yet), with
+    /// [`TAGGED`] set when it carries a tag.
+    at: Vec<u64>,
+    /// Chunk numbers from `dense` up, the same way: a number past the count
+    /// of records cannot be part of a whole set, and is not worth a slot
+    /// for each number below it.
+    far: std::collections::HashMap<u64, u64>,
+    /// Numbers below it go in `at`: the number of records in the pool.
+    dense: u64,
+    /// The tag of chunk 0.
+    zero: Option<Tag>,
+}
+
+/// A set of chunks that joins up to one value: where its pieces are.
+#[derive(Debug)]
+pub struct Joined {
+    /// The record of chunk 0, where the value is said to be.
+    pub index: usize,
+    /// The records of the chunks, in order.
+    pub records: Vec<usize>,
+    /// The joined value is UTF-8.
+    pub utf8: bool,
+}
+
+impl Joined {
+    /// The pieces of the value, in order: the value field of each chunk,
+    /// read through `rec` (the bytes of a record by its index).
+    pub fn pieces<'a, 'b>(
+        &'b self,
+        rec: impl Fn(usize) -> &'a [u8] + 'b,
+    ) -> impl Iterator<Item = &'a [u8]> + 'b {
+        self.records
+            .iter()
+            .map(move |&i| field(&rec(i)[KEY_SIZE..]))
+    }
 }
 
 impl Chunks {
+    /// For a pool of `records` records: chunk numbers below it are kept in
+    /// a table, 8 bytes each. [`Chunks::default`] keeps them all in a map.
+    pub fn new(records: usize) -> Chunks {
+        Chunks {
+            dense: records as u64,
+            ..Chunks::default()
+        }
+    }
+
     /// Look at one record (all its bytes).
     pub fn see(&mut self, base: &[u8], index: usize, rec: &[u8]) {
         let Some(n) = chunk_number(field(&rec[..KEY_SIZE]), base) else {
             return;
         };
-        if !self.numbers.insert(n) {
+        let slot = if n < self.dense {
+            let n = n as usize;
+            if self.at.len() <= n {
+                self.at.resize(n + 1, 0);
+            }
+            &mut self.at[n]
+        } else {
+            self.far.entry(n).or_insert(0)
+        };
+        if *slot != 0 {
             return;
         }
-        self.found.push(Chunk {
-            n,
-            index,
-            tag: Tag::read(rec),
-            value: field(&rec[KEY_SIZE..]).to_vec(),
-        });
+        let tag = Tag::read(rec);
+        *slot = (index as u64 + 1) | if tag.is_some() { TAGGED } else { 0 };
+        if n == 0 {
+            self.zero = tag;
+        }
     }
 
     /// No chunk at all.
     pub fn is_empty(&self) -> bool {
-        self.found.is_empty()
+        self.at.is_empty() && self.far.is_empty()
     }
 
-    /// The value the chunks join up to, with the index of chunk 0.
+    fn get(&self, n: u64) -> Option<(usize, bool)> {
+        let s = match usize::try_from(n).ok().and_then(|n| self.at.get(n)) {
+            Some(&s) => s,
+            None => self.far.get(&n).copied().unwrap_or(0),
+        };
+        (s != 0).then(|| (((s & !TAGGED) - 1) as usize, s & TAGGED != 0))
+    }
+
+    /// Whether the chunks join up to one value, and if so where its pieces
+    /// are. `rec` gives the bytes of a record by its index, for a second
+    /// look at each chunk, in order: its tag, and its piece for the hash.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -216,60 +268,104 @@ impl Chunks {
     /// let tag = Tag::of(b"aaaabb", 2);
     /// pool.append_all(&[encode(b"cfg.0", b"aaaa", tag), encode(b"cfg.1", b"bb", tag)])?;
     /// let join = |p: &Pool| {
-    ///     let mut chunks = Chunks::default();
+    ///     let mut chunks = Chunks::new(p.len());
     ///     for r in p.records() {
     ///         chunks.see(b"cfg", r.index, r.bytes());
     ///     }
-    ///     chunks.join()
+    ///     let rec = |i| p.rec(i).bytes();
+    ///     chunks.check(rec).map(|j| (j.index, j.pieces(rec).collect::<Vec<_>>().concat()))
     /// };
     /// assert_eq!(join(&pool), Ok((0, b"aaaabb".to_vec())));
     ///
     /// // Chunk 1 of another value, as a split cut short by a kill leaves it.
     /// change::update(&mut pool, 1, &encode(b"cfg.1", b"cc", Tag::of(b"aaaacc", 2)))?;
-    /// assert_eq!(join(&pool), Err(Broken::Mixed));
+    /// assert_eq!(join(&pool).unwrap_err(), Broken::Mixed);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn join(mut self) -> Result<(usize, Vec<u8>), Broken> {
-        self.found.sort_by_key(|c| c.n);
-        let first = self.found.first().ok_or(Broken::Missing(0))?;
-        if first.n != 0 {
-            return Err(Broken::Missing(0));
-        }
-        let index = first.index;
+    pub fn check<'a>(self, rec: impl Fn(usize) -> &'a [u8]) -> Result<Joined, Broken> {
+        let (index, _) = self.get(0).ok_or(Broken::Missing(0))?;
+        let tag = self.zero;
         // Tagged: exactly `count` chunks, all of one value; later numbers
         // are left over from a longer older value. Untagged (written by
         // another tool, or by an older hvkvp): the untagged chunks from 0
         // up; a tagged chunk after them is one `write --split` appended
         // for a new value before it was cut short.
-        let (count, tag) = match first.tag {
-            Some(t) => (u64::from(t.count), Some(t)),
+        let count = match tag {
+            Some(t) => u64::from(t.count),
             None => {
-                let mut untagged = self.found.iter().filter(|c| c.tag.is_none());
-                (untagged.next_back().map_or(0, |c| c.n + 1), None)
+                let untagged = |&s: &u64| s != 0 && s & TAGGED == 0;
+                let near = self.at.iter().rposition(untagged).map(|n| n as u64);
+                let far = self
+                    .far
+                    .iter()
+                    .filter(|&(_, s)| untagged(s))
+                    .map(|(n, _)| *n);
+                near.into_iter().chain(far).max().map_or(0, |n| n + 1)
             }
         };
-        let missing = |n| match tag {
-            Some(_) => Broken::Mixed,
-            None => Broken::Missing(n),
-        };
+        let mut records = Vec::new();
+        let mut hash = record::FNV_START;
+        let mut utf8 = Utf8::default();
         for n in 0..count {
-            let c = (self.found.get(n as usize))
-                .filter(|c| c.n == n)
-                .ok_or_else(|| missing(n))?;
-            if c.tag != tag {
+            let (i, tagged) = self.get(n).ok_or(match tag {
+                Some(_) => Broken::Mixed,
+                None => Broken::Missing(n),
+            })?;
+            let r = rec(i);
+            // The tag itself, not only whether there is one: a chunk of
+            // another value may carry another.
+            if tagged != tag.is_some() || (tagged && Tag::read(r) != tag) {
                 return Err(Broken::Mixed);
             }
+            let piece = field(&r[KEY_SIZE..]);
+            hash = record::fnv1a64_more(hash, piece);
+            utf8.more(piece);
+            records.push(i);
         }
-        // Each piece is let go once copied: the value is held once.
-        self.found.truncate(count as usize);
-        let mut value = Vec::with_capacity(self.found.iter().map(|c| c.value.len()).sum());
-        for c in self.found {
-            value.extend_from_slice(&c.value);
-        }
-        if tag.is_some_and(|t| t.hash != record::fnv1a64(&[&value])) {
+        if tag.is_some_and(|t| t.hash != hash) {
             return Err(Broken::Mixed);
         }
-        Ok((index, value))
+        Ok(Joined {
+            index,
+            records,
+            utf8: utf8.end(),
+        })
+    }
+
+    /// [`Chunks::check`], and the value joined, with the index of chunk 0.
+    pub fn join<'a>(self, rec: impl Fn(usize) -> &'a [u8]) -> Result<(usize, Vec<u8>), Broken> {
+        let j = self.check(&rec)?;
+        Ok((j.index, j.pieces(&rec).collect::<Vec<_>>().concat()))
+    }
+}
+
+/// Whether bytes that come in pieces are UTF-8, a character cut between
+/// two pieces included.
+#[derive(Default)]
+struct Utf8 {
+    bad: bool,
+    /// The start of a character cut at the end of the last piece, then the
+    /// next piece after it.
+    buf: Vec<u8>,
+}
+
+impl Utf8 {
+    fn more(&mut self, piece: &[u8]) {
+        if self.bad {
+            return;
+        }
+        self.buf.extend_from_slice(piece);
+        match std::str::from_utf8(&self.buf) {
+            Ok(_) => self.buf.clear(),
+            Err(e) if e.error_len().is_none() => {
+                self.buf.drain(..e.valid_up_to());
+            }
+            Err(_) => self.bad = true,
+        }
+    }
+
+    fn end(self) -> bool {
+        !self.bad && self.buf.is_empty()
     }
 }
 
@@ -314,6 +410,20 @@ mod tests {
         assert_eq!(split_value("", Limits::Host, b"k.0"), [""]);
     }
 
+    /// What the chunks of `k` in `recs` join up to, the same whether the
+    /// numbers are kept in the table or in the map.
+    fn join(recs: &[&[u8]]) -> Result<(usize, Vec<u8>), Broken> {
+        let mut results = [recs.len(), 0].map(|dense| {
+            let mut c = Chunks::new(dense);
+            for (i, r) in recs.iter().enumerate() {
+                c.see(b"k", i, r);
+            }
+            c.join(|i| recs[i])
+        });
+        assert_eq!(results[0], results[1]);
+        std::mem::replace(&mut results[0], Err(Broken::Mixed))
+    }
+
     #[test]
     fn tagged_chunks_join_and_a_mix_is_refused() {
         let v = b"aaaabbbbcc";
@@ -323,38 +433,36 @@ mod tests {
             encode(b"k.1", b"bbbb", tag),
             encode(b"k.2", b"cc", tag),
         ];
-        let mut c = Chunks::default();
-        for (i, r) in recs.iter().enumerate() {
-            c.see(b"k", i, &r[..]);
-        }
-        assert_eq!(c.join(), Ok((0, v.to_vec())));
+        assert_eq!(
+            join(&[&recs[0][..], &recs[1][..], &recs[2][..]]),
+            Ok((0, v.to_vec()))
+        );
         // Chunk 1 from another value of the same length.
-        let other = Tag::of(b"aaaaxxxxcc", 3);
-        let mut c = Chunks::default();
-        let mixed = encode(b"k.1", b"bbbb", other);
-        for (i, r) in [&recs[0], &mixed, &recs[2]].iter().enumerate() {
-            c.see(b"k", i, &r[..]);
-        }
-        assert_eq!(c.join(), Err(Broken::Mixed));
-        // A leftover chunk 3 of an older, longer value is not joined.
-        let mut c = Chunks::default();
+        let mixed = encode(b"k.1", b"bbbb", Tag::of(b"aaaaxxxxcc", 3));
+        assert_eq!(
+            join(&[&recs[0][..], &mixed[..], &recs[2][..]]),
+            Err(Broken::Mixed)
+        );
+        // A leftover chunk 3 of an older, longer value is not joined, nor
+        // is a second record of chunk 1.
         let old = record::encode(b"k.3", b"old");
-        for (i, r) in [&recs[0], &recs[1], &recs[2], &old].iter().enumerate() {
-            c.see(b"k", i, &r[..]);
-        }
-        assert_eq!(c.join(), Ok((0, v.to_vec())));
+        let again = encode(b"k.1", b"xxxx", tag);
+        let recs = [
+            &recs[2][..],
+            &recs[1][..],
+            &again[..],
+            &old[..],
+            &recs[0][..],
+        ];
+        assert_eq!(join(&recs), Ok((4, v.to_vec())));
+        // One chunk too few for the count the tag gives.
+        assert_eq!(join(&recs[..2]), Err(Broken::Missing(0)));
+        assert_eq!(join(&recs[1..]), Err(Broken::Mixed));
     }
 
     #[test]
     fn untagged_chunks_ignore_tagged_ones_after_them_but_not_between() {
         let tag = Tag::of(b"new", 5);
-        let see = |recs: &[Box<[u8; RECORD_SIZE]>]| {
-            let mut c = Chunks::default();
-            for (i, r) in recs.iter().enumerate() {
-                c.see(b"k", i, &r[..]);
-            }
-            c.join()
-        };
         let old = |k: &[u8], v: &[u8]| record::encode(k, v);
         // A split cut after appending its new chunks 2 and 3: the old
         // value is still whole.
@@ -363,39 +471,59 @@ mod tests {
             old(b"k.1", b"b"),
             encode(b"k.2", b"x", tag),
         ];
-        assert_eq!(see(&recs), Ok((0, b"ab".to_vec())));
+        let recs: Vec<&[u8]> = recs.iter().map(|r| &r[..]).collect();
+        assert_eq!(join(&recs), Ok((0, b"ab".to_vec())));
         // A new chunk between old ones: a mix.
         let recs = [
             old(b"k.0", b"a"),
             encode(b"k.1", b"x", tag),
             old(b"k.2", b"c"),
         ];
-        assert_eq!(see(&recs), Err(Broken::Mixed));
+        let recs: Vec<&[u8]> = recs.iter().map(|r| &r[..]).collect();
+        assert_eq!(join(&recs), Err(Broken::Mixed));
     }
 
     #[test]
     fn untagged_chunks_join_from_zero_and_a_gap_is_refused() {
-        let mut c = Chunks::default();
-        for (i, (k, v)) in [(&b"k.0"[..], &b"a"[..]), (b"k.1", b"b")]
-            .iter()
-            .enumerate()
-        {
-            let r = record::encode(k, v);
-            c.see(b"k", i, &r[..]);
+        let recs = |kv: &[(&str, &str)]| -> Vec<Box<[u8; RECORD_SIZE]>> {
+            kv.iter()
+                .map(|(k, v)| record::encode(k.as_bytes(), v.as_bytes()))
+                .collect()
+        };
+        let join_of = |kv: &[(&str, &str)]| {
+            let r = recs(kv);
+            join(&r.iter().map(|r| &r[..]).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            join_of(&[("k.0", "a"), ("k.1", "b")]),
+            Ok((0, b"ab".to_vec()))
+        );
+        assert_eq!(
+            join_of(&[("k.0", "a"), ("k.2", "c")]),
+            Err(Broken::Missing(1))
+        );
+        assert_eq!(join_of(&[("k.1", "b")]), Err(Broken::Missing(0)));
+        // A number past the count of records is a gap too, however large.
+        let far = join_of(&[("k.0", "a"), ("k.999999999", "z")]);
+        assert_eq!(far, Err(Broken::Missing(1)));
+    }
+
+    #[test]
+    fn a_character_cut_between_two_chunks_is_utf8() {
+        let v = "é✓\u{1F600}x".repeat(3);
+        let b = v.as_bytes();
+        for cut in 1..b.len() {
+            let mut u = Utf8::default();
+            u.more(&b[..cut]);
+            u.more(&b[cut..]);
+            assert!(u.end(), "cut at {cut}");
         }
-        assert_eq!(c.join(), Ok((0, b"ab".to_vec())));
-        let mut c = Chunks::default();
-        for (i, (k, v)) in [(&b"k.0"[..], &b"a"[..]), (b"k.2", b"c")]
-            .iter()
-            .enumerate()
-        {
-            let r = record::encode(k, v);
-            c.see(b"k", i, &r[..]);
-        }
-        assert_eq!(c.join(), Err(Broken::Missing(1)));
-        let mut c = Chunks::default();
-        let r = record::encode(b"k.1", b"b");
-        c.see(b"k", 0, &r[..]);
-        assert_eq!(c.join(), Err(Broken::Missing(0)));
+        let mut u = Utf8::default();
+        u.more(&b[..1]);
+        assert!(!u.end(), "a character cut at the end of the value");
+        let mut u = Utf8::default();
+        u.more(b"ab\xe2");
+        u.more(b"x");
+        assert!(!u.end());
     }
 }

@@ -202,14 +202,14 @@ pub fn scan(p: &Pool) -> Facts {
                 continue;
             };
             let i = *at.entry(base).or_insert_with(|| {
-                sets.push((base, Chunks::default()));
+                sets.push((base, Chunks::new(p.len())));
                 sets.len() - 1
             });
             sets[i].1.see(base, r.index, r.bytes());
         }
         // In the order the bases first appear.
         for (base, chunks) in sets {
-            if chunks.join().is_err() {
+            if chunks.check(|i| p.rec(i).bytes()).is_err() {
                 f.broken_chunks.push(base.to_vec());
             }
         }

@@ -71,9 +71,17 @@ pub fn key_is(key_field: &[u8], key: &[u8]) -> bool {
 /// FNV-1a, 64 bits, over `parts` in order: a fixed hash that hvkvp of any
 /// version computes alike, for marks kept in pool files.
 pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in parts.iter().flat_map(|p| p.iter()) {
-        h ^= u64::from(*b);
+    parts.iter().fold(FNV_START, |h, p| fnv1a64_more(h, p))
+}
+
+/// [`fnv1a64`] before any byte.
+pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// [`fnv1a64`] of what `h` is the hash of, followed by `bytes`: a hash
+/// taken piece by piece.
+pub fn fnv1a64_more(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h

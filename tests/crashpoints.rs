@@ -407,14 +407,16 @@ fn joined(bytes: &[u8], base: &str) -> Result<Vec<u8>, String> {
     if let Some(r) = recs.iter().find(|r| cut(&r[..KEY_SIZE]) == base.as_bytes()) {
         return Ok(cut(&r[KEY_SIZE..]).to_vec());
     }
-    let mut c = hvkvp::chunk::Chunks::default();
+    let mut c = hvkvp::chunk::Chunks::new(recs.len());
     for (i, r) in recs.iter().enumerate() {
         c.see(base.as_bytes(), i, r);
     }
     if c.is_empty() {
         return Err("no value".into());
     }
-    c.join().map(|(_, v)| v).map_err(|e| format!("{e:?}"))
+    c.join(|i| recs[i])
+        .map(|(_, v)| v)
+        .map_err(|e| format!("{e:?}"))
 }
 
 #[derive(Default)]

@@ -340,11 +340,11 @@ fn collect(
     let start = render.mark();
     let pool_no = id.number();
     let object = render.style().format == Format::Object;
-    let chunks = pool.scan(|p| -> std::io::Result<Chunks> {
+    let broken = pool.scan(|p| -> std::io::Result<Option<Broken>> {
         // A scan that runs again starts again.
         render.rewind(start)?;
         let before = render.count();
-        let mut chunks = Chunks::default();
+        let mut chunks = Chunks::new(p.len());
         if object && !q.first_only {
             object_members(p, q.matcher, |i, k, v| render.entry(pool_no, i, k, v))?;
         } else {
@@ -362,35 +362,40 @@ fn collect(
                 }
             }
         }
-        if render.count() > before {
-            chunks = Chunks::default();
-        }
-        Ok(chunks)
+        let Some(key) = q
+            .join
+            .filter(|_| render.count() == before && !chunks.is_empty())
+        else {
+            return Ok(None);
+        };
+        // The chunks are checked, then copied into the spool in order:
+        // two passes over them, in which only their places are held.
+        let picker = p.picker();
+        let joined = match chunks.check(|i| picker.rec(i)) {
+            Ok(j) => j,
+            Err(why) => return Ok(Some(why)),
+        };
+        let (joined, picker) = (&joined, &p.picker());
+        render.entry_in_pieces(pool_no, joined.index, key, joined.utf8, move || {
+            joined.pieces(move |i| picker.rec(i))
+        })?;
+        Ok(None)
     })?;
-    let chunks = chunks.map_err(Error::Output)?;
+    let broken = broken.map_err(Error::Output)?;
     let warnings: Vec<String> = pool.misaligned_warning().into_iter().collect();
     drop(pool); // unlock before anything is printed
-    let mut broken = None;
-    if let (Some(key), false) = (q.join, chunks.is_empty()) {
-        match chunks.join() {
-            Ok((index, value)) => render
-                .entry(pool_no, index, key, &value)
-                .map_err(Error::Output)?,
-            Err(Broken::Missing(n)) => {
-                broken = Some(format!(
-                    "{} is missing from pool {id}: the chunks do not make a whole value",
-                    show_key(&crate::chunk::chunk_key(key, n as usize))
-                ))
-            }
-            Err(Broken::Mixed) => {
-                broken = Some(format!(
-                    "the chunks of {} in pool {id} do not join up to one value: a \
-                     `write --split` was cut short; write the value again",
-                    show_key(key)
-                ))
-            }
-        }
-    }
+    let broken = match (q.join, broken) {
+        (Some(key), Some(Broken::Missing(n))) => Some(format!(
+            "{} is missing from pool {id}: the chunks do not make a whole value",
+            show_key(&crate::chunk::chunk_key(key, n as usize))
+        )),
+        (Some(key), Some(Broken::Mixed)) => Some(format!(
+            "the chunks of {} in pool {id} do not join up to one value: a \
+             `write --split` was cut short; write the value again",
+            show_key(key)
+        )),
+        _ => None,
+    };
     Ok(Found { warnings, broken })
 }
 

@@ -86,11 +86,16 @@ pub fn string(buf: &mut Vec<u8>, s: &str, escape: bool) {
 /// is not UTF-8 (as `String::from_utf8_lossy`).
 pub fn lossy(buf: &mut Vec<u8>, bytes: &[u8], escape: bool) {
     buf.push(b'"');
+    lossy_fragment(buf, bytes, escape);
+    buf.push(b'"');
+}
+
+/// [`lossy`] without the quotes.
+pub fn lossy_fragment(buf: &mut Vec<u8>, bytes: &[u8], escape: bool) {
     // One pass of the standard library's conversion (no copy when the
     // bytes are UTF-8), then one of the escaper: cheaper than escaping
     // between every two bad bytes.
     fragment(buf, &String::from_utf8_lossy(bytes), escape);
-    buf.push(b'"');
 }
 
 /// Append `bytes` in lower-case hex.

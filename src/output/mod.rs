@@ -118,7 +118,26 @@ impl<W: Write> Render<W> {
     /// Write one record. For `-o object` the caller passes each key once,
     /// with the value the host keeps, and the records of a pool together.
     pub fn entry(&mut self, pool: u8, index: usize, key: &[u8], value: &[u8]) -> io::Result<()> {
-        let (style, buf) = (self.style, &mut self.buf);
+        // Only JSON says whether the value is UTF-8.
+        let utf8 = self.style.format == Format::Json && std::str::from_utf8(value).is_ok();
+        self.entry_in_pieces(pool, index, key, utf8, || std::iter::once(value))
+    }
+
+    /// [`Render::entry`] of a value that comes in pieces (the chunks of
+    /// `read --join`): `pieces` gives them in order each time it is called
+    /// (JSON goes over a value that is not UTF-8 twice), and what is
+    /// written is never held whole. `utf8` says whether the whole value is
+    /// UTF-8; only `-o json` looks at it.
+    pub fn entry_in_pieces<'a, I: Iterator<Item = &'a [u8]>>(
+        &mut self,
+        pool: u8,
+        index: usize,
+        key: &[u8],
+        utf8: bool,
+        pieces: impl Fn() -> I,
+    ) -> io::Result<()> {
+        let style = self.style;
+        let buf = &mut self.buf;
         buf.clear();
         match style.format {
             Format::Kv | Format::Value => {
@@ -131,16 +150,25 @@ impl<W: Write> Render<W> {
                     text(buf, key, style.escape);
                     buf.extend_from_slice(end);
                 }
-                text(buf, value, style.escape);
-                buf.push(if style.null { 0 } else { b'\n' });
+                self.pieces(pieces(), |buf, s| text(buf, s, style.escape))?;
+                self.buf.push(if style.null { 0 } else { b'\n' });
             }
             Format::Json => {
                 buf.extend_from_slice(if self.count == 0 { b"[\n" } else { b",\n" });
                 let _ = write!(buf, "{{\"pool\":{pool},\"index\":{index},\"key\":");
                 json_member(buf, "key", key, style.escape);
-                buf.extend_from_slice(b",\"value\":");
-                json_member(buf, "value", value, style.escape);
-                buf.push(b'}');
+                buf.extend_from_slice(b",\"value\":\"");
+                self.pieces(pieces(), |buf, s| {
+                    json::lossy_fragment(buf, s, style.escape)
+                })?;
+                self.buf.push(b'"');
+                if !utf8 {
+                    self.buf
+                        .extend_from_slice(b",\"value_utf8\":false,\"value_hex\":\"");
+                    self.pieces(pieces(), json::hex)?;
+                    self.buf.push(b'"');
+                }
+                self.buf.push(b'}');
             }
             Format::Object => {
                 let members = match self.open {
@@ -159,13 +187,52 @@ impl<W: Write> Render<W> {
                 };
                 buf.extend_from_slice(if members > 0 { b",\n" } else { b"\n" });
                 json::lossy(buf, key, style.escape);
-                buf.push(b':');
-                json::lossy(buf, value, style.escape);
+                buf.extend_from_slice(b":\"");
+                self.pieces(pieces(), |buf, s| {
+                    json::lossy_fragment(buf, s, style.escape)
+                })?;
+                self.buf.push(b'"');
                 self.open = Some((pool, members + 1));
             }
         }
         self.count += 1;
         self.out.write_all(&self.buf)
+    }
+
+    /// Pass `pieces` to `f` with `self.buf`, cut between characters only:
+    /// a character cut between two pieces is put back together first, so
+    /// that the text reads as one whatever its pieces. What `f` adds is
+    /// written out as it grows.
+    fn pieces<'a>(
+        &mut self,
+        pieces: impl Iterator<Item = &'a [u8]>,
+        mut f: impl FnMut(&mut Vec<u8>, &[u8]),
+    ) -> io::Result<()> {
+        const WRITE_AT: usize = 64 * 1024;
+        // No look ahead at the next piece: each is done with before the
+        // next is read, which may let go of the pages this one is on.
+        let mut held = Vec::new();
+        for piece in pieces {
+            let bytes: &[u8] = if held.is_empty() {
+                piece
+            } else {
+                held.extend_from_slice(piece);
+                &held
+            };
+            let cut = whole_characters(bytes);
+            f(&mut self.buf, &bytes[..cut]);
+            held = bytes[cut..].to_vec();
+            if self.buf.len() >= WRITE_AT {
+                self.out.write_all(&self.buf)?;
+                self.buf.clear();
+            }
+        }
+        // A character cut at the very end: bytes that are not UTF-8, on
+        // their own as in the whole value.
+        if !held.is_empty() {
+            f(&mut self.buf, &held);
+        }
+        Ok(())
     }
 
     /// Close what is open (`]`, `}`) and hand back the writer.
@@ -208,6 +275,22 @@ impl Render<Spool> {
         self.count = m.count;
         self.open = m.open;
         Ok(())
+    }
+}
+
+/// How many bytes of `b` come before a character cut at its end (one that
+/// more bytes could finish): all of them when none is.
+fn whole_characters(b: &[u8]) -> usize {
+    // The last byte that starts a character, within a character's length.
+    let Some(start) = (b.len().saturating_sub(4)..b.len())
+        .rev()
+        .find(|&i| b[i] & 0xc0 != 0x80)
+    else {
+        return b.len();
+    };
+    match std::str::from_utf8(&b[start..]) {
+        Err(e) if e.error_len().is_none() => start,
+        _ => b.len(),
     }
 }
 
@@ -439,6 +522,47 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "{\n\"0\":{\n\"a\":\"3\",\n\"b\":\"2\"\n},\n\"3\":{\n\"a\":\"x\"\n}\n}\n"
         );
+    }
+
+    #[test]
+    fn a_value_in_pieces_prints_as_the_whole_value() {
+        // Characters cut between pieces, bad bytes, a character cut at
+        // the end, escapes: cut into three pieces at every two places.
+        let texts: [&[u8]; 4] = [
+            "é✓\u{1F600}\u{202e}x\n\"".as_bytes(),
+            b"bad \xff\xfe and \xe2\x82 cut \xf0\x9f",
+            b"\xe2\x82",
+            b"",
+        ];
+        for format in [Format::Kv, Format::Value, Format::Json, Format::Object] {
+            for escape in [false, true] {
+                let style = Style {
+                    format,
+                    null: false,
+                    show_pool: false,
+                    escape,
+                };
+                for t in texts {
+                    let mut r = Render::new(Vec::new(), style);
+                    r.entry(1, 7, b"k", t).unwrap();
+                    let whole = r.finish().unwrap();
+                    let utf8 = std::str::from_utf8(t).is_ok();
+                    for a in 0..=t.len() {
+                        for b in a..=t.len() {
+                            let parts = [&t[..a], &t[a..b], &t[b..]];
+                            let mut r = Render::new(Vec::new(), style);
+                            r.entry_in_pieces(1, 7, b"k", utf8, || parts.iter().copied())
+                                .unwrap();
+                            assert_eq!(
+                                r.finish().unwrap(),
+                                whole,
+                                "{format:?}, escape {escape}, {parts:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn esc(b: &[u8]) -> String {
