@@ -214,14 +214,12 @@ impl Render<Spool> {
 /// A `-o json` member: the text, and when it is not UTF-8, `NAME_utf8`
 /// and the exact bytes in `NAME_hex` (as [`json::Text`] gives them).
 fn json_member(buf: &mut Vec<u8>, name: &str, bytes: &[u8], escape: bool) {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => json::string(buf, s, escape),
-        Err(_) => {
-            json::lossy(buf, bytes, escape);
-            let _ = write!(buf, ",\"{name}_utf8\":false,\"{name}_hex\":\"");
-            json::hex(buf, bytes);
-            buf.push(b'"');
+    if !json::lossy(buf, bytes, escape) {
+        for part in [",\"", name, "_utf8\":false,\"", name, "_hex\":\""] {
+            buf.extend_from_slice(part.as_bytes());
         }
+        json::hex(buf, bytes);
+        buf.push(b'"');
     }
 }
 
@@ -368,6 +366,59 @@ mod tests {
             (0u8..=255).collect(),
             "é".repeat(40).into_bytes(),
         ];
+        // Sequences that are not UTF-8, cut short, overlong, surrogates and
+        // past U+10FFFF, in the middle and at the end.
+        for bad in [
+            &b"\xe2\x82"[..],
+            b"\xf0\x9f\x98",
+            b"\xf0\x9f",
+            b"\xc3",
+            b"\xc0\x80",
+            b"\xe0\x80\x80",
+            b"\xe0\x9f\xbf",
+            b"\xed\xa0\x80",
+            b"\xed\x9f\xbf",
+            b"\xf0\x80\x80\x80",
+            b"\xf4\x90\x80\x80",
+            b"\xf4\x8f\xbf\xbf",
+            b"\xf5\x80",
+            b"\x80\xbf",
+            b"\xe2\x28\xa1",
+        ] {
+            texts.push([b"abc", bad].concat());
+            texts.push([b"abcdefghijk", bad, b"xyz"].concat());
+        }
+        // Mixed bytes, most of them not ASCII, from a fixed generator.
+        let mut x: u32 = 1;
+        for len in 0..2000 {
+            texts.push(
+                (0..len % 37)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        let b = (x >> 24) as u8;
+                        if b < 0x60 {
+                            b | 0x80
+                        } else {
+                            b
+                        }
+                    })
+                    .collect(),
+            );
+            // And ASCII only, one byte in two to be escaped.
+            texts.push(
+                (0..len % 41)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        let b = (x >> 24) as u8 & 0x7f;
+                        if b & 0x40 == 0 {
+                            b & 0x1f
+                        } else {
+                            b
+                        }
+                    })
+                    .collect(),
+            );
+        }
         // Every byte at every offset of an eight-byte word.
         for b in 0u8..=255 {
             for at in 0..9 {
