@@ -192,18 +192,6 @@ fn needs_look(x: u64, escape: bool) -> u64 {
     m
 }
 
-/// The high bit of each byte of `x`, all of them ASCII, that is written
-/// as an escape: exact for every byte, as no subtraction borrows.
-fn escapes(x: u64, escape: bool) -> u64 {
-    let is = |c: u8| !((x ^ (ONES * u64::from(c))) | HIGH).wrapping_sub(ONES) & HIGH;
-    let below_space = !(x | HIGH).wrapping_sub(ONES * 0x20) & HIGH;
-    let mut m = below_space | is(b'"') | is(b'\\');
-    if escape {
-        m |= is(0x7f);
-    }
-    m
-}
-
 /// The length of the UTF-8 character that starts `b` (with a byte of
 /// 0x80 or more), or `Err(n)`: its first `n` bytes are not UTF-8 and
 /// become one U+FFFD, as in `String::from_utf8_lossy`.
@@ -228,6 +216,15 @@ fn char_len(b: &[u8]) -> Result<usize, usize> {
     }
 }
 
+/// At least `need` bytes in `buf`, and when it has to grow, twice `left`
+/// more: room for three bytes out for each one left, so that it seldom
+/// grows twice.
+fn room(buf: &mut Vec<u8>, need: usize, left: usize) {
+    if need > buf.len() {
+        buf.resize(need + 2 * left, 0);
+    }
+}
+
 /// The characters of `bytes`, escaped, without quotes, U+FFFD in place of
 /// what is not UTF-8; true when all of it was.
 fn fragment(buf: &mut Vec<u8>, bytes: &[u8], escape: bool) -> bool {
@@ -240,10 +237,9 @@ fn fragment(buf: &mut Vec<u8>, bytes: &[u8], escape: bool) -> bool {
 
 /// [`fragment`], with or without terminal escaping, eight bytes at a
 /// time. Written into room made ahead and cut to size at the end: a word
-/// that needs no escape is copied whole; in a word of ASCII only, each
-/// escape is copied from its table (eight bytes written, as many kept as
-/// the escape has) and the bytes after it whole behind it; in any other
-/// word, the bytes before the first that needs a look are kept, and that
+/// that needs no escape is copied whole; one of ASCII only a byte at a
+/// time, each byte from its table (eight bytes written, as many kept as
+/// its escape has, one when it has none); in any other word, the bytes before the first that needs a look are kept, and that
 /// byte or character is done on its own.
 fn fragment_as<const ESCAPE: bool>(buf: &mut Vec<u8>, b: &[u8]) -> bool {
     /// Room for eight bytes of six each, and the eight written past.
@@ -253,50 +249,42 @@ fn fragment_as<const ESCAPE: bool>(buf: &mut Vec<u8>, b: &[u8]) -> bool {
     // Always room for the rest as it is, and a step more.
     buf.resize(o + b.len() + STEP, 0);
     let (mut i, mut utf8) = (0, true);
-    while i < b.len() {
-        let word = b
-            .get(i..i + 8)
-            .map(|w| <[u8; 8]>::try_from(w).expect("8 bytes"));
-        let x = word.map(u64::from_le_bytes);
-        let m = x.map(|x| needs_look(x, ESCAPE));
-        if let (Some(word), Some(0)) = (word, m) {
-            buf[o..o + 8].copy_from_slice(&word);
-            i += 8;
-            o += 8;
-            continue;
-        }
-        let need = o + WORD_OUT + (b.len() - i);
-        if need > buf.len() {
-            buf.resize(need + 2 * (b.len() - i), 0);
-        }
-        if let (Some(word), Some(x), Some(m)) = (word, x, m) {
-            if x & HIGH == 0 {
-                // Each escape in its place, the bytes after it copied
-                // whole behind it.
-                let out = &mut buf[o..o + WORD_OUT];
-                out[..8].copy_from_slice(&word);
-                let (mut at, mut next) = (0, 0);
-                let mut m = escapes(x, ESCAPE);
-                while m != 0 {
-                    let p = (m.trailing_zeros() / 8) as usize;
-                    m &= m - 1;
-                    at += p - next;
-                    let (seq, n) = &table[usize::from(word[p])];
-                    out[at..at + 8].copy_from_slice(seq);
-                    at += n;
-                    next = p + 1;
-                    let after = x.checked_shr(8 * next as u32).unwrap_or(0);
-                    out[at..at + 8].copy_from_slice(&after.to_le_bytes());
-                }
+    let len = b.len();
+    while i < len {
+        while let Some(word) = b.get(i..i + 8) {
+            let word: [u8; 8] = word.try_into().expect("8 bytes");
+            let x = u64::from_le_bytes(word);
+            let m = needs_look(x, ESCAPE);
+            if m == 0 {
+                buf[o..o + 8].copy_from_slice(&word);
                 i += 8;
-                o += at + (8 - next);
+                o += 8;
                 continue;
             }
-            buf[o..o + 8].copy_from_slice(&word);
-            let k = (m.trailing_zeros() / 8) as usize;
-            i += k;
-            o += k;
+            room(buf, o + WORD_OUT + (len - i), len - i);
+            if x & HIGH != 0 {
+                // Keep the bytes before the first that needs a look.
+                buf[o..o + 8].copy_from_slice(&word);
+                let k = (m.trailing_zeros() / 8) as usize;
+                i += k;
+                o += k;
+                break;
+            }
+            // A byte at a time, each from its table.
+            let out = &mut buf[o..o + WORD_OUT];
+            let mut at = 0;
+            for c in word {
+                let (seq, n) = &table[usize::from(c)];
+                out[at..at + 8].copy_from_slice(seq);
+                at += n;
+            }
+            i += 8;
+            o += at;
         }
+        if i == len {
+            break;
+        }
+        room(buf, o + WORD_OUT + (len - i), len - i);
         let c = b[i];
         if c < 0x80 {
             let (seq, n) = &table[usize::from(c)];
