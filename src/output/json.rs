@@ -239,8 +239,9 @@ fn fragment(buf: &mut Vec<u8>, bytes: &[u8], escape: bool) -> bool {
 /// time. Written into room made ahead and cut to size at the end: a word
 /// that needs no escape is copied whole; one of ASCII only a byte at a
 /// time, each byte from its table (eight bytes written, as many kept as
-/// its escape has, one when it has none); in any other word, the bytes before the first that needs a look are kept, and that
-/// byte or character is done on its own.
+/// its escape has, one when it has none); in any other word, the bytes
+/// before the first that needs a look are kept, and that byte or
+/// character is done on its own.
 fn fragment_as<const ESCAPE: bool>(buf: &mut Vec<u8>, b: &[u8]) -> bool {
     /// Room for eight bytes of six each, and the eight written past.
     const WORD_OUT: usize = 6 * 8 + STEP;
