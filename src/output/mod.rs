@@ -118,16 +118,16 @@ impl<W: Write> Render<W> {
     /// Write one record. For `-o object` the caller passes each key once,
     /// with the value the host keeps, and the records of a pool together.
     pub fn entry(&mut self, pool: u8, index: usize, key: &[u8], value: &[u8]) -> io::Result<()> {
-        // Only JSON says whether the value is UTF-8.
-        let utf8 = self.style.format == Format::Json && std::str::from_utf8(value).is_ok();
-        self.entry_in_pieces(pool, index, key, utf8, || std::iter::once(value))
+        // JSON finds out whether the value is UTF-8 as it escapes it.
+        self.entry_in_pieces(pool, index, key, true, || std::iter::once(value))
     }
 
     /// [`Render::entry`] of a value that comes in pieces (the chunks of
     /// `read --join`): `pieces` gives them in order each time it is called
     /// (JSON goes over a value that is not UTF-8 twice), and what is
-    /// written is never held whole. `utf8` says whether the whole value is
-    /// UTF-8; only `-o json` looks at it.
+    /// written is never held whole. `utf8` false says the whole value is
+    /// known not to be UTF-8; otherwise `-o json`, the only format that
+    /// says so, finds out as it escapes the pieces.
     pub fn entry_in_pieces<'a, I: Iterator<Item = &'a [u8]>>(
         &mut self,
         pool: u8,
@@ -158,11 +158,14 @@ impl<W: Write> Render<W> {
                 let _ = write!(buf, "{{\"pool\":{pool},\"index\":{index},\"key\":");
                 json_member(buf, "key", key, style.escape);
                 buf.extend_from_slice(b",\"value\":\"");
+                // Pieces are cut between characters (`pieces`), so the
+                // value is UTF-8 exactly when every piece is.
+                let mut valid = utf8;
                 self.pieces(pieces(), |buf, s| {
-                    json::lossy_fragment(buf, s, style.escape)
+                    valid &= json::lossy_fragment(buf, s, style.escape);
                 })?;
                 self.buf.push(b'"');
-                if !utf8 {
+                if !valid {
                     self.buf
                         .extend_from_slice(b",\"value_utf8\":false,\"value_hex\":\"");
                     self.pieces(pieces(), json::hex)?;
@@ -189,7 +192,7 @@ impl<W: Write> Render<W> {
                 json::lossy(buf, key, style.escape);
                 buf.extend_from_slice(b":\"");
                 self.pieces(pieces(), |buf, s| {
-                    json::lossy_fragment(buf, s, style.escape)
+                    json::lossy_fragment(buf, s, style.escape);
                 })?;
                 self.buf.push(b'"');
                 self.open = Some((pool, members + 1));
@@ -297,14 +300,12 @@ fn whole_characters(b: &[u8]) -> usize {
 /// A `-o json` member: the text, and when it is not UTF-8, `NAME_utf8`
 /// and the exact bytes in `NAME_hex` (as [`json::Text`] gives them).
 fn json_member(buf: &mut Vec<u8>, name: &str, bytes: &[u8], escape: bool) {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => json::string(buf, s, escape),
-        Err(_) => {
-            json::lossy(buf, bytes, escape);
-            let _ = write!(buf, ",\"{name}_utf8\":false,\"{name}_hex\":\"");
-            json::hex(buf, bytes);
-            buf.push(b'"');
+    if !json::lossy(buf, bytes, escape) {
+        for part in [",\"", name, "_utf8\":false,\"", name, "_hex\":\""] {
+            buf.extend_from_slice(part.as_bytes());
         }
+        json::hex(buf, bytes);
+        buf.push(b'"');
     }
 }
 
@@ -451,6 +452,59 @@ mod tests {
             (0u8..=255).collect(),
             "é".repeat(40).into_bytes(),
         ];
+        // Sequences that are not UTF-8, cut short, overlong, surrogates and
+        // past U+10FFFF, in the middle and at the end.
+        for bad in [
+            &b"\xe2\x82"[..],
+            b"\xf0\x9f\x98",
+            b"\xf0\x9f",
+            b"\xc3",
+            b"\xc0\x80",
+            b"\xe0\x80\x80",
+            b"\xe0\x9f\xbf",
+            b"\xed\xa0\x80",
+            b"\xed\x9f\xbf",
+            b"\xf0\x80\x80\x80",
+            b"\xf4\x90\x80\x80",
+            b"\xf4\x8f\xbf\xbf",
+            b"\xf5\x80",
+            b"\x80\xbf",
+            b"\xe2\x28\xa1",
+        ] {
+            texts.push([b"abc", bad].concat());
+            texts.push([b"abcdefghijk", bad, b"xyz"].concat());
+        }
+        // Mixed bytes, most of them not ASCII, from a fixed generator.
+        let mut x: u32 = 1;
+        for len in 0..2000 {
+            texts.push(
+                (0..len % 37)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        let b = (x >> 24) as u8;
+                        if b < 0x60 {
+                            b | 0x80
+                        } else {
+                            b
+                        }
+                    })
+                    .collect(),
+            );
+            // And ASCII only, one byte in two to be escaped.
+            texts.push(
+                (0..len % 41)
+                    .map(|_| {
+                        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        let b = (x >> 24) as u8 & 0x7f;
+                        if b & 0x40 == 0 {
+                            b & 0x1f
+                        } else {
+                            b
+                        }
+                    })
+                    .collect(),
+            );
+        }
         // Every byte at every offset of an eight-byte word.
         for b in 0u8..=255 {
             for at in 0..9 {
