@@ -70,7 +70,7 @@ headings | {
 # is given hvkvp_bin (the release binary), hvkvp_assets (OUT) and hvkvp_src
 # (the repository).
 {
-    cat <<SPEC
+    cat <<RPMSPEC
 Name:           hvkvp
 Version:        $version
 Release:        $release
@@ -113,7 +113,7 @@ install -Dm644 %{hvkvp_src}/LICENSE %{buildroot}%{_licensedir}/hvkvp/LICENSE
 %license %{_licensedir}/hvkvp/LICENSE
 
 %changelog
-SPEC
+RPMSPEC
     headings | {
         sep=
         while read -r v d; do
