@@ -44,7 +44,10 @@ fn replay(target: &str, check: fn(&[u8])) -> usize {
         })
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert!(broken.is_empty(), "{target}: these inputs break a rule: {broken:?}");
+    assert!(
+        broken.is_empty(),
+        "{target}: these inputs break a rule: {broken:?}"
+    );
     seeded.len() + artifacts.len()
 }
 

@@ -816,11 +816,19 @@ fn read_misaligned_pool_gives_whole_records_and_a_warning() {
     pools.set(0, &bytes);
     pools
         .cmd()
-        .arg("read")
+        .args(["read", "-p", "0"])
         .assert()
         .success()
         .stdout("a: 1\nb: 2\n")
         .stderr(predicate::str::contains("warning"));
+    // In the 2.0 form, as silent on stderr as 2.0 was.
+    pools
+        .cmd()
+        .arg("read")
+        .assert()
+        .success()
+        .stdout("a: 1\nb: 2\n")
+        .stderr("");
     assert_eq!(pools.bytes(0), bytes);
 }
 

@@ -382,7 +382,11 @@ fn collect(
         Ok(None)
     })?;
     let broken = broken.map_err(Error::Output)?;
-    let warnings: Vec<String> = pool.misaligned_warning().into_iter().collect();
+    // A 2.0-form line stays as silent on stderr as 2.0 was.
+    let warnings: Vec<String> = (pool.misaligned_warning())
+        .filter(|_| !ctx.compat)
+        .into_iter()
+        .collect();
     drop(pool); // unlock before anything is printed
     let broken = match (q.join, broken) {
         (Some(key), Some(Broken::Missing(n))) => Some(format!(
