@@ -143,9 +143,14 @@ fn compile_legacy(pattern: &[u8], o: &MatchOptions) -> Result<regex::bytes::Rege
                 "-k {shown:?} is not a pattern hvkvp 2.0 took ({why}); name the key \
                  exactly as a plain argument, or with -p, to match it as text"
             ),
+            legacy::Refusal::Unsupported(legacy::Construct::HugeCount) => format!(
+                "-k {shown:?} repeats past 100,000 states, which hvkvp does not \
+                 implement (hvkvp 2.0 refused such a pattern, or read a count past \
+                 2^31 modulo 2^32); write a smaller count"
+            ),
             legacy::Refusal::Unsupported(c) => format!(
-                "-k {shown:?} uses {}, which hvkvp does not implement (hvkvp 2.0 did); \
-                 name the keys another way, or with -E",
+                "-k {shown:?} has {}, which hvkvp 2.0 took but hvkvp does not \
+                 implement; write the pattern without it",
                 c.name()
             ),
         })
@@ -158,7 +163,7 @@ fn compile_legacy(pattern: &[u8], o: &MatchOptions) -> Result<regex::bytes::Rege
     regex::bytes::RegexBuilder::new(&text)
         .unicode(false)
         .size_limit(256 << 20)
-        .nest_limit(u32::MAX)
+        .nest_limit(1000)
         .build()
         .map_err(|e| {
             Error::Input(format!(
@@ -258,6 +263,21 @@ mod tests {
         assert!(yes("\\cA", true, "a") && v2("[[:digt:]]", false, true).is_err());
         // Case is folded for ASCII letters only, as in the C locale.
         assert!(!yes("é", true, "É") && !yes("k", true, "\u{212a}") && yes("k", true, "K"));
+    }
+
+    #[test]
+    fn legacy_deep_patterns_are_refused_not_a_crash() {
+        // The longest argument Linux passes is 128 KiB.
+        for (p, ic) in [
+            ("(".repeat(128 << 10), true),
+            ("\\(".repeat(60 << 10), false),
+        ] {
+            assert!(v2(&p, false, ic).is_err());
+        }
+        let deep = |n: usize| format!("{}a{}", "(".repeat(n), ")".repeat(n));
+        assert!(v2(&deep(100), false, true).is_ok() && v2(&deep(101), false, true).is_err());
+        assert!(v2(&format!("a{}", "*".repeat(128 << 10)), false, false).is_err());
+        assert!(v2(&format!("a{}", "*".repeat(100)), false, false).is_ok());
     }
 
     #[test]

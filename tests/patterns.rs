@@ -424,6 +424,14 @@ fn patterns() -> Vec<Vec<u8>> {
         add(p.as_bytes());
     }
 
+    // Nesting at hvkvp's bound and past it: groups in groups, in both
+    // spellings, and repetitions of repetitions.
+    for n in [100, 101] {
+        add(format!("{}a{}", "(".repeat(n), ")".repeat(n)).as_bytes());
+        add(format!("{}a{}", "\\(".repeat(n), "\\)".repeat(n)).as_bytes());
+        add(format!("a{}", "*".repeat(n)).as_bytes());
+    }
+
     // Unique, first spelling kept.
     let mut seen = std::collections::HashSet::new();
     out.retain(|p| seen.insert(p.clone()));
@@ -439,9 +447,14 @@ fn refusal_construct(pattern: &[u8], icase: bool) -> String {
     }
 }
 
-/// A pattern as it can be printed.
+/// A pattern as it can be printed: quoted, a long one cut.
 fn shown(p: &[u8]) -> String {
-    format!("{:?}", String::from_utf8_lossy(p))
+    let s = format!("{:?}", String::from_utf8_lossy(p));
+    if s.chars().count() > 40 {
+        let cut: String = s.chars().take(30).collect();
+        return format!("{cut}… ({} bytes)", p.len());
+    }
+    s
 }
 
 #[test]

@@ -31,6 +31,18 @@ pub enum Refusal {
     Unsupported(Construct),
 }
 
+impl From<String> for Refusal {
+    fn from(why: String) -> Refusal {
+        Refusal::Invalid(why)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(why: &str) -> Refusal {
+        Refusal::Invalid(why.to_string())
+    }
+}
+
 /// What hvkvp does not implement of what 2.0 took (the README's
 /// differences from 2.0 list each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,9 +52,17 @@ pub enum Construct {
     BackReference,
     /// `(?=a)`, `(?!a)`: likewise.
     LookAhead,
-    /// A count that makes std::regex build more than 100,000 states, or
-    /// one past what an `int` holds.
+    /// A count over 100,000, or counts that repeat the pattern past
+    /// 100,000 states (an upper bound of what std::regex would build).
+    /// std::regex refuses a pattern past 100,000 states; one it took is a
+    /// count past 2^31, which it read modulo 2^32 (`a\{0,4294967297\}` was
+    /// `a\{0,1\}`).
     HugeCount,
+    /// Groups nested deeper than 100, one thing repeated more than 100
+    /// times over (`a` and 101 `*`), or the two nesting deeper than 250
+    /// once written for the `regex` crate: its compiler recurses, and so
+    /// does this one.
+    DeepNesting,
 }
 
 impl Construct {
@@ -51,7 +71,8 @@ impl Construct {
         match self {
             Construct::BackReference => "a back-reference",
             Construct::LookAhead => "a look-ahead",
-            Construct::HugeCount => "a repetition count over 100,000 states",
+            Construct::HugeCount => "a repetition past 100,000 states",
+            Construct::DeepNesting => "nesting over 100 deep",
         }
     }
 }
@@ -80,8 +101,9 @@ pub fn translate(pattern: &[u8], ignore_case: bool) -> Result<String, Refusal> {
         groups: 1,
         open: vec![0],
         unsupported: None,
+        depth: 0,
     };
-    let (text, states) = p.disjunction().map_err(Refusal::Invalid)?;
+    let (text, states) = p.disjunction()?;
     if p.at != toks.len() {
         return Err(Refusal::Invalid(p.unexpected()));
     }
@@ -91,6 +113,18 @@ pub fn translate(pattern: &[u8], ignore_case: bool) -> Result<String, Refusal> {
     if states.saturating_add(8) > STATE_LIMIT {
         return Err(Refusal::Unsupported(Construct::HugeCount));
     }
+    // Every `(` of the text opens a group: literal bytes are `\xNN`.
+    let mut depth = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            _ => {}
+        }
+        if depth > MAX_WRITTEN_DEPTH {
+            return Err(Refusal::Unsupported(Construct::DeepNesting));
+        }
+    }
     Ok(text)
 }
 
@@ -98,6 +132,10 @@ const ECMA_SPECIAL: &[u8] = b"^$\\.*+?()[]{}|";
 const BASIC_SPECIAL: &[u8] = b".[\\*^$";
 /// libstdc++'s `_GLIBCXX_REGEX_STATE_LIMIT`: past it, `error_space`.
 const STATE_LIMIT: u64 = 100_000;
+/// How deep groups may nest, and repetitions of one thing, in a pattern;
+/// and both together in what it is written as.
+const MAX_DEPTH: usize = 100;
+const MAX_WRITTEN_DEPTH: usize = 250;
 
 /// One token of libstdc++'s `_Scanner`.
 #[derive(Debug, Clone, PartialEq)]
@@ -520,6 +558,8 @@ struct Parser<'a> {
     groups: u64,
     open: Vec<u64>,
     unsupported: Option<Construct>,
+    /// Groups and look-aheads open now.
+    depth: usize,
 }
 
 type Piece = (String, u64);
@@ -544,7 +584,6 @@ impl Parser<'_> {
             Some(Tok::Star | Tok::Plus | Tok::Opt | Tok::Interval) => {
                 "a repetition with nothing to repeat".into()
             }
-            Some(Tok::Or) => "a | in a bracket".into(),
             Some(_) => "an unexpected character".into(),
             None => "an unclosed group".into(),
         }
@@ -554,7 +593,19 @@ impl Parser<'_> {
         self.unsupported.get_or_insert(c);
     }
 
-    fn disjunction(&mut self) -> Result<Piece, String> {
+    /// The inside of a group or look-ahead; libstdc++ recurses as this
+    /// does, so the depth is bounded.
+    fn nested(&mut self) -> Result<Piece, Refusal> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Refusal::Unsupported(Construct::DeepNesting));
+        }
+        let inside = self.disjunction();
+        self.depth -= 1;
+        inside
+    }
+
+    fn disjunction(&mut self) -> Result<Piece, Refusal> {
         let (mut text, mut states) = self.alternative()?;
         let mut alts = 1;
         while self.eat(&Tok::Or) {
@@ -570,7 +621,7 @@ impl Parser<'_> {
         Ok((text, states))
     }
 
-    fn alternative(&mut self) -> Result<Piece, String> {
+    fn alternative(&mut self) -> Result<Piece, Refusal> {
         let mut text = String::new();
         let mut states = 1u64;
         while let Some((t, s)) = self.term()? {
@@ -580,20 +631,26 @@ impl Parser<'_> {
         Ok((text, states))
     }
 
-    fn term(&mut self) -> Result<Option<Piece>, String> {
+    fn term(&mut self) -> Result<Option<Piece>, Refusal> {
         if let Some(a) = self.assertion()? {
             return Ok(Some(a));
         }
         let Some(mut atom) = self.atom()? else {
             return Ok(None);
         };
+        let mut repeated = 0;
         while let Some(q) = self.quantifier(&atom)? {
+            // Each repetition nests the one before it.
+            repeated += 1;
+            if repeated > MAX_DEPTH {
+                return Err(Refusal::Unsupported(Construct::DeepNesting));
+            }
             atom = q;
         }
         Ok(Some(atom))
     }
 
-    fn assertion(&mut self) -> Result<Option<Piece>, String> {
+    fn assertion(&mut self) -> Result<Option<Piece>, Refusal> {
         let text = match self.peek() {
             Some(Tok::LineBegin) => "\\A",
             Some(Tok::LineEnd) => "\\z",
@@ -601,9 +658,9 @@ impl Parser<'_> {
             Some(Tok::WordBound { negated: true }) => "\\B",
             Some(Tok::LookAhead) => {
                 self.at += 1;
-                let (_, s) = self.disjunction()?;
+                let (_, s) = self.nested()?;
                 if !self.eat(&Tok::Close) {
-                    return Err(self.unexpected());
+                    return Err(self.unexpected().into());
                 }
                 self.unsupported(Construct::LookAhead);
                 return Ok(Some((String::new(), s.saturating_add(2))));
@@ -614,7 +671,7 @@ impl Parser<'_> {
         Ok(Some((text.to_string(), 1)))
     }
 
-    fn quantifier(&mut self, atom: &Piece) -> Result<Option<Piece>, String> {
+    fn quantifier(&mut self, atom: &Piece) -> Result<Option<Piece>, Refusal> {
         let (t, s) = atom;
         let lazy = |p: &mut Self| {
             if p.ecma {
@@ -682,7 +739,7 @@ impl Parser<'_> {
         Ok(Some(q))
     }
 
-    fn atom(&mut self) -> Result<Option<Piece>, String> {
+    fn atom(&mut self) -> Result<Option<Piece>, Refusal> {
         let Some(t) = self.peek().cloned() else {
             return Ok(None);
         };
@@ -722,9 +779,9 @@ impl Parser<'_> {
                     self.groups += 1;
                     self.open.push(n);
                 }
-                let (text, s) = self.disjunction()?;
+                let (text, s) = self.nested()?;
                 if !self.eat(&Tok::Close) {
-                    return Err(self.unexpected());
+                    return Err(self.unexpected().into());
                 }
                 if t == Tok::Group {
                     self.open.pop();
@@ -755,7 +812,7 @@ impl Parser<'_> {
     }
 
     /// `_M_insert_bracket_matcher` and `_M_expression_term`.
-    fn bracket(&mut self, negated: bool) -> Result<Piece, String> {
+    fn bracket(&mut self, negated: bool) -> Result<Piece, Refusal> {
         let mut b = Bracket::default();
         let mut last = Last::None;
         if let Some(Tok::Char(c)) = self.peek() {
@@ -813,11 +870,9 @@ impl Parser<'_> {
                             };
                             self.at += 1;
                             if (l as i8) > (r as i8) {
-                                return Err(format!(
-                                    "the range {}-{} (out of order)",
-                                    show(l),
-                                    show(r)
-                                ));
+                                let why =
+                                    format!("the range {}-{} (out of order)", show(l), show(r));
+                                return Err(why.into());
                             }
                             b.ranges.push((l, r));
                             last = Last::None;
