@@ -233,6 +233,15 @@ fn keys() -> Vec<Vec<u8>> {
     k
 }
 
+/// Tokens of POSIX basic syntax, and of ECMAScript, that the strings of
+/// single characters do not make up to three of.
+#[rustfmt::skip]
+const BASIC_TOKENS: [&str; 12] = [
+    "a", "*", "^", "$", "\\(", "\\)", "\\{", "\\}", "1", ",", "\\1", "[a]",
+];
+#[rustfmt::skip]
+const ECMA_TOKENS: [&str; 12] = ["a", "(", ")", "{", "}", "|", "?", "*", "1,", "\\1", "(?:", "\\b"];
+
 /// The POSIX class names, and what libstdc++ adds.
 const CLASSES: [&str; 15] = [
     "alnum", "alpha", "blank", "cntrl", "digit", "graph", "lower", "print", "punct", "space",
@@ -360,6 +369,21 @@ fn patterns() -> Vec<Vec<u8>> {
             .collect();
         for s in &strings {
             add(s);
+        }
+    }
+
+    // Every sequence of one to three tokens of each syntax: its groups,
+    // counts and back-references are two characters and more.
+    for tokens in [BASIC_TOKENS, ECMA_TOKENS] {
+        let mut seqs: Vec<String> = vec![String::new()];
+        for _ in 0..3 {
+            seqs = seqs
+                .iter()
+                .flat_map(|s| tokens.iter().map(move |t| format!("{s}{t}")))
+                .collect();
+            for s in &seqs {
+                add(s.as_bytes());
+            }
         }
     }
 
