@@ -604,6 +604,12 @@ fn two_point_zero_patterns_match_as_std_regex_matched_them() {
         .keys()
         .filter(|c| c.starts_with("INVALID"))
         .collect();
+    // What ran out is not compared: it must stay rare, or this proves little.
+    assert!(
+        ran_out.len() * 100 < run,
+        "{} of {run} cases ran out in std::regex",
+        ran_out.len()
+    );
     assert!(
         accepted_where_std_throws.is_empty(),
         "accepted where std::regex throws"
