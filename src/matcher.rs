@@ -74,26 +74,10 @@ impl Matcher {
         };
         let how = if o.regex {
             How::Regex(compile(text()?, o)?)
-        } else if o.legacy && legacy::is_pattern(pattern, o.ignore_case) {
-            let text = std::str::from_utf8(pattern).map_err(|_| {
-                Error::Input(
-                    "-k is not valid UTF-8, so it is no pattern hvkvp 2.0 took: name the key \
-                     exactly as a plain argument, or with -p, to match it as bytes"
-                        .into(),
-                )
-            })?;
-            let translated = if o.ignore_case {
-                legacy::ecmascript(text)
-            } else {
-                legacy::basic(text)
-            };
-            let re = translated.and_then(|t| compile(&t, o)).map_err(|e| {
-                Error::Input(format!(
-                    "-k {text:?} is not a pattern hvkvp 2.0 took ({e}); name the key \
-                     exactly as a plain argument, or with -p, to match it as text"
-                ))
-            })?;
-            How::Regex(re)
+        } else if o.legacy && (o.ignore_case || legacy::is_pattern(pattern, false)) {
+            // With -i even plain text goes this way: 2.0 folded ASCII
+            // letters only.
+            How::Regex(compile_legacy(pattern, o)?)
         } else {
             match (o.exact, o.ignore_case) {
                 (true, false) => How::Exact(pattern.to_vec()),
@@ -149,101 +133,47 @@ fn compile(text: &str, o: &MatchOptions) -> Result<regex::bytes::Regex, Error> {
         .map_err(|e| Error::Input(format!("bad regular expression: {e}")))
 }
 
-/// hvkvp 2.0's `-k`: a C++ `std::regex`, built with `basic` (POSIX basic
-/// syntax) when case matters and with `icase` alone (so the default
-/// grammar, ECMAScript) when it does not; `-m on` used `regex_match`
-/// (whole key), `-m off` `regex_search`.
-pub mod legacy {
-    use crate::error::Error;
-
-    /// Does the pattern have a character that is special in its syntax? One
-    /// that has none is matched as literal text.
-    pub fn is_pattern(pattern: &[u8], ignore_case: bool) -> bool {
-        let special: &[u8] = if ignore_case {
-            b".[]*^$\\+?(){}|"
-        } else {
-            b".[*^$\\"
-        };
-        pattern.iter().any(|b| special.contains(b))
-    }
-
-    /// An ECMAScript pattern, in the syntax of the `regex` crate: the same
-    /// for everything a key pattern uses (`. * + ? | ( ) [ ] { } ^ $`,
-    /// `\d \w \s \b`). Back-references and look-arounds, which the crate
-    /// lacks, are refused when it compiles.
-    pub fn ecmascript(text: &str) -> Result<String, Error> {
-        Ok(text.to_string())
-    }
-
-    /// A POSIX basic pattern, in the syntax of the `regex` crate: `\(` `\)`
-    /// group and `\{m,n\}` counts, while `+ ? | ( ) { }` are plain
-    /// characters; `.` matches any character; a bracket expression keeps
-    /// its meaning (a backslash in it is a plain character). Like libstdc++,
-    /// `^` and `$` are anchors wherever they stand, and an escape it does
-    /// not know is refused.
-    pub fn basic(text: &str) -> Result<String, Error> {
-        let bad = |what: &str| Err(Error::Input(what.to_string()));
-        let mut out = String::from("(?s)");
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some(c @ ('(' | ')' | '{' | '}')) => out.push(c),
-                    Some(c @ ('.' | '*' | '[' | ']' | '^' | '$' | '\\')) => {
-                        out.push('\\');
-                        out.push(c);
-                    }
-                    Some(c @ '1'..='9') => return bad(&format!("back-reference \\{c}")),
-                    Some(c) => return bad(&format!("unknown escape \\{c}")),
-                    None => return bad("a trailing backslash"),
-                },
-                '.' | '*' | '^' | '$' => out.push(c),
-                '[' => {
-                    out.push('[');
-                    if chars.peek() == Some(&'^') {
-                        out.push(chars.next().unwrap_or('^'));
-                    }
-                    // A `]` first in the list is a plain character.
-                    if chars.peek() == Some(&']') {
-                        chars.next();
-                        out.push_str("\\]");
-                    }
-                    loop {
-                        match chars.next() {
-                            None => return bad("an unclosed ["),
-                            Some(']') => break,
-                            // [:alpha:] and friends: the crate knows them.
-                            Some('[') if chars.peek() == Some(&':') => {
-                                out.push_str("[:");
-                                chars.next();
-                                loop {
-                                    match chars.next() {
-                                        None => return bad("an unclosed [:"),
-                                        Some(':') if chars.peek() == Some(&']') => {
-                                            chars.next();
-                                            out.push_str(":]");
-                                            break;
-                                        }
-                                        Some(c) => out.push(c),
-                                    }
-                                }
-                            }
-                            // Special to the crate in a class, not to POSIX.
-                            Some(c @ ('\\' | '[' | '&' | '~')) => {
-                                out.push('\\');
-                                out.push(c);
-                            }
-                            Some(c) => out.push(c),
-                        }
-                    }
-                    out.push(']');
-                }
-                c => out.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
-            }
-        }
-        Ok(out)
-    }
+/// A 2.0 pattern (see [`legacy`]), compiled to match bytes as 2.0 did in
+/// the C locale; whole key with `o.exact` (2.0's `regex_match`).
+fn compile_legacy(pattern: &[u8], o: &MatchOptions) -> Result<regex::bytes::Regex, Error> {
+    let shown = String::from_utf8_lossy(pattern);
+    let text = legacy::translate(pattern, o.ignore_case).map_err(|r| {
+        Error::Input(match r {
+            legacy::Refusal::Invalid(why) => format!(
+                "-k {shown:?} is not a pattern hvkvp 2.0 took ({why}); name the key \
+                 exactly as a plain argument, or with -p, to match it as text"
+            ),
+            legacy::Refusal::Unsupported(legacy::Construct::HugeCount) => format!(
+                "-k {shown:?} repeats past 100,000 states, which hvkvp does not \
+                 implement (hvkvp 2.0 refused such a pattern, or read a count past \
+                 2^31 modulo 2^32); write a smaller count"
+            ),
+            legacy::Refusal::Unsupported(c) => format!(
+                "-k {shown:?} has {}, which hvkvp 2.0 took but hvkvp does not \
+                 implement; write the pattern without it",
+                c.name()
+            ),
+        })
+    })?;
+    let text = if o.exact {
+        format!("\\A(?:{text})\\z")
+    } else {
+        text
+    };
+    regex::bytes::RegexBuilder::new(&text)
+        .unicode(false)
+        .size_limit(256 << 20)
+        .nest_limit(1000)
+        .build()
+        .map_err(|e| {
+            Error::Input(format!(
+                "-k {shown:?} is too large a pattern for hvkvp ({})",
+                e.to_string().lines().last().unwrap_or_default()
+            ))
+        })
 }
+
+pub mod legacy;
 
 /// Case-fold a key for comparison: Unicode lowercase when the key is UTF-8,
 /// ASCII lowercase of the bytes otherwise.
@@ -302,9 +232,22 @@ mod tests {
         assert!(yes("[]x]", true, "]") && yes("[\\]", true, "\\"));
         assert!(yes("k[[:digit:]]", true, "k7") && !yes("k[[:digit:]]", true, "kx"));
         assert!(yes("x[&~]", true, "x&") && yes("x[&~]", true, "x~"));
-        // `.` spans any character, and never a byte that is not UTF-8.
-        assert!(yes("a.", true, "aé") && !v2("a.", true, false).unwrap().is_match(b"a\xff"));
-        for bad in ["*a", "a\\+", "a\\1", "[ab", "a\\", "[[:alpha:"] {
+        // `.` is one byte, as in 2.0's C locale: é is two.
+        assert!(yes("a..", true, "aé") && !yes("a.", true, "aé"));
+        assert!(v2("a.", true, false).unwrap().is_match(b"a\xff"));
+        // libstdc++'s quirks: [[=a=]] is either case, \cX is X.
+        assert!(yes("[[=a=]]", true, "A") && yes("[[:ALPHA:]]", true, "q"));
+        for bad in [
+            "*a",
+            "a\\+",
+            "a\\1",
+            "[ab",
+            "a\\",
+            "[[:alpha:",
+            "a\\]",
+            "[[:digt:]]",
+            "[[.0.]]",
+        ] {
             assert!(v2(bad, false, false).is_err(), "{bad}");
         }
     }
@@ -316,17 +259,35 @@ mod tests {
         assert!(yes("^(physical)?host", false, "PhysicalHostName"));
         assert!(yes("host|name", false, "VMNAME"));
         assert!(v2("(", false, true).is_err());
+        // \cX is X; [[:digt:]] is no class here either.
+        assert!(yes("\\cA", true, "a") && v2("[[:digt:]]", false, true).is_err());
+        // Case is folded for ASCII letters only, as in the C locale.
+        assert!(!yes("é", true, "É") && !yes("k", true, "\u{212a}") && yes("k", true, "K"));
+    }
+
+    #[test]
+    fn legacy_deep_patterns_are_refused_not_a_crash() {
+        // The longest argument Linux passes is 128 KiB.
+        for (p, ic) in [
+            ("(".repeat(128 << 10), true),
+            ("\\(".repeat(60 << 10), false),
+        ] {
+            assert!(v2(&p, false, ic).is_err());
+        }
+        let deep = |n: usize| format!("{}a{}", "(".repeat(n), ")".repeat(n));
+        assert!(v2(&deep(100), false, true).is_ok() && v2(&deep(101), false, true).is_err());
+        assert!(v2(&format!("a{}", "*".repeat(128 << 10)), false, false).is_err());
+        assert!(v2(&format!("a{}", "*".repeat(100)), false, false).is_ok());
     }
 
     #[test]
     fn legacy_text_without_special_characters_is_text() {
-        for (p, ic) in [("Host", false), ("a+b", false), ("host-name", true)] {
+        for p in ["Host", "a+b", "(x)"] {
             let o = MatchOptions {
                 legacy: true,
-                ignore_case: ic,
                 ..Default::default()
             };
-            assert!(!legacy::is_pattern(p.as_bytes(), ic));
+            assert!(!legacy::is_pattern(p.as_bytes(), false));
             let m = Matcher::pattern(p.as_bytes(), &o).unwrap();
             assert!(!matches!(m.how, How::Regex(_)), "{p}");
         }

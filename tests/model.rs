@@ -11,8 +11,8 @@
 //!
 //! Command lines in hvkvp 2.0's form (`-k`/`--key`, no `-p`, no
 //! `--force`) follow 2.0's rules: `-k` is a 2.0 pattern (of the patterns
-//! generated here only `.`, any one character, is special), and a delete
-//! that matches nothing exits 0.
+//! generated here only `.`, any one byte, is special; 2.0 folded ASCII
+//! letters only), and a delete that matches nothing exits 0.
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 256, 1 to 12 commands
 //! each). A failure is shrunk to a short start and command list, shown as
@@ -236,6 +236,16 @@ fn fold(k: &[u8]) -> Vec<u8> {
     match std::str::from_utf8(k) {
         Ok(s) => s.to_lowercase().into_bytes(),
         Err(_) => k.to_ascii_lowercase(),
+    }
+}
+
+/// Keys compared ignoring case by a 2.0 form: 2.0 ran in the C locale,
+/// where only ASCII letters have a case.
+fn fold_v2(k: &[u8], v2: bool) -> Vec<u8> {
+    if v2 {
+        k.to_ascii_lowercase()
+    } else {
+        fold(k)
     }
 }
 
@@ -837,16 +847,13 @@ impl Model {
                 }
                 let v2 = !matches!(form, Form::Positional) && target.is_2_0() && !*force;
                 let wild = v2 && has_wildcard(&key.0);
-                if wild && std::str::from_utf8(&key.0).is_err() {
-                    return Err(USAGE);
-                }
                 let p = self.writable(*target, *force, true)?;
                 if wild {
                     let pat = key.0.clone();
                     set_matching(p, &key.0, value, *force, |k| wild_match(k, &pat, true, *ic))
                 } else if *ic {
-                    let want = fold(&key.0);
-                    set_matching(p, &key.0, value, *force, |k| fold(k) == want)
+                    let want = fold_v2(&key.0, v2);
+                    set_matching(p, &key.0, value, *force, |k| fold_v2(k, v2) == want)
                 } else {
                     set(p, &[(key.0.clone(), value.to_vec())], None, |_| false)
                 }
@@ -932,11 +939,6 @@ impl Model {
         if d.sel.is_none() && !d.dups && !d.clean && !d.all {
             return Err(USAGE);
         }
-        if let Some(Sel::Pattern { pat, .. }) = &d.sel {
-            if v2 && has_wildcard(&pat.0) && std::str::from_utf8(&pat.0).is_err() {
-                return Err(USAGE);
-            }
-        }
         let p = self.writable(d.target, d.force, false)?;
         // A misaligned pool is written only by -c, which drops the fragment.
         if !d.clean && !p.frag.is_empty() {
@@ -948,6 +950,7 @@ impl Model {
             return Ok(OK);
         }
         let norm = |k: &[u8]| if d.ic { fold(k) } else { k.to_vec() };
+        let norm_v2 = |k: &[u8]| if d.ic { fold_v2(k, v2) } else { k.to_vec() };
         // The selection is made on the pool as it is once debris is gone:
         // `-d` must not keep a record whose only later copy is debris.
         let debris = debris(&p.recs);
@@ -964,9 +967,9 @@ impl Model {
                         let hit = if v2 && has_wildcard(&pat.0) {
                             wild_match(k, &pat.0, whole, d.ic)
                         } else if whole {
-                            norm(k) == norm(&pat.0)
+                            norm_v2(k) == norm_v2(&pat.0)
                         } else {
-                            contains(&norm(k), &norm(&pat.0))
+                            contains(&norm_v2(k), &norm_v2(&pat.0))
                         };
                         hit != *invert
                     }
@@ -1067,32 +1070,21 @@ fn has_wildcard(pat: &[u8]) -> bool {
     pat.contains(&b'.')
 }
 
-/// A 2.0 pattern whose only special character is `.` (any one character,
-/// never a byte that is not UTF-8): on the whole key, or anywhere in it.
+/// A 2.0 pattern whose only special character is `.`, on the whole key or
+/// anywhere in it, as 2.0 matched it in the C locale: byte by byte, `.`
+/// any byte (with `-i`, ECMAScript's: any but `\n` and `\r`), letters
+/// folded ASCII only.
 fn wild_match(key: &[u8], pat: &[u8], whole: bool, ic: bool) -> bool {
-    let units = |b: &[u8], fold_case: bool| -> Vec<Option<char>> {
-        b.utf8_chunks()
-            .flat_map(|c| {
-                let valid = if fold_case {
-                    c.valid().to_lowercase()
-                } else {
-                    c.valid().to_string()
-                };
-                let valid: Vec<Option<char>> = valid.chars().map(Some).collect();
-                valid.into_iter().chain(c.invalid().iter().map(|_| None))
-            })
-            .collect()
+    let one = |p: u8, k: u8| match p {
+        b'.' => !(ic && (k == b'\n' || k == b'\r')),
+        _ if ic => p.eq_ignore_ascii_case(&k),
+        _ => p == k,
     };
-    let (k, p) = (units(key, ic), units(pat, ic));
-    let at = |i: usize| {
-        p.iter()
-            .zip(&k[i..])
-            .all(|(pc, kc)| kc.is_some() && (*pc == Some('.') || pc == kc))
-    };
+    let at = |i: usize| pat.iter().zip(&key[i..]).all(|(&p, &k)| one(p, k));
     if whole {
-        k.len() == p.len() && at(0)
+        key.len() == pat.len() && at(0)
     } else {
-        k.len() >= p.len() && (0..=k.len() - p.len()).any(at)
+        key.len() >= pat.len() && (0..=key.len() - pat.len()).any(at)
     }
 }
 

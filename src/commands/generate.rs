@@ -239,7 +239,9 @@ fn compatibility() -> Roff {
          -q); nothing matched is exit 0; -s takes in, out and params in any case, or \
          their first letter; -k is a 2.0 pattern: POSIX basic syntax, or ECMAScript \
          with -i, matching the whole key with -m on (the default of write and delete) \
-         and any part of it with -m off (the default of read); write -m off sets every \
+         and any part of it with -m off (the default of read), byte by byte as 2.0 \
+         did (. is one byte, -i folds ASCII letters only), and one that 2.0 could not \
+         compile (such as [[:digt:]]) exits 2; write -m off sets every \
          key containing the text, or adds it; read -n without -k lists the pool; \
          write -v - stores a dash.",
         "Any other argument or option (a plain KEY, -p, -o, -E, -a, --force, ...) makes \
