@@ -464,6 +464,77 @@ fn batch_copies_a_pool_through_read_json_and_read_null() {
     }
 }
 
+/// A pool holding what a killed hvkvp leaves: a tombstone (an empty key)
+/// between two records, and a record right after a copy of itself.
+fn pool_with_debris(pools: &Pools) -> Vec<u8> {
+    let mut tombstone = record(b"gone", b"old value");
+    tombstone[0] = 0;
+    let bytes = [
+        record(b"a", b"1"),
+        tombstone,
+        record(b"b", b"2"),
+        record(b"b", b"2"),
+        record(b"c", b"3"),
+    ]
+    .concat();
+    pools.set(1, &bytes)
+}
+
+#[test]
+fn copy_pipeline_passes_over_what_a_kill_left_in_every_listing() {
+    let src = Pools::new();
+    let before = pool_with_debris(&src);
+    let clean = pool_bytes(&[("a", "1"), ("b", "2"), ("c", "3")]);
+    for (read, write) in [
+        (vec!["-o", "json"], vec!["--batch", "-"]),
+        (vec!["-o", "object"], vec!["--batch", "-"]),
+        (vec!["-0"], vec!["--batch", "-", "-0"]),
+    ] {
+        let out = src
+            .cmd()
+            .args(["read", "-p", "1"])
+            .args(&read)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{read:?}");
+        let dst = Pools::new();
+        dst.cmd()
+            .arg("write")
+            .args(&write)
+            .write_stdin(out.stdout)
+            .assert()
+            .success()
+            .stderr("");
+        assert_eq!(dst.bytes(1), clean, "read {read:?} | write {write:?}");
+    }
+    src.cmd()
+        .args(["read", "-p", "1"])
+        .assert()
+        .success()
+        .stdout("a: 1\nb: 2\nc: 3\n");
+    src.cmd()
+        .args(["read", "-p", "1", "-k", "a", "-n"])
+        .assert()
+        .success()
+        .stdout("b: 2\nc: 3\n");
+    // check still names it, and reading changed nothing.
+    src.cmd()
+        .args(["check", "-p", "1"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("an empty key in record 1"))
+        .stdout(predicate::str::contains(
+            "a copy of the record before it in record 3",
+        ));
+    assert_eq!(src.bytes(1), before);
+    // A 2.0 command line lists the pool as 2.0 did, record by record.
+    src.cmd()
+        .args(["read", "-s", "out"])
+        .assert()
+        .success()
+        .stdout("a: 1\n: old value\nb: 2\nb: 2\nc: 3\n");
+}
+
 #[test]
 fn batch_with_one_bad_pair_changes_nothing_and_names_it() {
     let pools = Pools::new();

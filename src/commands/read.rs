@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use crate::change::Finder;
 use crate::chunk::{Broken, Chunks};
 use crate::cli::ReadArgs;
 use crate::commands::{key_matcher, os_bytes, Ctx};
@@ -16,7 +17,7 @@ use crate::matcher::Matcher;
 use crate::output::messages::{say, tell_no_match, warn};
 use crate::output::spool::Spool;
 use crate::output::{show_key, Format, Render, Style};
-use crate::pool::{self, Access, Pool, PoolId};
+use crate::pool::{self, Access, Pool, PoolId, Rec};
 use crate::watch::Watch;
 
 /// Print the records of `pool` (default 0) that the arguments name.
@@ -61,6 +62,8 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         matcher: &matcher,
         first_only,
         join: a.join.then(|| a.key.as_deref().map(os_bytes)).flatten(),
+        // hvkvp 2.0 listed them: its command lines still do.
+        skip_debris: !ctx.compat,
     };
     // The records are written out as they are found, into a spool that
     // is printed once every lock is released.
@@ -160,6 +163,7 @@ pub(crate) fn print_pool(ctx: &Ctx, id: PoolId) -> Result<(), Error> {
         matcher: &Matcher::all(),
         first_only: false,
         join: None,
+        skip_debris: !ctx.compat,
     };
     let mut render = Render::new(Spool::default(), style(Format::Kv, false, false));
     let f = collect(ctx, id, &q, ctx.timeout, &mut render)?;
@@ -313,6 +317,11 @@ struct Query<'a> {
     first_only: bool,
     /// `--join`: the key to put back together from its chunks when absent.
     join: Option<&'a [u8]>,
+    /// Leave out what a killed writer left ([`Finder`]: records with an
+    /// empty key, a record right after a copy of itself, a staged copy).
+    /// They are not records anyone wrote: a listing that showed them
+    /// would hand `write --batch` a pair it must refuse.
+    skip_debris: bool,
 }
 
 /// What one pool gave, besides the records written: warnings to print once
@@ -349,7 +358,11 @@ fn collect(
             object_members(p, q.matcher, |i, k, v| render.entry(pool_no, i, k, v))?;
         } else {
             let mut any = false;
+            let mut debris = Finder::default();
             for r in p.records() {
+                if !debris.see(&r) && q.skip_debris {
+                    continue;
+                }
                 if q.matcher.matches_field(r.key_field()) {
                     render.entry(pool_no, r.index, r.key(), r.value())?;
                     any = true;
@@ -402,7 +415,8 @@ fn collect(
 /// `-o object`: each key whose field `matcher` matches, once, in the place
 /// of its first record, with the value of its last (the one the host
 /// keeps). Two passes; between them only the hashes and two record
-/// numbers of each key are held, and the values of repeated keys.
+/// numbers of each key are held, and the values of repeated keys. What a
+/// killed writer left is not a member.
 fn object_members(
     p: &Pool,
     matcher: &Matcher,
@@ -412,14 +426,17 @@ fn object_members(
     // The last value of each repeated key, by its first record: copied as
     // the scan passes it, as a look back would map the pages again.
     let mut last: HashMap<usize, Vec<u8>> = HashMap::new();
-    for r in p.records().filter(|r| matcher.matches_field(r.key_field())) {
+    let mut debris = Finder::default();
+    let hit = |r: &Rec<'_>| matcher.matches_field(r.key_field());
+    for r in p.records().filter(|r| debris.see(r) && hit(r)) {
         if let Some(first) = keys.first_or_insert(r.key(), r.index) {
             let v = last.entry(first).or_default();
             v.clear();
             v.extend_from_slice(r.value());
         }
     }
-    for r in p.records().filter(|r| matcher.matches_field(r.key_field())) {
+    let mut debris = Finder::default();
+    for r in p.records().filter(|r| debris.see(r) && hit(r)) {
         if keys.first_or_insert(r.key(), r.index) == Some(r.index) {
             let value = last.get(&r.index).map_or(r.value(), Vec::as_slice);
             f(r.index, r.key(), value)?;
@@ -471,6 +488,7 @@ fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> Elsewhere {
         matcher,
         first_only: true,
         join: None,
+        skip_debris: true,
     };
     let mut seen = Elsewhere {
         found: None,
