@@ -637,3 +637,46 @@ fn object_output_is_keyed_by_name_with_the_last_duplicate() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["3"]["HostName"], "h2");
 }
+
+#[test]
+fn object_output_keeps_keys_apart_that_differ_only_in_bytes_that_are_not_utf8() {
+    let pools = Pools::new();
+    let before = pools.set(
+        1,
+        &[
+            record(b"k\xff", b"first"),
+            record(b"k\xfe", b"second"),
+            record(b"k", b"plain"),
+        ]
+        .concat(),
+    );
+    let out = pools
+        .cmd()
+        .args(["read", "-p", "1", "-o", "object"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let members = v.as_object().unwrap();
+    assert_eq!(members.len(), 3, "{v}");
+    // The text, a NUL (which no key holds) and the exact bytes, as -o
+    // json's key_hex.
+    assert_eq!(members["k\u{fffd}\u{0}6bff"], "first");
+    assert_eq!(members["k\u{fffd}\u{0}6bfe"], "second");
+    assert_eq!(members["k"], "plain");
+
+    // Read back by write --batch as those bytes: refused, as every key
+    // that is not UTF-8 is, instead of written as another key.
+    let dst = Pools::new();
+    let dst_before = dst.set_records(1, &[("a", "1")]);
+    dst.cmd()
+        .args(["write", "--batch", "-"])
+        .write_stdin(out.stdout)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "batch key \"k\\xff\": the key is not valid UTF-8",
+        ));
+    assert_eq!(dst.bytes(1), dst_before);
+    assert_eq!(pools.bytes(1), before);
+}
