@@ -460,7 +460,10 @@ pub struct WriteArgs {
 #[command(mut_arg("force", |a| a.help("Delete from a pool other than 1")))]
 #[command(mut_arg("invert", |a| a.requires("pattern")))]
 pub struct DeleteArgs {
-    /// Delete exactly this key (case-sensitive).
+    /// Delete exactly this key (case-sensitive), however its value is
+    /// stored: its record, and the chunks KEY.0, KEY.1, … of a long value
+    /// (those `write --split` wrote; another tool's when KEY has no record
+    /// of its own).
     #[arg(value_name = "KEY", conflicts_with = "pattern")]
     pub key: Option<OsString>,
 
