@@ -15,7 +15,7 @@ use crate::error::{Error, Exit};
 use crate::inspect::KeyIndex;
 use crate::matcher::Matcher;
 use crate::output::messages::{say, tell_no_match, warn};
-use crate::output::spool::Spool;
+use crate::output::spool::{NoTempFile, Spool};
 use crate::output::{show_key, Format, Render, Style};
 use crate::pool::{self, Access, Pool, PoolId, Rec};
 use crate::watch::Watch;
@@ -184,12 +184,31 @@ fn style(format: Format, null: bool, show_pool: bool) -> Style {
 /// Close what `render` wrote (once every lock is released) and copy it to
 /// stdout.
 fn print(render: Render<Spool>) -> Result<(), Error> {
-    let spool = render.finish().map_err(Error::Output)?;
+    let spool = render.finish().map_err(spool_error)?;
     let mut out = std::io::stdout().lock();
     spool
         .copy_to(&mut out)
         .and_then(|()| out.flush())
         .map_err(Error::Output)
+}
+
+/// A failure to write into the spool: standard output's, unless the
+/// spool could make no temporary file, which is named with its directory.
+fn spool_error(e: std::io::Error) -> Error {
+    if NoTempFile::of(&e).is_none() {
+        return Error::Output(e);
+    }
+    let t = e
+        .into_inner()
+        .and_then(|t| t.downcast::<NoTempFile>().ok())
+        .expect("a NoTempFile");
+    // As `NoTempFile` says it, the source after it: 1 MiB is `MEM_MAX`.
+    Error::Io {
+        path: t.dir,
+        doing: "cannot make a temporary file there (nor in memory, /dev/shm or /tmp) to hold \
+                output over 1 MiB until the pool is unlocked; set TMPDIR to a writable directory",
+        source: t.source,
+    }
 }
 
 /// Why `read KEY` found nothing in pool `id`, where a hint can say more:
@@ -394,7 +413,7 @@ fn collect(
         })?;
         Ok(None)
     })?;
-    let broken = broken.map_err(Error::Output)?;
+    let broken = broken.map_err(spool_error)?;
     let warnings: Vec<String> = pool.misaligned_warning().into_iter().collect();
     drop(pool); // unlock before anything is printed
     let broken = match (q.join, broken) {
@@ -512,4 +531,31 @@ fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> Elsewhere {
         }
     }
     seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spool_without_a_temporary_file_names_tmpdir_not_stdout() {
+        let e = std::io::Error::other(NoTempFile {
+            dir: "/nonexistent".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOENT),
+        });
+        let msg = spool_error(e).message();
+        assert!(
+            msg.starts_with("/nonexistent: cannot make a temporary file there"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("set TMPDIR to a writable directory: No such file"),
+            "{msg}"
+        );
+        assert!(!msg.contains("standard output"), "{msg}");
+        let e = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(spool_error(e)
+            .message()
+            .starts_with("writing to standard output"));
+    }
 }
