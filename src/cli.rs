@@ -343,7 +343,8 @@ pub struct ReadArgs {
 
     /// With KEY: if it is absent, wait until it appears (at most SECS
     /// seconds, written --wait=SECS; default: for ever), then print it.
-    /// Exit 1 on timeout.
+    /// Exit 1 on timeout. A pool directory not made yet is waited for too,
+    /// but for /var/lib/hyperv on a machine that is not a Hyper-V guest.
     #[arg(
         long,
         value_name = "SECS",

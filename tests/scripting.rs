@@ -4,6 +4,7 @@
 mod common;
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -114,6 +115,76 @@ fn wait_sees_a_daemon_style_rewrite_in_place() {
     );
 }
 
+/// A boot hook may run before the daemon has made its directory: the wait
+/// waits for the directory too, two levels of it here.
+#[test]
+fn wait_works_when_the_pool_directory_does_not_exist_yet() {
+    let pools = Pools::new();
+    let dir = pools.path().join("lib").join("hyperv");
+    let child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
+        .env("HVKVP_POOL_DIR", &dir)
+        .args(["read", "Role", "--wait=60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_watching(child.id());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".kvp_pool_0"), pool_bytes(&[("Role", "web")])).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "web\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn wait_for_a_pool_directory_that_never_comes_times_out_creating_nothing() {
+    let pools = Pools::new();
+    let dir = pools.path().join("hyperv");
+    hvkvp()
+        .env("HVKVP_POOL_DIR", &dir)
+        .args(["read", "Role", "--wait=0.3"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(1)
+        .stdout("");
+    assert!(std::fs::read_dir(pools.path()).unwrap().next().is_none());
+    // A path through a file is no directory to wait for.
+    let file = pools.path().join("file");
+    std::fs::write(&file, b"").unwrap();
+    hvkvp()
+        .env("HVKVP_POOL_DIR", file.join("hyperv"))
+        .args(["read", "Role", "--wait=30"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("not a directory"));
+}
+
+/// With the default directory on a machine that is not a Hyper-V guest, no
+/// daemon will ever make it: say so at once instead of waiting for ever.
+/// Only where this machine is such a one (the rule itself is a unit test
+/// of `watch::waits_for_nothing`).
+#[test]
+fn wait_on_a_machine_that_is_not_a_hyperv_guest_says_so_at_once() {
+    let (dir, vmbus) = (Path::new("/var/lib/hyperv"), Path::new("/sys/bus/vmbus"));
+    if dir.exists() || vmbus.exists() {
+        eprintln!("skipped: this machine has /var/lib/hyperv or /sys/bus/vmbus");
+        return;
+    }
+    hvkvp()
+        .args(["read", "Role", "--wait"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "hvkvp: error: /var/lib/hyperv: no such directory, and this machine is not a \
+             Hyper-V guest (no /sys/bus/vmbus)",
+        ));
+    assert!(!dir.exists());
+}
+
 /// The pool directory removed and made again during the wait (a package
 /// reinstalled, a harness resetting it): the reader must follow the path
 /// to the new directory, not stay on the old one for ever.
@@ -150,14 +221,22 @@ fn wait_follows_the_pool_directory_removed_and_made_again() {
 }
 
 #[test]
-fn wait_needs_a_key_and_a_pool_directory() {
+fn wait_needs_a_key_and_names_a_pool_directory_still_missing_when_it_times_out() {
     let pools = Pools::new();
     pools.cmd().args(["read", "--wait"]).assert().code(2);
     hvkvp()
-        .args(["--pool-dir", "/nonexistent/hyperv", "read", "K", "--wait=1"])
+        .args([
+            "--pool-dir",
+            "/nonexistent/hyperv",
+            "read",
+            "K",
+            "--wait=0.3",
+        ])
         .assert()
-        .code(3)
-        .stderr(predicate::str::contains("hv_kvp_daemon"));
+        .code(1)
+        .stderr(predicate::str::contains(
+            "/nonexistent/hyperv: no such directory: the Hyper-V KVP daemon (hv_kvp_daemon",
+        ));
 }
 
 // ---- write --split / read --join ------------------------------------------

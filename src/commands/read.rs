@@ -18,7 +18,7 @@ use crate::output::messages::{say, tell_no_match, warn};
 use crate::output::spool::{NoTempFile, Spool};
 use crate::output::{show_key, Format, Render, Style};
 use crate::pool::{self, Access, Pool, PoolId, Rec};
-use crate::watch::Watch;
+use crate::watch::{self, Watch};
 
 /// Print the records of `pool` (default 0) that the arguments name.
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error> {
@@ -84,6 +84,13 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
                 all_pools.then_some(&mut failed),
             )? {
                 tell_no_match(&format!("{}: timed out waiting for it", show_key(key)));
+                // Said even to a script: a wrong --pool-dir, or no daemon.
+                if !ctx.dir.is_dir() {
+                    say(&Error::NoPoolDir {
+                        dir: ctx.dir.clone(),
+                    }
+                    .to_string());
+                }
                 return Ok(if failed {
                     Exit::Environment
                 } else {
@@ -272,9 +279,10 @@ fn other_case(ctx: &Ctx, pools: &[PoolId], key: &[u8], a: &ReadArgs) -> Option<(
 /// changes. The watch is set up before the first look, so a write that
 /// lands between the look and the sleep still wakes us. A pool file that
 /// does not exist yet is a key not there yet, and so is a pool directory
-/// removed during the wait (the watch waits for it to come back): only a
-/// directory missing from the start is an error, most likely a wrong
-/// `--pool-dir` or no daemon.
+/// that does not exist (yet, or any more): the daemon makes
+/// `/var/lib/hyperv` when it starts, and a boot hook may run before it.
+/// But on a machine that is no Hyper-V guest nothing will make the default
+/// directory: that is an error at once, not a wait for ever.
 fn wait_for(
     ctx: &Ctx,
     pools: &[PoolId],
@@ -283,12 +291,17 @@ fn wait_for(
     render: &mut Render<Spool>,
     mut failed: Option<&mut bool>,
 ) -> Result<bool, Error> {
-    // Missing, not a directory, or closed to us: say which.
-    pool::check_dir(&ctx.dir)?;
+    // Not a directory, or closed to us: say which. Missing: wait for it.
+    match pool::check_dir(&ctx.dir) {
+        Err(Error::NoPoolDir { dir }) if watch::waits_for_nothing(&dir, watch::has_vmbus()) => {
+            return Err(Error::NotHyperV { dir })
+        }
+        Err(Error::NoPoolDir { .. }) | Ok(()) => {}
+        Err(e) => return Err(e),
+    }
     let names = pools.iter().map(|id| id.file_name().into()).collect();
-    let mut watch = Watch::new(&ctx.dir, names).map_err(|_| Error::NoPoolDir {
-        dir: ctx.dir.clone(),
-    })?;
+    let mut watch = Watch::new(&ctx.dir, names)
+        .map_err(|e| Error::io(&ctx.dir, "watching the pool directory", e))?;
     let deadline = limit.and_then(|l| Instant::now().checked_add(l));
     let mut warned = false;
     loop {
