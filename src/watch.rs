@@ -219,7 +219,15 @@ impl Inotify {
     /// already; `None`: no ancestor can be watched.
     fn watch_ancestor(&mut self, dir: &CString) -> Option<bool> {
         let path = Path::new(std::ffi::OsStr::from_bytes(dir.as_bytes()));
-        let near = path.ancestors().skip(1).find(|a| a.is_dir())?;
+        let near = (path.ancestors().skip(1))
+            .map(|a| {
+                if a.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    a
+                }
+            })
+            .find(|a| a.is_dir())?;
         let near = CString::new(near.as_os_str().as_bytes()).ok()?;
         if self.ancestor.as_ref().is_some_and(|(a, _)| *a == near) {
             return Some(false);

@@ -57,7 +57,7 @@ fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
         let look = looks_for_hidden(ctx, id);
         let hidden = apply(&mut p, &pairs, None, None, limits, |_| false, look)?;
         drop(p); // unlock before anything is printed
-        tell_hidden(ctx, id, hidden);
+        tell_hidden(hidden);
         return Ok(Exit::Success);
     }
 
@@ -137,7 +137,7 @@ fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
         )?
     };
     drop(p); // unlock before anything is printed
-    tell_hidden(ctx, id, hidden);
+    tell_hidden(hidden);
     Ok(Exit::Success)
 }
 
@@ -148,9 +148,14 @@ fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
 struct Hidden {
     /// The key of the first record that is not UTF-8 and stays.
     bad: Vec<u8>,
-    /// The keys written after it.
+    /// The first few keys written after it, to name them.
     keys: Vec<Vec<u8>>,
+    /// How many keys are written after it.
+    count: usize,
 }
+
+/// How many of the keys [`Hidden`] names.
+const HIDDEN_NAMED: usize = 3;
 
 /// A write that succeeded but that the host will not see says so: only of
 /// pool 1 (the one the host reads), and not in the 2.0 form, whose stderr
@@ -159,24 +164,22 @@ fn looks_for_hidden(ctx: &Ctx, id: PoolId) -> bool {
     id == PoolId::GUEST && !ctx.compat
 }
 
-/// Say which keys written the host will not see, and why.
-fn tell_hidden(ctx: &Ctx, id: PoolId, hidden: Option<Hidden>) {
-    let Some(h) = hidden.filter(|h| !h.keys.is_empty()) else {
+/// Say which keys written the host will not see, and why (`hidden` is
+/// found only where [`looks_for_hidden`]).
+fn tell_hidden(hidden: Option<Hidden>) {
+    let Some(h) = hidden.filter(|h| h.count > 0) else {
         return;
     };
-    if !looks_for_hidden(ctx, id) {
-        return;
-    }
-    let mut names: Vec<String> = h.keys.iter().take(3).map(|k| show_key(k)).collect();
-    if h.keys.len() > 3 {
-        names.push(format!("… ({} more)", h.keys.len() - 3));
+    let mut names: Vec<String> = h.keys.iter().map(|k| show_key(k)).collect();
+    if h.count > h.keys.len() {
+        names.push(format!("… ({} more)", h.count - h.keys.len()));
     }
     warn(&format!(
         "the host will not see {}: a record before {} in pool 1 (key {}) is not valid UTF-8, \
          and the host's enumeration of the pool stops there; `hvkvp delete -c` drops such \
          records",
         names.join(", "),
-        if h.keys.len() == 1 { "it" } else { "them" },
+        if h.count == 1 { "it" } else { "them" },
         show_key(&h.bad)
     ));
 }
@@ -334,14 +337,17 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
                 at,
                 Hidden {
                     bad,
-                    keys: Vec::new(),
+                    ..Hidden::default()
                 },
             )
         });
         let mut behind = |at: Option<usize>, key: &[u8]| {
             if let Some((bad, h)) = &mut hidden {
                 if at.is_none_or(|at| at > *bad) {
-                    h.keys.push(key.to_vec());
+                    if h.count < HIDDEN_NAMED {
+                        h.keys.push(key.to_vec());
+                    }
+                    h.count += 1;
                 }
             }
         };
