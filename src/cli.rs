@@ -463,7 +463,7 @@ pub struct WriteArgs {
 pub struct DeleteArgs {
     /// Delete exactly this key (case-sensitive), however its value is
     /// stored: its record, and the chunks KEY.0, KEY.1, … of a long value
-    /// (those `write --split` wrote; another tool's when KEY has no record
+    /// (those `write --split` wrote; another program's when KEY has no record
     /// of its own).
     #[arg(value_name = "KEY", conflicts_with = "pattern")]
     pub key: Option<OsString>,

@@ -603,7 +603,7 @@ fn delete_of_a_key_written_with_split_deletes_its_chunks() {
 }
 
 #[test]
-fn delete_of_a_key_deletes_chunks_another_tool_wrote_when_there_is_no_record_of_it() {
+fn delete_of_a_key_deletes_chunks_another_program_wrote_when_there_is_no_record_of_it() {
     let pools = Pools::new();
     pools.set_records(
         1,

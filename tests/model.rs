@@ -975,7 +975,7 @@ impl Model {
             .collect();
         // `delete KEY` deletes the value however it is stored: the chunks
         // `KEY.N` that `write --split` tagged, and untagged ones (another
-        // tool's) when KEY has no record of its own.
+        // program's) when KEY has no record of its own.
         if let Some(Sel::Key(want)) = &d.sel {
             let live = || p.recs.iter().zip(&debris).filter(|(_, &dbr)| !dbr);
             let found = live().any(|(r, _)| norm(key_of(&r.bytes)) == norm(&want.0));
