@@ -263,19 +263,37 @@ fn json_pairs(doc: serde_json::Value) -> Result<Vec<Pair>, Error> {
             .collect(),
         Value::Object(map) => map
             .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((
-                    Origin::Key(k.clone()),
-                    k.as_bytes().to_vec(),
-                    s.as_bytes().to_vec(),
-                )),
-                _ => Err(Error::Input(format!("batch key \"{k}\": the value is not a string"))),
+            .map(|(k, v)| {
+                let key = object_key(k)?;
+                let origin = Origin::Key(crate::output::show_key(&key));
+                match v {
+                    Value::String(s) => Ok((origin, key, s.as_bytes().to_vec())),
+                    _ => Err(Error::Input(format!(
+                        "batch {origin}: the value is not a string"
+                    ))),
+                }
             })
             .collect(),
         _ => Err(Error::Input(
             "batch: JSON must be an array of {\"key\", \"value\"} objects or one {\"key\": \"value\"} object"
                 .into(),
         )),
+    }
+}
+
+/// The key a member name of `read -o object` stands for: the name itself,
+/// or for a key that is not UTF-8, the exact bytes in hex after its NUL
+/// (which no key holds).
+fn object_key(name: &str) -> Result<Vec<u8>, Error> {
+    match name.split_once('\0') {
+        None => Ok(name.as_bytes().to_vec()),
+        Some((text, hex)) => from_hex(hex).ok_or_else(|| {
+            Error::Input(format!(
+                "batch key \"{}\": after the NUL, a key's name holds its bytes in hex, and \
+                 this is not hex",
+                crate::output::sanitize(text)
+            ))
+        }),
     }
 }
 

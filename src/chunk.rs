@@ -129,6 +129,19 @@ impl Tag {
     }
 }
 
+/// True when `field` holds bytes after its NUL other than a chunk's tag
+/// right after that NUL: what the daemon leaves there, not what hvkvp does.
+pub fn garbage_besides_tag(field: &[u8]) -> bool {
+    let Some(rest) = field.get(record::field(field).len() + 1..) else {
+        return false;
+    };
+    let rest = match rest.get(..TAG_LEN) {
+        Some(t) if t[..4] == TAG_MAGIC[..] => &rest[TAG_LEN..],
+        _ => rest,
+    };
+    rest.iter().any(|&b| b != 0)
+}
+
 /// The record of chunk `key` (`BASE.N`) holding `piece`, tagged with `tag`
 /// after the key's NUL, or after the value's when the key leaves no room
 /// ([`split_value`] cuts pieces that leave it).

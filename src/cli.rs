@@ -343,7 +343,8 @@ pub struct ReadArgs {
 
     /// With KEY: if it is absent, wait until it appears (at most SECS
     /// seconds, written --wait=SECS; default: for ever), then print it.
-    /// Exit 1 on timeout.
+    /// Exit 1 on timeout. A pool directory not made yet is waited for too,
+    /// but for /var/lib/hyperv on a machine that is not a Hyper-V guest.
     #[arg(
         long,
         value_name = "SECS",
@@ -460,7 +461,10 @@ pub struct WriteArgs {
 #[command(mut_arg("force", |a| a.help("Delete from a pool other than 1")))]
 #[command(mut_arg("invert", |a| a.requires("pattern")))]
 pub struct DeleteArgs {
-    /// Delete exactly this key (case-sensitive).
+    /// Delete exactly this key (case-sensitive), however its value is
+    /// stored: its record, and the chunks KEY.0, KEY.1, … of a long value
+    /// (those `write --split` wrote; another program's when KEY has no record
+    /// of its own).
     #[arg(value_name = "KEY", conflicts_with = "pattern")]
     pub key: Option<OsString>,
 

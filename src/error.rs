@@ -67,6 +67,20 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// `read --wait` for the default pool directory, which does not exist,
+    /// on a machine that is not a Hyper-V guest: no daemon will ever make
+    /// it (exit 3).
+    #[error(
+        "{}: no such directory, and this machine is not a Hyper-V guest (no /sys/bus/vmbus): \
+         no KVP daemon will make it, so --wait would wait for ever; point --pool-dir at a \
+         directory of pool files",
+        dir.display()
+    )]
+    NotHyperV {
+        /// The default pool directory.
+        dir: PathBuf,
+    },
+
     /// `--pool-dir` names something that is not a directory (exit 3).
     #[error(
         "{}: not a directory: --pool-dir (or HVKVP_POOL_DIR) must name the directory that \
@@ -210,6 +224,7 @@ impl Error {
         match self {
             Error::Input(_) | Error::PoolRefused { .. } => Exit::Usage,
             Error::NoPoolDir { .. }
+            | Error::NotHyperV { .. }
             | Error::NotADirectory { .. }
             | Error::NoPoolFile { .. }
             | Error::NoPools { .. }

@@ -89,8 +89,12 @@ pub struct Facts {
     pub unterminated: Vec<Spot>,
     /// Fields over the host's UTF-16 limits, in file order.
     pub over_limits: Vec<OverLimit>,
-    /// Records with bytes after a field's NUL.
+    /// Records with bytes after a field's NUL, besides a chunk's tag;
+    /// debris left out (it is reported as such).
     pub garbage: usize,
+    /// Records carrying the tag hvkvp writes after a NUL in the chunks of
+    /// a `--split` value ([`chunk`]).
+    pub chunk_tags: usize,
 }
 
 /// One pool's report.
@@ -156,7 +160,9 @@ pub fn scan(p: &Pool) -> Facts {
         let key = r.key();
         // Debris is reported as such, not as a duplicate key as well.
         let kept = debris.see(&r);
-        if Tag::read(r.bytes()).is_some() {
+        let tagged = Tag::read(r.bytes()).is_some();
+        if tagged {
+            f.chunk_tags += 1;
             if let Some(base) = chunk::base_of(key) {
                 split.insert(base);
             }
@@ -167,7 +173,14 @@ pub fn scan(p: &Pool) -> Facts {
                 repeated.entry(first).or_insert_with(|| key.to_vec());
             }
         }
-        if record::has_garbage(r.key_field()) || record::has_garbage(r.value_field()) {
+        // A chunk's tag is hvkvp's own, not garbage; a tombstone's old key
+        // is part of the debris.
+        let garbage = if tagged {
+            chunk::garbage_besides_tag
+        } else {
+            record::has_garbage
+        };
+        if kept && (garbage(r.key_field()) || garbage(r.value_field())) {
             f.garbage += 1;
         }
         for (field, bytes, limit) in [

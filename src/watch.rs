@@ -11,9 +11,12 @@
 //! A watch belongs to a directory inode, not to its path: once the pool
 //! directory is removed or renamed away (a package reinstalled, a test
 //! harness resetting it), the watch reports nothing more about the path, and
-//! a new directory there needs a new watch. inotify cannot watch for a path
-//! that does not exist, so until the directory is back the wait looks for it
-//! every [`POLL`].
+//! a new directory there needs a new watch. inotify cannot watch a path that
+//! does not exist, so while the directory is missing (gone, or not made yet:
+//! the daemon makes `/var/lib/hyperv` itself when it starts, and a boot
+//! hook may run before it) the wait watches the nearest ancestor that
+//! exists, for the next part of the path to appear, and looks again at
+//! least every [`ANCESTOR_LOOK`].
 
 use std::ffi::{CString, OsString};
 use std::io;
@@ -27,8 +30,27 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 
 /// How often the fallback looks again, and how often a wait whose
-/// directory has gone looks for it.
+/// directory is missing looks for it where no ancestor can be watched.
 pub const POLL: Duration = Duration::from_millis(100);
+
+/// How often a wait whose directory is missing looks for it while watching
+/// an ancestor: a rename further up the path tells the ancestor's watch
+/// nothing.
+pub const ANCESTOR_LOOK: Duration = Duration::from_secs(1);
+
+/// Whether `read --wait` on `dir`, which does not exist, would wait for
+/// nothing: the default pool directory on a machine without a VMBus
+/// (`vmbus_exists`: `/sys/bus/vmbus` is there), which is no Hyper-V guest,
+/// where no KVP daemon will ever make it. Any other directory may be made
+/// by anyone, and is waited for.
+pub fn waits_for_nothing(dir: &Path, vmbus_exists: bool) -> bool {
+    dir == Path::new(crate::pool::DEFAULT_DIR) && !vmbus_exists
+}
+
+/// Whether this machine has a VMBus, as every Hyper-V guest does.
+pub fn has_vmbus() -> bool {
+    Path::new("/sys/bus/vmbus").exists()
+}
 
 /// A watch on the files of one directory.
 pub struct Watch {
@@ -43,6 +65,9 @@ struct Inotify {
     /// The watch on the directory now at the path; `None` while it is gone.
     /// Events of any other watch come from a directory no longer there.
     wd: Option<i32>,
+    /// While the directory is missing: the nearest ancestor that exists,
+    /// and the watch on it for the next part of the path to appear.
+    ancestor: Option<(CString, i32)>,
 }
 
 /// What a batch of events says.
@@ -57,20 +82,14 @@ enum Seen {
 }
 
 impl Watch {
-    /// Watch `dir` for changes to the files called `names`. Fails only when
-    /// the directory cannot be watched because it does not exist.
+    /// Watch `dir` for changes to the files called `names`. A directory
+    /// that does not exist yet is waited for: the first [`Watch::wait`]
+    /// returns once it is there and watched. Fails only for a path with a
+    /// NUL in it.
     pub fn new(dir: &Path, names: Vec<OsString>) -> io::Result<Watch> {
-        if !dir.is_dir() {
-            return Err(io::Error::from(io::ErrorKind::NotFound));
-        }
         let dir = CString::new(dir.as_os_str().as_bytes())
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let inotify = match Inotify::new(&dir) {
-            Ok(i) => Some(i),
-            // Gone between the two looks: as missing as before the first.
-            Err(e) if is_missing(&e) => return Err(io::Error::from(io::ErrorKind::NotFound)),
-            Err(_) => None,
-        };
+        let inotify = Inotify::new(&dir).ok();
         Ok(Watch {
             dir,
             names,
@@ -150,6 +169,7 @@ impl Watch {
             match add_watch(&ino.fd, &self.dir) {
                 Ok(wd) => {
                     ino.wd = Some(wd);
+                    ino.unwatch_ancestor();
                     return;
                 }
                 Err(e) if is_missing(&e) => {}
@@ -157,13 +177,21 @@ impl Watch {
                     // Out of watches, or not allowed to read the new
                     // directory: looking every POLL still works, and a
                     // look the caller cannot make reports why.
+                    ino.unwatch_ancestor();
                     self.inotify = None;
                     return;
                 }
             }
-            match left(deadline) {
-                Some(l) if l.is_zero() => return,
-                l => std::thread::sleep(l.map_or(POLL, |l| l.min(POLL))),
+            let l = left(deadline);
+            if l.is_some_and(|l| l.is_zero()) {
+                return;
+            }
+            match ino.watch_ancestor(&self.dir) {
+                // Newly watched: look for the directory again before the
+                // sleep, as it may have come before the watch did.
+                Some(true) => continue,
+                Some(false) => ino.sleep(l.map_or(ANCESTOR_LOOK, |l| l.min(ANCESTOR_LOOK))),
+                None => std::thread::sleep(l.map_or(POLL, |l| l.min(POLL))),
             }
         }
     }
@@ -172,8 +200,68 @@ impl Watch {
 impl Inotify {
     fn new(dir: &CString) -> io::Result<Inotify> {
         let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
-        let wd = add_watch(&fd, dir)?;
-        Ok(Inotify { fd, wd: Some(wd) })
+        let wd = match add_watch(&fd, dir) {
+            Ok(wd) => Some(wd),
+            // Not there yet: the first wait waits for it.
+            Err(e) if is_missing(&e) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(Inotify {
+            fd,
+            wd,
+            ancestor: None,
+        })
+    }
+
+    /// Watch the nearest ancestor of `dir` that exists, for a new entry
+    /// in it (the next part of the path). `Some(true)`: the watch is new
+    /// (or on another ancestor than before); `Some(false)`: it was there
+    /// already; `None`: no ancestor can be watched.
+    fn watch_ancestor(&mut self, dir: &CString) -> Option<bool> {
+        let path = Path::new(std::ffi::OsStr::from_bytes(dir.as_bytes()));
+        let near = (path.ancestors().skip(1))
+            .map(|a| {
+                if a.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    a
+                }
+            })
+            .find(|a| a.is_dir())?;
+        let near = CString::new(near.as_os_str().as_bytes()).ok()?;
+        if self.ancestor.as_ref().is_some_and(|(a, _)| *a == near) {
+            return Some(false);
+        }
+        self.unwatch_ancestor();
+        let mask = WatchFlags::CREATE
+            | WatchFlags::MOVED_TO
+            | WatchFlags::DELETE_SELF
+            | WatchFlags::MOVE_SELF
+            | WatchFlags::ONLYDIR;
+        let wd = inotify::add_watch(&self.fd, near.as_c_str(), mask).ok()?;
+        self.ancestor = Some((near, wd));
+        Some(true)
+    }
+
+    fn unwatch_ancestor(&mut self) {
+        if let Some((_, wd)) = self.ancestor.take() {
+            let _ = inotify::remove_watch(&self.fd, wd);
+        }
+    }
+
+    /// Sleep until an event comes or `limit` passes, and drop the events:
+    /// the caller looks at the path again whatever they were.
+    fn sleep(&mut self, limit: Duration) {
+        let timeout = Timespec {
+            tv_sec: limit.as_secs() as i64,
+            tv_nsec: i64::from(limit.subsec_nanos()),
+        };
+        let mut pfd = [PollFd::new(&self.fd, PollFlags::IN)];
+        if rustix::event::poll(&mut pfd, Some(&timeout)).is_ok_and(|n| n > 0) {
+            let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+            let mut events = inotify::Reader::new(&self.fd, &mut buf);
+            while events.next().is_ok() {}
+        }
     }
 
     /// Read every pending event and say what they mean for the files
@@ -295,8 +383,43 @@ mod tests {
     }
 
     #[test]
-    fn missing_directory_is_an_error() {
-        assert!(Watch::new(Path::new("/nonexistent/dir"), vec![]).is_err());
+    fn a_directory_made_after_the_wait_began_is_watched_through_its_ancestors() {
+        let t = tempfile::tempdir().unwrap();
+        // Two levels missing, as /var/lib/hyperv before the daemon starts
+        // on a system without /var/lib.
+        let d = t.path().join("lib").join("hyperv");
+        let mut w = Watch::new(&d, vec![".kvp_pool_1".into()]).unwrap();
+        assert!(w.is_inotify());
+        let p = d.join(".kvp_pool_1");
+        let (d2, p2) = (d.clone(), p.clone());
+        let maker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::create_dir_all(&d2).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::write(p2, b"y").unwrap();
+        });
+        assert!(
+            wait_until(&mut w, || p.exists()),
+            "missed the directory made"
+        );
+        maker.join().unwrap();
+        assert!(w.is_inotify());
+        wakes_for_a_write(&mut w, &p, b"z", "did not wake for the pool");
+    }
+
+    #[test]
+    fn only_the_default_directory_without_a_vmbus_waits_for_nothing() {
+        let default = Path::new(crate::pool::DEFAULT_DIR);
+        assert!(waits_for_nothing(default, false));
+        assert!(!waits_for_nothing(default, true));
+        assert!(!waits_for_nothing(Path::new("/srv/kvp"), false));
+        assert!(!waits_for_nothing(Path::new("/srv/kvp"), true));
+    }
+
+    #[test]
+    fn a_path_with_a_nul_is_an_error() {
+        let p = Path::new(std::ffi::OsStr::from_bytes(b"/a\0b"));
+        assert!(Watch::new(p, vec![]).is_err());
     }
 
     #[test]

@@ -383,6 +383,47 @@ fn check_garbage_after_nul_is_only_a_note() {
 }
 
 #[test]
+fn check_names_the_tag_of_split_chunks_as_hvkvps_not_the_daemons() {
+    let pools = Pools::new();
+    put_records(&pools, 1, &[("a", "1")]);
+    let value = "x".repeat(3000);
+    pools
+        .cmd()
+        .args(["write", "--split", "cfg", &value])
+        .assert()
+        .success();
+    let obj = check(
+        &pools,
+        1,
+        0,
+        "note: 3 records hold hvkvp's chunk tag after a NUL",
+    );
+    let (_, report) = text(&pools, 1);
+    assert!(!report.contains("left by the daemon"), "{report}");
+    assert_eq!(obj["garbage_after_nul"], 0);
+    assert_eq!(obj["chunk_tags"], 3);
+
+    // A chunk whose slot also holds the daemon's garbage is both.
+    let mut bytes = pools.bytes(1);
+    let end = RECORD_SIZE + KEY_SIZE + 1022 + 10;
+    bytes[end] = b'G';
+    put(&pools, 1, &bytes);
+    let obj = check(
+        &pools,
+        1,
+        0,
+        "note: 1 record holds bytes after a field's NUL",
+    );
+    assert_eq!(
+        (
+            obj["garbage_after_nul"].as_u64(),
+            obj["chunk_tags"].as_u64()
+        ),
+        (Some(1), Some(3))
+    );
+}
+
+#[test]
 fn check_reports_a_mode_other_than_0644() {
     let pools = Pools::new();
     put_records(&pools, 1, &[("a", "1")]);

@@ -570,3 +570,70 @@ fn delete_times_out_on_a_held_lock_and_changes_nothing() {
     drop(held);
     assert_eq!(pools.bytes(1), before);
 }
+
+#[test]
+fn delete_of_a_key_written_with_split_deletes_its_chunks() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("a", "1"), ("cfg.x", "not a chunk"), ("cfgs.0", "x")]);
+    let value = "v".repeat(3000);
+    pools
+        .cmd()
+        .args(["write", "--split", "cfg", &value])
+        .assert()
+        .success();
+    assert_eq!(pools.records(1).len(), 6);
+    let inode = ino(&pools, 1);
+    pools
+        .cmd()
+        .args(["delete", "cfg"])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    assert_eq!(
+        pools.bytes(1),
+        pool_bytes(&[("a", "1"), ("cfg.x", "not a chunk"), ("cfgs.0", "x")])
+    );
+    assert_eq!(ino(&pools, 1), inode);
+    pools
+        .cmd()
+        .args(["read", "-p", "1", "cfg", "--join"])
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn delete_of_a_key_deletes_chunks_another_program_wrote_when_there_is_no_record_of_it() {
+    let pools = Pools::new();
+    pools.set_records(
+        1,
+        &[
+            ("ignition.config.0", "{\"a\":"),
+            ("b", "2"),
+            ("ignition.config.1", "1}"),
+        ],
+    );
+    pools
+        .cmd()
+        .args(["delete", "ignition.config"])
+        .assert()
+        .success()
+        .stderr("");
+    assert_eq!(pools.bytes(1), pool_bytes(&[("b", "2")]));
+}
+
+#[test]
+fn delete_of_a_key_keeps_and_names_untagged_look_alikes_beside_its_record() {
+    let pools = Pools::new();
+    pools.set_records(1, &[("net", "eth0"), ("net.1", "eth1"), ("b", "2")]);
+    pools
+        .cmd()
+        .args(["delete", "net"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "warning: kept net.1 (named like chunks of net, but not written by `hvkvp write \
+             --split`",
+        ));
+    assert_eq!(pools.bytes(1), pool_bytes(&[("net.1", "eth1"), ("b", "2")]));
+}

@@ -976,6 +976,26 @@ impl Model {
                 }
             })
             .collect();
+        // `delete KEY` deletes the value however it is stored: the chunks
+        // `KEY.N` that `write --split` tagged, and untagged ones (another
+        // program's) when KEY has no record of its own.
+        if let Some(Sel::Key(want)) = &d.sel {
+            let live = || p.recs.iter().zip(&debris).filter(|(_, &dbr)| !dbr);
+            let found = live().any(|(r, _)| norm(key_of(&r.bytes)) == norm(&want.0));
+            for (g, r) in gone.iter_mut().zip(&p.recs) {
+                let k = key_of(&r.bytes);
+                let Some(dot) = k.iter().rposition(|&c| c == b'.') else {
+                    continue;
+                };
+                let base = &k[..dot];
+                if is_chunk(k, base)
+                    && norm(base) == norm(&want.0)
+                    && (!found || untagged(&r.bytes) != r.bytes)
+                {
+                    *g = true;
+                }
+            }
+        }
         if d.clean {
             for (g, r) in gone.iter_mut().zip(&p.recs) {
                 let (k, v) = (&r.bytes[..KEY_SIZE], &r.bytes[KEY_SIZE..]);

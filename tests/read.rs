@@ -1018,6 +1018,38 @@ fn read_accepts_keys_that_are_not_utf8() {
         .stdout("v\n");
 }
 
+/// A pool of `n` records with 2,000-byte values: more than the 1 MiB a
+/// read holds in memory before it spills to a temporary file.
+fn large_pool(pools: &Pools, n: usize) -> Vec<u8> {
+    let value = "v".repeat(2000);
+    let recs: Vec<(String, String)> = (0..n).map(|i| (format!("key{i}"), value.clone())).collect();
+    let recs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    pools.set_records(1, &recs)
+}
+
+#[test]
+fn large_read_prints_everything_when_tmpdir_cannot_hold_it() {
+    let pools = Pools::new();
+    let before = large_pool(&pools, 600);
+    let want = pools.cmd().args(["read", "-p", "1"]).output().unwrap();
+    assert!(want.status.success());
+    assert!(want.stdout.len() > 1 << 20);
+    let missing = pools.path().join("no-such-dir");
+    let file = pools.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    for tmpdir in [&missing, &file] {
+        pools
+            .cmd()
+            .env("TMPDIR", tmpdir)
+            .args(["read", "-p", "1"])
+            .assert()
+            .success()
+            .stderr("")
+            .stdout(want.stdout.clone());
+    }
+    assert_eq!(pools.bytes(1), before);
+}
+
 /// Just enough JSON to check what `read -o json` prints is valid and exact.
 mod json {
     #[derive(Debug, Clone, PartialEq)]

@@ -4,6 +4,7 @@
 mod common;
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -114,6 +115,76 @@ fn wait_sees_a_daemon_style_rewrite_in_place() {
     );
 }
 
+/// A boot hook may run before the daemon has made its directory: the wait
+/// waits for the directory too, two levels of it here.
+#[test]
+fn wait_works_when_the_pool_directory_does_not_exist_yet() {
+    let pools = Pools::new();
+    let dir = pools.path().join("lib").join("hyperv");
+    let child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
+        .env("HVKVP_POOL_DIR", &dir)
+        .args(["read", "Role", "--wait=60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_watching(child.id());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".kvp_pool_0"), pool_bytes(&[("Role", "web")])).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "web\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn wait_for_a_pool_directory_that_never_comes_times_out_creating_nothing() {
+    let pools = Pools::new();
+    let dir = pools.path().join("hyperv");
+    hvkvp()
+        .env("HVKVP_POOL_DIR", &dir)
+        .args(["read", "Role", "--wait=0.3"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(1)
+        .stdout("");
+    assert!(std::fs::read_dir(pools.path()).unwrap().next().is_none());
+    // A path through a file is no directory to wait for.
+    let file = pools.path().join("file");
+    std::fs::write(&file, b"").unwrap();
+    hvkvp()
+        .env("HVKVP_POOL_DIR", file.join("hyperv"))
+        .args(["read", "Role", "--wait=30"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("not a directory"));
+}
+
+/// With the default directory on a machine that is not a Hyper-V guest, no
+/// daemon will ever make it: say so at once instead of waiting for ever.
+/// Only where this machine is such a one (the rule itself is a unit test
+/// of `watch::waits_for_nothing`).
+#[test]
+fn wait_on_a_machine_that_is_not_a_hyperv_guest_says_so_at_once() {
+    let (dir, vmbus) = (Path::new("/var/lib/hyperv"), Path::new("/sys/bus/vmbus"));
+    if dir.exists() || vmbus.exists() {
+        eprintln!("skipped: this machine has /var/lib/hyperv or /sys/bus/vmbus");
+        return;
+    }
+    hvkvp()
+        .args(["read", "Role", "--wait"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "hvkvp: error: /var/lib/hyperv: no such directory, and this machine is not a \
+             Hyper-V guest (no /sys/bus/vmbus)",
+        ));
+    assert!(!dir.exists());
+}
+
 /// The pool directory removed and made again during the wait (a package
 /// reinstalled, a harness resetting it): the reader must follow the path
 /// to the new directory, not stay on the old one for ever.
@@ -150,14 +221,22 @@ fn wait_follows_the_pool_directory_removed_and_made_again() {
 }
 
 #[test]
-fn wait_needs_a_key_and_a_pool_directory() {
+fn wait_needs_a_key_and_names_a_pool_directory_still_missing_when_it_times_out() {
     let pools = Pools::new();
     pools.cmd().args(["read", "--wait"]).assert().code(2);
     hvkvp()
-        .args(["--pool-dir", "/nonexistent/hyperv", "read", "K", "--wait=1"])
+        .args([
+            "--pool-dir",
+            "/nonexistent/hyperv",
+            "read",
+            "K",
+            "--wait=0.3",
+        ])
         .assert()
-        .code(3)
-        .stderr(predicate::str::contains("hv_kvp_daemon"));
+        .code(1)
+        .stderr(predicate::str::contains(
+            "/nonexistent/hyperv: no such directory: the Hyper-V KVP daemon (hv_kvp_daemon",
+        ));
 }
 
 // ---- write --split / read --join ------------------------------------------
@@ -464,6 +543,77 @@ fn batch_copies_a_pool_through_read_json_and_read_null() {
     }
 }
 
+/// A pool holding what a killed hvkvp leaves: a tombstone (an empty key)
+/// between two records, and a record right after a copy of itself.
+fn pool_with_debris(pools: &Pools) -> Vec<u8> {
+    let mut tombstone = record(b"gone", b"old value");
+    tombstone[0] = 0;
+    let bytes = [
+        record(b"a", b"1"),
+        tombstone,
+        record(b"b", b"2"),
+        record(b"b", b"2"),
+        record(b"c", b"3"),
+    ]
+    .concat();
+    pools.set(1, &bytes)
+}
+
+#[test]
+fn copy_pipeline_passes_over_what_a_kill_left_in_every_listing() {
+    let src = Pools::new();
+    let before = pool_with_debris(&src);
+    let clean = pool_bytes(&[("a", "1"), ("b", "2"), ("c", "3")]);
+    for (read, write) in [
+        (vec!["-o", "json"], vec!["--batch", "-"]),
+        (vec!["-o", "object"], vec!["--batch", "-"]),
+        (vec!["-0"], vec!["--batch", "-", "-0"]),
+    ] {
+        let out = src
+            .cmd()
+            .args(["read", "-p", "1"])
+            .args(&read)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{read:?}");
+        let dst = Pools::new();
+        dst.cmd()
+            .arg("write")
+            .args(&write)
+            .write_stdin(out.stdout)
+            .assert()
+            .success()
+            .stderr("");
+        assert_eq!(dst.bytes(1), clean, "read {read:?} | write {write:?}");
+    }
+    src.cmd()
+        .args(["read", "-p", "1"])
+        .assert()
+        .success()
+        .stdout("a: 1\nb: 2\nc: 3\n");
+    src.cmd()
+        .args(["read", "-p", "1", "-k", "a", "-n"])
+        .assert()
+        .success()
+        .stdout("b: 2\nc: 3\n");
+    // check still names it, and reading changed nothing.
+    src.cmd()
+        .args(["check", "-p", "1"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("an empty key in record 1"))
+        .stdout(predicate::str::contains(
+            "a copy of the record before it in record 3",
+        ));
+    assert_eq!(src.bytes(1), before);
+    // A 2.0 command line lists the pool as 2.0 did, record by record.
+    src.cmd()
+        .args(["read", "-s", "out"])
+        .assert()
+        .success()
+        .stdout("a: 1\n: old value\nb: 2\nb: 2\nc: 3\n");
+}
+
 #[test]
 fn batch_with_one_bad_pair_changes_nothing_and_names_it() {
     let pools = Pools::new();
@@ -565,4 +715,47 @@ fn object_output_is_keyed_by_name_with_the_last_duplicate() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["3"]["HostName"], "h2");
+}
+
+#[test]
+fn object_output_keeps_keys_apart_that_differ_only_in_bytes_that_are_not_utf8() {
+    let pools = Pools::new();
+    let before = pools.set(
+        1,
+        &[
+            record(b"k\xff", b"first"),
+            record(b"k\xfe", b"second"),
+            record(b"k", b"plain"),
+        ]
+        .concat(),
+    );
+    let out = pools
+        .cmd()
+        .args(["read", "-p", "1", "-o", "object"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let members = v.as_object().unwrap();
+    assert_eq!(members.len(), 3, "{v}");
+    // The text, a NUL (which no key holds) and the exact bytes, as -o
+    // json's key_hex.
+    assert_eq!(members["k\u{fffd}\u{0}6bff"], "first");
+    assert_eq!(members["k\u{fffd}\u{0}6bfe"], "second");
+    assert_eq!(members["k"], "plain");
+
+    // Read back by write --batch as those bytes: refused, as every key
+    // that is not UTF-8 is, instead of written as another key.
+    let dst = Pools::new();
+    let dst_before = dst.set_records(1, &[("a", "1")]);
+    dst.cmd()
+        .args(["write", "--batch", "-"])
+        .write_stdin(out.stdout)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "batch key \"k\\xff\": the key is not valid UTF-8",
+        ));
+    assert_eq!(dst.bytes(1), dst_before);
+    assert_eq!(pools.bytes(1), before);
 }

@@ -880,3 +880,103 @@ fn make_fifo(path: &std::path::Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
 }
+
+#[test]
+fn write_behind_a_record_the_host_cannot_read_warns_that_the_host_will_not_see_it() {
+    let pools = Pools::new();
+    let bad = [
+        record(b"a", b"1"),
+        record(b"Location", b"Z\xfcrich"),
+        record(b"b", b"2"),
+    ]
+    .concat();
+    pools.set(1, &bad);
+    pools
+        .cmd()
+        .args(["write", "GuestStatus", "ready"])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr(
+            "hvkvp: warning: the host will not see GuestStatus: a record before it in pool 1 \
+             (key Location) is not valid UTF-8, and the host's enumeration of the pool stops \
+             there; `hvkvp delete -c` drops such records\n",
+        );
+    let mut want = bad.clone();
+    want.extend(record(b"GuestStatus", b"ready"));
+    assert_eq!(pools.bytes(1), want);
+
+    // An update after it: the same; before it, or of the record itself
+    // (now UTF-8): nothing to say.
+    pools
+        .cmd()
+        .args(["write", "b", "3"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("the host will not see b:"));
+    pools
+        .cmd()
+        .args(["write", "a", "0"])
+        .assert()
+        .success()
+        .stderr("");
+    // The 2.0 form says nothing more than 2.0 did.
+    pools
+        .cmd()
+        .args(["write", "-k", "c", "-v", "1", "-x"])
+        .assert()
+        .success()
+        .stderr("");
+    // Another pool: the host does not read it anyway.
+    pools.set(0, &bad);
+    pools
+        .cmd()
+        .args(["write", "-p", "0", "--force", "new", "v"])
+        .assert()
+        .success()
+        .stderr("");
+    pools
+        .cmd()
+        .args(["write", "Location", "Zurich"])
+        .assert()
+        .success()
+        .stderr("");
+    pools
+        .cmd()
+        .args(["write", "d", "4"])
+        .assert()
+        .success()
+        .stderr("");
+    assert_eq!(
+        pools.records(1),
+        [
+            ("a", "0"),
+            ("Location", "Zurich"),
+            ("b", "3"),
+            ("GuestStatus", "ready"),
+            ("c", "1"),
+            ("d", "4")
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+}
+
+#[test]
+fn write_batch_behind_a_record_the_host_cannot_read_names_the_keys_it_will_not_see() {
+    let pools = Pools::new();
+    pools.set(
+        1,
+        &[record(b"a", b"1"), record(b"Deploy\xffTag", b"x")].concat(),
+    );
+    pools
+        .cmd()
+        .args(["write", "--batch", "-"])
+        .write_stdin("a=2\nk1=1\nk2=2\nk3=3\nk4=4\n")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "warning: the host will not see k1, k2, k3, … (1 more): a record before them in \
+             pool 1 (key Deploy\\xffTag) is not valid UTF-8",
+        ));
+    assert_eq!(pools.records(1).len(), 6);
+}

@@ -2,15 +2,18 @@
 //! records up, one whole record at a time from the front, and truncate.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use crate::change::{self, Plan, Planner};
+use crate::chunk::{self, Tag};
 use crate::cli::DeleteArgs;
-use crate::commands::{key_matcher, list_after_change, writable, Ctx};
+use crate::commands::{key_matcher, list_after_change, os_bytes, writable, Ctx};
 use crate::error::{Error, Exit};
 use crate::inspect::KeyIndex;
 use crate::matcher::{fold, Matcher};
-use crate::output::messages::tell_no_match;
+use crate::output::messages::{tell_no_match, warn};
+use crate::output::show_key;
 use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record;
 use crate::stale;
@@ -80,24 +83,47 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     // The partial tail goes first: every state a kill leaves after it is
     // whole records, which any later change can write to.
     let dropped = a.clean_invalid && p.drop_tail()?;
+    // `delete KEY` deletes the value of KEY however it is stored: its
+    // chunks too.
+    let chunks_kept = Cell::new(Vec::new());
     let (plan, debris) = change::run(&mut p, || Doomed {
         target: target.as_ref(),
+        chunks: a.key.is_some(),
         a,
         gone: Vec::new(),
+        found: false,
+        loose: Vec::new(),
+        chunks_kept: &chunks_kept,
         keys: KeyIndex::default(),
         last: HashMap::new(),
     })?;
     // The clean-up forms count what a killed hvkvp left as cleaned; a
     // delete by key matched or did not, whatever else went.
     let cleaned = (a.clean_duplicates || a.clean_invalid) && !debris.is_empty();
-    if plan.remove_first.is_empty() && !dropped && !cleaned {
-        drop(p); // unlock before anything is printed
+    let nothing = plan.remove_first.is_empty() && !dropped && !cleaned;
+    if !nothing {
+        p.touch()?;
+    }
+    drop(p); // unlock before anything is printed
+    let kept = chunks_kept.take();
+    if let (Some(key), false) = (&a.key, kept.is_empty()) {
+        let mut names: Vec<String> = kept.iter().take(3).map(|k| show_key(k)).collect();
+        if kept.len() > 3 {
+            names.push(format!("… ({} more)", kept.len() - 3));
+        }
+        let key = show_key(os_bytes(key));
+        warn(&format!(
+            "kept {} (named like chunks of {key}, but not written by `hvkvp write --split`, and \
+             {key} is a record of its own): delete by name what belongs to it",
+            names.join(", ")
+        ));
+    }
+    if nothing {
         if !ctx.compat {
             tell_no_match(&format!("nothing matched in pool {id}"));
         }
         return Ok(Exit::NoMatch);
     }
-    p.touch()?;
     Ok(Exit::Success)
 }
 
@@ -106,9 +132,20 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
 /// so that memory stays small whatever the size of the pool.
 struct Doomed<'a> {
     target: Option<&'a Matcher>,
+    /// `delete KEY`: the chunks `KEY.0`, `KEY.1`, … of a long value go too.
+    /// Those hvkvp wrote (`write --split`, tagged) always; others (Ignition's,
+    /// libhvee's, an older hvkvp's) when there is no record KEY, as then
+    /// they are the value `read KEY --join` reads.
+    chunks: bool,
     a: &'a DeleteArgs,
     /// The records that go, in order.
     gone: Vec<usize>,
+    /// A record KEY was found.
+    found: bool,
+    /// Untagged chunks of KEY, and their keys: they go unless `found`.
+    loose: Vec<(usize, Vec<u8>)>,
+    /// The keys of the untagged chunks kept, for a warning.
+    chunks_kept: &'a Cell<Vec<Vec<u8>>>,
     /// `-d`: the first record of each key, and the last seen of each.
     keys: KeyIndex,
     last: HashMap<usize, usize>,
@@ -126,8 +163,19 @@ fn fold_if(ignore_case: bool, key: &[u8]) -> Cow<'_, [u8]> {
 impl Planner for Doomed<'_> {
     fn see(&mut self, r: &Rec<'_>) {
         let by_key = self.target.is_some_and(|m| m.matches_field(r.key_field()));
+        self.found |= by_key;
         if by_key || (self.a.clean_invalid && unreadable(r)) {
             self.gone.push(r.index);
+        } else if let Some(m) = self.target.filter(|_| self.chunks) {
+            // The base first: most keys are no chunk, and the tag may be
+            // after the value.
+            if chunk::base_of(r.key()).is_some_and(|b| m.is_match(b)) {
+                if Tag::read(r.bytes()).is_some() {
+                    self.gone.push(r.index);
+                } else {
+                    self.loose.push((r.index, r.key().to_vec()));
+                }
+            }
         }
         if self.a.clean_duplicates {
             let key = fold_if(self.a.matching.ignore_case, r.key());
@@ -141,6 +189,13 @@ impl Planner for Doomed<'_> {
     }
 
     fn finish(mut self, _: &Pool) -> Result<Plan, Error> {
+        if self.found {
+            let kept = self.loose.into_iter().map(|(_, k)| k).collect();
+            self.chunks_kept.set(kept);
+        } else {
+            self.gone.extend(self.loose.iter().map(|&(i, _)| i));
+            self.chunks_kept.set(Vec::new());
+        }
         self.gone.sort_unstable();
         self.gone.dedup();
         Ok(Plan {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use crate::change::Finder;
 use crate::chunk::{Broken, Chunks};
 use crate::cli::ReadArgs;
 use crate::commands::{key_matcher, os_bytes, Ctx};
@@ -14,10 +15,10 @@ use crate::error::{Error, Exit};
 use crate::inspect::KeyIndex;
 use crate::matcher::Matcher;
 use crate::output::messages::{say, tell_no_match, warn};
-use crate::output::spool::Spool;
+use crate::output::spool::{NoTempFile, Spool};
 use crate::output::{show_key, Format, Render, Style};
-use crate::pool::{self, Access, Pool, PoolId};
-use crate::watch::Watch;
+use crate::pool::{self, Access, Pool, PoolId, Rec};
+use crate::watch::{self, Watch};
 
 /// Print the records of `pool` (default 0) that the arguments name.
 pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error> {
@@ -61,6 +62,8 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
         matcher: &matcher,
         first_only,
         join: a.join.then(|| a.key.as_deref().map(os_bytes)).flatten(),
+        // hvkvp 2.0 listed them: its command lines still do.
+        skip_debris: !ctx.compat,
     };
     // The records are written out as they are found, into a spool that
     // is printed once every lock is released.
@@ -81,6 +84,13 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
                 all_pools.then_some(&mut failed),
             )? {
                 tell_no_match(&format!("{}: timed out waiting for it", show_key(key)));
+                // Said even to a script: a wrong --pool-dir, or no daemon.
+                if !ctx.dir.is_dir() {
+                    say(&Error::NoPoolDir {
+                        dir: ctx.dir.clone(),
+                    }
+                    .to_string());
+                }
                 return Ok(if failed {
                     Exit::Environment
                 } else {
@@ -160,6 +170,7 @@ pub(crate) fn print_pool(ctx: &Ctx, id: PoolId) -> Result<(), Error> {
         matcher: &Matcher::all(),
         first_only: false,
         join: None,
+        skip_debris: !ctx.compat,
     };
     let mut render = Render::new(Spool::default(), style(Format::Kv, false, false));
     let f = collect(ctx, id, &q, ctx.timeout, &mut render)?;
@@ -180,12 +191,31 @@ fn style(format: Format, null: bool, show_pool: bool) -> Style {
 /// Close what `render` wrote (once every lock is released) and copy it to
 /// stdout.
 fn print(render: Render<Spool>) -> Result<(), Error> {
-    let spool = render.finish().map_err(Error::Output)?;
+    let spool = render.finish().map_err(spool_error)?;
     let mut out = std::io::stdout().lock();
     spool
         .copy_to(&mut out)
         .and_then(|()| out.flush())
         .map_err(Error::Output)
+}
+
+/// A failure to write into the spool: standard output's, unless the
+/// spool could make no temporary file, which is named with its directory.
+fn spool_error(e: std::io::Error) -> Error {
+    if NoTempFile::of(&e).is_none() {
+        return Error::Output(e);
+    }
+    let t = e
+        .into_inner()
+        .and_then(|t| t.downcast::<NoTempFile>().ok())
+        .expect("a NoTempFile");
+    // As `NoTempFile` says it, the source after it: 1 MiB is `MEM_MAX`.
+    Error::Io {
+        path: t.dir,
+        doing: "cannot make a temporary file there (nor in memory, /dev/shm or /tmp) to hold \
+                output over 1 MiB until the pool is unlocked; set TMPDIR to a writable directory",
+        source: t.source,
+    }
 }
 
 /// Why `read KEY` found nothing in pool `id`, where a hint can say more:
@@ -249,9 +279,10 @@ fn other_case(ctx: &Ctx, pools: &[PoolId], key: &[u8], a: &ReadArgs) -> Option<(
 /// changes. The watch is set up before the first look, so a write that
 /// lands between the look and the sleep still wakes us. A pool file that
 /// does not exist yet is a key not there yet, and so is a pool directory
-/// removed during the wait (the watch waits for it to come back): only a
-/// directory missing from the start is an error, most likely a wrong
-/// `--pool-dir` or no daemon.
+/// that does not exist (yet, or any more): the daemon makes
+/// `/var/lib/hyperv` when it starts, and a boot hook may run before it.
+/// But on a machine that is no Hyper-V guest nothing will make the default
+/// directory: that is an error at once, not a wait for ever.
 fn wait_for(
     ctx: &Ctx,
     pools: &[PoolId],
@@ -260,12 +291,17 @@ fn wait_for(
     render: &mut Render<Spool>,
     mut failed: Option<&mut bool>,
 ) -> Result<bool, Error> {
-    // Missing, not a directory, or closed to us: say which.
-    pool::check_dir(&ctx.dir)?;
+    // Not a directory, or closed to us: say which. Missing: wait for it.
+    match pool::check_dir(&ctx.dir) {
+        Err(Error::NoPoolDir { dir }) if watch::waits_for_nothing(&dir, watch::has_vmbus()) => {
+            return Err(Error::NotHyperV { dir })
+        }
+        Err(Error::NoPoolDir { .. }) | Ok(()) => {}
+        Err(e) => return Err(e),
+    }
     let names = pools.iter().map(|id| id.file_name().into()).collect();
-    let mut watch = Watch::new(&ctx.dir, names).map_err(|_| Error::NoPoolDir {
-        dir: ctx.dir.clone(),
-    })?;
+    let mut watch = Watch::new(&ctx.dir, names)
+        .map_err(|e| Error::io(&ctx.dir, "watching the pool directory", e))?;
     let deadline = limit.and_then(|l| Instant::now().checked_add(l));
     let mut warned = false;
     loop {
@@ -313,6 +349,11 @@ struct Query<'a> {
     first_only: bool,
     /// `--join`: the key to put back together from its chunks when absent.
     join: Option<&'a [u8]>,
+    /// Leave out what a killed writer left ([`Finder`]: records with an
+    /// empty key, a record right after a copy of itself, a staged copy).
+    /// They are not records anyone wrote: a listing that showed them
+    /// would hand `write --batch` a pair it must refuse.
+    skip_debris: bool,
 }
 
 /// What one pool gave, besides the records written: warnings to print once
@@ -349,7 +390,11 @@ fn collect(
             object_members(p, q.matcher, |i, k, v| render.entry(pool_no, i, k, v))?;
         } else {
             let mut any = false;
+            let mut debris = Finder::default();
             for r in p.records() {
+                if !debris.see(&r) && q.skip_debris {
+                    continue;
+                }
                 if q.matcher.matches_field(r.key_field()) {
                     render.entry(pool_no, r.index, r.key(), r.value())?;
                     any = true;
@@ -381,7 +426,7 @@ fn collect(
         })?;
         Ok(None)
     })?;
-    let broken = broken.map_err(Error::Output)?;
+    let broken = broken.map_err(spool_error)?;
     // A 2.0-form line stays as silent on stderr as 2.0 was.
     let warnings: Vec<String> = (pool.misaligned_warning())
         .filter(|_| !ctx.compat)
@@ -406,7 +451,8 @@ fn collect(
 /// `-o object`: each key whose field `matcher` matches, once, in the place
 /// of its first record, with the value of its last (the one the host
 /// keeps). Two passes; between them only the hashes and two record
-/// numbers of each key are held, and the values of repeated keys.
+/// numbers of each key are held, and the values of repeated keys. What a
+/// killed writer left is not a member.
 fn object_members(
     p: &Pool,
     matcher: &Matcher,
@@ -416,14 +462,17 @@ fn object_members(
     // The last value of each repeated key, by its first record: copied as
     // the scan passes it, as a look back would map the pages again.
     let mut last: HashMap<usize, Vec<u8>> = HashMap::new();
-    for r in p.records().filter(|r| matcher.matches_field(r.key_field())) {
+    let mut debris = Finder::default();
+    let hit = |r: &Rec<'_>| matcher.matches_field(r.key_field());
+    for r in p.records().filter(|r| debris.see(r) && hit(r)) {
         if let Some(first) = keys.first_or_insert(r.key(), r.index) {
             let v = last.entry(first).or_default();
             v.clear();
             v.extend_from_slice(r.value());
         }
     }
-    for r in p.records().filter(|r| matcher.matches_field(r.key_field())) {
+    let mut debris = Finder::default();
+    for r in p.records().filter(|r| debris.see(r) && hit(r)) {
         if keys.first_or_insert(r.key(), r.index) == Some(r.index) {
             let value = last.get(&r.index).map_or(r.value(), Vec::as_slice);
             f(r.index, r.key(), value)?;
@@ -475,6 +524,7 @@ fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> Elsewhere {
         matcher,
         first_only: true,
         join: None,
+        skip_debris: true,
     };
     let mut seen = Elsewhere {
         found: None,
@@ -498,4 +548,31 @@ fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> Elsewhere {
         }
     }
     seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spool_without_a_temporary_file_names_tmpdir_not_stdout() {
+        let e = std::io::Error::other(NoTempFile {
+            dir: "/nonexistent".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOENT),
+        });
+        let msg = spool_error(e).message();
+        assert!(
+            msg.starts_with("/nonexistent: cannot make a temporary file there"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("set TMPDIR to a writable directory: No such file"),
+            "{msg}"
+        );
+        assert!(!msg.contains("standard output"), "{msg}");
+        let e = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(spool_error(e)
+            .message()
+            .starts_with("writing to standard output"));
+    }
 }

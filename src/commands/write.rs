@@ -3,6 +3,7 @@
 //! the first record of each key in place, remove later duplicates (and, for
 //! `--split`, chunks left from an older value), and append the new keys.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::Read;
 
@@ -13,8 +14,8 @@ use crate::cli::{OnOff, WriteArgs};
 use crate::commands::{list_after_change, os_bytes, writable, Ctx};
 use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
-use crate::output::count;
 use crate::output::messages::warn;
+use crate::output::{count, show_key};
 use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record::{self, check_field, Field, Limits, VALUE_MAX_BYTES};
 
@@ -53,7 +54,10 @@ fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
         let pairs = batch::read(file, a.null, limits)?;
         let id = writable(id, a.force.set)?;
         let mut p = Pool::open(&ctx.dir, id, Access::WriteCreate, ctx.timeout)?;
-        apply(&mut p, &pairs, None, None, limits, |_| false)?;
+        let look = looks_for_hidden(ctx, id);
+        let hidden = apply(&mut p, &pairs, None, None, limits, |_| false, look)?;
+        drop(p); // unlock before anything is printed
+        tell_hidden(hidden);
         return Ok(Exit::Success);
     }
 
@@ -105,17 +109,79 @@ fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
     };
     let id = writable(id, a.force.set)?;
     let mut p = Pool::open(&ctx.dir, id, Access::WriteCreate, ctx.timeout)?;
-    if a.split {
+    let look = looks_for_hidden(ctx, id);
+    let hidden = if a.split {
         // Plain records and chunks of the key's previous value go too.
         let set_keys: Vec<&[u8]> = sets.iter().map(|(k, _)| k.as_slice()).collect();
-        apply(&mut p, &sets, tag, None, limits, |k| {
-            (k == key.as_slice() || chunk::chunk_number(k, &key).is_some())
-                && !set_keys.contains(&k)
-        })?;
+        apply(
+            &mut p,
+            &sets,
+            tag,
+            None,
+            limits,
+            |k| {
+                (k == key.as_slice() || chunk::chunk_number(k, &key).is_some())
+                    && !set_keys.contains(&k)
+            },
+            look,
+        )?
     } else {
-        apply(&mut p, &sets, None, pattern.as_ref(), limits, |_| false)?;
-    }
+        apply(
+            &mut p,
+            &sets,
+            None,
+            pattern.as_ref(),
+            limits,
+            |_| false,
+            look,
+        )?
+    };
+    drop(p); // unlock before anything is printed
+    tell_hidden(hidden);
     Ok(Exit::Success)
+}
+
+/// Keys written behind a record the host cannot read, which ends its
+/// enumeration of the pool: they are in pool 1, and it will never see
+/// them.
+#[derive(Debug, Default)]
+struct Hidden {
+    /// The key of the first record that is not UTF-8 and stays.
+    bad: Vec<u8>,
+    /// The first few keys written after it, to name them.
+    keys: Vec<Vec<u8>>,
+    /// How many keys are written after it.
+    count: usize,
+}
+
+/// How many of the keys [`Hidden`] names.
+const HIDDEN_NAMED: usize = 3;
+
+/// A write that succeeded but that the host will not see says so: only of
+/// pool 1 (the one the host reads), and not in the 2.0 form, whose stderr
+/// stays as 2.0's.
+fn looks_for_hidden(ctx: &Ctx, id: PoolId) -> bool {
+    id == PoolId::GUEST && !ctx.compat
+}
+
+/// Say which keys written the host will not see, and why (`hidden` is
+/// found only where [`looks_for_hidden`]).
+fn tell_hidden(hidden: Option<Hidden>) {
+    let Some(h) = hidden.filter(|h| h.count > 0) else {
+        return;
+    };
+    let mut names: Vec<String> = h.keys.iter().map(|k| show_key(k)).collect();
+    if h.count > h.keys.len() {
+        names.push(format!("… ({} more)", h.count - h.keys.len()));
+    }
+    warn(&format!(
+        "the host will not see {}: a record before {} in pool 1 (key {}) is not valid UTF-8, \
+         and the host's enumeration of the pool stops there; `hvkvp delete -c` drops such \
+         records",
+        names.join(", "),
+        if h.count == 1 { "it" } else { "them" },
+        show_key(&h.bad)
+    ));
 }
 
 /// `--split`: the value as one plain record when it fits, else as chunks
@@ -163,7 +229,8 @@ fn apply(
     pattern: Option<&Matcher>,
     limits: Limits,
     also_remove: impl Fn(&[u8]) -> bool,
-) -> Result<(), Error> {
+    look: bool,
+) -> Result<Option<Hidden>, Error> {
     p.require_aligned()?;
     // One exact key: compare each field in place, length first.
     let single = (sets.len() == 1).then(|| sets[0].0.as_slice());
@@ -182,6 +249,7 @@ fn apply(
         };
         rec.copy_from_slice(&made[..]);
     };
+    let hidden = Cell::new(None);
     change::run_with(
         p,
         || Sets {
@@ -194,10 +262,15 @@ fn apply(
             first: vec![None; sets.len()],
             spellings: Vec::new(),
             plan: Plan::default(),
+            look,
+            unfound: sets.len(),
+            bad: None,
+            hidden: &hidden,
         },
         &make,
     )?;
-    p.touch()
+    p.touch()?;
+    Ok(hidden.take())
 }
 
 /// The planner of [`apply`].
@@ -214,6 +287,17 @@ struct Sets<'a, F> {
     /// With `pattern`: the stored spellings met so far, with their record.
     spellings: Vec<(Vec<u8>, usize)>,
     plan: Plan,
+    /// Look for a record the host cannot read (`bad`).
+    look: bool,
+    /// Keys of `sets` not met yet: once every one is, a record the host
+    /// cannot read would come after all of them, and the values are not
+    /// read (an update of a key near the start reads few).
+    unfound: usize,
+    /// The first record the write leaves as it is that is not UTF-8, and
+    /// its key: the host sees nothing after it.
+    bad: Option<(usize, Vec<u8>)>,
+    /// What `finish` found written behind `bad`.
+    hidden: &'a Cell<Option<Hidden>>,
 }
 
 impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
@@ -232,26 +316,56 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
                     self.spellings.push((r.key().to_vec(), r.index));
                 }
             }
-            Some(i) if self.first[i].is_none() => self.first[i] = Some(r.index),
+            Some(i) if self.first[i].is_none() => {
+                self.first[i] = Some(r.index);
+                self.unfound -= 1;
+            }
             Some(_) => self.plan.remove_first.push(r.index),
             None if (self.also_remove)(r.key()) => self.plan.remove_last.push(r.index),
+            // Kept as it is: once one is found, no more are looked for.
+            None if self.look && self.unfound > 0 && self.bad.is_none() && !is_text(r) => {
+                self.bad = Some((r.index, r.key().to_vec()));
+            }
             None => {}
         }
     }
 
     fn finish(mut self, _: &Pool) -> Result<Plan, Error> {
+        // Behind the record the host stops at: appended, or updated after it.
+        let mut hidden = self.bad.take().map(|(at, bad)| {
+            (
+                at,
+                Hidden {
+                    bad,
+                    ..Hidden::default()
+                },
+            )
+        });
+        let mut behind = |at: Option<usize>, key: &[u8]| {
+            if let Some((bad, h)) = &mut hidden {
+                if at.is_none_or(|at| at > *bad) {
+                    if h.count < HIDDEN_NAMED {
+                        h.keys.push(key.to_vec());
+                    }
+                    h.count += 1;
+                }
+            }
+        };
         if self.pattern.is_some() {
             let value = &self.sets[0].1;
             if self.spellings.is_empty() {
                 self.plan
                     .appends
                     .push(record::encode(&self.sets[0].0, value).into());
+                behind(None, &self.sets[0].0);
             }
             for (stored, at) in &self.spellings {
                 // Keep the stored spelling (hvkvp 2.0 behaviour).
                 check_field(Field::Key, stored, self.limits)?;
                 (self.plan.updates).push((*at, record::encode(stored, value).into()));
+                behind(Some(*at), stored);
             }
+            self.hidden.set(hidden.map(|(_, h)| h));
             return Ok(self.plan);
         }
         // Set N's record is made when it is written (`make`): a batch of
@@ -261,9 +375,20 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
                 Some(at) => self.plan.updates.push((at, New::Made(n))),
                 None => self.plan.appends.push(New::Made(n)),
             }
+            behind(*at, &self.sets[n].0);
         }
+        self.hidden.set(hidden.map(|(_, h)| h));
         Ok(self.plan)
     }
+}
+
+/// Key and value are UTF-8: the daemon can pass the record to the host.
+/// The value's NUL is found with `memchr`: most values are far longer than
+/// their key.
+fn is_text(r: &Rec<'_>) -> bool {
+    let v = r.value_field();
+    let v = &v[..memchr::memchr(0, v).unwrap_or(v.len())];
+    std::str::from_utf8(r.key()).is_ok() && std::str::from_utf8(v).is_ok()
 }
 
 /// The value from stdin, read no further than one byte past `cap` (plus the

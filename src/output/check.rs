@@ -222,16 +222,27 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
             note(out, &when)?;
         }
     }
+    let hold = |n: usize| match n {
+        1 => "1 record holds".to_string(),
+        n => format!("{n} records hold"),
+    };
     if f.garbage > 0 {
         note(
             out,
             &format!(
                 "{} bytes after a field's NUL: left by the daemon, never part of the content",
-                if f.garbage == 1 {
-                    "1 record holds".to_string()
-                } else {
-                    format!("{} records hold", f.garbage)
-                }
+                hold(f.garbage)
+            ),
+        )?;
+    }
+    if f.chunk_tags > 0 {
+        note(
+            out,
+            &format!(
+                "{} hvkvp's chunk tag after a NUL: written by `hvkvp write --split` (the \
+                 number of chunks and a hash of the value, for `read --join`), never part of \
+                 the content",
+                hold(f.chunk_tags)
             ),
         )?;
     }
@@ -267,7 +278,9 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
 /// - `over_host_limits`: `[{"index", "field", "units", "limit"}]`, keys
 ///   over 254 and values over 1022 UTF-16 units (the host cuts them);
 /// - `garbage_after_nul`: records with bytes after a field's NUL
-///   (informational);
+///   (informational), besides a chunk tag;
+/// - `chunk_tags`: records carrying the tag `write --split` puts after a
+///   NUL in each chunk (informational);
 /// - `problems`: how many problems were found (each empty key, duplicated
 ///   key, bad field counts once; so do a partial record, a wrong mode and
 ///   stale data in pool 1). The exit status is 1 when any pool has one.
@@ -301,6 +314,7 @@ struct PoolJson {
     unterminated: Vec<SpotJson>,
     over_host_limits: Vec<OverLimitJson>,
     garbage_after_nul: usize,
+    chunk_tags: usize,
     problems: usize,
 }
 
@@ -381,6 +395,7 @@ impl PoolJson {
                 })
                 .collect(),
             garbage_after_nul: f.garbage,
+            chunk_tags: f.chunk_tags,
             problems: r.problems(),
         }
     }
@@ -486,7 +501,7 @@ mod tests {
              \"broken_chunks\":[],\"duplicates\":[{\"key\":\"k\u{fffd}\",\"key_utf8\":false,\
              \"key_hex\":\"6bff\",\"indices\":[0,2]}],\"invalid_utf8\":[],\"host_stops_at\":null,\
              \"invisible_to_host\":0,\"unterminated\":[{\"index\":1,\"field\":\"value\"}],\
-             \"over_host_limits\":[],\"garbage_after_nul\":0,\"problems\":2}\n]\n"
+             \"over_host_limits\":[],\"garbage_after_nul\":0,\"chunk_tags\":0,\"problems\":2}\n]\n"
         );
     }
 

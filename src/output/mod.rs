@@ -189,7 +189,7 @@ impl<W: Write> Render<W> {
                     }
                 };
                 buf.extend_from_slice(if members > 0 { b",\n" } else { b"\n" });
-                json::lossy(buf, key, style.escape);
+                object_name(buf, key, style.escape);
                 buf.extend_from_slice(b":\"");
                 self.pieces(pieces(), |buf, s| {
                     json::lossy_fragment(buf, s, style.escape);
@@ -305,6 +305,19 @@ fn json_member(buf: &mut Vec<u8>, name: &str, bytes: &[u8], escape: bool) {
             buf.extend_from_slice(part.as_bytes());
         }
         json::hex(buf, bytes);
+        buf.push(b'"');
+    }
+}
+
+/// A `-o object` member's name: the key as text. A key that is not UTF-8
+/// is its text (U+FFFD for each bad sequence), a NUL and its exact bytes in
+/// hex, as `-o json` gives them in `key_hex`: no key holds a NUL, so two
+/// keys never print as one name, and `write --batch` reads the bytes back.
+fn object_name(buf: &mut Vec<u8>, key: &[u8], escape: bool) {
+    if !json::lossy(buf, key, escape) {
+        buf.pop(); // the closing quote
+        buf.extend_from_slice(b"\\u0000");
+        json::hex(buf, key);
         buf.push(b'"');
     }
 }
@@ -431,7 +444,11 @@ mod tests {
         let mut out = b"{".to_vec();
         for (i, e) in entries.iter().enumerate() {
             out.extend_from_slice(if i > 0 { b",\n" } else { b"\n" });
-            json::write(&mut out, &String::from_utf8_lossy(&e.key), escape).unwrap();
+            let mut name = String::from_utf8_lossy(&e.key).into_owned();
+            if let Some(hex) = Text::of(&e.key).hex {
+                name = format!("{name}\0{hex}");
+            }
+            json::write(&mut out, &name, escape).unwrap();
             out.push(b':');
             json::write(&mut out, &String::from_utf8_lossy(&e.value), escape).unwrap();
         }

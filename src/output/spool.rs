@@ -1,10 +1,12 @@
 //! Output made under a lock and printed once it is released: held in
 //! memory up to [`MEM_MAX`], then in an unnamed temporary file, so that
-//! memory stays flat whatever the size of the output.
+//! memory stays flat whatever the size of the output. A spool that cannot
+//! make its file fails with a [`NoTempFile`] inside the `io::Error`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 /// What a spool holds in memory before it moves to a file.
 pub const MEM_MAX: usize = 1 << 20;
@@ -85,16 +87,73 @@ impl Write for Spool {
     }
 }
 
-/// A file in the temporary directory that has no name: nothing is left
-/// behind, however the process ends.
+/// Why the output could not be held: no temporary file could be made.
+/// Carried inside the `io::Error` a write into the spool returns, so that
+/// the message names the temporary directory, not standard output.
+#[derive(Debug)]
+pub struct NoTempFile {
+    /// `$TMPDIR`, or `/tmp` when it is not set.
+    pub dir: PathBuf,
+    /// Why a file could not be made there.
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for NoTempFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: cannot make a temporary file there (nor in memory, /dev/shm or /tmp) to hold \
+             output over {} MiB until the pool is unlocked; set TMPDIR to a writable \
+             directory: {}",
+            self.dir.display(),
+            MEM_MAX >> 20,
+            self.source
+        )
+    }
+}
+
+impl std::error::Error for NoTempFile {}
+
+impl NoTempFile {
+    /// The [`NoTempFile`] inside `e`, if that is what it is.
+    pub fn of(e: &io::Error) -> Option<&NoTempFile> {
+        e.get_ref()?.downcast_ref()
+    }
+}
+
+/// A file that has no name, so that nothing is left behind however the
+/// process ends: in `$TMPDIR` (default `/tmp`); where that cannot hold one
+/// (a directory that does not exist, a full or read-only file system), in
+/// memory outside the process's heap (`memfd_create`), then in `/dev/shm`
+/// or `/tmp`. None of them counts towards the process's own memory.
 fn temp_file() -> io::Result<File> {
     let dir = std::env::temp_dir();
+    let first = match temp_file_in(&dir) {
+        Ok(f) => return Ok(f),
+        Err(e) => e,
+    };
+    let memfd = rustix::fs::memfd_create("hvkvp-output", rustix::fs::MemfdFlags::CLOEXEC);
+    if let Ok(fd) = memfd {
+        return Ok(File::from(fd));
+    }
+    for other in ["/dev/shm", "/tmp"].map(Path::new) {
+        if other != dir {
+            if let Ok(f) = temp_file_in(other) {
+                return Ok(f);
+            }
+        }
+    }
+    Err(io::Error::other(NoTempFile { dir, source: first }))
+}
+
+/// An unnamed file in `dir`.
+fn temp_file_in(dir: &Path) -> io::Result<File> {
     let unnamed = OpenOptions::new()
         .read(true)
         .write(true)
         .mode(0o600)
         .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
-        .open(&dir);
+        .open(dir);
     if let Ok(f) = unnamed {
         return Ok(f);
     }
