@@ -93,7 +93,11 @@ pub struct Map {
 }
 
 impl Map {
-    /// Map `len` bytes of `file` (`len` > 0), which must be at most its size.
+    /// Map `len` bytes of `file` (`len` > 0). Bytes past the end of the
+    /// file may be mapped (records about to be appended, mapped before they
+    /// are written so that a map that cannot be made fails before any
+    /// write), but must not be read until they are written: a read there
+    /// is taken for a file cut short.
     ///
     /// # Safety
     ///
