@@ -203,6 +203,17 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
             ),
         )?;
     }
+    for pid in &r.replaced_under_daemon {
+        problem(
+            out,
+            &format!(
+                "the KVP daemon (pid {pid}) holds a file this path no longer names: the pool was \
+                 replaced (renamed over) since the daemon started, and the daemon's lock guards \
+                 nothing now; restart hv_kvp_daemon (systemctl restart hv-kvp-daemon, or \
+                 hypervkvpd)"
+            ),
+        )?;
+    }
     if r.stale() {
         let when = format!(
             "last written before this boot ({} earlier)",
@@ -268,6 +279,9 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
 ///   over 254 and values over 1022 UTF-16 units (the host cuts them);
 /// - `garbage_after_nul`: records with bytes after a field's NUL
 ///   (informational);
+/// - `daemon_holds_replaced`: the pids of running KVP daemons that hold a
+///   file this path no longer names (replaced by rename since the daemon
+///   started: its lock guards nothing); each is a problem;
 /// - `problems`: how many problems were found (each empty key, duplicated
 ///   key, bad field counts once; so do a partial record, a wrong mode and
 ///   stale data in pool 1). The exit status is 1 when any pool has one.
@@ -301,6 +315,7 @@ struct PoolJson {
     unterminated: Vec<SpotJson>,
     over_host_limits: Vec<OverLimitJson>,
     garbage_after_nul: usize,
+    daemon_holds_replaced: Vec<u32>,
     problems: usize,
 }
 
@@ -381,6 +396,7 @@ impl PoolJson {
                 })
                 .collect(),
             garbage_after_nul: f.garbage,
+            daemon_holds_replaced: r.replaced_under_daemon.clone(),
             problems: r.problems(),
         }
     }
@@ -471,6 +487,7 @@ mod tests {
             modified: UNIX_EPOCH + Duration::from_secs(200),
             boot: UNIX_EPOCH + Duration::from_secs(100),
             facts,
+            replaced_under_daemon: Vec::new(),
         }
     }
 
@@ -486,7 +503,8 @@ mod tests {
              \"broken_chunks\":[],\"duplicates\":[{\"key\":\"k\u{fffd}\",\"key_utf8\":false,\
              \"key_hex\":\"6bff\",\"indices\":[0,2]}],\"invalid_utf8\":[],\"host_stops_at\":null,\
              \"invisible_to_host\":0,\"unterminated\":[{\"index\":1,\"field\":\"value\"}],\
-             \"over_host_limits\":[],\"garbage_after_nul\":0,\"problems\":2}\n]\n"
+             \"over_host_limits\":[],\"garbage_after_nul\":0,\"daemon_holds_replaced\":[],\
+             \"problems\":2}\n]\n"
         );
     }
 
