@@ -18,7 +18,7 @@
 //! records past the new end of an emptied file (the gap reads as zero
 //! records, and a record the truncation removed may come back) or move
 //! records over another program's. So the seam knows the size the file
-//! must have at every instant ([`Seam`]: hvkvp's own writes are the only
+//! must have at every instant (`Seam`: hvkvp's own writes are the only
 //! ones that change it), and before each call it looks (`fstat` of the
 //! descriptor): a size other than that one, or a file no longer linked
 //! anywhere, stops the change there, and nothing more is written. A stop
