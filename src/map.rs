@@ -159,6 +159,22 @@ impl Map {
     pub fn cut_short(&self) -> bool {
         TABLE[self.slot].cut.load(Ordering::Acquire)
     }
+
+    /// Whether the file still reaches byte `at` (below the map's length):
+    /// one read of that byte, which faults when a shrinking of the file
+    /// took its page away, and [`Map::cut_short`] then says so. No system
+    /// call when the page is mapped, which is what lets the write seam look
+    /// before every write at almost no cost (`seam::Seam`). A shrinking
+    /// that leaves `at`'s page in place is not seen.
+    pub fn reaches(&self, at: usize) -> bool {
+        assert!(at < self.map.len());
+        // SAFETY: `at` is inside the map, which lives as long as `self`; a
+        // read past the end of the file raises SIGBUS, which the handler
+        // turns into a page of zeros and the cut flag. Volatile: the read
+        // is done for its fault, not its value.
+        let _ = unsafe { std::ptr::read_volatile(self.map.as_ptr().add(at)) };
+        !self.cut_short()
+    }
 }
 
 impl Drop for Map {

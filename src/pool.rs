@@ -32,8 +32,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::error::Error;
-use crate::error::Interference;
+use crate::error::{Error, Interference};
 use crate::lock::{self, Mode};
 use crate::map::Map;
 use crate::record::{KEY_SIZE, RECORD_SIZE};
@@ -533,10 +532,18 @@ impl Pool {
         let head = head_len(at);
         let res = if head < RECORD_SIZE {
             self.seam
-                .pwrite(&self.file, &rec[head..], at + head as u64)
-                .and_then(|()| self.seam.pwrite(&self.file, &rec[..head], at))
+                .pwrite(
+                    &self.file,
+                    self.map.as_ref(),
+                    &rec[head..],
+                    at + head as u64,
+                )
+                .and_then(|()| {
+                    self.seam
+                        .pwrite(&self.file, self.map.as_ref(), &rec[..head], at)
+                })
         } else {
-            self.seam.pwrite(&self.file, rec, at)
+            self.seam.pwrite(&self.file, self.map.as_ref(), rec, at)
         };
         res.map_err(|e| Error::io(&self.path, doing, e))
     }
@@ -550,7 +557,12 @@ impl Pool {
         // the record first would map its pages again, and records removed
         // all over a large pool would map all of it.
         self.seam
-            .pwrite(&self.file, &[0], (index * RECORD_SIZE) as u64)
+            .pwrite(
+                &self.file,
+                self.map.as_ref(),
+                &[0],
+                (index * RECORD_SIZE) as u64,
+            )
             .map_err(|e| Error::io(&self.path, "marking a record removed", e))
     }
 
@@ -566,7 +578,7 @@ impl Pool {
         debug_assert!(offset + bytes.len() <= RECORD_SIZE);
         let at = (index * RECORD_SIZE + offset) as u64;
         self.seam
-            .pwrite(&self.file, bytes, at)
+            .pwrite(&self.file, self.map.as_ref(), bytes, at)
             .map_err(|e| Error::io(&self.path, "writing a record", e))
     }
 
@@ -641,11 +653,21 @@ impl Pool {
                 return Err(e);
             }
         }
-        self.restat()?;
+        self.settle()?;
         if self.size != self.mapped {
             self.map_to(self.size)?;
         }
         Ok(())
+    }
+
+    /// Re-read the size after hvkvp's own writes: it must be the size they
+    /// left, or another program changed the file, and the change stops
+    /// before the pool takes that program's bytes for its own.
+    fn settle(&mut self) -> Result<(), Error> {
+        self.restat()?;
+        let size = self.size;
+        (self.seam.confirm(size))
+            .map_err(|e| Error::io(&self.path, "writing the pool file", io::Error::other(e)))
     }
 
     /// Remove every tombstone (every record whose key is empty) and a
@@ -751,7 +773,8 @@ impl Pool {
         self.seam
             .set_len(&self.file, len)
             .map_err(|e| Error::io(&self.path, "truncating the pool file", e))?;
-        self.refresh()
+        self.settle()?;
+        self.map_to(self.size)
     }
 
     /// Mark the pool written now, as every successful change does even when
@@ -873,7 +896,8 @@ fn still_named(file: &File, path: &Path) -> Result<bool, Error> {
     let open = file
         .metadata()
         .map_err(|e| Error::io(path, "reading the pool file's type", e))?;
-    match std::fs::symlink_metadata(path) {
+    // Followed as the open followed it: a reader may read through a link.
+    match std::fs::metadata(path) {
         Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io(path, "looking up the pool file", e)),
@@ -1066,6 +1090,68 @@ mod tests {
         for (i, r) in bytes.chunks(RECORD_SIZE).enumerate() {
             assert_eq!(r, &encode(format!("k{i}").as_bytes(), b"v")[..]);
         }
+    }
+
+    #[test]
+    fn a_write_into_a_pool_emptied_underneath_writes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let path = pool_with(d.path(), &[("a", "1"), ("b", "2")]);
+        let mut p = open(d.path());
+        // cloud-init at boot: `open(path, "w")`, no lock.
+        drop(File::create(&path).unwrap());
+        // In place: seen through the map, without a system call.
+        let err = p.tombstone(1).unwrap_err();
+        let want = Interference::Resized {
+            expected: 2 * RECORD_SIZE as u64,
+            found: 0,
+        };
+        assert!(
+            matches!(&err, Error::Interference { what, .. } if *what == want),
+            "{err:?}"
+        );
+        // Nothing more is written, whatever is asked.
+        assert!(p.append(&encode(b"c", b"3")).is_err());
+        assert!(p.touch().is_err());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn bytes_appended_underneath_stop_the_change_before_they_are_touched() {
+        let d = tempfile::tempdir().unwrap();
+        let path = pool_with(d.path(), &[("a", "1"), ("b", "2")]);
+        let mut p = open(d.path());
+        let theirs = encode(b"theirs", b"x");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, &theirs[..]).unwrap();
+        // A write inside the pool harms no byte of theirs; an append, a
+        // truncation or the touch that ends every change looks first.
+        p.tombstone(0).unwrap();
+        assert!(matches!(
+            p.compact(),
+            Err(Error::Interference {
+                what: Interference::Resized { .. },
+                ..
+            })
+        ));
+        assert!(p.append(&encode(b"c", b"3")).is_err());
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 3 * RECORD_SIZE);
+        assert!(bytes[2 * RECORD_SIZE..] == theirs[..]);
+    }
+
+    #[test]
+    fn a_pool_renamed_over_while_waiting_for_the_lock_is_not_written() {
+        let d = tempfile::tempdir().unwrap();
+        let path = pool_with(d.path(), &[("a", "1")]);
+        let theirs = d.path().join("new");
+        std::fs::write(&theirs, &encode(b"new", b"file")[..]).unwrap();
+        let held = File::open(&path).unwrap();
+        // Renamed over between the open and the locks: the same as while
+        // waiting for them. Seen here from the descriptor's side.
+        std::fs::rename(&theirs, &path).unwrap();
+        assert!(!still_named(&held, &path).unwrap());
+        let now = File::open(&path).unwrap();
+        assert!(still_named(&now, &path).unwrap());
     }
 
     #[test]
