@@ -10,7 +10,10 @@
 //! exactly what the command promised; otherwise exit 3, a message that
 //! says what happened, and a pool the next change heals: no zero records
 //! or empty keys left, no record the truncation removed brought back, no
-//! byte of the other program's lost.
+//! byte of the other program's lost. (An emptying is found before the
+//! very next write; bytes appended and a rename, which no write inside
+//! the file can harm, before the next append, truncation or touch: see
+//! `src/seam.rs`.)
 //!
 //! `every_interference_point_*` enumerates it: each form of
 //! `crashpoints.rs`, at each of its writes k, with each move made just
@@ -243,16 +246,18 @@ fn a_pool_with_a_second_hard_link_is_read_but_never_changed() {
         .stdout("1\n");
 }
 
-/// A stand-in for the daemon: `sleep`, copied under the daemon's name (so
-/// `/proc/PID/comm` reads `hv_kvp_daemon`), holding `pool` open on its
-/// stdin as the daemon holds the pool it opened at start.
+/// A stand-in for the daemon: `sleep`, run through a symlink of the
+/// daemon's name (so `/proc/PID/comm` reads `hv_kvp_daemon`; a link, not a
+/// copy, which another test's fork could hold open for writing: "Text file
+/// busy"), holding `pool` open on its stdin as the daemon holds the pool
+/// it opened at start.
 fn stand_in_daemon(side: &Path, pool: &Path) -> std::process::Child {
     let exe = side.join("hv_kvp_daemon");
     let sleep = ["/bin/sleep", "/usr/bin/sleep"]
         .into_iter()
         .find(|p| Path::new(p).exists())
         .expect("sleep");
-    std::fs::copy(sleep, &exe).unwrap();
+    std::os::unix::fs::symlink(std::fs::canonicalize(sleep).unwrap(), &exe).unwrap();
     let child = Command::new(&exe)
         .arg("60")
         .stdin(std::fs::File::open(pool).unwrap())
