@@ -554,7 +554,7 @@ fn heal_misaligned(bad: &mut Vec<String>, dir: &Path, now: &[u8], healing: &[Str
         if std::fs::read(&path).unwrap() != now {
             bad.push("the refused write changed the pool".into());
         }
-        let (code, msg) = run(dir, &s(&["delete", "-c"]));
+        let (code, msg) = run(dir, &s(&["delete", "-c", "-x"]));
         if code != 0 {
             bad.push(format!("delete -c: exit {code}: {msg}"));
         }
