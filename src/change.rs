@@ -60,6 +60,16 @@ pub struct Plan {
     pub remove_last: Vec<usize>,
 }
 
+impl Plan {
+    /// Nothing to write: the command matched nothing.
+    pub fn is_empty(&self) -> bool {
+        self.remove_first.is_empty()
+            && self.updates.is_empty()
+            && self.appends.is_empty()
+            && self.remove_last.is_empty()
+    }
+}
+
 /// A record a [`Plan`] writes: whole, or number N of those the function
 /// given to [`run_with`] makes, made only when it is written, so that a
 /// plan of many records holds none of them.
@@ -95,6 +105,16 @@ pub trait Planner {
     fn see(&mut self, r: &Rec<'_>);
     /// The plan; `p` allows a second look at any record.
     fn finish(self, p: &Pool) -> Result<Plan, Error>;
+    /// Whether debris is removed even when the plan is empty: cleaning is
+    /// what the command asked for (`delete -c`, `delete -d`), or it
+    /// succeeds whatever it found (`write`, which marks the pool written
+    /// even when no byte changes). Otherwise an empty plan leaves the file
+    /// untouched, byte for byte and mtime included: a command that matched
+    /// nothing (exit 1) changes nothing, and debris goes only with a change
+    /// that succeeds.
+    fn heals_anyway(&self) -> bool {
+        false
+    }
 }
 
 /// What a killed hvkvp can leave in a pool (see the module documentation).
@@ -174,11 +194,12 @@ impl<'a> Finder<'a> {
 
 /// Carry out a change: scan with a fresh planner, finish any staged copy a
 /// killed hvkvp left (and scan again), then remove debris while carrying
-/// out the plan. The planner is shown the pool as it is once the debris is
-/// gone: debris records are not passed to it, so that a plan never counts
-/// on them (`delete -d` keeping the first of two copies of which the
-/// second is debris would lose both). Returns the plan carried out and the
-/// debris removed.
+/// out the plan. An empty plan writes nothing at all, debris included,
+/// unless the planner [heals anyway](Planner::heals_anyway). The planner
+/// is shown the pool as it is once the debris is gone: debris records are
+/// not passed to it, so that a plan never counts on them (`delete -d`
+/// keeping the first of two copies of which the second is debris would
+/// lose both). Returns the plan carried out and the debris removed.
 ///
 /// A planner that deletes one key, as `hvkvp delete KEY` does:
 ///
@@ -225,17 +246,21 @@ pub fn run_with<P: Planner>(
     make: Make<'_>,
 ) -> Result<(Plan, Debris), Error> {
     for _ in 0..4 {
-        let (plan, debris) = p.scan(|p| {
+        let (plan, debris, heals) = p.scan(|p| {
             let mut planner = planner();
+            let heals = planner.heals_anyway();
             let mut finder = Finder::default();
             for r in p.records() {
                 if finder.see(&r) {
                     planner.see(&r);
                 }
             }
-            (planner.finish(p), finder.debris)
+            (planner.finish(p), finder.debris, heals)
         })?;
         let mut plan = plan?;
+        if plan.is_empty() && !heals && (debris.staged.is_empty() || !reads_any(p, &planner)?) {
+            return Ok((plan, Debris::default()));
+        }
         if debris.staged.is_empty() {
             // In file order: the pages passed are let go as the updates go.
             plan.updates.sort_by_key(|&(i, _)| i);
@@ -251,6 +276,23 @@ pub fn run_with<P: Planner>(
         "finishing an interrupted update",
         std::io::Error::other("staged records keep coming back; run `hvkvp check`"),
     ))
+}
+
+/// Whether the planner plans anything on the records a reader sees, staged
+/// copies included (which a plan is otherwise made without: they are
+/// finished first): a key found only in a staged copy is there to a
+/// reader, and a command that names it matches.
+fn reads_any<P: Planner>(p: &mut Pool, planner: &impl Fn() -> P) -> Result<bool, Error> {
+    let plan = p.scan(|p| {
+        let mut planner = planner();
+        for r in p.records() {
+            if !r.key().is_empty() {
+                planner.see(&r);
+            }
+        }
+        planner.finish(p).map(|plan| !plan.is_empty())
+    })?;
+    plan
 }
 
 fn apply(p: &mut Pool, plan: &Plan, debris: &Debris, make: Make<'_>) -> Result<(), Error> {
@@ -455,11 +497,16 @@ mod tests {
         std::fs::read(dir.join(".kvp_pool_1")).unwrap()
     }
 
+    /// Plans nothing but the removal of debris, as `delete -c` does when
+    /// there is nothing else.
     struct Nothing;
     impl Planner for Nothing {
         fn see(&mut self, _: &Rec<'_>) {}
         fn finish(self, _: &Pool) -> Result<Plan, Error> {
             Ok(Plan::default())
+        }
+        fn heals_anyway(&self) -> bool {
+            true
         }
     }
 
@@ -530,6 +577,57 @@ mod tests {
         let mut p = staged_pool(d.path(), &[encode(b"a", b"1")], &staged, 7);
         run(&mut p, || Nothing).unwrap();
         assert_eq!(read(d.path()), bytes(&[encode(b"a", b"1"), staged]));
+    }
+
+    /// Deletes one key, as `hvkvp delete KEY` does.
+    struct Delete(&'static [u8], Vec<usize>);
+    impl Planner for Delete {
+        fn see(&mut self, r: &Rec<'_>) {
+            if r.key() == self.0 {
+                self.1.push(r.index);
+            }
+        }
+        fn finish(self, _: &Pool) -> Result<Plan, Error> {
+            Ok(Plan {
+                remove_first: self.1,
+                ..Plan::default()
+            })
+        }
+    }
+
+    #[test]
+    fn an_empty_plan_writes_nothing_not_even_the_debris() {
+        let d = tempfile::tempdir().unwrap();
+        let mut tomb = encode(b"t", b"1");
+        tomb[0] = 0;
+        let start = [
+            encode(b"a", b"1"),
+            tomb,
+            encode(b"b", b"2"),
+            encode(b"b", b"2"),
+        ];
+        let mut p = pool(d.path(), &start);
+        let (plan, debris) = run(&mut p, || Delete(b"absent", Vec::new())).unwrap();
+        assert!(plan.is_empty() && debris.is_empty());
+        assert_eq!(read(d.path()), bytes(&start));
+        // A change that goes ahead takes the debris with it.
+        let (_, debris) = run(&mut p, || Delete(b"a", Vec::new())).unwrap();
+        assert_eq!(debris.len(), 2);
+        assert_eq!(read(d.path()), bytes(&[encode(b"b", b"2")]));
+    }
+
+    #[test]
+    fn a_key_found_only_in_a_staged_copy_is_matched() {
+        // Killed after the old record became a tombstone: a reader finds
+        // the key only in the staged copy.
+        let d = tempfile::tempdir().unwrap();
+        let new = encode(b"k", "n".repeat(1500).as_bytes());
+        let mut old = encode(b"k", "o".repeat(1500).as_bytes());
+        old[0] = 0;
+        let mut p = staged_pool(d.path(), &[encode(b"a", b"1"), old], &new, 1);
+        let (plan, _) = run(&mut p, || Delete(b"k", Vec::new())).unwrap();
+        assert_eq!(plan.remove_first.len(), 1);
+        assert_eq!(read(d.path()), bytes(&[encode(b"a", b"1")]));
     }
 
     #[test]

@@ -175,6 +175,31 @@ pub enum Error {
         flag: char,
     },
 
+    /// Another program changed the pool file while hvkvp held its locks, or
+    /// replaced it while hvkvp waited for them (exit 3). hvkvp stopped
+    /// before writing more: what it left, the next change heals.
+    #[error("{}: {what}", path.display())]
+    Interference {
+        /// The pool file.
+        path: PathBuf,
+        /// What was found.
+        what: Interference,
+    },
+
+    /// The pool file has more than one name (exit 3): changing it would
+    /// change the file under its other names too. Reading is allowed.
+    #[error(
+        "{}: the file has {links} hard links: refusing to change it, which would change it \
+         under its other names too",
+        path.display()
+    )]
+    HardLinked {
+        /// The pool file refused.
+        path: PathBuf,
+        /// Its link count.
+        links: u64,
+    },
+
     /// Any other I/O failure on a pool (exit 3).
     #[error("{}: {doing}", path.display())]
     Io {
@@ -193,6 +218,62 @@ pub enum Error {
     #[error("writing to standard output: {}", output_failure(.0))]
     Output(std::io::Error),
 }
+
+/// What another program did to a pool file under hvkvp ([`Error::Interference`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interference {
+    /// The file is not the size hvkvp's own writes left it.
+    Resized {
+        /// The size hvkvp's writes left.
+        expected: u64,
+        /// The size found.
+        found: u64,
+    },
+    /// The file hvkvp opened is linked nowhere any more: another file was
+    /// renamed over the path, or it was removed, during the change.
+    Replaced,
+    /// The path no longer names the file hvkvp opened and locked: it was
+    /// replaced while hvkvp waited for the lock. Nothing was written.
+    ReplacedWhileWaiting,
+}
+
+impl std::fmt::Display for Interference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Interference::Resized { expected, found } if found < expected => write!(
+                f,
+                "the file shrank from {} to {} while hvkvp held its locks: a program that takes \
+                 no lock cut it (cloud-init empties pool 1 at boot, without a lock, when it was \
+                 last written before this boot); hvkvp stopped before writing more",
+                count(expected as usize, "byte"),
+                count(found as usize, "byte"),
+            ),
+            Interference::Resized { expected, found } => write!(
+                f,
+                "the file grew from {} to {} while hvkvp held its locks{}: a program that takes \
+                 no lock wrote to it; hvkvp stopped before writing more",
+                count(expected as usize, "byte"),
+                count(found as usize, "byte"),
+                if found % crate::record::RECORD_SIZE as u64 != 0 {
+                    ", ending in a partial record"
+                } else {
+                    ""
+                },
+            ),
+            Interference::Replaced => f.write_str(
+                "the pool file was replaced (renamed over or removed) while hvkvp was changing \
+                 it: the file hvkvp locked is no longer the one at the path; hvkvp stopped before \
+                 writing more",
+            ),
+            Interference::ReplacedWhileWaiting => f.write_str(
+                "the pool file was replaced (renamed over or removed) while hvkvp waited for its \
+                 lock: the file hvkvp locked is no longer the one at the path; nothing was written",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Interference {}
 
 /// What [`Error::NoPoolFile`] and [`Error::NoPools`] suggest.
 const NO_DAEMON: &str = "the KVP daemon creates the pools when it starts; is hv_kvp_daemon / \
@@ -233,8 +314,41 @@ impl Error {
             | Error::Misaligned { .. }
             | Error::LockTimeout { .. }
             | Error::Permission { .. }
+            | Error::Interference { .. }
+            | Error::HardLinked { .. }
             | Error::Io { .. }
             | Error::Output(_) => Exit::Environment,
+        }
+    }
+
+    /// What to do about the error, where the fact alone does not say it:
+    /// the command line shows it after the message. (Most errors carry
+    /// their advice in the message itself.)
+    pub fn advice(&self) -> Option<String> {
+        match self {
+            Error::Interference { what, .. } => Some(String::from(match what {
+                Interference::Replaced | Interference::ReplacedWhileWaiting => {
+                    "the KVP daemon locks the file it opened at start, so no lock guards the one \
+                     now at the path: restart hv_kvp_daemon (systemctl restart hv-kvp-daemon, or \
+                     hypervkvpd), then run the command again"
+                }
+                Interference::Resized { expected, found }
+                    if found > expected && found % crate::record::RECORD_SIZE as u64 != 0 =>
+                {
+                    "`hvkvp delete -c` drops the partial record and what the stopped change \
+                     left; then run the command again"
+                }
+                Interference::Resized { .. } => {
+                    "`hvkvp check` shows the pool; the next `hvkvp write` or `delete` removes \
+                     what the stopped change left; run the command again"
+                }
+            })),
+            Error::HardLinked { path, .. } => Some(format!(
+                "find the other names with `find / -xdev -samefile {}` and remove them; the KVP \
+                 daemon keeps one file per pool",
+                path.display()
+            )),
+            _ => None,
         }
     }
 
@@ -257,7 +371,15 @@ impl Error {
     }
 
     /// Wrap an I/O error on `path`, turning "permission denied" into advice.
+    /// What the seam found another program did becomes
+    /// [`Error::Interference`].
     pub fn io(path: &std::path::Path, doing: &'static str, source: std::io::Error) -> Error {
+        if let Some(what) = (source.get_ref()).and_then(|e| e.downcast_ref::<Interference>()) {
+            return Error::Interference {
+                path: path.to_path_buf(),
+                what: *what,
+            };
+        }
         if source.kind() == std::io::ErrorKind::PermissionDenied {
             let hint = if rustix::process::geteuid().is_root() {
                 // An immutable or append-only file is named before this

@@ -20,7 +20,11 @@
 //! - a key over 254 or a value over 1022 UTF-16 units: the host cuts it;
 //! - a mode other than 0644, the mode the daemon creates pools with;
 //! - pool 1 holding records last written before this boot: data from an
-//!   image or an earlier VM that the host reads as this guest's.
+//!   image or an earlier VM that the host reads as this guest's;
+//! - a running KVP daemon that holds open a file the pool's path no longer
+//!   names (it was replaced by rename since the daemon started): the
+//!   daemon locks the file it opened, but reads and writes by path, so its
+//!   lock excludes no one from the file the path names now.
 //!
 //! Notes, which do not make the exit status 1: bytes after a field's NUL
 //! (the daemon leaves them; they are never content), and staleness of any
@@ -111,6 +115,8 @@ pub struct Report {
     pub boot: SystemTime,
     /// What the scan found.
     pub facts: Facts,
+    /// KVP daemons (their pids) that hold a file this path no longer names.
+    pub replaced_under_daemon: Vec<u32>,
 }
 
 /// Inspect pool `id` of `dir` under its shared lock, which is released
@@ -127,6 +133,7 @@ pub fn inspect(
     let modified = pool.modified();
     let path = pool.path().to_path_buf();
     drop(pool); // unlock before anything is printed
+    let replaced_under_daemon = daemons_holding_replaced(&path, Path::new("/proc"));
     Ok(Report {
         id,
         path,
@@ -134,7 +141,65 @@ pub fn inspect(
         modified,
         boot,
         facts,
+        replaced_under_daemon,
     })
+}
+
+/// The names the KVP daemon runs under (`/proc/PID/comm`): `hv_kvp_daemon`
+/// (linux `tools/hv`, most distributions) and `hypervkvpd` (RHEL's name
+/// for the same program).
+const DAEMON_NAMES: [&str; 2] = ["hv_kvp_daemon", "hypervkvpd"];
+
+/// The pids of running KVP daemons (found under `proc`, which is `/proc`)
+/// that hold open a file once named `path` that `path` no longer names:
+/// `/proc/PID/fd/N` reads as the name the file was opened by (with
+/// " (deleted)" once it is linked nowhere), and the file it leads to is
+/// compared with the one at `path` by device and inode. Processes whose
+/// descriptors cannot be read (another user's, without root) are passed
+/// over: nothing is said that is not known.
+pub fn daemons_holding_replaced(path: &Path, proc: &Path) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(abs) = (path.parent())
+        .and_then(|d| std::fs::canonicalize(d).ok())
+        .zip(path.file_name())
+        .map(|(d, f)| d.join(f))
+    else {
+        return Vec::new();
+    };
+    let now = std::fs::symlink_metadata(&abs)
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(proc).into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if !DAEMON_NAMES.contains(&comm.trim_end()) {
+            continue;
+        }
+        for fd in std::fs::read_dir(e.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let t = target.as_os_str().as_encoded_bytes();
+            let t = t.strip_suffix(b" (deleted)").unwrap_or(t);
+            if t != abs.as_os_str().as_encoded_bytes() {
+                continue;
+            }
+            let held = std::fs::metadata(fd.path())
+                .ok()
+                .map(|m| (m.dev(), m.ino()));
+            if held.is_some() && held != now && !found.contains(&pid) {
+                found.push(pid);
+            }
+        }
+    }
+    found
 }
 
 /// One pass over the records.
@@ -322,7 +387,8 @@ impl Report {
 
     /// One per finding: the partial record, each empty key, each duplicated
     /// key, each field that is not UTF-8, has no NUL or is over the host's
-    /// limits, a wrong mode, stale data in pool 1.
+    /// limits, a wrong mode, stale data in pool 1, each daemon holding a
+    /// file the path no longer names.
     pub fn problems(&self) -> usize {
         let f = &self.facts;
         usize::from(f.tail > 0)
@@ -334,6 +400,7 @@ impl Report {
             + f.over_limits.len()
             + usize::from(!self.mode_ok())
             + usize::from(self.stale_is_problem())
+            + self.replaced_under_daemon.len()
     }
 }
 

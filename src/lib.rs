@@ -45,6 +45,16 @@
 //! - In place: never rename over or unlink a pool; an update rewrites its
 //!   record where it is, an append adds at the end, a delete moves later
 //!   records up in order and truncates ([`pool`]).
+//! - The file locked is the file named: after the locks are taken the path
+//!   must still name the file opened, else a change is refused (the
+//!   daemon's lock stays on the file it opened at start, so none guards
+//!   the new one); a file with a second hard link is never changed.
+//! - Another program that takes no lock (cloud-init emptying pool 1 at
+//!   boot, a script appending) is noticed before each write: the seam
+//!   knows the size the file must have, and a different size, or a file
+//!   renamed over, stops the change with [`Error::Interference`], writing
+//!   nothing more. Each such stop is a crash point, so the next change
+//!   heals the pool ([`seam`]).
 //! - A kill at any instant leaves whole records, each key old or new, none
 //!   lost; what a kill leaves is removed by the next change ([`change`],
 //!   [`seam`]). Signals that would cut a change short are held until it is
@@ -57,6 +67,15 @@
 //!   but written only by `delete -c`; only regular files are written.
 //! - Only pool 1 is written unless asked with `--force`: the host never
 //!   reads the others, and the daemon may overwrite them.
+//!
+//! What each outcome promises about the pool ([`Exit`]): success, that it
+//! holds exactly what the command said it would; nothing matched, that it
+//! is byte for byte unchanged, mtime included (a [`change::Plan`] that is
+//! empty writes nothing, not even the removal of debris); a refusal or an
+//! error, that it is unchanged, except where another program changed the
+//! file meanwhile, which the error names, leaving a pool the next change
+//! heals. An [`Error`]'s message states the fact; [`Error::advice`] says
+//! what to do where the fact alone does not, and the binary prints both.
 //!
 //! # The code
 //!

@@ -50,6 +50,10 @@ fn report(err: &Error) {
         return;
     }
     let mut msg = err.message();
+    if let Some(advice) = err.advice() {
+        msg.push_str(": ");
+        msg.push_str(&advice);
+    }
     if std::io::stderr().is_terminal() {
         msg = hvkvp::output::sanitize(&msg);
     }

@@ -93,7 +93,11 @@ pub struct Map {
 }
 
 impl Map {
-    /// Map `len` bytes of `file` (`len` > 0), which must be at most its size.
+    /// Map `len` bytes of `file` (`len` > 0). Bytes past the end of the
+    /// file may be mapped (records about to be appended, mapped before they
+    /// are written so that a map that cannot be made fails before any
+    /// write), but must not be read until they are written: a read there
+    /// is taken for a file cut short.
     ///
     /// # Safety
     ///
@@ -154,6 +158,22 @@ impl Map {
     /// past its new end: what was read may be zeros, not file content.
     pub fn cut_short(&self) -> bool {
         TABLE[self.slot].cut.load(Ordering::Acquire)
+    }
+
+    /// Whether the file still reaches byte `at` (below the map's length):
+    /// one read of that byte, which faults when a shrinking of the file
+    /// took its page away, and [`Map::cut_short`] then says so. No system
+    /// call when the page is mapped, which is what lets the write seam look
+    /// before every write at almost no cost (`seam::Seam`). A shrinking
+    /// that leaves `at`'s page in place is not seen.
+    pub fn reaches(&self, at: usize) -> bool {
+        assert!(at < self.map.len());
+        // SAFETY: `at` is inside the map, which lives as long as `self`; a
+        // read past the end of the file raises SIGBUS, which the handler
+        // turns into a page of zeros and the cut flag. Volatile: the read
+        // is done for its fault, not its value.
+        let _ = unsafe { std::ptr::read_volatile(self.map.as_ptr().add(at)) };
+        !self.cut_short()
     }
 }
 

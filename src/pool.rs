@@ -14,7 +14,15 @@
 //!   (`Pool::put`); `change` says in which order records are changed so
 //!   that a kill at any instant leaves each key old or new.
 //! - Every write goes through one seam (`seam`), where the crash-point
-//!   tests stop it.
+//!   tests stop it, and which stops the change when another program has
+//!   changed the file under the locks (a lockless truncation or append, a
+//!   rename over the path).
+//! - After the locks are taken, the path must still name the file that
+//!   was opened and locked (the classic lock-file check): a file renamed
+//!   over the path while hvkvp waited is refused, not written blind, and
+//!   not opened again either, since the daemon's lock stays on the file it
+//!   opened at start. A file with more than one name is refused for
+//!   writing: changing it would change it under its other names too.
 //! - A file that is not a whole number of records is read but not written
 //!   (except by `delete -c`, which drops the fragment).
 
@@ -24,11 +32,11 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::error::Error;
+use crate::error::{Error, Interference};
 use crate::lock::{self, Mode};
 use crate::map::Map;
 use crate::record::{KEY_SIZE, RECORD_SIZE};
-use crate::seam;
+use crate::seam::{self, Seam};
 use crate::signals::Hold;
 
 /// Records a scan passes between two releases of its pages (1.25 MB).
@@ -165,8 +173,13 @@ pub struct Pool {
     map: Option<Map>,
     file: File,
     size: u64,
+    /// The bytes the map covers: `size`, or more while records are being
+    /// appended (`Pool::append_with` maps them before writing them).
+    mapped: u64,
     mode: u32,
     modified: SystemTime,
+    /// Every write goes through it; it knows the size the file must have.
+    seam: Seam,
     /// Opened for writing: signals are held from the moment the locks are
     /// taken until the pool is closed (`signals`). Declared last, so that
     /// it is dropped last.
@@ -209,29 +222,52 @@ impl Pool {
     /// Open `dir/.kvp_pool_N` and take its locks.
     pub fn open(dir: &Path, id: PoolId, access: Access, timeout: Duration) -> Result<Pool, Error> {
         let path = dir.join(id.file_name());
-        let file = open_file(dir, &path, access)?;
         let mode = match access {
             Access::Read => Mode::Shared,
             Access::Write | Access::WriteCreate => Mode::Exclusive,
         };
-        lock::acquire(&file, &path, mode, timeout)?;
+        // A reader whose file was replaced while it waited reads the one
+        // now at the path: it changes nothing, so no lock is lost to it.
+        let mut tries = 0;
+        let file = loop {
+            let file = open_file(dir, &path, access)?;
+            lock::acquire(&file, &path, mode, timeout)?;
+            if still_named(&file, &path)? {
+                break file;
+            }
+            tries += 1;
+            if access != Access::Read || tries == 3 {
+                return Err(Error::Interference {
+                    path,
+                    what: Interference::ReplacedWhileWaiting,
+                });
+            }
+        };
         let hold = (mode == Mode::Exclusive).then(Hold::new);
         let mut pool = Pool {
             path,
             file,
             size: 0,
+            mapped: 0,
             mode: 0,
             modified: SystemTime::UNIX_EPOCH,
+            seam: Seam::new(0),
             map: None,
             _hold: hold,
         };
         pool.refresh()?;
+        pool.seam = Seam::new(pool.size);
         Ok(pool)
     }
 
     /// Re-read the size and map the file again (after it changed size).
     fn refresh(&mut self) -> Result<(), Error> {
-        self.map = None;
+        self.restat()?;
+        self.map_to(self.size)
+    }
+
+    /// Re-read the size, mode and mtime.
+    fn restat(&mut self) -> Result<(), Error> {
         let meta = self
             .file
             .metadata()
@@ -241,8 +277,17 @@ impl Pool {
         // No mtime (never on Linux): call it now, so that nothing is taken
         // for stale and emptied by `delete -A --if-stale`.
         self.modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
-        if self.size > 0 {
-            let len = usize::try_from(self.size).map_err(|_| {
+        Ok(())
+    }
+
+    /// Map the first `len` bytes of the file, which may lie past its end
+    /// when records about to be appended are mapped before they are
+    /// written: then no byte past the end is read before it is written.
+    fn map_to(&mut self, len: u64) -> Result<(), Error> {
+        self.map = None;
+        self.mapped = 0;
+        if len > 0 {
+            let len = usize::try_from(len).map_err(|_| {
                 Error::io(
                     &self.path,
                     "mapping the pool file",
@@ -257,6 +302,7 @@ impl Pool {
             let map = unsafe { Map::new(&self.file, len) }
                 .map_err(|e| Error::io(&self.path, "mapping the pool file", e))?;
             self.map = Some(map);
+            self.mapped = len as u64;
         }
         Ok(())
     }
@@ -298,7 +344,10 @@ impl Pool {
     }
 
     fn data(&self) -> &[u8] {
-        self.map.as_ref().map(Map::bytes).unwrap_or(&[])
+        let data = self.map.as_ref().map(Map::bytes).unwrap_or(&[]);
+        // Only what the file holds: not records mapped before they are
+        // appended.
+        &data[..data.len().min(self.size as usize)]
     }
 
     /// Record `index` (which must be below [`Pool::len`]).
@@ -399,6 +448,11 @@ impl Pool {
                 return Ok(out);
             }
             self.refresh()?;
+            // Before anything is written, the plan is made afresh from the
+            // file as it is now; after, the change stops here.
+            let size = self.size;
+            (self.seam.resync(size))
+                .map_err(|e| Error::io(&self.path, "reading the pool file", io::Error::other(e)))?;
         }
         Err(self.changed_underneath())
     }
@@ -477,10 +531,19 @@ impl Pool {
         let at = (index * RECORD_SIZE) as u64;
         let head = head_len(at);
         let res = if head < RECORD_SIZE {
-            seam::pwrite(&self.file, &rec[head..], at + head as u64)
-                .and_then(|()| seam::pwrite(&self.file, &rec[..head], at))
+            self.seam
+                .pwrite(
+                    &self.file,
+                    self.map.as_ref(),
+                    &rec[head..],
+                    at + head as u64,
+                )
+                .and_then(|()| {
+                    self.seam
+                        .pwrite(&self.file, self.map.as_ref(), &rec[..head], at)
+                })
         } else {
-            seam::pwrite(&self.file, rec, at)
+            self.seam.pwrite(&self.file, self.map.as_ref(), rec, at)
         };
         res.map_err(|e| Error::io(&self.path, doing, e))
     }
@@ -493,7 +556,13 @@ impl Pool {
         // Written even over a tombstone (the byte is the same): a look at
         // the record first would map its pages again, and records removed
         // all over a large pool would map all of it.
-        seam::pwrite(&self.file, &[0], (index * RECORD_SIZE) as u64)
+        self.seam
+            .pwrite(
+                &self.file,
+                self.map.as_ref(),
+                &[0],
+                (index * RECORD_SIZE) as u64,
+            )
             .map_err(|e| Error::io(&self.path, "marking a record removed", e))
     }
 
@@ -508,7 +577,8 @@ impl Pool {
     ) -> Result<(), Error> {
         debug_assert!(offset + bytes.len() <= RECORD_SIZE);
         let at = (index * RECORD_SIZE + offset) as u64;
-        seam::pwrite(&self.file, bytes, at)
+        self.seam
+            .pwrite(&self.file, self.map.as_ref(), bytes, at)
             .map_err(|e| Error::io(&self.path, "writing a record", e))
     }
 
@@ -551,16 +621,53 @@ impl Pool {
         }
         self.require_aligned()?;
         let start = self.size;
+        let end = (n as u64)
+            .checked_mul(RECORD_SIZE as u64)
+            .and_then(|b| b.checked_add(start))
+            .ok_or_else(|| {
+                Error::io(
+                    &self.path,
+                    "appending records",
+                    io::Error::other("file too large"),
+                )
+            })?;
+        // The map of the grown file is made before anything is written: a
+        // map that cannot be made (address space, `ulimit -v`) then fails
+        // the change while the pool is unchanged, not after the appends.
+        if let Err(e) = self.map_to(end) {
+            self.map_to(start)?;
+            return Err(e);
+        }
         let mut rec = Box::new([0u8; RECORD_SIZE]);
         for i in 0..n {
             fill(i, &mut rec);
             if let Err(e) = self.put(self.len() + i, &rec, "appending a record") {
-                let _ = seam::set_len(&self.file, start);
+                // Cut back (disk full, file size limit): the pool as it
+                // was, its mtime too where the owner may set it. Not when
+                // another program changed the file: the seam refuses, and
+                // what it wrote stays.
+                if self.seam.set_len(&self.file, start).is_ok() {
+                    self.seam.restore_mtime(&self.file, self.modified);
+                }
                 let _ = self.refresh();
                 return Err(e);
             }
         }
-        self.refresh()
+        self.settle()?;
+        if self.size != self.mapped {
+            self.map_to(self.size)?;
+        }
+        Ok(())
+    }
+
+    /// Re-read the size after hvkvp's own writes: it must be the size they
+    /// left, or another program changed the file, and the change stops
+    /// before the pool takes that program's bytes for its own.
+    fn settle(&mut self) -> Result<(), Error> {
+        self.restat()?;
+        let size = self.size;
+        (self.seam.confirm(size))
+            .map_err(|e| Error::io(&self.path, "writing the pool file", io::Error::other(e)))
     }
 
     /// Remove every tombstone (every record whose key is empty) and a
@@ -610,7 +717,16 @@ impl Pool {
             // then stops it there.
             buf.copy_from_slice(self.rec(r).bytes());
             if self.cut_short() {
-                return Err(self.changed_underneath());
+                // Cut by a program that takes no lock, in the middle of
+                // the change: it stops here.
+                let found = self.file.metadata().map_or(0, |m| m.len());
+                return Err(Error::Interference {
+                    path: self.path.clone(),
+                    what: Interference::Resized {
+                        expected: self.seam.expected(),
+                        found,
+                    },
+                });
             }
             self.put(w, &buf, "moving a record")?;
             // The old slot is made a tombstone so that the record moved into
@@ -653,16 +769,21 @@ impl Pool {
     /// Cut the file to `len` bytes.
     pub(crate) fn set_len(&mut self, len: u64) -> Result<(), Error> {
         self.map = None;
-        seam::set_len(&self.file, len)
+        self.mapped = 0;
+        self.seam
+            .set_len(&self.file, len)
             .map_err(|e| Error::io(&self.path, "truncating the pool file", e))?;
-        self.refresh()
+        self.settle()?;
+        self.map_to(self.size)
     }
 
     /// Mark the pool written now, as every successful change does even when
     /// no byte changed: the stale test (cloud-init's, `check`'s,
     /// `delete -A --if-stale`) reads the mtime.
     pub fn touch(&mut self) -> Result<(), Error> {
-        seam::touch(&self.file).map_err(|e| Error::io(&self.path, "marking the pool written", e))
+        self.seam
+            .touch(&self.file)
+            .map_err(|e| Error::io(&self.path, "marking the pool written", e))
     }
 }
 
@@ -755,7 +876,32 @@ fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
             what,
         });
     }
+    // `delete -c` through a second name would empty the file under the
+    // first one too. Reading through one changes nothing.
+    use std::os::unix::fs::MetadataExt;
+    if access != Access::Read && meta.nlink() > 1 {
+        return Err(Error::HardLinked {
+            path: path.to_path_buf(),
+            links: meta.nlink(),
+        });
+    }
     Ok(file)
+}
+
+/// Whether `path` still names the file `file` was opened from (same device
+/// and inode): not when another file was renamed over the path, or the
+/// file was removed, between the open and the locks.
+fn still_named(file: &File, path: &Path) -> Result<bool, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file
+        .metadata()
+        .map_err(|e| Error::io(path, "reading the pool file's type", e))?;
+    // Followed as the open followed it: a reader may read through a link.
+    match std::fs::metadata(path) {
+        Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, "looking up the pool file", e)),
+    }
 }
 
 /// Create a missing pool as the daemon does (`open(O_RDWR|O_CREAT, 0644)`),
@@ -944,6 +1090,68 @@ mod tests {
         for (i, r) in bytes.chunks(RECORD_SIZE).enumerate() {
             assert_eq!(r, &encode(format!("k{i}").as_bytes(), b"v")[..]);
         }
+    }
+
+    #[test]
+    fn a_write_into_a_pool_emptied_underneath_writes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let path = pool_with(d.path(), &[("a", "1"), ("b", "2")]);
+        let mut p = open(d.path());
+        // cloud-init at boot: `open(path, "w")`, no lock.
+        drop(File::create(&path).unwrap());
+        // In place: seen through the map, without a system call.
+        let err = p.tombstone(1).unwrap_err();
+        let want = Interference::Resized {
+            expected: 2 * RECORD_SIZE as u64,
+            found: 0,
+        };
+        assert!(
+            matches!(&err, Error::Interference { what, .. } if *what == want),
+            "{err:?}"
+        );
+        // Nothing more is written, whatever is asked.
+        assert!(p.append(&encode(b"c", b"3")).is_err());
+        assert!(p.touch().is_err());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn bytes_appended_underneath_stop_the_change_before_they_are_touched() {
+        let d = tempfile::tempdir().unwrap();
+        let path = pool_with(d.path(), &[("a", "1"), ("b", "2")]);
+        let mut p = open(d.path());
+        let theirs = encode(b"theirs", b"x");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, &theirs[..]).unwrap();
+        // A write inside the pool harms no byte of theirs; an append, a
+        // truncation or the touch that ends every change looks first.
+        p.tombstone(0).unwrap();
+        assert!(matches!(
+            p.compact(),
+            Err(Error::Interference {
+                what: Interference::Resized { .. },
+                ..
+            })
+        ));
+        assert!(p.append(&encode(b"c", b"3")).is_err());
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 3 * RECORD_SIZE);
+        assert!(bytes[2 * RECORD_SIZE..] == theirs[..]);
+    }
+
+    #[test]
+    fn a_pool_renamed_over_while_waiting_for_the_lock_is_not_written() {
+        let d = tempfile::tempdir().unwrap();
+        let path = pool_with(d.path(), &[("a", "1")]);
+        let theirs = d.path().join("new");
+        std::fs::write(&theirs, &encode(b"new", b"file")[..]).unwrap();
+        let held = File::open(&path).unwrap();
+        // Renamed over between the open and the locks: the same as while
+        // waiting for them. Seen here from the descriptor's side.
+        std::fs::rename(&theirs, &path).unwrap();
+        assert!(!still_named(&held, &path).unwrap());
+        let now = File::open(&path).unwrap();
+        assert!(still_named(&now, &path).unwrap());
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! included; records hvkvp wrote are zero-filled, but for the tag of a
 //! `--split` chunk), the exit status must be the model's, a refused command
 //! (exit 2 or 3) must leave every pool byte-for-byte unchanged, and pool
-//! files keep their inode. Every write and every delete but `-A` first
-//! removes the debris a killed hvkvp may leave (records with an empty key,
-//! copies of the record before them); the random pools hold plenty of both.
+//! files keep their inode. Every write, and every delete but `-A` that
+//! matches something, first removes the debris a killed hvkvp may leave
+//! (records with an empty key, copies of the record before them); a delete
+//! that matches nothing leaves the pool as it is. The random pools hold
+//! plenty of debris.
 //!
 //! Command lines in hvkvp 2.0's form (`-k`/`--key`, no `-p`, no
 //! `--force`) follow 2.0's rules: `-k` is a 2.0 pattern (of the patterns
@@ -1021,16 +1023,16 @@ impl Model {
                 }
             }
         }
-        // Debris goes too, even when nothing matched. It counts as a match
-        // for the clean-up forms (-c, -d), not for a delete by key.
+        // Debris goes with a change that succeeds. It counts as a match for
+        // the clean-up forms (-c, -d), not for a delete by key.
         let matched = gone.iter().zip(&debris).any(|(g, dbr)| *g && !dbr);
         let cleaned = (d.clean || d.dups) && debris.contains(&true);
-        // hvkvp 2.0 exited 0 when nothing matched; so does its form.
-        let exit = if !matched && p.frag.is_empty() && !cleaned && !v2 {
-            NO_MATCH
-        } else {
-            OK
-        };
+        if !matched && p.frag.is_empty() && !cleaned {
+            // Nothing matched: the pool is left as it is, debris and all.
+            // hvkvp 2.0 exited 0 then; so does its form.
+            return Ok(if v2 { OK } else { NO_MATCH });
+        }
+        let exit = OK;
         let mut keep = gone.iter().zip(&debris).map(|(g, d)| !g && !d);
         p.recs.retain(|_| keep.next().unwrap());
         p.frag.clear();
@@ -1797,7 +1799,7 @@ fn split_shrinks_from_three_tagged_chunks_to_one_plain_record() {
 }
 
 #[test]
-fn write_and_delete_remove_debris_first_and_a_delete_matching_nothing_exits_1() {
+fn write_and_delete_remove_debris_first_and_a_delete_matching_nothing_exits_1_untouched() {
     let pools = Pools::new();
     let mut tombstone = record(b"b", b"2");
     tombstone[0] = 0;
@@ -1824,7 +1826,9 @@ fn write_and_delete_remove_debris_first_and_a_delete_matching_nothing_exits_1() 
     .concat();
     pools.set(1, &debris);
     assert_eq!(hvkvp_in(pools.path(), &[b"delete", b"--", b"zzz"]), 1);
-    assert_pool(&pools, 1, &healed);
+    assert_pool(&pools, 1, &debris);
+    assert_eq!(hvkvp_in(pools.path(), &[b"delete", b"c"]), 0);
+    assert_pool(&pools, 1, &healed[..3 * 2560]);
     pools.set(1, &debris);
     assert_eq!(hvkvp_in(pools.path(), &[b"write", b"c", b"3"]), 0);
     assert_pool(&pools, 1, &healed);

@@ -188,6 +188,11 @@ impl Planner for Doomed<'_> {
         }
     }
 
+    fn heals_anyway(&self) -> bool {
+        // What a killed hvkvp left counts as cleaned (`delete`).
+        self.a.clean_duplicates || self.a.clean_invalid
+    }
+
     fn finish(mut self, _: &Pool) -> Result<Plan, Error> {
         if self.found {
             let kept = self.loose.into_iter().map(|(_, k)| k).collect();

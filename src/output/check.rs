@@ -203,6 +203,17 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
             ),
         )?;
     }
+    for pid in &r.replaced_under_daemon {
+        problem(
+            out,
+            &format!(
+                "the KVP daemon (pid {pid}) holds a file this path no longer names: the pool was \
+                 replaced (renamed over) since the daemon started, and the daemon's lock guards \
+                 nothing now; restart hv_kvp_daemon (systemctl restart hv-kvp-daemon, or \
+                 hypervkvpd)"
+            ),
+        )?;
+    }
     if r.stale() {
         let when = format!(
             "last written before this boot ({} earlier)",
@@ -281,6 +292,9 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
 ///   (informational), besides a chunk tag;
 /// - `chunk_tags`: records carrying the tag `write --split` puts after a
 ///   NUL in each chunk (informational);
+/// - `daemon_holds_replaced`: the pids of running KVP daemons that hold a
+///   file this path no longer names (replaced by rename since the daemon
+///   started: its lock guards nothing); each is a problem;
 /// - `problems`: how many problems were found (each empty key, duplicated
 ///   key, bad field counts once; so do a partial record, a wrong mode and
 ///   stale data in pool 1). The exit status is 1 when any pool has one.
@@ -315,6 +329,7 @@ struct PoolJson {
     over_host_limits: Vec<OverLimitJson>,
     garbage_after_nul: usize,
     chunk_tags: usize,
+    daemon_holds_replaced: Vec<u32>,
     problems: usize,
 }
 
@@ -396,6 +411,7 @@ impl PoolJson {
                 .collect(),
             garbage_after_nul: f.garbage,
             chunk_tags: f.chunk_tags,
+            daemon_holds_replaced: r.replaced_under_daemon.clone(),
             problems: r.problems(),
         }
     }
@@ -486,6 +502,7 @@ mod tests {
             modified: UNIX_EPOCH + Duration::from_secs(200),
             boot: UNIX_EPOCH + Duration::from_secs(100),
             facts,
+            replaced_under_daemon: Vec::new(),
         }
     }
 
@@ -501,7 +518,8 @@ mod tests {
              \"broken_chunks\":[],\"duplicates\":[{\"key\":\"k\u{fffd}\",\"key_utf8\":false,\
              \"key_hex\":\"6bff\",\"indices\":[0,2]}],\"invalid_utf8\":[],\"host_stops_at\":null,\
              \"invisible_to_host\":0,\"unterminated\":[{\"index\":1,\"field\":\"value\"}],\
-             \"over_host_limits\":[],\"garbage_after_nul\":0,\"chunk_tags\":0,\"problems\":2}\n]\n"
+             \"over_host_limits\":[],\"garbage_after_nul\":0,\"chunk_tags\":0,\
+             \"daemon_holds_replaced\":[],\"problems\":2}\n]\n"
         );
     }
 
