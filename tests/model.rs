@@ -932,6 +932,11 @@ impl Model {
         if d.sel.is_none() && !d.dups && !d.clean && !d.all {
             return Err(USAGE);
         }
+        // -i says how keys are matched: with none to match (no KEY, no -k,
+        // no -d) only a 2.0 line takes it, and it changes nothing, as in 2.0.
+        if d.ic && d.sel.is_none() && !d.dups && !v2 {
+            return Err(USAGE);
+        }
         if let Some(Sel::Pattern { pat, .. }) = &d.sel {
             if v2 && has_wildcard(&pat.0) && std::str::from_utf8(&pat.0).is_err() {
                 return Err(USAGE);
