@@ -114,6 +114,8 @@ impl Cli {
                     && !a.split
                     && a.batch.is_none()
                     && !a.null
+                    && !a.chomp
+                    && !a.keep_newline
             }
             Command::Delete(a) => {
                 a.key.is_none() && !a.matching.regex && !a.force.set && !a.if_stale
@@ -132,6 +134,7 @@ impl Cli {
     /// does something else than was asked (there, delete KEY instead of
     /// every other key).
     ///
+    /// `read --wait` and `--join` need a plain KEY.
     /// `-m`, `-n`, `-E` and `-i` say how keys are matched: `-n` and `-E`
     /// with `-k` only; `-m on` also with a plain KEY (which is matched
     /// whole), `-i` also with a KEY and with `delete -d`. With nothing to
@@ -173,8 +176,26 @@ impl Cli {
                 None
             }
         };
+        // clap's `conflicts_with` on -a holds only against -p and -s given
+        // after the verb: `hvkvp -p 1 read -a` read every pool.
+        let all_pools = match &self.command {
+            Command::Read(a) => a.all_pools.set,
+            Command::Check(a) => a.all_pools.set,
+            _ => false,
+        };
+        if all_pools && self.global.pool().is_some() {
+            return Some("-a is every pool, -p and -s name one: give one or the other".into());
+        }
         match &self.command {
-            Command::Read(a) => matching(&a.matching, a.key.is_some(), a.pattern.is_some(), false),
+            Command::Read(a) => {
+                // clap's `requires = "key"` does not hold against -k, which
+                // conflicts with KEY: `read -k P --wait` waited for ever.
+                if a.key.is_none() && (a.wait.is_some() || a.join) {
+                    let opt = if a.join { "--join" } else { "--wait" };
+                    return Some(format!("{opt} goes with a plain KEY, not -k PATTERN"));
+                }
+                matching(&a.matching, a.key.is_some(), a.pattern.is_some(), false)
+            }
             Command::Delete(a) => {
                 if a.matching.invert && a.pattern.is_none() {
                     return Some(if a.key.is_some() {
@@ -191,6 +212,11 @@ impl Cli {
                 )
             }
             Command::Write(a) => {
+                // `requires = "batch"` does not hold against -k, KEY and
+                // the rest that conflict with --batch.
+                if a.null && a.batch.is_none() {
+                    return Some("-0 goes with --batch: the batch is NUL-separated".into());
+                }
                 if a.exact.is_some() && a.key_opt.is_none() && a.key.is_none() {
                     return Some("-m goes with -k KEY".into());
                 }
