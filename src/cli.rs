@@ -114,6 +114,8 @@ impl Cli {
                     && !a.split
                     && a.batch.is_none()
                     && !a.null
+                    && !a.chomp
+                    && !a.keep_newline
             }
             Command::Delete(a) => {
                 a.key.is_none() && !a.matching.regex && !a.force.set && !a.if_stale
@@ -122,10 +124,133 @@ impl Cli {
         }
     }
 }
+impl Cli {
+    /// Why a line clap accepts means nothing hvkvp could do as asked, if it
+    /// does not: an option that would change the result, had it something
+    /// to act on, must not be dropped in silence. clap's `requires` lets
+    /// some of these through: it is not checked when the argument required
+    /// conflicts with one given (`delete -n KEY`: -n requires -k, which
+    /// conflicts with KEY), and acting on such a line without the option
+    /// does something else than was asked (there, delete KEY instead of
+    /// every other key).
+    ///
+    /// `read --wait` and `--join` need a plain KEY.
+    /// `-m`, `-n`, `-E` and `-i` say how keys are matched: `-n` and `-E`
+    /// with `-k` only; `-m on` also with a plain KEY (which is matched
+    /// whole), `-i` also with a KEY and with `delete -d`. With nothing to
+    /// match, a 2.0-form line keeps hvkvp 2.0's way (they change nothing:
+    /// `read -n` lists the pool), except `delete -n` and `-E`, which need
+    /// `-k` in every form. `--keep-newline` needs a value read from stdin;
+    /// `generate` takes none of the options every verb takes.
+    pub fn unmeant(&self) -> Option<String> {
+        let compat = self.is_2_0_form();
+        let with_k =
+            |opt: &str| format!("{opt} goes with -k PATTERN: a plain KEY is matched exactly");
+        let nothing = |opt: &str| {
+            format!("{opt} says how keys are matched, and no KEY or -k PATTERN is given")
+        };
+        let matching = |m: &MatchArgs, key: bool, pattern: bool, also_i: bool| {
+            if pattern {
+                return None;
+            }
+            if m.regex {
+                return Some(with_k("-E"));
+            }
+            if key {
+                return match m.exact {
+                    Some(OnOff::Off) => Some(with_k("-m off")),
+                    _ if m.invert => Some(with_k("-n")),
+                    _ => None,
+                };
+            }
+            if compat {
+                return None;
+            }
+            if m.invert {
+                Some(nothing("-n"))
+            } else if m.exact.is_some() {
+                Some(nothing("-m"))
+            } else if m.ignore_case && !also_i {
+                Some(nothing("-i"))
+            } else {
+                None
+            }
+        };
+        // clap's `conflicts_with` on -a holds only against -p and -s given
+        // after the verb: `hvkvp -p 1 read -a` read every pool.
+        let all_pools = match &self.command {
+            Command::Read(a) => a.all_pools.set,
+            Command::Check(a) => a.all_pools.set,
+            _ => false,
+        };
+        if all_pools && self.global.pool().is_some() {
+            return Some("-a is every pool, -p and -s name one: give one or the other".into());
+        }
+        match &self.command {
+            Command::Read(a) => {
+                // clap's `requires = "key"` does not hold against -k, which
+                // conflicts with KEY: `read -k P --wait` waited for ever.
+                if a.key.is_none() && (a.wait.is_some() || a.join) {
+                    let opt = if a.join { "--join" } else { "--wait" };
+                    return Some(format!("{opt} goes with a plain KEY, not -k PATTERN"));
+                }
+                matching(&a.matching, a.key.is_some(), a.pattern.is_some(), false)
+            }
+            Command::Delete(a) => {
+                if a.matching.invert && a.pattern.is_none() {
+                    return Some(if a.key.is_some() {
+                        with_k("-n")
+                    } else {
+                        "-n (delete the keys that do not match) goes with -k PATTERN".into()
+                    });
+                }
+                matching(
+                    &a.matching,
+                    a.key.is_some(),
+                    a.pattern.is_some(),
+                    a.clean_duplicates,
+                )
+            }
+            Command::Write(a) => {
+                // `requires = "batch"` does not hold against -k, KEY and
+                // the rest that conflict with --batch.
+                if a.null && a.batch.is_none() {
+                    return Some("-0 goes with --batch: the batch is NUL-separated".into());
+                }
+                if a.exact.is_some() && a.key_opt.is_none() && a.key.is_none() {
+                    return Some("-m goes with -k KEY".into());
+                }
+                let from_stdin = a.value.as_deref().is_some_and(|v| v == "-");
+                if a.keep_newline && !from_stdin {
+                    return Some(
+                        "--keep-newline keeps the last newline of a value read from stdin \
+                         (VALUE -), and none is"
+                            .into(),
+                    );
+                }
+                None
+            }
+            Command::Check(_) => None,
+            Command::Generate(_) => {
+                let g = &self.global;
+                let given = g.pool_dir.is_some()
+                    || g.pool.is_some()
+                    || g.keyset.is_some()
+                    || g.quiet
+                    || g.lock_timeout != DEFAULT_LOCK_TIMEOUT;
+                given.then(|| "generate prints the man page or a completion script and takes no other options".into())
+            }
+        }
+    }
+}
+
 /// The environment variables hvkvp reads, each with the long option it
 /// stands in for and what it gives (for the man page).
 pub const ENVIRONMENT: [(&str, &str, &str); 1] =
     [(POOL_DIR_ENV, "pool-dir", "Directory of the pool files")];
+
+/// `--lock-timeout` when it is not given (its `default_value`).
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The directory of the pool files when `--pool-dir` is not given.
 const POOL_DIR_ENV: &str = "HVKVP_POOL_DIR";

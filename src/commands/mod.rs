@@ -31,6 +31,9 @@ pub struct Ctx {
 
 /// Dispatch a parsed command line.
 pub fn run(cli: Cli) -> Result<Exit, Error> {
+    if let Some(why) = cli.unmeant() {
+        return Err(Error::Input(why));
+    }
     let ctx = Ctx {
         dir: cli.global.pool_dir(),
         timeout: cli.global.lock_timeout,
