@@ -388,7 +388,8 @@ pub struct MatchArgs {
     #[arg(short = 'n', long = "invertmatch")]
     pub invert: bool,
 
-    /// Treat -k PATTERN as a regular expression.
+    /// Treat -k PATTERN as a regular expression (Rust regex syntax: `.` is one
+    /// character, never a newline; -i folds Unicode case).
     #[arg(short = 'E', long = "regex", requires = "pattern")]
     pub regex: bool,
 }

@@ -1317,7 +1317,7 @@ const NO_OPS: [(&str, &str); 6] = [
 
 #[test]
 fn every_combination_of_up_to_three_options_does_what_the_table_says() {
-    delete_invert_with_a_plain_key_is_refused_and_deletes_nothing();
+    lines_with_an_option_that_has_nothing_to_act_on_are_refused();
     let bench = Bench::new();
     let began = Instant::now();
     let mut rows = Vec::new();
@@ -1453,39 +1453,78 @@ fn bytes_and_mtime(p: &Path) -> (Vec<u8>, SystemTime) {
     )
 }
 
-/// `delete -n Keep` deleted Keep: `-n` (act on the keys that do not match)
-/// was dropped when the key was a plain argument. Acting on it would delete
-/// every other key, which nobody who typed one key meant: it is refused,
-/// as every matching option that has no `-k` to act on.
+/// The defects the enumeration found, each a line 3.1.0 ran as something
+/// else than was asked (what it did is beside each): an option dropped
+/// where it would change the result is refused, as every matching option
+/// that has nothing to act on. `delete -n Keep` deleted Keep; acting on it
+/// would delete every other key, which nobody who typed one key meant.
+/// Each exits 2, prints nothing on stdout, and leaves every pool as it
+/// was, mtime included.
 /// Run by the enumeration test before it starts: that test points fd 1 at
 /// a file, and libtest's own line for a second test of this binary,
 /// finishing meanwhile, would land in it.
-fn delete_invert_with_a_plain_key_is_refused_and_deletes_nothing() {
+fn lines_with_an_option_that_has_nothing_to_act_on_are_refused() {
     let pools = Pools::new();
+    pools.set_records(0, &[("Keep", "0")]);
     pools.set_records(1, &[("Keep", "1"), ("Other", "2")]);
-    let file = pools.file(1);
     let old = SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&file)
-        .and_then(|f| f.set_modified(old))
-        .expect("set mtime");
-    let before = bytes_and_mtime(&file);
+    for n in [0, 1] {
+        std::fs::File::options()
+            .write(true)
+            .open(pools.file(n))
+            .and_then(|f| f.set_modified(old))
+            .expect("set mtime");
+    }
+    let before = || [0, 1].map(|n| bytes_and_mtime(&pools.file(n)));
+    let was = before();
     for args in [
+        // Deleted Keep.
         &["delete", "-n", "Keep"][..],
         &["delete", "Keep", "-n"],
         &["delete", "--invertmatch", "Keep"],
+        // Deleted Keep, exactly.
         &["delete", "-E", "Keep"],
         &["delete", "-m", "off", "Keep"],
+        // Emptied the pool.
         &["delete", "-A", "-n"],
+        // Read the key K.* and Kee exactly (exit 1).
+        &["read", "-p", "1", "-E", "K.*"],
+        &["read", "-p", "1", "-m", "off", "Kee"],
+        // Listed the pool.
+        &["read", "-p", "1", "-i"],
+        &["read", "-p", "1", "-n"],
+        &["read", "-p", "1", "-m", "on"],
+        // --wait and --join go with a plain KEY: 3.1.0 waited for a key
+        // containing Nope, and listed the keys containing Ke, unjoined.
+        &["read", "-p", "1", "-k", "Nope", "--wait=1"],
+        &["read", "-p", "1", "-k", "Ke", "--join"],
+        // Read every pool.
+        &["-p", "1", "read", "-a"],
+        &["-s", "out", "read", "-a"],
+        &["-p", "1", "check", "-a"],
+        // Wrote k.
+        &["write", "-0", "k", "v"],
+        &["write", "k", "v", "--keep-newline"],
+        // Printed the man page.
+        &["generate", "man", "-q"],
+        &["generate", "man", "-p", "1"],
     ] {
         pools
             .cmd()
             .args(args)
+            .timeout(Duration::from_secs(30))
             .assert()
             .code(2)
             .stdout("")
             .stderr(predicates::str::contains("hvkvp: error:"));
-        assert_eq!(bytes_and_mtime(&file), before, "{args:?} changed the pool");
+        assert!(before() == was, "{args:?} changed a pool");
+    }
+    // `--chomp` and `--keep-newline` are not 2.0's: such a line is modern
+    // and prints nothing, where 3.1.0 listed pool 1 after it as 2.0 did.
+    for extra in [None, Some("--chomp")] {
+        let mut c = pools.cmd();
+        c.args(["write", "-k", "K", "-v", "V"]).args(extra);
+        let out = c.assert().code(0).get_output().stdout.clone();
+        assert_eq!(out.is_empty(), extra.is_some(), "{extra:?}: {out:?}");
     }
 }

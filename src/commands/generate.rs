@@ -260,25 +260,32 @@ fn exit_status() -> Roff {
     let rows = [
         (
             Exit::Success,
-            "Success. For read: at least one record was printed (for a 2.0 command \
-             line, also none).",
+            "Success: the pool holds exactly what the command asked for, nothing more \
+             and nothing less. For read: at least one record was printed (for a 2.0 \
+             command line, also none).",
         ),
         (
             Exit::NoMatch,
             "Nothing matched (not for a 2.0 command line: exit 0, as in 2.0), the key \
              was not found, read --wait timed out, delete -A --if-stale found the pool \
-             fresh, or check found problems.",
+             fresh, or check found problems. The pool is byte for byte unchanged, its \
+             mtime included.",
         ),
         (
             Exit::Usage,
-            "Usage or input error (a bad option, a key or value over the limits, \
-             a refused pool): nothing was changed.",
+            "Usage or input error (a bad option, an option with nothing to act on, a \
+             key or value over the limits, a refused pool): the pool is unchanged.",
         ),
         (
             Exit::Environment,
             "Environment or I/O error: missing pool directory (KVP daemon not \
              installed or not running), permission denied, lock timeout, a \
-             corrupt or non-regular pool file refused.",
+             corrupt, hard-linked or non-regular pool file refused, a pool file \
+             replaced while hvkvp waited for its lock. The pool is unchanged, \
+             unless another program changed the file during the change (emptied, \
+             appended to or renamed over it without a lock): then hvkvp stops \
+             before writing more, says what it found, and the next change heals \
+             the pool.",
         ),
     ];
     for (code, text) in rows {

@@ -33,7 +33,14 @@ fn show(bytes: &[u8]) -> String {
     // One unit per character, or per byte of invalid UTF-8.
     let mut units: Vec<String> = Vec::new();
     for chunk in bytes.utf8_chunks() {
-        units.extend(chunk.valid().chars().map(|c| c.escape_debug().to_string()));
+        // Other than ASCII as escapes: K and U+212A KELVIN SIGN look alike.
+        units.extend(chunk.valid().chars().map(|c| {
+            if c.is_ascii() {
+                c.escape_debug().to_string()
+            } else {
+                c.escape_unicode().to_string()
+            }
+        }));
         units.extend(chunk.invalid().iter().map(|b| format!("\\x{b:02x}")));
     }
     let mut parts = Vec::new();
@@ -865,7 +872,7 @@ impl Model {
                     return Err(USAGE);
                 }
                 let p = self.writable(*target, false, true)?;
-                let norm = |k: &[u8]| if *ic { fold(k) } else { k.to_vec() };
+                let norm = |k: &[u8]| if *ic { k.to_ascii_lowercase() } else { k.to_vec() };
                 set_matching(p, key, value, false, |k| {
                     if wild {
                         wild_match(k, key, false, *ic)
@@ -937,8 +944,10 @@ impl Model {
                         let whole = *exact != Some(false);
                         // Of the special characters of a regular
                         // expression, the patterns here hold only `.`.
-                        let hit = if (v2 || d.regex) && has_wildcard(&pat.0) {
+                        let hit = if v2 && has_wildcard(&pat.0) {
                             wild_match(k, &pat.0, whole, d.ic)
+                        } else if d.regex && has_wildcard(&pat.0) {
+                            regex_match(k, &pat.0, whole, d.ic)
                         } else if whole {
                             norm_v2(k) == norm_v2(&pat.0)
                         } else {
@@ -1074,6 +1083,37 @@ fn wild_match(key: &[u8], pat: &[u8], whole: bool, ic: bool) -> bool {
         _ => p == k,
     };
     let at = |i: usize| pat.iter().zip(&key[i..]).all(|(&p, &k)| one(p, k));
+    if whole {
+        key.len() == pat.len() && at(0)
+    } else {
+        key.len() >= pat.len() && (0..=key.len() - pat.len()).any(at)
+    }
+}
+
+/// `-E PATTERN` whose only special character is `.`, as the README says a
+/// regular expression matches: by character, `.` any character but `\n`,
+/// `-i` folding Unicode case; a byte that is not UTF-8 is no character.
+fn regex_match(key: &[u8], pat: &[u8], whole: bool, ic: bool) -> bool {
+    #[derive(PartialEq)]
+    enum Unit {
+        Char(char),
+        Byte(u8),
+    }
+    let units = |b: &[u8]| -> Vec<Unit> {
+        b.utf8_chunks()
+            .flat_map(|c| {
+                let chars = c.valid().chars().map(Unit::Char);
+                chars.chain(c.invalid().iter().map(|&b| Unit::Byte(b)))
+            })
+            .collect()
+    };
+    let (key, pat) = (units(key), units(pat));
+    let one = |p: &Unit, k: &Unit| match (p, k) {
+        (Unit::Char('.'), Unit::Char(k)) => *k != '\n',
+        (Unit::Char(p), Unit::Char(k)) if ic => p.to_lowercase().eq(k.to_lowercase()),
+        _ => p == k,
+    };
+    let at = |i: usize| pat.iter().zip(&key[i..]).all(|(p, k)| one(p, k));
     if whole {
         key.len() == pat.len() && at(0)
     } else {
