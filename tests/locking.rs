@@ -80,6 +80,41 @@ fn zero_timeout_fails_at_once_when_locked() {
     holder.wait().unwrap();
 }
 
+/// What `--lock-timeout` changes, for every verb that locks (the one
+/// thing tests/options.rs cannot show, with no lock held): behind a lock
+/// held for a second, 0 gives up at once, leaving the pool as it was, and
+/// 20 waits for it and does the work.
+#[test]
+fn lock_timeout_changes_what_a_held_lock_does() {
+    for args in [
+        &["read", "-p", "1", "a"][..],
+        &["write", "b", "2"],
+        &["delete", "a"],
+        &["check", "-p", "1"],
+    ] {
+        let pools = Pools::new();
+        let before = pools.set_records(1, &[("a", "1")]);
+        let mut holder = hold(&pools, "posix", "1");
+        pools
+            .cmd()
+            .args(args)
+            .args(["--lock-timeout", "0"])
+            .assert()
+            .code(3)
+            .stdout("");
+        assert_eq!(pools.bytes(1), before, "{args:?}");
+        pools
+            .cmd()
+            .args(args)
+            .args(["--lock-timeout", "20"])
+            .assert()
+            .success();
+        let changed = pools.bytes(1) != before;
+        assert_eq!(changed, ["write", "delete"].contains(&args[0]), "{args:?}");
+        holder.wait().unwrap();
+    }
+}
+
 #[test]
 fn write_waits_for_a_lock_that_is_released() {
     let pools = Pools::new();

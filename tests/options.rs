@@ -1305,7 +1305,7 @@ fn outcome(exit: u8, out: &[u8], state: &State, mtime: SystemTime) -> u64 {
 /// Documented no-ops, which must never change the outcome: `--chomp` (one
 /// newline of a value from stdin goes anyway), `check -a` (every pool is
 /// the default) and `--lock-timeout`, which changes something only when a
-/// lock is held (`lock_timeout_changes_what_a_held_lock_does`).
+/// lock is held (`lock_timeout_changes_what_a_held_lock_does` in tests/locking.rs).
 const NO_OPS: [(&str, &str); 6] = [
     ("write", "chomp"),
     ("check", "all_pools"),
