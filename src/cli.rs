@@ -16,7 +16,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, ValueEnum};
 
 use crate::examples;
 use crate::output::Format;
@@ -347,25 +347,135 @@ pub enum OnOff {
     Off,
 }
 
-/// The verbs. (This comment is clap's `about` for hvkvp only until the
-/// doc comment of [`Cli`] replaces it.)
-#[derive(Debug, Subcommand)]
+/// The verbs. clap builds a verb's options only when the command line
+/// names it (`Command::defer`): a command builds the options of one verb,
+/// not of five, before it starts. [`verb`] builds one with its options,
+/// for what shows every option (the man page, the completions).
+#[derive(Debug)]
 pub enum Command {
-    /// Print records: all of a pool, one key's value, or keys matching -k.
-    #[command(after_help = examples::READ.help())]
+    /// `hvkvp read`
     Read(ReadArgs),
-    /// Set a key in pool 1, updating it in place or adding it at the end.
-    #[command(after_help = examples::WRITE.help())]
+    /// `hvkvp write`
     Write(WriteArgs),
-    /// Delete records from pool 1.
-    #[command(after_help = examples::DELETE.help())]
+    /// `hvkvp delete`
     Delete(DeleteArgs),
-    /// Report what is wrong with the pool files (exit 1 if anything is).
-    #[command(after_help = examples::CHECK.help())]
+    /// `hvkvp check`
     Check(CheckArgs),
-    /// Print the man page or a shell completion script.
-    #[command(hide = true)]
+    /// `hvkvp generate`
     Generate(GenerateArgs),
+}
+
+/// A verb as clap knows it: its help before its options are built, and
+/// what builds them.
+struct Verb {
+    name: &'static str,
+    about: &'static str,
+    /// `None`: hidden (`generate`).
+    examples: Option<&'static examples::Examples>,
+    options: fn(clap::Command) -> clap::Command,
+}
+
+const VERBS: [Verb; 5] = [
+    Verb {
+        name: "read",
+        about: "Print records: all of a pool, one key's value, or keys matching -k",
+        examples: Some(&examples::READ),
+        options: ReadArgs::augment_args,
+    },
+    Verb {
+        name: "write",
+        about: "Set a key in pool 1, updating it in place or adding it at the end",
+        examples: Some(&examples::WRITE),
+        options: WriteArgs::augment_args,
+    },
+    Verb {
+        name: "delete",
+        about: "Delete records from pool 1",
+        examples: Some(&examples::DELETE),
+        options: DeleteArgs::augment_args,
+    },
+    Verb {
+        name: "check",
+        about: "Report what is wrong with the pool files (exit 1 if anything is)",
+        examples: Some(&examples::CHECK),
+        options: CheckArgs::augment_args,
+    },
+    Verb {
+        name: "generate",
+        about: "Print the man page or a shell completion script",
+        examples: None,
+        options: GenerateArgs::augment_args,
+    },
+];
+
+/// The verb, its options not built yet.
+fn verb_shell(v: &Verb) -> clap::Command {
+    clap::Command::new(v.name)
+        .about(v.about)
+        .hide(v.examples.is_none())
+}
+
+/// A verb's options added, and its examples (the `about` again after the
+/// options: clap's derive of them gives it their struct's doc comment).
+/// `generate` takes none of the options every verb takes: clap has given
+/// them to it by now, and its help does not show them.
+fn verb_options(c: clap::Command) -> clap::Command {
+    let v = VERBS
+        .iter()
+        .find(|v| v.name == c.get_name())
+        .expect("a verb");
+    let c = (v.options)(c).about(v.about).long_about(None);
+    match v.examples {
+        Some(e) => c.after_help(e.help()),
+        None => c.mut_args(|a| if a.is_global_set() { a.hide(true) } else { a }),
+    }
+}
+
+/// The verb `name` with its options.
+pub fn verb(name: &str) -> Option<clap::Command> {
+    let v = VERBS.iter().find(|v| v.name == name)?;
+    Some(verb_options(verb_shell(v)))
+}
+
+impl clap::Subcommand for Command {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        cmd.subcommands(VERBS.iter().map(|v| verb_shell(v).defer(verb_options)))
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_subcommands(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        VERBS.iter().any(|v| v.name == name)
+    }
+}
+
+impl FromArgMatches for Command {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_arg_matches_mut(&mut m.clone())
+    }
+
+    fn from_arg_matches_mut(m: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
+        use clap::error::ErrorKind;
+        let Some((name, mut m)) = m.remove_subcommand() else {
+            return Err(clap::Error::new(ErrorKind::MissingSubcommand));
+        };
+        let m = &mut m;
+        Ok(match name.as_str() {
+            "read" => Command::Read(ReadArgs::from_arg_matches_mut(m)?),
+            "write" => Command::Write(WriteArgs::from_arg_matches_mut(m)?),
+            "delete" => Command::Delete(DeleteArgs::from_arg_matches_mut(m)?),
+            "check" => Command::Check(CheckArgs::from_arg_matches_mut(m)?),
+            "generate" => Command::Generate(GenerateArgs::from_arg_matches_mut(m)?),
+            _ => return Err(clap::Error::new(ErrorKind::InvalidSubcommand)),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
 }
 
 /// How -k is matched (shared by read and delete).
@@ -694,19 +804,9 @@ pub enum Generated {
     Fish,
 }
 
-/// The command line as clap parses it, with what derive cannot say:
-/// `generate` takes none of the options every verb takes, so its help
-/// does not list them.
+/// The command line as clap parses it.
 pub fn command() -> clap::Command {
-    let cmd = <Cli as clap::CommandFactory>::command();
-    // clap gives a verb the global options it does not declare itself:
-    // `generate` declares hidden ones of the same names.
-    let hidden: Vec<clap::Arg> = cmd
-        .get_arguments()
-        .filter(|a| a.is_global_set())
-        .map(|a| a.clone().global(false).hide(true))
-        .collect();
-    cmd.mut_subcommand("generate", |g| g.args(hidden))
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// `read KEY --wait 3`, `read --wait 3 KEY`, `read --wait 3`: the seconds

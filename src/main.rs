@@ -1,21 +1,51 @@
 //! The edge: parse, run, turn the outcome into an exit status.
+//!
+//! `main` is the C entry point, not std's: std's start-up would find the
+//! main thread's stack bounds (reading `/proc/self/maps`, a sixth of what a
+//! one-key read costs) for its stack-overflow message, and its exit would
+//! drop what clap built. What std's start-up and exit do that hvkvp needs
+//! is done here: the arguments taken from `argv`, SIGPIPE ignored (so that
+//! a closed pipe is an error a write returns: `hvkvp read | head -1` exits
+//! 0 quietly), stdout flushed.
 
+#![no_main]
+
+use std::ffi::{CStr, OsString};
 use std::io::{IsTerminal, Write};
-use std::process::ExitCode;
+use std::os::unix::ffi::OsStringExt;
 
 use clap::error::ErrorKind;
 use clap::FromArgMatches;
 use hvkvp::{exit_status, Error, Exit};
 
-fn main() -> ExitCode {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+#[unsafe(no_mangle)]
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    let args = (0..usize::try_from(argc).unwrap_or(0))
+        // SAFETY: the C runtime passes argc NUL-terminated strings in argv.
+        .map(|i| unsafe { CStr::from_ptr(*argv.add(i)) })
+        .map(|a| OsString::from_vec(a.to_bytes().to_vec()))
+        .collect();
+    // SAFETY: SIG_IGN installs no handler code; no other thread exists yet.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let code = run(args) as libc::c_int;
+    // What std's exit would have flushed; an error here has been reported
+    // by the write that met it, or is a closed pipe.
+    let _ = std::io::stdout().flush();
+    code
+}
+
+fn run(args: Vec<OsString>) -> Exit {
     if let Some(msg) = hvkvp::cli::spaced_wait(&args) {
         let _ = writeln!(std::io::stderr(), "hvkvp: error: {msg}");
-        return Exit::Usage.into();
+        return Exit::Usage;
     }
-    let parsed = hvkvp::cli::command()
-        .try_get_matches_from(&args)
-        .and_then(|m| hvkvp::cli::Cli::from_arg_matches(&m));
+    // What clap builds is left for the process's exit to free: dropping it
+    // costs about as much as a one-key read does.
+    let mut command = std::mem::ManuallyDrop::new(hvkvp::cli::command());
+    let parsed = command.try_get_matches_from_mut(&args).and_then(|m| {
+        let mut m = std::mem::ManuallyDrop::new(m);
+        hvkvp::cli::Cli::from_arg_matches_mut(&mut m)
+    });
     let outcome = match parsed {
         Ok(cli) => hvkvp::run(cli),
         // --help and --version: to stdout, exit 0. Output that cannot be
@@ -28,19 +58,19 @@ fn main() -> ExitCode {
                 std::io::stderr(),
                 "hvkvp: error: no verb given: hvkvp read, write, delete or check (see hvkvp --help)"
             );
-            return Exit::Usage.into();
+            return Exit::Usage;
         }
         Err(e) => {
             let text = e.render().to_string();
             let text = text.strip_prefix("error: ").unwrap_or(&text);
             let _ = write!(std::io::stderr(), "hvkvp: error: {text}");
-            return Exit::Usage.into();
+            return Exit::Usage;
         }
     };
     if let Err(err) = &outcome {
         report(err);
     }
-    exit_status(&outcome).into()
+    exit_status(&outcome)
 }
 
 /// Print an error once, with its causes. A closed pipe (`hvkvp read | head

@@ -220,14 +220,19 @@ fn verbs() -> Vec<Verb> {
         .filter(|a| a.is_global_set() && !skip(a))
         .collect();
     let mut out = Vec::new();
+    // A verb's options are built when it is parsed (clap's `defer`):
+    // `cli::verb` builds them. `generate` declares hidden options of the
+    // global options' names, which stand with the globals below.
+    let is_global = |a: &clap::Arg| globals.iter().any(|g| g.get_id() == a.get_id());
     for sub in cmd.get_subcommands() {
+        let sub = &hvkvp::cli::verb(sub.get_name()).expect("a verb");
         let names: Vec<&str> = std::iter::once(sub.get_name())
             .chain(sub.get_all_aliases())
             .collect();
         for name in names {
             let mut positionals = Vec::new();
             let mut opts = Vec::new();
-            for a in sub.get_arguments().filter(|a| !skip(a)) {
+            for a in sub.get_arguments().filter(|a| !skip(a) && !is_global(a)) {
                 if a.is_positional() {
                     let values = values_of(name, a).into_iter().flatten().collect();
                     positionals.push((a.get_id().to_string(), values));

@@ -60,7 +60,11 @@ fn public_command() -> Command {
     let full = Cli::command();
     let mut cmd = Command::new(BIN)
         .args(full.get_arguments().cloned())
-        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
+        .subcommands(
+            full.get_subcommands()
+                .filter(|s| !s.is_hide_set())
+                .filter_map(|s| crate::cli::verb(s.get_name())),
+        )
         .subcommand_required(full.is_subcommand_required_set())
         .subcommand_value_name("COMMAND");
     if full.get_version().is_some() {
