@@ -16,7 +16,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 use crate::examples;
 use crate::output::Format;
@@ -60,7 +60,7 @@ pub struct Global {
     /// and not empty, else /var/lib/hyperv.
     // Not clap's `env`: clap shows an option set from the environment in
     // every usage line as if it were required, and refuses an empty value.
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, value_hint = ValueHint::DirPath)]
     pub pool_dir: Option<PathBuf>,
 
     /// Pool: 0-4, or external/in, guest/out, auto, auto-external/params,
@@ -572,6 +572,7 @@ pub struct WriteArgs {
     #[arg(
         long,
         value_name = "FILE",
+        value_hint = ValueHint::FilePath,
         conflicts_with_all = ["key", "value", "key_opt", "value_opt", "split", "ignore_case"]
     )]
     pub batch: Option<PathBuf>,

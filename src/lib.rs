@@ -170,6 +170,8 @@ pub mod error;
 pub mod examples;
 pub mod inspect;
 pub mod lock;
+#[cfg(feature = "cli")]
+mod man;
 pub(crate) mod map;
 pub mod matcher;
 pub mod output;
