@@ -11,6 +11,15 @@
 //! `write -m off` updates every key containing the text, and `-v -` is a
 //! literal `-`. Any modern option or argument makes it a modern command
 //! line, with hvkvp's own rules.
+//!
+//! An option that has nothing to act on is refused (exit 2), not dropped:
+//! `-n`, `-E` and `-m off` go with `-k PATTERN` (a plain KEY is matched
+//! exactly, so `delete -n KEY` is refused, not a delete of KEY); `-m`, `-n`
+//! and `-i` with no key at all only in a 2.0 command line, where they change
+//! nothing as in 2.0; `read --wait` and `--join` need a plain KEY; `-a` goes
+//! with neither `-p` nor `-s`, wherever they stand; `write -0` goes with
+//! `--batch`, `--keep-newline` with a value from stdin; `generate` takes no
+//! other option.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

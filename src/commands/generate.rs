@@ -1,6 +1,6 @@
 //! `hvkvp generate`: the man page and shell completions, from the clap
 //! definitions, the examples of [`crate::examples`] and the words of
-//! [`crate::man`], so they cannot drift from `--help`. `make install` and
+//! `src/man.rs`, so they cannot drift from `--help`. `make install` and
 //! the packages run the freshly built binary to produce them (no build.rs:
 //! a build script must not write outside `OUT_DIR`).
 
