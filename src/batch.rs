@@ -25,7 +25,7 @@ pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// The most a batch may hold: room for far more pairs than a pool of
 /// 10,000 full records, while an endless input is refused, not swallowed.
-pub const MAX_BYTES: usize = 64 << 20;
+const MAX_BYTES: usize = 64 << 20;
 
 /// Read and check the pairs in `file` (`-`: stdin).
 pub fn read(file: &Path, null: bool, limits: Limits) -> Result<Pairs, Error> {

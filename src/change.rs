@@ -139,15 +139,6 @@ impl Debris {
     pub fn len(&self) -> usize {
         self.empty.len() + self.copies.len() + self.staged.len()
     }
-
-    /// Every record of `p` that is debris.
-    pub fn find(p: &Pool) -> Debris {
-        let mut d = Finder::default();
-        for r in p.records() {
-            d.see(&r);
-        }
-        d.debris
-    }
 }
 
 /// Finds debris record by record, in file order.
@@ -497,6 +488,15 @@ mod tests {
         std::fs::read(dir.join(".kvp_pool_1")).unwrap()
     }
 
+    /// Every record of `p` that is debris.
+    fn debris(p: &Pool) -> Debris {
+        let mut d = Finder::default();
+        for r in p.records() {
+            d.see(&r);
+        }
+        d.finish()
+    }
+
     /// Plans nothing but the removal of debris, as `delete -c` does when
     /// there is nothing else.
     struct Nothing;
@@ -542,7 +542,7 @@ mod tests {
             encode(b"b", b"2"),
         ];
         let mut p = staged_pool(d.path(), &start, &staged, 1);
-        assert_eq!(Debris::find(&p).staged, vec![4]);
+        assert_eq!(debris(&p).staged, vec![4]);
         run(&mut p, || Nothing).unwrap();
         let want = [
             encode(b"a", b"1"),
@@ -641,7 +641,7 @@ mod tests {
             target: 0,
         };
         let mut p = pool(d.path(), &[encode(b"k", b"old"), marker.record(), cut]);
-        let debris = Debris::find(&p);
+        let debris = debris(&p);
         assert_eq!((debris.empty, debris.staged), (vec![1, 2], vec![]));
         run(&mut p, || Nothing).unwrap();
         assert_eq!(read(d.path()), bytes(&[encode(b"k", b"old")]));

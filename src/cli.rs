@@ -11,12 +11,21 @@
 //! `write -m off` updates every key containing the text, and `-v -` is a
 //! literal `-`. Any modern option or argument makes it a modern command
 //! line, with hvkvp's own rules.
+//!
+//! An option that has nothing to act on is refused (exit 2), not dropped:
+//! `-n`, `-E` and `-m off` go with `-k PATTERN` (a plain KEY is matched
+//! exactly, so `delete -n KEY` is refused, not a delete of KEY); `-m`, `-n`
+//! and `-i` with no key at all only in a 2.0 command line, where they change
+//! nothing as in 2.0; `read --wait` and `--join` need a plain KEY; `-a` goes
+//! with neither `-p` nor `-s`, wherever they stand; `write -0` goes with
+//! `--batch`, `--keep-newline` with a value from stdin; `generate` takes no
+//! other option.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, FromArgMatches, Parser, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, ValueEnum, ValueHint};
 
 use crate::examples;
 use crate::output::Format;
@@ -60,7 +69,7 @@ pub struct Global {
     /// and not empty, else /var/lib/hyperv.
     // Not clap's `env`: clap shows an option set from the environment in
     // every usage line as if it were required, and refuses an empty value.
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR", global = true, value_hint = ValueHint::DirPath)]
     pub pool_dir: Option<PathBuf>,
 
     /// Pool: 0-4, or external/in, guest/out, auto, auto-external/params,
@@ -682,6 +691,7 @@ pub struct WriteArgs {
     #[arg(
         long,
         value_name = "FILE",
+        value_hint = ValueHint::FilePath,
         conflicts_with_all = ["key", "value", "key_opt", "value_opt", "split", "ignore_case"]
     )]
     pub batch: Option<PathBuf>,

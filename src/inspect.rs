@@ -157,7 +157,7 @@ const DAEMON_NAMES: [&str; 2] = ["hv_kvp_daemon", "hypervkvpd"];
 /// compared with the one at `path` by device and inode. Processes whose
 /// descriptors cannot be read (another user's, without root) are passed
 /// over: nothing is said that is not known.
-pub fn daemons_holding_replaced(path: &Path, proc: &Path) -> Vec<u32> {
+fn daemons_holding_replaced(path: &Path, proc: &Path) -> Vec<u32> {
     use std::os::unix::fs::MetadataExt;
     let Some(abs) = (path.parent())
         .and_then(|d| std::fs::canonicalize(d).ok())

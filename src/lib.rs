@@ -48,7 +48,8 @@
 //! - The file locked is the file named: after the locks are taken the path
 //!   must still name the file opened, else a change is refused (the
 //!   daemon's lock stays on the file it opened at start, so none guards
-//!   the new one); a file with a second hard link is never changed.
+//!   the new one); a file with a second hard link is never changed
+//!   (`delete -c` through one name would empty it under the other).
 //! - Another program that takes no lock (cloud-init emptying pool 1 at
 //!   boot, a script appending) is noticed before each write: the seam
 //!   knows the size the file must have, and a different size, or a file
@@ -77,6 +78,59 @@
 //! heals. An [`Error`]'s message states the fact; [`Error::advice`] says
 //! what to do where the fact alone does not, and the binary prints both.
 //!
+//! # What a user can count on
+//!
+//! The same rules as a user sees them (the README's "How it stays safe"
+//! points here):
+//!
+//! - **Locks.** The daemon locks a pool with `fcntl` (a POSIX record lock),
+//!   cloud-init and azure-init with `flock`, and on Linux neither excludes the
+//!   other: hvkvp takes both, shared to read and exclusive to write, for the
+//!   whole read-modify-write, and after `--lock-timeout` names the holder. It
+//!   never prints while holding a lock, so `hvkvp read | less` cannot stall
+//!   the daemon.
+//! - **In place.** A pool file is never replaced by rename or unlinked: an
+//!   update rewrites one record where it is, an append adds records at the
+//!   end, a delete moves the later records up in order and truncates.
+//! - **Signals wait for the change.** Ctrl-C, `timeout` (SIGTERM),
+//!   `systemctl stop`, SIGHUP and SIGQUIT arriving while a pool is changed are
+//!   held until the change is complete, then take effect (exit 130, 143 …).
+//!   While hvkvp waits for a lock, or in `read --wait`, they act at once.
+//! - **A kill -9 leaves a readable pool.** No write crosses a page boundary,
+//!   and writes are ordered so that every state a kill can leave has every key
+//!   old or new, no record lost or torn. What a kill leaves (records with an
+//!   empty key, a record next to a copy of itself, a staged copy of an update)
+//!   is removed or finished by the next `write` or `delete` of that pool that
+//!   changes something, whatever key it names (any record with an empty key,
+//!   whoever wrote it, and the later of two neighbouring identical records);
+//!   until then `check` names it and `delete -c` removes it. One corner: a key of 500 bytes or more whose
+//!   old and new values are both 2,036 bytes or more (only with `--force`)
+//!   has no room for a staged copy's mark, and a kill in its update can leave
+//!   the value cut at the page boundary. A `kill -9` while `--split` chunks
+//!   are rewritten in place can leave chunks of both values: their tag makes
+//!   `read --join` refuse the mix (exit 1, naming the key to write again) and
+//!   `check` report it; the host and Ignition see it until the value is
+//!   written again.
+//! - **Every change marks the pool written**: a successful `write` or
+//!   `delete` sets its mtime even when no byte changed, for the stale test.
+//! - **Refuse, don't damage.** Every key and value is checked before the pool
+//!   is opened for writing; a refused command leaves the file byte for byte
+//!   unchanged. A pool that is not a whole number of records is read (with a
+//!   warning) but written only by `delete -c`, which drops the fragment. A
+//!   symlink, directory, FIFO or socket is refused for writing. A change that
+//!   fails for want of room (disk full, file size limit) is cut back to the
+//!   pool as it was, its mtime too where the owner may set it.
+//! - **Limits the host really has.** A key field holds 511 bytes and a value
+//!   2047, but the host receives at most 254 UTF-16 units of key and 1022 of
+//!   value and cuts the rest silently: hvkvp refuses anything longer
+//!   (`--force` lifts the UTF-16 limits, never the field sizes), and text
+//!   that is not UTF-8.
+//! - **One record per key.** `write` updates the first record of its key and
+//!   removes later identical copies; `write -i` updates every key that
+//!   matches ignoring case, each keeping its spelling. Garbage after a
+//!   field's NUL is ignored when reading and zeroed when a record is
+//!   rewritten.
+//!
 //! # The code
 //!
 //! Data flows one way: [`cli`] → [`commands`] → [`change`] → [`pool`]
@@ -84,6 +138,32 @@
 //! finds what is wrong with a pool in [`inspect`], as data, and [`output`]
 //! renders it. Commands never touch the file's bytes; the pool never
 //! prints.
+//!
+//! Which file does what:
+//!
+//! | where | what it does |
+//! |---|---|
+//! | `src/main.rs` | the edge: parse, run, turn the outcome into an exit status |
+//! | `src/cli.rs` | the whole command line (clap), and what makes a line a 2.0 one |
+//! | `src/examples.rs`, `src/man.rs` | the examples of `--help` and of the man page, and the man page's other words, as data |
+//! | `src/commands/` | one module per verb: `read`, `write`, `delete`, `check`, and the hidden `generate` (man page, completions) |
+//! | `src/matcher.rs` | which keys a command acts on: exact, substring, any case, 2.0 patterns, `-E` |
+//! | `src/matcher/legacy.rs` | 2.0 patterns read as libstdc++'s `std::regex` reads them, each piece written as the bytes it matches |
+//! | `src/batch.rs` | the input of `write --batch` |
+//! | `src/chunk.rs` | long values as chunks `KEY.0`, `KEY.1`, … (`--split`, `--join`) |
+//! | `src/inspect.rs` | what is wrong with a pool file (the analysis behind `check`) |
+//! | `src/output/` | everything printed: records as text, JSON or NUL-separated, terminal escaping, the `check` report, messages on stderr |
+//! | `src/change.rs` | how a pool is changed so that a kill at any instant leaves every key old or new |
+//! | `src/pool.rs` | one pool file: opened, locked, scanned through a map, changed in place |
+//! | `src/record.rs` | one record: `key[512]` then `value[2048]`, and the host's limits |
+//! | `src/seam.rs` | the one place every byte written to a pool goes through: it stops a change when another program changed the file (and holds the crash and interference points of the tests) |
+//! | `src/lock.rs`, `src/signals.rs`, `src/sigchain.rs` | the daemon's and cloud-init's locks with a timeout; signals held during a change; signals that are not hvkvp's passed on |
+//! | `src/map.rs` | the read-only map that survives a file shrunk underneath it |
+//! | `src/watch.rs`, `src/stale.rs` | `read --wait` (inotify); whether a pool predates this boot |
+//! | `src/error.rs` | every error, and the exit status each one means |
+//! | `tests/` | black-box tests of the binary, the model, crash points, interop with the real daemon and cloud-init (`tests/README.md`) |
+//! | `benches/`, `fuzz/`, `examples/`, `fixtures/` | `make bench` (`benches/README.md`), `make fuzz` (`fuzz/README.md`), cloud-init and Ansible examples, sample pools |
+//! | `.packaging/` | what `make deb` and `make rpm` generate the package files from |
 //!
 //! # Using the library
 //!
@@ -170,6 +250,8 @@ pub mod error;
 pub mod examples;
 pub mod inspect;
 pub mod lock;
+#[cfg(feature = "cli")]
+mod man;
 pub(crate) mod map;
 pub mod matcher;
 pub mod output;

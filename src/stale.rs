@@ -31,7 +31,7 @@ pub fn boot_time() -> Result<SystemTime, Error> {
 }
 
 /// The number on the `btime` line of `/proc/stat`'s text.
-pub fn parse_btime(stat: &str) -> Option<u64> {
+fn parse_btime(stat: &str) -> Option<u64> {
     stat.lines()
         .find_map(|l| l.strip_prefix("btime "))
         .and_then(|n| n.trim().parse().ok())

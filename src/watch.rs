@@ -5,7 +5,7 @@
 //! empties and rewrites a pool in place (`fopen(path, "w")`), which a watch
 //! on the directory sees as modify and close-write events for that name.
 //! Where inotify is unavailable (no kernel support, out of watches), the
-//! wait falls back to looking again every [`POLL`]. Either way an idle wait
+//! wait falls back to looking again every 100 ms (`POLL`). Either way an idle wait
 //! sleeps in the kernel: no busy loop.
 //!
 //! A watch belongs to a directory inode, not to its path: once the pool
@@ -16,7 +16,7 @@
 //! the daemon makes `/var/lib/hyperv` itself when it starts, and a boot
 //! hook may run before it) the wait watches the nearest ancestor that
 //! exists, for the next part of the path to appear, and looks again at
-//! least every [`ANCESTOR_LOOK`].
+//! least every second (`ANCESTOR_LOOK`).
 
 use std::ffi::{CString, OsString};
 use std::io;
@@ -31,12 +31,12 @@ use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 
 /// How often the fallback looks again, and how often a wait whose
 /// directory is missing looks for it where no ancestor can be watched.
-pub const POLL: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(100);
 
 /// How often a wait whose directory is missing looks for it while watching
 /// an ancestor: a rename further up the path tells the ancestor's watch
 /// nothing.
-pub const ANCESTOR_LOOK: Duration = Duration::from_secs(1);
+const ANCESTOR_LOOK: Duration = Duration::from_secs(1);
 
 /// Whether `read --wait` on `dir`, which does not exist, would wait for
 /// nothing: the default pool directory on a machine without a VMBus
@@ -95,11 +95,6 @@ impl Watch {
             names,
             inotify,
         })
-    }
-
-    /// True when the wait is by inotify, false when it polls.
-    pub fn is_inotify(&self) -> bool {
-        self.inotify.is_some()
     }
 
     /// Sleep until one of the files may have changed or `deadline` passes
@@ -366,7 +361,7 @@ mod tests {
     fn wakes_on_a_write_to_a_watched_name_and_not_on_others() {
         let d = tempfile::tempdir().unwrap();
         let mut w = Watch::new(d.path(), vec![".kvp_pool_1".into()]).unwrap();
-        assert!(w.is_inotify());
+        assert!(w.inotify.is_some(), "not watching by inotify");
         std::fs::write(d.path().join(".kvp_pool_0"), b"x").unwrap();
         let t = Instant::now();
         w.wait(Some(Instant::now() + Duration::from_millis(200)));
@@ -389,7 +384,7 @@ mod tests {
         // on a system without /var/lib.
         let d = t.path().join("lib").join("hyperv");
         let mut w = Watch::new(&d, vec![".kvp_pool_1".into()]).unwrap();
-        assert!(w.is_inotify());
+        assert!(w.inotify.is_some(), "not watching by inotify");
         let p = d.join(".kvp_pool_1");
         let (d2, p2) = (d.clone(), p.clone());
         let maker = std::thread::spawn(move || {
@@ -403,7 +398,7 @@ mod tests {
             "missed the directory made"
         );
         maker.join().unwrap();
-        assert!(w.is_inotify());
+        assert!(w.inotify.is_some(), "not watching by inotify");
         wakes_for_a_write(&mut w, &p, b"z", "did not wake for the pool");
     }
 
@@ -426,7 +421,7 @@ mod tests {
     fn follows_the_directory_when_it_is_removed_and_made_again() {
         let (_t, d) = pool_dir();
         let mut w = Watch::new(&d, vec![".kvp_pool_1".into()]).unwrap();
-        assert!(w.is_inotify());
+        assert!(w.inotify.is_some(), "not watching by inotify");
         let p = d.join(".kvp_pool_1");
         let (d2, p2) = (d.clone(), p.clone());
         let churn = std::thread::spawn(move || {
@@ -442,7 +437,7 @@ mod tests {
             "lost the directory made again"
         );
         churn.join().unwrap();
-        assert!(w.is_inotify());
+        assert!(w.inotify.is_some(), "not watching by inotify");
 
         // The new watch is in place: a later write wakes the wait alone.
         wakes_for_a_write(&mut w, &p, b"z", "did not wake for the pool");
@@ -487,7 +482,7 @@ mod tests {
         // Still waiting for the directory, and watching it once back.
         std::fs::create_dir(&d).unwrap();
         w.wait(Some(Instant::now() + Duration::from_secs(30)));
-        assert!(w.is_inotify());
+        assert!(w.inotify.is_some(), "not watching by inotify");
         wakes_for_a_write(
             &mut w,
             &d.join(".kvp_pool_1"),

@@ -4,7 +4,8 @@
 //! drives the real binary and checks the exact exit status, a distinctive
 //! part of the message, and that the pool directory is exactly as it was:
 //! same entries, same inodes, same bytes, nothing created ("Refuse, don't
-//! damage" in the README). The table is in tests/README.md, "Hostile input matrix".
+//! damage" in the crate documentation, src/lib.rs). The table is in
+//! tests/README.md, "Hostile input matrix".
 //!
 //! Rows that need root powers (mounting a tmpfs, dropping to `nobody` with
 //! `setpriv`) print `skipped: …` and pass where those are not available.

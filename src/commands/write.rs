@@ -20,7 +20,7 @@ use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record::{self, check_field, Field, Limits, VALUE_MAX_BYTES};
 
 /// The most `--split` reads from stdin: about 500 records.
-pub const SPLIT_MAX_BYTES: usize = 1 << 20;
+const SPLIT_MAX_BYTES: usize = 1 << 20;
 
 /// Set the keys the arguments give in `pool` (default 1); in the 2.0
 /// form, print the pool afterwards.

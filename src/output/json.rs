@@ -42,13 +42,6 @@ pub fn write<W: Write>(out: &mut W, value: &impl Serialize, escape: bool) -> io:
     value.serialize(&mut ser).map_err(io::Error::from)
 }
 
-/// Write one value as compact JSON to a buffer.
-pub fn to_vec(value: &impl Serialize, escape: bool) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(256);
-    write(&mut buf, value, escape).expect("writing to a Vec cannot fail");
-    buf
-}
-
 /// An array with one element per line: `[`, `\n` before each element,
 /// `\n]` after the last (`[]` when empty), then a newline.
 pub fn write_lines<W: Write, T: Serialize>(
@@ -72,13 +65,6 @@ pub fn write_lines<W: Write, T: Serialize>(
     out.write_all(if any { b"\n]\n" } else { b"]\n" })
 }
 
-/// Append `s` as a JSON string, quotes included, escaped exactly as
-/// [`write()`] escapes it, without going through serde: this is the inner
-/// loop of `read -o json` and `-o object`.
-pub fn string(buf: &mut Vec<u8>, s: &str, escape: bool) {
-    lossy(buf, s.as_bytes(), escape);
-}
-
 /// Append `bytes` as a JSON string, U+FFFD in place of each sequence that
 /// is not UTF-8 (as `String::from_utf8_lossy`), in one pass that checks
 /// the UTF-8 as it escapes. True when `bytes` were UTF-8.
@@ -87,11 +73,6 @@ pub fn lossy(buf: &mut Vec<u8>, bytes: &[u8], escape: bool) -> bool {
     let utf8 = fragment(buf, bytes, escape);
     buf.push(b'"');
     utf8
-}
-
-/// [`lossy`] without the quotes: true when `bytes` were UTF-8.
-pub fn lossy_fragment(buf: &mut Vec<u8>, bytes: &[u8], escape: bool) -> bool {
-    fragment(buf, bytes, escape)
 }
 
 /// Append `bytes` in lower-case hex, four bytes at a time.
@@ -230,9 +211,11 @@ fn room(buf: &mut Vec<u8>, need: usize, left: usize) {
     }
 }
 
-/// The characters of `bytes`, escaped, without quotes, U+FFFD in place of
-/// what is not UTF-8; true when all of it was.
-fn fragment(buf: &mut Vec<u8>, bytes: &[u8], escape: bool) -> bool {
+/// The characters of `bytes`, escaped as [`write()`] escapes them, without
+/// quotes, U+FFFD in place of what is not UTF-8 ([`lossy`] without the
+/// quotes, the inner loop of `read -o json` and `-o object`); true when all
+/// of it was.
+pub(super) fn fragment(buf: &mut Vec<u8>, bytes: &[u8], escape: bool) -> bool {
     if escape {
         fragment_as::<true>(buf, bytes)
     } else {
@@ -388,7 +371,9 @@ mod tests {
     use super::*;
 
     fn string(s: &str, escape: bool) -> String {
-        String::from_utf8(to_vec(&s, escape)).unwrap()
+        let mut buf = Vec::new();
+        write(&mut buf, &s, escape).unwrap();
+        String::from_utf8(buf).unwrap()
     }
 
     #[test]

@@ -162,7 +162,7 @@ impl<W: Write> Render<W> {
                 // value is UTF-8 exactly when every piece is.
                 let mut valid = utf8;
                 self.pieces(pieces(), |buf, s| {
-                    valid &= json::lossy_fragment(buf, s, style.escape);
+                    valid &= json::fragment(buf, s, style.escape);
                 })?;
                 self.buf.push(b'"');
                 if !valid {
@@ -192,7 +192,7 @@ impl<W: Write> Render<W> {
                 object_name(buf, key, style.escape);
                 buf.extend_from_slice(b":\"");
                 self.pieces(pieces(), |buf, s| {
-                    json::lossy_fragment(buf, s, style.escape);
+                    json::fragment(buf, s, style.escape);
                 })?;
                 self.buf.push(b'"');
                 self.open = Some((pool, members + 1));
