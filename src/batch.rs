@@ -147,7 +147,10 @@ impl Kept {
     }
 
     fn add(&mut self, origin: Origin, key: &[u8], value: &[u8]) -> Result<(), Error> {
-        let named = |e: FieldError| Error::Input(format!("batch {origin}: {e}"));
+        let named = |error: FieldError| Error::BatchField {
+            origin: origin.to_string(),
+            error,
+        };
         check_field(Field::Key, key, self.limits).map_err(named)?;
         check_field(Field::Value, value, self.limits).map_err(named)?;
         let h = crate::record::fnv1a64(&[key]);

@@ -264,10 +264,14 @@ pub fn run_with<P: Planner>(
     }
     Err(Error::io(
         p.path(),
-        "finishing an interrupted update",
-        std::io::Error::other("staged records keep coming back; run `hvkvp check`"),
+        FINISHING,
+        std::io::Error::other("staged records keep coming back"),
     ))
 }
+
+/// What hvkvp was doing when staged records it had finished kept coming
+/// back ([`Error::Io`]'s `doing`): another writer is at work.
+pub const FINISHING: &str = "finishing an interrupted update";
 
 /// Whether the planner plans anything on the records a reader sees, staged
 /// copies included (which a plan is otherwise made without: they are

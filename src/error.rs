@@ -36,7 +36,8 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
-/// What went wrong, phrased for the person who has to fix it.
+/// What went wrong: each message states the fact. What to do about it is
+/// the command line's to say (`cli::advice`), after the message.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bad arguments or bad input text (exit 2).
@@ -46,7 +47,7 @@ pub enum Error {
     /// A write or delete aimed at a pool the host never reads (exit 2).
     #[error(
         "refusing to change pool {pool} ({name}): the host never reads it and the KVP daemon may \
-         overwrite it; only pool 1 (guest) reaches the host. Add --force if you really mean it"
+         overwrite it; only pool 1 (guest) reaches the host"
     )]
     PoolRefused {
         /// The pool's number, as `-p` takes it.
@@ -58,8 +59,7 @@ pub enum Error {
     /// The pool directory does not exist (exit 3).
     #[error(
         "{}: no such directory: the Hyper-V KVP daemon (hv_kvp_daemon / hypervkvpd) is not \
-         installed or not running; install it (hyperv-daemons or linux-cloud-tools) and start it, \
-         or point --pool-dir at another directory",
+         installed or not running",
         dir.display()
     )]
     NoPoolDir {
@@ -72,8 +72,7 @@ pub enum Error {
     /// it (exit 3).
     #[error(
         "{}: no such directory, and this machine is not a Hyper-V guest (no /sys/bus/vmbus): \
-         no KVP daemon will make it, so --wait would wait for ever; point --pool-dir at a \
-         directory of pool files",
+         no KVP daemon will make it",
         dir.display()
     )]
     NotHyperV {
@@ -82,25 +81,21 @@ pub enum Error {
     },
 
     /// `--pool-dir` names something that is not a directory (exit 3).
-    #[error(
-        "{}: not a directory: --pool-dir (or HVKVP_POOL_DIR) must name the directory that \
-         holds the .kvp_pool_N files (default {})",
-        dir.display(), crate::pool::DEFAULT_DIR
-    )]
+    #[error("{}: not a directory", dir.display())]
     NotADirectory {
         /// What `--pool-dir` named.
         dir: PathBuf,
     },
 
     /// The pool file does not exist (exit 3).
-    #[error("{}: no such pool file: {NO_DAEMON}", path.display())]
+    #[error("{}: no such pool file", path.display())]
     NoPoolFile {
         /// The pool file that should be there.
         path: PathBuf,
     },
 
     /// The pool directory holds no pool file at all (`read -a`, exit 3).
-    #[error("{}: no pool file (.kvp_pool_0 to .kvp_pool_4): {NO_DAEMON}", dir.display())]
+    #[error("{}: no pool file (.kvp_pool_0 to .kvp_pool_4)", dir.display())]
     NoPools {
         /// The directory looked in (`--pool-dir`).
         dir: PathBuf,
@@ -118,7 +113,7 @@ pub enum Error {
     /// The pool file is not a whole number of records (exit 3).
     #[error(
         "{}: {} is not a whole number of {record}-byte records ({} at the end): refusing to write \
-         to it; `hvkvp delete -c` drops the partial record",
+         to it",
         path.display(), count(*size as usize, "byte"), count(*tail as usize, "stray byte"),
         record = crate::record::RECORD_SIZE
     )]
@@ -146,23 +141,30 @@ pub enum Error {
     },
 
     /// Permission denied (exit 3).
-    #[error("{}: permission denied while {doing}: {hint}", path.display())]
+    #[error(
+        "{}: permission denied while {doing}{}",
+        path.display(),
+        if *root {
+            ": refused even to root: a security module (SELinux, AppArmor) or the mount forbids it"
+        } else {
+            ""
+        }
+    )]
     Permission {
         /// The file that could not be opened or changed.
         path: PathBuf,
         /// What hvkvp was doing, completing the message.
         doing: &'static str,
-        /// How to get the permission (run as root).
-        hint: &'static str,
+        /// Whether the process is root's, whom only policy refuses.
+        root: bool,
     },
 
     /// The pool file, or the directory a pool would be created in, carries
     /// an attribute that forbids the change to everyone, root included
     /// (exit 3).
     #[error(
-        "{}: the {kind} is {what} (chattr +{flag}): no one may change it, not even root; if the \
-         change is wanted, remove the attribute first: chattr -{flag} {}",
-        path.display(), path.display()
+        "{}: the {kind} is {what} (chattr +{flag}): no one may change it, not even root",
+        path.display()
     )]
     Attribute {
         /// The pool file or directory.
@@ -215,8 +217,21 @@ pub enum Error {
     /// Writing the output failed, `--help` included (exit 3). A closed
     /// pipe (`hvkvp read | head -1`) is not a failure: [`exit_status`]
     /// makes it exit 0, and nothing is said.
-    #[error("writing to standard output: {}", output_failure(.0))]
+    #[error("writing to standard output: {0}")]
     Output(std::io::Error),
+
+    /// A key or value that cannot be written (exit 2).
+    #[error(transparent)]
+    Field(#[from] crate::record::FieldError),
+
+    /// A pair of a `write --batch` that cannot be written (exit 2).
+    #[error("batch {origin}: {error}")]
+    BatchField {
+        /// Where the pair is in the batch (`line 3`, `pair 2`, `key "k"`).
+        origin: String,
+        /// What is wrong with it.
+        error: crate::record::FieldError,
+    },
 }
 
 /// What another program did to a pool file under hvkvp ([`Error::Interference`]).
@@ -275,35 +290,14 @@ impl std::fmt::Display for Interference {
 
 impl std::error::Error for Interference {}
 
-/// What [`Error::NoPoolFile`] and [`Error::NoPools`] suggest.
-const NO_DAEMON: &str = "the KVP daemon creates the pools when it starts; is hv_kvp_daemon / \
-                         hypervkvpd running?";
-
-/// Why the output could not be written, with what to do where that is
-/// clear (`hvkvp read K > /dev/full`).
-fn output_failure(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(libc::ENOSPC) => format!(
-            "{e}: the file system or device that stdout goes to is full; free some space or \
-             send the output elsewhere"
-        ),
-        Some(libc::EFBIG) => format!("{e}: the output file reached the file size limit"),
-        _ => e.to_string(),
-    }
-}
-
-/// A key or value that cannot be written is an input error.
-impl From<crate::record::FieldError> for Error {
-    fn from(e: crate::record::FieldError) -> Error {
-        Error::Input(e.to_string())
-    }
-}
-
 impl Error {
     /// The exit status this error ends the process with.
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Input(_) | Error::PoolRefused { .. } => Exit::Usage,
+            Error::Input(_)
+            | Error::PoolRefused { .. }
+            | Error::Field(_)
+            | Error::BatchField { .. } => Exit::Usage,
             Error::NoPoolDir { .. }
             | Error::NotHyperV { .. }
             | Error::NotADirectory { .. }
@@ -318,37 +312,6 @@ impl Error {
             | Error::HardLinked { .. }
             | Error::Io { .. }
             | Error::Output(_) => Exit::Environment,
-        }
-    }
-
-    /// What to do about the error, where the fact alone does not say it:
-    /// the command line shows it after the message. (Most errors carry
-    /// their advice in the message itself.)
-    pub fn advice(&self) -> Option<String> {
-        match self {
-            Error::Interference { what, .. } => Some(String::from(match what {
-                Interference::Replaced | Interference::ReplacedWhileWaiting => {
-                    "the KVP daemon locks the file it opened at start, so no lock guards the one \
-                     now at the path: restart hv_kvp_daemon (systemctl restart hv-kvp-daemon, or \
-                     hypervkvpd), then run the command again"
-                }
-                Interference::Resized { expected, found }
-                    if found > expected && found % crate::record::RECORD_SIZE as u64 != 0 =>
-                {
-                    "`hvkvp delete -c` drops the partial record and what the stopped change \
-                     left; then run the command again"
-                }
-                Interference::Resized { .. } => {
-                    "`hvkvp check` shows the pool; the next `hvkvp write` or `delete` removes \
-                     what the stopped change left; run the command again"
-                }
-            })),
-            Error::HardLinked { path, .. } => Some(format!(
-                "find the other names with `find / -xdev -samefile {}` and remove them; the KVP \
-                 daemon keeps one file per pool",
-                path.display()
-            )),
-            _ => None,
         }
     }
 
@@ -370,7 +333,7 @@ impl Error {
         msg
     }
 
-    /// Wrap an I/O error on `path`, turning "permission denied" into advice.
+    /// Wrap an I/O error on `path`; "permission denied" is its own error.
     /// What the seam found another program did becomes
     /// [`Error::Interference`].
     pub fn io(path: &std::path::Path, doing: &'static str, source: std::io::Error) -> Error {
@@ -381,49 +344,18 @@ impl Error {
             };
         }
         if source.kind() == std::io::ErrorKind::PermissionDenied {
-            let hint = if rustix::process::geteuid().is_root() {
-                // An immutable or append-only file is named before this
-                // (`pool::open_file`); what is left for root is policy.
-                "refused even to root: a security module (SELinux, AppArmor) or the mount \
-                 forbids it"
-            } else {
-                "pool files are root's: run as root (sudo hvkvp …)"
-            };
+            // An immutable or append-only file is named before this
+            // (`pool::open_file`); what is left for root is policy.
             return Error::Permission {
                 path: path.to_path_buf(),
                 doing,
-                hint,
+                root: rustix::process::geteuid().is_root(),
             };
         }
         Error::Io {
             path: path.to_path_buf(),
             doing,
             source,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn permission_denied_advises_root_only_to_others() {
-        let e = Error::io(
-            std::path::Path::new("/p/.kvp_pool_1"),
-            "opening the pool file",
-            std::io::Error::from_raw_os_error(libc::EACCES),
-        );
-        assert_eq!(e.exit(), Exit::Environment);
-        let msg = e.message();
-        assert!(
-            msg.starts_with("/p/.kvp_pool_1: permission denied while opening"),
-            "{msg}"
-        );
-        if rustix::process::geteuid().is_root() {
-            assert!(msg.contains("refused even to root"), "{msg}");
-        } else {
-            assert!(msg.contains("run as root"), "{msg}");
         }
     }
 }

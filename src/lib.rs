@@ -238,6 +238,8 @@
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "cli")]
+pub mod advice;
 pub mod batch;
 pub mod change;
 pub mod chunk;

@@ -79,11 +79,7 @@ fn report(err: &Error) {
     if err.is_broken_pipe() {
         return;
     }
-    let mut msg = err.message();
-    if let Some(advice) = err.advice() {
-        msg.push_str(": ");
-        msg.push_str(&advice);
-    }
+    let mut msg = hvkvp::advice::shown(err);
     if std::io::stderr().is_terminal() {
         msg = hvkvp::output::sanitize(&msg);
     }

@@ -203,7 +203,7 @@ impl FieldError {
 impl std::fmt::Display for FieldError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FieldError::EmptyKey => f.write_str("the key is empty: give a non-empty key"),
+            FieldError::EmptyKey => f.write_str("the key is empty"),
             FieldError::Nul { field, at } => write!(
                 f,
                 "the {field} contains a NUL byte (at byte {at}): the daemon ends a field at the \
@@ -211,8 +211,7 @@ impl std::fmt::Display for FieldError {
             ),
             FieldError::TooLong { field, bytes, max } => write!(
                 f,
-                "the {field} is {bytes} bytes; a {field} field holds at most {max} bytes{}",
-                advice(*field, false)
+                "the {field} is {bytes} bytes; a {field} field holds at most {max} bytes"
             ),
             FieldError::NotUtf8 { field, at } => write!(
                 f,
@@ -222,33 +221,9 @@ impl std::fmt::Display for FieldError {
             FieldError::OverHost { field, units, max } => write!(
                 f,
                 "the {field} is {units} UTF-16 units; the host receives at most {max} and would \
-                 cut the rest silently{}",
-                advice(*field, true)
+                 cut the rest silently"
             ),
         }
-    }
-}
-
-/// What to do with a key or value that is too long: a value can be
-/// written in pieces with `--split` (said first, because nothing is lost),
-/// a key only shortened; `force` adds `--force`, which lifts the host's
-/// limit (never a field's size).
-pub(crate) fn advice(field: Field, force: bool) -> String {
-    let mut ways = Vec::new();
-    if field == Field::Value {
-        ways.push(
-            "write it with --split (`hvkvp write --split KEY -` stores chunks KEY.0, KEY.1, … \
-             that `hvkvp read --join KEY` puts back together)",
-        );
-    }
-    ways.push("shorten it");
-    if force {
-        ways.push("--force to write it cut");
-    }
-    match ways.split_last() {
-        Some((last, [])) => format!(": {last}"),
-        Some((last, rest)) => format!(": {}, or {last}", rest.join(", ")),
-        None => String::new(),
     }
 }
 

@@ -30,7 +30,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, Error
         match inspect(&ctx.dir, id, boot, ctx.timeout) {
             Ok(r) => reports.push(r),
             Err(e) if pool.is_none() => {
-                say(&format!("error: {}", e.message()));
+                say(&format!("error: {}", crate::advice::shown(&e)));
                 failed = true;
             }
             Err(e) => return Err(e),

@@ -113,7 +113,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
                         return Ok(Exit::NoMatch);
                     }
                     Err(e) if all_pools && !e.is_broken_pipe() => {
-                        say(&format!("error: {}", e.message()));
+                        say(&format!("error: {}", crate::advice::shown(&e)));
                         failed = true;
                         continue;
                     }
@@ -323,7 +323,7 @@ fn wait_for(
                 Err(e) => match failed.as_deref_mut() {
                     Some(failed) => {
                         if !warned {
-                            say(&format!("error: {}", e.message()));
+                            say(&format!("error: {}", crate::advice::shown(&e)));
                         }
                         *failed = true;
                     }

@@ -435,7 +435,7 @@ fn read_stdin(keep_newline: bool, cap: usize) -> Result<Vec<u8>, Error> {
             format!(
                 "the value on stdin is longer than {cap} bytes, the most a value field holds \
                  ({read}){}",
-                record::advice(Field::Value, false)
+                crate::advice::too_long(Field::Value, false)
             )
         } else {
             format!(
@@ -458,12 +458,12 @@ mod tests {
             v.insert(5, 0xff);
             v
         }] {
-            let Err(Error::Input(msg)) = split(b"k", &bad, Limits::Host) else {
+            let Err(Error::Field(got)) = split(b"k", &bad, Limits::Host) else {
                 panic!("split took a value that is not text");
             };
             let short = &bad[..bad.len().min(20)];
             let want = check_field(Field::Value, short, Limits::Host).unwrap_err();
-            assert_eq!(msg, want.to_string());
+            assert_eq!(got.to_string(), want.to_string());
         }
     }
 }

@@ -53,7 +53,7 @@ pub fn run(dir: &Path, args: &[String]) -> (u8, String) {
         Err(e) => panic!("bad test command line {args:?}: {e}"),
     };
     let outcome = hvkvp::run(cli);
-    let msg = outcome.as_ref().err().map(hvkvp::Error::message);
+    let msg = outcome.as_ref().err().map(hvkvp::advice::shown);
     (hvkvp::exit_status(&outcome) as u8, msg.unwrap_or_default())
 }
 
