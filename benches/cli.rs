@@ -10,11 +10,13 @@
 //! chunks as the pool has records. Medians; ratios are what compare across
 //! machines. Uses hyperfine when it is installed, else its own loop. Also
 //! measures `read --wait` latency after a daemon-style write and the CPU an
-//! idle wait uses.
+//! idle wait uses, and the cost of start-up: instructions (callgrind) of
+//! five small commands, and one key read against `cat` in paired runs.
 //!
 //! Environment: BENCH_SIZES (default "1000,10000,100000"), BENCH_RUNS
-//! (default 11), BENCH_IDLE_SECS (default 10), BENCH_ONLY (a substring of
-//! the case names to run), BENCH_PEER / BENCH_PEER_SRC (the peer).
+//! (default 11), BENCH_IDLE_SECS (default 10), BENCH_STARTUP_PAIRS (default
+//! 300), BENCH_ONLY (a substring of the case names to run; `wait` and
+//! `startup` for those parts), BENCH_PEER / BENCH_PEER_SRC (the peer).
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
@@ -536,6 +538,99 @@ fn main() {
         wait_latency(d, 20);
         idle_cpu(d, env_or("BENCH_IDLE_SECS", 10.0));
     }
+    if only.is_empty() || "startup".contains(&only) {
+        startup(d, env_or("BENCH_STARTUP_PAIRS", 300));
+    }
+}
+
+/// What a command costs before it does its work, on the 16-record pool
+/// 3 of `fixtures/guest`: instructions counted by callgrind (repeatable,
+/// when valgrind is installed), and the CPU time of one key read against
+/// `cat` of the same file, in `pairs` runs of each taken in turn (on a
+/// shared machine a ratio within pairs holds where times do not).
+fn startup(d: &Path, pairs: usize) {
+    let hvkvp = hvkvp_bin();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/guest");
+    let copy = d.join("startup");
+    std::fs::create_dir_all(&copy).unwrap();
+    for n in 0..5 {
+        let from = format!("{fixtures}/.kvp_pool_{n}");
+        std::fs::copy(&from, copy.join(format!(".kvp_pool_{n}"))).unwrap();
+    }
+    let copy = copy.to_str().unwrap();
+    let cases: [(&str, Vec<&str>); 5] = [
+        (
+            "read -p 3 VirtualMachineName",
+            vec![
+                "--pool-dir",
+                fixtures,
+                "read",
+                "-p",
+                "3",
+                "VirtualMachineName",
+            ],
+        ),
+        ("read -a", vec!["--pool-dir", fixtures, "read", "-a"]),
+        (
+            "write K V (on a copy)",
+            vec!["--pool-dir", copy, "write", "K", "V"],
+        ),
+        ("check", vec!["--pool-dir", fixtures, "check"]),
+        ("--version", vec!["--version"]),
+    ];
+    let valgrind = Command::new("valgrind").arg("--version").output().is_ok();
+    println!("start-up (fixtures/guest):");
+    if valgrind {
+        for (name, args) in &cases {
+            let out = d.join("callgrind.out");
+            // An empty environment: the loader and libc read it, and a
+            // count should not depend on the shell it was run from.
+            let r = Command::new("valgrind")
+                .env_clear()
+                .arg("--tool=callgrind")
+                .arg(format!("--callgrind-out-file={}", out.display()))
+                .arg(&hvkvp)
+                .args(args)
+                .stdout(Stdio::null())
+                .output()
+                .expect("valgrind");
+            let err = String::from_utf8_lossy(&r.stderr);
+            let count = err
+                .split("Collected : ")
+                .nth(1)
+                .and_then(|t| t.split_whitespace().next())
+                .unwrap_or("?");
+            println!("  {name:<34} {count:>9} instructions (callgrind)");
+        }
+    } else {
+        println!("  (valgrind not installed: no instruction counts)");
+    }
+    let pool = format!("{fixtures}/.kvp_pool_3");
+    let read = [
+        &hvkvp,
+        "--pool-dir",
+        fixtures,
+        "read",
+        "-p",
+        "3",
+        "VirtualMachineName",
+    ];
+    let cat = ["cat", pool.as_str()];
+    let cpu = |u: &libc::rusage| {
+        let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+        t(u.ru_utime) + t(u.ru_stime)
+    };
+    let (mut ours, mut theirs) = (0.0, 0.0);
+    for _ in 0..pairs {
+        ours += cpu(&run_with_usage(&read, None).1);
+        theirs += cpu(&run_with_usage(&cat, None).1);
+    }
+    println!(
+        "  read -p 3 VirtualMachineName: {:.2}x the CPU time of cat of the pool ({pairs} pairs; {:.0} us against {:.0} us)",
+        ours / theirs,
+        ours / pairs as f64 * 1e6,
+        theirs / pairs as f64 * 1e6
+    );
 }
 
 /// Run to completion and return the exit status and the child's resource
