@@ -49,6 +49,10 @@
 //!   must still name the file opened, else a change is refused (the
 //!   daemon's lock stays on the file it opened at start, so none guards
 //!   the new one); a file with a second hard link is never changed.
+//! - Records are read with positioned reads (`pread`), a block at a time,
+//!   so memory stays flat whatever the size of the pool. A pool cut short
+//!   by a program that takes no lock while it is read gives a short read,
+//!   and the scan is made again from the new size ([`pool::Pool::scan`]).
 //! - Another program that takes no lock (cloud-init emptying pool 1 at
 //!   boot, a script appending) is noticed before each write: the seam
 //!   knows the size the file must have, and a different size, or a file
@@ -57,8 +61,17 @@
 //!   heals the pool ([`seam`]).
 //! - A kill at any instant leaves whole records, each key old or new, none
 //!   lost; what a kill leaves is removed by the next change ([`change`],
-//!   [`seam`]). Signals that would cut a change short are held until it is
-//!   complete ([`signals`]).
+//!   [`seam`]).
+//! - No signal is touched: the library installs no handler, changes no
+//!   signal's action and no signal mask, and arms no timer. The binary
+//!   holds SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGTSTP while it changes a
+//!   pool, so that they cannot cut a change short; a program that embeds
+//!   the library decides that for itself. Likewise a write past the
+//!   file-size limit (`RLIMIT_FSIZE`, `ulimit -f`) fails with EFBIG, and
+//!   the appends are cut back to whole records, only in a process that
+//!   ignores the signal the kernel sends for it, as the binary does from
+//!   its start; at that signal's default action the process dies, possibly
+//!   leaving a partial record, which `hvkvp delete -c` drops.
 //! - Every successful write or delete marks the pool written (its mtime),
 //!   even when no byte changed: the stale test reads the mtime.
 //! - Refuse, don't damage: every key and value is checked before the pool
@@ -115,7 +128,7 @@
 //! }
 //!
 //! impl Planner for Set<'_> {
-//!     fn see(&mut self, r: &Rec<'_>) {
+//!     fn see(&mut self, r: &Rec) {
 //!         if self.found.is_none() && r.key() == self.key {
 //!             self.found = Some(r.index);
 //!         }
@@ -150,7 +163,7 @@
 //!         .collect::<Vec<_>>()
 //! })?;
 //! assert_eq!(records, [(b"a".to_vec(), b"1".to_vec()), (b"state".to_vec(), b"ready".to_vec())]);
-//! // Closing the pool releases both locks and lets held signals through.
+//! // Closing the pool releases both locks.
 //! drop(pool);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -170,14 +183,11 @@ pub mod error;
 pub mod examples;
 pub mod inspect;
 pub mod lock;
-pub(crate) mod map;
 pub mod matcher;
 pub mod output;
 pub mod pool;
 pub mod record;
 pub mod seam;
-mod sigchain;
-pub mod signals;
 pub mod stale;
 pub mod watch;
 

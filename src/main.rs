@@ -8,6 +8,11 @@ use clap::FromArgMatches;
 use hvkvp::{exit_status, Error, Exit};
 
 fn main() -> ExitCode {
+    // A write past a file-size limit (`ulimit -f`) then fails with EFBIG,
+    // and the pool is cut back to whole records, instead of the process
+    // dying with a partial one.
+    // SAFETY: setting a signal to be ignored touches no memory.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(msg) = hvkvp::cli::spaced_wait(&args) {
         let _ = writeln!(std::io::stderr(), "hvkvp: error: {msg}");
