@@ -41,7 +41,7 @@
 //! page boundary, whose old and new values both run across it, needs one.
 
 use crate::error::Error;
-use crate::pool::{head_len, Pool, Rec};
+use crate::pool::{head_len, Ahead, Pool, Rec, BLOCK};
 use crate::record::{self, field, KEY_SIZE, RECORD_SIZE};
 
 /// One record's bytes.
@@ -102,7 +102,7 @@ impl New {
 /// Works a [`Plan`] out from one pass over the records of a pool.
 pub trait Planner {
     /// Called for every whole record that is not debris, in file order.
-    fn see(&mut self, r: &Rec<'_>);
+    fn see(&mut self, r: &Rec);
     /// The plan; `p` allows a second look at any record.
     fn finish(self, p: &Pool) -> Result<Plan, Error>;
     /// Whether debris is removed even when the plan is empty: cleaning is
@@ -143,22 +143,22 @@ impl Debris {
 
 /// Finds debris record by record, in file order.
 #[derive(Default)]
-pub struct Finder<'a> {
+pub struct Finder {
     debris: Debris,
-    /// The last record that was not a tombstone, and its key.
-    prev: Option<(Rec<'a>, &'a [u8])>,
+    /// The last record that was not a tombstone.
+    prev: Option<Rec>,
     /// The hash a staging marker just seen expects of the next record.
     marker: Option<u64>,
 }
 
-impl<'a> Finder<'a> {
+impl Finder {
     /// What the records seen so far hold.
     pub fn finish(self) -> Debris {
         self.debris
     }
 
     /// Look at the next record; false if it is debris.
-    pub fn see(&mut self, r: &Rec<'a>) -> bool {
+    pub fn see(&mut self, r: &Rec) -> bool {
         let marker = self.marker.take();
         if r.key_field()[0] == 0 {
             self.debris.empty.push(r.index);
@@ -172,13 +172,13 @@ impl<'a> Finder<'a> {
         // Values are compared only when the keys are equal: a scan reads
         // keys, not whole records.
         let key = r.key();
-        if let Some((prev, prev_key)) = self.prev {
-            if prev_key == key && prev.value() == r.value() {
+        if let Some(prev) = &self.prev {
+            if prev.key() == key && prev.value() == r.value() {
                 self.debris.copies.push(r.index);
                 return false;
             }
         }
-        self.prev = Some((*r, key));
+        self.prev = Some(r.clone());
         true
     }
 }
@@ -204,7 +204,7 @@ impl<'a> Finder<'a> {
 /// struct Delete(&'static [u8], Vec<usize>);
 ///
 /// impl Planner for Delete {
-///     fn see(&mut self, r: &Rec<'_>) {
+///     fn see(&mut self, r: &Rec) {
 ///         if r.key() == self.0 {
 ///             self.1.push(r.index);
 ///         }
@@ -253,7 +253,7 @@ pub fn run_with<P: Planner>(
             return Ok((plan, Debris::default()));
         }
         if debris.staged.is_empty() {
-            // In file order: the pages passed are let go as the updates go.
+            // In file order.
             plan.updates.sort_by_key(|&(i, _)| i);
             apply(p, &plan, &debris, make)?;
             return Ok((plan, debris));
@@ -299,20 +299,20 @@ fn apply(p: &mut Pool, plan: &Plan, debris: &Debris, make: Make<'_>) -> Result<(
         p.tombstone(i)?;
         tombstones = true;
     }
-    // One record's room, filled afresh for each update.
+    // One record's room, filled afresh for each update; the old records
+    // are read ahead, as the updates are in file order (`run_with`) and
+    // each writes only its own.
     let mut rec = Box::new([0u8; RECORD_SIZE]);
-    let mut passed = (0, 0);
-    for (n, (i, new)) in plan.updates.iter().enumerate() {
+    let mut ahead = Ahead::default();
+    for (k, (i, new)) in plan.updates.iter().enumerate() {
         new.fill(make, &mut rec);
-        update(p, *i, &rec)?;
-        // Updates are in file order (`run_with`): memory stays flat however
-        // many records they read. Each release covers the one before again,
-        // where the kernel's fault-around may have mapped pages back
-        // (`Pool::records`).
-        if n % 512 == 511 {
-            p.release(passed.0..*i);
-            passed = (passed.1, *i);
-        }
+        // As far as the updates that follow within a block.
+        let last = || {
+            let near = plan.updates[k..].iter().take_while(|(j, _)| j - i < BLOCK);
+            near.last().map_or(*i, |(j, _)| *j)
+        };
+        let old = ahead.rec(p, *i, last);
+        update_from(p, *i, old.bytes(), &rec)?;
     }
     for &i in &plan.remove_last {
         p.tombstone(i)?;
@@ -343,15 +343,20 @@ fn content(rec: &[u8]) -> (&[u8], &[u8]) {
 /// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
 /// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
 /// assert!(change::update(&mut pool, 1, &encode(b"b", b"new"))?);
-/// assert_eq!(pool.content(1), (&b"b"[..], &b"new"[..]));
+/// assert_eq!(pool.content(1), (b"b".to_vec(), b"new".to_vec()));
 /// // The same record again: nothing is written.
 /// assert!(!change::update(&mut pool, 1, &encode(b"b", b"new"))?);
 /// assert_eq!(std::fs::read(&path)?[2560..], encode(b"b", b"new")[..]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn update(p: &mut Pool, i: usize, new: &Record) -> Result<bool, Error> {
-    let old: Record = p.rec(i).bytes().try_into().expect("one record");
-    if old[..] == new[..] {
+    let old = p.rec(i);
+    update_from(p, i, old.bytes(), new)
+}
+
+/// [`update`] of record `i`, whose bytes are `old`.
+fn update_from(p: &mut Pool, i: usize, old: &[u8], new: &Record) -> Result<bool, Error> {
+    if old == &new[..] {
         return Ok(false);
     }
     let h = head_len((i * RECORD_SIZE) as u64);
@@ -371,7 +376,7 @@ pub fn update(p: &mut Pool, i: usize, new: &Record) -> Result<bool, Error> {
         let mut mix = [0u8; RECORD_SIZE];
         mix[..h].copy_from_slice(head);
         mix[h..].copy_from_slice(tail);
-        content(&mix) == content(&old[..]) || content(&mix) == content(&new[..])
+        content(&mix) == content(old) || content(&mix) == content(&new[..])
     };
     if reads_whole(&new[..h], &old[h..]) {
         p.write_part(i, 0, &new[..h])?;
@@ -416,11 +421,12 @@ fn finish_staged(p: &mut Pool, s: usize) -> Result<(), Error> {
     let marker = Marker::read(p.rec(s - 1).bytes()).expect("a staged copy follows its marker");
     let named = usize::try_from(marker.target).ok().filter(|&t| t < s - 1);
     let holds = |t: usize| {
-        let f = p.rec(t).key_field();
+        let r = p.rec(t);
+        let f = r.key_field();
         if f[0] == 0 {
             key.len() < KEY_SIZE && f[1..key.len()] == key[1..] && f[key.len()] == 0
         } else {
-            p.rec(t).key() == key.as_slice()
+            r.key() == key.as_slice()
         }
     };
     let target = named
@@ -429,8 +435,9 @@ fn finish_staged(p: &mut Pool, s: usize) -> Result<(), Error> {
     let Some(t) = target else {
         return p.write_part(s - 1, 1, &[0; 4]);
     };
-    if p.rec(t).key_field()[0] != 0 {
-        if content(p.rec(t).bytes()) == content(&rec[..]) {
+    let at = p.rec(t);
+    if at.key_field()[0] != 0 {
+        if content(at.bytes()) == content(&rec[..]) {
             return p.tombstone(s);
         }
         p.tombstone(t)?;
@@ -505,7 +512,7 @@ mod tests {
     /// there is nothing else.
     struct Nothing;
     impl Planner for Nothing {
-        fn see(&mut self, _: &Rec<'_>) {}
+        fn see(&mut self, _: &Rec) {}
         fn finish(self, _: &Pool) -> Result<Plan, Error> {
             Ok(Plan::default())
         }
@@ -586,7 +593,7 @@ mod tests {
     /// Deletes one key, as `hvkvp delete KEY` does.
     struct Delete(&'static [u8], Vec<usize>);
     impl Planner for Delete {
-        fn see(&mut self, r: &Rec<'_>) {
+        fn see(&mut self, r: &Rec) {
             if r.key() == self.0 {
                 self.1.push(r.index);
             }

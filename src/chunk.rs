@@ -209,13 +209,13 @@ pub struct Joined {
 impl Joined {
     /// The pieces of the value, in order: the value field of each chunk,
     /// read through `rec` (the bytes of a record by its index).
-    pub fn pieces<'a, 'b>(
+    pub fn pieces<'b, R: AsRef<[u8]>>(
         &'b self,
-        rec: impl Fn(usize) -> &'a [u8] + 'b,
-    ) -> impl Iterator<Item = &'a [u8]> + 'b {
+        rec: impl Fn(usize) -> R + 'b,
+    ) -> impl Iterator<Item = Vec<u8>> + 'b {
         self.records
             .iter()
-            .map(move |&i| field(&rec(i)[KEY_SIZE..]))
+            .map(move |&i| field(&rec(i).as_ref()[KEY_SIZE..]).to_vec())
     }
 }
 
@@ -285,7 +285,7 @@ impl Chunks {
     ///     for r in p.records() {
     ///         chunks.see(b"cfg", r.index, r.bytes());
     ///     }
-    ///     let rec = |i| p.rec(i).bytes();
+    ///     let rec = |i| p.rec(i);
     ///     chunks.check(rec).map(|j| (j.index, j.pieces(rec).collect::<Vec<_>>().concat()))
     /// };
     /// assert_eq!(join(&pool), Ok((0, b"aaaabb".to_vec())));
@@ -295,7 +295,7 @@ impl Chunks {
     /// assert_eq!(join(&pool).unwrap_err(), Broken::Mixed);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn check<'a>(self, rec: impl Fn(usize) -> &'a [u8]) -> Result<Joined, Broken> {
+    pub fn check<R: AsRef<[u8]>>(self, rec: impl Fn(usize) -> R) -> Result<Joined, Broken> {
         let (index, _) = self.get(0).ok_or(Broken::Missing(0))?;
         let tag = self.zero;
         // Tagged: exactly `count` chunks, all of one value; later numbers
@@ -325,6 +325,7 @@ impl Chunks {
                 None => Broken::Missing(n),
             })?;
             let r = rec(i);
+            let r = r.as_ref();
             // The tag itself, not only whether there is one: a chunk of
             // another value may carry another.
             if tagged != tag.is_some() || (tagged && Tag::read(r) != tag) {
@@ -346,7 +347,10 @@ impl Chunks {
     }
 
     /// [`Chunks::check`], and the value joined, with the index of chunk 0.
-    pub fn join<'a>(self, rec: impl Fn(usize) -> &'a [u8]) -> Result<(usize, Vec<u8>), Broken> {
+    pub fn join<R: AsRef<[u8]>>(
+        self,
+        rec: impl Fn(usize) -> R,
+    ) -> Result<(usize, Vec<u8>), Broken> {
         let j = self.check(&rec)?;
         Ok((j.index, j.pieces(&rec).collect::<Vec<_>>().concat()))
     }

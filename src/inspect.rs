@@ -219,7 +219,7 @@ pub fn scan(p: &Pool) -> Facts {
     let mut repeated: HashMap<usize, Vec<u8>> = HashMap::new();
     let mut debris = Finder::default();
     // The bases of chunks that carry a tag: their sets are checked below.
-    let mut split: HashSet<&[u8]> = HashSet::new();
+    let mut split: HashSet<Vec<u8>> = HashSet::new();
     for r in p.records() {
         let index = r.index;
         let key = r.key();
@@ -229,7 +229,7 @@ pub fn scan(p: &Pool) -> Facts {
         if tagged {
             f.chunk_tags += 1;
             if let Some(base) = chunk::base_of(key) {
-                split.insert(base);
+                split.insert(base.to_vec());
             }
         }
         if kept {
@@ -276,7 +276,7 @@ pub fn scan(p: &Pool) -> Facts {
         let mut sets: Vec<(&[u8], Chunks)> = Vec::new();
         let mut at: HashMap<&[u8], usize> = HashMap::new();
         for r in p.records() {
-            let Some(base) = chunk::base_of(r.key()).filter(|b| split.contains(b)) else {
+            let Some(base) = chunk::base_of(r.key()).and_then(|b| split.get(b)) else {
                 continue;
             };
             let i = *at.entry(base).or_insert_with(|| {
@@ -287,7 +287,7 @@ pub fn scan(p: &Pool) -> Facts {
         }
         // In the order the bases first appear.
         for (base, chunks) in sets {
-            if chunks.check(|i| p.rec(i).bytes()).is_err() {
+            if chunks.check(|i| p.rec(i)).is_err() {
                 f.broken_chunks.push(base.to_vec());
             }
         }
@@ -309,7 +309,7 @@ pub fn scan(p: &Pool) -> Facts {
 /// The first record of each key, known by two hashes of the key: FNV-1a
 /// and SipHash with keys drawn for this process. The index holds no key and
 /// never looks back at the pool: a look back at a record the scan has
-/// passed would map its pages again, and memory would grow with the pool.
+/// passed would be one more read for each.
 /// Two keys are taken for one only when both 64-bit hashes agree.
 pub(crate) struct KeyIndex {
     sip: std::collections::hash_map::RandomState,

@@ -50,6 +50,10 @@
 //!   daemon's lock stays on the file it opened at start, so none guards
 //!   the new one); a file with a second hard link is never changed
 //!   (`delete -c` through one name would empty it under the other).
+//! - Records are read with positioned reads (`pread`), a block at a time,
+//!   so memory stays flat whatever the size of the pool. A pool cut short
+//!   by a program that takes no lock while it is read gives a short read,
+//!   and the scan is made again from the new size ([`pool::Pool::scan`]).
 //! - Another program that takes no lock (cloud-init emptying pool 1 at
 //!   boot, a script appending) is noticed before each write: the seam
 //!   knows the size the file must have, and a different size, or a file
@@ -58,8 +62,17 @@
 //!   heals the pool ([`seam`]).
 //! - A kill at any instant leaves whole records, each key old or new, none
 //!   lost; what a kill leaves is removed by the next change ([`change`],
-//!   [`seam`]). Signals that would cut a change short are held until it is
-//!   complete ([`signals`]).
+//!   [`seam`]).
+//! - No signal is touched: the library installs no handler, changes no
+//!   signal's action and no signal mask, and arms no timer. The binary
+//!   holds SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGTSTP while it changes a
+//!   pool, so that they cannot cut a change short; a program that embeds
+//!   the library decides that for itself. Likewise a write past the
+//!   file-size limit (`RLIMIT_FSIZE`, `ulimit -f`) fails with EFBIG, and
+//!   the appends are cut back to whole records, only in a process that
+//!   ignores the signal the kernel sends for it, as the binary does from
+//!   its start; at that signal's default action the process dies, possibly
+//!   leaving a partial record, which `hvkvp delete -c` drops.
 //! - Every successful write or delete marks the pool written (its mtime),
 //!   even when no byte changed: the stale test reads the mtime.
 //! - Refuse, don't damage: every key and value is checked before the pool
@@ -154,11 +167,12 @@
 //! | `src/inspect.rs` | what is wrong with a pool file (the analysis behind `check`) |
 //! | `src/output/` | everything printed: records as text, JSON or NUL-separated, terminal escaping, the `check` report, messages on stderr |
 //! | `src/change.rs` | how a pool is changed so that a kill at any instant leaves every key old or new |
-//! | `src/pool.rs` | one pool file: opened, locked, scanned through a map, changed in place |
+//! | `src/pool.rs` | one pool file: opened, locked, read with `pread` a block at a time, changed in place |
 //! | `src/record.rs` | one record: `key[512]` then `value[2048]`, and the host's limits |
 //! | `src/seam.rs` | the one place every byte written to a pool goes through: it stops a change when another program changed the file (and holds the crash and interference points of the tests) |
-//! | `src/lock.rs`, `src/signals.rs`, `src/sigchain.rs` | the daemon's and cloud-init's locks with a timeout; signals held during a change; signals that are not hvkvp's passed on |
-//! | `src/map.rs` | the read-only map that survives a file shrunk underneath it |
+//! | `src/lock.rs` | the daemon's and cloud-init's locks, tried without blocking until the timeout |
+//! | `src/commands/signals.rs` | the signals the command line holds while it changes a pool (the library installs none) |
+//! | `src/advice.rs` | what to do about an error: the command line's words after the library's facts |
 //! | `src/watch.rs`, `src/stale.rs` | `read --wait` (inotify); whether a pool predates this boot |
 //! | `src/error.rs` | every error, and the exit status each one means |
 //! | `tests/` | black-box tests of the binary, the model, crash points, interop with the real daemon and cloud-init (`tests/README.md`) |
@@ -195,7 +209,7 @@
 //! }
 //!
 //! impl Planner for Set<'_> {
-//!     fn see(&mut self, r: &Rec<'_>) {
+//!     fn see(&mut self, r: &Rec) {
 //!         if self.found.is_none() && r.key() == self.key {
 //!             self.found = Some(r.index);
 //!         }
@@ -230,7 +244,7 @@
 //!         .collect::<Vec<_>>()
 //! })?;
 //! assert_eq!(records, [(b"a".to_vec(), b"1".to_vec()), (b"state".to_vec(), b"ready".to_vec())]);
-//! // Closing the pool releases both locks and lets held signals through.
+//! // Closing the pool releases both locks.
 //! drop(pool);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -254,14 +268,11 @@ pub mod inspect;
 pub mod lock;
 #[cfg(feature = "cli")]
 mod man;
-pub(crate) mod map;
 pub mod matcher;
 pub mod output;
 pub mod pool;
 pub mod record;
 pub mod seam;
-mod sigchain;
-pub mod signals;
 pub mod stale;
 pub mod watch;
 

@@ -7,31 +7,28 @@
 //! first, on the one descriptor that does all of its I/O: closing any other
 //! descriptor of the same file would drop the process's POSIX locks.
 //!
-//! Waiting is bounded: a blocking lock call is interrupted by a POSIX timer
-//! of the calling thread (`timer_create` with `SIGEV_THREAD_ID`), whose
-//! signal has a handler that does nothing, installed without `SA_RESTART`,
-//! so the call returns `EINTR` at the deadline, as util-linux `flock -w`
-//! does. The kernel's own queue of waiters is used and there is no polling.
-//! The timer is the waiting thread's own: it works on any thread, leaves
-//! the process's interval timer (`alarm`, `setitimer`) alone, and several
-//! threads can wait at once. Its signal is the first real-time signal the
-//! C library leaves to programs (`SIGRTMIN` and up) that has no action of
-//! its own, rather than SIGALRM, whose handler a program that uses `alarm`
-//! may count on. The handler knows the timer's signals by a token they
-//! carry, and passes any other signal of that number on to the action that
-//! was there before.
+//! Waiting is bounded, and uses no signal: each lock is tried without
+//! blocking (`LOCK_NB`, `F_SETLK`), and while it is busy tried again after
+//! a pause that starts at 1 ms and doubles up to 50 ms, until
+//! `--lock-timeout` has passed. So it works on any thread, several threads
+//! can wait at once, and the program's signal actions, mask and timers are
+//! left alone. The pause is short beside a holder's hold (the daemon's
+//! rewrite of a pool, cloud-init's appends), so a lock freed is taken
+//! within 50 ms of it.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rustix::fs::FlockOperation;
 
 use crate::error::Error;
-use crate::sigchain::Previous;
+
+/// The first pause between two tries of a busy lock, and the longest.
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+const LONGEST_PAUSE: Duration = Duration::from_millis(50);
 
 /// Shared for reading, exclusive for a read-modify-write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,19 +44,12 @@ pub enum Mode {
 pub fn acquire(file: &File, path: &Path, mode: Mode, timeout: Duration) -> Result<(), Error> {
     let deadline = Instant::now().checked_add(timeout);
     let fd = file.as_fd();
-    let (now, wait) = match mode {
-        Mode::Shared => (
-            FlockOperation::NonBlockingLockShared,
-            FlockOperation::LockShared,
-        ),
-        Mode::Exclusive => (
-            FlockOperation::NonBlockingLockExclusive,
-            FlockOperation::LockExclusive,
-        ),
+    let now = match mode {
+        Mode::Shared => FlockOperation::NonBlockingLockShared,
+        Mode::Exclusive => FlockOperation::NonBlockingLockExclusive,
     };
     let flock_now = || rustix::fs::flock(fd, now).map_err(io::Error::from);
-    let flock_wait = || rustix::fs::flock(fd, wait).map_err(io::Error::from);
-    if !take(flock_now, flock_wait, deadline, path)? {
+    if !take(flock_now, deadline, path)? {
         return Err(timeout_error(
             file,
             path,
@@ -69,11 +59,10 @@ pub fn acquire(file: &File, path: &Path, mode: Mode, timeout: Duration) -> Resul
         ));
     }
 
-    // The same operations, as a POSIX lock of the whole file, however it
-    // grows (`F_SETLK`/`F_SETLKW`, `l_len` 0).
+    // The same operation, as a POSIX lock of the whole file, however it
+    // grows (`F_SETLK`, `l_len` 0).
     let posix_now = || rustix::fs::fcntl_lock(fd, now).map_err(io::Error::from);
-    let posix_wait = || rustix::fs::fcntl_lock(fd, wait).map_err(io::Error::from);
-    if !take(posix_now, posix_wait, deadline, path)? {
+    if !take(posix_now, deadline, path)? {
         return Err(timeout_error(
             file,
             path,
@@ -99,153 +88,30 @@ fn is_busy(e: &io::Error) -> bool {
     )
 }
 
-/// Try without blocking; when the lock is busy, block until `deadline`.
-/// Returns false on timeout.
+/// Try without blocking until the lock is taken or `deadline` has passed
+/// (none: as long as it takes), pausing between tries. Returns false on
+/// timeout.
 fn take(
     now: impl Fn() -> io::Result<()>,
-    wait: impl Fn() -> io::Result<()>,
     deadline: Option<Instant>,
     path: &Path,
 ) -> Result<bool, Error> {
-    let failed = |e| Error::io(path, "locking the pool file", e);
-    match now() {
-        Ok(()) => return Ok(true),
-        Err(e) if is_busy(&e) => {}
-        Err(e) => return Err(failed(e)),
-    }
-    let Some(deadline) = deadline else {
-        // A timeout too large to represent: wait as long as it takes.
-        return wait().map(|()| true).map_err(failed);
-    };
-    if Instant::now() >= deadline {
-        return Ok(false);
-    }
-    let _timer = Timer::arm(deadline).map_err(failed)?;
+    let mut pause = FIRST_PAUSE;
     loop {
-        match wait() {
+        match now() {
             Ok(()) => return Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                if Instant::now() >= deadline {
-                    return Ok(false);
-                }
-            }
-            Err(e) => return Err(failed(e)),
+            Err(e) if is_busy(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, "locking the pool file", e)),
         }
-    }
-}
-
-/// The signal that interrupts a lock call at its deadline, with its
-/// handler installed: the first real-time signal the C library leaves to
-/// programs that has no action of its own yet, else `SIGRTMIN`.
-fn timer_signal() -> libc::c_int {
-    static SIGNAL: OnceLock<libc::c_int> = OnceLock::new();
-    *SIGNAL.get_or_init(|| {
-        let sig = (libc::SIGRTMIN()..=libc::SIGRTMAX())
-            .find(|&sig| {
-                // SAFETY: sigaction only writes the value owned here, for
-                // which all zeros is a valid value.
-                unsafe {
-                    let mut now: libc::sigaction = std::mem::zeroed();
-                    libc::sigaction(sig, std::ptr::null(), &mut now) == 0
-                        && now.sa_sigaction == libc::SIG_DFL
-                }
-            })
-            .unwrap_or_else(|| libc::SIGRTMIN());
-        // Without SA_RESTART: a lock call the signal interrupts returns
-        // EINTR.
-        PREVIOUS.install(sig, on_timer, 0);
-        sig
-    })
-}
-
-/// The action of [`timer_signal`] before ours.
-static PREVIOUS: Previous = Previous::new();
-
-/// What our timers carry in `si_value`, to tell their signals from any
-/// other sent on the same number.
-static TOKEN: u8 = 0;
-
-extern "C" fn on_timer(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: installed with SA_SIGINFO, so the kernel passes a valid
-    // siginfo_t; si_value is filled in for a timer's signal (SI_TIMER) and
-    // is only read for one.
-    let ours = unsafe {
-        (*info).si_code == libc::SI_TIMER
-            && (*info).si_value().sival_ptr == std::ptr::addr_of!(TOKEN) as *mut libc::c_void
-    };
-    // Ours does nothing: the lock call it interrupts returns EINTR.
-    if !ours {
-        PREVIOUS.pass_on(sig, info, ctx);
-    }
-}
-
-/// A POSIX timer that sends [`timer_signal`] to the thread that armed it:
-/// first at the deadline, then every 20 ms, which covers the instant
-/// between checking the clock and entering the lock call. Deleted, and the
-/// thread's signal mask put back, when dropped.
-struct Timer {
-    id: libc::timer_t,
-    old_mask: libc::sigset_t,
-}
-
-impl Timer {
-    fn arm(deadline: Instant) -> io::Result<Timer> {
-        let sig = timer_signal();
-        // SAFETY: `sigevent`, `sigset_t` and `timer_t` are plain data, all
-        // zeros a valid value. The calls read and write only values owned
-        // here. The timer that timer_create makes is owned at once by a
-        // `Timer`, whose drop deletes it, also when setting it fails; the
-        // thread it signals is this one, which outlives it.
-        unsafe {
-            let mut ev: libc::sigevent = std::mem::zeroed();
-            ev.sigev_notify = libc::SIGEV_THREAD_ID;
-            ev.sigev_signo = sig;
-            ev.sigev_value.sival_ptr = std::ptr::addr_of!(TOKEN) as *mut libc::c_void;
-            ev.sigev_notify_thread_id = rustix::thread::gettid().as_raw_nonzero().get();
-            let mut id: libc::timer_t = std::mem::zeroed();
-            if libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut id) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // A thread that blocks the signal would never be interrupted.
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, sig);
-            let mut old_mask: libc::sigset_t = std::mem::zeroed();
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, &mut old_mask);
-            let timer = Timer { id, old_mask };
-            // Instant is CLOCK_MONOTONIC on Linux, the timer's clock.
-            let first = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_micros(1));
-            let spec = libc::itimerspec {
-                it_interval: timespec(Duration::from_millis(20)),
-                it_value: timespec(first),
-            };
-            if libc::timer_settime(timer.id, 0, &spec, std::ptr::null_mut()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(timer)
+        let left = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => pause,
+        };
+        if left.is_zero() {
+            return Ok(false);
         }
-    }
-}
-
-impl Drop for Timer {
-    fn drop(&mut self) {
-        // SAFETY: deletes the timer this value owns, once. A signal it sent
-        // and not yet delivered is delivered to the handler that does
-        // nothing as the call returns (the signal is unblocked), before the
-        // old mask is put back.
-        unsafe {
-            libc::timer_delete(self.id);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut());
-        }
-    }
-}
-
-fn timespec(d: Duration) -> libc::timespec {
-    libc::timespec {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(LONGEST_PAUSE);
     }
 }
 

@@ -27,6 +27,11 @@ extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc:
         .collect();
     // SAFETY: SIG_IGN installs no handler code; no other thread exists yet.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // A write past a file-size limit (`ulimit -f`) then fails with EFBIG,
+    // and the pool is cut back to whole records, instead of the process
+    // dying with a partial one.
+    // SAFETY: as above.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let code = run(args) as libc::c_int;
     // What std's exit would have flushed; an error here has been reported
     // by the write that met it, or is a closed pipe.

@@ -1,5 +1,5 @@
-//! One pool file, opened once and locked, read through a map and changed in
-//! place.
+//! One pool file, opened once and locked, read with positioned reads and
+//! changed in place.
 //!
 //! The rules this module keeps, and why:
 //! - One descriptor does all the I/O and holds both locks: closing a second
@@ -25,24 +25,27 @@
 //!   writing: changing it would change it under its other names too.
 //! - A file that is not a whole number of records is read but not written
 //!   (except by `delete -c`, which drops the fragment).
+//! - Records are read with `pread`, [`BLOCK`] at a time: memory stays flat
+//!   whatever the size of the pool. A process that takes no lock can shrink
+//!   the file meanwhile (cloud-init empties pool 1 at boot); a read that
+//!   comes back short says so, the bytes it did not get read as zeros, and
+//!   [`Pool::scan`] reads the file again.
 
+use std::cell::Cell;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Interference};
 use crate::lock::{self, Mode};
-use crate::map::Map;
 use crate::record::{KEY_SIZE, RECORD_SIZE};
 use crate::seam::{self, Seam};
-use crate::signals::Hold;
 
-/// Records a scan passes between two releases of its pages (1.25 MB).
-const RELEASE_EVERY: usize = 512;
-/// Records a release covers: the last two windows of [`RELEASE_EVERY`].
-const OVERLAP: usize = 2 * RELEASE_EVERY;
+/// Records read at once by a pass over the pool (320 KiB).
+pub const BLOCK: usize = 128;
 
 /// The five pools of `enum hv_kvp_exchg_pool` (`include/uapi/linux/hyperv.h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -165,56 +168,72 @@ pub enum Access {
 }
 
 /// An open, locked pool file. Dropping it closes the descriptor, which
-/// releases both locks, and then lets held signals through.
+/// releases both locks.
 pub struct Pool {
     path: PathBuf,
-    /// Declared before `file`, so that it is unmapped before the file is
-    /// closed and its locks released.
-    map: Option<Map>,
     file: File,
     size: u64,
-    /// The bytes the map covers: `size`, or more while records are being
-    /// appended (`Pool::append_with` maps them before writing them).
-    mapped: u64,
     mode: u32,
     modified: SystemTime,
     /// Every write goes through it; it knows the size the file must have.
     seam: Seam,
-    /// Opened for writing: signals are held from the moment the locks are
-    /// taken until the pool is closed (`signals`). Declared last, so that
-    /// it is dropped last.
-    _hold: Option<Hold>,
+    /// A read came back short: the file shrank under the locks.
+    cut: Cell<bool>,
 }
 
-/// A borrowed view of one record.
-#[derive(Clone, Copy)]
-pub struct Rec<'a> {
+/// One record, as read: it shares the block it was read in with the
+/// records read beside it, so it is cheap to keep and to clone.
+#[derive(Clone)]
+pub struct Rec {
     /// Its place in the file, counted from 0: what `update` and
     /// `tombstone` take.
     pub index: usize,
-    bytes: &'a [u8],
+    block: Rc<Block>,
+    at: usize,
 }
 
-impl<'a> Rec<'a> {
+/// Records as read, in a buffer of their own. A block of many starts on a
+/// page boundary, as the kernel's copy into it is then twice as fast here
+/// (`rep movsb` into memory aligned otherwise than the page cache).
+#[derive(Default)]
+struct Block {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Block {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.len]
+    }
+}
+
+impl Rec {
     /// The key field, all 512 bytes.
-    pub fn key_field(&self) -> &'a [u8] {
-        &self.bytes[..KEY_SIZE]
+    pub fn key_field(&self) -> &[u8] {
+        &self.bytes()[..KEY_SIZE]
     }
     /// The value field, all 2048 bytes.
-    pub fn value_field(&self) -> &'a [u8] {
-        &self.bytes[KEY_SIZE..]
+    pub fn value_field(&self) -> &[u8] {
+        &self.bytes()[KEY_SIZE..]
     }
     /// The key: the bytes before its first NUL.
-    pub fn key(&self) -> &'a [u8] {
+    pub fn key(&self) -> &[u8] {
         crate::record::field(self.key_field())
     }
     /// The value: the bytes before its first NUL.
-    pub fn value(&self) -> &'a [u8] {
+    pub fn value(&self) -> &[u8] {
         crate::record::field(self.value_field())
     }
     /// The whole record.
-    pub fn bytes(&self) -> &'a [u8] {
-        self.bytes
+    pub fn bytes(&self) -> &[u8] {
+        &self.block.bytes()[self.at..self.at + RECORD_SIZE]
+    }
+}
+
+impl AsRef<[u8]> for Rec {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
     }
 }
 
@@ -243,27 +262,18 @@ impl Pool {
                 });
             }
         };
-        let hold = (mode == Mode::Exclusive).then(Hold::new);
         let mut pool = Pool {
             path,
             file,
             size: 0,
-            mapped: 0,
             mode: 0,
             modified: SystemTime::UNIX_EPOCH,
             seam: Seam::new(0),
-            map: None,
-            _hold: hold,
+            cut: Cell::new(false),
         };
-        pool.refresh()?;
+        pool.restat()?;
         pool.seam = Seam::new(pool.size);
         Ok(pool)
-    }
-
-    /// Re-read the size and map the file again (after it changed size).
-    fn refresh(&mut self) -> Result<(), Error> {
-        self.restat()?;
-        self.map_to(self.size)
     }
 
     /// Re-read the size, mode and mtime.
@@ -277,33 +287,6 @@ impl Pool {
         // No mtime (never on Linux): call it now, so that nothing is taken
         // for stale and emptied by `delete -A --if-stale`.
         self.modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
-        Ok(())
-    }
-
-    /// Map the first `len` bytes of the file, which may lie past its end
-    /// when records about to be appended are mapped before they are
-    /// written: then no byte past the end is read before it is written.
-    fn map_to(&mut self, len: u64) -> Result<(), Error> {
-        self.map = None;
-        self.mapped = 0;
-        if len > 0 {
-            let len = usize::try_from(len).map_err(|_| {
-                Error::io(
-                    &self.path,
-                    "mapping the pool file",
-                    io::Error::other("file too large"),
-                )
-            })?;
-            // SAFETY: the locks taken in `open` shut out every writer that
-            // keeps the rules until `self.file` is closed, after the map is
-            // dropped; this process writes only through `&mut self`, which
-            // ends every borrow of the map first. A lockless shrinking is
-            // what `cut_short` and `scan` handle (`map.rs`).
-            let map = unsafe { Map::new(&self.file, len) }
-                .map_err(|e| Error::io(&self.path, "mapping the pool file", e))?;
-            self.map = Some(map);
-            self.mapped = len as u64;
-        }
         Ok(())
     }
 
@@ -343,26 +326,52 @@ impl Pool {
         self.modified
     }
 
-    fn data(&self) -> &[u8] {
-        let data = self.map.as_ref().map(Map::bytes).unwrap_or(&[]);
-        // Only what the file holds: not records mapped before they are
-        // appended.
-        &data[..data.len().min(self.size as usize)]
+    /// Records `from..from + n`, which [`Pool::len`] holds, in one block:
+    /// into `block` when nothing else holds it, else into a new one. When
+    /// the read comes back short (the file shrank under the locks), the
+    /// bytes it did not get read as zeros and [`Pool::scan`] reads the file
+    /// again.
+    fn read(&self, mut block: Rc<Block>, from: usize, n: usize) -> Rc<Block> {
+        if Rc::get_mut(&mut block).is_none() {
+            block = Rc::default();
+        }
+        let b = Rc::get_mut(&mut block).expect("a block held nowhere else");
+        let align = if n > 1 { 4096 } else { 1 };
+        b.len = n * RECORD_SIZE;
+        if b.buf.len() < b.len + align - 1 {
+            b.buf.resize(b.len + align - 1, 0);
+        }
+        b.start = b.buf.as_ptr().align_offset(align);
+        let buf = &mut b.buf[b.start..b.start + b.len];
+        let mut got = 0;
+        while got < buf.len() {
+            let at = (from * RECORD_SIZE + got) as u64;
+            match self.file.read_at(&mut buf[got..], at) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // An error is a read that got no further.
+                Err(_) => break,
+            }
+        }
+        if got < buf.len() {
+            buf[got..].fill(0);
+            self.cut.set(true);
+        }
+        block
     }
 
-    /// Record `index` (which must be below [`Pool::len`]).
-    #[inline]
-    pub fn rec(&self, index: usize) -> Rec<'_> {
-        let at = index * RECORD_SIZE;
+    /// Record `index` (which must be below [`Pool::len`]): one read.
+    pub fn rec(&self, index: usize) -> Rec {
         Rec {
             index,
-            bytes: &self.data()[at..at + RECORD_SIZE],
+            block: self.read(Rc::default(), index, 1),
+            at: 0,
         }
     }
 
-    /// Every whole record, in file order. Pages the scan has passed are
-    /// released as it goes (see `Map::release`): memory stays flat
-    /// whatever the size of the pool.
+    /// Every whole record, in file order, read [`BLOCK`] records at a
+    /// time: memory stays flat whatever the size of the pool.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -373,55 +382,33 @@ impl Pool {
     /// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
     /// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
     /// pool.append(&encode(b"c", b"3"))?;
-    /// let keys: Vec<&[u8]> = pool.records().map(|r| r.key()).collect();
-    /// assert_eq!(keys, [&b"a"[..], b"b", b"c"]);
+    /// let keys: Vec<Vec<u8>> = pool.records().map(|r| r.key().to_vec()).collect();
+    /// assert_eq!(keys, [b"a", b"b", b"c"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn records(&self) -> impl Iterator<Item = Rec<'_>> + '_ {
-        let data = self.data();
-        data.chunks_exact(RECORD_SIZE)
-            .enumerate()
-            .map(move |(index, bytes)| {
-                if index % RELEASE_EVERY == 0 && index > 0 {
-                    if let Some(map) = &self.map {
-                        // A page touched after it was let go is mapped
-                        // again, with up to 64 KiB around it (the kernel's
-                        // fault-around): so the record before this one is
-                        // kept (a scan may look back at it:
-                        // `change::Finder` compares each key with the one
-                        // before), and each release covers the one before
-                        // it again, where fault-around mapped pages back.
-                        let at = (index - 1) * RECORD_SIZE;
-                        map.release(at.saturating_sub(OVERLAP * RECORD_SIZE)..at);
-                    }
-                }
-                Rec { index, bytes }
+    pub fn records(&self) -> impl Iterator<Item = Rec> + '_ {
+        let n = self.len();
+        // Two blocks in turn: a record of the block before may still be
+        // held (`change::Finder` keeps the last one it saw).
+        let mut blocks: [Rc<Block>; 2] = Default::default();
+        (0..n.div_ceil(BLOCK)).flat_map(move |b| {
+            let from = b * BLOCK;
+            let count = BLOCK.min(n - from);
+            let held = std::mem::take(&mut blocks[b % 2]);
+            blocks[b % 2] = self.read(held, from, count);
+            let block = blocks[b % 2].clone();
+            (0..count).map(move |i| Rec {
+                index: from + i,
+                block: block.clone(),
+                at: i * RECORD_SIZE,
             })
-    }
-
-    /// Records read one at a time in any order, whose pages are let go
-    /// 512 records at a time (see [`Pool::records`]): for a
-    /// pass that follows something other than file order.
-    pub fn picker(&self) -> Picker<'_> {
-        Picker {
-            pool: self,
-            passed: std::cell::Cell::new((0, usize::MAX, 0, usize::MAX)),
-        }
-    }
-
-    /// Let go of the pages of records `range` (see [`Pool::records`]):
-    /// for a pass over many records that is not a scan.
-    pub(crate) fn release(&self, range: std::ops::Range<usize>) {
-        if let Some(map) = &self.map {
-            map.release(range.start * RECORD_SIZE..range.end * RECORD_SIZE);
-        }
+        })
     }
 
     /// Run a read-only scan of the file. If a process that takes no lock
-    /// shrank the file while it ran (see `map.rs`), the scan saw zeros where
-    /// records were: take the new size and scan again. So `f` may run more
-    /// than once, and what it returns cannot borrow from the pool, whose
-    /// map a repeat replaces.
+    /// shrank the file while it ran, a read came back short and the scan
+    /// saw zeros where records were: take the new size and scan again. So
+    /// `f` may run more than once.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -443,11 +430,12 @@ impl Pool {
     /// ```
     pub fn scan<T>(&mut self, mut f: impl FnMut(&Pool) -> T) -> Result<T, Error> {
         for _ in 0..8 {
+            self.cut.set(false);
             let out = f(self);
-            if !self.cut_short() {
+            if !self.cut.get() {
                 return Ok(out);
             }
-            self.refresh()?;
+            self.restat()?;
             // Before anything is written, the plan is made afresh from the
             // file as it is now; after, the change stops here.
             let size = self.size;
@@ -455,10 +443,6 @@ impl Pool {
                 .map_err(|e| Error::io(&self.path, "reading the pool file", io::Error::other(e)))?;
         }
         Err(self.changed_underneath())
-    }
-
-    fn cut_short(&self) -> bool {
-        self.map.as_ref().is_some_and(Map::cut_short)
     }
 
     fn changed_underneath(&self) -> Error {
@@ -506,9 +490,9 @@ impl Pool {
     /// The content of record `index`: its key and value, each cut at its
     /// first NUL. Two records with the same content read the same to every
     /// reader, whatever bytes follow the NULs.
-    pub fn content(&self, index: usize) -> (&[u8], &[u8]) {
+    pub fn content(&self, index: usize) -> (Vec<u8>, Vec<u8>) {
         let r = self.rec(index);
-        (r.key(), r.value())
+        (r.key().to_vec(), r.value().to_vec())
     }
 
     /// Write `rec` into slot `index`, which must hold a tombstone (a record
@@ -520,7 +504,7 @@ impl Pool {
     /// the tombstone's first byte, so it still reads as a tombstone, and a
     /// part within one page is written whole or not at all. At the end of
     /// the file the first part fills the gap with zeros, likewise a
-    /// tombstone. Past the end, the caller maps the file again
+    /// tombstone. Past the end, the caller takes the new size
     /// ([`Pool::append_all`] does).
     pub(crate) fn put(
         &mut self,
@@ -532,18 +516,10 @@ impl Pool {
         let head = head_len(at);
         let res = if head < RECORD_SIZE {
             self.seam
-                .pwrite(
-                    &self.file,
-                    self.map.as_ref(),
-                    &rec[head..],
-                    at + head as u64,
-                )
-                .and_then(|()| {
-                    self.seam
-                        .pwrite(&self.file, self.map.as_ref(), &rec[..head], at)
-                })
+                .pwrite(&self.file, &rec[head..], at + head as u64)
+                .and_then(|()| self.seam.pwrite(&self.file, &rec[..head], at))
         } else {
-            self.seam.pwrite(&self.file, self.map.as_ref(), rec, at)
+            self.seam.pwrite(&self.file, rec, at)
         };
         res.map_err(|e| Error::io(&self.path, doing, e))
     }
@@ -554,15 +530,9 @@ impl Pool {
     /// pool removes it ([`Pool::compact`], which has an example).
     pub fn tombstone(&mut self, index: usize) -> Result<(), Error> {
         // Written even over a tombstone (the byte is the same): a look at
-        // the record first would map its pages again, and records removed
-        // all over a large pool would map all of it.
+        // the record first would be one more read.
         self.seam
-            .pwrite(
-                &self.file,
-                self.map.as_ref(),
-                &[0],
-                (index * RECORD_SIZE) as u64,
-            )
+            .pwrite(&self.file, &[0], (index * RECORD_SIZE) as u64)
             .map_err(|e| Error::io(&self.path, "marking a record removed", e))
     }
 
@@ -578,7 +548,7 @@ impl Pool {
         debug_assert!(offset + bytes.len() <= RECORD_SIZE);
         let at = (index * RECORD_SIZE + offset) as u64;
         self.seam
-            .pwrite(&self.file, self.map.as_ref(), bytes, at)
+            .pwrite(&self.file, bytes, at)
             .map_err(|e| Error::io(&self.path, "writing a record", e))
     }
 
@@ -621,23 +591,6 @@ impl Pool {
         }
         self.require_aligned()?;
         let start = self.size;
-        let end = (n as u64)
-            .checked_mul(RECORD_SIZE as u64)
-            .and_then(|b| b.checked_add(start))
-            .ok_or_else(|| {
-                Error::io(
-                    &self.path,
-                    "appending records",
-                    io::Error::other("file too large"),
-                )
-            })?;
-        // The map of the grown file is made before anything is written: a
-        // map that cannot be made (address space, `ulimit -v`) then fails
-        // the change while the pool is unchanged, not after the appends.
-        if let Err(e) = self.map_to(end) {
-            self.map_to(start)?;
-            return Err(e);
-        }
         let mut rec = Box::new([0u8; RECORD_SIZE]);
         for i in 0..n {
             fill(i, &mut rec);
@@ -649,15 +602,11 @@ impl Pool {
                 if self.seam.set_len(&self.file, start).is_ok() {
                     self.seam.restore_mtime(&self.file, self.modified);
                 }
-                let _ = self.refresh();
+                let _ = self.restat();
                 return Err(e);
             }
         }
-        self.settle()?;
-        if self.size != self.mapped {
-            self.map_to(self.size)?;
-        }
-        Ok(())
+        self.settle()
     }
 
     /// Re-read the size after hvkvp's own writes: it must be the size they
@@ -704,19 +653,17 @@ impl Pool {
             self.drop_tail()?;
             return Ok(0);
         };
-        let mut buf = Box::new([0u8; RECORD_SIZE]);
         let mut w = first;
-        let mut released = (first * RECORD_SIZE, first * RECORD_SIZE);
+        // The moves write only slots before the record being moved, and
+        // that record's own.
+        let mut ahead = Ahead::default();
         for r in first..n {
-            if self.rec(r).key_field()[0] == 0 {
+            let rec = ahead.rec(self, r, || n - 1);
+            let rec: &[u8; RECORD_SIZE] = rec.bytes().try_into().expect("one record");
+            if rec[0] == 0 {
                 continue;
             }
-            // Copy out first, then write from memory that cannot fault: a
-            // write whose source is the map of this same file may have to
-            // fault that source in between two pages, and a kill pending
-            // then stops it there.
-            buf.copy_from_slice(self.rec(r).bytes());
-            if self.cut_short() {
+            if self.cut.get() {
                 // Cut by a program that takes no lock, in the middle of
                 // the change: it stops here.
                 let found = self.file.metadata().map_or(0, |m| m.len());
@@ -728,7 +675,7 @@ impl Pool {
                     },
                 });
             }
-            self.put(w, &buf, "moving a record")?;
+            self.put(w, rec, "moving a record")?;
             // The old slot is made a tombstone so that the record moved into
             // it next can be written in parts. When that is the very next
             // write and one write within a page, the slot is left as it is:
@@ -737,14 +684,6 @@ impl Pool {
             let next_in_one_write = w + 1 == r && head_len((r * RECORD_SIZE) as u64) == RECORD_SIZE;
             if !next_in_one_write {
                 self.tombstone(r)?;
-            }
-            if r % RELEASE_EVERY == 0 {
-                if let Some(map) = &self.map {
-                    // From the start of the release before: see
-                    // `Pool::records`.
-                    map.release(released.0..w * RECORD_SIZE);
-                    released = (released.1, w * RECORD_SIZE);
-                }
             }
             w += 1;
         }
@@ -768,13 +707,10 @@ impl Pool {
 
     /// Cut the file to `len` bytes.
     pub(crate) fn set_len(&mut self, len: u64) -> Result<(), Error> {
-        self.map = None;
-        self.mapped = 0;
         self.seam
             .set_len(&self.file, len)
             .map_err(|e| Error::io(&self.path, "truncating the pool file", e))?;
-        self.settle()?;
-        self.map_to(self.size)
+        self.settle()
     }
 
     /// Mark the pool written now, as every successful change does even when
@@ -787,32 +723,33 @@ impl Pool {
     }
 }
 
-/// Reads records of a pool by index, letting go of their pages as it goes
-/// ([`Pool::picker`]).
-pub struct Picker<'a> {
-    pool: &'a Pool,
-    /// Records read since the last release, the lowest and highest, and
-    /// the lowest of the window before.
-    passed: std::cell::Cell<(usize, usize, usize, usize)>,
+/// Reads records by index in file order, [`BLOCK`] at a time, for a pass
+/// that writes only records it has passed and the one at hand.
+#[derive(Default)]
+pub(crate) struct Ahead {
+    block: Rc<Block>,
+    from: usize,
 }
 
-impl<'a> Picker<'a> {
-    /// The bytes of record `index` (which must be below [`Pool::len`]).
-    pub fn rec(&self, index: usize) -> &'a [u8] {
-        let (n, low, high, before) = self.passed.get();
-        if n >= RELEASE_EVERY {
-            // Not the pages of the record about to be read, and the range
-            // passed before this one again (see `Pool::records`).
-            let from = low.min(before);
-            self.pool.release(from..index.clamp(from, high + 1));
-            self.pool
-                .release((index + 1).clamp(from, high + 1)..high + 1);
-            self.passed.set((1, index, index, low));
-        } else {
-            self.passed
-                .set((n + 1, low.min(index), high.max(index), before));
+impl Ahead {
+    /// Record `index` of `p` (below [`Pool::len`]), at or after the one
+    /// read before; when it must be read, so are the records up to
+    /// `last()`, within a block.
+    pub(crate) fn rec(&mut self, p: &Pool, index: usize, last: impl FnOnce() -> usize) -> Rec {
+        let read = self.block.len / RECORD_SIZE;
+        if index < self.from || index >= self.from + read {
+            let held = std::mem::take(&mut self.block);
+            let n = (last().min(p.len() - 1) + 1)
+                .saturating_sub(index)
+                .clamp(1, BLOCK);
+            self.block = p.read(held, index, n);
+            self.from = index;
         }
-        self.pool.rec(index).bytes()
+        Rec {
+            index,
+            block: self.block.clone(),
+            at: (index - self.from) * RECORD_SIZE,
+        }
     }
 }
 
@@ -1099,7 +1036,7 @@ mod tests {
         let mut p = open(d.path());
         // cloud-init at boot: `open(path, "w")`, no lock.
         drop(File::create(&path).unwrap());
-        // In place: seen through the map, without a system call.
+        // In place: seen by the `fstat` before the write.
         let err = p.tombstone(1).unwrap_err();
         let want = Interference::Resized {
             expected: 2 * RECORD_SIZE as u64,

@@ -248,7 +248,7 @@ impl std::error::Error for FieldError {}
 /// let key = check_field(Field::Key, "café".as_bytes(), Limits::Host)?;
 /// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
 /// pool.append(&encode(key.as_bytes(), b"open"))?;
-/// assert_eq!(pool.content(0), ("café".as_bytes(), &b"open"[..]));
+/// assert_eq!(pool.content(0), ("café".as_bytes().to_vec(), b"open".to_vec()));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn check_field(field: Field, bytes: &[u8], limits: Limits) -> Result<&str, FieldError> {

@@ -20,29 +20,22 @@
 //! records over another program's. So the seam knows the size the file
 //! must have at every instant (`Seam`: hvkvp's own writes are the only
 //! ones that change it), and looks before each call: before a write
-//! inside the file, through the map, for a file that shrank (no system
-//! call); before a write that extends the file, a truncation, or marking
-//! the file written (which ends every change), with `fstat` of the
+//! inside the file, with a one-byte `pread` of its last byte, for a file
+//! that shrank; before a write that extends the file, a truncation, or
+//! marking the file written (which ends every change), with `fstat` of the
 //! descriptor, for any other size or a file no longer linked anywhere. A
 //! change found changed under it stops there, and nothing more is written.
 //! A stop there is a stop at a crash point, every one of which leaves a
 //! pool the next change heals (`tests/crashpoints.rs`);
 //! `tests/interference.rs` makes each move before each call. What is
 //! left: the instant between the look and the write, which no check from
-//! outside the kernel can close, and a cut that leaves the last page of
-//! the file in place (not cloud-init's, which empties it), seen only at
-//! the next `fstat`. Why not `fstat` before every write: a delete at the
-//! front of a 100,000-record pool makes some 250,000 writes, and one more
-//! system call for each made it 2.2 times slower; the map's look costs
-//! nothing measurable there, and a batch of 20,000 new keys pays one
-//! `fstat` a record.
+//! outside the kernel can close.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
 use crate::error::Interference;
-use crate::map::Map;
 
 /// The writes to one open pool file, and the size the file has after them.
 #[derive(Debug)]
@@ -113,26 +106,22 @@ impl Seam {
     /// A write that lies inside the file as hvkvp left it (`inside`: a
     /// tombstone, an update, a record moved up) can harm only a file that
     /// shrank: it would put bytes past the new end, with a hole before
-    /// them. That is seen without a system call, by a read through `map`
-    /// of the last byte of the file as last confirmed ([`Map::reaches`]):
-    /// a page the process keeps mapped, which the kernel takes away when
-    /// the file is cut below it, as cloud-init's emptying does. (A cut
-    /// that leaves that page is seen at the next `fstat`.) What else another
-    /// program can do does no harm to such a write: bytes it appended lie
-    /// past it, and a write into a file renamed over reaches no one. Those
-    /// are seen by the `fstat` made before every other call: a write that
-    /// extends the file (an append, which would land on what was
-    /// appended), a truncation, and marking the file written, which ends
-    /// every change.
-    fn check(&mut self, file: &File, map: Option<&Map>, inside: bool) -> io::Result<()> {
+    /// them. That is seen by a read of the last byte of the file as last
+    /// confirmed, which comes back empty once the file is cut below it.
+    /// What else another program can do does no harm to such a write:
+    /// bytes it appended lie past it, and a write into a file renamed over
+    /// reaches no one. Those are seen by the `fstat` made before every
+    /// other call: a write that extends the file (an append, which would
+    /// land on what was appended), a truncation, and marking the file
+    /// written, which ends every change.
+    fn check(&mut self, file: &File, inside: bool) -> io::Result<()> {
         crashpoint::interfere();
         if let Some(i) = self.found {
             return Err(io::Error::other(i));
         }
-        let probe = self.settled.saturating_sub(1);
-        let covered = map.filter(|m| self.expect > probe && m.bytes().len() as u64 > probe);
-        if let (true, Some(m)) = (inside, covered) {
-            if m.reaches(probe as usize) {
+        let probe = self.settled.wrapping_sub(1);
+        if inside && self.settled > 0 && self.expect > probe {
+            if let Ok(1) = file.read_at(&mut [0], probe) {
                 return Ok(());
             }
         }
@@ -153,15 +142,9 @@ impl Seam {
 
     /// Write all of `buf` at `at`: one `pwrite` (more only if the kernel
     /// writes less than asked, which a regular file does only on error).
-    pub(crate) fn pwrite(
-        &mut self,
-        file: &File,
-        map: Option<&Map>,
-        buf: &[u8],
-        at: u64,
-    ) -> io::Result<()> {
+    pub(crate) fn pwrite(&mut self, file: &File, buf: &[u8], at: u64) -> io::Result<()> {
         let end = at + buf.len() as u64;
-        self.check(file, map, end <= self.expect)?;
+        self.check(file, end <= self.expect)?;
         let buf = match crashpoint::before_write(at, buf.len()) {
             crashpoint::Go::All => buf,
             crashpoint::Go::Part(n) => {
@@ -187,7 +170,7 @@ impl Seam {
 
     /// Cut the file to `len` bytes (`ftruncate`).
     pub(crate) fn set_len(&mut self, file: &File, len: u64) -> io::Result<()> {
-        self.check(file, None, false)?;
+        self.check(file, false)?;
         if let crashpoint::Go::Stop = crashpoint::before_write(len, 0) {
             return Err(crashpoint::stopped());
         }
@@ -227,7 +210,7 @@ impl Seam {
     }
 
     fn set_times(&mut self, file: &File, mtime: rustix::fs::Timespec) -> io::Result<()> {
-        self.check(file, None, false)?;
+        self.check(file, false)?;
         if let crashpoint::Go::Stop = crashpoint::before_write(0, 0) {
             return Err(crashpoint::stopped());
         }
@@ -439,12 +422,12 @@ mod tests {
             call: 2,
             boundary: 1,
         }));
-        seam.pwrite(f, None, &[1; 10], 0).unwrap();
+        seam.pwrite(f, &[1; 10], 0).unwrap();
         // Crosses the boundaries at one and two pages.
-        let err = seam.pwrite(f, None, &vec![2u8; 2 * page], 100).unwrap_err();
+        let err = seam.pwrite(f, &vec![2u8; 2 * page], 100).unwrap_err();
         assert!(err.to_string().contains("crash point"));
         // Stopped: nothing more is written.
-        assert!(seam.pwrite(f, None, &[3], 0).is_err());
+        assert!(seam.pwrite(f, &[3], 0).is_err());
         assert!(seam.set_len(f, 0).is_err());
         let (calls, stopped) = crashpoint::disarm();
         assert!(stopped);
@@ -463,14 +446,14 @@ mod tests {
         let f = named.as_file();
         let mut seam = Seam::new(0);
         crashpoint::arm(Some(Stop::After(1)));
-        seam.pwrite(f, None, b"abc", 0).unwrap();
+        seam.pwrite(f, b"abc", 0).unwrap();
         assert!(seam.touch(f).is_err());
         let (calls, stopped) = crashpoint::disarm();
         assert!(stopped);
         assert_eq!(calls.len(), 1);
         assert_eq!(f.metadata().unwrap().len(), 3);
         // Disarmed, the seam writes as usual.
-        seam.pwrite(f, None, b"d", 3).unwrap();
+        seam.pwrite(f, b"d", 3).unwrap();
         assert_eq!(f.metadata().unwrap().len(), 4);
     }
 
@@ -479,15 +462,15 @@ mod tests {
         let named = tempfile::NamedTempFile::new().unwrap();
         let f = named.as_file();
         let mut seam = Seam::new(0);
-        seam.pwrite(f, None, &[1; 100], 50).unwrap();
-        seam.pwrite(f, None, &[2; 10], 0).unwrap();
+        seam.pwrite(f, &[1; 100], 50).unwrap();
+        seam.pwrite(f, &[2; 10], 0).unwrap();
         seam.set_len(f, 120).unwrap();
         seam.touch(f).unwrap();
         assert_eq!(seam.expected(), 120);
         // Another program empties the file: the next call writes nothing,
         // and neither does any after it.
         f.set_len(0).unwrap();
-        let err = seam.pwrite(f, None, &[3; 10], 110).unwrap_err();
+        let err = seam.pwrite(f, &[3; 10], 110).unwrap_err();
         let i = err.get_ref().and_then(|e| e.downcast_ref::<Interference>());
         assert_eq!(
             i,
@@ -516,8 +499,8 @@ mod tests {
         let mut seam = Seam::new(0);
         let p = path.clone();
         crashpoint::arm_interference(2, Box::new(move || std::fs::remove_file(p).unwrap()));
-        seam.pwrite(&f, None, b"abc", 0).unwrap();
-        let err = seam.pwrite(&f, None, b"def", 3).unwrap_err();
+        seam.pwrite(&f, b"abc", 0).unwrap();
+        let err = seam.pwrite(&f, b"def", 3).unwrap_err();
         crashpoint::disarm();
         let i = err.get_ref().and_then(|e| e.downcast_ref::<Interference>());
         assert_eq!(i, Some(&Interference::Replaced));

@@ -102,13 +102,9 @@ fn limited(pools: &Pools, kib: u64, args: &str) -> std::process::Output {
 }
 
 #[test]
-fn write_batch_that_cannot_map_the_grown_pool_exits_3_and_changes_nothing() {
+fn write_batch_of_more_than_the_address_space_limit_goes_in() {
     let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("b", "2")]);
-    let f = OpenOptions::new().write(true).open(pools.file(1)).unwrap();
-    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000))
-        .unwrap();
-    let mtime = mtime_ns(&pools.file(1));
+    pools.set_records(1, &[("a", "1"), ("b", "2")]);
     let side = tempfile::tempdir().unwrap();
     let batch = side.path().join("batch.txt");
     let mut text = String::new();
@@ -116,23 +112,16 @@ fn write_batch_that_cannot_map_the_grown_pool_exits_3_and_changes_nothing() {
         text.push_str(&format!("key{i:05}=value {i}\n"));
     }
     std::fs::write(&batch, text).unwrap();
-    // 20,000 new records are 51 MB: more than 40 MB of address space maps.
+    // 20,000 new records are 51 MB, more than 40 MB of address space: the
+    // pool is read and written with pread and pwrite, never mapped, so its
+    // size does not count against the limit.
     let out = limited(
         &pools,
         40_000,
         &format!("write --batch {}", batch.display()),
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("mapping the pool file"), "{err}");
-    assert!(pools.bytes(1) == before, "the pool changed");
-    assert_eq!(mtime_ns(&pools.file(1)), mtime);
-    // With room, the same batch goes in.
-    pools
-        .cmd()
-        .args(["write", "--batch", batch.to_str().unwrap()])
-        .assert()
-        .code(0);
+    assert_eq!(out.status.code(), Some(0), "{err}");
     assert_eq!(pools.bytes(1).len(), 20_002 * RECORD_SIZE);
 }
 

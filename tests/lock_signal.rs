@@ -1,7 +1,7 @@
-//! The lock timeout's signal leaves every other user of real-time signals
-//! alone: a handler installed before keeps its signal, and a signal of the
-//! number hvkvp took that its timers did not send gets the action that was
-//! there before, here the default, which ends the process.
+//! The lock timeout uses no signal, so it leaves every user of real-time
+//! signals alone: a handler installed before gets only the signals sent to
+//! it, and a real-time signal sent after a timeout gets the action that
+//! was there before, here the default, which ends the process.
 //!
 //! Each case runs in a child process (this test binary again, with
 //! `HVKVP_LOCK_SIGNAL_CHILD` naming the case), since the signal actions it
@@ -91,7 +91,7 @@ fn run(case: &str) -> (std::process::ExitStatus, String) {
 fn a_real_time_signal_handler_installed_before_keeps_its_signal() {
     let (status, out) = run("handler-before");
     assert!(status.success(), "{status:?}: {out}");
-    // The timers' signals did not reach it; the one sent did.
+    // Only the one sent reached it.
     assert!(out.contains("calls 1\n"), "{out}");
 }
 

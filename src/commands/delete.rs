@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use crate::change::{self, Plan, Planner};
 use crate::chunk::{self, Tag};
 use crate::cli::DeleteArgs;
-use crate::commands::{key_matcher, list_after_change, os_bytes, writable, Ctx};
+use crate::commands::{key_matcher, list_after_change, os_bytes, writable, Changing, Ctx};
 use crate::error::{Error, Exit};
 use crate::inspect::KeyIndex;
 use crate::matcher::{fold, Matcher};
@@ -60,7 +60,7 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
         None
     };
 
-    let mut p = Pool::open(&ctx.dir, id, Access::Write, ctx.timeout)?;
+    let mut p = Changing::open(ctx, id, Access::Write)?;
     if !a.clean_invalid {
         p.require_aligned()?;
     }
@@ -161,7 +161,7 @@ fn fold_if(ignore_case: bool, key: &[u8]) -> Cow<'_, [u8]> {
 }
 
 impl Planner for Doomed<'_> {
-    fn see(&mut self, r: &Rec<'_>) {
+    fn see(&mut self, r: &Rec) {
         let by_key = self.target.is_some_and(|m| m.matches_field(r.key_field()));
         self.found |= by_key;
         if by_key || (self.a.clean_invalid && unreadable(r)) {
@@ -213,7 +213,7 @@ impl Planner for Doomed<'_> {
 /// A record the daemon cannot pass to the host: an empty key, a field with
 /// no NUL, or text that is not UTF-8 (`kvp_respond_to_host` fails on it and
 /// the host's enumeration stops there, hiding every later record).
-fn unreadable(r: &Rec<'_>) -> bool {
+fn unreadable(r: &Rec) -> bool {
     r.key().is_empty()
         || !record::is_terminated(r.key_field())
         || !record::is_terminated(r.value_field())

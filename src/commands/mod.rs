@@ -4,7 +4,10 @@ pub mod check;
 pub mod delete;
 pub mod generate;
 pub mod read;
+mod signals;
 pub mod write;
+
+pub(crate) use signals::Changing;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

@@ -415,14 +415,13 @@ fn collect(
         };
         // The chunks are checked, then copied into the spool in order:
         // two passes over them, in which only their places are held.
-        let picker = p.picker();
-        let joined = match chunks.check(|i| picker.rec(i)) {
+        let joined = match chunks.check(|i| p.rec(i)) {
             Ok(j) => j,
             Err(why) => return Ok(Some(why)),
         };
-        let (joined, picker) = (&joined, &p.picker());
+        let joined = &joined;
         render.entry_in_pieces(pool_no, joined.index, key, joined.utf8, move || {
-            joined.pieces(move |i| picker.rec(i))
+            joined.pieces(move |i| p.rec(i))
         })?;
         Ok(None)
     })?;
@@ -460,10 +459,10 @@ fn object_members(
 ) -> std::io::Result<()> {
     let mut keys = KeyIndex::default();
     // The last value of each repeated key, by its first record: copied as
-    // the scan passes it, as a look back would map the pages again.
+    // the scan passes it, as a look back would read the record again.
     let mut last: HashMap<usize, Vec<u8>> = HashMap::new();
     let mut debris = Finder::default();
-    let hit = |r: &Rec<'_>| matcher.matches_field(r.key_field());
+    let hit = |r: &Rec| matcher.matches_field(r.key_field());
     for r in p.records().filter(|r| debris.see(r) && hit(r)) {
         if let Some(first) = keys.first_or_insert(r.key(), r.index) {
             let v = last.entry(first).or_default();

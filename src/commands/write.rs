@@ -11,7 +11,7 @@ use crate::batch::{self, Pairs};
 use crate::change::{self, New, Plan, Planner, Record};
 use crate::chunk::{self, Tag};
 use crate::cli::{OnOff, WriteArgs};
-use crate::commands::{list_after_change, os_bytes, writable, Ctx};
+use crate::commands::{list_after_change, os_bytes, writable, Changing, Ctx};
 use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
 use crate::output::messages::warn;
@@ -53,7 +53,7 @@ fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
     if let Some(file) = &a.batch {
         let pairs = batch::read(file, a.null, limits)?;
         let id = writable(id, a.force.set)?;
-        let mut p = Pool::open(&ctx.dir, id, Access::WriteCreate, ctx.timeout)?;
+        let mut p = Changing::open(ctx, id, Access::WriteCreate)?;
         let look = looks_for_hidden(ctx, id);
         let hidden = apply(&mut p, &pairs, None, None, limits, |_| false, look)?;
         drop(p); // unlock before anything is printed
@@ -108,7 +108,7 @@ fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
         a.ignore_case.then(|| Matcher::exact_fold(&key))
     };
     let id = writable(id, a.force.set)?;
-    let mut p = Pool::open(&ctx.dir, id, Access::WriteCreate, ctx.timeout)?;
+    let mut p = Changing::open(ctx, id, Access::WriteCreate)?;
     let look = looks_for_hidden(ctx, id);
     let hidden = if a.split {
         // Plain records and chunks of the key's previous value go too.
@@ -307,7 +307,7 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
         true
     }
 
-    fn see(&mut self, r: &Rec<'_>) {
+    fn see(&mut self, r: &Rec) {
         let hit = match (self.pattern, self.single) {
             // An empty key is debris, never a key to update.
             (Some(m), _) => (!r.key().is_empty() && m.is_match(r.key())).then_some(0),
@@ -391,7 +391,7 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
 /// Key and value are UTF-8: the daemon can pass the record to the host.
 /// The value's NUL is found with `memchr`: most values are far longer than
 /// their key.
-fn is_text(r: &Rec<'_>) -> bool {
+fn is_text(r: &Rec) -> bool {
     let v = r.value_field();
     let v = &v[..memchr::memchr(0, v).unwrap_or(v.len())];
     std::str::from_utf8(r.key()).is_ok() && std::str::from_utf8(v).is_ok()

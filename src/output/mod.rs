@@ -128,7 +128,7 @@ impl<W: Write> Render<W> {
     /// written is never held whole. `utf8` false says the whole value is
     /// known not to be UTF-8; otherwise `-o json`, the only format that
     /// says so, finds out as it escapes the pieces.
-    pub fn entry_in_pieces<'a, I: Iterator<Item = &'a [u8]>>(
+    pub fn entry_in_pieces<P: AsRef<[u8]>, I: Iterator<Item = P>>(
         &mut self,
         pool: u8,
         index: usize,
@@ -206,16 +206,17 @@ impl<W: Write> Render<W> {
     /// a character cut between two pieces is put back together first, so
     /// that the text reads as one whatever its pieces. What `f` adds is
     /// written out as it grows.
-    fn pieces<'a>(
+    fn pieces(
         &mut self,
-        pieces: impl Iterator<Item = &'a [u8]>,
+        pieces: impl Iterator<Item = impl AsRef<[u8]>>,
         mut f: impl FnMut(&mut Vec<u8>, &[u8]),
     ) -> io::Result<()> {
         const WRITE_AT: usize = 64 * 1024;
         // No look ahead at the next piece: each is done with before the
-        // next is read, which may let go of the pages this one is on.
+        // next is read.
         let mut held = Vec::new();
         for piece in pieces {
+            let piece = piece.as_ref();
             let bytes: &[u8] = if held.is_empty() {
                 piece
             } else {

@@ -256,16 +256,37 @@ pub fn wait_until_watching(pid: u32) {
     });
 }
 
-/// Wait until `pid` is blocked waiting for a lock (`/proc/locks` lists it
-/// behind `->`).
+/// Wait until `pid`, or a process below it, waits for a lock: it sleeps
+/// (state `S`, between two tries) with a file open that another process
+/// holds a lock on (`/proc/locks`).
 pub fn wait_until_blocked_on_a_lock(pid: u32) {
-    let pid = pid.to_string();
     wait_for("the process waits for a lock", || {
-        std::fs::read_to_string("/proc/locks").is_ok_and(|t| {
-            t.lines().any(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                f.get(1) == Some(&"->") && f.contains(&pid.as_str())
-            })
+        let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+        family(pid).into_iter().any(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let sleeping = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('S'));
+            let fds = std::fs::read_dir(format!("/proc/{p}/fd"))
+                .into_iter()
+                .flatten();
+            sleeping
+                && fds.flatten().any(|fd| {
+                    let Ok(m) = std::fs::metadata(fd.path()) else {
+                        return false;
+                    };
+                    let (dev, ino) = (m.dev(), m.ino());
+                    let id = format!(
+                        "{:02x}:{:02x}:{ino}",
+                        rustix::fs::major(dev),
+                        rustix::fs::minor(dev)
+                    );
+                    // "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
+                    locks.lines().any(|l| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        f.len() > 5 && f[1] != "->" && f[5] == id && f[4] != p.to_string()
+                    })
+                })
         })
     });
 }
