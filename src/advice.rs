@@ -35,6 +35,10 @@ pub fn advice(err: &Error) -> Option<String> {
              running?"
                 .into()
         }
+        Error::LockTimeout { holders, .. } if holders.is_empty() => {
+            "; try again, or raise --lock-timeout".into()
+        }
+        Error::LockTimeout { .. } => "; wait for it to finish, or raise --lock-timeout".into(),
         Error::Misaligned { .. } => "; `hvkvp delete -c` drops the partial record".into(),
         Error::Permission { root: false, .. } => {
             ": pool files are root's: run as root (sudo hvkvp …)".into()

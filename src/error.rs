@@ -127,7 +127,15 @@ pub enum Error {
     },
 
     /// Waiting for a lock took longer than `--lock-timeout` (exit 3).
-    #[error("timed out after {secs} s waiting for the {kind} on {}{holder}", path.display())]
+    #[error(
+        "timed out after {secs} s waiting for the {kind} on {}: {}",
+        path.display(),
+        if holders.is_empty() {
+            "the holder is not known".to_string()
+        } else {
+            format!("held by {}", holders.join(", "))
+        }
+    )]
     LockTimeout {
         /// The pool file whose lock was not granted.
         path: PathBuf,
@@ -135,9 +143,9 @@ pub enum Error {
         kind: &'static str,
         /// The timeout in seconds, without a needless `.0`.
         secs: String,
-        /// The end of the message: who holds the lock (`F_GETLK`,
-        /// `/proc/locks`) and what to do about it.
-        holder: String,
+        /// Who holds the lock (`F_GETLK`, `/proc/locks`): each as
+        /// `pid N (name)`; none when it could not be found.
+        holders: Vec<String>,
     },
 
     /// Permission denied (exit 3).

@@ -125,20 +125,12 @@ fn timeout_error(file: &File, path: &Path, kind: &'static str, t: Duration, h: H
         Holder::Posix(ltype) => posix_holder(file, ltype).into_iter().collect(),
         Holder::Flock => flock_holders(file),
     };
-    let holder = if pids.is_empty() {
-        ": the holder is not known; try again, or raise --lock-timeout".to_string()
-    } else {
-        let who: Vec<String> = pids.iter().map(|&p| describe_pid(p)).collect();
-        format!(
-            ": held by {}; wait for it to finish, or raise --lock-timeout",
-            who.join(", ")
-        )
-    };
+    let holders = pids.iter().map(|&p| describe_pid(p)).collect();
     Error::LockTimeout {
         path: path.to_path_buf(),
         kind,
         secs: format_secs(t),
-        holder,
+        holders,
     }
 }
 

@@ -462,15 +462,13 @@ impl Pool {
     pub fn misaligned_warning(&self) -> Option<String> {
         (self.tail() != 0).then(|| {
             format!(
-                "{}: {} is not a whole number of records; the last {} ignored \
-                 (`hvkvp delete -c` drops {})",
+                "{}: {} is not a whole number of records; the last {} ignored",
                 self.path.display(),
                 crate::output::count(self.size as usize, "byte"),
                 match self.tail() {
                     1 => "byte is".to_string(),
                     n => format!("{n} bytes are"),
                 },
-                if self.tail() == 1 { "it" } else { "them" }
             )
         })
     }

@@ -427,8 +427,10 @@ fn collect(
     })?;
     let broken = broken.map_err(spool_error)?;
     // A 2.0-form line stays as silent on stderr as 2.0 was.
+    let them = if pool.tail() == 1 { "it" } else { "them" };
     let warnings: Vec<String> = (pool.misaligned_warning())
         .filter(|_| !ctx.compat)
+        .map(|w| format!("{w} (`hvkvp delete -c` drops {them})"))
         .into_iter()
         .collect();
     drop(pool); // unlock before anything is printed
