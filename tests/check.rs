@@ -24,20 +24,11 @@ fn put_records(pools: &Pools, n: u8, recs: &[(&str, &str)]) -> Vec<u8> {
     put(pools, n, &pool_bytes(recs))
 }
 
-/// Records given as raw bytes.
-fn raw(recs: &[(&[u8], &[u8])]) -> Vec<u8> {
-    recs.iter().flat_map(|(k, v)| record(k, v)).collect()
-}
-
 /// Make pool `n` look written long before this boot (2001).
 fn make_stale(pools: &Pools, n: u8) {
     let f = File::options().write(true).open(pools.file(n)).unwrap();
     f.set_modified(UNIX_EPOCH + Duration::from_secs(1_000_000_000))
         .unwrap();
-}
-
-fn mtime(path: &Path) -> SystemTime {
-    std::fs::metadata(path).unwrap().modified().unwrap()
 }
 
 fn boot_time() -> SystemTime {
@@ -387,11 +378,10 @@ fn check_names_the_tag_of_split_chunks_as_hvkvps_not_the_daemons() {
     let pools = Pools::new();
     put_records(&pools, 1, &[("a", "1")]);
     let value = "x".repeat(3000);
-    pools
-        .cmd()
-        .args(["write", "--split", "cfg", &value])
-        .assert()
-        .success();
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "--split", "cfg", &value], "", 0, &[], &[]),
+    ]);
     let obj = check(
         &pools,
         1,
@@ -477,7 +467,10 @@ fn check_never_changes_the_file() {
     make_stale(&pools, 1);
     let meta = std::fs::metadata(pools.file(1)).unwrap();
     for args in [&["check"][..], &["check", "-o", "json"], &["check", "-q"]] {
-        pools.cmd().args(args).assert().code(1);
+        #[rustfmt::skip]
+        pools.cases(&[
+            (args, "", 1, &[], &[]),
+        ]);
         let now = std::fs::metadata(pools.file(1)).unwrap();
         assert_eq!(pools.bytes(1), bytes, "{args:?} changed the bytes");
         assert_eq!(
@@ -526,8 +519,11 @@ fn check_all_pools_exits_0_when_every_pool_is_clean() {
     let pools = Pools::new();
     put_records(&pools, 0, &[("a", "1")]);
     put_records(&pools, 1, &[("b", "2")]);
-    pools.cmd().arg("check").assert().success();
-    pools.cmd().args(["check", "-a"]).assert().success();
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["check"], "", 0, &[], &[]),
+        (&["check", "-a"], "", 0, &[], &[]),
+    ]);
 }
 
 #[test]
@@ -545,25 +541,20 @@ fn check_one_pool_by_number_name_or_keyset() {
             .stdout(predicate::str::starts_with("pool 1 (guest): "))
             .stdout(predicate::str::contains("pool 3").not());
     }
-    pools
-        .cmd()
-        .args(["check", "-s", "params"])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains("duplicate key x"));
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["check", "-s", "params"], "", 1, &[Has("duplicate key x")], &[]),
+    ]);
 }
 
 #[test]
 fn check_a_missing_pool_file_exits_3() {
     let pools = Pools::new();
     put_records(&pools, 0, &[("a", "1")]);
-    pools
-        .cmd()
-        .args(["check", "-p", "1"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::contains("no such pool file"));
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["check", "-p", "1"], "", 3, &[Is("")], &[Has("no such pool file")]),
+    ]);
 }
 
 #[test]
@@ -585,50 +576,36 @@ fn check_a_missing_pool_dir_exits_3() {
 #[test]
 fn check_a_directory_without_pools_is_a_problem() {
     let pools = Pools::new();
-    pools
-        .cmd()
-        .arg("check")
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains("no pool files in"));
-    pools
-        .cmd()
-        .args(["check", "-o", "json"])
-        .assert()
-        .code(1)
-        .stdout("[]\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["check"], "", 1, &[Has("no pool files in")], &[]),
+        (&["check", "-o", "json"], "", 1, &[Is("[]\n")], &[]),
+    ]);
 }
 
 #[test]
 fn check_quiet_prints_nothing() {
     let pools = Pools::new();
     put_records(&pools, 1, &[("a", "1")]);
-    pools
-        .cmd()
-        .args(["check", "-q"])
-        .assert()
-        .success()
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["check", "-q"], "", 0, &[Is("")], &[]),
+    ]);
     put_records(&pools, 1, &[("a", "1"), ("", "2")]);
-    pools
-        .cmd()
-        .args(["-q", "check", "-o", "json"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["-q", "check", "-o", "json"], "", 1, &[Is("")], &[Is("")]),
+    ]);
 }
 
 #[test]
 fn check_rejects_an_unknown_format() {
     let pools = Pools::new();
     put_records(&pools, 1, &[("a", "1")]);
-    pools
-        .cmd()
-        .args(["check", "-o", "kv"])
-        .assert()
-        .code(2)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["check", "-o", "kv"], "", 2, &[Is("")], &[]),
+    ]);
 }
 
 #[test]
@@ -736,24 +713,19 @@ fn delete_all_if_stale_empties_a_stale_pool_in_place() {
     put_records(&pools, 1, &[("GuestStatus", "ready"), ("b", "2")]);
     make_stale(&pools, 1);
     let inode = std::fs::metadata(pools.file(1)).unwrap().ino();
-    pools
-        .cmd()
-        .args(["delete", "-A", "--if-stale"])
-        .assert()
-        .success()
-        .stdout("")
-        .stderr("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "-A", "--if-stale"], "", 0, &[Is("")], &[Is("")]),
+    ]);
     let meta = std::fs::metadata(pools.file(1)).unwrap();
     assert_eq!(meta.len(), 0);
     assert_eq!(meta.ino(), inode, "pool file was replaced");
     // Emptied now, it is fresh: a second run leaves it alone.
     assert!(meta.modified().unwrap() >= boot_time());
-    pools
-        .cmd()
-        .args(["delete", "--all", "--if-stale"])
-        .assert()
-        .code(1)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "--all", "--if-stale"], "", 1, &[Is("")], &[]),
+    ]);
     check(&pools, 1, 0, "0 records");
 }
 
@@ -762,12 +734,10 @@ fn delete_all_if_stale_leaves_a_fresh_pool_alone() {
     let pools = Pools::new();
     let before = put_records(&pools, 1, &[("GuestStatus", "ready")]);
     let when = mtime(&pools.file(1));
-    pools
-        .cmd()
-        .args(["delete", "-A", "--if-stale"])
-        .assert()
-        .code(1)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "-A", "--if-stale"], "", 1, &[Is("")], &[]),
+    ]);
     assert_eq!(pools.bytes(1), before);
     assert_eq!(mtime(&pools.file(1)), when);
 }
@@ -777,18 +747,15 @@ fn delete_all_if_stale_on_another_pool_needs_force() {
     let pools = Pools::new();
     let before = put_records(&pools, 3, &[("HostName", "h")]);
     make_stale(&pools, 3);
-    pools
-        .cmd()
-        .args(["delete", "-p", "3", "-A", "--if-stale"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("--force"));
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "-p", "3", "-A", "--if-stale"], "", 2, &[], &[Has("--force")]),
+    ]);
     assert_eq!(pools.bytes(3), before);
-    pools
-        .cmd()
-        .args(["delete", "-p", "3", "-A", "--if-stale", "--force"])
-        .assert()
-        .success();
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "-p", "3", "-A", "--if-stale", "--force"], "", 0, &[], &[]),
+    ]);
     assert_eq!(pools.bytes(3), b"");
 }
 
@@ -821,24 +788,19 @@ fn delete_all_if_stale_refuses_a_misaligned_pool() {
     bytes.extend_from_slice(b"partial");
     put(&pools, 1, &bytes);
     make_stale(&pools, 1);
-    pools
-        .cmd()
-        .args(["delete", "-A", "--if-stale"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::contains("delete -c"));
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "-A", "--if-stale"], "", 3, &[Is("")], &[Has("delete -c")]),
+    ]);
     assert_eq!(pools.bytes(1), bytes);
 }
 
 #[test]
 fn delete_all_if_stale_with_a_missing_pool_exits_3() {
     let pools = Pools::new();
-    pools
-        .cmd()
-        .args(["delete", "-A", "--if-stale"])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("no such pool file"));
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "-A", "--if-stale"], "", 3, &[], &[Has("no such pool file")]),
+    ]);
     assert!(!pools.file(1).exists());
 }

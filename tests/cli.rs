@@ -127,13 +127,10 @@ fn usage_errors_on_stderr_start_with_hvkvp_error() {
 #[test]
 fn input_and_environment_errors_start_with_hvkvp_error() {
     let pools = Pools::new();
-    pools
-        .cmd()
-        .args(["write", "", "v"])
-        .assert()
-        .code(2)
-        .stdout("")
-        .stderr(predicate::str::starts_with("hvkvp: error:"));
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "", "v"], "", 2, &[Is("")], &[Starts("hvkvp: error:")]),
+    ]);
     hvkvp()
         .arg("--pool-dir")
         .arg(pools.path().join("missing"))
@@ -148,7 +145,7 @@ fn input_and_environment_errors_start_with_hvkvp_error() {
 fn permission_denied_says_to_run_as_root() {
     let pools = Pools::new();
     let before = pools.set_records(1, &[("k", "v")]);
-    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+    let mut cmd = if is_root() {
         // Root ignores file modes: drop to nobody instead.
         if std::process::Command::new("setpriv")
             .arg("--version")

@@ -106,7 +106,10 @@ fn duration_of(args: &[&str], dup_of: Option<usize>) -> Duration {
             let pools = Pools::new();
             base_pool(&pools, dup_of);
             let t = Instant::now();
-            pools.cmd().args(args).assert().success();
+            #[rustfmt::skip]
+            pools.cases(&[
+                (args, "", 0, &[], &[]),
+            ]);
             t.elapsed()
         })
         .min()
@@ -141,11 +144,10 @@ fn kill_trials(
         twice += c.twice;
         empty += c.empty;
         // The next write of another key removes what the kill left.
-        pools
-            .cmd()
-            .args(["write", "healkey", "v"])
-            .assert()
-            .success();
+        #[rustfmt::skip]
+        pools.cases(&[
+            (&["write", "healkey", "v"], "", 0, &[], &[]),
+        ]);
         let mut healed = pools.bytes(1);
         let last = healed.len() - RECORD_SIZE;
         assert_eq!(&healed[last..], &common::record(b"healkey", b"v")[..]);

@@ -4,7 +4,6 @@
 mod common;
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
@@ -235,13 +234,10 @@ fn delete_2_0_form_takes_k_as_a_2_0_pattern() {
     );
     // A pattern 2.0 could not compile changes nothing: exit 2.
     let before = pools.bytes(1);
-    pools
-        .cmd()
-        .args(["delete", "-k", "a\\+"])
-        .assert()
-        .code(2)
-        .stdout("")
-        .stderr(predicate::str::contains("is not a pattern hvkvp 2.0 took"));
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "-k", "a\\+"], "", 2, &[Is("")], &[Has("is not a pattern hvkvp 2.0 took")]),
+    ]);
     assert_eq!(pools.bytes(1), before);
 }
 
@@ -274,7 +270,10 @@ fn delete_2_0_form_nothing_matched_exits_0_and_lists_the_pool() {
     // -x and -q keep stdout empty.
     let before = pools.bytes(1);
     for args in [&["delete", "-k", "nope", "-x"][..], &["-q", "delete", "-c"]] {
-        pools.cmd().args(args).assert().success().stdout("");
+        #[rustfmt::skip]
+        pools.cases(&[
+            (args, "", 0, &[Is("")], &[]),
+        ]);
     }
     assert_eq!(pools.bytes(1), before);
 }
@@ -392,12 +391,10 @@ fn delete_from_another_pool_works_with_force() {
     let pools = Pools::new();
     pools.set_records(3, &[("a", "1"), ("k", "v"), ("b", "2")]);
     let inode = ino(&pools, 3);
-    pools
-        .cmd()
-        .args(["delete", "-p", "3", "--force", "k"])
-        .assert()
-        .success()
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "-p", "3", "--force", "k"], "", 0, &[Is("")], &[]),
+    ]);
     assert_eq!(pools.bytes(3), pool_bytes(&[("a", "1"), ("b", "2")]));
     assert_eq!(ino(&pools, 3), inode);
 }
@@ -432,13 +429,10 @@ fn delete_all_refuses_a_misaligned_pool() {
     let mut bytes = pool_bytes(&[("a", "1")]);
     bytes.extend_from_slice(b"partial");
     pools.set(1, &bytes);
-    pools
-        .cmd()
-        .args(["delete", "-A"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::contains("delete -c"));
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "-A"], "", 3, &[Is("")], &[Has("delete -c")]),
+    ]);
     assert_eq!(pools.bytes(1), bytes);
 }
 
@@ -455,12 +449,10 @@ fn delete_clean_invalid_with_a_key_on_a_misaligned_pool() {
 fn delete_2_0_form_lists_the_pool_unless_noout_or_quiet() {
     let (pools, _) = five();
     let left = [("ab", "2"), ("Temp1", "3"), ("A", "4"), ("temp2", "5")];
-    pools
-        .cmd()
-        .args(["delete", "-k", "a"])
-        .assert()
-        .success()
-        .stdout("ab: 2\nTemp1: 3\nA: 4\ntemp2: 5\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "-k", "a"], "", 0, &[Is("ab: 2\nTemp1: 3\nA: 4\ntemp2: 5\n")], &[]),
+    ]);
     assert_eq!(pools.bytes(1), pool_bytes(&left));
     for args in [
         &["delete", "-k", "ab", "-x"][..],
@@ -469,7 +461,10 @@ fn delete_2_0_form_lists_the_pool_unless_noout_or_quiet() {
         // Modern forms stay silent.
         &["delete", "temp2"],
     ] {
-        pools.cmd().args(args).assert().success().stdout("");
+        #[rustfmt::skip]
+        pools.cases(&[
+            (args, "", 0, &[Is("")], &[]),
+        ]);
     }
     assert_eq!(pools.bytes(1), Vec::<u8>::new());
 }
@@ -510,7 +505,10 @@ fn delete_ignores_garbage_after_nul_when_matching() {
     let mut bytes = record_with_garbage(b"k", b"1");
     bytes.extend(record_with_garbage(b"other", b"2"));
     pools.set(1, &bytes);
-    pools.cmd().args(["delete", "k"]).assert().success();
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "k"], "", 0, &[], &[]),
+    ]);
     // The record kept is moved as it was, garbage and all.
     assert_eq!(pools.bytes(1), record_with_garbage(b"other", b"2"));
 }
@@ -522,17 +520,14 @@ fn delete_refuses_a_pool_that_is_not_a_regular_file() {
     let before = pool_bytes(&[("a", "1")]);
     std::fs::write(&target, &before).unwrap();
     std::os::unix::fs::symlink(&target, pools.file(1)).unwrap();
-    pools
-        .cmd()
-        .args(["delete", "-A"])
-        .assert()
-        .code(3)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "-A"], "", 3, &[Is("")], &[]),
+    ]);
     assert_eq!(std::fs::read(&target).unwrap(), before);
 
     std::fs::remove_file(pools.file(1)).unwrap();
-    let c = std::ffi::CString::new(pools.file(1).as_os_str().as_bytes()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    make_fifo(&pools.file(1));
     pools
         .cmd()
         .args(["delete", "a"])
@@ -559,7 +554,7 @@ fn delete_missing_pool_dir_exits_3() {
 fn delete_times_out_on_a_held_lock_and_changes_nothing() {
     let (pools, before) = five();
     let held = File::open(pools.file(1)).unwrap();
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_SH) }, 0);
+    flock(&held, libc::LOCK_SH);
     pools
         .cmd()
         .args(["delete", "--lock-timeout", "0.3", "-A"])
@@ -576,30 +571,25 @@ fn delete_of_a_key_written_with_split_deletes_its_chunks() {
     let pools = Pools::new();
     pools.set_records(1, &[("a", "1"), ("cfg.x", "not a chunk"), ("cfgs.0", "x")]);
     let value = "v".repeat(3000);
-    pools
-        .cmd()
-        .args(["write", "--split", "cfg", &value])
-        .assert()
-        .success();
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "--split", "cfg", &value], "", 0, &[], &[]),
+    ]);
     assert_eq!(pools.records(1).len(), 6);
     let inode = ino(&pools, 1);
-    pools
-        .cmd()
-        .args(["delete", "cfg"])
-        .assert()
-        .success()
-        .stdout("")
-        .stderr("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "cfg"], "", 0, &[Is("")], &[Is("")]),
+    ]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("a", "1"), ("cfg.x", "not a chunk"), ("cfgs.0", "x")])
     );
     assert_eq!(ino(&pools, 1), inode);
-    pools
-        .cmd()
-        .args(["read", "-p", "1", "cfg", "--join"])
-        .assert()
-        .code(1);
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-p", "1", "cfg", "--join"], "", 1, &[], &[]),
+    ]);
 }
 
 #[test]
@@ -613,12 +603,10 @@ fn delete_of_a_key_deletes_chunks_another_program_wrote_when_there_is_no_record_
             ("ignition.config.1", "1}"),
         ],
     );
-    pools
-        .cmd()
-        .args(["delete", "ignition.config"])
-        .assert()
-        .success()
-        .stderr("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "ignition.config"], "", 0, &[], &[Is("")]),
+    ]);
     assert_eq!(pools.bytes(1), pool_bytes(&[("b", "2")]));
 }
 

@@ -12,65 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
-use assert_cmd::Command;
 use common::*;
-
-/// Longer than any command here takes: a command that waits for ever (the
-/// mistake `--wait 3` used to make) fails instead of stalling the run.
-const HANG_GUARD: Duration = Duration::from_secs(30);
-
-/// What a command did: exit status, stdout, stderr.
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn of(out: std::process::Output) -> Ran {
-        Ran {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// Exit `code`, and stderr holds each of `says`.
-    fn expect(&self, code: i32, says: &[&str]) -> &Ran {
-        assert_eq!(self.code, Some(code), "stderr: {}", self.stderr);
-        for s in says {
-            assert!(
-                self.stderr.contains(s),
-                "stderr lacks {s:?}: {}",
-                self.stderr
-            );
-        }
-        self
-    }
-
-    /// stderr holds none of `words`.
-    fn never_says(&self, words: &[&str]) -> &Ran {
-        for w in words {
-            assert!(
-                !self.stderr.contains(w),
-                "stderr has {w:?}: {}",
-                self.stderr
-            );
-        }
-        self
-    }
-}
-
-/// Run `cmd` and check that `dir` is exactly as it was: same entries,
-/// inodes, modes and bytes.
-fn unchanged(dir: &Path, mut cmd: Command) -> Ran {
-    let before = snapshot(dir);
-    let ran = Ran::of(cmd.timeout(HANG_GUARD).output().expect("run hvkvp"));
-    assert_eq!(snapshot(dir), before, "{} changed", dir.display());
-    ran
-}
 
 /// [`unchanged`] for `hvkvp ARGS` on `pools`, with `stdin`.
 fn run_unchanged(pools: &Pools, args: &[&str], stdin: &[u8]) -> Ran {
@@ -101,7 +44,7 @@ fn std_cmd(dir: &Path) -> std::process::Command {
 /// us already.
 fn as_nobody(dir: &Path) -> std::process::Command {
     let mut c = std_cmd(dir);
-    if unsafe { libc::geteuid() } == 0 {
+    if is_root() {
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             c.pre_exec(|| {
@@ -116,10 +59,6 @@ fn as_nobody(dir: &Path) -> std::process::Command {
         }
     }
     c
-}
-
-fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
 }
 
 // ---------------------------------------------------------------------------
@@ -239,7 +178,10 @@ fn read_piped_into_write_round_trips_exactly() {
 fn chomp_is_accepted_and_changes_nothing() {
     let pools = Pools::new();
     for args in [&["write", "--chomp", "k", "-"][..], &["write", "k", "-"]] {
-        pools.cmd().args(args).write_stdin("v\n").assert().success();
+        #[rustfmt::skip]
+        pools.cases(&[
+            (args, "v\n", 0, &[], &[]),
+        ]);
         assert_eq!(pools.bytes(1), record(b"k", b"v"));
     }
     // --chomp and --keep-newline contradict each other.
@@ -254,13 +196,10 @@ fn chomp_is_accepted_and_changes_nothing() {
 #[test]
 fn crlf_on_stdin_keeps_the_cr_and_says_so() {
     let pools = Pools::new();
-    pools
-        .cmd()
-        .args(["write", "k", "-"])
-        .write_stdin("v\r\n")
-        .assert()
-        .success()
-        .stderr(predicates::str::contains("carriage return"));
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "k", "-"], "v\r\n", 0, &[], &[Has("carriage return")]),
+    ]);
     assert_eq!(pools.bytes(1), record(b"k", b"v\r"));
 }
 
@@ -291,7 +230,10 @@ fn closed_or_null_stdin_is_an_error_not_an_empty_value() {
         }
     }
     // The way to an empty value the message gives works.
-    pools.cmd().args(["write", "k", ""]).assert().success();
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "k", ""], "", 0, &[], &[]),
+    ]);
     assert_eq!(pools.bytes(1), record(b"k", b""));
 }
 
@@ -353,8 +295,7 @@ fn pools_with_bad_ones() -> Pools {
     let pools = Pools::new();
     pools.set_records(0, &[("host", "h")]);
     pools.set_records(1, &[("guest", "g")]);
-    let fifo = std::ffi::CString::new(pools.file(2).as_os_str().as_encoded_bytes()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    make_fifo(&pools.file(2));
     std::fs::create_dir(pools.file(3)).unwrap();
     pools
 }
@@ -559,12 +500,10 @@ fn batch_takes_crlf_lines() {
 #[test]
 fn batch_is_json_only_when_it_parses_as_json() {
     let pools = Pools::new();
-    pools
-        .cmd()
-        .args(["write", "--batch", "-"])
-        .write_stdin("[net]=on\n{id}=7\n")
-        .assert()
-        .success();
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "--batch", "-"], "[net]=on\n{id}=7\n", 0, &[], &[]),
+    ]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("[net]", "on"), ("{id}", "7")])

@@ -13,7 +13,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -188,19 +188,7 @@ struct Held(Child);
 impl Held {
     /// Start `pool_emulator hold FILE KIND` and wait until it has the lock.
     fn new(file: &Path, kind: &str) -> Held {
-        let mut child = std::process::Command::new(example("pool_emulator"))
-            .arg("hold")
-            .arg(file)
-            .args([kind, "60"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start pool_emulator");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line, "locked\n");
-        Held(child)
+        Held(hold(file, kind, "60"))
     }
 
     fn pid(&self) -> u32 {
@@ -334,7 +322,7 @@ fn file_size_limited(pools: &Pools, limit: u64, xfsz: libc::sighandler_t) -> Com
 /// Drop to `nobody` (uid/gid 65534) with setpriv when running as root.
 /// `None` (with a note) where that cannot be done; the caller skips.
 fn as_nobody(pools: &Pools) -> Option<Command> {
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         // Not root: file modes apply to us already.
         return Some(pools.cmd());
     }
@@ -477,6 +465,7 @@ fn reap(child: &mut Child) -> (libc::c_int, libc::rusage) {
         let mut status = 0;
         // SAFETY: plain data; all-zero is valid.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `status` and `ru` are ours and outlive the call.
         let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
         if r == pid {
             return (status, ru);
@@ -488,11 +477,6 @@ fn reap(child: &mut Child) -> (libc::c_int, libc::rusage) {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn make_fifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
 }
 
 // ---------------------------------------------------------------------------
@@ -1321,7 +1305,7 @@ fn pool_unreadable_to_nobody_exits_3_saying_run_as_root() {
     let pools = Pools::new();
     pools.set_records(1, &[("a", "1")]);
     std::fs::set_permissions(pools.file(1), std::fs::Permissions::from_mode(0o600)).unwrap();
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         std::fs::set_permissions(pools.file(1), std::fs::Permissions::from_mode(0o000)).unwrap();
     }
     for args in [
@@ -1351,7 +1335,7 @@ fn missing_pool_in_a_root_owned_dir_is_not_created_by_nobody() {
     let Some(mut c) = as_nobody(&pools) else {
         return;
     };
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         std::fs::set_permissions(pools.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
     }
     c.args(["write", "k", "v"]);

@@ -26,12 +26,12 @@ mod common;
 mod forms;
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{example, pool_bytes, record, wait_until_blocked_on_a_lock, Pools, RECORD_SIZE};
+use common::{hold, pool_bytes, record, wait_until_blocked_on_a_lock, Has, Is, Pools, RECORD_SIZE};
 use forms::{content, filler, forms, judge, judge_clean, records, run, s, setup, Content, Form};
 use hvkvp::seam::crashpoint;
 
@@ -77,7 +77,10 @@ fn delete_of_an_absent_key_exits_1_leaving_debris_and_mtime_alone() {
         assert_eq!(mtime_ns(&pools.file(1)), mtime, "{args:?} touched the pool");
     }
     // A change that succeeds heals the debris.
-    pools.cmd().args(["delete", "a"]).assert().code(0);
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "a"], "", 0, &[], &[]),
+    ]);
     assert_eq!(pools.records(1), [("b".to_string(), "2".to_string())]);
 }
 
@@ -85,7 +88,10 @@ fn delete_of_an_absent_key_exits_1_leaving_debris_and_mtime_alone() {
 fn delete_c_removes_debris_alone_and_exits_0() {
     let pools = Pools::new();
     pool_with_debris(&pools);
-    pools.cmd().args(["delete", "-c"]).assert().code(0);
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "-c"], "", 0, &[], &[]),
+    ]);
     assert!(pools.bytes(1) == pool_bytes(&[("a", "1"), ("b", "2")]));
 }
 
@@ -136,22 +142,6 @@ fn write_batch_that_cannot_map_the_grown_pool_exits_3_and_changes_nothing() {
     assert_eq!(pools.bytes(1).len(), 20_002 * RECORD_SIZE);
 }
 
-/// Start `pool_emulator hold FILE posix` (the daemon's lock) and wait
-/// until it has it.
-fn hold(file: &Path) -> std::process::Child {
-    let mut child = Command::new(example("pool_emulator"))
-        .args(["hold", file.to_str().unwrap(), "posix", "60"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "locked\n");
-    child
-}
-
 /// Rename a new pool holding `recs` over `path`, as an editor or Ignition
 /// does (`write to temp, rename`).
 fn rename_over(path: &Path, recs: &[(&str, &str)]) -> Vec<u8> {
@@ -166,7 +156,7 @@ fn rename_over(path: &Path, recs: &[(&str, &str)]) -> Vec<u8> {
 fn write_into_a_pool_replaced_while_waiting_for_the_lock_exits_3() {
     let pools = Pools::new();
     pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools.file(1));
+    let mut holder = hold(&pools.file(1), "posix", "60");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
         .args(["write", "k", "v", "--lock-timeout", "30"])
         .env("HVKVP_POOL_DIR", pools.path())
@@ -194,7 +184,7 @@ fn write_into_a_pool_replaced_while_waiting_for_the_lock_exits_3() {
 fn read_of_a_pool_replaced_while_waiting_for_the_lock_reads_the_new_file() {
     let pools = Pools::new();
     pools.set_records(1, &[("k", "old")]);
-    let mut holder = hold(&pools.file(1));
+    let mut holder = hold(&pools.file(1), "posix", "60");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
         .args(["read", "-p", "1", "k", "--lock-timeout", "30"])
         .env("HVKVP_POOL_DIR", pools.path())
@@ -225,25 +215,20 @@ fn a_pool_with_a_second_hard_link_is_read_but_never_changed() {
         &["delete", "a"],
         &["delete", "-A"],
     ] {
-        pools
-            .cmd()
-            .args(args)
-            .assert()
-            .code(3)
-            .stderr(predicates::str::contains("2 hard links"))
-            .stderr(predicates::str::contains("-samefile"));
+        #[rustfmt::skip]
+        pools.cases(&[
+            (args, "", 3, &[], &[Has("2 hard links"), Has("-samefile")]),
+        ]);
         assert!(pools.bytes(1) == bytes, "{args:?} changed the pool");
         assert!(
             std::fs::read(&backup).unwrap() == bytes,
             "{args:?} changed the link"
         );
     }
-    pools
-        .cmd()
-        .args(["read", "-p", "1", "a"])
-        .assert()
-        .code(0)
-        .stdout("1\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-p", "1", "a"], "", 0, &[Is("1\n")], &[]),
+    ]);
 }
 
 /// A stand-in for the daemon: `sleep`, run through a symlink of the
@@ -278,7 +263,10 @@ fn check_names_a_daemon_that_holds_a_pool_file_the_path_no_longer_names() {
     let pool = std::fs::canonicalize(pools.file(1)).unwrap();
     let mut daemon = stand_in_daemon(side.path(), &pool);
     let pid = daemon.id();
-    pools.cmd().args(["check", "-p", "1"]).assert().code(0);
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["check", "-p", "1"], "", 0, &[], &[]),
+    ]);
     rename_over(&pool, &[("a", "1")]);
     pools
         .cmd()

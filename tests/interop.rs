@@ -22,7 +22,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
@@ -33,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Pools, KEY_SIZE, RECORD_SIZE};
+use common::{in_ci, Pools, KEY_SIZE, RECORD_SIZE};
 
 const DAEMON: &str = "/usr/sbin/hv_kvp_daemon";
 /// What the daemon's answer may take before the test calls it hung (the
@@ -52,10 +51,6 @@ fn serial() -> MutexGuard<'static, ()> {
     let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     eprintln!();
     g
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 fn have_cc() -> bool {
@@ -1383,21 +1378,6 @@ fn make_stale(path: &Path) {
         .unwrap();
 }
 
-/// Hold an fcntl write lock on `path` (as the daemon's) for `secs`.
-fn hold_posix(path: &Path, secs: &str) -> Child {
-    let mut c = Command::new(common::example("pool_emulator"))
-        .args(["hold", path.to_str().unwrap(), "posix", secs])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(c.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "locked\n");
-    c
-}
-
 #[test]
 fn stale_pool_truncation_cloud_init_and_hvkvp() {
     let Some((_g, mut rig)) = setup(true) else {
@@ -1441,7 +1421,7 @@ fn stale_pool_truncation_cloud_init_and_hvkvp() {
     make_stale(&pool1);
     let check = rig.hvkvp(&["check", "-p", "1", "-o", "json"]);
     assert_eq!(check.status.code(), Some(1));
-    let mut holder = hold_posix(&pool1, "1.5");
+    let mut holder = common::hold(&pool1, "posix", "1.5");
     let t0 = Instant::now();
     construct();
     let ci_took = t0.elapsed();
@@ -1453,7 +1433,7 @@ fn stale_pool_truncation_cloud_init_and_hvkvp() {
 
     fill();
     make_stale(&pool1);
-    let mut holder = hold_posix(&pool1, "1.5");
+    let mut holder = common::hold(&pool1, "posix", "1.5");
     let mut c = rig.pools.cmd();
     let o = c
         .args(["delete", "-A", "--if-stale", "--lock-timeout", "0.3"])
@@ -1555,7 +1535,7 @@ fn daemon_lock_is_on_the_file_hvkvp_keeps_in_place() {
     // A lock taken on the file at the pool path stops the daemon: its
     // descriptor, opened at start, is on the same inode.
     let pool0 = rig.pools.file(0);
-    let mut holder = hold_posix(&pool0, "0.8");
+    let mut holder = common::hold(&pool0, "posix", "0.8");
     let t0 = Instant::now();
     let host = rig.host();
     host.send(&Host::set_message(0, "AfterLock", "yes"));

@@ -4,33 +4,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{example, Pools};
-
-/// Start `pool_emulator hold` and wait until it has the lock.
-fn hold(pools: &Pools, kind: &str, secs: &str) -> Child {
-    let mut child = Command::new(example("pool_emulator"))
-        .args(["hold", pools.file(1).to_str().unwrap(), kind, secs])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "locked\n");
-    child
-}
+use common::{example, hold, Pools};
 
 #[test]
 fn write_times_out_on_daemon_lock_and_names_the_holder() {
     let pools = Pools::new();
     let before = pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools, "posix", "30");
+    let mut holder = hold(&pools.file(1), "posix", "30");
     let pid = holder.id();
     pools
         .cmd()
@@ -51,7 +36,7 @@ fn write_times_out_on_daemon_lock_and_names_the_holder() {
 fn read_times_out_on_cloud_init_flock_and_names_the_holder() {
     let pools = Pools::new();
     pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools, "flock", "30");
+    let mut holder = hold(&pools.file(1), "flock", "30");
     let pid = holder.id();
     pools
         .cmd()
@@ -69,12 +54,11 @@ fn read_times_out_on_cloud_init_flock_and_names_the_holder() {
 fn zero_timeout_fails_at_once_when_locked() {
     let pools = Pools::new();
     let before = pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools, "posix", "30");
-    pools
-        .cmd()
-        .args(["delete", "a", "--lock-timeout", "0"])
-        .assert()
-        .code(3);
+    let mut holder = hold(&pools.file(1), "posix", "30");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["delete", "a", "--lock-timeout", "0"], "", 3, &[], &[]),
+    ]);
     assert_eq!(pools.bytes(1), before);
     holder.kill().unwrap();
     holder.wait().unwrap();
@@ -94,7 +78,7 @@ fn lock_timeout_changes_what_a_held_lock_does() {
     ] {
         let pools = Pools::new();
         let before = pools.set_records(1, &[("a", "1")]);
-        let mut holder = hold(&pools, "posix", "1");
+        let mut holder = hold(&pools.file(1), "posix", "1");
         pools
             .cmd()
             .args(args)
@@ -119,8 +103,11 @@ fn lock_timeout_changes_what_a_held_lock_does() {
 fn write_waits_for_a_lock_that_is_released() {
     let pools = Pools::new();
     pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools, "posix", "0.5");
-    pools.cmd().args(["write", "b", "2"]).assert().success();
+    let mut holder = hold(&pools.file(1), "posix", "0.5");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "b", "2"], "", 0, &[], &[]),
+    ]);
     assert_eq!(
         pools.records(1),
         [("a".into(), "1".into()), ("b".into(), "2".into())]

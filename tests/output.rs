@@ -24,8 +24,11 @@ fn on_terminal(pools: &Pools, args: &[&str]) -> (i32, Vec<u8>) {
         )
     };
     assert_eq!(rc, 0, "openpty");
+    // SAFETY: openpty succeeded, so both are open descriptors owned by no one else.
     let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
     // Raw mode: the terminal must not turn "\n" into "\r\n".
+    // SAFETY: termios is plain data (all-zero is valid) that tcgetattr fills,
+    // on a descriptor `slave` keeps open.
     unsafe {
         let mut t: libc::termios = std::mem::zeroed();
         libc::tcgetattr(std::os::fd::AsRawFd::as_raw_fd(&slave), &mut t);

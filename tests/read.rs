@@ -5,7 +5,6 @@ mod common;
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
@@ -26,13 +25,10 @@ fn three() -> (Pools, Vec<u8>) {
 #[test]
 fn read_without_key_prints_every_record_in_file_order() {
     let (pools, before) = three();
-    pools
-        .cmd()
-        .arg("read")
-        .assert()
-        .success()
-        .stdout("Hostname: vm1\nOSName: Linux\nHost: h\n")
-        .stderr("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read"], "", 0, &[Is("Hostname: vm1\nOSName: Linux\nHost: h\n")], &[Is("")]),
+    ]);
     assert_eq!(pools.bytes(0), before);
 }
 
@@ -40,75 +36,58 @@ fn read_without_key_prints_every_record_in_file_order() {
 fn read_defaults_to_pool_0() {
     let (pools, _) = three();
     pools.set_records(1, &[("GuestOnly", "1")]);
-    pools
-        .cmd()
-        .arg("read")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("GuestOnly").not());
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read"], "", 0, &[Lacks("GuestOnly")], &[]),
+    ]);
 }
 
 #[test]
 fn read_key_prints_the_value_only() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "OSName"])
-        .assert()
-        .success()
-        .stdout("Linux\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "OSName"], "", 0, &[Is("Linux\n")], &[]),
+    ]);
 }
 
 #[test]
 fn read_key_is_exact_not_a_substring() {
     let (pools, _) = three();
     // "Host" is a record of its own and a prefix of "Hostname": only it matches.
-    pools
-        .cmd()
-        .args(["read", "Host"])
-        .assert()
-        .success()
-        .stdout("h\n");
-    pools
-        .cmd()
-        .args(["read", "OSNam"])
-        .assert()
-        .code(1)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "Host"], "", 0, &[Is("h\n")], &[]),
+        (&["read", "OSNam"], "", 1, &[Is("")], &[]),
+    ]);
 }
 
 #[test]
 fn read_key_is_case_sensitive() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "hostname"])
-        .assert()
-        .code(1)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "hostname"], "", 1, &[Is("")], &[]),
+    ]);
 }
 
 #[test]
 fn read_key_prints_the_first_of_duplicates() {
     let pools = Pools::new();
     pools.set_records(0, &[("k", "first"), ("other", "x"), ("k", "second")]);
-    pools
-        .cmd()
-        .args(["read", "k"])
-        .assert()
-        .success()
-        .stdout("first\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "k"], "", 0, &[Is("first\n")], &[]),
+    ]);
 }
 
 #[test]
 fn read_missing_key_exits_1_with_nothing_on_stdout() {
     let (pools, before) = three();
-    pools
-        .cmd()
-        .args(["read", "Nope"])
-        .assert()
-        .code(1)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "Nope"], "", 1, &[Is("")], &[]),
+    ]);
     assert_eq!(pools.bytes(0), before);
 }
 
@@ -116,38 +95,22 @@ fn read_missing_key_exits_1_with_nothing_on_stdout() {
 fn read_missing_key_names_the_pool_that_has_it() {
     let (pools, _) = three();
     pools.set_records(3, &[("VirtualMachineId", "1234")]);
-    pools
-        .cmd()
-        .args(["read", "VirtualMachineId"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(predicate::str::contains(
-            "VirtualMachineId is in pool 3 (params): use -p 3",
-        ));
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "VirtualMachineId"], "", 1, &[Is("")], &[Has("VirtualMachineId is in pool 3 (params): use -p 3")]),
+    ]);
 }
 
 #[test]
 fn read_from_a_missing_pool_still_names_the_pool_that_has_the_key() {
     let pools = Pools::new();
     let before = pools.set_records(3, &[("VirtualMachineId", "1234")]);
-    pools
-        .cmd()
-        .args(["read", "VirtualMachineId"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(predicate::str::contains(".kvp_pool_0: no such pool file"))
-        .stderr(predicate::str::contains(
-            "VirtualMachineId is in pool 3 (params): use -p 3",
-        ));
-    // Nowhere else either: the missing pool is the error.
-    pools
-        .cmd()
-        .args(["read", "Nope"])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("no such pool file"));
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "VirtualMachineId"], "", 1, &[Is("")], &[Has(".kvp_pool_0: no such pool file"), Has("VirtualMachineId is in pool 3 (params): use -p 3")]),
+        // Nowhere else either: the missing pool is the error.
+        (&["read", "Nope"], "", 3, &[], &[Has("no such pool file")]),
+    ]);
     assert_eq!(pools.bytes(3), before);
     assert!(!pools.file(0).exists());
 }
@@ -155,98 +118,69 @@ fn read_from_a_missing_pool_still_names_the_pool_that_has_the_key() {
 #[test]
 fn read_pattern_matches_a_substring_by_default() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-k", "Host"])
-        .assert()
-        .success()
-        .stdout("Hostname: vm1\nHost: h\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-k", "Host"], "", 0, &[Is("Hostname: vm1\nHost: h\n")], &[]),
+    ]);
 }
 
 #[test]
 fn read_pattern_m_off_matches_a_substring() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-k", "Name", "-m", "off"])
-        .assert()
-        .success()
-        .stdout("OSName: Linux\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-k", "Name", "-m", "off"], "", 0, &[Is("OSName: Linux\n")], &[]),
+    ]);
 }
 
 #[test]
 fn read_pattern_m_on_matches_the_whole_key() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-k", "Host", "-m", "on"])
-        .assert()
-        .success()
-        .stdout("Host: h\n");
-    pools
-        .cmd()
-        .args(["read", "-p", "0", "-k", "Hostnam", "-m", "on"])
-        .assert()
-        .code(1)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-k", "Host", "-m", "on"], "", 0, &[Is("Host: h\n")], &[]),
+        (&["read", "-p", "0", "-k", "Hostnam", "-m", "on"], "", 1, &[Is("")], &[]),
+    ]);
 }
 
 #[test]
 fn read_pattern_ignorecase() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-k", "osname", "-i"])
-        .assert()
-        .success()
-        .stdout("OSName: Linux\n");
-    pools
-        .cmd()
-        .args(["read", "-p", "0", "-k", "osname"])
-        .assert()
-        .code(1)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-k", "osname", "-i"], "", 0, &[Is("OSName: Linux\n")], &[]),
+        (&["read", "-p", "0", "-k", "osname"], "", 1, &[Is("")], &[]),
+    ]);
 }
 
 #[test]
 fn read_pattern_invertmatch() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-k", "Host", "-n"])
-        .assert()
-        .success()
-        .stdout("OSName: Linux\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-k", "Host", "-n"], "", 0, &[Is("OSName: Linux\n")], &[]),
+    ]);
 }
 
 #[test]
 fn read_pattern_regex() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-E", "-k", "^Host$|^OS"])
-        .assert()
-        .success()
-        .stdout("OSName: Linux\nHost: h\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-E", "-k", "^Host$|^OS"], "", 0, &[Is("OSName: Linux\nHost: h\n")], &[]),
+    ]);
 }
 
 #[test]
 fn read_pattern_is_literal_without_regex() {
     let pools = Pools::new();
     pools.set_records(0, &[("aXb", "1"), ("a.b", "2")]);
-    pools
-        .cmd()
-        .args(["read", "-p", "0", "-k", "a.b"])
-        .assert()
-        .success()
-        .stdout("a.b: 2\n");
-    // The same pattern as a regular expression matches both.
-    pools
-        .cmd()
-        .args(["read", "-E", "-k", "a.b"])
-        .assert()
-        .success()
-        .stdout("aXb: 1\na.b: 2\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-p", "0", "-k", "a.b"], "", 0, &[Is("a.b: 2\n")], &[]),
+        // The same pattern as a regular expression matches both.
+        (&["read", "-E", "-k", "a.b"], "", 0, &[Is("aXb: 1\na.b: 2\n")], &[]),
+    ]);
 }
 
 #[test]
@@ -256,7 +190,10 @@ fn read_pattern_matching_nothing_exits_1() {
         &["read", "-p", "0", "-k", "zzz"][..],
         &["read", "-o", "kv", "-k", "zzz"],
     ] {
-        pools.cmd().args(args).assert().code(1).stdout("");
+        #[rustfmt::skip]
+        pools.cases(&[
+            (args, "", 1, &[Is("")], &[]),
+        ]);
     }
 }
 
@@ -272,13 +209,10 @@ fn read_2_0_form_matching_nothing_exits_0_in_silence() {
         &["read", "-s", "out"],
         &["read", "-s", "out", "-n"],
     ] {
-        pools
-            .cmd()
-            .args(args)
-            .assert()
-            .success()
-            .stdout("")
-            .stderr("");
+        #[rustfmt::skip]
+        pools.cases(&[
+            (args, "", 0, &[Is("")], &[Is("")]),
+        ]);
     }
     assert_eq!(pools.bytes(0), before);
 }
@@ -328,12 +262,10 @@ fn read_2_0_form_takes_k_as_a_2_0_pattern() {
             .stdout(out);
     }
     // A positional KEY, and any modern form, is literal.
-    pools
-        .cmd()
-        .args(["read", "-p", "3", "a.b"])
-        .assert()
-        .success()
-        .stdout("1\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-p", "3", "a.b"], "", 0, &[Is("1\n")], &[]),
+    ]);
     (pools.cmd().args(["read", "-p", "3", "-k", "^Physical"]))
         .assert()
         .code(1)
@@ -400,28 +332,21 @@ fn read_2_0_keyset_takes_any_case_and_the_first_letter() {
         ("param", "params: 3\n"),
         ("PARAMS", "params: 3\n"),
     ] {
-        pools
-            .cmd()
-            .args(["read", "-s", s])
-            .assert()
-            .success()
-            .stdout(out);
+        #[rustfmt::skip]
+        pools.cases(&[
+            (&["read", "-s", s], "", 0, &[Is(out)], &[]),
+        ]);
         let long = format!("--keyset={s}");
-        pools
-            .cmd()
-            .args(["read", &long])
-            .assert()
-            .success()
-            .stdout(out);
+        #[rustfmt::skip]
+        pools.cases(&[
+            (&["read", &long], "", 0, &[Is(out)], &[]),
+        ]);
     }
     for bad in ["x", "guest", ""] {
-        pools
-            .cmd()
-            .args(["read", "-s", bad])
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(predicate::str::contains("possible values: in, out, params"));
+        #[rustfmt::skip]
+        pools.cases(&[
+            (&["read", "-s", bad], "", 2, &[Is("")], &[Has("possible values: in, out, params")]),
+        ]);
     }
 }
 
@@ -436,19 +361,12 @@ fn read_n_without_k_lists_the_pool_as_in_2_0() {
         .assert()
         .success()
         .stdout(all.clone());
-    pools
-        .cmd()
-        .args(["read", "--invertmatch", "-s", "in"])
-        .assert()
-        .success()
-        .stdout(all);
-    // With a KEY it still makes no sense.
-    pools
-        .cmd()
-        .args(["read", "-n", "Host"])
-        .assert()
-        .code(2)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "--invertmatch", "-s", "in"], "", 0, &[Bytes(&all)], &[]),
+        // With a KEY it still makes no sense.
+        (&["read", "-n", "Host"], "", 2, &[Is("")], &[]),
+    ]);
 }
 
 #[test]
@@ -458,34 +376,28 @@ fn read_all_pools_prefixes_each_record_with_its_pool() {
     pools.set_records(1, &[("b", "2"), ("c", "3")]);
     pools.set_records(3, &[("d", "4")]);
     // Pools 2 and 4 do not exist: they are skipped, not an error.
-    pools
-        .cmd()
-        .args(["read", "-a"])
-        .assert()
-        .success()
-        .stdout("0: a: 1\n1: b: 2\n1: c: 3\n3: d: 4\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-a"], "", 0, &[Is("0: a: 1\n1: b: 2\n1: c: 3\n3: d: 4\n")], &[]),
+    ]);
 }
 
 #[test]
 fn read_output_value_prints_values_only() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-o", "value"])
-        .assert()
-        .success()
-        .stdout("vm1\nLinux\nh\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-o", "value"], "", 0, &[Is("vm1\nLinux\nh\n")], &[]),
+    ]);
 }
 
 #[test]
 fn read_output_kv_with_a_key_prints_key_and_value() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-o", "kv", "OSName"])
-        .assert()
-        .success()
-        .stdout("OSName: Linux\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-o", "kv", "OSName"], "", 0, &[Is("OSName: Linux\n")], &[]),
+    ]);
 }
 
 #[test]
@@ -567,69 +479,49 @@ fn read_null_ends_every_field_with_nul_and_keeps_raw_bytes() {
     let mut bytes = record(b"k\n1", b"v\x1b[31m: x");
     bytes.extend(record(b"k2", b"\xff\xfe"));
     pools.set(0, &bytes);
-    pools
-        .cmd()
-        .args(["read", "-0"])
-        .assert()
-        .success()
-        .stdout(b"k\n1\0v\x1b[31m: x\0k2\0\xff\xfe\0".to_vec());
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-0"], "", 0, &[Bytes(b"k\n1\0v\x1b[31m: x\0k2\0\xff\xfe\0")], &[]),
+    ]);
 }
 
 #[test]
 fn read_null_with_a_key_prints_the_value_and_a_nul() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-0", "OSName"])
-        .assert()
-        .success()
-        .stdout(b"Linux\0".to_vec());
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-0", "OSName"], "", 0, &[Bytes(b"Linux\0")], &[]),
+    ]);
 }
 
 #[test]
 fn read_null_with_output_value_prints_values_each_ending_in_nul() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-0", "-o", "value"])
-        .assert()
-        .success()
-        .stdout(b"vm1\0Linux\0h\0".to_vec());
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-0", "-o", "value"], "", 0, &[Bytes(b"vm1\0Linux\0h\0")], &[]),
+    ]);
 }
 
 #[test]
 fn read_null_with_all_pools_gives_the_pool_as_a_field() {
     let pools = Pools::new();
     pools.set_records(3, &[("a", "1")]);
-    pools
-        .cmd()
-        .args(["read", "-a", "-0"])
-        .assert()
-        .success()
-        .stdout(b"3\0a\x001\0".to_vec());
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-a", "-0"], "", 0, &[Bytes(b"3\0a\x001\0")], &[]),
+    ]);
 }
 
 #[test]
 fn read_quiet_prints_nothing_but_keeps_the_exit_status() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-q", "OSName"])
-        .assert()
-        .success()
-        .stdout("");
-    pools
-        .cmd()
-        .args(["-q", "read"])
-        .assert()
-        .success()
-        .stdout("");
-    pools
-        .cmd()
-        .args(["read", "--quiet", "Nope"])
-        .assert()
-        .code(1)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-q", "OSName"], "", 0, &[Is("")], &[]),
+        (&["-q", "read"], "", 0, &[Is("")], &[]),
+        (&["read", "--quiet", "Nope"], "", 1, &[Is("")], &[]),
+    ]);
 }
 
 #[test]
@@ -687,12 +579,10 @@ fn read_keyset_in_out_params_are_pools_0_1_3() {
 fn read_refuses_an_unknown_pool() {
     let (pools, _) = three();
     for bad in ["5", "guests", "-1"] {
-        pools
-            .cmd()
-            .args(["read", "-p", bad])
-            .assert()
-            .code(2)
-            .stdout("");
+        #[rustfmt::skip]
+        pools.cases(&[
+            (&["read", "-p", bad], "", 2, &[Is("")], &[]),
+        ]);
     }
 }
 
@@ -700,12 +590,10 @@ fn read_refuses_an_unknown_pool() {
 fn read_refuses_pool_and_keyset_together() {
     let (pools, _) = three();
     pools.set_records(3, &[("k", "v")]);
-    pools
-        .cmd()
-        .args(["read", "-p", "3", "-s", "params"])
-        .assert()
-        .code(2)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-p", "3", "-s", "params"], "", 2, &[Is("")], &[]),
+    ]);
 }
 
 #[test]
@@ -718,14 +606,15 @@ fn global_options_are_accepted_before_or_after_the_verb() {
         ["-s", "params", "read", "k"],
         ["read", "-s", "params", "k"],
     ] {
-        pools.cmd().args(args).assert().success().stdout("v3\n");
+        #[rustfmt::skip]
+        pools.cases(&[
+            (&args, "", 0, &[Is("v3\n")], &[]),
+        ]);
     }
-    pools
-        .cmd()
-        .args(["-q", "read", "-p", "3", "k"])
-        .assert()
-        .success()
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["-q", "read", "-p", "3", "k"], "", 0, &[Is("")], &[]),
+    ]);
 }
 
 #[test]
@@ -793,18 +682,11 @@ fn read_ignores_garbage_after_a_fields_nul() {
     let mut bytes = record_with_garbage(b"Hostname", b"fedora-vm");
     bytes.extend(record_with_garbage(b"k", b""));
     pools.set(0, &bytes);
-    pools
-        .cmd()
-        .arg("read")
-        .assert()
-        .success()
-        .stdout("Hostname: fedora-vm\nk: \n");
-    pools
-        .cmd()
-        .args(["read", "-0"])
-        .assert()
-        .success()
-        .stdout(b"Hostname\0fedora-vm\0k\0\0".to_vec());
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read"], "", 0, &[Is("Hostname: fedora-vm\nk: \n")], &[]),
+        (&["read", "-0"], "", 0, &[Bytes(b"Hostname\0fedora-vm\0k\0\0")], &[]),
+    ]);
     assert_eq!(pools.bytes(0), bytes);
 }
 
@@ -814,21 +696,12 @@ fn read_misaligned_pool_gives_whole_records_and_a_warning() {
     let mut bytes = pool_bytes(&[("a", "1"), ("b", "2")]);
     bytes.extend_from_slice(b"torn-record");
     pools.set(0, &bytes);
-    pools
-        .cmd()
-        .args(["read", "-p", "0"])
-        .assert()
-        .success()
-        .stdout("a: 1\nb: 2\n")
-        .stderr(predicate::str::contains("warning"));
-    // In the 2.0 form, as silent on stderr as 2.0 was.
-    pools
-        .cmd()
-        .arg("read")
-        .assert()
-        .success()
-        .stdout("a: 1\nb: 2\n")
-        .stderr("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-p", "0"], "", 0, &[Is("a: 1\nb: 2\n")], &[Has("warning")]),
+        // In the 2.0 form, as silent on stderr as 2.0 was.
+        (&["read"], "", 0, &[Is("a: 1\nb: 2\n")], &[Is("")]),
+    ]);
     assert_eq!(pools.bytes(0), bytes);
 }
 
@@ -839,18 +712,11 @@ fn read_prints_records_that_are_not_utf8() {
     bytes.extend(record(b"after", b"ok"));
     pools.set(0, &bytes);
     // To a pipe the bytes are exact, and the record after the bad one is there.
-    pools
-        .cmd()
-        .args(["read", "-0"])
-        .assert()
-        .success()
-        .stdout(b"bad\xff\0x\xfe\0after\0ok\0".to_vec());
-    pools
-        .cmd()
-        .args(["read", "after"])
-        .assert()
-        .success()
-        .stdout("ok\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-0"], "", 0, &[Bytes(b"bad\xff\0x\xfe\0after\0ok\0")], &[]),
+        (&["read", "after"], "", 0, &[Is("ok\n")], &[]),
+    ]);
 }
 
 #[test]
@@ -934,7 +800,7 @@ fn read_escapes_control_characters_on_a_terminal() {
 fn read_waits_for_a_writers_lock_and_times_out_with_exit_3() {
     let (pools, before) = three();
     let held = File::open(pools.file(0)).unwrap();
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    flock(&held, libc::LOCK_EX);
     pools
         .cmd()
         .args(["read", "--lock-timeout", "0.3", "OSName"])
@@ -952,7 +818,7 @@ fn the_hint_for_a_missing_key_passes_over_a_busy_pool_without_waiting_for_it() {
     let (pools, before) = three();
     pools.set_records(3, &[("VirtualMachineId", "1234")]);
     let held = File::open(pools.file(3)).unwrap();
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    flock(&held, libc::LOCK_EX);
     // The lock is held for the whole run and the timeout is long: a hint
     // that waited for it would never finish.
     pools
@@ -985,24 +851,12 @@ fn the_hint_for_a_missing_key_passes_over_a_busy_pool_without_waiting_for_it() {
 fn read_shares_its_lock_with_other_readers() {
     let (pools, _) = three();
     let held = File::open(pools.file(0)).unwrap();
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_SH) }, 0);
-    let fl = libc::flock {
-        l_type: libc::F_RDLCK as _,
-        l_whence: libc::SEEK_SET as _,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
-    assert_eq!(
-        unsafe { libc::fcntl(held.as_raw_fd(), libc::F_SETLK, &fl) },
-        0
-    );
-    pools
-        .cmd()
-        .args(["read", "--lock-timeout", "0.3", "OSName"])
-        .assert()
-        .success()
-        .stdout("Linux\n");
+    flock(&held, libc::LOCK_SH);
+    fcntl_lock(&held, libc::F_RDLCK);
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "--lock-timeout", "0.3", "OSName"], "", 0, &[Is("Linux\n")], &[]),
+    ]);
 }
 
 #[test]

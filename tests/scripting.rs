@@ -36,12 +36,10 @@ fn wait_returns_at_once_when_the_key_is_there() {
 fn wait_times_out_with_exit_1_and_nothing_printed() {
     let pools = Pools::new();
     let before = pools.set_records(0, &[("Role", "web")]);
-    pools
-        .cmd()
-        .args(["read", "Missing", "--wait=0.3"])
-        .assert()
-        .code(1)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "Missing", "--wait=0.3"], "", 1, &[Is("")], &[]),
+    ]);
     assert_eq!(pools.bytes(0), before);
 }
 
@@ -69,12 +67,10 @@ fn wait_sees_a_key_appended_by_hvkvp() {
         &pools,
         &["read", "-p", "1", "Ready", "--wait=60"],
         || {
-            pools
-                .cmd()
-                .args(["write", "Ready", "yes"])
-                .assert()
-                .success()
-                .stdout("");
+            #[rustfmt::skip]
+            pools.cases(&[
+                (&["write", "Ready", "yes"], "", 0, &[Is("")], &[]),
+            ]);
         },
         "yes\n",
     );
@@ -223,7 +219,10 @@ fn wait_follows_the_pool_directory_removed_and_made_again() {
 #[test]
 fn wait_needs_a_key_and_names_a_pool_directory_still_missing_when_it_times_out() {
     let pools = Pools::new();
-    pools.cmd().args(["read", "--wait"]).assert().code(2);
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "--wait"], "", 2, &[], &[]),
+    ]);
     hvkvp()
         .args([
             "--pool-dir",
@@ -291,11 +290,10 @@ fn split_long_value_into_chunks_within_both_limits_and_join_it_back() {
         .success()
         .stdout(format!("{value}\n"));
     // Without --join the plain key is absent.
-    pools
-        .cmd()
-        .args(["read", "-p", "1", "cfg"])
-        .assert()
-        .code(1);
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-p", "1", "cfg"], "", 1, &[], &[]),
+    ]);
 }
 
 #[test]
@@ -384,32 +382,25 @@ fn join_reassembles_chunks_written_by_other_tools() {
             ("ignition.config.0", "{\"hello\":\""),
         ],
     );
-    pools
-        .cmd()
-        .args(["read", "ignition.config", "--join"])
-        .assert()
-        .success()
-        .stdout("{\"hello\":\"world\"}\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "ignition.config", "--join"], "", 0, &[Is("{\"hello\":\"world\"}\n")], &[]),
+    ]);
 }
 
 #[test]
 fn join_prefers_the_plain_key_and_refuses_a_gap() {
     let pools = Pools::new();
     pools.set_records(0, &[("k", "plain"), ("k.0", "a"), ("k.1", "b")]);
-    pools
-        .cmd()
-        .args(["read", "k", "--join"])
-        .assert()
-        .success()
-        .stdout("plain\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "k", "--join"], "", 0, &[Is("plain\n")], &[]),
+    ]);
     pools.set_records(0, &[("k.0", "a"), ("k.2", "c")]);
-    pools
-        .cmd()
-        .args(["read", "k", "--join"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(predicate::str::contains("k.1 is missing"));
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "k", "--join"], "", 1, &[Is("")], &[Has("k.1 is missing")]),
+    ]);
 }
 
 #[test]
@@ -430,22 +421,18 @@ fn wait_with_join_waits_for_chunks() {
 fn batch_drops_a_byte_order_mark_and_crlf() {
     let pools = Pools::new();
     pools.set_records(1, &[]);
-    pools
-        .cmd()
-        .args(["write", "--batch", "-"])
-        .write_stdin("\u{feff}Stage=configured\r\nRole=web\r\n")
-        .assert()
-        .success();
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "--batch", "-"], "\u{feff}Stage=configured\r\nRole=web\r\n", 0, &[], &[]),
+    ]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("Stage", "configured"), ("Role", "web")])
     );
-    pools
-        .cmd()
-        .args(["write", "--batch", "-"])
-        .write_stdin("\u{feff}[{\"key\": \"a\", \"value\": \"b=c\"}]\n")
-        .assert()
-        .success();
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "--batch", "-"], "\u{feff}[{\"key\": \"a\", \"value\": \"b=c\"}]\n", 0, &[], &[]),
+    ]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("Stage", "configured"), ("Role", "web"), ("a", "b=c")])
@@ -456,13 +443,10 @@ fn batch_drops_a_byte_order_mark_and_crlf() {
 fn batch_lines_update_in_place_and_append_in_order() {
     let pools = Pools::new();
     pools.set_records(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
-    pools
-        .cmd()
-        .args(["write", "--batch", "-"])
-        .write_stdin("# comment\nb=20\nc=3\n\nd=x=y\n")
-        .assert()
-        .success()
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "--batch", "-"], "# comment\nb=20\nc=3\n\nd=x=y\n", 0, &[Is("")], &[]),
+    ]);
     assert_eq!(
         pools.records(1),
         kv(&[
@@ -479,12 +463,10 @@ fn batch_lines_update_in_place_and_append_in_order() {
 fn batch_removes_later_duplicates_of_the_keys_it_sets() {
     let pools = Pools::new();
     pools.set_records(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
-    pools
-        .cmd()
-        .args(["write", "--batch", "-"])
-        .write_stdin("a=new\n")
-        .assert()
-        .success();
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "--batch", "-"], "a=new\n", 0, &[], &[]),
+    ]);
     assert_eq!(pools.records(1), kv(&[("a", "new"), ("b", "2")]));
 }
 
@@ -586,32 +568,19 @@ fn copy_pipeline_passes_over_what_a_kill_left_in_every_listing() {
             .stderr("");
         assert_eq!(dst.bytes(1), clean, "read {read:?} | write {write:?}");
     }
-    src.cmd()
-        .args(["read", "-p", "1"])
-        .assert()
-        .success()
-        .stdout("a: 1\nb: 2\nc: 3\n");
-    src.cmd()
-        .args(["read", "-p", "1", "-k", "a", "-n"])
-        .assert()
-        .success()
-        .stdout("b: 2\nc: 3\n");
-    // check still names it, and reading changed nothing.
-    src.cmd()
-        .args(["check", "-p", "1"])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains("an empty key in record 1"))
-        .stdout(predicate::str::contains(
-            "a copy of the record before it in record 3",
-        ));
+    #[rustfmt::skip]
+    src.cases(&[
+        (&["read", "-p", "1"], "", 0, &[Is("a: 1\nb: 2\nc: 3\n")], &[]),
+        (&["read", "-p", "1", "-k", "a", "-n"], "", 0, &[Is("b: 2\nc: 3\n")], &[]),
+        // check still names it, and reading changed nothing.
+        (&["check", "-p", "1"], "", 1, &[Has("an empty key in record 1"), Has("a copy of the record before it in record 3")], &[]),
+    ]);
     assert_eq!(src.bytes(1), before);
     // A 2.0 command line lists the pool as 2.0 did, record by record.
-    src.cmd()
-        .args(["read", "-s", "out"])
-        .assert()
-        .success()
-        .stdout("a: 1\n: old value\nb: 2\nb: 2\nc: 3\n");
+    #[rustfmt::skip]
+    src.cases(&[
+        (&["read", "-s", "out"], "", 0, &[Is("a: 1\n: old value\nb: 2\nb: 2\nc: 3\n")], &[]),
+    ]);
 }
 
 #[test]
@@ -660,33 +629,28 @@ fn batch_with_one_bad_pair_changes_nothing_and_names_it() {
 fn batch_refuses_other_pools_and_a_misaligned_pool() {
     let pools = Pools::new();
     let before = pools.set_records(0, &[("a", "1")]);
-    pools
-        .cmd()
-        .args(["write", "-p", "0", "--batch", "-"])
-        .write_stdin("b=2\n")
-        .assert()
-        .code(2);
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "-p", "0", "--batch", "-"], "b=2\n", 2, &[], &[]),
+    ]);
     assert_eq!(pools.bytes(0), before);
     let mut bytes = pool_bytes(&[("a", "1")]);
     bytes.extend_from_slice(b"partial");
     pools.set(1, &bytes);
-    pools
-        .cmd()
-        .args(["write", "--batch", "-"])
-        .write_stdin("b=2\n")
-        .assert()
-        .code(3);
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "--batch", "-"], "b=2\n", 3, &[], &[]),
+    ]);
     assert_eq!(pools.bytes(1), bytes);
 }
 
 #[test]
 fn batch_does_not_mix_with_a_key() {
     let pools = Pools::new();
-    pools
-        .cmd()
-        .args(["write", "k", "v", "--batch", "-"])
-        .assert()
-        .code(2);
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["write", "k", "v", "--batch", "-"], "", 2, &[], &[]),
+    ]);
 }
 
 // ---- read -o object -------------------------------------------------------
@@ -702,12 +666,10 @@ fn object_output_is_keyed_by_name_with_the_last_duplicate() {
             ("HostName", "h2"),
         ],
     );
-    pools
-        .cmd()
-        .args(["read", "-p", "3", "-o", "object"])
-        .assert()
-        .success()
-        .stdout("{\n\"HostName\":\"h2\",\n\"VirtualMachineName\":\"vm\"\n}\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-p", "3", "-o", "object"], "", 0, &[Is("{\n\"HostName\":\"h2\",\n\"VirtualMachineName\":\"vm\"\n}\n")], &[]),
+    ]);
     let out = pools
         .cmd()
         .args(["read", "-a", "-o", "object"])

@@ -237,8 +237,8 @@ fn a_sigbus_sent_by_another_process_kills() {
             break;
         }
     }
-    // SAFETY: sending a signal to our own child touches no memory.
     assert_eq!(
+        // SAFETY: sending a signal to our own child touches no memory.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGBUS) },
         0
     );

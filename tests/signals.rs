@@ -13,13 +13,12 @@ mod common;
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Pools, Rng, RECORD_SIZE};
+use common::{flock, Pools, Rng, RECORD_SIZE};
 
 /// The signals hvkvp holds while it changes a pool (SIGQUIT as well, but it
 /// dumps core where core dumps are on, so the trials leave it out).
@@ -69,7 +68,7 @@ fn hvkvp_in(dir: &Path, args: &[&str]) -> Command {
 }
 
 fn send(child: &Child, sig: libc::c_int) {
-    // The child is not reaped yet, so its pid cannot have been reused: at
+    // SAFETY: kill touches no memory. The child is not reaped yet, so its pid cannot have been reused: at
     // worst the signal reaches a zombie and does nothing.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
     assert_eq!(
@@ -463,7 +462,7 @@ fn a_signal_while_waiting_for_a_lock_acts_at_once() {
         .write(true)
         .open(pools.file(1))
         .unwrap();
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    flock(&held, libc::LOCK_EX);
     let child = hvkvp_in(pools.path(), &["--lock-timeout", "30", "write", "k", "v"])
         .spawn()
         .unwrap();

@@ -1127,6 +1127,7 @@ fn kinds(batch_file: &Path) -> Vec<Kind> {
 /// boundary it crosses (`RECORD_SIZE` when it crosses none): hvkvp writes
 /// such a record in two page-contained parts, or, in place, in one part.
 fn head_len(at: usize) -> usize {
+    // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
     ((at / page + 1) * page - at).min(RECORD_SIZE)
 }

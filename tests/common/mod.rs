@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use assert_cmd::Command;
 
@@ -90,6 +91,123 @@ impl Pools {
         let mut c = hvkvp();
         c.env("HVKVP_POOL_DIR", self.path());
         c
+    }
+}
+
+/// Longer than any command of these tests takes: one that would wait for
+/// ever fails instead of stalling the run.
+pub const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// What a row of a table checks in stdout or stderr.
+#[derive(Clone, Copy, Debug)]
+pub enum Text<'a> {
+    /// Exactly this text.
+    Is(&'a str),
+    /// Exactly these bytes.
+    Bytes(&'a [u8]),
+    /// This text somewhere.
+    Has(&'a str),
+    /// Not this text anywhere.
+    Lacks(&'a str),
+    /// This text first.
+    Starts(&'a str),
+}
+pub use Text::*;
+
+impl Text<'_> {
+    fn check(&self, stream: &str, bytes: &[u8], row: &str) {
+        let text = String::from_utf8_lossy(bytes);
+        let ok = match *self {
+            Is(s) => bytes == s.as_bytes(),
+            Bytes(b) => bytes == b,
+            Has(s) => text.contains(s),
+            Lacks(s) => !text.contains(s),
+            Starts(s) => text.starts_with(s),
+        };
+        assert!(ok, "{row}: {stream} is not {self:?}:\n{text}");
+    }
+}
+
+/// One row of a table: a command line, its stdin, and what it must give:
+/// its exit status, and what its stdout and its stderr must be.
+pub type Case<'a> = (&'a [&'a str], &'a str, i32, &'a [Text<'a>], &'a [Text<'a>]);
+
+/// What a command did: exit status, stdout, stderr.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn of(out: std::process::Output) -> Ran {
+        Ran {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Exit `code`, and stderr holds each of `says`.
+    pub fn expect(&self, code: i32, says: &[&str]) -> &Ran {
+        assert_eq!(self.code, Some(code), "stderr: {}", self.stderr);
+        for s in says {
+            assert!(
+                self.stderr.contains(s),
+                "stderr lacks {s:?}: {}",
+                self.stderr
+            );
+        }
+        self
+    }
+
+    /// stderr holds none of `words`.
+    pub fn never_says(&self, words: &[&str]) -> &Ran {
+        for w in words {
+            assert!(
+                !self.stderr.contains(w),
+                "stderr has {w:?}: {}",
+                self.stderr
+            );
+        }
+        self
+    }
+}
+
+/// Run `cmd` (with [`HANG_GUARD`]) and check that `dir` is exactly as it
+/// was: same entries, inodes, modes and bytes.
+pub fn unchanged(dir: &Path, mut cmd: Command) -> Ran {
+    let before = snapshot(dir);
+    let ran = Ran::of(cmd.timeout(HANG_GUARD).output().expect("run hvkvp"));
+    assert_eq!(snapshot(dir), before, "{} changed", dir.display());
+    ran
+}
+
+impl Pools {
+    /// Run every row on these pools, in order, and check what each gave.
+    pub fn cases(&self, rows: &[Case]) {
+        for &(args, stdin, code, stdout, stderr) in rows {
+            let out = self
+                .cmd()
+                .args(args)
+                .write_stdin(stdin)
+                .timeout(HANG_GUARD)
+                .output()
+                .expect("run hvkvp");
+            let row = format!("hvkvp {args:?}");
+            assert_eq!(
+                out.status.code(),
+                Some(code),
+                "{row}: stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            for t in stdout {
+                t.check("stdout", &out.stdout, &row);
+            }
+            for t in stderr {
+                t.check("stderr", &out.stderr, &row);
+            }
+        }
     }
 }
 
@@ -346,4 +464,126 @@ pub fn snapshot(dir: &Path) -> BTreeMap<OsString, Node> {
         all.insert(e.file_name(), node);
     }
     all
+}
+
+/// Are the tests running as root?
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Make a FIFO (mode 0644) at `path`.
+pub fn make_fifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+}
+
+/// Take `op` (`libc::LOCK_SH` or `LOCK_EX`) on `file` with flock, as
+/// cloud-init does; it is held until `file` is closed.
+pub fn flock(file: &std::fs::File, op: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor `file` keeps open touches no memory.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), op) }, 0, "flock");
+}
+
+/// Take a POSIX record lock of `kind` (`libc::F_RDLCK` or `F_WRLCK`) over
+/// the whole of `file` without waiting, as hv_kvp_daemon does; it is held
+/// until `file` is closed.
+pub fn fcntl_lock(file: &std::fs::File, kind: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    let fl = libc::flock {
+        l_type: kind as _,
+        l_whence: libc::SEEK_SET as _,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    // SAFETY: F_SETLK reads the `flock` struct, which outlives the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
+    assert_eq!(rc, 0, "fcntl F_SETLK");
+}
+
+/// Start `pool_emulator hold FILE KIND SECS` (`posix`: the daemon's fcntl
+/// lock; `flock`: cloud-init's) and wait until it has the lock.
+pub fn hold(file: &Path, kind: &str, secs: &str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(example("pool_emulator"))
+        .args(["hold", file.to_str().unwrap(), kind, secs])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "locked\n");
+    child
+}
+
+/// Records as (key, value) byte pairs; a key of b"" starts with NUL.
+pub fn raw(recs: &[(&[u8], &[u8])]) -> Vec<u8> {
+    recs.iter().flat_map(|(k, v)| record(k, v)).collect()
+}
+
+/// The file's modification time.
+pub fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+/// Under CI (`CI=true`), a missing tool fails a test instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Descriptors of this process pointed at other files; dropped, each is
+/// put back.
+pub struct Redirected(Vec<(libc::c_int, libc::c_int)>);
+
+impl Drop for Redirected {
+    fn drop(&mut self) {
+        for &(fd, saved) in &self.0 {
+            // SAFETY: puts back the descriptor saved by `redirect` and closes the copy.
+            unsafe {
+                libc::dup2(saved, fd);
+                libc::close(saved);
+            }
+        }
+    }
+}
+
+/// Point each descriptor `fd` at its file until the result is dropped.
+pub fn redirect(to: &[(libc::c_int, &std::fs::File)]) -> Redirected {
+    use std::os::fd::AsRawFd;
+    let mut restore = Redirected(Vec::new());
+    for &(fd, file) in to {
+        // SAFETY: dup/dup2 on descriptors this process owns.
+        let saved = unsafe { libc::dup(fd) };
+        assert!(saved >= 0, "dup({fd}) failed");
+        restore.0.push((fd, saved));
+        // SAFETY: as above.
+        unsafe { libc::dup2(file.as_raw_fd(), fd) };
+    }
+    restore
+}
+
+/// Run `f` (hvkvp in-process) with fds 1 and 2 on /dev/null, one call at
+/// a time, so that a passing run prints nothing. libtest captures panic
+/// messages on its own; only with `--nocapture` could another test's
+/// panic message, printed at that very instant, be lost (and a line of
+/// libtest's own progress, printed while fd 1 is redirected).
+pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    let restore = redirect(&[(1, &null), (2, &null)]);
+    let out = f();
+    // What a listing left in std's buffer goes to /dev/null too.
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    drop(restore);
+    out
 }
