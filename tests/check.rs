@@ -532,14 +532,11 @@ fn check_one_pool_by_number_name_or_keyset() {
     put_records(&pools, 1, &[("a", "1")]);
     put_records(&pools, 3, &[("x", "1"), ("x", "2")]);
     for args in [&["-p", "1"][..], &["-p", "guest"], &["-s", "out"]] {
-        pools
-            .cmd()
-            .arg("check")
-            .args(args)
-            .assert()
-            .success()
-            .stdout(predicate::str::starts_with("pool 1 (guest): "))
-            .stdout(predicate::str::contains("pool 3").not());
+        pools.cmd().arg("check").args(args).gives(
+            0,
+            &[Starts("pool 1 (guest): "), Lacks("pool 3")],
+            &[],
+        );
     }
     #[rustfmt::skip]
     pools.cases(&[
@@ -566,10 +563,7 @@ fn check_a_missing_pool_dir_exits_3() {
             .arg("--pool-dir")
             .arg(&missing)
             .args(args)
-            .assert()
-            .code(3)
-            .stdout("")
-            .stderr(predicate::str::contains("no such directory"));
+            .gives(3, &[Is("")], &[Has("no such directory")]);
     }
 }
 
@@ -773,10 +767,7 @@ fn delete_if_stale_without_all_is_a_usage_error() {
             .cmd()
             .arg("delete")
             .args(args)
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(predicate::str::starts_with("hvkvp: error: "));
+            .gives(2, &[Is("")], &[Starts("hvkvp: error: ")]);
         assert_eq!(pools.bytes(1), before, "delete {args:?} changed the pool");
     }
 }

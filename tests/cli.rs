@@ -94,8 +94,8 @@ fn unknown_option_exits_2() {
 
 #[test]
 fn unknown_verb_or_no_verb_exits_2() {
-    hvkvp().arg("list").assert().code(2).stdout("");
-    hvkvp().assert().code(2).stdout("");
+    hvkvp().arg("list").gives(2, &[Is("")], &[]);
+    hvkvp().gives(2, &[Is("")], &[]);
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn bad_option_values_exit_2() {
         vec!["read", "--lock-timeout", "soon"],
         vec!["read", "--lock-timeout", "-1"],
     ] {
-        pools.cmd().args(&args).assert().code(2).stdout("");
+        pools.cmd().args(&args).gives(2, &[Is("")], &[]);
     }
 }
 
@@ -119,9 +119,7 @@ fn usage_errors_on_stderr_start_with_hvkvp_error() {
     // Errors go to stderr as `hvkvp: error: …`; a usage error is one.
     hvkvp()
         .args(["read", "--bogus"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::starts_with("hvkvp: error:"));
+        .gives(2, &[], &[Starts("hvkvp: error:")]);
 }
 
 #[test]
@@ -135,10 +133,7 @@ fn input_and_environment_errors_start_with_hvkvp_error() {
         .arg("--pool-dir")
         .arg(pools.path().join("missing"))
         .args(["write", "k", "v"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::starts_with("hvkvp: error:"));
+        .gives(3, &[Is("")], &[Starts("hvkvp: error:")]);
 }
 
 #[test]
@@ -166,12 +161,11 @@ fn permission_denied_says_to_run_as_root() {
         std::fs::set_permissions(pools.file(1), std::fs::Permissions::from_mode(0o444)).unwrap();
         pools.cmd()
     };
-    cmd.args(["write", "k", "new"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::starts_with("hvkvp: error:"))
-        .stderr(predicate::str::contains("run as root"));
+    cmd.args(["write", "k", "new"]).gives(
+        3,
+        &[Is("")],
+        &[Starts("hvkvp: error:"), Has("run as root")],
+    );
     assert_eq!(pools.bytes(1), before);
 }
 

@@ -45,10 +45,7 @@ fn deletes(pools: &Pools, args: &[&str], left: &[(&str, &str)]) {
         .cmd()
         .arg("delete")
         .args(args)
-        .assert()
-        .success()
-        .stdout(shown)
-        .stderr("");
+        .gives(0, &[Is(&shown)], &[Is("")]);
     assert_eq!(pools.records(1), owned(left), "after delete {args:?}");
     assert_eq!(pools.bytes(1), pool_bytes(left));
     assert_eq!(ino(pools, 1), inode, "pool file was replaced");
@@ -372,14 +369,11 @@ fn delete_refuses_pools_other_than_1_without_force() {
         let before = pools.set_records(n, &[("k", "v")]);
         for pool in [n.to_string().as_str(), name] {
             for verb in [&["k"][..], &["-A"], &["-d"]] {
-                pools
-                    .cmd()
-                    .args(["delete", "-p", pool])
-                    .args(verb)
-                    .assert()
-                    .code(2)
-                    .stdout("")
-                    .stderr(predicate::str::contains("--force"));
+                pools.cmd().args(["delete", "-p", pool]).args(verb).gives(
+                    2,
+                    &[Is("")],
+                    &[Has("--force")],
+                );
                 assert_eq!(pools.bytes(n), before, "pool {n} changed");
             }
         }
@@ -410,10 +404,7 @@ fn delete_refuses_a_misaligned_pool() {
             .cmd()
             .arg("delete")
             .args(args)
-            .assert()
-            .code(3)
-            .stdout("")
-            .stderr(predicate::str::contains("delete -c"));
+            .gives(3, &[Is("")], &[Has("delete -c")]);
         assert_eq!(
             pools.bytes(1),
             bytes,
@@ -494,8 +485,7 @@ fn delete_a_key_that_is_not_utf8() {
         .cmd()
         .arg("delete")
         .arg(std::ffi::OsStr::from_bytes(b"k\xff"))
-        .assert()
-        .success();
+        .gives(0, &[], &[]);
     assert_eq!(pools.bytes(1), record(b"ok", b"2"));
 }
 
@@ -532,9 +522,7 @@ fn delete_refuses_a_pool_that_is_not_a_regular_file() {
         .cmd()
         .args(["delete", "a"])
         .timeout(Duration::from_secs(10))
-        .assert()
-        .code(3)
-        .stdout("");
+        .gives(3, &[Is("")], &[]);
 }
 
 #[test]
@@ -544,10 +532,7 @@ fn delete_missing_pool_dir_exits_3() {
         .arg("--pool-dir")
         .arg(pools.path().join("nope"))
         .args(["delete", "k"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::contains("hv_kvp_daemon"));
+        .gives(3, &[Is("")], &[Has("hv_kvp_daemon")]);
 }
 
 #[test]
@@ -559,9 +544,7 @@ fn delete_times_out_on_a_held_lock_and_changes_nothing() {
         .cmd()
         .args(["delete", "--lock-timeout", "0.3", "-A"])
         .timeout(Duration::from_secs(10))
-        .assert()
-        .code(3)
-        .stdout("");
+        .gives(3, &[Is("")], &[]);
     drop(held);
     assert_eq!(pools.bytes(1), before);
 }

@@ -677,10 +677,7 @@ fn stdin_value_2047_bytes_accepted_2048_refused_reading_no_further() {
         .args(["write", "--force", "k", "-"])
         .write_stdin(rep("v", 2047))
         .timeout(HANG_GUARD)
-        .assert()
-        .success()
-        .stdout("")
-        .stderr("");
+        .gives(0, &[Is("")], &[Is("")]);
     assert_eq!(pools.bytes(1), record(b"k", rep("v", 2047).as_bytes()));
     // With --chomp, one newline more is read and dropped.
     pools
@@ -688,8 +685,7 @@ fn stdin_value_2047_bytes_accepted_2048_refused_reading_no_further() {
         .args(["write", "--force", "--chomp", "k", "-"])
         .write_stdin(format!("{}\n", rep("w", 2047)))
         .timeout(HANG_GUARD)
-        .assert()
-        .success();
+        .gives(0, &[], &[]);
     assert_eq!(pools.bytes(1), record(b"k", rep("w", 2047).as_bytes()));
 
     // Where reading stopped, or the whole length when it did not: 2048
@@ -1232,17 +1228,12 @@ fn pool_that_is_a_symlink_is_read_through() {
         .cmd()
         .args(["read", "-p", "1"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0)
-        .stdout("a: 1\n")
-        .stderr("");
+        .gives(0, &[Is("a: 1\n")], &[Is("")]);
     pools
         .cmd()
         .args(["read", "-p", "1", "a"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0)
-        .stdout("1\n");
+        .gives(0, &[Is("1\n")], &[]);
     assert_eq!(snapshot(pools.path()), before);
 }
 
@@ -1421,10 +1412,7 @@ fn read_only_fs_can_still_be_read() {
     fs.cmd()
         .args(["read", "-p", "1"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0)
-        .stdout("a: 1\nb: 2\n")
-        .stderr("");
+        .gives(0, &[Is("a: 1\nb: 2\n")], &[Is("")]);
     assert_eq!(snapshot(&fs.dir), before);
 }
 
@@ -1491,10 +1479,7 @@ fn disk_full_update_in_place_still_works() {
     fs.cmd()
         .args(["write", "b", "changed"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+        .gives(0, &[Is("")], &[Is("")]);
     assert_eq!(
         std::fs::read(fs.file(1)).unwrap(),
         pool_bytes(&[("a", "1"), ("b", "changed"), ("c", "3")])
@@ -1636,8 +1621,7 @@ fn disk_full_split_keeps_the_old_value() {
     fs.cmd()
         .args(["write", "--split", "cfg", "-"])
         .write_stdin(a.clone())
-        .assert()
-        .success();
+        .gives(0, &[], &[]);
     fs.fill();
     let mut c = fs.cmd();
     c.args(["write", "--split", "cfg", "-"])
@@ -1680,8 +1664,7 @@ fn disk_full_update_that_needs_a_staged_copy_is_written_in_place() {
     fs.cmd()
         .args(["write", "--force", "k4", &new])
         .timeout(HANG_GUARD)
-        .assert()
-        .success();
+        .gives(0, &[], &[]);
     let mut want = refs.clone();
     want[4].1 = &new;
     assert_eq!(fs_bytes(&fs), pool_bytes(&want));
@@ -1856,10 +1839,7 @@ fn records_then_garbage_tail_read_the_records() {
         .cmd()
         .args(["read", "-p", "1", "b"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0)
-        .stdout("2\n")
-        .stderr(predicates::str::contains("the last 7 bytes are ignored"));
+        .gives(0, &[Is("2\n")], &[Has("the last 7 bytes are ignored")]);
     assert_eq!(snapshot(pools.path()), before);
 }
 
@@ -1872,30 +1852,23 @@ fn zero_length_pool_reads_empty_and_is_written_normally() {
         .cmd()
         .args(["read", "-p", "1"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr("");
+        .gives(1, &[Is("")], &[Is("")]);
     pools
         .cmd()
         .args(["check", "-p", "1"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0);
+        .gives(0, &[], &[]);
     pools
         .cmd()
         .args(["delete", "k"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(1)
-        .stdout("");
+        .gives(1, &[Is("")], &[]);
     assert_eq!(pools.bytes(1), b"");
     pools
         .cmd()
         .args(["write", "k", "v"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0);
+        .gives(0, &[], &[]);
     assert_eq!(pools.bytes(1), record(b"k", b"v"));
     assert_eq!(std::fs::metadata(pools.file(1)).unwrap().ino(), ino);
 }

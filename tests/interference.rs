@@ -31,7 +31,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{hold, pool_bytes, record, wait_until_blocked_on_a_lock, Has, Is, Pools, RECORD_SIZE};
+use common::{
+    hold, pool_bytes, record, wait_until_blocked_on_a_lock, Gives, Has, Is, Pools, RECORD_SIZE,
+};
 use forms::{content, filler, forms, judge, judge_clean, records, run, s, setup, Content, Form};
 use hvkvp::seam::crashpoint;
 
@@ -137,8 +139,7 @@ fn write_batch_that_cannot_map_the_grown_pool_exits_3_and_changes_nothing() {
     pools
         .cmd()
         .args(["write", "--batch", batch.to_str().unwrap()])
-        .assert()
-        .code(0);
+        .gives(0, &[], &[]);
     assert_eq!(pools.bytes(1).len(), 20_002 * RECORD_SIZE);
 }
 

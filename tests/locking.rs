@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{example, hold, Pools};
+use common::{example, hold, Gives, Is, Pools};
 
 #[test]
 fn write_times_out_on_daemon_lock_and_names_the_holder() {
@@ -83,16 +83,13 @@ fn lock_timeout_changes_what_a_held_lock_does() {
             .cmd()
             .args(args)
             .args(["--lock-timeout", "0"])
-            .assert()
-            .code(3)
-            .stdout("");
+            .gives(3, &[Is("")], &[]);
         assert_eq!(pools.bytes(1), before, "{args:?}");
         pools
             .cmd()
             .args(args)
             .args(["--lock-timeout", "20"])
-            .assert()
-            .success();
+            .gives(0, &[], &[]);
         let changed = pools.bytes(1) != before;
         assert_eq!(changed, ["write", "delete"].contains(&args[0]), "{args:?}");
         holder.wait().unwrap();

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::FromArgMatches;
-use common::{record, redirect, Pools, KEY_SIZE, RECORD_SIZE};
+use common::{record, redirect, Gives, Has, Is, Pools, KEY_SIZE, RECORD_SIZE};
 use serde_json::{json, Value};
 
 include!("common/model.rs");
@@ -1492,10 +1492,7 @@ fn lines_with_an_option_that_has_nothing_to_act_on_are_refused() {
             .cmd()
             .args(args)
             .timeout(Duration::from_secs(30))
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(predicates::str::contains("hvkvp: error:"));
+            .gives(2, &[Is("")], &[Has("hvkvp: error:")]);
         assert!(before() == was, "{args:?} changed a pool");
     }
     // `--chomp` and `--keep-newline` are not 2.0's: such a line is modern

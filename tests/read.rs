@@ -10,7 +10,6 @@ use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use predicates::prelude::*;
 
 /// Pool 0 with three records, the usual starting point.
 fn three() -> (Pools, Vec<u8>) {
@@ -22,53 +21,45 @@ fn three() -> (Pools, Vec<u8>) {
     (pools, before)
 }
 
+/// `read KEY` and `read -k PATTERN` on pool 0's three records, with a
+/// record of their own in pools 1 and 3: what each prints, its exit status,
+/// and that no pool changes.
 #[test]
-fn read_without_key_prints_every_record_in_file_order() {
+fn read_key_and_pattern_forms() {
     let (pools, before) = three();
+    let others = [
+        pools.set_records(1, &[("GuestOnly", "1")]),
+        pools.set_records(3, &[("VirtualMachineId", "1234")]),
+    ];
     #[rustfmt::skip]
     pools.cases(&[
-        (&["read"], "", 0, &[Is("Hostname: vm1\nOSName: Linux\nHost: h\n")], &[Is("")]),
-    ]);
-    assert_eq!(pools.bytes(0), before);
-}
-
-#[test]
-fn read_defaults_to_pool_0() {
-    let (pools, _) = three();
-    pools.set_records(1, &[("GuestOnly", "1")]);
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["read"], "", 0, &[Lacks("GuestOnly")], &[]),
-    ]);
-}
-
-#[test]
-fn read_key_prints_the_value_only() {
-    let (pools, _) = three();
-    #[rustfmt::skip]
-    pools.cases(&[
+        // Without a key: every record of pool 0 (the default), in file order.
+        (&["read"], "", 0, &[Is("Hostname: vm1\nOSName: Linux\nHost: h\n"), Lacks("GuestOnly")], &[Is("")]),
+        // KEY prints the value only; it is exact, not a substring, and case-sensitive.
         (&["read", "OSName"], "", 0, &[Is("Linux\n")], &[]),
-    ]);
-}
-
-#[test]
-fn read_key_is_exact_not_a_substring() {
-    let (pools, _) = three();
-    // "Host" is a record of its own and a prefix of "Hostname": only it matches.
-    #[rustfmt::skip]
-    pools.cases(&[
+        // "Host" is a record of its own and a prefix of "Hostname": only it matches.
         (&["read", "Host"], "", 0, &[Is("h\n")], &[]),
         (&["read", "OSNam"], "", 1, &[Is("")], &[]),
-    ]);
-}
-
-#[test]
-fn read_key_is_case_sensitive() {
-    let (pools, _) = three();
-    #[rustfmt::skip]
-    pools.cases(&[
         (&["read", "hostname"], "", 1, &[Is("")], &[]),
+        // A missing key exits 1 with nothing on stdout, naming the pool that has it.
+        (&["read", "Nope"], "", 1, &[Is("")], &[]),
+        (&["read", "VirtualMachineId"], "", 1, &[Is("")], &[Has("VirtualMachineId is in pool 3 (params): use -p 3")]),
+        // -k matches a substring by default and with -m off, the whole key with -m on.
+        (&["read", "-k", "Host"], "", 0, &[Is("Hostname: vm1\nHost: h\n")], &[]),
+        (&["read", "-k", "Name", "-m", "off"], "", 0, &[Is("OSName: Linux\n")], &[]),
+        (&["read", "-k", "Host", "-m", "on"], "", 0, &[Is("Host: h\n")], &[]),
+        (&["read", "-p", "0", "-k", "Hostnam", "-m", "on"], "", 1, &[Is("")], &[]),
+        // -i ignores case, -n inverts, -E is a regular expression.
+        (&["read", "-k", "osname", "-i"], "", 0, &[Is("OSName: Linux\n")], &[]),
+        (&["read", "-p", "0", "-k", "osname"], "", 1, &[Is("")], &[]),
+        (&["read", "-k", "Host", "-n"], "", 0, &[Is("OSName: Linux\n")], &[]),
+        (&["read", "-E", "-k", "^Host$|^OS"], "", 0, &[Is("OSName: Linux\nHost: h\n")], &[]),
+        // A pattern matching nothing exits 1.
+        (&["read", "-p", "0", "-k", "zzz"], "", 1, &[Is("")], &[]),
+        (&["read", "-o", "kv", "-k", "zzz"], "", 1, &[Is("")], &[]),
     ]);
+    assert_eq!(pools.bytes(0), before);
+    assert_eq!([pools.bytes(1), pools.bytes(3)], others);
 }
 
 #[test]
@@ -78,26 +69,6 @@ fn read_key_prints_the_first_of_duplicates() {
     #[rustfmt::skip]
     pools.cases(&[
         (&["read", "k"], "", 0, &[Is("first\n")], &[]),
-    ]);
-}
-
-#[test]
-fn read_missing_key_exits_1_with_nothing_on_stdout() {
-    let (pools, before) = three();
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "Nope"], "", 1, &[Is("")], &[]),
-    ]);
-    assert_eq!(pools.bytes(0), before);
-}
-
-#[test]
-fn read_missing_key_names_the_pool_that_has_it() {
-    let (pools, _) = three();
-    pools.set_records(3, &[("VirtualMachineId", "1234")]);
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "VirtualMachineId"], "", 1, &[Is("")], &[Has("VirtualMachineId is in pool 3 (params): use -p 3")]),
     ]);
 }
 
@@ -116,62 +87,6 @@ fn read_from_a_missing_pool_still_names_the_pool_that_has_the_key() {
 }
 
 #[test]
-fn read_pattern_matches_a_substring_by_default() {
-    let (pools, _) = three();
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-k", "Host"], "", 0, &[Is("Hostname: vm1\nHost: h\n")], &[]),
-    ]);
-}
-
-#[test]
-fn read_pattern_m_off_matches_a_substring() {
-    let (pools, _) = three();
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-k", "Name", "-m", "off"], "", 0, &[Is("OSName: Linux\n")], &[]),
-    ]);
-}
-
-#[test]
-fn read_pattern_m_on_matches_the_whole_key() {
-    let (pools, _) = three();
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-k", "Host", "-m", "on"], "", 0, &[Is("Host: h\n")], &[]),
-        (&["read", "-p", "0", "-k", "Hostnam", "-m", "on"], "", 1, &[Is("")], &[]),
-    ]);
-}
-
-#[test]
-fn read_pattern_ignorecase() {
-    let (pools, _) = three();
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-k", "osname", "-i"], "", 0, &[Is("OSName: Linux\n")], &[]),
-        (&["read", "-p", "0", "-k", "osname"], "", 1, &[Is("")], &[]),
-    ]);
-}
-
-#[test]
-fn read_pattern_invertmatch() {
-    let (pools, _) = three();
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-k", "Host", "-n"], "", 0, &[Is("OSName: Linux\n")], &[]),
-    ]);
-}
-
-#[test]
-fn read_pattern_regex() {
-    let (pools, _) = three();
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-E", "-k", "^Host$|^OS"], "", 0, &[Is("OSName: Linux\nHost: h\n")], &[]),
-    ]);
-}
-
-#[test]
 fn read_pattern_is_literal_without_regex() {
     let pools = Pools::new();
     pools.set_records(0, &[("aXb", "1"), ("a.b", "2")]);
@@ -181,20 +96,6 @@ fn read_pattern_is_literal_without_regex() {
         // The same pattern as a regular expression matches both.
         (&["read", "-E", "-k", "a.b"], "", 0, &[Is("aXb: 1\na.b: 2\n")], &[]),
     ]);
-}
-
-#[test]
-fn read_pattern_matching_nothing_exits_1() {
-    let (pools, _) = three();
-    for args in [
-        &["read", "-p", "0", "-k", "zzz"][..],
-        &["read", "-o", "kv", "-k", "zzz"],
-    ] {
-        #[rustfmt::skip]
-        pools.cases(&[
-            (args, "", 1, &[Is("")], &[]),
-        ]);
-    }
 }
 
 #[test]
@@ -257,19 +158,14 @@ fn read_2_0_form_takes_k_as_a_2_0_pattern() {
             .cmd()
             .args(["read", "-s", "params"])
             .args(args)
-            .assert()
-            .success()
-            .stdout(out);
+            .gives(0, &[Is(out)], &[]);
     }
     // A positional KEY, and any modern form, is literal.
     #[rustfmt::skip]
     pools.cases(&[
         (&["read", "-p", "3", "a.b"], "", 0, &[Is("1\n")], &[]),
     ]);
-    (pools.cmd().args(["read", "-p", "3", "-k", "^Physical"]))
-        .assert()
-        .code(1)
-        .stdout("");
+    (pools.cmd().args(["read", "-p", "3", "-k", "^Physical"])).gives(1, &[Is("")], &[]);
     // A pattern 2.0 could not compile: exit 2, saying so.
     for bad in [
         &["-k", "*Name"][..],
@@ -277,14 +173,11 @@ fn read_2_0_form_takes_k_as_a_2_0_pattern() {
         &["-k", "(", "-i"],
         &["-k", "[ab"],
     ] {
-        pools
-            .cmd()
-            .args(["read", "-s", "params"])
-            .args(bad)
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(predicate::str::contains("is not a pattern hvkvp 2.0 took"));
+        pools.cmd().args(["read", "-s", "params"]).args(bad).gives(
+            2,
+            &[Is("")],
+            &[Has("is not a pattern hvkvp 2.0 took")],
+        );
     }
     assert_eq!(pools.bytes(3), before);
 }
@@ -626,15 +519,11 @@ fn pool_dir_option_is_accepted_before_or_after_the_verb() {
         .arg("--pool-dir")
         .arg(pools.path())
         .args(["read", "-p", "3", "k"])
-        .assert()
-        .success()
-        .stdout("v3\n");
+        .gives(0, &[Is("v3\n")], &[]);
     hvkvp()
         .args(["read", "-p", "3", "k", "--pool-dir"])
         .arg(pools.path())
-        .assert()
-        .success()
-        .stdout("v3\n");
+        .gives(0, &[Is("v3\n")], &[]);
 }
 
 #[test]
@@ -643,9 +532,7 @@ fn read_finds_the_pool_dir_from_the_environment() {
     hvkvp()
         .env("HVKVP_POOL_DIR", pools.path())
         .args(["read", "OSName"])
-        .assert()
-        .success()
-        .stdout("Linux\n");
+        .gives(0, &[Is("Linux\n")], &[]);
 }
 
 #[test]
@@ -658,9 +545,7 @@ fn pool_dir_option_wins_over_the_environment() {
         .arg("--pool-dir")
         .arg(pools.path())
         .args(["read", "OSName"])
-        .assert()
-        .success()
-        .stdout("Linux\n");
+        .gives(0, &[Is("Linux\n")], &[]);
 }
 
 #[test]
@@ -670,10 +555,7 @@ fn read_missing_pool_dir_exits_3() {
         .arg("--pool-dir")
         .arg(pools.path().join("nope"))
         .args(["read"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::starts_with("hvkvp: error:"));
+        .gives(3, &[Is("")], &[Starts("hvkvp: error:")]);
 }
 
 #[test]
@@ -805,10 +687,7 @@ fn read_waits_for_a_writers_lock_and_times_out_with_exit_3() {
         .cmd()
         .args(["read", "--lock-timeout", "0.3", "OSName"])
         .timeout(Duration::from_secs(10))
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::starts_with("hvkvp: error:"));
+        .gives(3, &[Is("")], &[Starts("hvkvp: error:")]);
     drop(held);
     assert_eq!(pools.bytes(0), before);
 }
@@ -825,24 +704,25 @@ fn the_hint_for_a_missing_key_passes_over_a_busy_pool_without_waiting_for_it() {
         .cmd()
         .args(["read", "--lock-timeout", "3600", "VirtualMachineId"])
         .timeout(Duration::from_secs(120))
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(predicate::str::contains(
-            "pool 3 was busy and not searched for the key",
-        ));
+        .gives(
+            1,
+            &[Is("")],
+            &[Has("pool 3 was busy and not searched for the key")],
+        );
     // Found in a pool that is free: the busy one does not matter.
     pools.set_records(2, &[("VirtualMachineId", "1234")]);
     pools
         .cmd()
         .args(["read", "--lock-timeout", "3600", "VirtualMachineId"])
         .timeout(Duration::from_secs(120))
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "VirtualMachineId is in pool 2 (auto): use -p 2",
-        ))
-        .stderr(predicate::str::contains("busy").not());
+        .gives(
+            1,
+            &[],
+            &[
+                Has("VirtualMachineId is in pool 2 (auto): use -p 2"),
+                Lacks("busy"),
+            ],
+        );
     drop(held);
     assert_eq!(pools.bytes(0), before);
 }
@@ -867,9 +747,7 @@ fn read_accepts_keys_that_are_not_utf8() {
         .cmd()
         .arg("read")
         .arg(std::ffi::OsStr::from_bytes(b"k\xff"))
-        .assert()
-        .success()
-        .stdout("v\n");
+        .gives(0, &[Is("v\n")], &[]);
 }
 
 /// A pool of `n` records with 2,000-byte values: more than the 1 MiB a

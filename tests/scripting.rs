@@ -27,9 +27,7 @@ fn wait_returns_at_once_when_the_key_is_there() {
         .cmd()
         .args(["read", "Role", "--wait=30"])
         .timeout(Duration::from_secs(20))
-        .assert()
-        .success()
-        .stdout("web\n");
+        .gives(0, &[Is("web\n")], &[]);
 }
 
 #[test]
@@ -141,9 +139,7 @@ fn wait_for_a_pool_directory_that_never_comes_times_out_creating_nothing() {
         .env("HVKVP_POOL_DIR", &dir)
         .args(["read", "Role", "--wait=0.3"])
         .timeout(Duration::from_secs(20))
-        .assert()
-        .code(1)
-        .stdout("");
+        .gives(1, &[Is("")], &[]);
     assert!(std::fs::read_dir(pools.path()).unwrap().next().is_none());
     // A path through a file is no directory to wait for.
     let file = pools.path().join("file");
@@ -152,9 +148,7 @@ fn wait_for_a_pool_directory_that_never_comes_times_out_creating_nothing() {
         .env("HVKVP_POOL_DIR", file.join("hyperv"))
         .args(["read", "Role", "--wait=30"])
         .timeout(Duration::from_secs(20))
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("not a directory"));
+        .gives(3, &[], &[Has("not a directory")]);
 }
 
 /// With the default directory on a machine that is not a Hyper-V guest, no
@@ -231,11 +225,13 @@ fn wait_needs_a_key_and_names_a_pool_directory_still_missing_when_it_times_out()
             "K",
             "--wait=0.3",
         ])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "/nonexistent/hyperv: no such directory: the Hyper-V KVP daemon (hv_kvp_daemon",
-        ));
+        .gives(
+            1,
+            &[],
+            &[Has(
+                "/nonexistent/hyperv: no such directory: the Hyper-V KVP daemon (hv_kvp_daemon",
+            )],
+        );
 }
 
 // ---- write --split / read --join ------------------------------------------
@@ -245,9 +241,7 @@ fn split_write(pools: &Pools, key: &str, value: &str) {
         .cmd()
         .args(["write", "--split", key, "-"])
         .write_stdin(value)
-        .assert()
-        .success()
-        .stdout("");
+        .gives(0, &[Is("")], &[]);
 }
 
 #[test]
@@ -358,16 +352,12 @@ fn split_refuses_invalid_text_and_changes_nothing() {
         .cmd()
         .args(["write", "--split", "cfg", "-"])
         .write_stdin(b"ok\xffno".repeat(600))
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("UTF-8"));
+        .gives(2, &[], &[Has("UTF-8")]);
     pools
         .cmd()
         .args(["write", "--split", "cfg", "-"])
         .write_stdin(vec![b'a'; (1 << 20) + 10])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("--split"));
+        .gives(2, &[], &[Has("--split")]);
     assert_eq!(pools.bytes(1), before);
 }
 
@@ -478,8 +468,7 @@ fn batch_from_a_file() {
     pools
         .cmd()
         .args(["write", "--batch", list.to_str().unwrap()])
-        .assert()
-        .success();
+        .gives(0, &[], &[]);
     assert_eq!(pools.records(1), kv(&[("x", "1"), ("y", "2")]));
 }
 
@@ -515,8 +504,7 @@ fn batch_copies_a_pool_through_read_json_and_read_null() {
         dst.cmd()
             .args(&write)
             .write_stdin(out.stdout)
-            .assert()
-            .success();
+            .gives(0, &[], &[]);
         assert_eq!(dst.records(1), src.records(1), "{read:?} | {write:?}");
         assert!(
             dst.bytes(1) == src.bytes(1),
@@ -563,9 +551,7 @@ fn copy_pipeline_passes_over_what_a_kill_left_in_every_listing() {
             .arg("write")
             .args(&write)
             .write_stdin(out.stdout)
-            .assert()
-            .success()
-            .stderr("");
+            .gives(0, &[], &[Is("")]);
         assert_eq!(dst.bytes(1), clean, "read {read:?} | write {write:?}");
     }
     #[rustfmt::skip]
@@ -619,9 +605,7 @@ fn batch_with_one_bad_pair_changes_nothing_and_names_it() {
         .cmd()
         .args(["write", "--batch", "-"])
         .write_stdin(&b"a=\xff\n"[..])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("line 1"));
+        .gives(2, &[], &[Has("line 1")]);
     assert_eq!(pools.bytes(1), before);
 }
 
@@ -713,11 +697,11 @@ fn object_output_keeps_keys_apart_that_differ_only_in_bytes_that_are_not_utf8() 
     dst.cmd()
         .args(["write", "--batch", "-"])
         .write_stdin(out.stdout)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "batch key \"k\\xff\": the key is not valid UTF-8",
-        ));
+        .gives(
+            2,
+            &[],
+            &[Has("batch key \"k\\xff\": the key is not valid UTF-8")],
+        );
     assert_eq!(dst.bytes(1), dst_before);
     assert_eq!(pools.bytes(1), before);
 }

@@ -183,30 +183,41 @@ pub fn unchanged(dir: &Path, mut cmd: Command) -> Ran {
     ran
 }
 
+/// Running a command and checking what it gave, in one call.
+pub trait Gives {
+    /// Run it; check its exit status, and each of `stdout` and `stderr`.
+    fn gives(&mut self, code: i32, stdout: &[Text], stderr: &[Text]) -> Ran;
+}
+
+impl Gives for Command {
+    fn gives(&mut self, code: i32, stdout: &[Text], stderr: &[Text]) -> Ran {
+        let out = self.output().expect("run hvkvp");
+        let row = format!("{:?}", self.get_args().collect::<Vec<_>>());
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{row}: stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for t in stdout {
+            t.check("stdout", &out.stdout, &row);
+        }
+        for t in stderr {
+            t.check("stderr", &out.stderr, &row);
+        }
+        Ran::of(out)
+    }
+}
+
 impl Pools {
     /// Run every row on these pools, in order, and check what each gave.
     pub fn cases(&self, rows: &[Case]) {
         for &(args, stdin, code, stdout, stderr) in rows {
-            let out = self
-                .cmd()
+            self.cmd()
                 .args(args)
                 .write_stdin(stdin)
                 .timeout(HANG_GUARD)
-                .output()
-                .expect("run hvkvp");
-            let row = format!("hvkvp {args:?}");
-            assert_eq!(
-                out.status.code(),
-                Some(code),
-                "{row}: stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            for t in stdout {
-                t.check("stdout", &out.stdout, &row);
-            }
-            for t in stderr {
-                t.check("stderr", &out.stderr, &row);
-            }
+                .gives(code, stdout, stderr);
         }
     }
 }
