@@ -61,19 +61,17 @@ fn each_verbs_help_goes_to_stdout_and_ends_with_examples() {
 #[test]
 fn version_goes_to_stdout() {
     for flag in ["--version", "-V"] {
-        hvkvp()
-            .arg(flag)
-            .assert()
-            .success()
-            .stdout(format!("hvkvp {}\n", env!("CARGO_PKG_VERSION")))
-            .stderr("");
+        hvkvp().arg(flag).gives(
+            0,
+            &[Is(&format!("hvkvp {}\n", env!("CARGO_PKG_VERSION")))],
+            &[Is("")],
+        );
     }
 }
 
 #[test]
 fn unknown_option_exits_2() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("k", "v")]);
+    let (pools, before) = Pools::of(1, &[("k", "v")]);
     for args in [
         vec!["--bogus", "read"],
         vec!["read", "--bogus"],
@@ -100,8 +98,7 @@ fn unknown_verb_or_no_verb_exits_2() {
 
 #[test]
 fn bad_option_values_exit_2() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("k", "v")]);
+    let (pools, _) = Pools::of(0, &[("k", "v")]);
     for args in [
         vec!["read", "-p", "9"],
         vec!["read", "-s", "guest"],
@@ -138,8 +135,7 @@ fn input_and_environment_errors_start_with_hvkvp_error() {
 
 #[test]
 fn permission_denied_says_to_run_as_root() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("k", "v")]);
+    let (pools, before) = Pools::of(1, &[("k", "v")]);
     let mut cmd = if is_root() {
         // Root ignores file modes: drop to nobody instead.
         if std::process::Command::new("setpriv")

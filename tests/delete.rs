@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
@@ -88,8 +87,7 @@ fn delete_key_removes_the_exact_match_only() {
 
 #[test]
 fn delete_key_is_case_sensitive() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("GuestStatus", "x")]);
+    let (pools, _) = Pools::of(1, &[("GuestStatus", "x")]);
     unchanged(&pools, &["gueststatus"], 1);
 }
 
@@ -128,8 +126,7 @@ fn delete_keeps_the_order_of_the_remaining_records() {
 
 #[test]
 fn delete_last_record_leaves_an_empty_file() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("only", "1")]);
+    let (pools, _) = Pools::of(1, &[("only", "1")]);
     deletes(&pools, &["only"], &[]);
     assert!(pools.file(1).exists());
 }
@@ -197,8 +194,7 @@ fn delete_pattern_regex() {
 
 #[test]
 fn delete_pattern_is_literal_without_regex() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("aXb", "1"), ("a.b", "2")]);
+    let (pools, _) = Pools::of(1, &[("aXb", "1"), ("a.b", "2")]);
     deletes(
         &pools,
         &["-p", "1", "-k", "a.b", "-m", "off"],
@@ -335,9 +331,7 @@ fn delete_clean_invalid_drops_a_field_without_nul() {
 #[test]
 fn delete_clean_invalid_drops_a_trailing_partial_record() {
     let pools = Pools::new();
-    let mut bytes = pool_bytes(&[("a", "1"), ("b", "2")]);
-    bytes.extend_from_slice(b"torn");
-    pools.set(1, &bytes);
+    pools.set_torn(1, &[("a", "1"), ("b", "2")], b"torn");
     deletes(&pools, &["-c"], &[("a", "1"), ("b", "2")]);
 }
 
@@ -382,8 +376,7 @@ fn delete_refuses_pools_other_than_1_without_force() {
 
 #[test]
 fn delete_from_another_pool_works_with_force() {
-    let pools = Pools::new();
-    pools.set_records(3, &[("a", "1"), ("k", "v"), ("b", "2")]);
+    let (pools, _) = Pools::of(3, &[("a", "1"), ("k", "v"), ("b", "2")]);
     let inode = ino(&pools, 3);
     #[rustfmt::skip]
     pools.cases(&[
@@ -396,9 +389,7 @@ fn delete_from_another_pool_works_with_force() {
 #[test]
 fn delete_refuses_a_misaligned_pool() {
     let pools = Pools::new();
-    let mut bytes = pool_bytes(&[("a", "1"), ("a", "2"), ("b", "3")]);
-    bytes.extend_from_slice(b"partial");
-    pools.set(1, &bytes);
+    let bytes = pools.set_torn(1, &[("a", "1"), ("a", "2"), ("b", "3")], b"partial");
     for args in [&["a"][..], &["-k", "b"], &["-d"]] {
         pools
             .cmd()
@@ -417,9 +408,7 @@ fn delete_refuses_a_misaligned_pool() {
 fn delete_all_refuses_a_misaligned_pool() {
     // A misaligned pool is never written except by `delete -c`.
     let pools = Pools::new();
-    let mut bytes = pool_bytes(&[("a", "1")]);
-    bytes.extend_from_slice(b"partial");
-    pools.set(1, &bytes);
+    let bytes = pools.set_torn(1, &[("a", "1")], b"partial");
     #[rustfmt::skip]
     pools.cases(&[
         (&["delete", "-A"], "", 3, &[Is("")], &[Has("delete -c")]),
@@ -430,9 +419,7 @@ fn delete_all_refuses_a_misaligned_pool() {
 #[test]
 fn delete_clean_invalid_with_a_key_on_a_misaligned_pool() {
     let pools = Pools::new();
-    let mut bytes = pool_bytes(&[("a", "1"), ("b", "2")]);
-    bytes.extend_from_slice(b"partial");
-    pools.set(1, &bytes);
+    pools.set_torn(1, &[("a", "1"), ("b", "2")], b"partial");
     deletes(&pools, &["-c", "a"], &[("b", "2")]);
 }
 
@@ -538,8 +525,7 @@ fn delete_missing_pool_dir_exits_3() {
 #[test]
 fn delete_times_out_on_a_held_lock_and_changes_nothing() {
     let (pools, before) = five();
-    let held = File::open(pools.file(1)).unwrap();
-    flock(&held, libc::LOCK_SH);
+    let held = flocked(&pools.file(1), libc::LOCK_SH);
     pools
         .cmd()
         .args(["delete", "--lock-timeout", "0.3", "-A"])
@@ -551,8 +537,7 @@ fn delete_times_out_on_a_held_lock_and_changes_nothing() {
 
 #[test]
 fn delete_of_a_key_written_with_split_deletes_its_chunks() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1"), ("cfg.x", "not a chunk"), ("cfgs.0", "x")]);
+    let (pools, _) = Pools::of(1, &[("a", "1"), ("cfg.x", "not a chunk"), ("cfgs.0", "x")]);
     let value = "v".repeat(3000);
     #[rustfmt::skip]
     pools.cases(&[
@@ -595,8 +580,7 @@ fn delete_of_a_key_deletes_chunks_another_program_wrote_when_there_is_no_record_
 
 #[test]
 fn delete_of_a_key_keeps_and_names_untagged_look_alikes_beside_its_record() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("net", "eth0"), ("net.1", "eth1"), ("b", "2")]);
+    let (pools, _) = Pools::of(1, &[("net", "eth0"), ("net.1", "eth1"), ("b", "2")]);
     pools
         .cmd()
         .args(["delete", "net"])

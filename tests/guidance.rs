@@ -67,8 +67,7 @@ fn as_nobody(dir: &Path) -> std::process::Command {
 
 #[test]
 fn wait_with_a_space_says_to_write_wait_equals_and_waits_for_nothing() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("Other", "x")]);
+    let (pools, _) = Pools::of(0, &[("Other", "x")]);
     for args in [
         &["read", "Role", "--wait", "3"][..],
         &["read", "--wait", "3", "Role"],
@@ -84,8 +83,7 @@ fn wait_with_a_space_says_to_write_wait_equals_and_waits_for_nothing() {
 
 #[test]
 fn wait_equals_and_a_numeric_key_after_double_dash_still_work() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("3", "three"), ("Role", "web")]);
+    let (pools, _) = Pools::of(0, &[("3", "three"), ("Role", "web")]);
     let ran = run_unchanged(&pools, &["read", "Role", "--wait=3"], b"");
     assert_eq!(ran.expect(0, &[]).stdout, "web\n");
     let ran = run_unchanged(&pools, &["read", "--wait", "--", "3"], b"");
@@ -98,8 +96,7 @@ fn wait_equals_and_a_numeric_key_after_double_dash_still_work() {
 
 #[test]
 fn value_over_the_host_limit_suggests_split_before_force() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     let ran = run_unchanged(&pools, &["write", "k", &"x".repeat(1023)], b"");
     ran.expect(2, &["1023 UTF-16 units", "--split", "--force"]);
     let split = ran.stderr.find("--split").unwrap();
@@ -112,8 +109,7 @@ fn value_over_the_host_limit_suggests_split_before_force() {
 
 #[test]
 fn value_over_the_field_size_gives_advice() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     for force in [false, true] {
         let value = "x".repeat(2048);
         let mut args = vec!["write", "k", &value];
@@ -203,8 +199,7 @@ fn crlf_on_stdin_keeps_the_cr_and_says_so() {
 
 #[test]
 fn closed_or_null_stdin_is_an_error_not_an_empty_value() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("k", "old")]);
+    let (pools, _) = Pools::of(1, &[("k", "old")]);
     for args in [
         &["write", "k", "-"][..],
         &["write", "--split", "k", "-"],
@@ -247,9 +242,7 @@ fn split_from_stdin_drops_the_newline_and_length_messages_count_true() {
     pools
         .cmd()
         .args(["read", "-p", "1", "Big", "--join"])
-        .assert()
-        .success()
-        .stdout(format!("{long}\n"));
+        .gives(0, &[Is(&format!("{long}\n"))], &[]);
     // 2048 bytes and nothing more: the message gives that length.
     let before = pools.bytes(1);
     for args in [&["write", "--chomp", "k", "-"][..], &["write", "k", "-"]] {
@@ -289,8 +282,7 @@ fn json_and_object_print_empty_containers_when_nothing_matches() {
 
 /// Pools 0 and 1 with a record each; pool 2 a FIFO, pool 3 a directory.
 fn pools_with_bad_ones() -> Pools {
-    let pools = Pools::new();
-    pools.set_records(0, &[("host", "h")]);
+    let (pools, _) = Pools::of(0, &[("host", "h")]);
     pools.set_records(1, &[("guest", "g")]);
     make_fifo(&pools.file(2));
     std::fs::create_dir(pools.file(3)).unwrap();
@@ -355,8 +347,7 @@ fn check_reports_the_good_pools_names_the_bad_and_exits_3() {
 
 #[test]
 fn an_unreadable_pool_does_not_hide_the_others() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("host", "h")]);
+    let (pools, _) = Pools::of(0, &[("host", "h")]);
     pools.set_records(1, &[("guest", "g")]);
     pools.set_records(3, &[("params", "p")]);
     std::fs::set_permissions(pools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -393,8 +384,7 @@ fn read_all_in_an_empty_directory_says_what_read_says() {
 
 #[test]
 fn a_key_in_the_wrong_case_is_pointed_out() {
-    let pools = Pools::new();
-    pools.set_records(3, &[("VirtualMachineName", "vm-7")]);
+    let (pools, _) = Pools::of(3, &[("VirtualMachineName", "vm-7")]);
     let ran = run_unchanged(&pools, &["read", "-p", "3", "virtualmachinename"], b"");
     ran.expect(
         1,
@@ -545,8 +535,7 @@ impl Drop for Attr<'_> {
 #[test]
 fn immutable_or_append_only_pool_names_the_attribute_and_chattr() {
     for (flag, what) in [('i', "immutable"), ('a', "append-only")] {
-        let pools = Pools::new();
-        pools.set_records(1, &[("a", "1"), ("b", "2")]);
+        let (pools, _) = Pools::of(1, &[("a", "1"), ("b", "2")]);
         let file = pools.file(1);
         let Some(_attr) = Attr::set(&file, flag) else {
             return;
@@ -583,8 +572,7 @@ fn immutable_or_append_only_pool_names_the_attribute_and_chattr() {
 
 #[test]
 fn a_full_output_device_names_stdout_and_why() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("k", "v")]);
+    let (pools, _) = Pools::of(0, &[("k", "v")]);
     for args in [&["read", "k"][..], &["read", "-o", "json"], &["check"]] {
         let mut c = std_cmd(pools.path());
         c.args(args).stdout(
@@ -606,8 +594,7 @@ fn a_full_output_device_names_stdout_and_why() {
 
 #[test]
 fn empty_pool_dir_variable_is_taken_as_unset() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("k", "v")]);
+    let (pools, _) = Pools::of(0, &[("k", "v")]);
     // With --pool-dir, the empty variable is no obstacle.
     let mut c = hvkvp();
     c.env("HVKVP_POOL_DIR", "")

@@ -42,8 +42,7 @@ fn assert_pool(actual: &[u8], expected: impl AsRef<[u8]>) {
 
 #[test]
 fn write_ignorecase_updates_every_case_variant_in_place_and_removes_none() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("Foo", "1"), ("bar", "2"), ("FOO", "3"), ("foo", "4")]);
+    let (pools, _) = Pools::of(1, &[("Foo", "1"), ("bar", "2"), ("FOO", "3"), ("foo", "4")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "-i", "foo", "X"], "", 0, &[Is("")], &[]),
@@ -56,8 +55,7 @@ fn write_ignorecase_updates_every_case_variant_in_place_and_removes_none() {
 
 #[test]
 fn write_ignorecase_removes_a_later_byte_identical_copy_of_the_matched_key() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("Foo", "1"), ("bar", "2"), ("Foo", "1b")]);
+    let (pools, _) = Pools::of(1, &[("Foo", "1"), ("bar", "2"), ("Foo", "1b")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "-i", "FOO", "X"], "", 0, &[Is("")], &[]),
@@ -67,8 +65,7 @@ fn write_ignorecase_removes_a_later_byte_identical_copy_of_the_matched_key() {
 
 #[test]
 fn write_ignorecase_without_a_match_appends_the_key_as_typed() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("Foo", "1"), ("bar", "2")]);
+    let (pools, before) = Pools::of(1, &[("Foo", "1"), ("bar", "2")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "-i", "Zed", "1"], "", 0, &[Is("")], &[]),
@@ -104,8 +101,7 @@ fn assert_written_now(path: &Path, what: &str) {
 
 #[test]
 fn write_of_the_same_value_marks_the_pool_written_so_it_is_not_stale() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("k", "v")]);
+    let (pools, before) = Pools::of(1, &[("k", "v")]);
     set_mtime_long_ago(&pools.file(1));
     #[rustfmt::skip]
     pools.cases(&[
@@ -123,8 +119,7 @@ fn write_of_the_same_value_marks_the_pool_written_so_it_is_not_stale() {
 
 #[test]
 fn write_ignorecase_of_the_same_value_marks_the_pool_written() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("Key", "v")]);
+    let (pools, before) = Pools::of(1, &[("a", "1"), ("Key", "v")]);
     set_mtime_long_ago(&pools.file(1));
     #[rustfmt::skip]
     pools.cases(&[
@@ -136,8 +131,7 @@ fn write_ignorecase_of_the_same_value_marks_the_pool_written() {
 
 #[test]
 fn write_batch_of_the_same_value_marks_the_pool_written() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("k", "v")]);
+    let (pools, before) = Pools::of(1, &[("a", "1"), ("k", "v")]);
     set_mtime_long_ago(&pools.file(1));
     #[rustfmt::skip]
     pools.cases(&[
@@ -149,8 +143,7 @@ fn write_batch_of_the_same_value_marks_the_pool_written() {
 
 #[test]
 fn delete_of_a_key_marks_the_pool_written() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1"), ("k", "v"), ("b", "2")]);
+    let (pools, _) = Pools::of(1, &[("a", "1"), ("k", "v"), ("b", "2")]);
     set_mtime_long_ago(&pools.file(1));
     #[rustfmt::skip]
     pools.cases(&[
@@ -164,8 +157,7 @@ fn delete_of_a_key_marks_the_pool_written() {
 
 #[test]
 fn join_with_a_missing_chunk_fails_printing_nothing_and_names_the_gap() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("cfg.0", "aaa"), ("cfg.2", "ccc")]);
+    let (pools, before) = Pools::of(1, &[("cfg.0", "aaa"), ("cfg.2", "ccc")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["read", "-p", "1", "cfg", "--join"], "", 1, &[Is("")], &[Has("cfg.1")]),
@@ -175,8 +167,7 @@ fn join_with_a_missing_chunk_fails_printing_nothing_and_names_the_gap() {
 
 #[test]
 fn join_of_a_complete_set_of_chunks_prints_them_in_order() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("cfg.0", "aa"), ("cfg.1", "bb"), ("cfg.2", "cc")]);
+    let (pools, before) = Pools::of(1, &[("cfg.0", "aa"), ("cfg.1", "bb"), ("cfg.2", "cc")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["read", "-p", "1", "cfg", "--join"], "", 0, &[Is("aabbcc\n")], &[]),
@@ -345,8 +336,7 @@ fn write_removes_a_copy_separated_from_its_record_only_by_empty_key_records() {
 
 #[test]
 fn write_keeps_a_duplicate_key_with_a_different_value() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("x", "1"), ("y", "2"), ("x", "3")]);
+    let (pools, before) = Pools::of(1, &[("x", "1"), ("y", "2"), ("x", "3")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "z", "9"], "", 0, &[Is("")], &[]),

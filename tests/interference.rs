@@ -111,8 +111,7 @@ fn limited(pools: &Pools, kib: u64, args: &str) -> std::process::Output {
 
 #[test]
 fn write_batch_that_cannot_map_the_grown_pool_exits_3_and_changes_nothing() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("b", "2")]);
+    let (pools, before) = Pools::of(1, &[("a", "1"), ("b", "2")]);
     let f = OpenOptions::new().write(true).open(pools.file(1)).unwrap();
     f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000))
         .unwrap();
@@ -155,9 +154,8 @@ fn rename_over(path: &Path, recs: &[(&str, &str)]) -> Vec<u8> {
 
 #[test]
 fn write_into_a_pool_replaced_while_waiting_for_the_lock_exits_3() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools.file(1), "posix", "60");
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
+    let holder = hold(&pools.file(1), "posix", "60");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
         .args(["write", "k", "v", "--lock-timeout", "30"])
         .env("HVKVP_POOL_DIR", pools.path())
@@ -166,8 +164,7 @@ fn write_into_a_pool_replaced_while_waiting_for_the_lock_exits_3() {
         .unwrap();
     wait_until_blocked_on_a_lock(child.id());
     let replaced = rename_over(&pools.file(1), &[("new", "file")]);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    drop(holder);
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
@@ -183,9 +180,8 @@ fn write_into_a_pool_replaced_while_waiting_for_the_lock_exits_3() {
 
 #[test]
 fn read_of_a_pool_replaced_while_waiting_for_the_lock_reads_the_new_file() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("k", "old")]);
-    let mut holder = hold(&pools.file(1), "posix", "60");
+    let (pools, _) = Pools::of(1, &[("k", "old")]);
+    let holder = hold(&pools.file(1), "posix", "60");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
         .args(["read", "-p", "1", "k", "--lock-timeout", "30"])
         .env("HVKVP_POOL_DIR", pools.path())
@@ -194,8 +190,7 @@ fn read_of_a_pool_replaced_while_waiting_for_the_lock_reads_the_new_file() {
         .unwrap();
     wait_until_blocked_on_a_lock(child.id());
     rename_over(&pools.file(1), &[("k", "new")]);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    drop(holder);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stdout, b"new\n");
@@ -258,8 +253,7 @@ fn stand_in_daemon(side: &Path, pool: &Path) -> std::process::Child {
 
 #[test]
 fn check_names_a_daemon_that_holds_a_pool_file_the_path_no_longer_names() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     let side = tempfile::tempdir().unwrap();
     let pool = std::fs::canonicalize(pools.file(1)).unwrap();
     let mut daemon = stand_in_daemon(side.path(), &pool);
@@ -269,23 +263,21 @@ fn check_names_a_daemon_that_holds_a_pool_file_the_path_no_longer_names() {
         (&["check", "-p", "1"], "", 0, &[], &[]),
     ]);
     rename_over(&pool, &[("a", "1")]);
-    pools
-        .cmd()
-        .args(["check", "-p", "1"])
-        .assert()
-        .code(1)
-        .stdout(predicates::str::contains(format!(
-            "the KVP daemon (pid {pid}) holds a file this path no longer names"
-        )))
-        .stdout(predicates::str::contains("restart hv_kvp_daemon"));
-    pools
-        .cmd()
-        .args(["check", "-p", "1", "-o", "json"])
-        .assert()
-        .code(1)
-        .stdout(predicates::str::contains(format!(
-            "\"daemon_holds_replaced\":[{pid}]"
-        )));
+    pools.cmd().args(["check", "-p", "1"]).gives(
+        1,
+        &[
+            Has(&format!(
+                "the KVP daemon (pid {pid}) holds a file this path no longer names"
+            )),
+            Has("restart hv_kvp_daemon"),
+        ],
+        &[],
+    );
+    pools.cmd().args(["check", "-p", "1", "-o", "json"]).gives(
+        1,
+        &[Has(&format!("\"daemon_holds_replaced\":[{pid}]"))],
+        &[],
+    );
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }

@@ -1426,8 +1426,8 @@ fn stale_pool_truncation_cloud_init_and_hvkvp() {
     construct();
     let ci_took = t0.elapsed();
     let ci_len = fs::metadata(&pool1).unwrap().len();
-    let held_during_ci = holder.try_wait().unwrap().is_none();
-    wait_bounded(&mut holder, Duration::from_secs(10), "lock holder");
+    let held_during_ci = holder.0.try_wait().unwrap().is_none();
+    wait_bounded(&mut holder.0, Duration::from_secs(10), "lock holder");
     assert_eq!(ci_len, 0, "cloud-init truncated the stale pool");
     assert!(held_during_ci, "the lock was held all along");
 
@@ -1445,7 +1445,7 @@ fn stale_pool_truncation_cloud_init_and_hvkvp() {
         "hvkvp waits for the daemon's lock"
     );
     assert_eq!(rig.pools.records(1).len(), 3);
-    wait_bounded(&mut holder, Duration::from_secs(10), "lock holder");
+    wait_bounded(&mut holder.0, Duration::from_secs(10), "lock holder");
     rig.hvkvp_ok(&["delete", "-A", "--if-stale"]);
     assert_eq!(fs::metadata(&pool1).unwrap().len(), 0);
     assert_eq!(fs::metadata(&pool1).unwrap().ino(), inode, "same inode");
@@ -1549,7 +1549,7 @@ fn daemon_lock_is_on_the_file_hvkvp_keeps_in_place() {
         .expect("answer after the lock goes");
     let blocked = t0.elapsed();
     assert_eq!(msg::u32_at(&answer, msg::ERROR), msg::HV_S_OK);
-    wait_bounded(&mut holder, Duration::from_secs(10), "lock holder");
+    wait_bounded(&mut holder.0, Duration::from_secs(10), "lock holder");
     assert_eq!(rig.hvkvp_ok(&["read", "-p", "0", "AfterLock"]), "yes\n");
     eprintln!(
         "interop: lock: after hvkvp write/update/delete/delete -c/delete -A, a lock on the pool path held the \

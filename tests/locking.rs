@@ -9,59 +9,52 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{example, hold, Gives, Is, Pools};
+use common::{example, hold, Gives, Has, Is, Pools};
 
 #[test]
 fn write_times_out_on_daemon_lock_and_names_the_holder() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools.file(1), "posix", "30");
-    let pid = holder.id();
+    let (pools, before) = Pools::of(1, &[("a", "1")]);
+    let holder = hold(&pools.file(1), "posix", "30");
+    let pid = holder.pid();
     pools
         .cmd()
         .args(["write", "b", "2", "--lock-timeout", "0.3"])
-        .assert()
-        .code(3)
-        .stderr(predicates::str::contains(format!(
-            "held by pid {pid} (pool_emulator)"
-        )))
-        .stderr(predicates::str::contains("fcntl lock"))
-        .stderr(predicates::str::contains("timed out after 0.3 s"));
+        .gives(
+            3,
+            &[],
+            &[
+                Has(&format!("held by pid {pid} (pool_emulator)")),
+                Has("fcntl lock"),
+                Has("timed out after 0.3 s"),
+            ],
+        );
     assert_eq!(pools.bytes(1), before);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
 }
 
 #[test]
 fn read_times_out_on_cloud_init_flock_and_names_the_holder() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools.file(1), "flock", "30");
-    let pid = holder.id();
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
+    let holder = hold(&pools.file(1), "flock", "30");
+    let pid = holder.pid();
     pools
         .cmd()
         .args(["read", "-p", "1", "a", "--lock-timeout", "0.2"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicates::str::contains(format!("held by pid {pid}")))
-        .stderr(predicates::str::contains("flock lock"));
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+        .gives(
+            3,
+            &[Is("")],
+            &[Has(&format!("held by pid {pid}")), Has("flock lock")],
+        );
 }
 
 #[test]
 fn zero_timeout_fails_at_once_when_locked() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools.file(1), "posix", "30");
+    let (pools, before) = Pools::of(1, &[("a", "1")]);
+    let _holder = hold(&pools.file(1), "posix", "30");
     #[rustfmt::skip]
     pools.cases(&[
         (&["delete", "a", "--lock-timeout", "0"], "", 3, &[], &[]),
     ]);
     assert_eq!(pools.bytes(1), before);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
 }
 
 /// What `--lock-timeout` changes, for every verb that locks (the one
@@ -76,8 +69,7 @@ fn lock_timeout_changes_what_a_held_lock_does() {
         &["delete", "a"],
         &["check", "-p", "1"],
     ] {
-        let pools = Pools::new();
-        let before = pools.set_records(1, &[("a", "1")]);
+        let (pools, before) = Pools::of(1, &[("a", "1")]);
         let mut holder = hold(&pools.file(1), "posix", "1");
         pools
             .cmd()
@@ -92,14 +84,13 @@ fn lock_timeout_changes_what_a_held_lock_does() {
             .gives(0, &[], &[]);
         let changed = pools.bytes(1) != before;
         assert_eq!(changed, ["write", "delete"].contains(&args[0]), "{args:?}");
-        holder.wait().unwrap();
+        holder.0.wait().unwrap();
     }
 }
 
 #[test]
 fn write_waits_for_a_lock_that_is_released() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     let mut holder = hold(&pools.file(1), "posix", "0.5");
     #[rustfmt::skip]
     pools.cases(&[
@@ -109,7 +100,7 @@ fn write_waits_for_a_lock_that_is_released() {
         pools.records(1),
         [("a".into(), "1".into()), ("b".into(), "2".into())]
     );
-    holder.wait().unwrap();
+    holder.0.wait().unwrap();
 }
 
 #[test]

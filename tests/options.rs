@@ -1443,8 +1443,7 @@ fn bytes_and_mtime(p: &Path) -> (Vec<u8>, SystemTime) {
 /// a file, and libtest's own line for a second test of this binary,
 /// finishing meanwhile, would land in it.
 fn lines_with_an_option_that_has_nothing_to_act_on_are_refused() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("Keep", "0")]);
+    let (pools, _) = Pools::of(0, &[("Keep", "0")]);
     pools.set_records(1, &[("Keep", "1"), ("Other", "2")]);
     let old = SystemTime::now() - Duration::from_secs(3600);
     for n in [0, 1] {

@@ -64,8 +64,7 @@ fn read_key_and_pattern_forms() {
 
 #[test]
 fn read_key_prints_the_first_of_duplicates() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("k", "first"), ("other", "x"), ("k", "second")]);
+    let (pools, _) = Pools::of(0, &[("k", "first"), ("other", "x"), ("k", "second")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["read", "k"], "", 0, &[Is("first\n")], &[]),
@@ -74,8 +73,7 @@ fn read_key_prints_the_first_of_duplicates() {
 
 #[test]
 fn read_from_a_missing_pool_still_names_the_pool_that_has_the_key() {
-    let pools = Pools::new();
-    let before = pools.set_records(3, &[("VirtualMachineId", "1234")]);
+    let (pools, before) = Pools::of(3, &[("VirtualMachineId", "1234")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["read", "VirtualMachineId"], "", 1, &[Is("")], &[Has(".kvp_pool_0: no such pool file"), Has("VirtualMachineId is in pool 3 (params): use -p 3")]),
@@ -88,8 +86,7 @@ fn read_from_a_missing_pool_still_names_the_pool_that_has_the_key() {
 
 #[test]
 fn read_pattern_is_literal_without_regex() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("aXb", "1"), ("a.b", "2")]);
+    let (pools, _) = Pools::of(0, &[("aXb", "1"), ("a.b", "2")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["read", "-p", "0", "-k", "a.b"], "", 0, &[Is("a.b: 2\n")], &[]),
@@ -211,8 +208,7 @@ fn readme_2_0_example_lists_the_same_records_as_the_modern_line() {
 
 #[test]
 fn read_2_0_keyset_takes_any_case_and_the_first_letter() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("in", "0")]);
+    let (pools, _) = Pools::of(0, &[("in", "0")]);
     pools.set_records(1, &[("out", "1")]);
     pools.set_records(3, &[("params", "3")]);
     for (s, out) in [
@@ -264,8 +260,7 @@ fn read_n_without_k_lists_the_pool_as_in_2_0() {
 
 #[test]
 fn read_all_pools_prefixes_each_record_with_its_pool() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("a", "1")]);
+    let (pools, _) = Pools::of(0, &[("a", "1")]);
     pools.set_records(1, &[("b", "2"), ("c", "3")]);
     pools.set_records(3, &[("d", "4")]);
     // Pools 2 and 4 do not exist: they are skipped, not an error.
@@ -295,8 +290,7 @@ fn read_output_kv_with_a_key_prints_key_and_value() {
 
 #[test]
 fn read_output_json_lists_pool_index_key_and_value() {
-    let pools = Pools::new();
-    pools.set_records(3, &[("a", "1"), ("q\"uote", "back\\slash\nnew\tline\x01")]);
+    let (pools, _) = Pools::of(3, &[("a", "1"), ("q\"uote", "back\\slash\nnew\tline\x01")]);
     let out = pools
         .cmd()
         .args(["read", "-p", "3", "-o", "json"])
@@ -315,8 +309,7 @@ fn read_output_json_lists_pool_index_key_and_value() {
 
 #[test]
 fn read_output_json_of_all_pools_is_one_array() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("a", "1")]);
+    let (pools, _) = Pools::of(0, &[("a", "1")]);
     pools.set_records(1, &[("b", "2")]);
     let out = pools
         .cmd()
@@ -398,8 +391,7 @@ fn read_null_with_output_value_prints_values_each_ending_in_nul() {
 
 #[test]
 fn read_null_with_all_pools_gives_the_pool_as_a_field() {
-    let pools = Pools::new();
-    pools.set_records(3, &[("a", "1")]);
+    let (pools, _) = Pools::of(3, &[("a", "1")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["read", "-a", "-0"], "", 0, &[Bytes(b"3\0a\x001\0")], &[]),
@@ -443,9 +435,7 @@ fn read_pool_by_number_and_by_name() {
             pools
                 .cmd()
                 .args(["read", flag, name, "k"])
-                .assert()
-                .success()
-                .stdout(format!("pool{n}\n"));
+                .gives(0, &[Is(&format!("pool{n}\n"))], &[]);
         }
     }
 }
@@ -461,9 +451,7 @@ fn read_keyset_in_out_params_are_pools_0_1_3() {
             pools
                 .cmd()
                 .args(["read", flag, set, "k"])
-                .assert()
-                .success()
-                .stdout(format!("pool{n}\n"));
+                .gives(0, &[Is(&format!("pool{n}\n"))], &[]);
         }
     }
 }
@@ -491,8 +479,7 @@ fn read_refuses_pool_and_keyset_together() {
 
 #[test]
 fn global_options_are_accepted_before_or_after_the_verb() {
-    let pools = Pools::new();
-    pools.set_records(3, &[("k", "v3")]);
+    let (pools, _) = Pools::of(3, &[("k", "v3")]);
     for args in [
         ["-p", "3", "read", "k"],
         ["read", "k", "-p", "3"],
@@ -512,8 +499,7 @@ fn global_options_are_accepted_before_or_after_the_verb() {
 
 #[test]
 fn pool_dir_option_is_accepted_before_or_after_the_verb() {
-    let pools = Pools::new();
-    pools.set_records(3, &[("k", "v3")]);
+    let (pools, _) = Pools::of(3, &[("k", "v3")]);
     // No HVKVP_POOL_DIR: the option alone must find the pool.
     hvkvp()
         .arg("--pool-dir")
@@ -575,9 +561,7 @@ fn read_ignores_garbage_after_a_fields_nul() {
 #[test]
 fn read_misaligned_pool_gives_whole_records_and_a_warning() {
     let pools = Pools::new();
-    let mut bytes = pool_bytes(&[("a", "1"), ("b", "2")]);
-    bytes.extend_from_slice(b"torn-record");
-    pools.set(0, &bytes);
+    let bytes = pools.set_torn(0, &[("a", "1"), ("b", "2")], b"torn-record");
     #[rustfmt::skip]
     pools.cases(&[
         (&["read", "-p", "0"], "", 0, &[Is("a: 1\nb: 2\n")], &[Has("warning")]),
@@ -681,8 +665,7 @@ fn read_escapes_control_characters_on_a_terminal() {
 #[test]
 fn read_waits_for_a_writers_lock_and_times_out_with_exit_3() {
     let (pools, before) = three();
-    let held = File::open(pools.file(0)).unwrap();
-    flock(&held, libc::LOCK_EX);
+    let held = flocked(&pools.file(0), libc::LOCK_EX);
     pools
         .cmd()
         .args(["read", "--lock-timeout", "0.3", "OSName"])
@@ -696,8 +679,7 @@ fn read_waits_for_a_writers_lock_and_times_out_with_exit_3() {
 fn the_hint_for_a_missing_key_passes_over_a_busy_pool_without_waiting_for_it() {
     let (pools, before) = three();
     pools.set_records(3, &[("VirtualMachineId", "1234")]);
-    let held = File::open(pools.file(3)).unwrap();
-    flock(&held, libc::LOCK_EX);
+    let held = flocked(&pools.file(3), libc::LOCK_EX);
     // The lock is held for the whole run and the timeout is long: a hint
     // that waited for it would never finish.
     pools
@@ -730,8 +712,7 @@ fn the_hint_for_a_missing_key_passes_over_a_busy_pool_without_waiting_for_it() {
 #[test]
 fn read_shares_its_lock_with_other_readers() {
     let (pools, _) = three();
-    let held = File::open(pools.file(0)).unwrap();
-    flock(&held, libc::LOCK_SH);
+    let held = flocked(&pools.file(0), libc::LOCK_SH);
     fcntl_lock(&held, libc::F_RDLCK);
     #[rustfmt::skip]
     pools.cases(&[

@@ -21,8 +21,7 @@ fn kv(recs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn wait_returns_at_once_when_the_key_is_there() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("Role", "web")]);
+    let (pools, _) = Pools::of(0, &[("Role", "web")]);
     pools
         .cmd()
         .args(["read", "Role", "--wait=30"])
@@ -32,8 +31,7 @@ fn wait_returns_at_once_when_the_key_is_there() {
 
 #[test]
 fn wait_times_out_with_exit_1_and_nothing_printed() {
-    let pools = Pools::new();
-    let before = pools.set_records(0, &[("Role", "web")]);
+    let (pools, before) = Pools::of(0, &[("Role", "web")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["read", "Missing", "--wait=0.3"], "", 1, &[Is("")], &[]),
@@ -59,8 +57,7 @@ fn waits_until(pools: &Pools, args: &[&str], act: impl FnOnce(), expect: &str) {
 
 #[test]
 fn wait_sees_a_key_appended_by_hvkvp() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     waits_until(
         &pools,
         &["read", "-p", "1", "Ready", "--wait=60"],
@@ -89,8 +86,7 @@ fn wait_works_when_the_pool_file_does_not_exist_yet() {
 
 #[test]
 fn wait_sees_a_daemon_style_rewrite_in_place() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("a", "1")]);
+    let (pools, _) = Pools::of(0, &[("a", "1")]);
     let file = pools.file(0);
     waits_until(
         &pools,
@@ -253,8 +249,7 @@ fn split_value_that_fits_is_one_plain_record() {
 
 #[test]
 fn split_long_value_into_chunks_within_both_limits_and_join_it_back() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("before", "x")]);
+    let (pools, _) = Pools::of(1, &[("before", "x")]);
     // 3000 ASCII bytes: 1022 + 1022 + 956 (the host's UTF-16 unit limit).
     let value: String = (0..3000).map(|i| (b'a' + (i % 26) as u8) as char).collect();
     split_write(&pools, "cfg", &value);
@@ -280,9 +275,7 @@ fn split_long_value_into_chunks_within_both_limits_and_join_it_back() {
     pools
         .cmd()
         .args(["read", "-p", "1", "cfg", "--join"])
-        .assert()
-        .success()
-        .stdout(format!("{value}\n"));
+        .gives(0, &[Is(&format!("{value}\n"))], &[]);
     // Without --join the plain key is absent.
     #[rustfmt::skip]
     pools.cases(&[
@@ -303,15 +296,12 @@ fn split_cuts_on_character_boundaries() {
     pools
         .cmd()
         .args(["read", "-p", "1", "emoji", "--join"])
-        .assert()
-        .success()
-        .stdout(format!("{value}\n"));
+        .gives(0, &[Is(&format!("{value}\n"))], &[]);
 }
 
 #[test]
 fn split_removes_chunks_and_plain_record_of_the_previous_value() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("cfg", "old plain"), ("other", "keep")]);
+    let (pools, _) = Pools::of(1, &[("cfg", "old plain"), ("other", "keep")]);
     split_write(&pools, "cfg", &"y".repeat(2500)); // 3 chunks
     assert_eq!(
         pools
@@ -337,8 +327,7 @@ fn split_removes_chunks_and_plain_record_of_the_previous_value() {
 
 #[test]
 fn split_leaves_look_alike_keys_alone() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("cfg.x", "a"), ("cfg.01", "b"), ("cfgs.0", "c")]);
+    let (pools, _) = Pools::of(1, &[("cfg.x", "a"), ("cfg.01", "b"), ("cfgs.0", "c")]);
     split_write(&pools, "cfg", &"q".repeat(1100));
     let keys: Vec<String> = pools.records(1).into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, ["cfg.x", "cfg.01", "cfgs.0", "cfg.0", "cfg.1"]);
@@ -346,8 +335,7 @@ fn split_leaves_look_alike_keys_alone() {
 
 #[test]
 fn split_refuses_invalid_text_and_changes_nothing() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("cfg", "old")]);
+    let (pools, before) = Pools::of(1, &[("cfg", "old")]);
     pools
         .cmd()
         .args(["write", "--split", "cfg", "-"])
@@ -380,8 +368,7 @@ fn join_reassembles_chunks_written_by_other_tools() {
 
 #[test]
 fn join_prefers_the_plain_key_and_refuses_a_gap() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("k", "plain"), ("k.0", "a"), ("k.1", "b")]);
+    let (pools, _) = Pools::of(0, &[("k", "plain"), ("k.0", "a"), ("k.1", "b")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["read", "k", "--join"], "", 0, &[Is("plain\n")], &[]),
@@ -395,8 +382,7 @@ fn join_prefers_the_plain_key_and_refuses_a_gap() {
 
 #[test]
 fn wait_with_join_waits_for_chunks() {
-    let pools = Pools::new();
-    pools.set_records(1, &[]);
+    let (pools, _) = Pools::of(1, &[]);
     waits_until(
         &pools,
         &["read", "-p", "1", "big", "--join", "--wait=60"],
@@ -409,8 +395,7 @@ fn wait_with_join_waits_for_chunks() {
 
 #[test]
 fn batch_drops_a_byte_order_mark_and_crlf() {
-    let pools = Pools::new();
-    pools.set_records(1, &[]);
+    let (pools, _) = Pools::of(1, &[]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "--batch", "-"], "\u{feff}Stage=configured\r\nRole=web\r\n", 0, &[], &[]),
@@ -431,8 +416,7 @@ fn batch_drops_a_byte_order_mark_and_crlf() {
 
 #[test]
 fn batch_lines_update_in_place_and_append_in_order() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
+    let (pools, _) = Pools::of(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "--batch", "-"], "# comment\nb=20\nc=3\n\nd=x=y\n", 0, &[Is("")], &[]),
@@ -451,8 +435,7 @@ fn batch_lines_update_in_place_and_append_in_order() {
 
 #[test]
 fn batch_removes_later_duplicates_of_the_keys_it_sets() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
+    let (pools, _) = Pools::of(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "--batch", "-"], "a=new\n", 0, &[], &[]),
@@ -571,8 +554,7 @@ fn copy_pipeline_passes_over_what_a_kill_left_in_every_listing() {
 
 #[test]
 fn batch_with_one_bad_pair_changes_nothing_and_names_it() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1")]);
+    let (pools, before) = Pools::of(1, &[("a", "1")]);
     let long = "v".repeat(1023);
     for (input, null, says) in [
         (format!("a=2\nb={long}\n"), false, "line 2"),
@@ -611,16 +593,13 @@ fn batch_with_one_bad_pair_changes_nothing_and_names_it() {
 
 #[test]
 fn batch_refuses_other_pools_and_a_misaligned_pool() {
-    let pools = Pools::new();
-    let before = pools.set_records(0, &[("a", "1")]);
+    let (pools, before) = Pools::of(0, &[("a", "1")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "-p", "0", "--batch", "-"], "b=2\n", 2, &[], &[]),
     ]);
     assert_eq!(pools.bytes(0), before);
-    let mut bytes = pool_bytes(&[("a", "1")]);
-    bytes.extend_from_slice(b"partial");
-    pools.set(1, &bytes);
+    let bytes = pools.set_torn(1, &[("a", "1")], b"partial");
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "--batch", "-"], "b=2\n", 3, &[], &[]),

@@ -454,8 +454,7 @@ fn signal_blocked(child: Child, sig: libc::c_int, limit: Duration) -> (ExitStatu
 
 #[test]
 fn a_signal_while_waiting_for_a_lock_acts_at_once() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("b", "2")]);
+    let (pools, before) = Pools::of(1, &[("a", "1"), ("b", "2")]);
     // An exclusive flock, as cloud-init takes it, held by this process.
     let held = File::options()
         .read(true)
@@ -476,8 +475,7 @@ fn a_signal_while_waiting_for_a_lock_acts_at_once() {
 
 #[test]
 fn a_signal_during_read_wait_acts_at_once() {
-    let pools = Pools::new();
-    let before = pools.set_records(0, &[("Other", "x")]);
+    let (pools, before) = Pools::of(0, &[("Other", "x")]);
     let child = hvkvp_in(pools.path(), &["read", "Role", "--wait=30"])
         .spawn()
         .unwrap();

@@ -674,8 +674,7 @@ fn emulator(emu: &Path, args: &[&str]) -> Command {
 /// One race sub-phase on a fresh pool 1: writers and readers against the
 /// daemon emulator or the cloud-init emulator, for `dur`; then the check.
 fn race(other: Other, dur: Duration, seed: u64, emu: &Path) -> Row {
-    let pools = Pools::new();
-    pools.set_records(1, &[(SENTINEL, SENTINEL_VALUE)]);
+    let (pools, _) = Pools::of(1, &[(SENTINEL, SENTINEL_VALUE)]);
     let file = pools.file(1).to_str().unwrap().to_string();
     let dir = pools.path().to_path_buf();
     let end = Instant::now() + dur;

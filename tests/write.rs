@@ -14,8 +14,7 @@ use predicates::prelude::*;
 
 /// Pool 1 with three records.
 fn three() -> (Pools, Vec<u8>) {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
+    let (pools, before) = Pools::of(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
     (pools, before)
 }
 
@@ -196,8 +195,7 @@ fn write_removes_later_duplicates_keeping_the_order_of_the_rest() {
 
 #[test]
 fn write_same_value_again_collapses_duplicates() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("k", "v"), ("a", "1"), ("k", "old")]);
+    let (pools, _) = Pools::of(1, &[("k", "v"), ("a", "1"), ("k", "old")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "k", "v"], "", 0, &[], &[]),
@@ -207,8 +205,7 @@ fn write_same_value_again_collapses_duplicates() {
 
 #[test]
 fn write_ignorecase_updates_keeping_the_stored_spelling() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1"), ("GuestStatus", "booting")]);
+    let (pools, _) = Pools::of(1, &[("a", "1"), ("GuestStatus", "booting")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "-i", "gueststatus", "done"], "", 0, &[], &[]),
@@ -221,8 +218,7 @@ fn write_ignorecase_updates_keeping_the_stored_spelling() {
 
 #[test]
 fn write_ignorecase_appends_when_no_key_matches() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1")]);
+    let (pools, before) = Pools::of(1, &[("a", "1")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "-i", "NewKey", "v"], "", 0, &[], &[]),
@@ -234,8 +230,7 @@ fn write_ignorecase_appends_when_no_key_matches() {
 
 #[test]
 fn write_without_ignorecase_treats_another_case_as_another_key() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("GuestStatus", "booting")]);
+    let (pools, before) = Pools::of(1, &[("GuestStatus", "booting")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "gueststatus", "done"], "", 0, &[], &[]),
@@ -536,8 +531,7 @@ fn write_refuses_pools_other_than_1_without_force() {
 
 #[test]
 fn write_to_another_pool_works_with_force() {
-    let pools = Pools::new();
-    let before = pools.set_records(3, &[("k", "old"), ("x", "1")]);
+    let (pools, before) = Pools::of(3, &[("k", "old"), ("x", "1")]);
     #[rustfmt::skip]
     pools.cases(&[
         (&["write", "-p", "3", "--force", "k", "new"], "", 0, &[], &[]),
@@ -705,8 +699,7 @@ fn write_never_replaces_the_pool_file() {
 #[test]
 fn write_times_out_on_a_flock_and_changes_nothing() {
     let (pools, before) = three();
-    let held = File::open(pools.file(1)).unwrap();
-    flock(&held, libc::LOCK_SH);
+    let held = flocked(&pools.file(1), libc::LOCK_SH);
     let start = Instant::now();
     pools
         .cmd()
@@ -746,8 +739,7 @@ fn write_times_out_on_the_daemons_posix_lock_naming_its_pid() {
 #[test]
 fn write_waits_for_a_lock_and_then_writes() {
     let (pools, before) = three();
-    let held = File::open(pools.file(1)).unwrap();
-    flock(&held, libc::LOCK_EX);
+    let held = flocked(&pools.file(1), libc::LOCK_EX);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
         .env("HVKVP_POOL_DIR", pools.path())
         .args(["write", "--lock-timeout", "20", "d", "4"])

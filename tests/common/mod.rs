@@ -55,6 +55,13 @@ impl Pools {
         }
     }
 
+    /// New pools with pool `n` holding these records; and its bytes.
+    pub fn of(n: u8, recs: &[(&str, &str)]) -> (Pools, Vec<u8>) {
+        let pools = Pools::new();
+        let bytes = pools.set_records(n, recs);
+        (pools, bytes)
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -68,6 +75,14 @@ impl Pools {
     pub fn set(&self, n: u8, bytes: &[u8]) -> Vec<u8> {
         std::fs::write(self.file(n), bytes).expect("write pool");
         bytes.to_vec()
+    }
+
+    /// Write pool `n` with these records and then `tail`, a partial record
+    /// (a misaligned pool); returns its bytes.
+    pub fn set_torn(&self, n: u8, recs: &[(&str, &str)], tail: &[u8]) -> Vec<u8> {
+        let mut bytes = pool_bytes(recs);
+        bytes.extend_from_slice(tail);
+        self.set(n, &bytes)
     }
 
     /// Write pool `n` with these records; returns its bytes.
@@ -498,6 +513,14 @@ pub fn flock(file: &std::fs::File, op: libc::c_int) {
     assert_eq!(unsafe { libc::flock(file.as_raw_fd(), op) }, 0, "flock");
 }
 
+/// Open `path` and take `op` on it with flock; held until the result is
+/// closed.
+pub fn flocked(path: &Path, op: libc::c_int) -> std::fs::File {
+    let file = std::fs::File::open(path).unwrap();
+    flock(&file, op);
+    file
+}
+
 /// Take a POSIX record lock of `kind` (`libc::F_RDLCK` or `F_WRLCK`) over
 /// the whole of `file` without waiting, as hv_kvp_daemon does; it is held
 /// until `file` is closed.
@@ -515,9 +538,25 @@ pub fn fcntl_lock(file: &std::fs::File, kind: libc::c_int) {
     assert_eq!(rc, 0, "fcntl F_SETLK");
 }
 
+/// A `pool_emulator hold` process, killed when dropped.
+pub struct Held(pub std::process::Child);
+
+impl Held {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Start `pool_emulator hold FILE KIND SECS` (`posix`: the daemon's fcntl
 /// lock; `flock`: cloud-init's) and wait until it has the lock.
-pub fn hold(file: &Path, kind: &str, secs: &str) -> std::process::Child {
+pub fn hold(file: &Path, kind: &str, secs: &str) -> Held {
     use std::io::BufRead;
     let mut child = std::process::Command::new(example("pool_emulator"))
         .args(["hold", file.to_str().unwrap(), kind, secs])
@@ -529,7 +568,7 @@ pub fn hold(file: &Path, kind: &str, secs: &str) -> std::process::Child {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line, "locked\n");
-    child
+    Held(child)
 }
 
 /// Records as (key, value) byte pairs; a key of b"" starts with NUL.
