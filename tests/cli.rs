@@ -138,11 +138,7 @@ fn permission_denied_says_to_run_as_root() {
     let (pools, before) = Pools::of(1, &[("k", "v")]);
     let mut cmd = if is_root() {
         // Root ignores file modes: drop to nobody instead.
-        if std::process::Command::new("setpriv")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
+        if !installed("setpriv") {
             eprintln!("skipped: running as root and setpriv (util-linux) is not installed");
             return;
         }

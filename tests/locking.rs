@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{example, hold, Gives, Has, Is, Pools};
+use common::{example, hold, listing, Gives, Has, Is, Pools};
 
 #[test]
 fn write_times_out_on_daemon_lock_and_names_the_holder() {
@@ -107,11 +107,7 @@ fn write_waits_for_a_lock_that_is_released() {
 fn reader_blocked_on_its_output_holds_no_lock() {
     let pools = Pools::new();
     // Far more output than a pipe holds, so the reader blocks writing it.
-    let recs: Vec<(String, String)> = (0..300)
-        .map(|i| (format!("k{i}"), "v".repeat(2000)))
-        .collect();
-    let recs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    pools.set_records(1, &recs);
+    pools.set_many(1, 300, "k", &"v".repeat(2000));
     let mut reader = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
         .env("HVKVP_POOL_DIR", pools.path())
         .args(["read", "-p", "1"])
@@ -146,6 +142,6 @@ fn reader_blocked_on_its_output_holds_no_lock() {
     let mut rest = Vec::new();
     out.read_to_end(&mut rest).unwrap();
     assert!(reader.wait().unwrap().success());
-    let expected: usize = recs.iter().map(|(k, v)| k.len() + 2 + v.len() + 1).sum();
+    let expected = listing(&pools.records(1)).len();
     assert_eq!(1 + rest.len(), expected, "every record printed");
 }

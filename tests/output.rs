@@ -127,11 +127,7 @@ fn pipe_output_is_exact_bytes() {
 #[test]
 fn closed_pipe_is_quiet_success() {
     let pools = Pools::new();
-    let recs: Vec<(String, String)> = (0..2000)
-        .map(|i| (format!("key{i}"), "x".repeat(1000)))
-        .collect();
-    let recs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    pools.set_records(1, &recs);
+    pools.set_many(1, 2000, "key", &"x".repeat(1000));
     // `hvkvp read -p 1 | head -1`
     let mut child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
         .env("HVKVP_POOL_DIR", pools.path())

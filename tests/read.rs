@@ -637,11 +637,7 @@ fn read_to_a_closed_pipe_is_not_an_error() {
 
 #[test]
 fn read_escapes_control_characters_on_a_terminal() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if !installed("script") {
         eprintln!("skipped: `script` (util-linux) is not installed to give the binary a terminal");
         return;
     }
@@ -734,10 +730,7 @@ fn read_accepts_keys_that_are_not_utf8() {
 /// A pool of `n` records with 2,000-byte values: more than the 1 MiB a
 /// read holds in memory before it spills to a temporary file.
 fn large_pool(pools: &Pools, n: usize) -> Vec<u8> {
-    let value = "v".repeat(2000);
-    let recs: Vec<(String, String)> = (0..n).map(|i| (format!("key{i}"), value.clone())).collect();
-    let recs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    pools.set_records(1, &recs)
+    pools.set_many(1, n, "key", &"v".repeat(2000))
 }
 
 #[test]

@@ -85,6 +85,16 @@ impl Pools {
         self.set(n, &bytes)
     }
 
+    /// Write pool `n` with `count` records `{prefix}0`, `{prefix}1`, …, each
+    /// holding `value`; returns its bytes.
+    pub fn set_many(&self, n: u8, count: usize, prefix: &str, value: &str) -> Vec<u8> {
+        let recs: Vec<(String, String)> = (0..count)
+            .map(|i| (format!("{prefix}{i}"), value.to_string()))
+            .collect();
+        let recs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.set_records(n, &recs)
+    }
+
     /// Write pool `n` with these records; returns its bytes.
     pub fn set_records(&self, n: u8, recs: &[(&str, &str)]) -> Vec<u8> {
         self.set(n, &pool_bytes(recs))
@@ -636,4 +646,12 @@ pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
     let _ = std::io::stdout().flush();
     drop(restore);
     out
+}
+
+/// Is `tool` installed (does `tool --version` run)?
+pub fn installed(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok()
 }
