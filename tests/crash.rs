@@ -11,7 +11,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Gives, Pools, Rng, KEY_SIZE, RECORD_SIZE};
+use common::{std_cmd, Gives, Pools, Rng, KEY_SIZE, RECORD_SIZE};
 
 const RECORDS: usize = 4000;
 const TRIALS: usize = 25;
@@ -128,11 +128,7 @@ fn kill_trials(
     let (trials, killed) = trials(|| {
         let pools = Pools::new();
         base_pool(&pools, dup_of);
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-            .env("HVKVP_POOL_DIR", pools.path())
-            .args(args)
-            .spawn()
-            .unwrap();
+        let mut child = std_cmd(pools.path()).args(args).spawn().unwrap();
         let at = Duration::from_micros(rng.below(span.as_micros() as u64 * 11 / 10));
         std::thread::sleep(at);
         let mid_run = child.try_wait().unwrap().is_none();
@@ -268,8 +264,7 @@ fn kill_during_batch_appends_never_leaves_a_partial_record() {
     let (mut partial, mut foreign, mut lost, mut cut) = (0, 0, 0, 0);
     let (trials, killed) = trials(|| {
         let (pools, list) = setup();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-            .env("HVKVP_POOL_DIR", pools.path())
+        let mut child = std_cmd(pools.path())
             .args(["write", "--batch", list.to_str().unwrap()])
             .spawn()
             .unwrap();

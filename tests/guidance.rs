@@ -32,13 +32,6 @@ fn unchanged_std(dir: &Path, mut cmd: std::process::Command) -> Ran {
     ran
 }
 
-/// The binary on `dir`, as a plain `std::process::Command`.
-fn std_cmd(dir: &Path) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"));
-    c.env("HVKVP_POOL_DIR", dir);
-    c
-}
-
 /// The binary on `dir` as uid/gid 65534 (nobody), when run as root: the
 /// ids are dropped between fork and exec. Not root: file modes apply to
 /// us already.

@@ -84,13 +84,6 @@ fn judge(
     stderr
 }
 
-/// The binary on `pools` as a plain `std::process::Command`.
-fn std_cmd(pools: &Pools) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"));
-    c.env("HVKVP_POOL_DIR", pools.path());
-    c
-}
-
 /// Run `cmd` and return (exit code, stdout, stderr), with the hang guard.
 fn run(mut cmd: Command) -> (Option<i32>, String, String) {
     let out = cmd.timeout(HANG_GUARD).output().expect("run hvkvp");
@@ -275,8 +268,7 @@ fn with_file_size_limit(pools: &Pools, limit: u64) -> Command {
 /// The binary on `pools`, with RLIMIT_FSIZE set to `limit` bytes and
 /// SIGXFSZ set to `xfsz` (`SIG_IGN`, or `SIG_DFL` as a shell leaves it).
 fn file_size_limited(pools: &Pools, limit: u64, xfsz: libc::sighandler_t) -> Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"));
-    c.env("HVKVP_POOL_DIR", pools.path());
+    let mut c = std_cmd(pools.path());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         c.pre_exec(move || {
@@ -1009,7 +1001,7 @@ fn yes_piped_into_write_is_refused_and_yes_gets_sigpipe() {
 #[test]
 fn dev_zero_on_stdin_refused_after_2048_bytes() {
     let (pools, _) = Pools::of(1, &[("a", "1")]);
-    let mut c = std_cmd(&pools);
+    let mut c = std_cmd(pools.path());
     c.args(["write", "K", "-"])
         .stdin(std::fs::File::open("/dev/zero").unwrap());
     refused_std(
@@ -1024,7 +1016,7 @@ fn dev_zero_on_stdin_refused_after_2048_bytes() {
 fn endless_batch_refused_past_64_mib() {
     let (pools, _) = Pools::of(1, &[("a", "1")]);
     for input in ["/dev/zero", "-"] {
-        let mut c = std_cmd(&pools);
+        let mut c = std_cmd(pools.path());
         c.args(["write", "--batch", input])
             .stdin(std::fs::File::open("/dev/zero").unwrap());
         refused_std(pools.path(), c, 2, &["the batch is over 64 MiB"]);
@@ -1035,7 +1027,7 @@ fn endless_batch_refused_past_64_mib() {
 fn stdin_that_cannot_be_read_refused() {
     // A directory as stdin: read(2) fails with EISDIR.
     let (pools, _) = Pools::of(1, &[("a", "1")]);
-    let mut c = std_cmd(&pools);
+    let mut c = std_cmd(pools.path());
     c.args(["write", "K", "-"])
         .stdin(std::fs::File::open(pools.path()).unwrap());
     refused_std(
@@ -1044,7 +1036,7 @@ fn stdin_that_cannot_be_read_refused() {
         2,
         &["reading the value from stdin", "Is a directory"],
     );
-    let mut c = std_cmd(&pools);
+    let mut c = std_cmd(pools.path());
     c.args(["write", "--batch", "-"])
         .stdin(std::fs::File::open(pools.path()).unwrap());
     refused_std(

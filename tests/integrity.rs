@@ -419,8 +419,7 @@ fn split_write_stopped_by_sigterm_leaves_the_old_value_or_the_new_one() {
     for trial in 0..TRIALS {
         let pools = Pools::new();
         pools.set(1, &original);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-            .env("HVKVP_POOL_DIR", pools.path())
+        let mut child = std_cmd(pools.path())
             .args(["write", "--split", "cfg", "small"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

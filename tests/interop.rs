@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{in_ci, Pools, KEY_SIZE, RECORD_SIZE};
+use common::{in_ci, std_cmd, Pools, KEY_SIZE, RECORD_SIZE};
 
 const DAEMON: &str = "/usr/sbin/hv_kvp_daemon";
 /// What the daemon's answer may take before the test calls it hung (the
@@ -911,8 +911,7 @@ fn hvkvp_delete_and_read_wait_on_host_set() {
         let key = format!("Role{i}");
         // Something else in the pool, rewritten by the daemon while waiting.
         assert_eq!(rig.host().set(0, "Busy", &i.to_string()), msg::HV_S_OK);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-            .env("HVKVP_POOL_DIR", rig.pools.path())
+        let mut child = std_cmd(rig.pools.path())
             .args(["read", "-p", "0", &key, "--wait=10"])
             .stdout(Stdio::piped())
             .spawn()

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{example, hold, listing, Gives, Has, Is, Pools};
+use common::{example, hold, listing, std_cmd, Gives, Has, Is, Pools};
 
 #[test]
 fn write_times_out_on_daemon_lock_and_names_the_holder() {
@@ -108,8 +108,7 @@ fn reader_blocked_on_its_output_holds_no_lock() {
     let pools = Pools::new();
     // Far more output than a pipe holds, so the reader blocks writing it.
     pools.set_many(1, 300, "k", &"v".repeat(2000));
-    let mut reader = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", pools.path())
+    let mut reader = std_cmd(pools.path())
         .args(["read", "-p", "1"])
         .stdout(Stdio::piped())
         .spawn()

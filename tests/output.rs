@@ -6,9 +6,9 @@ mod common;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use common::Pools;
+use common::{std_cmd, Pools};
 
 /// Run hvkvp with stdout on a pseudo-terminal; returns what the terminal got.
 fn on_terminal(pools: &Pools, args: &[&str]) -> (i32, Vec<u8>) {
@@ -35,8 +35,7 @@ fn on_terminal(pools: &Pools, args: &[&str]) -> (i32, Vec<u8>) {
         libc::cfmakeraw(&mut t);
         libc::tcsetattr(std::os::fd::AsRawFd::as_raw_fd(&slave), libc::TCSANOW, &t);
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", pools.path())
+    let mut child = std_cmd(pools.path())
         .args(args)
         .stdout(Stdio::from(slave))
         .stderr(Stdio::null())
@@ -129,8 +128,7 @@ fn closed_pipe_is_quiet_success() {
     let pools = Pools::new();
     pools.set_many(1, 2000, "key", &"x".repeat(1000));
     // `hvkvp read -p 1 | head -1`
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", pools.path())
+    let mut child = std_cmd(pools.path())
         .args(["read", "-p", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -619,8 +619,7 @@ fn read_to_a_closed_pipe_is_not_an_error() {
     let recs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     pools.set_records(0, &recs);
     // 300 kB of output: far more than a pipe holds, so the writer meets EPIPE.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", pools.path())
+    let mut child = std_cmd(pools.path())
         .arg("read")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -42,8 +42,7 @@ fn wait_times_out_with_exit_1_and_nothing_printed() {
 /// Start `read KEY --wait` in the background, then let `act` make the key
 /// appear; the reader must print it and exit 0.
 fn waits_until(pools: &Pools, args: &[&str], act: impl FnOnce(), expect: &str) {
-    let child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", pools.path())
+    let child = std_cmd(pools.path())
         .args(args)
         .stdout(Stdio::piped())
         .spawn()
@@ -111,8 +110,7 @@ fn wait_sees_a_daemon_style_rewrite_in_place() {
 fn wait_works_when_the_pool_directory_does_not_exist_yet() {
     let pools = Pools::new();
     let dir = pools.path().join("lib").join("hyperv");
-    let child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", &dir)
+    let child = std_cmd(&dir)
         .args(["read", "Role", "--wait=60"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -178,8 +176,7 @@ fn wait_on_a_machine_that_is_not_a_hyperv_guest_says_so_at_once() {
 fn wait_follows_the_pool_directory_removed_and_made_again() {
     let pools = Pools::new();
     pools.set(1, &[]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", pools.path())
+    let mut child = std_cmd(pools.path())
         .args(["read", "-p", "1", "Role", "--wait=30"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

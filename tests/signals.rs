@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{flock, Pools, Rng, RECORD_SIZE};
+use common::{flocked, std_cmd, Pools, Rng, RECORD_SIZE};
 
 /// The signals hvkvp holds while it changes a pool (SIGQUIT as well, but it
 /// dumps core where core dumps are on, so the trials leave it out).
@@ -48,11 +48,8 @@ fn name(sig: libc::c_int) -> &'static str {
 /// with SIGINT and SIGQUIT ignored, and an ignored signal stays ignored
 /// across exec).
 fn hvkvp_in(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hvkvp"));
-    c.env("HVKVP_POOL_DIR", dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut c = std_cmd(dir);
+    c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         c.pre_exec(|| {
@@ -456,12 +453,7 @@ fn signal_blocked(child: Child, sig: libc::c_int, limit: Duration) -> (ExitStatu
 fn a_signal_while_waiting_for_a_lock_acts_at_once() {
     let (pools, before) = Pools::of(1, &[("a", "1"), ("b", "2")]);
     // An exclusive flock, as cloud-init takes it, held by this process.
-    let held = File::options()
-        .read(true)
-        .write(true)
-        .open(pools.file(1))
-        .unwrap();
-    flock(&held, libc::LOCK_EX);
+    let held = flocked(&pools.file(1), libc::LOCK_EX);
     let child = hvkvp_in(pools.path(), &["--lock-timeout", "30", "write", "k", "v"])
         .spawn()
         .unwrap();

@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{example, Pools, KEY_SIZE, RECORD_SIZE};
+use common::{example, std_cmd, Pools, KEY_SIZE, RECORD_SIZE};
 
 const DEFAULT_SECONDS: f64 = 150.0;
 const SENTINEL: &str = "sentinel";
@@ -173,9 +173,8 @@ impl Rng {
 /// The release binary (under `cargo test --release`), on pools in `dir`,
 /// with a lock timeout no healthy run comes near.
 fn hvkvp(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hvkvp"));
-    c.env("HVKVP_POOL_DIR", dir)
-        .args(args)
+    let mut c = std_cmd(dir);
+    c.args(args)
         .args(["--lock-timeout", LOCK_TIMEOUT])
         .stdin(Stdio::null());
     c

@@ -4,7 +4,6 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, Instant};
@@ -40,16 +39,25 @@ fn os(s: &str) -> &OsStr {
     OsStr::new(s)
 }
 
+/// Changes to pool 1, each on pools of its own: a new key is appended as
+/// a zero-filled record; `-k` without `-v` sets an empty value; a value
+/// from stdin loses one trailing newline; writing a key's value again drops
+/// its later copies; `-i` updates a key in another case, keeping its
+/// spelling, and appends when no key matches; without `-i` another case is
+/// another key.
 #[test]
-fn write_appends_a_new_key_as_a_zero_filled_record() {
-    let (pools, before) = three();
+fn write_changes_on_pools_of_their_own() {
+    const THREE: &[(&str, &str)] = &[("a", "1"), ("b", "2"), ("c", "3")];
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "d", "4"], "", 0, &[Is("")], &[Is("")]),
+    changes(&[
+        (THREE, (&["write", "d", "4"], "", 0, &[Is("")], &[Is("")]), &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]),
+        (THREE, (&["write", "-k", "b"], "", 0, &[], &[]), &[("a", "1"), ("b", ""), ("c", "3")]),
+        (THREE, (&["write", "d", "-"], "line 1\r\n\tline 2\n\n", 0, &[Is("")], &[Is("")]), &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "line 1\r\n\tline 2\n")]),
+        (&[("k", "v"), ("a", "1"), ("k", "old")], (&["write", "k", "v"], "", 0, &[], &[]), &[("k", "v"), ("a", "1")]),
+        (&[("a", "1"), ("GuestStatus", "booting")], (&["write", "-i", "gueststatus", "done"], "", 0, &[], &[]), &[("a", "1"), ("GuestStatus", "done")]),
+        (&[("a", "1")], (&["write", "-i", "NewKey", "v"], "", 0, &[], &[]), &[("a", "1"), ("NewKey", "v")]),
+        (&[("GuestStatus", "booting")], (&["write", "gueststatus", "done"], "", 0, &[], &[]), &[("GuestStatus", "booting"), ("gueststatus", "done")]),
     ]);
-    let mut expected = before;
-    expected.extend(record(b"d", b"4"));
-    assert_eq!(pools.bytes(1), expected);
 }
 
 #[test]
@@ -64,18 +72,6 @@ fn write_accepts_2_0_style_key_and_value_options() {
     let mut expected = before;
     expected[RECORD_SIZE..2 * RECORD_SIZE].copy_from_slice(&record(b"b", b"two"));
     expected.extend(record(b"d", b"4"));
-    assert_eq!(pools.bytes(1), expected);
-}
-
-#[test]
-fn write_key_option_without_value_sets_an_empty_value() {
-    let (pools, before) = three();
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-k", "b"], "", 0, &[], &[]),
-    ]);
-    let mut expected = before;
-    expected[RECORD_SIZE..2 * RECORD_SIZE].copy_from_slice(&record(b"b", b""));
     assert_eq!(pools.bytes(1), expected);
 }
 
@@ -97,18 +93,6 @@ fn write_value_dash_keep_newline_reads_stdin_bytes_exactly() {
         expected.extend(record(b"d", b"line 1\r\n\tline 2\n\n"));
         assert_eq!(pools.bytes(1), expected);
     }
-}
-
-#[test]
-fn write_value_dash_drops_one_trailing_newline_by_default() {
-    let (pools, before) = three();
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "d", "-"], "line 1\r\n\tline 2\n\n", 0, &[Is("")], &[Is("")]),
-    ]);
-    let mut expected = before;
-    expected.extend(record(b"d", b"line 1\r\n\tline 2\n"));
-    assert_eq!(pools.bytes(1), expected);
 }
 
 #[test]
@@ -191,53 +175,6 @@ fn write_removes_later_duplicates_keeping_the_order_of_the_rest() {
         pools.bytes(1),
         pool_bytes(&[("a", "1"), ("k", "new"), ("b", "2"), ("c", "3")])
     );
-}
-
-#[test]
-fn write_same_value_again_collapses_duplicates() {
-    let (pools, _) = Pools::of(1, &[("k", "v"), ("a", "1"), ("k", "old")]);
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "k", "v"], "", 0, &[], &[]),
-    ]);
-    assert_eq!(pools.bytes(1), pool_bytes(&[("k", "v"), ("a", "1")]));
-}
-
-#[test]
-fn write_ignorecase_updates_keeping_the_stored_spelling() {
-    let (pools, _) = Pools::of(1, &[("a", "1"), ("GuestStatus", "booting")]);
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-i", "gueststatus", "done"], "", 0, &[], &[]),
-    ]);
-    assert_eq!(
-        pools.bytes(1),
-        pool_bytes(&[("a", "1"), ("GuestStatus", "done")])
-    );
-}
-
-#[test]
-fn write_ignorecase_appends_when_no_key_matches() {
-    let (pools, before) = Pools::of(1, &[("a", "1")]);
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-i", "NewKey", "v"], "", 0, &[], &[]),
-    ]);
-    let mut expected = before;
-    expected.extend(record(b"NewKey", b"v"));
-    assert_eq!(pools.bytes(1), expected);
-}
-
-#[test]
-fn write_without_ignorecase_treats_another_case_as_another_key() {
-    let (pools, before) = Pools::of(1, &[("GuestStatus", "booting")]);
-    #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "gueststatus", "done"], "", 0, &[], &[]),
-    ]);
-    let mut expected = before;
-    expected.extend(record(b"gueststatus", b"done"));
-    assert_eq!(pools.bytes(1), expected);
 }
 
 #[test]
@@ -717,13 +654,8 @@ fn write_times_out_on_a_flock_and_changes_nothing() {
 #[test]
 fn write_times_out_on_the_daemons_posix_lock_naming_its_pid() {
     let (pools, before) = three();
-    let held = File::options()
-        .read(true)
-        .write(true)
-        .open(pools.file(1))
-        .unwrap();
     // What hv_kvp_daemon takes: F_WRLCK over the whole file.
-    fcntl_lock(&held, libc::F_WRLCK);
+    let held = fcntl_locked(&pools.file(1), libc::F_WRLCK);
     pools
         .cmd()
         .args(["--lock-timeout", "0.3", "write", "d", "4"])
@@ -740,8 +672,7 @@ fn write_times_out_on_the_daemons_posix_lock_naming_its_pid() {
 fn write_waits_for_a_lock_and_then_writes() {
     let (pools, before) = three();
     let held = flocked(&pools.file(1), libc::LOCK_EX);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", pools.path())
+    let child = std_cmd(pools.path())
         .args(["write", "--lock-timeout", "20", "d", "4"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

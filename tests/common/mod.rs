@@ -247,6 +247,27 @@ impl Pools {
     }
 }
 
+/// A row of a table of changes: pool 1's records before, a command line
+/// and what it must give, and pool 1's records after, byte for byte.
+pub type Change<'a> = (&'a [(&'a str, &'a str)], Case<'a>, &'a [(&'a str, &'a str)]);
+
+/// Run each row on pools of its own and check pool 1 after it.
+pub fn changes(rows: &[Change]) {
+    for &(before, case, after) in rows {
+        let (pools, _) = Pools::of(1, before);
+        pools.cases(&[case]);
+        assert_eq!(pools.bytes(1), pool_bytes(after), "hvkvp {:?}", case.0);
+    }
+}
+
+/// The binary on `dir`, as a plain `std::process::Command` (for a child
+/// whose stdin or stdout is set up by hand: assert_cmd pipes both).
+pub fn std_cmd(dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"));
+    c.env("HVKVP_POOL_DIR", dir);
+    c
+}
+
 /// The binary under test, with a clean environment for its options.
 pub fn hvkvp() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hvkvp"));
@@ -528,6 +549,18 @@ pub fn flock(file: &std::fs::File, op: libc::c_int) {
 pub fn flocked(path: &Path, op: libc::c_int) -> std::fs::File {
     let file = std::fs::File::open(path).unwrap();
     flock(&file, op);
+    file
+}
+
+/// Open `path` for reading and writing and take a POSIX record lock of
+/// `kind` over all of it; held until the result is closed.
+pub fn fcntl_locked(path: &Path, kind: libc::c_int) -> std::fs::File {
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    fcntl_lock(&file, kind);
     file
 }
 
