@@ -379,9 +379,7 @@ fn check_names_the_tag_of_split_chunks_as_hvkvps_not_the_daemons() {
     put_records(&pools, 1, &[("a", "1")]);
     let value = "x".repeat(3000);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "--split", "cfg", &value], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "--split", "cfg", &value], "", 0, &[], &[])]);
     let obj = check(
         &pools,
         1,
@@ -468,9 +466,7 @@ fn check_never_changes_the_file() {
     let meta = std::fs::metadata(pools.file(1)).unwrap();
     for args in [&["check"][..], &["check", "-o", "json"], &["check", "-q"]] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (args, "", 1, &[], &[]),
-        ]);
+        pools.cases(&[(args, "", 1, &[], &[])]);
         let now = std::fs::metadata(pools.file(1)).unwrap();
         assert_eq!(pools.bytes(1), bytes, "{args:?} changed the bytes");
         assert_eq!(
@@ -539,9 +535,7 @@ fn check_one_pool_by_number_name_or_keyset() {
         );
     }
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["check", "-s", "params"], "", 1, &[Has("duplicate key x")], &[]),
-    ]);
+    pools.cases(&[(&["check", "-s", "params"], "", 1, &[Has("duplicate key x")], &[])]);
 }
 
 #[test]
@@ -549,9 +543,7 @@ fn check_a_missing_pool_file_exits_3() {
     let pools = Pools::new();
     put_records(&pools, 0, &[("a", "1")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["check", "-p", "1"], "", 3, &[Is("")], &[Has("no such pool file")]),
-    ]);
+    pools.cases(&[(&["check", "-p", "1"], "", 3, &[Is("")], &[Has("no such pool file")])]);
 }
 
 #[test]
@@ -582,14 +574,10 @@ fn check_quiet_prints_nothing() {
     let pools = Pools::new();
     put_records(&pools, 1, &[("a", "1")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["check", "-q"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["check", "-q"], "", 0, &[Is("")], &[])]);
     put_records(&pools, 1, &[("a", "1"), ("", "2")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["-q", "check", "-o", "json"], "", 1, &[Is("")], &[Is("")]),
-    ]);
+    pools.cases(&[(&["-q", "check", "-o", "json"], "", 1, &[Is("")], &[Is("")])]);
 }
 
 #[test]
@@ -597,9 +585,7 @@ fn check_rejects_an_unknown_format() {
     let pools = Pools::new();
     put_records(&pools, 1, &[("a", "1")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["check", "-o", "kv"], "", 2, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["check", "-o", "kv"], "", 2, &[Is("")], &[])]);
 }
 
 #[test]
@@ -708,18 +694,14 @@ fn delete_all_if_stale_empties_a_stale_pool_in_place() {
     make_stale(&pools, 1);
     let inode = std::fs::metadata(pools.file(1)).unwrap().ino();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-A", "--if-stale"], "", 0, &[Is("")], &[Is("")]),
-    ]);
+    pools.cases(&[(&["delete", "-A", "--if-stale"], "", 0, &[Is("")], &[Is("")])]);
     let meta = std::fs::metadata(pools.file(1)).unwrap();
     assert_eq!(meta.len(), 0);
     assert_eq!(meta.ino(), inode, "pool file was replaced");
     // Emptied now, it is fresh: a second run leaves it alone.
     assert!(meta.modified().unwrap() >= boot_time());
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "--all", "--if-stale"], "", 1, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["delete", "--all", "--if-stale"], "", 1, &[Is("")], &[])]);
     check(&pools, 1, 0, "0 records");
 }
 
@@ -729,9 +711,7 @@ fn delete_all_if_stale_leaves_a_fresh_pool_alone() {
     let before = put_records(&pools, 1, &[("GuestStatus", "ready")]);
     let when = mtime(&pools.file(1));
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-A", "--if-stale"], "", 1, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["delete", "-A", "--if-stale"], "", 1, &[Is("")], &[])]);
     assert_eq!(pools.bytes(1), before);
     assert_eq!(mtime(&pools.file(1)), when);
 }
@@ -742,14 +722,10 @@ fn delete_all_if_stale_on_another_pool_needs_force() {
     let before = put_records(&pools, 3, &[("HostName", "h")]);
     make_stale(&pools, 3);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-p", "3", "-A", "--if-stale"], "", 2, &[], &[Has("--force")]),
-    ]);
+    pools.cases(&[(&["delete", "-p", "3", "-A", "--if-stale"], "", 2, &[], &[Has("--force")])]);
     assert_eq!(pools.bytes(3), before);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-p", "3", "-A", "--if-stale", "--force"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["delete", "-p", "3", "-A", "--if-stale", "--force"], "", 0, &[], &[])]);
     assert_eq!(pools.bytes(3), b"");
 }
 
@@ -780,9 +756,7 @@ fn delete_all_if_stale_refuses_a_misaligned_pool() {
     put(&pools, 1, &bytes);
     make_stale(&pools, 1);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-A", "--if-stale"], "", 3, &[Is("")], &[Has("delete -c")]),
-    ]);
+    pools.cases(&[(&["delete", "-A", "--if-stale"], "", 3, &[Is("")], &[Has("delete -c")])]);
     assert_eq!(pools.bytes(1), bytes);
 }
 
@@ -790,8 +764,6 @@ fn delete_all_if_stale_refuses_a_misaligned_pool() {
 fn delete_all_if_stale_with_a_missing_pool_exits_3() {
     let pools = Pools::new();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-A", "--if-stale"], "", 3, &[], &[Has("no such pool file")]),
-    ]);
+    pools.cases(&[(&["delete", "-A", "--if-stale"], "", 3, &[], &[Has("no such pool file")])]);
     assert!(!pools.file(1).exists());
 }

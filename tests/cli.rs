@@ -123,9 +123,7 @@ fn usage_errors_on_stderr_start_with_hvkvp_error() {
 fn input_and_environment_errors_start_with_hvkvp_error() {
     let pools = Pools::new();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "", "v"], "", 2, &[Is("")], &[Starts("hvkvp: error:")]),
-    ]);
+    pools.cases(&[(&["write", "", "v"], "", 2, &[Is("")], &[Starts("hvkvp: error:")])]);
     hvkvp()
         .arg("--pool-dir")
         .arg(pools.path().join("missing"))

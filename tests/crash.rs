@@ -107,9 +107,7 @@ fn duration_of(args: &[&str], dup_of: Option<usize>) -> Duration {
             base_pool(&pools, dup_of);
             let t = Instant::now();
             #[rustfmt::skip]
-            pools.cases(&[
-                (args, "", 0, &[], &[]),
-            ]);
+            pools.cases(&[(args, "", 0, &[], &[])]);
             t.elapsed()
         })
         .min()
@@ -141,9 +139,7 @@ fn kill_trials(
         empty += c.empty;
         // The next write of another key removes what the kill left.
         #[rustfmt::skip]
-        pools.cases(&[
-            (&["write", "healkey", "v"], "", 0, &[], &[]),
-        ]);
+        pools.cases(&[(&["write", "healkey", "v"], "", 0, &[], &[])]);
         let mut healed = pools.bytes(1);
         let last = healed.len() - RECORD_SIZE;
         assert_eq!(&healed[last..], &common::record(b"healkey", b"v")[..]);

@@ -228,9 +228,7 @@ fn delete_2_0_form_takes_k_as_a_2_0_pattern() {
     // A pattern 2.0 could not compile changes nothing: exit 2.
     let before = pools.bytes(1);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-k", "a\\+"], "", 2, &[Is("")], &[Has("is not a pattern hvkvp 2.0 took")]),
-    ]);
+    pools.cases(&[(&["delete", "-k", "a\\+"], "", 2, &[Is("")], &[Has("is not a pattern hvkvp 2.0 took")])]);
     assert_eq!(pools.bytes(1), before);
 }
 
@@ -264,9 +262,7 @@ fn delete_2_0_form_nothing_matched_exits_0_and_lists_the_pool() {
     let before = pools.bytes(1);
     for args in [&["delete", "-k", "nope", "-x"][..], &["-q", "delete", "-c"]] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (args, "", 0, &[Is("")], &[]),
-        ]);
+        pools.cases(&[(args, "", 0, &[Is("")], &[])]);
     }
     assert_eq!(pools.bytes(1), before);
 }
@@ -354,24 +350,17 @@ fn delete_all_empties_the_pool_in_place() {
 #[test]
 fn delete_refuses_pools_other_than_1_without_force() {
     let pools = Pools::new();
-    for (n, name) in [
-        (0u8, "in"),
-        (2, "auto"),
-        (3, "params"),
-        (4, "auto-internal"),
-    ] {
+    other_pools("in", |n, pool| {
         let before = pools.set_records(n, &[("k", "v")]);
-        for pool in [n.to_string().as_str(), name] {
-            for verb in [&["k"][..], &["-A"], &["-d"]] {
-                pools.cmd().args(["delete", "-p", pool]).args(verb).gives(
-                    2,
-                    &[Is("")],
-                    &[Has("--force")],
-                );
-                assert_eq!(pools.bytes(n), before, "pool {n} changed");
-            }
+        for verb in [&["k"][..], &["-A"], &["-d"]] {
+            pools.cmd().args(["delete", "-p", pool]).args(verb).gives(
+                2,
+                &[Is("")],
+                &[Has("--force")],
+            );
+            assert_eq!(pools.bytes(n), before, "pool {n} changed");
         }
-    }
+    });
 }
 
 #[test]
@@ -379,9 +368,7 @@ fn delete_from_another_pool_works_with_force() {
     let (pools, _) = Pools::of(3, &[("a", "1"), ("k", "v"), ("b", "2")]);
     let inode = ino(&pools, 3);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-p", "3", "--force", "k"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["delete", "-p", "3", "--force", "k"], "", 0, &[Is("")], &[])]);
     assert_eq!(pools.bytes(3), pool_bytes(&[("a", "1"), ("b", "2")]));
     assert_eq!(ino(&pools, 3), inode);
 }
@@ -410,9 +397,7 @@ fn delete_all_refuses_a_misaligned_pool() {
     let pools = Pools::new();
     let bytes = pools.set_torn(1, &[("a", "1")], b"partial");
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-A"], "", 3, &[Is("")], &[Has("delete -c")]),
-    ]);
+    pools.cases(&[(&["delete", "-A"], "", 3, &[Is("")], &[Has("delete -c")])]);
     assert_eq!(pools.bytes(1), bytes);
 }
 
@@ -428,9 +413,7 @@ fn delete_2_0_form_lists_the_pool_unless_noout_or_quiet() {
     let (pools, _) = five();
     let left = [("ab", "2"), ("Temp1", "3"), ("A", "4"), ("temp2", "5")];
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-k", "a"], "", 0, &[Is("ab: 2\nTemp1: 3\nA: 4\ntemp2: 5\n")], &[]),
-    ]);
+    pools.cases(&[(&["delete", "-k", "a"], "", 0, &[Is("ab: 2\nTemp1: 3\nA: 4\ntemp2: 5\n")], &[])]);
     assert_eq!(pools.bytes(1), pool_bytes(&left));
     for args in [
         &["delete", "-k", "ab", "-x"][..],
@@ -440,9 +423,7 @@ fn delete_2_0_form_lists_the_pool_unless_noout_or_quiet() {
         &["delete", "temp2"],
     ] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (args, "", 0, &[Is("")], &[]),
-        ]);
+        pools.cases(&[(args, "", 0, &[Is("")], &[])]);
     }
     assert_eq!(pools.bytes(1), Vec::<u8>::new());
 }
@@ -483,9 +464,7 @@ fn delete_ignores_garbage_after_nul_when_matching() {
     bytes.extend(record_with_garbage(b"other", b"2"));
     pools.set(1, &bytes);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "k"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["delete", "k"], "", 0, &[], &[])]);
     // The record kept is moved as it was, garbage and all.
     assert_eq!(pools.bytes(1), record_with_garbage(b"other", b"2"));
 }
@@ -493,14 +472,9 @@ fn delete_ignores_garbage_after_nul_when_matching() {
 #[test]
 fn delete_refuses_a_pool_that_is_not_a_regular_file() {
     let pools = Pools::new();
-    let target = pools.path().join("elsewhere");
-    let before = pool_bytes(&[("a", "1")]);
-    std::fs::write(&target, &before).unwrap();
-    std::os::unix::fs::symlink(&target, pools.file(1)).unwrap();
+    let (target, before) = pools.symlinked(1, &[("a", "1")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-A"], "", 3, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["delete", "-A"], "", 3, &[Is("")], &[])]);
     assert_eq!(std::fs::read(&target).unwrap(), before);
 
     std::fs::remove_file(pools.file(1)).unwrap();
@@ -540,24 +514,18 @@ fn delete_of_a_key_written_with_split_deletes_its_chunks() {
     let (pools, _) = Pools::of(1, &[("a", "1"), ("cfg.x", "not a chunk"), ("cfgs.0", "x")]);
     let value = "v".repeat(3000);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "--split", "cfg", &value], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "--split", "cfg", &value], "", 0, &[], &[])]);
     assert_eq!(pools.records(1).len(), 6);
     let inode = ino(&pools, 1);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "cfg"], "", 0, &[Is("")], &[Is("")]),
-    ]);
+    pools.cases(&[(&["delete", "cfg"], "", 0, &[Is("")], &[Is("")])]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("a", "1"), ("cfg.x", "not a chunk"), ("cfgs.0", "x")])
     );
     assert_eq!(ino(&pools, 1), inode);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-p", "1", "cfg", "--join"], "", 1, &[], &[]),
-    ]);
+    pools.cases(&[(&["read", "-p", "1", "cfg", "--join"], "", 1, &[], &[])]);
 }
 
 #[test]
@@ -572,9 +540,7 @@ fn delete_of_a_key_deletes_chunks_another_program_wrote_when_there_is_no_record_
         ],
     );
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "ignition.config"], "", 0, &[], &[Is("")]),
-    ]);
+    pools.cases(&[(&["delete", "ignition.config"], "", 0, &[], &[Is("")])]);
     assert_eq!(pools.bytes(1), pool_bytes(&[("b", "2")]));
 }
 

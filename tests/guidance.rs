@@ -166,9 +166,7 @@ fn chomp_is_accepted_and_changes_nothing() {
     let pools = Pools::new();
     for args in [&["write", "--chomp", "k", "-"][..], &["write", "k", "-"]] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (args, "v\n", 0, &[], &[]),
-        ]);
+        pools.cases(&[(args, "v\n", 0, &[], &[])]);
         assert_eq!(pools.bytes(1), record(b"k", b"v"));
     }
     // --chomp and --keep-newline contradict each other.
@@ -184,9 +182,7 @@ fn chomp_is_accepted_and_changes_nothing() {
 fn crlf_on_stdin_keeps_the_cr_and_says_so() {
     let pools = Pools::new();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "k", "-"], "v\r\n", 0, &[], &[Has("carriage return")]),
-    ]);
+    pools.cases(&[(&["write", "k", "-"], "v\r\n", 0, &[], &[Has("carriage return")])]);
     assert_eq!(pools.bytes(1), record(b"k", b"v\r"));
 }
 
@@ -217,9 +213,7 @@ fn closed_or_null_stdin_is_an_error_not_an_empty_value() {
     }
     // The way to an empty value the message gives works.
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "k", ""], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "k", ""], "", 0, &[], &[])]);
     assert_eq!(pools.bytes(1), record(b"k", b""));
 }
 
@@ -480,9 +474,7 @@ fn batch_takes_crlf_lines() {
 fn batch_is_json_only_when_it_parses_as_json() {
     let pools = Pools::new();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "--batch", "-"], "[net]=on\n{id}=7\n", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "--batch", "-"], "[net]=on\n{id}=7\n", 0, &[], &[])]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("[net]", "on"), ("{id}", "7")])

@@ -44,9 +44,7 @@ fn assert_pool(actual: &[u8], expected: impl AsRef<[u8]>) {
 fn write_ignorecase_updates_every_case_variant_in_place_and_removes_none() {
     let (pools, _) = Pools::of(1, &[("Foo", "1"), ("bar", "2"), ("FOO", "3"), ("foo", "4")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-i", "foo", "X"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["write", "-i", "foo", "X"], "", 0, &[Is("")], &[])]);
     assert_pool(
         &pools.bytes(1),
         pool_bytes(&[("Foo", "X"), ("bar", "2"), ("FOO", "X"), ("foo", "X")]),
@@ -57,9 +55,7 @@ fn write_ignorecase_updates_every_case_variant_in_place_and_removes_none() {
 fn write_ignorecase_removes_a_later_byte_identical_copy_of_the_matched_key() {
     let (pools, _) = Pools::of(1, &[("Foo", "1"), ("bar", "2"), ("Foo", "1b")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-i", "FOO", "X"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["write", "-i", "FOO", "X"], "", 0, &[Is("")], &[])]);
     assert_pool(&pools.bytes(1), pool_bytes(&[("Foo", "X"), ("bar", "2")]));
 }
 
@@ -67,9 +63,7 @@ fn write_ignorecase_removes_a_later_byte_identical_copy_of_the_matched_key() {
 fn write_ignorecase_without_a_match_appends_the_key_as_typed() {
     let (pools, before) = Pools::of(1, &[("Foo", "1"), ("bar", "2")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-i", "Zed", "1"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["write", "-i", "Zed", "1"], "", 0, &[Is("")], &[])]);
     let mut expected = before;
     expected.extend(record(b"Zed", b"1"));
     assert_pool(&pools.bytes(1), expected);
@@ -104,16 +98,12 @@ fn write_of_the_same_value_marks_the_pool_written_so_it_is_not_stale() {
     let (pools, before) = Pools::of(1, &[("k", "v")]);
     set_mtime_long_ago(&pools.file(1));
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "k", "v"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["write", "k", "v"], "", 0, &[Is("")], &[])]);
     assert_pool(&pools.bytes(1), &before);
     assert_written_now(&pools.file(1), "write k v");
     // Written this boot: `--if-stale` must leave it alone.
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-A", "--if-stale"], "", 1, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["delete", "-A", "--if-stale"], "", 1, &[Is("")], &[])]);
     assert_pool(&pools.bytes(1), &before);
 }
 
@@ -122,9 +112,7 @@ fn write_ignorecase_of_the_same_value_marks_the_pool_written() {
     let (pools, before) = Pools::of(1, &[("a", "1"), ("Key", "v")]);
     set_mtime_long_ago(&pools.file(1));
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-i", "KEY", "v"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["write", "-i", "KEY", "v"], "", 0, &[Is("")], &[])]);
     assert_pool(&pools.bytes(1), &before);
     assert_written_now(&pools.file(1), "write -i KEY v");
 }
@@ -134,9 +122,7 @@ fn write_batch_of_the_same_value_marks_the_pool_written() {
     let (pools, before) = Pools::of(1, &[("a", "1"), ("k", "v")]);
     set_mtime_long_ago(&pools.file(1));
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "--batch", "-"], "k=v\n", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["write", "--batch", "-"], "k=v\n", 0, &[Is("")], &[])]);
     assert_pool(&pools.bytes(1), &before);
     assert_written_now(&pools.file(1), "write --batch -");
 }
@@ -146,9 +132,7 @@ fn delete_of_a_key_marks_the_pool_written() {
     let (pools, _) = Pools::of(1, &[("a", "1"), ("k", "v"), ("b", "2")]);
     set_mtime_long_ago(&pools.file(1));
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "k"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["delete", "k"], "", 0, &[Is("")], &[])]);
     assert_pool(&pools.bytes(1), pool_bytes(&[("a", "1"), ("b", "2")]));
     assert_written_now(&pools.file(1), "delete k");
 }
@@ -159,9 +143,7 @@ fn delete_of_a_key_marks_the_pool_written() {
 fn join_with_a_missing_chunk_fails_printing_nothing_and_names_the_gap() {
     let (pools, before) = Pools::of(1, &[("cfg.0", "aaa"), ("cfg.2", "ccc")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-p", "1", "cfg", "--join"], "", 1, &[Is("")], &[Has("cfg.1")]),
-    ]);
+    pools.cases(&[(&["read", "-p", "1", "cfg", "--join"], "", 1, &[Is("")], &[Has("cfg.1")])]);
     assert_pool(&pools.bytes(1), &before);
 }
 
@@ -169,9 +151,7 @@ fn join_with_a_missing_chunk_fails_printing_nothing_and_names_the_gap() {
 fn join_of_a_complete_set_of_chunks_prints_them_in_order() {
     let (pools, before) = Pools::of(1, &[("cfg.0", "aa"), ("cfg.1", "bb"), ("cfg.2", "cc")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-p", "1", "cfg", "--join"], "", 0, &[Is("aabbcc\n")], &[]),
-    ]);
+    pools.cases(&[(&["read", "-p", "1", "cfg", "--join"], "", 0, &[Is("aabbcc\n")], &[])]);
     assert_pool(&pools.bytes(1), &before);
 }
 
@@ -272,9 +252,7 @@ fn delete_d_keeps_one_of_a_record_left_twice_in_a_row() {
         pools.set(1, &bytes);
         // It cleaned something: exit 0.
         #[rustfmt::skip]
-        pools.cases(&[
-            (&["delete", "-d"], "", 0, &[], &[]),
-        ]);
+        pools.cases(&[(&["delete", "-d"], "", 0, &[], &[])]);
         assert_pool(
             &pools.bytes(1),
             pool_bytes(&[("a", "1"), ("b", "2"), ("c", "3")]),
@@ -294,9 +272,7 @@ fn write_removes_a_record_left_twice_in_a_row_and_empty_key_records() {
     let pools = Pools::new();
     debris_pool(&pools);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "z", "9"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["write", "z", "9"], "", 0, &[Is("")], &[])]);
     assert_pool(
         &pools.bytes(1),
         pool_bytes(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4"), ("z", "9")]),
@@ -308,9 +284,7 @@ fn delete_removes_a_record_left_twice_in_a_row_and_empty_key_records() {
     let pools = Pools::new();
     debris_pool(&pools);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "c"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["delete", "c"], "", 0, &[Is("")], &[])]);
     assert_pool(
         &pools.bytes(1),
         pool_bytes(&[("a", "1"), ("b", "2"), ("d", "4")]),
@@ -325,9 +299,7 @@ fn write_removes_a_copy_separated_from_its_record_only_by_empty_key_records() {
         &raw(&[(b"a", b"1"), (b"", b"half"), (b"a", b"1"), (b"e", b"5")]),
     );
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "z", "9"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["write", "z", "9"], "", 0, &[Is("")], &[])]);
     assert_pool(
         &pools.bytes(1),
         pool_bytes(&[("a", "1"), ("e", "5"), ("z", "9")]),
@@ -338,9 +310,7 @@ fn write_removes_a_copy_separated_from_its_record_only_by_empty_key_records() {
 fn write_keeps_a_duplicate_key_with_a_different_value() {
     let (pools, before) = Pools::of(1, &[("x", "1"), ("y", "2"), ("x", "3")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "z", "9"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["write", "z", "9"], "", 0, &[Is("")], &[])]);
     let mut expected = before;
     expected.extend(record(b"z", b"9"));
     assert_pool(&pools.bytes(1), expected);
@@ -356,9 +326,7 @@ fn check_names_the_debris_of_a_killed_hvkvp_until_the_next_change() {
     assert!(report.contains("hvkvp delete"), "{report}");
     assert_pool(&pools.bytes(1), &before);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "z", "9"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "z", "9"], "", 0, &[], &[])]);
     let after = pool_bytes(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4"), ("z", "9")]);
     assert_pool(&pools.bytes(1), &after);
     let out = pools.cmd().args(["check", "-p", "1"]).assert();
@@ -403,9 +371,7 @@ fn split_write_stopped_by_sigterm_leaves_the_old_value_or_the_new_one() {
         let pools = Pools::new();
         pools.set(1, &original);
         #[rustfmt::skip]
-        pools.cases(&[
-            (&["write", "--split", "cfg", "small"], "", 0, &[Is("")], &[]),
-        ]);
+        pools.cases(&[(&["write", "--split", "cfg", "small"], "", 0, &[Is("")], &[])]);
         let recs = pools.records(1);
         assert!(recs.contains(&("cfg".into(), "small".into())));
         assert!(!recs.iter().any(|(k, _)| k.starts_with("cfg.")), "{recs:?}");

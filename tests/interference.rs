@@ -80,9 +80,7 @@ fn delete_of_an_absent_key_exits_1_leaving_debris_and_mtime_alone() {
     }
     // A change that succeeds heals the debris.
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "a"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["delete", "a"], "", 0, &[], &[])]);
     assert_eq!(pools.records(1), [("b".to_string(), "2".to_string())]);
 }
 
@@ -91,9 +89,7 @@ fn delete_c_removes_debris_alone_and_exits_0() {
     let pools = Pools::new();
     pool_with_debris(&pools);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-c"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["delete", "-c"], "", 0, &[], &[])]);
     assert!(pools.bytes(1) == pool_bytes(&[("a", "1"), ("b", "2")]));
 }
 
@@ -212,9 +208,7 @@ fn a_pool_with_a_second_hard_link_is_read_but_never_changed() {
         &["delete", "-A"],
     ] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (args, "", 3, &[], &[Has("2 hard links"), Has("-samefile")]),
-        ]);
+        pools.cases(&[(args, "", 3, &[], &[Has("2 hard links"), Has("-samefile")])]);
         assert!(pools.bytes(1) == bytes, "{args:?} changed the pool");
         assert!(
             std::fs::read(&backup).unwrap() == bytes,
@@ -222,9 +216,7 @@ fn a_pool_with_a_second_hard_link_is_read_but_never_changed() {
         );
     }
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-p", "1", "a"], "", 0, &[Is("1\n")], &[]),
-    ]);
+    pools.cases(&[(&["read", "-p", "1", "a"], "", 0, &[Is("1\n")], &[])]);
 }
 
 /// A stand-in for the daemon: `sleep`, run through a symlink of the
@@ -259,9 +251,7 @@ fn check_names_a_daemon_that_holds_a_pool_file_the_path_no_longer_names() {
     let mut daemon = stand_in_daemon(side.path(), &pool);
     let pid = daemon.id();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["check", "-p", "1"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["check", "-p", "1"], "", 0, &[], &[])]);
     rename_over(&pool, &[("a", "1")]);
     pools.cmd().args(["check", "-p", "1"]).gives(
         1,

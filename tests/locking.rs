@@ -51,9 +51,7 @@ fn zero_timeout_fails_at_once_when_locked() {
     let (pools, before) = Pools::of(1, &[("a", "1")]);
     let _holder = hold(&pools.file(1), "posix", "30");
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "a", "--lock-timeout", "0"], "", 3, &[], &[]),
-    ]);
+    pools.cases(&[(&["delete", "a", "--lock-timeout", "0"], "", 3, &[], &[])]);
     assert_eq!(pools.bytes(1), before);
 }
 
@@ -93,9 +91,7 @@ fn write_waits_for_a_lock_that_is_released() {
     let (pools, _) = Pools::of(1, &[("a", "1")]);
     let mut holder = hold(&pools.file(1), "posix", "0.5");
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "b", "2"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "b", "2"], "", 0, &[], &[])]);
     assert_eq!(
         pools.records(1),
         [("a".into(), "1".into()), ("b".into(), "2".into())]

@@ -96,9 +96,7 @@ fn delete_with_a_class_name_in_capitals_deletes_as_2_0_did() {
     // libstdc++ looks class names up ignoring case; [[:digit:]] is ASCII.
     let (pools, _, _) = pool_an_hour_old(&[("tmpd", "1"), ("tmp7", "2"), ("tmp\u{0667}", "3")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["delete", "-x", "-k", "tmp[[:DIGIT:]]"], "", 0, &[Is("")], &[Is("")]),
-    ]);
+    pools.cases(&[(&["delete", "-x", "-k", "tmp[[:DIGIT:]]"], "", 0, &[Is("")], &[Is("")])]);
     assert_eq!(
         pools.records(1),
         [("tmpd", "1"), ("tmp\u{0667}", "3")].map(|(k, v)| (k.to_string(), v.to_string()))

@@ -66,9 +66,7 @@ fn read_key_and_pattern_forms() {
 fn read_key_prints_the_first_of_duplicates() {
     let (pools, _) = Pools::of(0, &[("k", "first"), ("other", "x"), ("k", "second")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "k"], "", 0, &[Is("first\n")], &[]),
-    ]);
+    pools.cases(&[(&["read", "k"], "", 0, &[Is("first\n")], &[])]);
 }
 
 #[test]
@@ -108,9 +106,7 @@ fn read_2_0_form_matching_nothing_exits_0_in_silence() {
         &["read", "-s", "out", "-n"],
     ] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (args, "", 0, &[Is("")], &[Is("")]),
-        ]);
+        pools.cases(&[(args, "", 0, &[Is("")], &[Is("")])]);
     }
     assert_eq!(pools.bytes(0), before);
 }
@@ -159,9 +155,7 @@ fn read_2_0_form_takes_k_as_a_2_0_pattern() {
     }
     // A positional KEY, and any modern form, is literal.
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-p", "3", "a.b"], "", 0, &[Is("1\n")], &[]),
-    ]);
+    pools.cases(&[(&["read", "-p", "3", "a.b"], "", 0, &[Is("1\n")], &[])]);
     (pools.cmd().args(["read", "-p", "3", "-k", "^Physical"])).gives(1, &[Is("")], &[]);
     // A pattern 2.0 could not compile: exit 2, saying so.
     for bad in [
@@ -222,20 +216,14 @@ fn read_2_0_keyset_takes_any_case_and_the_first_letter() {
         ("PARAMS", "params: 3\n"),
     ] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (&["read", "-s", s], "", 0, &[Is(out)], &[]),
-        ]);
+        pools.cases(&[(&["read", "-s", s], "", 0, &[Is(out)], &[])]);
         let long = format!("--keyset={s}");
         #[rustfmt::skip]
-        pools.cases(&[
-            (&["read", &long], "", 0, &[Is(out)], &[]),
-        ]);
+        pools.cases(&[(&["read", &long], "", 0, &[Is(out)], &[])]);
     }
     for bad in ["x", "guest", ""] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (&["read", "-s", bad], "", 2, &[Is("")], &[Has("possible values: in, out, params")]),
-        ]);
+        pools.cases(&[(&["read", "-s", bad], "", 2, &[Is("")], &[Has("possible values: in, out, params")])]);
     }
 }
 
@@ -265,27 +253,21 @@ fn read_all_pools_prefixes_each_record_with_its_pool() {
     pools.set_records(3, &[("d", "4")]);
     // Pools 2 and 4 do not exist: they are skipped, not an error.
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-a"], "", 0, &[Is("0: a: 1\n1: b: 2\n1: c: 3\n3: d: 4\n")], &[]),
-    ]);
+    pools.cases(&[(&["read", "-a"], "", 0, &[Is("0: a: 1\n1: b: 2\n1: c: 3\n3: d: 4\n")], &[])]);
 }
 
 #[test]
 fn read_output_value_prints_values_only() {
     let (pools, _) = three();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-o", "value"], "", 0, &[Is("vm1\nLinux\nh\n")], &[]),
-    ]);
+    pools.cases(&[(&["read", "-o", "value"], "", 0, &[Is("vm1\nLinux\nh\n")], &[])]);
 }
 
 #[test]
 fn read_output_kv_with_a_key_prints_key_and_value() {
     let (pools, _) = three();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-o", "kv", "OSName"], "", 0, &[Is("OSName: Linux\n")], &[]),
-    ]);
+    pools.cases(&[(&["read", "-o", "kv", "OSName"], "", 0, &[Is("OSName: Linux\n")], &[])]);
 }
 
 #[test]
@@ -366,36 +348,28 @@ fn read_null_ends_every_field_with_nul_and_keeps_raw_bytes() {
     bytes.extend(record(b"k2", b"\xff\xfe"));
     pools.set(0, &bytes);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-0"], "", 0, &[Bytes(b"k\n1\0v\x1b[31m: x\0k2\0\xff\xfe\0")], &[]),
-    ]);
+    pools.cases(&[(&["read", "-0"], "", 0, &[Bytes(b"k\n1\0v\x1b[31m: x\0k2\0\xff\xfe\0")], &[])]);
 }
 
 #[test]
 fn read_null_with_a_key_prints_the_value_and_a_nul() {
     let (pools, _) = three();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-0", "OSName"], "", 0, &[Bytes(b"Linux\0")], &[]),
-    ]);
+    pools.cases(&[(&["read", "-0", "OSName"], "", 0, &[Bytes(b"Linux\0")], &[])]);
 }
 
 #[test]
 fn read_null_with_output_value_prints_values_each_ending_in_nul() {
     let (pools, _) = three();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-0", "-o", "value"], "", 0, &[Bytes(b"vm1\0Linux\0h\0")], &[]),
-    ]);
+    pools.cases(&[(&["read", "-0", "-o", "value"], "", 0, &[Bytes(b"vm1\0Linux\0h\0")], &[])]);
 }
 
 #[test]
 fn read_null_with_all_pools_gives_the_pool_as_a_field() {
     let (pools, _) = Pools::of(3, &[("a", "1")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-a", "-0"], "", 0, &[Bytes(b"3\0a\x001\0")], &[]),
-    ]);
+    pools.cases(&[(&["read", "-a", "-0"], "", 0, &[Bytes(b"3\0a\x001\0")], &[])]);
 }
 
 #[test]
@@ -461,9 +435,7 @@ fn read_refuses_an_unknown_pool() {
     let (pools, _) = three();
     for bad in ["5", "guests", "-1"] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (&["read", "-p", bad], "", 2, &[Is("")], &[]),
-        ]);
+        pools.cases(&[(&["read", "-p", bad], "", 2, &[Is("")], &[])]);
     }
 }
 
@@ -472,9 +444,7 @@ fn read_refuses_pool_and_keyset_together() {
     let (pools, _) = three();
     pools.set_records(3, &[("k", "v")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-p", "3", "-s", "params"], "", 2, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["read", "-p", "3", "-s", "params"], "", 2, &[Is("")], &[])]);
 }
 
 #[test]
@@ -487,14 +457,10 @@ fn global_options_are_accepted_before_or_after_the_verb() {
         ["read", "-s", "params", "k"],
     ] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (&args, "", 0, &[Is("v3\n")], &[]),
-        ]);
+        pools.cases(&[(&args, "", 0, &[Is("v3\n")], &[])]);
     }
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["-q", "read", "-p", "3", "k"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["-q", "read", "-p", "3", "k"], "", 0, &[Is("")], &[])]);
 }
 
 #[test]
@@ -710,9 +676,7 @@ fn read_shares_its_lock_with_other_readers() {
     let held = flocked(&pools.file(0), libc::LOCK_SH);
     fcntl_lock(&held, libc::F_RDLCK);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "--lock-timeout", "0.3", "OSName"], "", 0, &[Is("Linux\n")], &[]),
-    ]);
+    pools.cases(&[(&["read", "--lock-timeout", "0.3", "OSName"], "", 0, &[Is("Linux\n")], &[])]);
 }
 
 #[test]

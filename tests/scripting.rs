@@ -33,9 +33,7 @@ fn wait_returns_at_once_when_the_key_is_there() {
 fn wait_times_out_with_exit_1_and_nothing_printed() {
     let (pools, before) = Pools::of(0, &[("Role", "web")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "Missing", "--wait=0.3"], "", 1, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["read", "Missing", "--wait=0.3"], "", 1, &[Is("")], &[])]);
     assert_eq!(pools.bytes(0), before);
 }
 
@@ -62,9 +60,7 @@ fn wait_sees_a_key_appended_by_hvkvp() {
         &["read", "-p", "1", "Ready", "--wait=60"],
         || {
             #[rustfmt::skip]
-            pools.cases(&[
-                (&["write", "Ready", "yes"], "", 0, &[Is("")], &[]),
-            ]);
+            pools.cases(&[(&["write", "Ready", "yes"], "", 0, &[Is("")], &[])]);
         },
         "yes\n",
     );
@@ -207,9 +203,7 @@ fn wait_follows_the_pool_directory_removed_and_made_again() {
 fn wait_needs_a_key_and_names_a_pool_directory_still_missing_when_it_times_out() {
     let pools = Pools::new();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "--wait"], "", 2, &[], &[]),
-    ]);
+    pools.cases(&[(&["read", "--wait"], "", 2, &[], &[])]);
     hvkvp()
         .args([
             "--pool-dir",
@@ -275,9 +269,7 @@ fn split_long_value_into_chunks_within_both_limits_and_join_it_back() {
         .gives(0, &[Is(&format!("{value}\n"))], &[]);
     // Without --join the plain key is absent.
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-p", "1", "cfg"], "", 1, &[], &[]),
-    ]);
+    pools.cases(&[(&["read", "-p", "1", "cfg"], "", 1, &[], &[])]);
 }
 
 #[test]
@@ -358,23 +350,17 @@ fn join_reassembles_chunks_written_by_other_tools() {
         ],
     );
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "ignition.config", "--join"], "", 0, &[Is("{\"hello\":\"world\"}\n")], &[]),
-    ]);
+    pools.cases(&[(&["read", "ignition.config", "--join"], "", 0, &[Is("{\"hello\":\"world\"}\n")], &[])]);
 }
 
 #[test]
 fn join_prefers_the_plain_key_and_refuses_a_gap() {
     let (pools, _) = Pools::of(0, &[("k", "plain"), ("k.0", "a"), ("k.1", "b")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "k", "--join"], "", 0, &[Is("plain\n")], &[]),
-    ]);
+    pools.cases(&[(&["read", "k", "--join"], "", 0, &[Is("plain\n")], &[])]);
     pools.set_records(0, &[("k.0", "a"), ("k.2", "c")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "k", "--join"], "", 1, &[Is("")], &[Has("k.1 is missing")]),
-    ]);
+    pools.cases(&[(&["read", "k", "--join"], "", 1, &[Is("")], &[Has("k.1 is missing")])]);
 }
 
 #[test]
@@ -394,17 +380,13 @@ fn wait_with_join_waits_for_chunks() {
 fn batch_drops_a_byte_order_mark_and_crlf() {
     let (pools, _) = Pools::of(1, &[]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "--batch", "-"], "\u{feff}Stage=configured\r\nRole=web\r\n", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "--batch", "-"], "\u{feff}Stage=configured\r\nRole=web\r\n", 0, &[], &[])]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("Stage", "configured"), ("Role", "web")])
     );
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "--batch", "-"], "\u{feff}[{\"key\": \"a\", \"value\": \"b=c\"}]\n", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "--batch", "-"], "\u{feff}[{\"key\": \"a\", \"value\": \"b=c\"}]\n", 0, &[], &[])]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("Stage", "configured"), ("Role", "web"), ("a", "b=c")])
@@ -415,9 +397,7 @@ fn batch_drops_a_byte_order_mark_and_crlf() {
 fn batch_lines_update_in_place_and_append_in_order() {
     let (pools, _) = Pools::of(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "--batch", "-"], "# comment\nb=20\nc=3\n\nd=x=y\n", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["write", "--batch", "-"], "# comment\nb=20\nc=3\n\nd=x=y\n", 0, &[Is("")], &[])]);
     assert_eq!(
         pools.records(1),
         kv(&[
@@ -434,9 +414,7 @@ fn batch_lines_update_in_place_and_append_in_order() {
 fn batch_removes_later_duplicates_of_the_keys_it_sets() {
     let (pools, _) = Pools::of(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "--batch", "-"], "a=new\n", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "--batch", "-"], "a=new\n", 0, &[], &[])]);
     assert_eq!(pools.records(1), kv(&[("a", "new"), ("b", "2")]));
 }
 
@@ -544,9 +522,7 @@ fn copy_pipeline_passes_over_what_a_kill_left_in_every_listing() {
     assert_eq!(src.bytes(1), before);
     // A 2.0 command line lists the pool as 2.0 did, record by record.
     #[rustfmt::skip]
-    src.cases(&[
-        (&["read", "-s", "out"], "", 0, &[Is("a: 1\n: old value\nb: 2\nb: 2\nc: 3\n")], &[]),
-    ]);
+    src.cases(&[(&["read", "-s", "out"], "", 0, &[Is("a: 1\n: old value\nb: 2\nb: 2\nc: 3\n")], &[])]);
 }
 
 #[test]
@@ -592,15 +568,11 @@ fn batch_with_one_bad_pair_changes_nothing_and_names_it() {
 fn batch_refuses_other_pools_and_a_misaligned_pool() {
     let (pools, before) = Pools::of(0, &[("a", "1")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-p", "0", "--batch", "-"], "b=2\n", 2, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "-p", "0", "--batch", "-"], "b=2\n", 2, &[], &[])]);
     assert_eq!(pools.bytes(0), before);
     let bytes = pools.set_torn(1, &[("a", "1")], b"partial");
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "--batch", "-"], "b=2\n", 3, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "--batch", "-"], "b=2\n", 3, &[], &[])]);
     assert_eq!(pools.bytes(1), bytes);
 }
 
@@ -608,9 +580,7 @@ fn batch_refuses_other_pools_and_a_misaligned_pool() {
 fn batch_does_not_mix_with_a_key() {
     let pools = Pools::new();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "k", "v", "--batch", "-"], "", 2, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "k", "v", "--batch", "-"], "", 2, &[], &[])]);
 }
 
 // ---- read -o object -------------------------------------------------------
@@ -627,9 +597,7 @@ fn object_output_is_keyed_by_name_with_the_last_duplicate() {
         ],
     );
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["read", "-p", "3", "-o", "object"], "", 0, &[Is("{\n\"HostName\":\"h2\",\n\"VirtualMachineName\":\"vm\"\n}\n")], &[]),
-    ]);
+    pools.cases(&[(&["read", "-p", "3", "-o", "object"], "", 0, &[Is("{\n\"HostName\":\"h2\",\n\"VirtualMachineName\":\"vm\"\n}\n")], &[])]);
     let out = pools
         .cmd()
         .args(["read", "-a", "-o", "object"])

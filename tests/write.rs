@@ -86,9 +86,7 @@ fn write_value_dash_keep_newline_reads_stdin_bytes_exactly() {
     let (pools, before) = three();
     for flag in ["--keep-newline", "--raw"] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (&["write", flag, "d", "-"], "line 1\r\n\tline 2\n\n", 0, &[Is("")], &[]),
-        ]);
+        pools.cases(&[(&["write", flag, "d", "-"], "line 1\r\n\tline 2\n\n", 0, &[Is("")], &[])]);
         let mut expected = before.clone();
         expected.extend(record(b"d", b"line 1\r\n\tline 2\n\n"));
         assert_eq!(pools.bytes(1), expected);
@@ -112,9 +110,7 @@ fn write_chomp_drops_one_trailing_newline_from_stdin() {
 fn write_value_starting_with_a_dash_after_double_dash() {
     let pools = Pools::new();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "--", "Offset", "-5"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "--", "Offset", "-5"], "", 0, &[], &[])]);
     assert_eq!(pools.bytes(1), record(b"Offset", b"-5"));
 }
 
@@ -123,9 +119,7 @@ fn write_updates_an_existing_key_in_place() {
     let (pools, before) = three();
     let ino = std::fs::metadata(pools.file(1)).unwrap().ino();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "b", "two"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["write", "b", "two"], "", 0, &[Is("")], &[])]);
     let after = pools.bytes(1);
     assert_eq!(after.len(), before.len());
     assert_eq!(after[..RECORD_SIZE], before[..RECORD_SIZE]);
@@ -145,9 +139,7 @@ fn write_update_zero_fills_a_record_that_had_garbage() {
     before.extend(record_with_garbage(b"c", b"3"));
     pools.set(1, &before);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "Hostname", "new"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "Hostname", "new"], "", 0, &[], &[])]);
     let mut expected = before;
     expected[RECORD_SIZE..2 * RECORD_SIZE].copy_from_slice(&record(b"Hostname", b"new"));
     assert_eq!(pools.bytes(1), expected);
@@ -168,9 +160,7 @@ fn write_removes_later_duplicates_keeping_the_order_of_the_rest() {
         ],
     );
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "k", "new"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "k", "new"], "", 0, &[], &[])]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("a", "1"), ("k", "new"), ("b", "2"), ("c", "3")])
@@ -235,9 +225,7 @@ fn write_2_0_form_m_off_updates_every_key_containing_the_text() {
     let inode = std::fs::metadata(pools.file(1)).unwrap().ino();
     // In place, each key keeping its spelling; printed as 2.0 did.
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-m", "off", "-k", "Status", "-v", "done"], "", 0, &[Is("GuestStatus: done\nRole: r\nLastStatus: done\nstatus: c\n")], &[]),
-    ]);
+    pools.cases(&[(&["write", "-m", "off", "-k", "Status", "-v", "done"], "", 0, &[Is("GuestStatus: done\nRole: r\nLastStatus: done\nstatus: c\n")], &[])]);
     let mut expected = pool_bytes(&[
         ("GuestStatus", "done"),
         ("Role", "r"),
@@ -247,9 +235,7 @@ fn write_2_0_form_m_off_updates_every_key_containing_the_text() {
     assert_eq!(pools.bytes(1), expected);
     // With -i, the case-variant too.
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-k", "STATUS", "-v", "x", "-i", "-m", "off", "-x"], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["write", "-k", "STATUS", "-v", "x", "-i", "-m", "off", "-x"], "", 0, &[Is("")], &[])]);
     expected = pool_bytes(&[
         ("GuestStatus", "x"),
         ("Role", "r"),
@@ -259,16 +245,12 @@ fn write_2_0_form_m_off_updates_every_key_containing_the_text() {
     assert_eq!(pools.bytes(1), expected);
     // No key contains the text: it is appended as a key.
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "--exactmatch=off", "--key=Stage", "--value=1", "-x"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "--exactmatch=off", "--key=Stage", "--value=1", "-x"], "", 0, &[], &[])]);
     expected.extend(record(b"Stage", b"1"));
     assert_eq!(pools.bytes(1), expected);
     // -k is a 2.0 pattern: `.` any character, exact by default.
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-k", "Rol.", "-v", "admin", "-x"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "-k", "Rol.", "-v", "admin", "-x"], "", 0, &[], &[])]);
     expected[RECORD_SIZE..2 * RECORD_SIZE].copy_from_slice(&record(b"Role", b"admin"));
     assert_eq!(pools.bytes(1), expected);
     assert_eq!(std::fs::metadata(pools.file(1)).unwrap().ino(), inode);
@@ -301,14 +283,10 @@ fn write_2_0_form_lists_the_pool_unless_noout_or_quiet() {
         &["write", "-p", "1", "-k", "h", "-v", "8"],
     ] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (args, "", 0, &[Is("")], &[]),
-        ]);
+        pools.cases(&[(args, "", 0, &[Is("")], &[])]);
     }
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-s", "out", "-k", "a", "-v", "one"], "", 0, &[Is("a: one\nb: 2\nc: 3\nd: 4\ne: 5\nf: 6\ng: 7\nh: 8\n")], &[]),
-    ]);
+    pools.cases(&[(&["write", "-s", "out", "-k", "a", "-v", "one"], "", 0, &[Is("a: one\nb: 2\nc: 3\nd: 4\ne: 5\nf: 6\ng: 7\nh: 8\n")], &[])]);
     let mut expected = before;
     expected[..RECORD_SIZE].copy_from_slice(&record(b"a", b"one"));
     for (k, v) in [("d", "4"), ("e", "5"), ("f", "6"), ("g", "7"), ("h", "8")] {
@@ -405,15 +383,11 @@ fn write_at_the_host_limits_succeeds() {
     let key = "\u{1F600}".repeat(127); // 254 units, 508 bytes
     let value = "\u{e9}".repeat(1022); // 1022 units, 2044 bytes
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", &key, &value], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", &key, &value], "", 0, &[], &[])]);
     let ascii_key = "k".repeat(254);
     let ascii_value = "v".repeat(1022);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", &ascii_key, &ascii_value], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", &ascii_key, &ascii_value], "", 0, &[], &[])]);
     let mut expected = record(key.as_bytes(), value.as_bytes());
     expected.extend(record(ascii_key.as_bytes(), ascii_value.as_bytes()));
     assert_eq!(pools.bytes(1), expected);
@@ -425,14 +399,10 @@ fn write_force_lifts_the_utf16_limits_up_to_the_field_sizes() {
     let key = "k".repeat(511);
     let value = "v".repeat(2047);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "--force", &key, &value], "", 0, &[Is("")], &[]),
-    ]);
+    pools.cases(&[(&["write", "--force", &key, &value], "", 0, &[Is("")], &[])]);
     let emoji_key = format!("{}x", "\u{1F600}".repeat(127));
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "--force", &emoji_key, "v"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "--force", &emoji_key, "v"], "", 0, &[], &[])]);
     let mut expected = record(key.as_bytes(), value.as_bytes());
     expected.extend(record(emoji_key.as_bytes(), b"v"));
     assert_eq!(pools.bytes(1), expected);
@@ -444,25 +414,14 @@ fn write_force_lifts_the_utf16_limits_up_to_the_field_sizes() {
 #[test]
 fn write_refuses_pools_other_than_1_without_force() {
     let pools = Pools::new();
-    for (n, name) in [
-        (0u8, "external"),
-        (2, "auto"),
-        (3, "params"),
-        (4, "auto-internal"),
-    ] {
+    other_pools("external", |n, pool| {
         let before = pools.set_records(n, &[("k", "old")]);
-        for pool in [n.to_string().as_str(), name] {
-            #[rustfmt::skip]
-            pools.cases(&[
-                (&["write", "-p", pool, "k", "new"], "", 2, &[Is("")], &[Has("--force")]),
-            ]);
-            assert_eq!(pools.bytes(n), before, "pool {n} changed");
-        }
-    }
+        #[rustfmt::skip]
+        pools.cases(&[(&["write", "-p", pool, "k", "new"], "", 2, &[Is("")], &[Has("--force")])]);
+        assert_eq!(pools.bytes(n), before, "pool {n} changed");
+    });
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-s", "params", "k", "new"], "", 2, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "-s", "params", "k", "new"], "", 2, &[], &[])]);
     assert!(!pools.file(1).exists());
 }
 
@@ -470,16 +429,12 @@ fn write_refuses_pools_other_than_1_without_force() {
 fn write_to_another_pool_works_with_force() {
     let (pools, before) = Pools::of(3, &[("k", "old"), ("x", "1")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-p", "3", "--force", "k", "new"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "-p", "3", "--force", "k", "new"], "", 0, &[], &[])]);
     let mut expected = before;
     expected[..RECORD_SIZE].copy_from_slice(&record(b"k", b"new"));
     assert_eq!(pools.bytes(3), expected);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-p", "0", "--force", "j", "v"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "-p", "0", "--force", "j", "v"], "", 0, &[], &[])]);
     assert_eq!(pools.bytes(0), record(b"j", b"v"));
 }
 
@@ -488,15 +443,11 @@ fn write_explicit_pool_1_needs_no_force() {
     let pools = Pools::new();
     for pool in ["1", "guest", "out"] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (&["write", "-p", pool, "k", pool], "", 0, &[], &[]),
-        ]);
+        pools.cases(&[(&["write", "-p", pool, "k", pool], "", 0, &[], &[])]);
         assert_eq!(pools.bytes(1), record(b"k", pool.as_bytes()));
     }
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "-s", "out", "k", "s"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "-s", "out", "k", "s"], "", 0, &[], &[])]);
     assert_eq!(pools.bytes(1), record(b"k", b"s"));
 }
 
@@ -520,9 +471,7 @@ fn write_missing_pool_dir_exits_3_naming_the_daemon() {
 fn write_creates_a_missing_pool_file_with_mode_0644() {
     let pools = Pools::new();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "k", "v"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "k", "v"], "", 0, &[], &[])]);
     assert_eq!(pools.bytes(1), record(b"k", b"v"));
     let mode = std::fs::metadata(pools.file(1))
         .unwrap()
@@ -557,9 +506,7 @@ fn write_refuses_a_misaligned_pool() {
     // Neither an append nor an update in place is allowed.
     for (k, v) in [("new", "x"), ("a", "changed")] {
         #[rustfmt::skip]
-        pools.cases(&[
-            (&["write", k, v], "", 3, &[Is("")], &[Has("delete -c")]),
-        ]);
+        pools.cases(&[(&["write", k, v], "", 3, &[Is("")], &[Has("delete -c")])]);
         assert_eq!(pools.bytes(1), before);
     }
 }
@@ -567,14 +514,9 @@ fn write_refuses_a_misaligned_pool() {
 #[test]
 fn write_refuses_a_pool_that_is_a_symlink() {
     let pools = Pools::new();
-    let target = pools.path().join("elsewhere");
-    let before = pool_bytes(&[("a", "1")]);
-    std::fs::write(&target, &before).unwrap();
-    std::os::unix::fs::symlink(&target, pools.file(1)).unwrap();
+    let (target, before) = pools.symlinked(1, &[("a", "1")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "a", "2"], "", 3, &[Is("")], &[Starts("hvkvp: error:")]),
-    ]);
+    pools.cases(&[(&["write", "a", "2"], "", 3, &[Is("")], &[Starts("hvkvp: error:")])]);
     assert_eq!(std::fs::read(&target).unwrap(), before);
     let meta = std::fs::symlink_metadata(pools.file(1)).unwrap();
     assert!(meta.file_type().is_symlink());
@@ -586,9 +528,7 @@ fn write_refuses_a_dangling_symlink_without_creating_its_target() {
     let target = pools.path().join("not-yet");
     std::os::unix::fs::symlink(&target, pools.file(1)).unwrap();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "a", "2"], "", 3, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "a", "2"], "", 3, &[], &[])]);
     assert!(!target.exists());
 }
 
@@ -597,9 +537,7 @@ fn write_refuses_a_pool_that_is_a_directory() {
     let pools = Pools::new();
     std::fs::create_dir(pools.file(1)).unwrap();
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "a", "2"], "", 3, &[Is("")], &[Starts("hvkvp: error:")]),
-    ]);
+    pools.cases(&[(&["write", "a", "2"], "", 3, &[Is("")], &[Starts("hvkvp: error:")])]);
     assert!(pools.file(1).is_dir());
     assert_eq!(std::fs::read_dir(pools.file(1)).unwrap().count(), 0);
 }
@@ -626,9 +564,7 @@ fn write_never_replaces_the_pool_file() {
     ]);
     pools.set_records(1, &[("k", "1"), ("k", "2")]);
     #[rustfmt::skip]
-    pools.cases(&[
-        (&["write", "k", "3"], "", 0, &[], &[]),
-    ]);
+    pools.cases(&[(&["write", "k", "3"], "", 0, &[], &[])]);
     assert_eq!(std::fs::metadata(pools.file(1)).unwrap().ino(), ino);
     assert_eq!(pools.bytes(1), record(b"k", b"3"));
 }

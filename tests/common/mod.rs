@@ -95,6 +95,16 @@ impl Pools {
         self.set_records(n, &recs)
     }
 
+    /// Make pool `n` a symlink to `elsewhere` in the directory, a file of
+    /// these records; returns that file's path and bytes.
+    pub fn symlinked(&self, n: u8, recs: &[(&str, &str)]) -> (PathBuf, Vec<u8>) {
+        let target = self.path().join("elsewhere");
+        let bytes = pool_bytes(recs);
+        std::fs::write(&target, &bytes).unwrap();
+        std::os::unix::fs::symlink(&target, self.file(n)).unwrap();
+        (target, bytes)
+    }
+
     /// Write pool `n` with these records; returns its bytes.
     pub fn set_records(&self, n: u8, recs: &[(&str, &str)]) -> Vec<u8> {
         self.set(n, &pool_bytes(recs))
@@ -266,6 +276,21 @@ pub fn std_cmd(dir: &Path) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"));
     c.env("HVKVP_POOL_DIR", dir);
     c
+}
+
+/// `f(n, spelling)` for every pool but 1, by number and by name (pool 0
+/// named `zero`: `in` and `external` are both its names).
+pub fn other_pools(zero: &str, mut f: impl FnMut(u8, &str)) {
+    for (n, name) in [
+        (0u8, zero),
+        (2, "auto"),
+        (3, "params"),
+        (4, "auto-internal"),
+    ] {
+        for pool in [n.to_string().as_str(), name] {
+            f(n, pool);
+        }
+    }
 }
 
 /// The binary under test, with a clean environment for its options.
