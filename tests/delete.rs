@@ -303,13 +303,17 @@ fn delete_clean_duplicates_keeps_the_last_record_of_each_key() {
 #[test]
 fn delete_clean_invalid_drops_empty_keys_and_invalid_utf8() {
     let pools = Pools::new();
-    let mut bytes = record(b"ok1", b"1");
-    bytes.extend(record(b"", b"no key"));
-    bytes.extend(record(b"bad\xff", b"2"));
-    bytes.extend(record(b"ok2", b"3"));
-    bytes.extend(record(b"k", b"bad\xc3"));
-    bytes.extend(record(b"ok3", b""));
-    pools.set(1, &bytes);
+    pools.set(
+        1,
+        &raw(&[
+            (b"ok1", b"1"),
+            (b"", b"no key"),
+            (b"bad\xff", b"2"),
+            (b"ok2", b"3"),
+            (b"k", b"bad\xc3"),
+            (b"ok3", b""),
+        ]),
+    );
     deletes(&pools, &["-c"], &[("ok1", "1"), ("ok2", "3"), ("ok3", "")]);
 }
 

@@ -9,41 +9,38 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{example, hold, listing, std_cmd, Gives, Has, Is, Pools};
+use common::{example, hold, listing, std_cmd, Gives, Has, Is, Pools, Text};
 
+/// Behind the daemon's fcntl lock a write, and behind cloud-init's flock a
+/// read, give up after `--lock-timeout` with exit 3, naming the lock and
+/// the pid of its holder; the pool is unchanged.
 #[test]
-fn write_times_out_on_daemon_lock_and_names_the_holder() {
-    let (pools, before) = Pools::of(1, &[("a", "1")]);
-    let holder = hold(&pools.file(1), "posix", "30");
-    let pid = holder.pid();
-    pools
-        .cmd()
-        .args(["write", "b", "2", "--lock-timeout", "0.3"])
-        .gives(
-            3,
-            &[],
-            &[
-                Has(&format!("held by pid {pid} (pool_emulator)")),
-                Has("fcntl lock"),
-                Has("timed out after 0.3 s"),
-            ],
-        );
-    assert_eq!(pools.bytes(1), before);
-}
-
-#[test]
-fn read_times_out_on_cloud_init_flock_and_names_the_holder() {
-    let (pools, _) = Pools::of(1, &[("a", "1")]);
-    let holder = hold(&pools.file(1), "flock", "30");
-    let pid = holder.pid();
-    pools
-        .cmd()
-        .args(["read", "-p", "1", "a", "--lock-timeout", "0.2"])
-        .gives(
-            3,
-            &[Is("")],
-            &[Has(&format!("held by pid {pid}")), Has("flock lock")],
-        );
+fn times_out_on_a_held_lock_and_names_the_holder() {
+    // The lock's kind, the command line, its stdout, what stderr says, and
+    // what follows the holder's pid there.
+    type Row<'a> = (
+        &'a str,
+        &'a [&'a str],
+        &'a [Text<'a>],
+        &'a [&'a str],
+        &'a str,
+    );
+    #[rustfmt::skip]
+    let rows: &[Row] = &[
+        ("posix", &["write", "b", "2", "--lock-timeout", "0.3"], &[], &["fcntl lock", "timed out after 0.3 s"], " (pool_emulator)"),
+        ("flock", &["read", "-p", "1", "a", "--lock-timeout", "0.2"], &[Is("")], &["flock lock"], ""),
+    ];
+    for &(kind, args, stdout, says, named) in rows {
+        let (pools, before) = Pools::of(1, &[("a", "1")]);
+        let holder = hold(&pools.file(1), kind, "30");
+        let holder_named = format!("held by pid {}{named}", holder.pid());
+        let ran = pools
+            .cmd()
+            .args(args)
+            .gives(3, stdout, &[Has(&holder_named)]);
+        ran.expect(3, says);
+        assert_eq!(pools.bytes(1), before);
+    }
 }
 
 #[test]

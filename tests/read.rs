@@ -383,48 +383,39 @@ fn read_quiet_prints_nothing_but_keeps_the_exit_status() {
     ]);
 }
 
+/// Every pool by number and by name (`-p`, `--pool`), and the 2.0 key sets
+/// `in`, `out` and `params` (`-s`, `--keyset`), which are pools 0, 1 and 3.
 #[test]
 fn read_pool_by_number_and_by_name() {
     let pools = Pools::new();
     for n in 0..5u8 {
         pools.set_records(n, &[("k", &format!("pool{n}"))]);
     }
+    const P: [&str; 2] = ["-p", "--pool"];
+    const S: [&str; 2] = ["-s", "--keyset"];
     let names = [
-        ("0", 0),
-        ("external", 0),
-        ("in", 0),
-        ("1", 1),
-        ("guest", 1),
-        ("out", 1),
-        ("2", 2),
-        ("auto", 2),
-        ("3", 3),
-        ("auto-external", 3),
-        ("params", 3),
-        ("4", 4),
-        ("auto-internal", 4),
+        (P, "0", 0),
+        (P, "external", 0),
+        (P, "in", 0),
+        (P, "1", 1),
+        (P, "guest", 1),
+        (P, "out", 1),
+        (P, "2", 2),
+        (P, "auto", 2),
+        (P, "3", 3),
+        (P, "auto-external", 3),
+        (P, "params", 3),
+        (P, "4", 4),
+        (P, "auto-internal", 4),
+        (S, "in", 0),
+        (S, "out", 1),
+        (S, "params", 3),
     ];
-    for (name, n) in names {
-        for flag in ["-p", "--pool"] {
+    for (flags, name, n) in names {
+        for flag in flags {
             pools
                 .cmd()
                 .args(["read", flag, name, "k"])
-                .gives(0, &[Is(&format!("pool{n}\n"))], &[]);
-        }
-    }
-}
-
-#[test]
-fn read_keyset_in_out_params_are_pools_0_1_3() {
-    let pools = Pools::new();
-    for n in [0u8, 1, 3] {
-        pools.set_records(n, &[("k", &format!("pool{n}"))]);
-    }
-    for (set, n) in [("in", 0), ("out", 1), ("params", 3)] {
-        for flag in ["-s", "--keyset"] {
-            pools
-                .cmd()
-                .args(["read", flag, set, "k"])
                 .gives(0, &[Is(&format!("pool{n}\n"))], &[]);
         }
     }

@@ -134,10 +134,14 @@ fn write_updates_an_existing_key_in_place() {
 #[test]
 fn write_update_zero_fills_a_record_that_had_garbage() {
     let pools = Pools::new();
-    let mut before = record_with_garbage(b"a", b"1");
-    before.extend(record_with_garbage(b"Hostname", b"a-long-old-value"));
-    before.extend(record_with_garbage(b"c", b"3"));
-    pools.set(1, &before);
+    let before = pools.set(
+        1,
+        &garbled(&[
+            (b"a", b"1"),
+            (b"Hostname", b"a-long-old-value"),
+            (b"c", b"3"),
+        ]),
+    );
     #[rustfmt::skip]
     pools.cases(&[(&["write", "Hostname", "new"], "", 0, &[], &[])]);
     let mut expected = before;

@@ -36,6 +36,14 @@ pub fn record_with_garbage(key: &[u8], value: &[u8]) -> Vec<u8> {
     r
 }
 
+/// Records as (key, value) byte pairs, each with garbage after its
+/// fields' NULs ([`record_with_garbage`]).
+pub fn garbled(recs: &[(&[u8], &[u8])]) -> Vec<u8> {
+    recs.iter()
+        .flat_map(|(k, v)| record_with_garbage(k, v))
+        .collect()
+}
+
 /// The bytes of a pool holding these records, in order.
 pub fn pool_bytes(recs: &[(&str, &str)]) -> Vec<u8> {
     recs.iter()
