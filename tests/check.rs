@@ -230,17 +230,10 @@ fn check_reports_duplicate_keys_with_every_index() {
 #[test]
 fn check_reports_invalid_utf8_and_where_the_host_stops() {
     let pools = Pools::new();
-    put(
-        &pools,
-        1,
-        &raw(&[
-            (b"a", b"1"),
-            (b"b", b"2"),
-            (b"Location", b"Z\xfcrich"),
-            (b"Deploy\xffTag", b"\xfe"),
-            (b"e", b"5"),
-        ]),
-    );
+    #[rustfmt::skip]
+    put(&pools, 1, &raw(&[
+        (b"a", b"1"), (b"b", b"2"), (b"Location", b"Z\xfcrich"), (b"Deploy\xffTag", b"\xfe"), (b"e", b"5"),
+    ]));
     let obj = check(
         &pools,
         1,

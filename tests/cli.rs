@@ -124,11 +124,11 @@ fn input_and_environment_errors_start_with_hvkvp_error() {
     let pools = Pools::new();
     #[rustfmt::skip]
     pools.cases(&[(&["write", "", "v"], "", 2, &[Is("")], &[Starts("hvkvp: error:")])]);
-    hvkvp()
-        .arg("--pool-dir")
-        .arg(pools.path().join("missing"))
-        .args(["write", "k", "v"])
-        .gives(3, &[Is("")], &[Starts("hvkvp: error:")]);
+    pools.cmd_in_missing_dir().args(["write", "k", "v"]).gives(
+        3,
+        &[Is("")],
+        &[Starts("hvkvp: error:")],
+    );
 }
 
 #[test]

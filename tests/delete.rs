@@ -303,17 +303,11 @@ fn delete_clean_duplicates_keeps_the_last_record_of_each_key() {
 #[test]
 fn delete_clean_invalid_drops_empty_keys_and_invalid_utf8() {
     let pools = Pools::new();
-    pools.set(
-        1,
-        &raw(&[
-            (b"ok1", b"1"),
-            (b"", b"no key"),
-            (b"bad\xff", b"2"),
-            (b"ok2", b"3"),
-            (b"k", b"bad\xc3"),
-            (b"ok3", b""),
-        ]),
-    );
+    #[rustfmt::skip]
+    pools.set(1, &raw(&[
+        (b"ok1", b"1"), (b"", b"no key"), (b"bad\xff", b"2"),
+        (b"ok2", b"3"), (b"k", b"bad\xc3"), (b"ok3", b""),
+    ]));
     deletes(&pools, &["-c"], &[("ok1", "1"), ("ok2", "3"), ("ok3", "")]);
 }
 
@@ -493,9 +487,8 @@ fn delete_refuses_a_pool_that_is_not_a_regular_file() {
 #[test]
 fn delete_missing_pool_dir_exits_3() {
     let pools = Pools::new();
-    hvkvp()
-        .arg("--pool-dir")
-        .arg(pools.path().join("nope"))
+    pools
+        .cmd_in_missing_dir()
         .args(["delete", "k"])
         .gives(3, &[Is("")], &[Has("hv_kvp_daemon")]);
 }

@@ -19,8 +19,7 @@ use hvkvp::matcher::{legacy, MatchOptions, Matcher};
 
 /// A pool 1 whose mtime is an hour ago, so that any write shows.
 fn pool_an_hour_old(recs: &[(&str, &str)]) -> (Pools, Vec<u8>, SystemTime) {
-    let pools = Pools::new();
-    let bytes = pools.set_records(1, recs);
+    let (pools, bytes) = Pools::of(1, recs);
     let then = SystemTime::now() - Duration::from_secs(3600);
     let f = std::fs::File::options()
         .write(true)

@@ -494,9 +494,8 @@ fn pool_dir_option_wins_over_the_environment() {
 #[test]
 fn read_missing_pool_dir_exits_3() {
     let pools = Pools::new();
-    hvkvp()
-        .arg("--pool-dir")
-        .arg(pools.path().join("nope"))
+    pools
+        .cmd_in_missing_dir()
         .args(["read"])
         .gives(3, &[Is("")], &[Starts("hvkvp: error:")]);
 }

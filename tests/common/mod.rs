@@ -129,6 +129,14 @@ impl Pools {
         parse(&self.bytes(n))
     }
 
+    /// The binary, pointed with `--pool-dir` at a directory in this one
+    /// that does not exist.
+    pub fn cmd_in_missing_dir(&self) -> Command {
+        let mut c = hvkvp();
+        c.arg("--pool-dir").arg(self.path().join("missing"));
+        c
+    }
+
     /// The binary, pointed at this directory.
     pub fn cmd(&self) -> Command {
         let mut c = hvkvp();
