@@ -10,20 +10,13 @@ use std::time::Duration;
 use common::*;
 use predicates::prelude::*;
 
-/// Pool 1 with five records whose keys overlap as substrings and in case.
+/// Five records whose keys overlap as substrings and in case.
+#[rustfmt::skip]
+const FIVE: &[(&str, &str)] = &[("a", "1"), ("ab", "2"), ("Temp1", "3"), ("A", "4"), ("temp2", "5")];
+
+/// Pool 1 holding [`FIVE`].
 fn five() -> (Pools, Vec<u8>) {
-    let pools = Pools::new();
-    let before = pools.set_records(
-        1,
-        &[
-            ("a", "1"),
-            ("ab", "2"),
-            ("Temp1", "3"),
-            ("A", "4"),
-            ("temp2", "5"),
-        ],
-    );
-    (pools, before)
+    Pools::of(1, FIVE)
 }
 
 fn ino(pools: &Pools, n: u8) -> u64 {

@@ -178,16 +178,13 @@ fn wait_across_directory_recreation(then: impl FnOnce(&Path)) -> Vec<u8> {
     let d = top.path().join("d");
     std::fs::create_dir(&d).unwrap();
     std::fs::write(d.join(".kvp_pool_1"), b"").unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env_remove("HVKVP_POOL_DIR")
-        .arg("--pool-dir")
-        .arg(&d)
-        .args(["read", "-p", "1", "Role", "--wait=30"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until_watching(child.id());
+    let child = spawn_watching(
+        Command::new(env!("CARGO_BIN_EXE_hvkvp"))
+            .env_remove("HVKVP_POOL_DIR")
+            .arg("--pool-dir")
+            .arg(&d)
+            .args(["read", "-p", "1", "Role", "--wait=30"]),
+    );
     std::fs::remove_dir_all(&d).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     std::fs::create_dir(&d).unwrap();

@@ -106,13 +106,7 @@ fn wait_sees_a_daemon_style_rewrite_in_place() {
 fn wait_works_when_the_pool_directory_does_not_exist_yet() {
     let pools = Pools::new();
     let dir = pools.path().join("lib").join("hyperv");
-    let child = std_cmd(&dir)
-        .args(["read", "Role", "--wait=60"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until_watching(child.id());
+    let child = spawn_watching(std_cmd(&dir).args(["read", "Role", "--wait=60"]));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(".kvp_pool_0"), pool_bytes(&[("Role", "web")])).unwrap();
     let out = child.wait_with_output().unwrap();
@@ -172,13 +166,8 @@ fn wait_on_a_machine_that_is_not_a_hyperv_guest_says_so_at_once() {
 fn wait_follows_the_pool_directory_removed_and_made_again() {
     let pools = Pools::new();
     pools.set(1, &[]);
-    let mut child = std_cmd(pools.path())
-        .args(["read", "-p", "1", "Role", "--wait=30"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until_watching(child.id());
+    let mut child =
+        spawn_watching(std_cmd(pools.path()).args(["read", "-p", "1", "Role", "--wait=30"]));
     std::fs::remove_dir_all(pools.path()).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     std::fs::create_dir(pools.path()).unwrap();

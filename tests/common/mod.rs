@@ -472,6 +472,18 @@ pub fn wait_until_watching(pid: u32) {
     });
 }
 
+/// Start `cmd` (`read --wait`) with stdout and stderr piped, and wait
+/// until it watches with inotify.
+pub fn spawn_watching(cmd: &mut std::process::Command) -> std::process::Child {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_watching(child.id());
+    child
+}
+
 /// Wait until `pid` is blocked waiting for a lock (`/proc/locks` lists it
 /// behind `->`).
 pub fn wait_until_blocked_on_a_lock(pid: u32) {
