@@ -653,6 +653,7 @@ fn run_with_usage(args: &[&str], stdin: Option<&Path>) -> (i32, libc::rusage) {
     // SAFETY: plain data filled by the kernel.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = child.id() as libc::pid_t;
+    // SAFETY: `status` and `usage` are ours and outlive the call.
     unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     (status, usage)
 }
@@ -664,10 +665,12 @@ fn daemon_write(pool: &Path, bytes: &[u8]) {
         .write(true)
         .open(pool)
         .unwrap();
+    // SAFETY: plain-data struct, zero is valid.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = libc::F_WRLCK as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     assert_eq!(
+        // SAFETY: F_SETLKW reads `fl`, which outlives the call.
         unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLKW, &fl) },
         0
     );
@@ -679,6 +682,7 @@ fn daemon_write(pool: &Path, bytes: &[u8]) {
     w.write_all(bytes).unwrap();
     drop(w);
     fl.l_type = libc::F_UNLCK as libc::c_short;
+    // SAFETY: as above.
     unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) };
 }
 

@@ -50,6 +50,7 @@ fn posix_lock(fd: i32, ltype: i32, wait: bool) -> bool {
     fl.l_type = ltype as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     let cmd = if wait { libc::F_SETLKW } else { libc::F_SETLK };
+    // SAFETY: F_SETLK(W) reads `fl`, which outlives the call.
     unsafe { libc::fcntl(fd, cmd, &fl) == 0 }
 }
 
@@ -100,6 +101,7 @@ fn cloud_init(path: &str, count: usize, prefix: &str, pause_us: u64) {
             .create(true)
             .open(path)
             .expect("open pool");
+        // SAFETY: flock on a descriptor `f` keeps open touches no memory.
         assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
         let key = format!("{prefix}-{i}");
         let value = format!("cloud-init:{key}");
@@ -107,6 +109,7 @@ fn cloud_init(path: &str, count: usize, prefix: &str, pause_us: u64) {
         rec[..key.len()].copy_from_slice(key.as_bytes());
         rec[KEY_SIZE..KEY_SIZE + value.len()].copy_from_slice(value.as_bytes());
         f.write_all(&rec).unwrap();
+        // SAFETY: as above.
         unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
         drop(f);
         std::thread::sleep(Duration::from_micros(pause_us));
@@ -121,6 +124,7 @@ fn hold(path: &str, kind: &str, secs: f64) {
         .expect("open pool");
     let ok = match kind {
         "posix" => posix_lock(f.as_raw_fd(), libc::F_WRLCK, true),
+        // SAFETY: flock on a descriptor `f` keeps open touches no memory.
         "flock" => unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) == 0 },
         _ => panic!("kind is posix or flock"),
     };

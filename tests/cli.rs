@@ -61,19 +61,17 @@ fn each_verbs_help_goes_to_stdout_and_ends_with_examples() {
 #[test]
 fn version_goes_to_stdout() {
     for flag in ["--version", "-V"] {
-        hvkvp()
-            .arg(flag)
-            .assert()
-            .success()
-            .stdout(format!("hvkvp {}\n", env!("CARGO_PKG_VERSION")))
-            .stderr("");
+        hvkvp().arg(flag).gives(
+            0,
+            &[Is(&format!("hvkvp {}\n", env!("CARGO_PKG_VERSION")))],
+            &[Is("")],
+        );
     }
 }
 
 #[test]
 fn unknown_option_exits_2() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("k", "v")]);
+    let (pools, before) = Pools::of(1, &[("k", "v")]);
     for args in [
         vec!["--bogus", "read"],
         vec!["read", "--bogus"],
@@ -94,14 +92,13 @@ fn unknown_option_exits_2() {
 
 #[test]
 fn unknown_verb_or_no_verb_exits_2() {
-    hvkvp().arg("list").assert().code(2).stdout("");
-    hvkvp().assert().code(2).stdout("");
+    hvkvp().arg("list").gives(2, &[Is("")], &[]);
+    hvkvp().gives(2, &[Is("")], &[]);
 }
 
 #[test]
 fn bad_option_values_exit_2() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("k", "v")]);
+    let (pools, _) = Pools::of(0, &[("k", "v")]);
     for args in [
         vec!["read", "-p", "9"],
         vec!["read", "-s", "guest"],
@@ -110,7 +107,7 @@ fn bad_option_values_exit_2() {
         vec!["read", "--lock-timeout", "soon"],
         vec!["read", "--lock-timeout", "-1"],
     ] {
-        pools.cmd().args(&args).assert().code(2).stdout("");
+        pools.cmd().args(&args).gives(2, &[Is("")], &[]);
     }
 }
 
@@ -119,42 +116,27 @@ fn usage_errors_on_stderr_start_with_hvkvp_error() {
     // Errors go to stderr as `hvkvp: error: …`; a usage error is one.
     hvkvp()
         .args(["read", "--bogus"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::starts_with("hvkvp: error:"));
+        .gives(2, &[], &[Starts("hvkvp: error:")]);
 }
 
 #[test]
 fn input_and_environment_errors_start_with_hvkvp_error() {
     let pools = Pools::new();
-    pools
-        .cmd()
-        .args(["write", "", "v"])
-        .assert()
-        .code(2)
-        .stdout("")
-        .stderr(predicate::str::starts_with("hvkvp: error:"));
-    hvkvp()
-        .arg("--pool-dir")
-        .arg(pools.path().join("missing"))
-        .args(["write", "k", "v"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::starts_with("hvkvp: error:"));
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "", "v"], "", 2, &[Is("")], &[Starts("hvkvp: error:")])]);
+    pools.cmd_in_missing_dir().args(["write", "k", "v"]).gives(
+        3,
+        &[Is("")],
+        &[Starts("hvkvp: error:")],
+    );
 }
 
 #[test]
 fn permission_denied_says_to_run_as_root() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("k", "v")]);
-    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+    let (pools, before) = Pools::of(1, &[("k", "v")]);
+    let mut cmd = if is_root() {
         // Root ignores file modes: drop to nobody instead.
-        if std::process::Command::new("setpriv")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
+        if !installed("setpriv") {
             eprintln!("skipped: running as root and setpriv (util-linux) is not installed");
             return;
         }
@@ -169,12 +151,11 @@ fn permission_denied_says_to_run_as_root() {
         std::fs::set_permissions(pools.file(1), std::fs::Permissions::from_mode(0o444)).unwrap();
         pools.cmd()
     };
-    cmd.args(["write", "k", "new"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::starts_with("hvkvp: error:"))
-        .stderr(predicate::str::contains("run as root"));
+    cmd.args(["write", "k", "new"]).gives(
+        3,
+        &[Is("")],
+        &[Starts("hvkvp: error:"), Has("run as root")],
+    );
     assert_eq!(pools.bytes(1), before);
 }
 

@@ -11,7 +11,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Pools, Rng, KEY_SIZE, RECORD_SIZE};
+use common::{std_cmd, Gives, Pools, Rng, KEY_SIZE, RECORD_SIZE};
 
 const RECORDS: usize = 4000;
 const TRIALS: usize = 25;
@@ -106,7 +106,8 @@ fn duration_of(args: &[&str], dup_of: Option<usize>) -> Duration {
             let pools = Pools::new();
             base_pool(&pools, dup_of);
             let t = Instant::now();
-            pools.cmd().args(args).assert().success();
+            #[rustfmt::skip]
+            pools.cases(&[(args, "", 0, &[], &[])]);
             t.elapsed()
         })
         .min()
@@ -125,11 +126,7 @@ fn kill_trials(
     let (trials, killed) = trials(|| {
         let pools = Pools::new();
         base_pool(&pools, dup_of);
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-            .env("HVKVP_POOL_DIR", pools.path())
-            .args(args)
-            .spawn()
-            .unwrap();
+        let mut child = std_cmd(pools.path()).args(args).spawn().unwrap();
         let at = Duration::from_micros(rng.below(span.as_micros() as u64 * 11 / 10));
         std::thread::sleep(at);
         let mid_run = child.try_wait().unwrap().is_none();
@@ -141,11 +138,8 @@ fn kill_trials(
         twice += c.twice;
         empty += c.empty;
         // The next write of another key removes what the kill left.
-        pools
-            .cmd()
-            .args(["write", "healkey", "v"])
-            .assert()
-            .success();
+        #[rustfmt::skip]
+        pools.cases(&[(&["write", "healkey", "v"], "", 0, &[], &[])]);
         let mut healed = pools.bytes(1);
         let last = healed.len() - RECORD_SIZE;
         assert_eq!(&healed[last..], &common::record(b"healkey", b"v")[..]);
@@ -257,8 +251,7 @@ fn kill_during_batch_appends_never_leaves_a_partial_record() {
             pools
                 .cmd()
                 .args(["write", "--batch", list.to_str().unwrap()])
-                .assert()
-                .success();
+                .gives(0, &[], &[]);
             t.elapsed()
         })
         .min()
@@ -267,8 +260,7 @@ fn kill_during_batch_appends_never_leaves_a_partial_record() {
     let (mut partial, mut foreign, mut lost, mut cut) = (0, 0, 0, 0);
     let (trials, killed) = trials(|| {
         let (pools, list) = setup();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-            .env("HVKVP_POOL_DIR", pools.path())
+        let mut child = std_cmd(pools.path())
             .args(["write", "--batch", list.to_str().unwrap()])
             .spawn()
             .unwrap();

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
@@ -12,20 +10,13 @@ use std::time::Duration;
 use common::*;
 use predicates::prelude::*;
 
-/// Pool 1 with five records whose keys overlap as substrings and in case.
+/// Five records whose keys overlap as substrings and in case.
+#[rustfmt::skip]
+const FIVE: &[(&str, &str)] = &[("a", "1"), ("ab", "2"), ("Temp1", "3"), ("A", "4"), ("temp2", "5")];
+
+/// Pool 1 holding [`FIVE`].
 fn five() -> (Pools, Vec<u8>) {
-    let pools = Pools::new();
-    let before = pools.set_records(
-        1,
-        &[
-            ("a", "1"),
-            ("ab", "2"),
-            ("Temp1", "3"),
-            ("A", "4"),
-            ("temp2", "5"),
-        ],
-    );
-    (pools, before)
+    Pools::of(1, FIVE)
 }
 
 fn ino(pools: &Pools, n: u8) -> u64 {
@@ -46,10 +37,7 @@ fn deletes(pools: &Pools, args: &[&str], left: &[(&str, &str)]) {
         .cmd()
         .arg("delete")
         .args(args)
-        .assert()
-        .success()
-        .stdout(shown)
-        .stderr("");
+        .gives(0, &[Is(&shown)], &[Is("")]);
     assert_eq!(pools.records(1), owned(left), "after delete {args:?}");
     assert_eq!(pools.bytes(1), pool_bytes(left));
     assert_eq!(ino(pools, 1), inode, "pool file was replaced");
@@ -92,8 +80,7 @@ fn delete_key_removes_the_exact_match_only() {
 
 #[test]
 fn delete_key_is_case_sensitive() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("GuestStatus", "x")]);
+    let (pools, _) = Pools::of(1, &[("GuestStatus", "x")]);
     unchanged(&pools, &["gueststatus"], 1);
 }
 
@@ -132,8 +119,7 @@ fn delete_keeps_the_order_of_the_remaining_records() {
 
 #[test]
 fn delete_last_record_leaves_an_empty_file() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("only", "1")]);
+    let (pools, _) = Pools::of(1, &[("only", "1")]);
     deletes(&pools, &["only"], &[]);
     assert!(pools.file(1).exists());
 }
@@ -201,8 +187,7 @@ fn delete_pattern_regex() {
 
 #[test]
 fn delete_pattern_is_literal_without_regex() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("aXb", "1"), ("a.b", "2")]);
+    let (pools, _) = Pools::of(1, &[("aXb", "1"), ("a.b", "2")]);
     deletes(
         &pools,
         &["-p", "1", "-k", "a.b", "-m", "off"],
@@ -235,13 +220,8 @@ fn delete_2_0_form_takes_k_as_a_2_0_pattern() {
     );
     // A pattern 2.0 could not compile changes nothing: exit 2.
     let before = pools.bytes(1);
-    pools
-        .cmd()
-        .args(["delete", "-k", "a\\+"])
-        .assert()
-        .code(2)
-        .stdout("")
-        .stderr(predicate::str::contains("is not a pattern hvkvp 2.0 took"));
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "-k", "a\\+"], "", 2, &[Is("")], &[Has("is not a pattern hvkvp 2.0 took")])]);
     assert_eq!(pools.bytes(1), before);
 }
 
@@ -274,7 +254,8 @@ fn delete_2_0_form_nothing_matched_exits_0_and_lists_the_pool() {
     // -x and -q keep stdout empty.
     let before = pools.bytes(1);
     for args in [&["delete", "-k", "nope", "-x"][..], &["-q", "delete", "-c"]] {
-        pools.cmd().args(args).assert().success().stdout("");
+        #[rustfmt::skip]
+        pools.cases(&[(args, "", 0, &[Is("")], &[])]);
     }
     assert_eq!(pools.bytes(1), before);
 }
@@ -315,13 +296,11 @@ fn delete_clean_duplicates_keeps_the_last_record_of_each_key() {
 #[test]
 fn delete_clean_invalid_drops_empty_keys_and_invalid_utf8() {
     let pools = Pools::new();
-    let mut bytes = record(b"ok1", b"1");
-    bytes.extend(record(b"", b"no key"));
-    bytes.extend(record(b"bad\xff", b"2"));
-    bytes.extend(record(b"ok2", b"3"));
-    bytes.extend(record(b"k", b"bad\xc3"));
-    bytes.extend(record(b"ok3", b""));
-    pools.set(1, &bytes);
+    #[rustfmt::skip]
+    pools.set(1, &raw(&[
+        (b"ok1", b"1"), (b"", b"no key"), (b"bad\xff", b"2"),
+        (b"ok2", b"3"), (b"k", b"bad\xc3"), (b"ok3", b""),
+    ]));
     deletes(&pools, &["-c"], &[("ok1", "1"), ("ok2", "3"), ("ok3", "")]);
 }
 
@@ -339,9 +318,7 @@ fn delete_clean_invalid_drops_a_field_without_nul() {
 #[test]
 fn delete_clean_invalid_drops_a_trailing_partial_record() {
     let pools = Pools::new();
-    let mut bytes = pool_bytes(&[("a", "1"), ("b", "2")]);
-    bytes.extend_from_slice(b"torn");
-    pools.set(1, &bytes);
+    pools.set_torn(1, &[("a", "1"), ("b", "2")], b"torn");
     deletes(&pools, &["-c"], &[("a", "1"), ("b", "2")]);
 }
 
@@ -364,40 +341,25 @@ fn delete_all_empties_the_pool_in_place() {
 #[test]
 fn delete_refuses_pools_other_than_1_without_force() {
     let pools = Pools::new();
-    for (n, name) in [
-        (0u8, "in"),
-        (2, "auto"),
-        (3, "params"),
-        (4, "auto-internal"),
-    ] {
+    other_pools("in", |n, pool| {
         let before = pools.set_records(n, &[("k", "v")]);
-        for pool in [n.to_string().as_str(), name] {
-            for verb in [&["k"][..], &["-A"], &["-d"]] {
-                pools
-                    .cmd()
-                    .args(["delete", "-p", pool])
-                    .args(verb)
-                    .assert()
-                    .code(2)
-                    .stdout("")
-                    .stderr(predicate::str::contains("--force"));
-                assert_eq!(pools.bytes(n), before, "pool {n} changed");
-            }
+        for verb in [&["k"][..], &["-A"], &["-d"]] {
+            pools.cmd().args(["delete", "-p", pool]).args(verb).gives(
+                2,
+                &[Is("")],
+                &[Has("--force")],
+            );
+            assert_eq!(pools.bytes(n), before, "pool {n} changed");
         }
-    }
+    });
 }
 
 #[test]
 fn delete_from_another_pool_works_with_force() {
-    let pools = Pools::new();
-    pools.set_records(3, &[("a", "1"), ("k", "v"), ("b", "2")]);
+    let (pools, _) = Pools::of(3, &[("a", "1"), ("k", "v"), ("b", "2")]);
     let inode = ino(&pools, 3);
-    pools
-        .cmd()
-        .args(["delete", "-p", "3", "--force", "k"])
-        .assert()
-        .success()
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "-p", "3", "--force", "k"], "", 0, &[Is("")], &[])]);
     assert_eq!(pools.bytes(3), pool_bytes(&[("a", "1"), ("b", "2")]));
     assert_eq!(ino(&pools, 3), inode);
 }
@@ -405,18 +367,13 @@ fn delete_from_another_pool_works_with_force() {
 #[test]
 fn delete_refuses_a_misaligned_pool() {
     let pools = Pools::new();
-    let mut bytes = pool_bytes(&[("a", "1"), ("a", "2"), ("b", "3")]);
-    bytes.extend_from_slice(b"partial");
-    pools.set(1, &bytes);
+    let bytes = pools.set_torn(1, &[("a", "1"), ("a", "2"), ("b", "3")], b"partial");
     for args in [&["a"][..], &["-k", "b"], &["-d"]] {
         pools
             .cmd()
             .arg("delete")
             .args(args)
-            .assert()
-            .code(3)
-            .stdout("")
-            .stderr(predicate::str::contains("delete -c"));
+            .gives(3, &[Is("")], &[Has("delete -c")]);
         assert_eq!(
             pools.bytes(1),
             bytes,
@@ -429,25 +386,16 @@ fn delete_refuses_a_misaligned_pool() {
 fn delete_all_refuses_a_misaligned_pool() {
     // A misaligned pool is never written except by `delete -c`.
     let pools = Pools::new();
-    let mut bytes = pool_bytes(&[("a", "1")]);
-    bytes.extend_from_slice(b"partial");
-    pools.set(1, &bytes);
-    pools
-        .cmd()
-        .args(["delete", "-A"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::contains("delete -c"));
+    let bytes = pools.set_torn(1, &[("a", "1")], b"partial");
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "-A"], "", 3, &[Is("")], &[Has("delete -c")])]);
     assert_eq!(pools.bytes(1), bytes);
 }
 
 #[test]
 fn delete_clean_invalid_with_a_key_on_a_misaligned_pool() {
     let pools = Pools::new();
-    let mut bytes = pool_bytes(&[("a", "1"), ("b", "2")]);
-    bytes.extend_from_slice(b"partial");
-    pools.set(1, &bytes);
+    pools.set_torn(1, &[("a", "1"), ("b", "2")], b"partial");
     deletes(&pools, &["-c", "a"], &[("b", "2")]);
 }
 
@@ -455,12 +403,8 @@ fn delete_clean_invalid_with_a_key_on_a_misaligned_pool() {
 fn delete_2_0_form_lists_the_pool_unless_noout_or_quiet() {
     let (pools, _) = five();
     let left = [("ab", "2"), ("Temp1", "3"), ("A", "4"), ("temp2", "5")];
-    pools
-        .cmd()
-        .args(["delete", "-k", "a"])
-        .assert()
-        .success()
-        .stdout("ab: 2\nTemp1: 3\nA: 4\ntemp2: 5\n");
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "-k", "a"], "", 0, &[Is("ab: 2\nTemp1: 3\nA: 4\ntemp2: 5\n")], &[])]);
     assert_eq!(pools.bytes(1), pool_bytes(&left));
     for args in [
         &["delete", "-k", "ab", "-x"][..],
@@ -469,7 +413,8 @@ fn delete_2_0_form_lists_the_pool_unless_noout_or_quiet() {
         // Modern forms stay silent.
         &["delete", "temp2"],
     ] {
-        pools.cmd().args(args).assert().success().stdout("");
+        #[rustfmt::skip]
+        pools.cases(&[(args, "", 0, &[Is("")], &[])]);
     }
     assert_eq!(pools.bytes(1), Vec::<u8>::new());
 }
@@ -499,8 +444,7 @@ fn delete_a_key_that_is_not_utf8() {
         .cmd()
         .arg("delete")
         .arg(std::ffi::OsStr::from_bytes(b"k\xff"))
-        .assert()
-        .success();
+        .gives(0, &[], &[]);
     assert_eq!(pools.bytes(1), record(b"ok", b"2"));
 }
 
@@ -510,7 +454,8 @@ fn delete_ignores_garbage_after_nul_when_matching() {
     let mut bytes = record_with_garbage(b"k", b"1");
     bytes.extend(record_with_garbage(b"other", b"2"));
     pools.set(1, &bytes);
-    pools.cmd().args(["delete", "k"]).assert().success();
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "k"], "", 0, &[], &[])]);
     // The record kept is moved as it was, garbage and all.
     assert_eq!(pools.bytes(1), record_with_garbage(b"other", b"2"));
 }
@@ -518,88 +463,59 @@ fn delete_ignores_garbage_after_nul_when_matching() {
 #[test]
 fn delete_refuses_a_pool_that_is_not_a_regular_file() {
     let pools = Pools::new();
-    let target = pools.path().join("elsewhere");
-    let before = pool_bytes(&[("a", "1")]);
-    std::fs::write(&target, &before).unwrap();
-    std::os::unix::fs::symlink(&target, pools.file(1)).unwrap();
-    pools
-        .cmd()
-        .args(["delete", "-A"])
-        .assert()
-        .code(3)
-        .stdout("");
+    let (target, before) = pools.symlinked(1, &[("a", "1")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "-A"], "", 3, &[Is("")], &[])]);
     assert_eq!(std::fs::read(&target).unwrap(), before);
 
     std::fs::remove_file(pools.file(1)).unwrap();
-    let c = std::ffi::CString::new(pools.file(1).as_os_str().as_bytes()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    make_fifo(&pools.file(1));
     pools
         .cmd()
         .args(["delete", "a"])
         .timeout(Duration::from_secs(10))
-        .assert()
-        .code(3)
-        .stdout("");
+        .gives(3, &[Is("")], &[]);
 }
 
 #[test]
 fn delete_missing_pool_dir_exits_3() {
     let pools = Pools::new();
-    hvkvp()
-        .arg("--pool-dir")
-        .arg(pools.path().join("nope"))
+    pools
+        .cmd_in_missing_dir()
         .args(["delete", "k"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::contains("hv_kvp_daemon"));
+        .gives(3, &[Is("")], &[Has("hv_kvp_daemon")]);
 }
 
 #[test]
 fn delete_times_out_on_a_held_lock_and_changes_nothing() {
     let (pools, before) = five();
-    let held = File::open(pools.file(1)).unwrap();
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_SH) }, 0);
+    let held = flocked(&pools.file(1), libc::LOCK_SH);
     pools
         .cmd()
         .args(["delete", "--lock-timeout", "0.3", "-A"])
         .timeout(Duration::from_secs(10))
-        .assert()
-        .code(3)
-        .stdout("");
+        .gives(3, &[Is("")], &[]);
     drop(held);
     assert_eq!(pools.bytes(1), before);
 }
 
 #[test]
 fn delete_of_a_key_written_with_split_deletes_its_chunks() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1"), ("cfg.x", "not a chunk"), ("cfgs.0", "x")]);
+    let (pools, _) = Pools::of(1, &[("a", "1"), ("cfg.x", "not a chunk"), ("cfgs.0", "x")]);
     let value = "v".repeat(3000);
-    pools
-        .cmd()
-        .args(["write", "--split", "cfg", &value])
-        .assert()
-        .success();
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "--split", "cfg", &value], "", 0, &[], &[])]);
     assert_eq!(pools.records(1).len(), 6);
     let inode = ino(&pools, 1);
-    pools
-        .cmd()
-        .args(["delete", "cfg"])
-        .assert()
-        .success()
-        .stdout("")
-        .stderr("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "cfg"], "", 0, &[Is("")], &[Is("")])]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("a", "1"), ("cfg.x", "not a chunk"), ("cfgs.0", "x")])
     );
     assert_eq!(ino(&pools, 1), inode);
-    pools
-        .cmd()
-        .args(["read", "-p", "1", "cfg", "--join"])
-        .assert()
-        .code(1);
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-p", "1", "cfg", "--join"], "", 1, &[], &[])]);
 }
 
 #[test]
@@ -613,19 +529,14 @@ fn delete_of_a_key_deletes_chunks_another_program_wrote_when_there_is_no_record_
             ("ignition.config.1", "1}"),
         ],
     );
-    pools
-        .cmd()
-        .args(["delete", "ignition.config"])
-        .assert()
-        .success()
-        .stderr("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "ignition.config"], "", 0, &[], &[Is("")])]);
     assert_eq!(pools.bytes(1), pool_bytes(&[("b", "2")]));
 }
 
 #[test]
 fn delete_of_a_key_keeps_and_names_untagged_look_alikes_beside_its_record() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("net", "eth0"), ("net.1", "eth1"), ("b", "2")]);
+    let (pools, _) = Pools::of(1, &[("net", "eth0"), ("net.1", "eth1"), ("b", "2")]);
     pools
         .cmd()
         .args(["delete", "net"])

@@ -55,14 +55,7 @@ fn cloud_init_hook_reports_ready_once_the_host_sent_role() {
     let before = pools.records(1).len();
     let out = run("examples/cloud-init/hyperv-report.sh", &pools, &[]);
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        value(&pools, 1, "ProvisioningRole").as_deref(),
-        Some("web-frontend")
-    );
-    assert_eq!(
-        value(&pools, 1, "ProvisioningStatus").as_deref(),
-        Some("ready")
-    );
+    reports(&pools, "web-frontend");
     // One record per key: the status was updated in place, not appended twice.
     assert_eq!(pools.records(1).len(), before + 2);
 }
@@ -95,14 +88,7 @@ fn cloud_init_hook_waits_for_role_to_arrive() {
     pools.set_records(0, &with);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    assert_eq!(
-        value(&pools, 1, "ProvisioningRole").as_deref(),
-        Some("database")
-    );
-    assert_eq!(
-        value(&pools, 1, "ProvisioningStatus").as_deref(),
-        Some("ready")
-    );
+    reports(&pools, "database");
 }
 
 #[test]
@@ -166,4 +152,13 @@ fn ansible_fact_is_an_empty_object_off_hyper_v() {
         .unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, b"{}\n");
+}
+
+/// Pool 1 says the machine has `role` and is ready.
+fn reports(pools: &Pools, role: &str) {
+    assert_eq!(value(pools, 1, "ProvisioningRole").as_deref(), Some(role));
+    assert_eq!(
+        value(pools, 1, "ProvisioningStatus").as_deref(),
+        Some("ready")
+    );
 }

@@ -12,65 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
-use assert_cmd::Command;
 use common::*;
-
-/// Longer than any command here takes: a command that waits for ever (the
-/// mistake `--wait 3` used to make) fails instead of stalling the run.
-const HANG_GUARD: Duration = Duration::from_secs(30);
-
-/// What a command did: exit status, stdout, stderr.
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn of(out: std::process::Output) -> Ran {
-        Ran {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// Exit `code`, and stderr holds each of `says`.
-    fn expect(&self, code: i32, says: &[&str]) -> &Ran {
-        assert_eq!(self.code, Some(code), "stderr: {}", self.stderr);
-        for s in says {
-            assert!(
-                self.stderr.contains(s),
-                "stderr lacks {s:?}: {}",
-                self.stderr
-            );
-        }
-        self
-    }
-
-    /// stderr holds none of `words`.
-    fn never_says(&self, words: &[&str]) -> &Ran {
-        for w in words {
-            assert!(
-                !self.stderr.contains(w),
-                "stderr has {w:?}: {}",
-                self.stderr
-            );
-        }
-        self
-    }
-}
-
-/// Run `cmd` and check that `dir` is exactly as it was: same entries,
-/// inodes, modes and bytes.
-fn unchanged(dir: &Path, mut cmd: Command) -> Ran {
-    let before = snapshot(dir);
-    let ran = Ran::of(cmd.timeout(HANG_GUARD).output().expect("run hvkvp"));
-    assert_eq!(snapshot(dir), before, "{} changed", dir.display());
-    ran
-}
 
 /// [`unchanged`] for `hvkvp ARGS` on `pools`, with `stdin`.
 fn run_unchanged(pools: &Pools, args: &[&str], stdin: &[u8]) -> Ran {
@@ -89,19 +32,12 @@ fn unchanged_std(dir: &Path, mut cmd: std::process::Command) -> Ran {
     ran
 }
 
-/// The binary on `dir`, as a plain `std::process::Command`.
-fn std_cmd(dir: &Path) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"));
-    c.env("HVKVP_POOL_DIR", dir);
-    c
-}
-
 /// The binary on `dir` as uid/gid 65534 (nobody), when run as root: the
 /// ids are dropped between fork and exec. Not root: file modes apply to
 /// us already.
 fn as_nobody(dir: &Path) -> std::process::Command {
     let mut c = std_cmd(dir);
-    if unsafe { libc::geteuid() } == 0 {
+    if is_root() {
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             c.pre_exec(|| {
@@ -118,18 +54,13 @@ fn as_nobody(dir: &Path) -> std::process::Command {
     c
 }
 
-fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
-}
-
 // ---------------------------------------------------------------------------
 // 1. --wait with a space
 // ---------------------------------------------------------------------------
 
 #[test]
 fn wait_with_a_space_says_to_write_wait_equals_and_waits_for_nothing() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("Other", "x")]);
+    let (pools, _) = Pools::of(0, &[("Other", "x")]);
     for args in [
         &["read", "Role", "--wait", "3"][..],
         &["read", "--wait", "3", "Role"],
@@ -145,8 +76,7 @@ fn wait_with_a_space_says_to_write_wait_equals_and_waits_for_nothing() {
 
 #[test]
 fn wait_equals_and_a_numeric_key_after_double_dash_still_work() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("3", "three"), ("Role", "web")]);
+    let (pools, _) = Pools::of(0, &[("3", "three"), ("Role", "web")]);
     let ran = run_unchanged(&pools, &["read", "Role", "--wait=3"], b"");
     assert_eq!(ran.expect(0, &[]).stdout, "web\n");
     let ran = run_unchanged(&pools, &["read", "--wait", "--", "3"], b"");
@@ -159,8 +89,7 @@ fn wait_equals_and_a_numeric_key_after_double_dash_still_work() {
 
 #[test]
 fn value_over_the_host_limit_suggests_split_before_force() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     let ran = run_unchanged(&pools, &["write", "k", &"x".repeat(1023)], b"");
     ran.expect(2, &["1023 UTF-16 units", "--split", "--force"]);
     let split = ran.stderr.find("--split").unwrap();
@@ -173,8 +102,7 @@ fn value_over_the_host_limit_suggests_split_before_force() {
 
 #[test]
 fn value_over_the_field_size_gives_advice() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     for force in [false, true] {
         let value = "x".repeat(2048);
         let mut args = vec!["write", "k", &value];
@@ -226,9 +154,7 @@ fn read_piped_into_write_round_trips_exactly() {
             .cmd()
             .args(["write", key, "-"])
             .write_stdin(read.stdout)
-            .assert()
-            .success()
-            .stderr("");
+            .gives(0, &[], &[Is("")]);
         let got = pools.records(1);
         assert_eq!(got.last().unwrap(), &(key.to_string(), value.to_string()));
     }
@@ -239,7 +165,8 @@ fn read_piped_into_write_round_trips_exactly() {
 fn chomp_is_accepted_and_changes_nothing() {
     let pools = Pools::new();
     for args in [&["write", "--chomp", "k", "-"][..], &["write", "k", "-"]] {
-        pools.cmd().args(args).write_stdin("v\n").assert().success();
+        #[rustfmt::skip]
+        pools.cases(&[(args, "v\n", 0, &[], &[])]);
         assert_eq!(pools.bytes(1), record(b"k", b"v"));
     }
     // --chomp and --keep-newline contradict each other.
@@ -254,20 +181,14 @@ fn chomp_is_accepted_and_changes_nothing() {
 #[test]
 fn crlf_on_stdin_keeps_the_cr_and_says_so() {
     let pools = Pools::new();
-    pools
-        .cmd()
-        .args(["write", "k", "-"])
-        .write_stdin("v\r\n")
-        .assert()
-        .success()
-        .stderr(predicates::str::contains("carriage return"));
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "k", "-"], "v\r\n", 0, &[], &[Has("carriage return")])]);
     assert_eq!(pools.bytes(1), record(b"k", b"v\r"));
 }
 
 #[test]
 fn closed_or_null_stdin_is_an_error_not_an_empty_value() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("k", "old")]);
+    let (pools, _) = Pools::of(1, &[("k", "old")]);
     for args in [
         &["write", "k", "-"][..],
         &["write", "--split", "k", "-"],
@@ -291,7 +212,8 @@ fn closed_or_null_stdin_is_an_error_not_an_empty_value() {
         }
     }
     // The way to an empty value the message gives works.
-    pools.cmd().args(["write", "k", ""]).assert().success();
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "k", ""], "", 0, &[], &[])]);
     assert_eq!(pools.bytes(1), record(b"k", b""));
 }
 
@@ -303,14 +225,11 @@ fn split_from_stdin_drops_the_newline_and_length_messages_count_true() {
         .cmd()
         .args(["write", "--split", "Big", "-"])
         .write_stdin(format!("{long}\n"))
-        .assert()
-        .success();
+        .gives(0, &[], &[]);
     pools
         .cmd()
         .args(["read", "-p", "1", "Big", "--join"])
-        .assert()
-        .success()
-        .stdout(format!("{long}\n"));
+        .gives(0, &[Is(&format!("{long}\n"))], &[]);
     // 2048 bytes and nothing more: the message gives that length.
     let before = pools.bytes(1);
     for args in [&["write", "--chomp", "k", "-"][..], &["write", "k", "-"]] {
@@ -350,11 +269,9 @@ fn json_and_object_print_empty_containers_when_nothing_matches() {
 
 /// Pools 0 and 1 with a record each; pool 2 a FIFO, pool 3 a directory.
 fn pools_with_bad_ones() -> Pools {
-    let pools = Pools::new();
-    pools.set_records(0, &[("host", "h")]);
+    let (pools, _) = Pools::of(0, &[("host", "h")]);
     pools.set_records(1, &[("guest", "g")]);
-    let fifo = std::ffi::CString::new(pools.file(2).as_os_str().as_encoded_bytes()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    make_fifo(&pools.file(2));
     std::fs::create_dir(pools.file(3)).unwrap();
     pools
 }
@@ -417,8 +334,7 @@ fn check_reports_the_good_pools_names_the_bad_and_exits_3() {
 
 #[test]
 fn an_unreadable_pool_does_not_hide_the_others() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("host", "h")]);
+    let (pools, _) = Pools::of(0, &[("host", "h")]);
     pools.set_records(1, &[("guest", "g")]);
     pools.set_records(3, &[("params", "p")]);
     std::fs::set_permissions(pools.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -455,8 +371,7 @@ fn read_all_in_an_empty_directory_says_what_read_says() {
 
 #[test]
 fn a_key_in_the_wrong_case_is_pointed_out() {
-    let pools = Pools::new();
-    pools.set_records(3, &[("VirtualMachineName", "vm-7")]);
+    let (pools, _) = Pools::of(3, &[("VirtualMachineName", "vm-7")]);
     let ran = run_unchanged(&pools, &["read", "-p", "3", "virtualmachinename"], b"");
     ran.expect(
         1,
@@ -530,7 +445,7 @@ fn batch_drops_a_byte_order_mark_in_every_form() {
             if null {
                 c.arg("-0");
             }
-            c.assert().success();
+            c.gives(0, &[], &[]);
             assert_eq!(
                 pools.bytes(1),
                 pool_bytes(&[("k", "v"), ("k2", "w")]),
@@ -548,8 +463,7 @@ fn batch_takes_crlf_lines() {
         .cmd()
         .args(["write", "--batch", "-"])
         .write_stdin([BOM, b"# from Notepad\r\na=1\r\n\r\nb=\r\nc=x=y\r\nd=last"].concat())
-        .assert()
-        .success();
+        .gives(0, &[], &[]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("a", "1"), ("b", ""), ("c", "x=y"), ("d", "last")])
@@ -559,12 +473,8 @@ fn batch_takes_crlf_lines() {
 #[test]
 fn batch_is_json_only_when_it_parses_as_json() {
     let pools = Pools::new();
-    pools
-        .cmd()
-        .args(["write", "--batch", "-"])
-        .write_stdin("[net]=on\n{id}=7\n")
-        .assert()
-        .success();
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "--batch", "-"], "[net]=on\n{id}=7\n", 0, &[], &[])]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("[net]", "on"), ("{id}", "7")])
@@ -610,8 +520,7 @@ impl Drop for Attr<'_> {
 #[test]
 fn immutable_or_append_only_pool_names_the_attribute_and_chattr() {
     for (flag, what) in [('i', "immutable"), ('a', "append-only")] {
-        let pools = Pools::new();
-        pools.set_records(1, &[("a", "1"), ("b", "2")]);
+        let (pools, _) = Pools::of(1, &[("a", "1"), ("b", "2")]);
         let file = pools.file(1);
         let Some(_attr) = Attr::set(&file, flag) else {
             return;
@@ -648,8 +557,7 @@ fn immutable_or_append_only_pool_names_the_attribute_and_chattr() {
 
 #[test]
 fn a_full_output_device_names_stdout_and_why() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("k", "v")]);
+    let (pools, _) = Pools::of(0, &[("k", "v")]);
     for args in [&["read", "k"][..], &["read", "-o", "json"], &["check"]] {
         let mut c = std_cmd(pools.path());
         c.args(args).stdout(
@@ -671,8 +579,7 @@ fn a_full_output_device_names_stdout_and_why() {
 
 #[test]
 fn empty_pool_dir_variable_is_taken_as_unset() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("k", "v")]);
+    let (pools, _) = Pools::of(0, &[("k", "v")]);
     // With --pool-dir, the empty variable is no obstacle.
     let mut c = hvkvp();
     c.env("HVKVP_POOL_DIR", "")

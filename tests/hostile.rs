@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -85,13 +85,6 @@ fn judge(
     stderr
 }
 
-/// The binary on `pools` as a plain `std::process::Command`.
-fn std_cmd(pools: &Pools) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"));
-    c.env("HVKVP_POOL_DIR", pools.path());
-    c
-}
-
 /// Run `cmd` and return (exit code, stdout, stderr), with the hang guard.
 fn run(mut cmd: Command) -> (Option<i32>, String, String) {
     let out = cmd.timeout(HANG_GUARD).output().expect("run hvkvp");
@@ -119,8 +112,7 @@ fn write_cmd(pools: &Pools, force: bool, key: &[u8], value: &[u8]) -> Command {
 
 /// The write is accepted, silently, and appends exactly this record.
 fn accepts(force: bool, key: &[u8], value: &[u8]) {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1")]);
+    let (pools, before) = Pools::of(1, &[("a", "1")]);
     let (code, out, err) = run(write_cmd(&pools, force, key, value));
     assert_eq!(code, Some(0), "{} bytes of key refused: {err}", key.len());
     assert_eq!((out.as_str(), err.as_str()), ("", ""));
@@ -132,8 +124,7 @@ fn accepts(force: bool, key: &[u8], value: &[u8]) {
 /// The write is refused with exit 2 naming each of `says`, both on an
 /// existing pool (unchanged) and in an empty directory (nothing created).
 fn rejects(force: bool, key: &[u8], value: &[u8], says: &[&str]) {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     refused(pools.path(), write_cmd(&pools, force, key, value), 2, says);
     let empty = Pools::new();
     refused(empty.path(), write_cmd(&empty, force, key, value), 2, says);
@@ -181,39 +172,6 @@ fn misaligned_refuses(n: u8, args: &[&str], stdin: Option<&[u8]>) {
             "delete -c",
         ],
     );
-}
-
-/// A process that holds a lock on a pool file until dropped.
-struct Held(Child);
-
-impl Held {
-    /// Start `pool_emulator hold FILE KIND` and wait until it has the lock.
-    fn new(file: &Path, kind: &str) -> Held {
-        let mut child = std::process::Command::new(example("pool_emulator"))
-            .arg("hold")
-            .arg(file)
-            .args([kind, "60"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start pool_emulator");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line, "locked\n");
-        Held(child)
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A tmpfs mounted on a new directory, unmounted when dropped. `None` (with
@@ -311,8 +269,7 @@ fn with_file_size_limit(pools: &Pools, limit: u64) -> Command {
 /// The binary on `pools`, with RLIMIT_FSIZE set to `limit` bytes and
 /// SIGXFSZ set to `xfsz` (`SIG_IGN`, or `SIG_DFL` as a shell leaves it).
 fn file_size_limited(pools: &Pools, limit: u64, xfsz: libc::sighandler_t) -> Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"));
-    c.env("HVKVP_POOL_DIR", pools.path());
+    let mut c = std_cmd(pools.path());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         c.pre_exec(move || {
@@ -335,7 +292,7 @@ fn file_size_limited(pools: &Pools, limit: u64, xfsz: libc::sighandler_t) -> Com
 /// Drop to `nobody` (uid/gid 65534) with setpriv when running as root.
 /// `None` (with a note) where that cannot be done; the caller skips.
 fn as_nobody(pools: &Pools) -> Option<Command> {
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         // Not root: file modes apply to us already.
         return Some(pools.cmd());
     }
@@ -478,6 +435,7 @@ fn reap(child: &mut Child) -> (libc::c_int, libc::rusage) {
         let mut status = 0;
         // SAFETY: plain data; all-zero is valid.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `status` and `ru` are ours and outlive the call.
         let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
         if r == pid {
             return (status, ru);
@@ -489,11 +447,6 @@ fn reap(child: &mut Child) -> (libc::c_int, libc::rusage) {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-}
-
-fn make_fifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
 }
 
 // ---------------------------------------------------------------------------
@@ -694,10 +647,7 @@ fn stdin_value_2047_bytes_accepted_2048_refused_reading_no_further() {
         .args(["write", "--force", "k", "-"])
         .write_stdin(rep("v", 2047))
         .timeout(HANG_GUARD)
-        .assert()
-        .success()
-        .stdout("")
-        .stderr("");
+        .gives(0, &[Is("")], &[Is("")]);
     assert_eq!(pools.bytes(1), record(b"k", rep("v", 2047).as_bytes()));
     // With --chomp, one newline more is read and dropped.
     pools
@@ -705,8 +655,7 @@ fn stdin_value_2047_bytes_accepted_2048_refused_reading_no_further() {
         .args(["write", "--force", "--chomp", "k", "-"])
         .write_stdin(format!("{}\n", rep("w", 2047)))
         .timeout(HANG_GUARD)
-        .assert()
-        .success();
+        .gives(0, &[], &[]);
     assert_eq!(pools.bytes(1), record(b"k", rep("w", 2047).as_bytes()));
 
     // Where reading stopped, or the whole length when it did not: 2048
@@ -752,8 +701,7 @@ fn stdin_value_2047_bytes_accepted_2048_refused_reading_no_further() {
 fn empty_key_refused_in_every_form() {
     rejects(false, b"", b"v", &["the key is empty"]);
     rejects(true, b"", b"v", &["the key is empty"]);
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     for (args, stdin) in [
         (&["write", "-k", "", "-v", "v"][..], None),
         (&["write", "--split", "", "v"], None),
@@ -778,8 +726,7 @@ fn empty_key_refused_in_every_form() {
 
 #[test]
 fn nul_in_a_stdin_value_refused() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     for args in [
         &["write", "k", "-"][..],
         &["write", "--force", "k", "-"],
@@ -828,8 +775,7 @@ fn invalid_utf8_key_refused_lone_surrogate_included() {
         }
     }
     // 2.0 style too.
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     let mut c = pools.cmd();
     c.args(["write", "-k"]).arg(os(&lone)).args(["-v", "v"]);
     refused(pools.path(), c, 2, &["the key is not valid UTF-8"]);
@@ -844,8 +790,7 @@ fn invalid_utf8_value_argument_and_stdin_refused() {
         &value,
         &["the value is not valid UTF-8 (bad byte at offset 2)"],
     );
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     for args in [
         &["write", "k", "-"][..],
         &["write", "--force", "--chomp", "k", "-"],
@@ -864,8 +809,7 @@ fn invalid_utf8_value_argument_and_stdin_refused() {
 
 #[test]
 fn invalid_utf8_in_a_batch_line_refuses_the_whole_batch() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     let key_bad = [&b"good=1\n"[..], LONE_SURROGATE, b"=v\n"].concat();
     let value_bad = [&b"good=1\nk="[..], LONE_SURROGATE, b"\n"].concat();
     for (input, says) in [
@@ -887,8 +831,7 @@ fn invalid_utf8_in_a_batch_line_refuses_the_whole_batch() {
 
 #[test]
 fn invalid_utf8_in_batch_json_hex_refuses_the_whole_batch() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     for (input, says) in [
         (
             r#"[{"key":"good","value":"1"},{"key_hex":"eda080","value":"v"}]"#,
@@ -911,8 +854,7 @@ fn invalid_utf8_in_batch_json_hex_refuses_the_whole_batch() {
 
 #[test]
 fn invalid_utf8_in_a_nul_batch_pair_refuses_the_whole_batch() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     let value_bad = [&b"good\x001\x00k\x00"[..], LONE_SURROGATE, b"\x00"].concat();
     let key_bad = [&b"good\x001\x00"[..], LONE_SURROGATE, b"\x00v\x00"].concat();
     for (input, says) in [
@@ -937,8 +879,7 @@ fn invalid_utf8_in_a_nul_batch_pair_refuses_the_whole_batch() {
 
 #[test]
 fn split_chunk_key_over_the_unit_limit_refused() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     // 253-unit key: chunk keys `KEY.0` … are 255 units.
     let mut c = pools.cmd();
     c.args(["write", "--split", &rep("k", 253), "-"])
@@ -982,8 +923,7 @@ fn assert_stopped_early(f: &Fed, cap: u64, says: &str) {
 
 #[test]
 fn endless_stdin_value_refused_after_2048_bytes() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1")]);
+    let (pools, before) = Pools::of(1, &[("a", "1")]);
     // By default one trailing newline may be dropped, so one byte more is
     // read before the value is known to be too long.
     for (args, read) in [
@@ -1023,8 +963,7 @@ fn endless_stdin_with_chomp_refused_after_2049_bytes() {
 
 #[test]
 fn endless_stdin_split_refused_after_1_mib() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1")]);
+    let (pools, before) = Pools::of(1, &[("a", "1")]);
     let f = endless_stdin(&pools, &["write", "--split", "K", "-"]);
     assert_stopped_early(
         &f,
@@ -1038,8 +977,7 @@ fn endless_stdin_split_refused_after_1_mib() {
 #[test]
 fn yes_piped_into_write_is_refused_and_yes_gets_sigpipe() {
     // `yes | hvkvp write K -`, literally.
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1")]);
+    let (pools, before) = Pools::of(1, &[("a", "1")]);
     let mut yes = std::process::Command::new("yes")
         .stdout(Stdio::piped())
         .spawn()
@@ -1063,9 +1001,8 @@ fn yes_piped_into_write_is_refused_and_yes_gets_sigpipe() {
 
 #[test]
 fn dev_zero_on_stdin_refused_after_2048_bytes() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
-    let mut c = std_cmd(&pools);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
+    let mut c = std_cmd(pools.path());
     c.args(["write", "K", "-"])
         .stdin(std::fs::File::open("/dev/zero").unwrap());
     refused_std(
@@ -1078,10 +1015,9 @@ fn dev_zero_on_stdin_refused_after_2048_bytes() {
 
 #[test]
 fn endless_batch_refused_past_64_mib() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     for input in ["/dev/zero", "-"] {
-        let mut c = std_cmd(&pools);
+        let mut c = std_cmd(pools.path());
         c.args(["write", "--batch", input])
             .stdin(std::fs::File::open("/dev/zero").unwrap());
         refused_std(pools.path(), c, 2, &["the batch is over 64 MiB"]);
@@ -1091,9 +1027,8 @@ fn endless_batch_refused_past_64_mib() {
 #[test]
 fn stdin_that_cannot_be_read_refused() {
     // A directory as stdin: read(2) fails with EISDIR.
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
-    let mut c = std_cmd(&pools);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
+    let mut c = std_cmd(pools.path());
     c.args(["write", "K", "-"])
         .stdin(std::fs::File::open(pools.path()).unwrap());
     refused_std(
@@ -1102,7 +1037,7 @@ fn stdin_that_cannot_be_read_refused() {
         2,
         &["reading the value from stdin", "Is a directory"],
     );
-    let mut c = std_cmd(&pools);
+    let mut c = std_cmd(pools.path());
     c.args(["write", "--batch", "-"])
         .stdin(std::fs::File::open(pools.path()).unwrap());
     refused_std(
@@ -1115,8 +1050,7 @@ fn stdin_that_cannot_be_read_refused() {
 
 #[test]
 fn batch_file_that_is_a_directory_or_missing_refused() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     std::fs::create_dir(pools.path().join("batchdir")).unwrap();
     for (name, says) in [("batchdir", "Is a directory"), ("missing", "No such file")] {
         let mut c = pools.cmd();
@@ -1131,8 +1065,7 @@ fn batch_file_that_is_a_directory_or_missing_refused() {
 
 #[test]
 fn unknown_pool_or_keyset_exits_2() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     for (args, says) in [
         (&["-p", "5", "write", "k", "v"][..], "unknown pool '5'"),
         (&["write", "-p", "nope", "k", "v"], "unknown pool 'nope'"),
@@ -1159,8 +1092,7 @@ fn unknown_pool_or_keyset_exits_2() {
 
 #[test]
 fn bad_lock_timeout_exits_2() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     for t in ["nan", "inf", "-1", "soon", ""] {
         let mut c = pools.cmd();
         c.args(["write", "k", "v", &format!("--lock-timeout={t}")]);
@@ -1249,17 +1181,12 @@ fn pool_that_is_a_symlink_is_read_through() {
         .cmd()
         .args(["read", "-p", "1"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0)
-        .stdout("a: 1\n")
-        .stderr("");
+        .gives(0, &[Is("a: 1\n")], &[Is("")]);
     pools
         .cmd()
         .args(["read", "-p", "1", "a"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0)
-        .stdout("1\n");
+        .gives(0, &[Is("1\n")], &[]);
     assert_eq!(snapshot(pools.path()), before);
 }
 
@@ -1319,10 +1246,9 @@ fn pool_that_is_a_socket_exits_3() {
 
 #[test]
 fn pool_unreadable_to_nobody_exits_3_saying_run_as_root() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     std::fs::set_permissions(pools.file(1), std::fs::Permissions::from_mode(0o600)).unwrap();
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         std::fs::set_permissions(pools.file(1), std::fs::Permissions::from_mode(0o000)).unwrap();
     }
     for args in [
@@ -1352,7 +1278,7 @@ fn missing_pool_in_a_root_owned_dir_is_not_created_by_nobody() {
     let Some(mut c) = as_nobody(&pools) else {
         return;
     };
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         std::fs::set_permissions(pools.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
     }
     c.args(["write", "k", "v"]);
@@ -1438,10 +1364,7 @@ fn read_only_fs_can_still_be_read() {
     fs.cmd()
         .args(["read", "-p", "1"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0)
-        .stdout("a: 1\nb: 2\n")
-        .stderr("");
+        .gives(0, &[Is("a: 1\nb: 2\n")], &[Is("")]);
     assert_eq!(snapshot(&fs.dir), before);
 }
 
@@ -1508,10 +1431,7 @@ fn disk_full_update_in_place_still_works() {
     fs.cmd()
         .args(["write", "b", "changed"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0)
-        .stdout("")
-        .stderr("");
+        .gives(0, &[Is("")], &[Is("")]);
     assert_eq!(
         std::fs::read(fs.file(1)).unwrap(),
         pool_bytes(&[("a", "1"), ("b", "changed"), ("c", "3")])
@@ -1554,8 +1474,7 @@ fn disk_full_missing_pool_exits_3_leaving_it_empty() {
 
 #[test]
 fn file_size_limit_append_exits_3_and_the_pool_is_cut_back() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
+    let (pools, before) = Pools::of(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
     let size = before.len() as u64;
     // Room for 1000 bytes of the record (a short write, then EFBIG), and
     // for none of it.
@@ -1573,8 +1492,7 @@ fn file_size_limit_append_exits_3_and_the_pool_is_cut_back() {
 
 #[test]
 fn file_size_limit_split_exits_3_and_the_pool_is_cut_back() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
+    let (pools, before) = Pools::of(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
     // Five chunks; room for two and a bit.
     let mut c = with_file_size_limit(&pools, before.len() as u64 + 2 * 2560 + 10);
     c.args(["write", "--split", "K", "-"])
@@ -1589,8 +1507,7 @@ fn file_size_limit_split_exits_3_and_the_pool_is_cut_back() {
 
 #[test]
 fn file_size_limit_batch_of_new_keys_exits_3_and_the_pool_is_cut_back() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
+    let (pools, before) = Pools::of(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
     let batch: String = (0..20).map(|i| format!("new{i}=v{i}\n")).collect();
     // Five records fit, the sixth is cut short.
     let mut c = with_file_size_limit(&pools, before.len() as u64 + 5 * 2560 + 100);
@@ -1607,8 +1524,7 @@ fn file_size_limit_batch_of_new_keys_exits_3_and_the_pool_is_cut_back() {
 fn file_size_limit_batch_of_updates_and_appends_changes_nothing() {
     // Appends come first and are cut back when they fail: the batch's
     // update and its removal of a duplicate have not happened yet.
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
+    let (pools, _) = Pools::of(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
     let size = std::fs::metadata(pools.file(1)).unwrap().len();
     let mut batch = String::from("a=changed\n");
     batch.extend((0..20).map(|i| format!("new{i}=v{i}\n")));
@@ -1628,8 +1544,7 @@ fn file_size_limit_with_sigxfsz_at_its_default_still_cuts_back() {
     // kills the process at the first write past the limit; hvkvp ignores
     // it while it changes a pool, so the write fails with EFBIG instead
     // and the pool is cut back to whole records.
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
+    let (pools, before) = Pools::of(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
     let limit = before.len() as u64 + 1536;
     let mut c = file_size_limited(&pools, limit, libc::SIG_DFL);
     c.args(["write", "k4", "v4"]);
@@ -1653,8 +1568,7 @@ fn disk_full_split_keeps_the_old_value() {
     fs.cmd()
         .args(["write", "--split", "cfg", "-"])
         .write_stdin(a.clone())
-        .assert()
-        .success();
+        .gives(0, &[], &[]);
     fs.fill();
     let mut c = fs.cmd();
     c.args(["write", "--split", "cfg", "-"])
@@ -1667,9 +1581,7 @@ fn disk_full_split_keeps_the_old_value() {
     );
     fs.cmd()
         .args(["read", "-p", "1", "cfg", "--join"])
-        .assert()
-        .success()
-        .stdout(format!("{a}\n"));
+        .gives(0, &[Is(&format!("{a}\n"))], &[]);
 }
 
 #[test]
@@ -1697,8 +1609,7 @@ fn disk_full_update_that_needs_a_staged_copy_is_written_in_place() {
     fs.cmd()
         .args(["write", "--force", "k4", &new])
         .timeout(HANG_GUARD)
-        .assert()
-        .success();
+        .gives(0, &[], &[]);
     let mut want = refs.clone();
     want[4].1 = &new;
     assert_eq!(fs_bytes(&fs), pool_bytes(&want));
@@ -1873,10 +1784,7 @@ fn records_then_garbage_tail_read_the_records() {
         .cmd()
         .args(["read", "-p", "1", "b"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0)
-        .stdout("2\n")
-        .stderr(predicates::str::contains("the last 7 bytes are ignored"));
+        .gives(0, &[Is("2\n")], &[Has("the last 7 bytes are ignored")]);
     assert_eq!(snapshot(pools.path()), before);
 }
 
@@ -1889,30 +1797,23 @@ fn zero_length_pool_reads_empty_and_is_written_normally() {
         .cmd()
         .args(["read", "-p", "1"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr("");
+        .gives(1, &[Is("")], &[Is("")]);
     pools
         .cmd()
         .args(["check", "-p", "1"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0);
+        .gives(0, &[], &[]);
     pools
         .cmd()
         .args(["delete", "k"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(1)
-        .stdout("");
+        .gives(1, &[Is("")], &[]);
     assert_eq!(pools.bytes(1), b"");
     pools
         .cmd()
         .args(["write", "k", "v"])
         .timeout(HANG_GUARD)
-        .assert()
-        .code(0);
+        .gives(0, &[], &[]);
     assert_eq!(pools.bytes(1), record(b"k", b"v"));
     assert_eq!(std::fs::metadata(pools.file(1)).unwrap().ino(), ino);
 }
@@ -1923,9 +1824,8 @@ fn zero_length_pool_reads_empty_and_is_written_normally() {
 
 #[test]
 fn lock_daemon_posix_held_write_exits_3_naming_the_holder() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
-    let held = Held::new(&pools.file(1), "posix");
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
+    let held = hold(&pools.file(1), "posix", "60");
     let mut c = pools.cmd();
     c.args(["write", "new", "v", "--lock-timeout", "0.3"]);
     refused(
@@ -1941,9 +1841,8 @@ fn lock_daemon_posix_held_write_exits_3_naming_the_holder() {
 
 #[test]
 fn lock_cloud_init_flock_held_delete_exits_3_naming_the_holder() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
-    let held = Held::new(&pools.file(1), "flock");
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
+    let held = hold(&pools.file(1), "flock", "60");
     let mut c = pools.cmd();
     c.args(["delete", "a", "--lock-timeout", "0.3"]);
     refused(
@@ -1959,9 +1858,8 @@ fn lock_cloud_init_flock_held_delete_exits_3_naming_the_holder() {
 
 #[test]
 fn lock_held_batch_exits_3() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
-    let _held = Held::new(&pools.file(1), "posix");
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
+    let _held = hold(&pools.file(1), "posix", "60");
     let mut c = pools.cmd();
     c.args(["--lock-timeout", "0.2", "write", "--batch", "-"])
         .write_stdin("a=2\nnew=v\n");
@@ -1975,9 +1873,8 @@ fn lock_held_batch_exits_3() {
 
 #[test]
 fn lock_held_zero_timeout_exits_3_at_once() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
-    let _held = Held::new(&pools.file(1), "flock");
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
+    let _held = hold(&pools.file(1), "flock", "60");
     let mut c = pools.cmd();
     c.args(["write", "--lock-timeout", "0", "a", "2"]);
     refused(
@@ -1992,7 +1889,7 @@ fn lock_held_zero_timeout_exits_3_at_once() {
 fn lock_held_misaligned_clean_invalid_exits_3_unchanged() {
     let pools = Pools::new();
     pools.set(1, &misaligned_bytes());
-    let _held = Held::new(&pools.file(1), "posix");
+    let _held = hold(&pools.file(1), "posix", "60");
     let mut c = pools.cmd();
     c.args(["delete", "-c", "--lock-timeout", "0.2"]);
     refused(pools.path(), c, 3, &["waiting for the fcntl lock"]);
@@ -2000,9 +1897,8 @@ fn lock_held_misaligned_clean_invalid_exits_3_unchanged() {
 
 #[test]
 fn lock_held_exclusively_read_exits_3() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
-    let _held = Held::new(&pools.file(1), "posix");
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
+    let _held = hold(&pools.file(1), "posix", "60");
     let mut c = pools.cmd();
     c.args(["read", "-p", "1", "--lock-timeout", "0.2"]);
     refused(

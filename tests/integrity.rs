@@ -17,7 +17,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use predicates::prelude::*;
 
 /// Assert a pool's bytes, failing with its records rather than a byte dump.
 #[track_caller]
@@ -43,14 +42,9 @@ fn assert_pool(actual: &[u8], expected: impl AsRef<[u8]>) {
 
 #[test]
 fn write_ignorecase_updates_every_case_variant_in_place_and_removes_none() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("Foo", "1"), ("bar", "2"), ("FOO", "3"), ("foo", "4")]);
-    pools
-        .cmd()
-        .args(["write", "-i", "foo", "X"])
-        .assert()
-        .success()
-        .stdout("");
+    let (pools, _) = Pools::of(1, &[("Foo", "1"), ("bar", "2"), ("FOO", "3"), ("foo", "4")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "-i", "foo", "X"], "", 0, &[Is("")], &[])]);
     assert_pool(
         &pools.bytes(1),
         pool_bytes(&[("Foo", "X"), ("bar", "2"), ("FOO", "X"), ("foo", "X")]),
@@ -59,27 +53,17 @@ fn write_ignorecase_updates_every_case_variant_in_place_and_removes_none() {
 
 #[test]
 fn write_ignorecase_removes_a_later_byte_identical_copy_of_the_matched_key() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("Foo", "1"), ("bar", "2"), ("Foo", "1b")]);
-    pools
-        .cmd()
-        .args(["write", "-i", "FOO", "X"])
-        .assert()
-        .success()
-        .stdout("");
+    let (pools, _) = Pools::of(1, &[("Foo", "1"), ("bar", "2"), ("Foo", "1b")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "-i", "FOO", "X"], "", 0, &[Is("")], &[])]);
     assert_pool(&pools.bytes(1), pool_bytes(&[("Foo", "X"), ("bar", "2")]));
 }
 
 #[test]
 fn write_ignorecase_without_a_match_appends_the_key_as_typed() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("Foo", "1"), ("bar", "2")]);
-    pools
-        .cmd()
-        .args(["write", "-i", "Zed", "1"])
-        .assert()
-        .success()
-        .stdout("");
+    let (pools, before) = Pools::of(1, &[("Foo", "1"), ("bar", "2")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "-i", "Zed", "1"], "", 0, &[Is("")], &[])]);
     let mut expected = before;
     expected.extend(record(b"Zed", b"1"));
     assert_pool(&pools.bytes(1), expected);
@@ -97,10 +81,6 @@ fn set_mtime_long_ago(path: &Path) {
     assert_eq!(mtime(path), UNIX_EPOCH + Duration::from_secs(LONG_AGO));
 }
 
-fn mtime(path: &Path) -> SystemTime {
-    std::fs::metadata(path).unwrap().modified().unwrap()
-}
-
 /// The file's mtime is now, give or take a generous 300 s.
 fn assert_written_now(path: &Path, what: &str) {
     let m = mtime(path);
@@ -115,69 +95,44 @@ fn assert_written_now(path: &Path, what: &str) {
 
 #[test]
 fn write_of_the_same_value_marks_the_pool_written_so_it_is_not_stale() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("k", "v")]);
+    let (pools, before) = Pools::of(1, &[("k", "v")]);
     set_mtime_long_ago(&pools.file(1));
-    pools
-        .cmd()
-        .args(["write", "k", "v"])
-        .assert()
-        .success()
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "k", "v"], "", 0, &[Is("")], &[])]);
     assert_pool(&pools.bytes(1), &before);
     assert_written_now(&pools.file(1), "write k v");
     // Written this boot: `--if-stale` must leave it alone.
-    pools
-        .cmd()
-        .args(["delete", "-A", "--if-stale"])
-        .assert()
-        .code(1)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "-A", "--if-stale"], "", 1, &[Is("")], &[])]);
     assert_pool(&pools.bytes(1), &before);
 }
 
 #[test]
 fn write_ignorecase_of_the_same_value_marks_the_pool_written() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("Key", "v")]);
+    let (pools, before) = Pools::of(1, &[("a", "1"), ("Key", "v")]);
     set_mtime_long_ago(&pools.file(1));
-    pools
-        .cmd()
-        .args(["write", "-i", "KEY", "v"])
-        .assert()
-        .success()
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "-i", "KEY", "v"], "", 0, &[Is("")], &[])]);
     assert_pool(&pools.bytes(1), &before);
     assert_written_now(&pools.file(1), "write -i KEY v");
 }
 
 #[test]
 fn write_batch_of_the_same_value_marks_the_pool_written() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("k", "v")]);
+    let (pools, before) = Pools::of(1, &[("a", "1"), ("k", "v")]);
     set_mtime_long_ago(&pools.file(1));
-    pools
-        .cmd()
-        .args(["write", "--batch", "-"])
-        .write_stdin("k=v\n")
-        .assert()
-        .success()
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "--batch", "-"], "k=v\n", 0, &[Is("")], &[])]);
     assert_pool(&pools.bytes(1), &before);
     assert_written_now(&pools.file(1), "write --batch -");
 }
 
 #[test]
 fn delete_of_a_key_marks_the_pool_written() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1"), ("k", "v"), ("b", "2")]);
+    let (pools, _) = Pools::of(1, &[("a", "1"), ("k", "v"), ("b", "2")]);
     set_mtime_long_ago(&pools.file(1));
-    pools
-        .cmd()
-        .args(["delete", "k"])
-        .assert()
-        .success()
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "k"], "", 0, &[Is("")], &[])]);
     assert_pool(&pools.bytes(1), pool_bytes(&[("a", "1"), ("b", "2")]));
     assert_written_now(&pools.file(1), "delete k");
 }
@@ -186,28 +141,17 @@ fn delete_of_a_key_marks_the_pool_written() {
 
 #[test]
 fn join_with_a_missing_chunk_fails_printing_nothing_and_names_the_gap() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("cfg.0", "aaa"), ("cfg.2", "ccc")]);
-    pools
-        .cmd()
-        .args(["read", "-p", "1", "cfg", "--join"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(predicate::str::contains("cfg.1"));
+    let (pools, before) = Pools::of(1, &[("cfg.0", "aaa"), ("cfg.2", "ccc")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-p", "1", "cfg", "--join"], "", 1, &[Is("")], &[Has("cfg.1")])]);
     assert_pool(&pools.bytes(1), &before);
 }
 
 #[test]
 fn join_of_a_complete_set_of_chunks_prints_them_in_order() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("cfg.0", "aa"), ("cfg.1", "bb"), ("cfg.2", "cc")]);
-    pools
-        .cmd()
-        .args(["read", "-p", "1", "cfg", "--join"])
-        .assert()
-        .success()
-        .stdout("aabbcc\n");
+    let (pools, before) = Pools::of(1, &[("cfg.0", "aa"), ("cfg.1", "bb"), ("cfg.2", "cc")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-p", "1", "cfg", "--join"], "", 0, &[Is("aabbcc\n")], &[])]);
     assert_pool(&pools.bytes(1), &before);
 }
 
@@ -234,16 +178,13 @@ fn wait_across_directory_recreation(then: impl FnOnce(&Path)) -> Vec<u8> {
     let d = top.path().join("d");
     std::fs::create_dir(&d).unwrap();
     std::fs::write(d.join(".kvp_pool_1"), b"").unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env_remove("HVKVP_POOL_DIR")
-        .arg("--pool-dir")
-        .arg(&d)
-        .args(["read", "-p", "1", "Role", "--wait=30"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until_watching(child.id());
+    let child = spawn_watching(
+        Command::new(env!("CARGO_BIN_EXE_hvkvp"))
+            .env_remove("HVKVP_POOL_DIR")
+            .arg("--pool-dir")
+            .arg(&d)
+            .args(["read", "-p", "1", "Role", "--wait=30"]),
+    );
     std::fs::remove_dir_all(&d).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     std::fs::create_dir(&d).unwrap();
@@ -277,11 +218,6 @@ fn wait_sees_a_key_appended_to_a_pool_created_empty_in_a_recreated_directory() {
 
 // ---- debris left by a killed hvkvp ----------------------------------------
 
-/// Records as (key, value) byte pairs; a key of b"" starts with NUL.
-fn raw(recs: &[(&[u8], &[u8])]) -> Vec<u8> {
-    recs.iter().flat_map(|(k, v)| record(k, v)).collect()
-}
-
 /// a=1, b=2 twice in a row (a cut delete), c=3, an empty-key record (a cut
 /// append), d=4.
 fn debris_pool(pools: &Pools) -> Vec<u8> {
@@ -312,7 +248,8 @@ fn delete_d_keeps_one_of_a_record_left_twice_in_a_row() {
         bytes.extend(pool_bytes(&[("b", "2"), ("c", "3")]));
         pools.set(1, &bytes);
         // It cleaned something: exit 0.
-        pools.cmd().args(["delete", "-d"]).assert().success();
+        #[rustfmt::skip]
+        pools.cases(&[(&["delete", "-d"], "", 0, &[], &[])]);
         assert_pool(
             &pools.bytes(1),
             pool_bytes(&[("a", "1"), ("b", "2"), ("c", "3")]),
@@ -331,12 +268,8 @@ fn tombstone(key: &[u8], value: &[u8]) -> Vec<u8> {
 fn write_removes_a_record_left_twice_in_a_row_and_empty_key_records() {
     let pools = Pools::new();
     debris_pool(&pools);
-    pools
-        .cmd()
-        .args(["write", "z", "9"])
-        .assert()
-        .success()
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "z", "9"], "", 0, &[Is("")], &[])]);
     assert_pool(
         &pools.bytes(1),
         pool_bytes(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4"), ("z", "9")]),
@@ -347,12 +280,8 @@ fn write_removes_a_record_left_twice_in_a_row_and_empty_key_records() {
 fn delete_removes_a_record_left_twice_in_a_row_and_empty_key_records() {
     let pools = Pools::new();
     debris_pool(&pools);
-    pools
-        .cmd()
-        .args(["delete", "c"])
-        .assert()
-        .success()
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "c"], "", 0, &[Is("")], &[])]);
     assert_pool(
         &pools.bytes(1),
         pool_bytes(&[("a", "1"), ("b", "2"), ("d", "4")]),
@@ -366,12 +295,8 @@ fn write_removes_a_copy_separated_from_its_record_only_by_empty_key_records() {
         1,
         &raw(&[(b"a", b"1"), (b"", b"half"), (b"a", b"1"), (b"e", b"5")]),
     );
-    pools
-        .cmd()
-        .args(["write", "z", "9"])
-        .assert()
-        .success()
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "z", "9"], "", 0, &[Is("")], &[])]);
     assert_pool(
         &pools.bytes(1),
         pool_bytes(&[("a", "1"), ("e", "5"), ("z", "9")]),
@@ -380,14 +305,9 @@ fn write_removes_a_copy_separated_from_its_record_only_by_empty_key_records() {
 
 #[test]
 fn write_keeps_a_duplicate_key_with_a_different_value() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("x", "1"), ("y", "2"), ("x", "3")]);
-    pools
-        .cmd()
-        .args(["write", "z", "9"])
-        .assert()
-        .success()
-        .stdout("");
+    let (pools, before) = Pools::of(1, &[("x", "1"), ("y", "2"), ("x", "3")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "z", "9"], "", 0, &[Is("")], &[])]);
     let mut expected = before;
     expected.extend(record(b"z", b"9"));
     assert_pool(&pools.bytes(1), expected);
@@ -402,7 +322,8 @@ fn check_names_the_debris_of_a_killed_hvkvp_until_the_next_change() {
     assert!(report.contains("killed"), "{report}");
     assert!(report.contains("hvkvp delete"), "{report}");
     assert_pool(&pools.bytes(1), &before);
-    pools.cmd().args(["write", "z", "9"]).assert().success();
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "z", "9"], "", 0, &[], &[])]);
     let after = pool_bytes(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4"), ("z", "9")]);
     assert_pool(&pools.bytes(1), &after);
     let out = pools.cmd().args(["check", "-p", "1"]).assert();
@@ -446,12 +367,8 @@ fn split_write_stopped_by_sigterm_leaves_the_old_value_or_the_new_one() {
     let done = {
         let pools = Pools::new();
         pools.set(1, &original);
-        pools
-            .cmd()
-            .args(["write", "--split", "cfg", "small"])
-            .assert()
-            .success()
-            .stdout("");
+        #[rustfmt::skip]
+        pools.cases(&[(&["write", "--split", "cfg", "small"], "", 0, &[Is("")], &[])]);
         let recs = pools.records(1);
         assert!(recs.contains(&("cfg".into(), "small".into())));
         assert!(!recs.iter().any(|(k, _)| k.starts_with("cfg.")), "{recs:?}");
@@ -465,8 +382,7 @@ fn split_write_stopped_by_sigterm_leaves_the_old_value_or_the_new_one() {
     for trial in 0..TRIALS {
         let pools = Pools::new();
         pools.set(1, &original);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-            .env("HVKVP_POOL_DIR", pools.path())
+        let mut child = std_cmd(pools.path())
             .args(["write", "--split", "cfg", "small"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -26,12 +26,14 @@ mod common;
 mod forms;
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{example, pool_bytes, record, wait_until_blocked_on_a_lock, Pools, RECORD_SIZE};
+use common::{
+    hold, pool_bytes, record, wait_until_blocked_on_a_lock, Gives, Has, Is, Pools, RECORD_SIZE,
+};
 use forms::{content, filler, forms, judge, judge_clean, records, run, s, setup, Content, Form};
 use hvkvp::seam::crashpoint;
 
@@ -77,7 +79,8 @@ fn delete_of_an_absent_key_exits_1_leaving_debris_and_mtime_alone() {
         assert_eq!(mtime_ns(&pools.file(1)), mtime, "{args:?} touched the pool");
     }
     // A change that succeeds heals the debris.
-    pools.cmd().args(["delete", "a"]).assert().code(0);
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "a"], "", 0, &[], &[])]);
     assert_eq!(pools.records(1), [("b".to_string(), "2".to_string())]);
 }
 
@@ -85,7 +88,8 @@ fn delete_of_an_absent_key_exits_1_leaving_debris_and_mtime_alone() {
 fn delete_c_removes_debris_alone_and_exits_0() {
     let pools = Pools::new();
     pool_with_debris(&pools);
-    pools.cmd().args(["delete", "-c"]).assert().code(0);
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "-c"], "", 0, &[], &[])]);
     assert!(pools.bytes(1) == pool_bytes(&[("a", "1"), ("b", "2")]));
 }
 
@@ -125,22 +129,6 @@ fn write_batch_of_more_than_the_address_space_limit_goes_in() {
     assert_eq!(pools.bytes(1).len(), 20_002 * RECORD_SIZE);
 }
 
-/// Start `pool_emulator hold FILE posix` (the daemon's lock) and wait
-/// until it has it.
-fn hold(file: &Path) -> std::process::Child {
-    let mut child = Command::new(example("pool_emulator"))
-        .args(["hold", file.to_str().unwrap(), "posix", "60"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "locked\n");
-    child
-}
-
 /// Rename a new pool holding `recs` over `path`, as an editor or Ignition
 /// does (`write to temp, rename`).
 fn rename_over(path: &Path, recs: &[(&str, &str)]) -> Vec<u8> {
@@ -153,9 +141,8 @@ fn rename_over(path: &Path, recs: &[(&str, &str)]) -> Vec<u8> {
 
 #[test]
 fn write_into_a_pool_replaced_while_waiting_for_the_lock_exits_3() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools.file(1));
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
+    let holder = hold(&pools.file(1), "posix", "60");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
         .args(["write", "k", "v", "--lock-timeout", "30"])
         .env("HVKVP_POOL_DIR", pools.path())
@@ -164,8 +151,7 @@ fn write_into_a_pool_replaced_while_waiting_for_the_lock_exits_3() {
         .unwrap();
     wait_until_blocked_on_a_lock(child.id());
     let replaced = rename_over(&pools.file(1), &[("new", "file")]);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    drop(holder);
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
@@ -181,9 +167,8 @@ fn write_into_a_pool_replaced_while_waiting_for_the_lock_exits_3() {
 
 #[test]
 fn read_of_a_pool_replaced_while_waiting_for_the_lock_reads_the_new_file() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("k", "old")]);
-    let mut holder = hold(&pools.file(1));
+    let (pools, _) = Pools::of(1, &[("k", "old")]);
+    let holder = hold(&pools.file(1), "posix", "60");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
         .args(["read", "-p", "1", "k", "--lock-timeout", "30"])
         .env("HVKVP_POOL_DIR", pools.path())
@@ -192,8 +177,7 @@ fn read_of_a_pool_replaced_while_waiting_for_the_lock_reads_the_new_file() {
         .unwrap();
     wait_until_blocked_on_a_lock(child.id());
     rename_over(&pools.file(1), &[("k", "new")]);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    drop(holder);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stdout, b"new\n");
@@ -214,25 +198,16 @@ fn a_pool_with_a_second_hard_link_is_read_but_never_changed() {
         &["delete", "a"],
         &["delete", "-A"],
     ] {
-        pools
-            .cmd()
-            .args(args)
-            .assert()
-            .code(3)
-            .stderr(predicates::str::contains("2 hard links"))
-            .stderr(predicates::str::contains("-samefile"));
+        #[rustfmt::skip]
+        pools.cases(&[(args, "", 3, &[], &[Has("2 hard links"), Has("-samefile")])]);
         assert!(pools.bytes(1) == bytes, "{args:?} changed the pool");
         assert!(
             std::fs::read(&backup).unwrap() == bytes,
             "{args:?} changed the link"
         );
     }
-    pools
-        .cmd()
-        .args(["read", "-p", "1", "a"])
-        .assert()
-        .code(0)
-        .stdout("1\n");
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-p", "1", "a"], "", 0, &[Is("1\n")], &[])]);
 }
 
 /// A stand-in for the daemon: `sleep`, run through a symlink of the
@@ -261,31 +236,29 @@ fn stand_in_daemon(side: &Path, pool: &Path) -> std::process::Child {
 
 #[test]
 fn check_names_a_daemon_that_holds_a_pool_file_the_path_no_longer_names() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     let side = tempfile::tempdir().unwrap();
     let pool = std::fs::canonicalize(pools.file(1)).unwrap();
     let mut daemon = stand_in_daemon(side.path(), &pool);
     let pid = daemon.id();
-    pools.cmd().args(["check", "-p", "1"]).assert().code(0);
+    #[rustfmt::skip]
+    pools.cases(&[(&["check", "-p", "1"], "", 0, &[], &[])]);
     rename_over(&pool, &[("a", "1")]);
-    pools
-        .cmd()
-        .args(["check", "-p", "1"])
-        .assert()
-        .code(1)
-        .stdout(predicates::str::contains(format!(
-            "the KVP daemon (pid {pid}) holds a file this path no longer names"
-        )))
-        .stdout(predicates::str::contains("restart hv_kvp_daemon"));
-    pools
-        .cmd()
-        .args(["check", "-p", "1", "-o", "json"])
-        .assert()
-        .code(1)
-        .stdout(predicates::str::contains(format!(
-            "\"daemon_holds_replaced\":[{pid}]"
-        )));
+    pools.cmd().args(["check", "-p", "1"]).gives(
+        1,
+        &[
+            Has(&format!(
+                "the KVP daemon (pid {pid}) holds a file this path no longer names"
+            )),
+            Has("restart hv_kvp_daemon"),
+        ],
+        &[],
+    );
+    pools.cmd().args(["check", "-p", "1", "-o", "json"]).gives(
+        1,
+        &[Has(&format!("\"daemon_holds_replaced\":[{pid}]"))],
+        &[],
+    );
     daemon.kill().unwrap();
     daemon.wait().unwrap();
 }

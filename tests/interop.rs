@@ -22,7 +22,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
@@ -33,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Pools, KEY_SIZE, RECORD_SIZE};
+use common::{in_ci, std_cmd, Pools, KEY_SIZE, RECORD_SIZE};
 
 const DAEMON: &str = "/usr/sbin/hv_kvp_daemon";
 /// What the daemon's answer may take before the test calls it hung (the
@@ -52,10 +51,6 @@ fn serial() -> MutexGuard<'static, ()> {
     let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     eprintln!();
     g
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 fn have_cc() -> bool {
@@ -916,8 +911,7 @@ fn hvkvp_delete_and_read_wait_on_host_set() {
         let key = format!("Role{i}");
         // Something else in the pool, rewritten by the daemon while waiting.
         assert_eq!(rig.host().set(0, "Busy", &i.to_string()), msg::HV_S_OK);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-            .env("HVKVP_POOL_DIR", rig.pools.path())
+        let mut child = std_cmd(rig.pools.path())
             .args(["read", "-p", "0", &key, "--wait=10"])
             .stdout(Stdio::piped())
             .spawn()
@@ -1383,21 +1377,6 @@ fn make_stale(path: &Path) {
         .unwrap();
 }
 
-/// Hold an fcntl write lock on `path` (as the daemon's) for `secs`.
-fn hold_posix(path: &Path, secs: &str) -> Child {
-    let mut c = Command::new(common::example("pool_emulator"))
-        .args(["hold", path.to_str().unwrap(), "posix", secs])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(c.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "locked\n");
-    c
-}
-
 #[test]
 fn stale_pool_truncation_cloud_init_and_hvkvp() {
     let Some((_g, mut rig)) = setup(true) else {
@@ -1441,19 +1420,19 @@ fn stale_pool_truncation_cloud_init_and_hvkvp() {
     make_stale(&pool1);
     let check = rig.hvkvp(&["check", "-p", "1", "-o", "json"]);
     assert_eq!(check.status.code(), Some(1));
-    let mut holder = hold_posix(&pool1, "1.5");
+    let mut holder = common::hold(&pool1, "posix", "1.5");
     let t0 = Instant::now();
     construct();
     let ci_took = t0.elapsed();
     let ci_len = fs::metadata(&pool1).unwrap().len();
-    let held_during_ci = holder.try_wait().unwrap().is_none();
-    wait_bounded(&mut holder, Duration::from_secs(10), "lock holder");
+    let held_during_ci = holder.0.try_wait().unwrap().is_none();
+    wait_bounded(&mut holder.0, Duration::from_secs(10), "lock holder");
     assert_eq!(ci_len, 0, "cloud-init truncated the stale pool");
     assert!(held_during_ci, "the lock was held all along");
 
     fill();
     make_stale(&pool1);
-    let mut holder = hold_posix(&pool1, "1.5");
+    let mut holder = common::hold(&pool1, "posix", "1.5");
     let mut c = rig.pools.cmd();
     let o = c
         .args(["delete", "-A", "--if-stale", "--lock-timeout", "0.3"])
@@ -1465,7 +1444,7 @@ fn stale_pool_truncation_cloud_init_and_hvkvp() {
         "hvkvp waits for the daemon's lock"
     );
     assert_eq!(rig.pools.records(1).len(), 3);
-    wait_bounded(&mut holder, Duration::from_secs(10), "lock holder");
+    wait_bounded(&mut holder.0, Duration::from_secs(10), "lock holder");
     rig.hvkvp_ok(&["delete", "-A", "--if-stale"]);
     assert_eq!(fs::metadata(&pool1).unwrap().len(), 0);
     assert_eq!(fs::metadata(&pool1).unwrap().ino(), inode, "same inode");
@@ -1555,7 +1534,7 @@ fn daemon_lock_is_on_the_file_hvkvp_keeps_in_place() {
     // A lock taken on the file at the pool path stops the daemon: its
     // descriptor, opened at start, is on the same inode.
     let pool0 = rig.pools.file(0);
-    let mut holder = hold_posix(&pool0, "0.8");
+    let mut holder = common::hold(&pool0, "posix", "0.8");
     let t0 = Instant::now();
     let host = rig.host();
     host.send(&Host::set_message(0, "AfterLock", "yes"));
@@ -1569,7 +1548,7 @@ fn daemon_lock_is_on_the_file_hvkvp_keeps_in_place() {
         .expect("answer after the lock goes");
     let blocked = t0.elapsed();
     assert_eq!(msg::u32_at(&answer, msg::ERROR), msg::HV_S_OK);
-    wait_bounded(&mut holder, Duration::from_secs(10), "lock holder");
+    wait_bounded(&mut holder.0, Duration::from_secs(10), "lock holder");
     assert_eq!(rig.hvkvp_ok(&["read", "-p", "0", "AfterLock"]), "yes\n");
     eprintln!(
         "interop: lock: after hvkvp write/update/delete/delete -c/delete -A, a lock on the pool path held the \

@@ -4,80 +4,52 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{example, Pools};
+use common::{example, hold, listing, std_cmd, Gives, Has, Is, Pools, Text};
 
-/// Start `pool_emulator hold` and wait until it has the lock.
-fn hold(pools: &Pools, kind: &str, secs: &str) -> Child {
-    let mut child = Command::new(example("pool_emulator"))
-        .args(["hold", pools.file(1).to_str().unwrap(), kind, secs])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "locked\n");
-    child
-}
-
+/// Behind the daemon's fcntl lock a write, and behind cloud-init's flock a
+/// read, give up after `--lock-timeout` with exit 3, naming the lock and
+/// the pid of its holder; the pool is unchanged.
 #[test]
-fn write_times_out_on_daemon_lock_and_names_the_holder() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools, "posix", "30");
-    let pid = holder.id();
-    pools
-        .cmd()
-        .args(["write", "b", "2", "--lock-timeout", "0.3"])
-        .assert()
-        .code(3)
-        .stderr(predicates::str::contains(format!(
-            "held by pid {pid} (pool_emulator)"
-        )))
-        .stderr(predicates::str::contains("fcntl lock"))
-        .stderr(predicates::str::contains("timed out after 0.3 s"));
-    assert_eq!(pools.bytes(1), before);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
-}
-
-#[test]
-fn read_times_out_on_cloud_init_flock_and_names_the_holder() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools, "flock", "30");
-    let pid = holder.id();
-    pools
-        .cmd()
-        .args(["read", "-p", "1", "a", "--lock-timeout", "0.2"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicates::str::contains(format!("held by pid {pid}")))
-        .stderr(predicates::str::contains("flock lock"));
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+fn times_out_on_a_held_lock_and_names_the_holder() {
+    // The lock's kind, the command line, its stdout, what stderr says, and
+    // what follows the holder's pid there.
+    type Row<'a> = (
+        &'a str,
+        &'a [&'a str],
+        &'a [Text<'a>],
+        &'a [&'a str],
+        &'a str,
+    );
+    #[rustfmt::skip]
+    let rows: &[Row] = &[
+        ("posix", &["write", "b", "2", "--lock-timeout", "0.3"], &[], &["fcntl lock", "timed out after 0.3 s"], " (pool_emulator)"),
+        ("flock", &["read", "-p", "1", "a", "--lock-timeout", "0.2"], &[Is("")], &["flock lock"], ""),
+    ];
+    for &(kind, args, stdout, says, named) in rows {
+        let (pools, before) = Pools::of(1, &[("a", "1")]);
+        let holder = hold(&pools.file(1), kind, "30");
+        let holder_named = format!("held by pid {}{named}", holder.pid());
+        let ran = pools
+            .cmd()
+            .args(args)
+            .gives(3, stdout, &[Has(&holder_named)]);
+        ran.expect(3, says);
+        assert_eq!(pools.bytes(1), before);
+    }
 }
 
 #[test]
 fn zero_timeout_fails_at_once_when_locked() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools, "posix", "30");
-    pools
-        .cmd()
-        .args(["delete", "a", "--lock-timeout", "0"])
-        .assert()
-        .code(3);
+    let (pools, before) = Pools::of(1, &[("a", "1")]);
+    let _holder = hold(&pools.file(1), "posix", "30");
+    #[rustfmt::skip]
+    pools.cases(&[(&["delete", "a", "--lock-timeout", "0"], "", 3, &[], &[])]);
     assert_eq!(pools.bytes(1), before);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
 }
 
 /// What `--lock-timeout` changes, for every verb that locks (the one
@@ -92,53 +64,44 @@ fn lock_timeout_changes_what_a_held_lock_does() {
         &["delete", "a"],
         &["check", "-p", "1"],
     ] {
-        let pools = Pools::new();
-        let before = pools.set_records(1, &[("a", "1")]);
-        let mut holder = hold(&pools, "posix", "1");
+        let (pools, before) = Pools::of(1, &[("a", "1")]);
+        let mut holder = hold(&pools.file(1), "posix", "1");
         pools
             .cmd()
             .args(args)
             .args(["--lock-timeout", "0"])
-            .assert()
-            .code(3)
-            .stdout("");
+            .gives(3, &[Is("")], &[]);
         assert_eq!(pools.bytes(1), before, "{args:?}");
         pools
             .cmd()
             .args(args)
             .args(["--lock-timeout", "20"])
-            .assert()
-            .success();
+            .gives(0, &[], &[]);
         let changed = pools.bytes(1) != before;
         assert_eq!(changed, ["write", "delete"].contains(&args[0]), "{args:?}");
-        holder.wait().unwrap();
+        holder.0.wait().unwrap();
     }
 }
 
 #[test]
 fn write_waits_for_a_lock_that_is_released() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
-    let mut holder = hold(&pools, "posix", "0.5");
-    pools.cmd().args(["write", "b", "2"]).assert().success();
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
+    let mut holder = hold(&pools.file(1), "posix", "0.5");
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "b", "2"], "", 0, &[], &[])]);
     assert_eq!(
         pools.records(1),
         [("a".into(), "1".into()), ("b".into(), "2".into())]
     );
-    holder.wait().unwrap();
+    holder.0.wait().unwrap();
 }
 
 #[test]
 fn reader_blocked_on_its_output_holds_no_lock() {
     let pools = Pools::new();
     // Far more output than a pipe holds, so the reader blocks writing it.
-    let recs: Vec<(String, String)> = (0..300)
-        .map(|i| (format!("k{i}"), "v".repeat(2000)))
-        .collect();
-    let recs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    pools.set_records(1, &recs);
-    let mut reader = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", pools.path())
+    pools.set_many(1, 300, "k", &"v".repeat(2000));
+    let mut reader = std_cmd(pools.path())
         .args(["read", "-p", "1"])
         .stdout(Stdio::piped())
         .spawn()
@@ -171,6 +134,6 @@ fn reader_blocked_on_its_output_holds_no_lock() {
     let mut rest = Vec::new();
     out.read_to_end(&mut rest).unwrap();
     assert!(reader.wait().unwrap().success());
-    let expected: usize = recs.iter().map(|(k, v)| k.len() + 2 + v.len() + 1).sum();
+    let expected = listing(&pools.records(1)).len();
     assert_eq!(1 + rest.len(), expected, "every record printed");
 }

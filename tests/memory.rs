@@ -19,7 +19,7 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::*;
 
@@ -64,11 +64,8 @@ fn chunk(i: usize) -> Vec<u8> {
 /// The child is reaped with `wait4` (hence no `Child::wait`).
 #[allow(clippy::zombie_processes)]
 fn peak(dir: &Path, args: &[&str], stdin: Option<&Path>) -> (i64, i32) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hvkvp"));
-    c.env("HVKVP_POOL_DIR", dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let mut c = std_cmd(dir);
+    c.args(args).stdout(Stdio::null()).stderr(Stdio::null());
     if let Some(f) = stdin {
         c.stdin(std::fs::File::open(f).unwrap());
     }

@@ -29,14 +29,12 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use clap::Parser;
-use common::{record, Pools, KEY_SIZE, RECORD_SIZE};
+use common::{quietly, record, Pools, KEY_SIZE, RECORD_SIZE};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -53,6 +51,8 @@ fn exit_of(argv: Vec<OsString>) -> u8 {
         Err(e) if !e.use_stderr() => return 0,
         Err(_) => return hvkvp::Exit::Usage as u8,
     };
+    // A 2.0-form `write` or `delete` prints the pool it changed, and a
+    // write behind a record the host cannot read warns.
     hvkvp::exit_status(&quietly(|| hvkvp::run(cli))) as u8
 }
 
@@ -71,49 +71,6 @@ fn base_argv(dir: &Path) -> Vec<OsString> {
         "--lock-timeout".into(),
         "5".into(),
     ]
-}
-
-/// A 2.0-form `write` or `delete` prints the pool it changed, and a write
-/// behind a record the host cannot read warns. Around each run fds 1 and 2
-/// point at /dev/null, so that a passing run prints nothing. libtest
-/// captures panic messages on its own; only with `--nocapture` could
-/// another test's panic message, printed at that very instant, be lost
-/// (and a line of libtest's own progress, printed while fd 1 is
-/// redirected).
-fn quietly<T>(f: impl FnOnce() -> T) -> T {
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    struct Restore(Vec<(libc::c_int, libc::c_int)>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            for &(fd, saved) in &self.0 {
-                // SAFETY: puts back the descriptor saved below and closes the copy.
-                unsafe {
-                    libc::dup2(saved, fd);
-                    libc::close(saved);
-                }
-            }
-        }
-    }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let null = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .expect("/dev/null");
-    let mut restore = Restore(Vec::new());
-    for fd in [1, 2] {
-        // SAFETY: dup/dup2 on descriptors this process owns.
-        let saved = unsafe { libc::dup(fd) };
-        assert!(saved >= 0, "dup({fd}) failed");
-        restore.0.push((fd, saved));
-        // SAFETY: as above.
-        unsafe { libc::dup2(null.as_raw_fd(), fd) };
-    }
-    let out = f();
-    // What a listing left in std's buffer goes to /dev/null too.
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
-    drop(restore);
-    out
 }
 
 // ---------------------------------------------------------------------------

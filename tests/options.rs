@@ -40,12 +40,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{Seek, Write as _};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use clap::FromArgMatches;
-use common::{record, Pools, KEY_SIZE, RECORD_SIZE};
+use common::{record, redirect, Gives, Has, Is, Pools, KEY_SIZE, RECORD_SIZE};
 use serde_json::{json, Value};
 
 include!("common/model.rs");
@@ -1165,32 +1164,12 @@ impl Bench {
     /// hvkvp is still running then (`read KEY --wait`, which would wait for
     /// ever).
     fn run(&self, argv: Vec<OsString>, feed: Option<(u8, Vec<u8>, Duration)>) -> (u8, Vec<u8>) {
-        struct Restore(Vec<(libc::c_int, libc::c_int)>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                for &(fd, saved) in &self.0 {
-                    // SAFETY: puts back the descriptor saved below and closes the copy.
-                    unsafe {
-                        libc::dup2(saved, fd);
-                        libc::close(saved);
-                    }
-                }
-            }
-        }
         let mut stdin = &self.stdin;
         stdin.rewind().expect("rewind stdin");
         self.stdout.set_len(0).expect("truncate stdout");
         let mut stdout = &self.stdout;
         stdout.rewind().expect("rewind stdout");
-        let mut restore = Restore(Vec::new());
-        for (fd, to) in [(0, &self.stdin), (1, &self.stdout), (2, &self.null)] {
-            // SAFETY: dup/dup2 on descriptors this process owns.
-            let saved = unsafe { libc::dup(fd) };
-            assert!(saved >= 0, "dup({fd}) failed");
-            restore.0.push((fd, saved));
-            // SAFETY: as above.
-            unsafe { libc::dup2(to.as_raw_fd(), fd) };
-        }
+        let restore = redirect(&[(0, &self.stdin), (1, &self.stdout), (2, &self.null)]);
         let (done, finished) = std::sync::mpsc::channel::<()>();
         let feeder = feed.map(|(n, key, after)| {
             let f = self.file(n);
@@ -1469,8 +1448,7 @@ fn bytes_and_mtime(p: &Path) -> (Vec<u8>, SystemTime) {
 /// a file, and libtest's own line for a second test of this binary,
 /// finishing meanwhile, would land in it.
 fn lines_with_an_option_that_has_nothing_to_act_on_are_refused() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("Keep", "0")]);
+    let (pools, _) = Pools::of(0, &[("Keep", "0")]);
     pools.set_records(1, &[("Keep", "1"), ("Other", "2")]);
     let old = SystemTime::now() - Duration::from_secs(3600);
     for n in [0, 1] {
@@ -1518,10 +1496,7 @@ fn lines_with_an_option_that_has_nothing_to_act_on_are_refused() {
             .cmd()
             .args(args)
             .timeout(Duration::from_secs(30))
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(predicates::str::contains("hvkvp: error:"));
+            .gives(2, &[Is("")], &[Has("hvkvp: error:")]);
         assert!(before() == was, "{args:?} changed a pool");
     }
     // `--chomp` and `--keep-newline` are not 2.0's: such a line is modern

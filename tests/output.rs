@@ -6,9 +6,9 @@ mod common;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use common::Pools;
+use common::{std_cmd, Pools};
 
 /// Run hvkvp with stdout on a pseudo-terminal; returns what the terminal got.
 fn on_terminal(pools: &Pools, args: &[&str]) -> (i32, Vec<u8>) {
@@ -24,16 +24,18 @@ fn on_terminal(pools: &Pools, args: &[&str]) -> (i32, Vec<u8>) {
         )
     };
     assert_eq!(rc, 0, "openpty");
+    // SAFETY: openpty succeeded, so both are open descriptors owned by no one else.
     let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
     // Raw mode: the terminal must not turn "\n" into "\r\n".
+    // SAFETY: termios is plain data (all-zero is valid) that tcgetattr fills,
+    // on a descriptor `slave` keeps open.
     unsafe {
         let mut t: libc::termios = std::mem::zeroed();
         libc::tcgetattr(std::os::fd::AsRawFd::as_raw_fd(&slave), &mut t);
         libc::cfmakeraw(&mut t);
         libc::tcsetattr(std::os::fd::AsRawFd::as_raw_fd(&slave), libc::TCSANOW, &t);
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", pools.path())
+    let mut child = std_cmd(pools.path())
         .args(args)
         .stdout(Stdio::from(slave))
         .stderr(Stdio::null())
@@ -124,14 +126,9 @@ fn pipe_output_is_exact_bytes() {
 #[test]
 fn closed_pipe_is_quiet_success() {
     let pools = Pools::new();
-    let recs: Vec<(String, String)> = (0..2000)
-        .map(|i| (format!("key{i}"), "x".repeat(1000)))
-        .collect();
-    let recs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    pools.set_records(1, &recs);
+    pools.set_many(1, 2000, "key", &"x".repeat(1000));
     // `hvkvp read -p 1 | head -1`
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", pools.path())
+    let mut child = std_cmd(pools.path())
         .args(["read", "-p", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

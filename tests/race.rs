@@ -110,8 +110,7 @@ fn emulator(args: &[&str]) -> Child {
 
 #[test]
 fn writers_racing_the_daemon_lose_nothing() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("sentinel", "always here")]);
+    let (pools, _) = Pools::of(1, &[("sentinel", "always here")]);
     let file = pools.file(1);
     let daemon = emulator(&["daemon", file.to_str().unwrap(), "4", "2"]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -126,12 +125,7 @@ fn writers_racing_the_daemon_lose_nothing() {
 
     let mut expected: HashMap<String, String> = HashMap::new();
     expected.insert("sentinel".into(), "always here".into());
-    for w in 0..WRITERS {
-        for k in 0..KEYS_PER_WRITER {
-            let key = format!("w{w}-k{k}");
-            expected.insert(key.clone(), value_for(&key, GENERATIONS - 1));
-        }
-    }
+    expected.extend(last_writes());
     let t = tally(&pools.bytes(1), &expected);
     eprintln!(
         "daemon race: {writes} writes, {rewrites} daemon rewrites, {reads} reads ({read_errors} failed); \
@@ -147,8 +141,7 @@ fn writers_racing_the_daemon_lose_nothing() {
 
 #[test]
 fn writers_racing_cloud_init_appends_lose_nothing() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("sentinel", "always here")]);
+    let (pools, _) = Pools::of(1, &[("sentinel", "always here")]);
     let file = pools.file(1);
     // Appends keep coming for as long as the writers run.
     let appends = 1500;
@@ -168,16 +161,23 @@ fn writers_racing_cloud_init_appends_lose_nothing() {
     for i in 0..appends {
         expected.insert(format!("ci-{i}"), format!("cloud-init:ci-{i}"));
     }
-    for w in 0..WRITERS {
-        for k in 0..KEYS_PER_WRITER {
-            let key = format!("w{w}-k{k}");
-            expected.insert(key.clone(), value_for(&key, GENERATIONS - 1));
-        }
-    }
+    expected.extend(last_writes());
     let t = tally(&pools.bytes(1), &expected);
     eprintln!(
         "cloud-init race: {writes} hvkvp writes, {appends} flock appends; lost {}, duplicated {}, torn {}",
         t.lost, t.duplicated, t.torn
     );
     assert_eq!((t.lost, t.duplicated, t.torn), (0, 0, 0));
+}
+
+/// Every writer's keys, each at the value of its last generation.
+fn last_writes() -> HashMap<String, String> {
+    let mut all = HashMap::new();
+    for w in 0..WRITERS {
+        for k in 0..KEYS_PER_WRITER {
+            let key = format!("w{w}-k{k}");
+            all.insert(key.clone(), value_for(&key, GENERATIONS - 1));
+        }
+    }
+    all
 }

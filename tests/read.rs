@@ -5,13 +5,11 @@ mod common;
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use predicates::prelude::*;
 
 /// Pool 0 with three records, the usual starting point.
 fn three() -> (Pools, Vec<u8>) {
@@ -23,241 +21,76 @@ fn three() -> (Pools, Vec<u8>) {
     (pools, before)
 }
 
+/// `read KEY` and `read -k PATTERN` on pool 0's three records, with a
+/// record of their own in pools 1 and 3: what each prints, its exit status,
+/// and that no pool changes.
 #[test]
-fn read_without_key_prints_every_record_in_file_order() {
+fn read_key_and_pattern_forms() {
     let (pools, before) = three();
-    pools
-        .cmd()
-        .arg("read")
-        .assert()
-        .success()
-        .stdout("Hostname: vm1\nOSName: Linux\nHost: h\n")
-        .stderr("");
+    let others = [
+        pools.set_records(1, &[("GuestOnly", "1")]),
+        pools.set_records(3, &[("VirtualMachineId", "1234")]),
+    ];
+    #[rustfmt::skip]
+    pools.cases(&[
+        // Without a key: every record of pool 0 (the default), in file order.
+        (&["read"], "", 0, &[Is("Hostname: vm1\nOSName: Linux\nHost: h\n"), Lacks("GuestOnly")], &[Is("")]),
+        // KEY prints the value only; it is exact, not a substring, and case-sensitive.
+        (&["read", "OSName"], "", 0, &[Is("Linux\n")], &[]),
+        // "Host" is a record of its own and a prefix of "Hostname": only it matches.
+        (&["read", "Host"], "", 0, &[Is("h\n")], &[]),
+        (&["read", "OSNam"], "", 1, &[Is("")], &[]),
+        (&["read", "hostname"], "", 1, &[Is("")], &[]),
+        // A missing key exits 1 with nothing on stdout, naming the pool that has it.
+        (&["read", "Nope"], "", 1, &[Is("")], &[]),
+        (&["read", "VirtualMachineId"], "", 1, &[Is("")], &[Has("VirtualMachineId is in pool 3 (params): use -p 3")]),
+        // -k matches a substring by default and with -m off, the whole key with -m on.
+        (&["read", "-k", "Host"], "", 0, &[Is("Hostname: vm1\nHost: h\n")], &[]),
+        (&["read", "-k", "Name", "-m", "off"], "", 0, &[Is("OSName: Linux\n")], &[]),
+        (&["read", "-k", "Host", "-m", "on"], "", 0, &[Is("Host: h\n")], &[]),
+        (&["read", "-p", "0", "-k", "Hostnam", "-m", "on"], "", 1, &[Is("")], &[]),
+        // -i ignores case, -n inverts, -E is a regular expression.
+        (&["read", "-k", "osname", "-i"], "", 0, &[Is("OSName: Linux\n")], &[]),
+        (&["read", "-p", "0", "-k", "osname"], "", 1, &[Is("")], &[]),
+        (&["read", "-k", "Host", "-n"], "", 0, &[Is("OSName: Linux\n")], &[]),
+        (&["read", "-E", "-k", "^Host$|^OS"], "", 0, &[Is("OSName: Linux\nHost: h\n")], &[]),
+        // A pattern matching nothing exits 1.
+        (&["read", "-p", "0", "-k", "zzz"], "", 1, &[Is("")], &[]),
+        (&["read", "-o", "kv", "-k", "zzz"], "", 1, &[Is("")], &[]),
+    ]);
     assert_eq!(pools.bytes(0), before);
-}
-
-#[test]
-fn read_defaults_to_pool_0() {
-    let (pools, _) = three();
-    pools.set_records(1, &[("GuestOnly", "1")]);
-    pools
-        .cmd()
-        .arg("read")
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("GuestOnly").not());
-}
-
-#[test]
-fn read_key_prints_the_value_only() {
-    let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "OSName"])
-        .assert()
-        .success()
-        .stdout("Linux\n");
-}
-
-#[test]
-fn read_key_is_exact_not_a_substring() {
-    let (pools, _) = three();
-    // "Host" is a record of its own and a prefix of "Hostname": only it matches.
-    pools
-        .cmd()
-        .args(["read", "Host"])
-        .assert()
-        .success()
-        .stdout("h\n");
-    pools
-        .cmd()
-        .args(["read", "OSNam"])
-        .assert()
-        .code(1)
-        .stdout("");
-}
-
-#[test]
-fn read_key_is_case_sensitive() {
-    let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "hostname"])
-        .assert()
-        .code(1)
-        .stdout("");
+    assert_eq!([pools.bytes(1), pools.bytes(3)], others);
 }
 
 #[test]
 fn read_key_prints_the_first_of_duplicates() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("k", "first"), ("other", "x"), ("k", "second")]);
-    pools
-        .cmd()
-        .args(["read", "k"])
-        .assert()
-        .success()
-        .stdout("first\n");
-}
-
-#[test]
-fn read_missing_key_exits_1_with_nothing_on_stdout() {
-    let (pools, before) = three();
-    pools
-        .cmd()
-        .args(["read", "Nope"])
-        .assert()
-        .code(1)
-        .stdout("");
-    assert_eq!(pools.bytes(0), before);
-}
-
-#[test]
-fn read_missing_key_names_the_pool_that_has_it() {
-    let (pools, _) = three();
-    pools.set_records(3, &[("VirtualMachineId", "1234")]);
-    pools
-        .cmd()
-        .args(["read", "VirtualMachineId"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(predicate::str::contains(
-            "VirtualMachineId is in pool 3 (params): use -p 3",
-        ));
+    let (pools, _) = Pools::of(0, &[("k", "first"), ("other", "x"), ("k", "second")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "k"], "", 0, &[Is("first\n")], &[])]);
 }
 
 #[test]
 fn read_from_a_missing_pool_still_names_the_pool_that_has_the_key() {
-    let pools = Pools::new();
-    let before = pools.set_records(3, &[("VirtualMachineId", "1234")]);
-    pools
-        .cmd()
-        .args(["read", "VirtualMachineId"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(predicate::str::contains(".kvp_pool_0: no such pool file"))
-        .stderr(predicate::str::contains(
-            "VirtualMachineId is in pool 3 (params): use -p 3",
-        ));
-    // Nowhere else either: the missing pool is the error.
-    pools
-        .cmd()
-        .args(["read", "Nope"])
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("no such pool file"));
+    let (pools, before) = Pools::of(3, &[("VirtualMachineId", "1234")]);
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "VirtualMachineId"], "", 1, &[Is("")], &[Has(".kvp_pool_0: no such pool file"), Has("VirtualMachineId is in pool 3 (params): use -p 3")]),
+        // Nowhere else either: the missing pool is the error.
+        (&["read", "Nope"], "", 3, &[], &[Has("no such pool file")]),
+    ]);
     assert_eq!(pools.bytes(3), before);
     assert!(!pools.file(0).exists());
 }
 
 #[test]
-fn read_pattern_matches_a_substring_by_default() {
-    let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-k", "Host"])
-        .assert()
-        .success()
-        .stdout("Hostname: vm1\nHost: h\n");
-}
-
-#[test]
-fn read_pattern_m_off_matches_a_substring() {
-    let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-k", "Name", "-m", "off"])
-        .assert()
-        .success()
-        .stdout("OSName: Linux\n");
-}
-
-#[test]
-fn read_pattern_m_on_matches_the_whole_key() {
-    let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-k", "Host", "-m", "on"])
-        .assert()
-        .success()
-        .stdout("Host: h\n");
-    pools
-        .cmd()
-        .args(["read", "-p", "0", "-k", "Hostnam", "-m", "on"])
-        .assert()
-        .code(1)
-        .stdout("");
-}
-
-#[test]
-fn read_pattern_ignorecase() {
-    let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-k", "osname", "-i"])
-        .assert()
-        .success()
-        .stdout("OSName: Linux\n");
-    pools
-        .cmd()
-        .args(["read", "-p", "0", "-k", "osname"])
-        .assert()
-        .code(1)
-        .stdout("");
-}
-
-#[test]
-fn read_pattern_invertmatch() {
-    let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-k", "Host", "-n"])
-        .assert()
-        .success()
-        .stdout("OSName: Linux\n");
-}
-
-#[test]
-fn read_pattern_regex() {
-    let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-E", "-k", "^Host$|^OS"])
-        .assert()
-        .success()
-        .stdout("OSName: Linux\nHost: h\n");
-}
-
-#[test]
 fn read_pattern_is_literal_without_regex() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("aXb", "1"), ("a.b", "2")]);
-    pools
-        .cmd()
-        .args(["read", "-p", "0", "-k", "a.b"])
-        .assert()
-        .success()
-        .stdout("a.b: 2\n");
-    // The same pattern as a regular expression matches both.
-    pools
-        .cmd()
-        .args(["read", "-E", "-k", "a.b"])
-        .assert()
-        .success()
-        .stdout("aXb: 1\na.b: 2\n");
-}
-
-#[test]
-fn read_pattern_matching_nothing_exits_1() {
-    let (pools, _) = three();
-    for args in [
-        &["read", "-p", "0", "-k", "zzz"][..],
-        &["read", "-o", "kv", "-k", "zzz"],
-    ] {
-        pools.cmd().args(args).assert().code(1).stdout("");
-    }
+    let (pools, _) = Pools::of(0, &[("aXb", "1"), ("a.b", "2")]);
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-p", "0", "-k", "a.b"], "", 0, &[Is("a.b: 2\n")], &[]),
+        // The same pattern as a regular expression matches both.
+        (&["read", "-E", "-k", "a.b"], "", 0, &[Is("aXb: 1\na.b: 2\n")], &[]),
+    ]);
 }
 
 #[test]
@@ -272,13 +105,8 @@ fn read_2_0_form_matching_nothing_exits_0_in_silence() {
         &["read", "-s", "out"],
         &["read", "-s", "out", "-n"],
     ] {
-        pools
-            .cmd()
-            .args(args)
-            .assert()
-            .success()
-            .stdout("")
-            .stderr("");
+        #[rustfmt::skip]
+        pools.cases(&[(args, "", 0, &[Is("")], &[Is("")])]);
     }
     assert_eq!(pools.bytes(0), before);
 }
@@ -323,21 +151,12 @@ fn read_2_0_form_takes_k_as_a_2_0_pattern() {
             .cmd()
             .args(["read", "-s", "params"])
             .args(args)
-            .assert()
-            .success()
-            .stdout(out);
+            .gives(0, &[Is(out)], &[]);
     }
     // A positional KEY, and any modern form, is literal.
-    pools
-        .cmd()
-        .args(["read", "-p", "3", "a.b"])
-        .assert()
-        .success()
-        .stdout("1\n");
-    (pools.cmd().args(["read", "-p", "3", "-k", "^Physical"]))
-        .assert()
-        .code(1)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-p", "3", "a.b"], "", 0, &[Is("1\n")], &[])]);
+    (pools.cmd().args(["read", "-p", "3", "-k", "^Physical"])).gives(1, &[Is("")], &[]);
     // A pattern 2.0 could not compile: exit 2, saying so.
     for bad in [
         &["-k", "*Name"][..],
@@ -345,14 +164,11 @@ fn read_2_0_form_takes_k_as_a_2_0_pattern() {
         &["-k", "(", "-i"],
         &["-k", "[ab"],
     ] {
-        pools
-            .cmd()
-            .args(["read", "-s", "params"])
-            .args(bad)
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(predicate::str::contains("is not a pattern hvkvp 2.0 took"));
+        pools.cmd().args(["read", "-s", "params"]).args(bad).gives(
+            2,
+            &[Is("")],
+            &[Has("is not a pattern hvkvp 2.0 took")],
+        );
     }
     assert_eq!(pools.bytes(3), before);
 }
@@ -386,8 +202,7 @@ fn readme_2_0_example_lists_the_same_records_as_the_modern_line() {
 
 #[test]
 fn read_2_0_keyset_takes_any_case_and_the_first_letter() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("in", "0")]);
+    let (pools, _) = Pools::of(0, &[("in", "0")]);
     pools.set_records(1, &[("out", "1")]);
     pools.set_records(3, &[("params", "3")]);
     for (s, out) in [
@@ -400,28 +215,15 @@ fn read_2_0_keyset_takes_any_case_and_the_first_letter() {
         ("param", "params: 3\n"),
         ("PARAMS", "params: 3\n"),
     ] {
-        pools
-            .cmd()
-            .args(["read", "-s", s])
-            .assert()
-            .success()
-            .stdout(out);
+        #[rustfmt::skip]
+        pools.cases(&[(&["read", "-s", s], "", 0, &[Is(out)], &[])]);
         let long = format!("--keyset={s}");
-        pools
-            .cmd()
-            .args(["read", &long])
-            .assert()
-            .success()
-            .stdout(out);
+        #[rustfmt::skip]
+        pools.cases(&[(&["read", &long], "", 0, &[Is(out)], &[])]);
     }
     for bad in ["x", "guest", ""] {
-        pools
-            .cmd()
-            .args(["read", "-s", bad])
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(predicate::str::contains("possible values: in, out, params"));
+        #[rustfmt::skip]
+        pools.cases(&[(&["read", "-s", bad], "", 2, &[Is("")], &[Has("possible values: in, out, params")])]);
     }
 }
 
@@ -436,62 +238,41 @@ fn read_n_without_k_lists_the_pool_as_in_2_0() {
         .assert()
         .success()
         .stdout(all.clone());
-    pools
-        .cmd()
-        .args(["read", "--invertmatch", "-s", "in"])
-        .assert()
-        .success()
-        .stdout(all);
-    // With a KEY it still makes no sense.
-    pools
-        .cmd()
-        .args(["read", "-n", "Host"])
-        .assert()
-        .code(2)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "--invertmatch", "-s", "in"], "", 0, &[Bytes(&all)], &[]),
+        // With a KEY it still makes no sense.
+        (&["read", "-n", "Host"], "", 2, &[Is("")], &[]),
+    ]);
 }
 
 #[test]
 fn read_all_pools_prefixes_each_record_with_its_pool() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("a", "1")]);
+    let (pools, _) = Pools::of(0, &[("a", "1")]);
     pools.set_records(1, &[("b", "2"), ("c", "3")]);
     pools.set_records(3, &[("d", "4")]);
     // Pools 2 and 4 do not exist: they are skipped, not an error.
-    pools
-        .cmd()
-        .args(["read", "-a"])
-        .assert()
-        .success()
-        .stdout("0: a: 1\n1: b: 2\n1: c: 3\n3: d: 4\n");
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-a"], "", 0, &[Is("0: a: 1\n1: b: 2\n1: c: 3\n3: d: 4\n")], &[])]);
 }
 
 #[test]
 fn read_output_value_prints_values_only() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-o", "value"])
-        .assert()
-        .success()
-        .stdout("vm1\nLinux\nh\n");
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-o", "value"], "", 0, &[Is("vm1\nLinux\nh\n")], &[])]);
 }
 
 #[test]
 fn read_output_kv_with_a_key_prints_key_and_value() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-o", "kv", "OSName"])
-        .assert()
-        .success()
-        .stdout("OSName: Linux\n");
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-o", "kv", "OSName"], "", 0, &[Is("OSName: Linux\n")], &[])]);
 }
 
 #[test]
 fn read_output_json_lists_pool_index_key_and_value() {
-    let pools = Pools::new();
-    pools.set_records(3, &[("a", "1"), ("q\"uote", "back\\slash\nnew\tline\x01")]);
+    let (pools, _) = Pools::of(3, &[("a", "1"), ("q\"uote", "back\\slash\nnew\tline\x01")]);
     let out = pools
         .cmd()
         .args(["read", "-p", "3", "-o", "json"])
@@ -510,8 +291,7 @@ fn read_output_json_lists_pool_index_key_and_value() {
 
 #[test]
 fn read_output_json_of_all_pools_is_one_array() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("a", "1")]);
+    let (pools, _) = Pools::of(0, &[("a", "1")]);
     pools.set_records(1, &[("b", "2")]);
     let out = pools
         .cmd()
@@ -567,118 +347,76 @@ fn read_null_ends_every_field_with_nul_and_keeps_raw_bytes() {
     let mut bytes = record(b"k\n1", b"v\x1b[31m: x");
     bytes.extend(record(b"k2", b"\xff\xfe"));
     pools.set(0, &bytes);
-    pools
-        .cmd()
-        .args(["read", "-0"])
-        .assert()
-        .success()
-        .stdout(b"k\n1\0v\x1b[31m: x\0k2\0\xff\xfe\0".to_vec());
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-0"], "", 0, &[Bytes(b"k\n1\0v\x1b[31m: x\0k2\0\xff\xfe\0")], &[])]);
 }
 
 #[test]
 fn read_null_with_a_key_prints_the_value_and_a_nul() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-0", "OSName"])
-        .assert()
-        .success()
-        .stdout(b"Linux\0".to_vec());
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-0", "OSName"], "", 0, &[Bytes(b"Linux\0")], &[])]);
 }
 
 #[test]
 fn read_null_with_output_value_prints_values_each_ending_in_nul() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-0", "-o", "value"])
-        .assert()
-        .success()
-        .stdout(b"vm1\0Linux\0h\0".to_vec());
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-0", "-o", "value"], "", 0, &[Bytes(b"vm1\0Linux\0h\0")], &[])]);
 }
 
 #[test]
 fn read_null_with_all_pools_gives_the_pool_as_a_field() {
-    let pools = Pools::new();
-    pools.set_records(3, &[("a", "1")]);
-    pools
-        .cmd()
-        .args(["read", "-a", "-0"])
-        .assert()
-        .success()
-        .stdout(b"3\0a\x001\0".to_vec());
+    let (pools, _) = Pools::of(3, &[("a", "1")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-a", "-0"], "", 0, &[Bytes(b"3\0a\x001\0")], &[])]);
 }
 
 #[test]
 fn read_quiet_prints_nothing_but_keeps_the_exit_status() {
     let (pools, _) = three();
-    pools
-        .cmd()
-        .args(["read", "-q", "OSName"])
-        .assert()
-        .success()
-        .stdout("");
-    pools
-        .cmd()
-        .args(["-q", "read"])
-        .assert()
-        .success()
-        .stdout("");
-    pools
-        .cmd()
-        .args(["read", "--quiet", "Nope"])
-        .assert()
-        .code(1)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-q", "OSName"], "", 0, &[Is("")], &[]),
+        (&["-q", "read"], "", 0, &[Is("")], &[]),
+        (&["read", "--quiet", "Nope"], "", 1, &[Is("")], &[]),
+    ]);
 }
 
+/// Every pool by number and by name (`-p`, `--pool`), and the 2.0 key sets
+/// `in`, `out` and `params` (`-s`, `--keyset`), which are pools 0, 1 and 3.
 #[test]
 fn read_pool_by_number_and_by_name() {
     let pools = Pools::new();
     for n in 0..5u8 {
         pools.set_records(n, &[("k", &format!("pool{n}"))]);
     }
+    const P: [&str; 2] = ["-p", "--pool"];
+    const S: [&str; 2] = ["-s", "--keyset"];
     let names = [
-        ("0", 0),
-        ("external", 0),
-        ("in", 0),
-        ("1", 1),
-        ("guest", 1),
-        ("out", 1),
-        ("2", 2),
-        ("auto", 2),
-        ("3", 3),
-        ("auto-external", 3),
-        ("params", 3),
-        ("4", 4),
-        ("auto-internal", 4),
+        (P, "0", 0),
+        (P, "external", 0),
+        (P, "in", 0),
+        (P, "1", 1),
+        (P, "guest", 1),
+        (P, "out", 1),
+        (P, "2", 2),
+        (P, "auto", 2),
+        (P, "3", 3),
+        (P, "auto-external", 3),
+        (P, "params", 3),
+        (P, "4", 4),
+        (P, "auto-internal", 4),
+        (S, "in", 0),
+        (S, "out", 1),
+        (S, "params", 3),
     ];
-    for (name, n) in names {
-        for flag in ["-p", "--pool"] {
+    for (flags, name, n) in names {
+        for flag in flags {
             pools
                 .cmd()
                 .args(["read", flag, name, "k"])
-                .assert()
-                .success()
-                .stdout(format!("pool{n}\n"));
-        }
-    }
-}
-
-#[test]
-fn read_keyset_in_out_params_are_pools_0_1_3() {
-    let pools = Pools::new();
-    for n in [0u8, 1, 3] {
-        pools.set_records(n, &[("k", &format!("pool{n}"))]);
-    }
-    for (set, n) in [("in", 0), ("out", 1), ("params", 3)] {
-        for flag in ["-s", "--keyset"] {
-            pools
-                .cmd()
-                .args(["read", flag, set, "k"])
-                .assert()
-                .success()
-                .stdout(format!("pool{n}\n"));
+                .gives(0, &[Is(&format!("pool{n}\n"))], &[]);
         }
     }
 }
@@ -687,12 +425,8 @@ fn read_keyset_in_out_params_are_pools_0_1_3() {
 fn read_refuses_an_unknown_pool() {
     let (pools, _) = three();
     for bad in ["5", "guests", "-1"] {
-        pools
-            .cmd()
-            .args(["read", "-p", bad])
-            .assert()
-            .code(2)
-            .stdout("");
+        #[rustfmt::skip]
+        pools.cases(&[(&["read", "-p", bad], "", 2, &[Is("")], &[])]);
     }
 }
 
@@ -700,52 +434,39 @@ fn read_refuses_an_unknown_pool() {
 fn read_refuses_pool_and_keyset_together() {
     let (pools, _) = three();
     pools.set_records(3, &[("k", "v")]);
-    pools
-        .cmd()
-        .args(["read", "-p", "3", "-s", "params"])
-        .assert()
-        .code(2)
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-p", "3", "-s", "params"], "", 2, &[Is("")], &[])]);
 }
 
 #[test]
 fn global_options_are_accepted_before_or_after_the_verb() {
-    let pools = Pools::new();
-    pools.set_records(3, &[("k", "v3")]);
+    let (pools, _) = Pools::of(3, &[("k", "v3")]);
     for args in [
         ["-p", "3", "read", "k"],
         ["read", "k", "-p", "3"],
         ["-s", "params", "read", "k"],
         ["read", "-s", "params", "k"],
     ] {
-        pools.cmd().args(args).assert().success().stdout("v3\n");
+        #[rustfmt::skip]
+        pools.cases(&[(&args, "", 0, &[Is("v3\n")], &[])]);
     }
-    pools
-        .cmd()
-        .args(["-q", "read", "-p", "3", "k"])
-        .assert()
-        .success()
-        .stdout("");
+    #[rustfmt::skip]
+    pools.cases(&[(&["-q", "read", "-p", "3", "k"], "", 0, &[Is("")], &[])]);
 }
 
 #[test]
 fn pool_dir_option_is_accepted_before_or_after_the_verb() {
-    let pools = Pools::new();
-    pools.set_records(3, &[("k", "v3")]);
+    let (pools, _) = Pools::of(3, &[("k", "v3")]);
     // No HVKVP_POOL_DIR: the option alone must find the pool.
     hvkvp()
         .arg("--pool-dir")
         .arg(pools.path())
         .args(["read", "-p", "3", "k"])
-        .assert()
-        .success()
-        .stdout("v3\n");
+        .gives(0, &[Is("v3\n")], &[]);
     hvkvp()
         .args(["read", "-p", "3", "k", "--pool-dir"])
         .arg(pools.path())
-        .assert()
-        .success()
-        .stdout("v3\n");
+        .gives(0, &[Is("v3\n")], &[]);
 }
 
 #[test]
@@ -754,9 +475,7 @@ fn read_finds_the_pool_dir_from_the_environment() {
     hvkvp()
         .env("HVKVP_POOL_DIR", pools.path())
         .args(["read", "OSName"])
-        .assert()
-        .success()
-        .stdout("Linux\n");
+        .gives(0, &[Is("Linux\n")], &[]);
 }
 
 #[test]
@@ -769,22 +488,16 @@ fn pool_dir_option_wins_over_the_environment() {
         .arg("--pool-dir")
         .arg(pools.path())
         .args(["read", "OSName"])
-        .assert()
-        .success()
-        .stdout("Linux\n");
+        .gives(0, &[Is("Linux\n")], &[]);
 }
 
 #[test]
 fn read_missing_pool_dir_exits_3() {
     let pools = Pools::new();
-    hvkvp()
-        .arg("--pool-dir")
-        .arg(pools.path().join("nope"))
+    pools
+        .cmd_in_missing_dir()
         .args(["read"])
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::starts_with("hvkvp: error:"));
+        .gives(3, &[Is("")], &[Starts("hvkvp: error:")]);
 }
 
 #[test]
@@ -793,42 +506,24 @@ fn read_ignores_garbage_after_a_fields_nul() {
     let mut bytes = record_with_garbage(b"Hostname", b"fedora-vm");
     bytes.extend(record_with_garbage(b"k", b""));
     pools.set(0, &bytes);
-    pools
-        .cmd()
-        .arg("read")
-        .assert()
-        .success()
-        .stdout("Hostname: fedora-vm\nk: \n");
-    pools
-        .cmd()
-        .args(["read", "-0"])
-        .assert()
-        .success()
-        .stdout(b"Hostname\0fedora-vm\0k\0\0".to_vec());
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read"], "", 0, &[Is("Hostname: fedora-vm\nk: \n")], &[]),
+        (&["read", "-0"], "", 0, &[Bytes(b"Hostname\0fedora-vm\0k\0\0")], &[]),
+    ]);
     assert_eq!(pools.bytes(0), bytes);
 }
 
 #[test]
 fn read_misaligned_pool_gives_whole_records_and_a_warning() {
     let pools = Pools::new();
-    let mut bytes = pool_bytes(&[("a", "1"), ("b", "2")]);
-    bytes.extend_from_slice(b"torn-record");
-    pools.set(0, &bytes);
-    pools
-        .cmd()
-        .args(["read", "-p", "0"])
-        .assert()
-        .success()
-        .stdout("a: 1\nb: 2\n")
-        .stderr(predicate::str::contains("warning"));
-    // In the 2.0 form, as silent on stderr as 2.0 was.
-    pools
-        .cmd()
-        .arg("read")
-        .assert()
-        .success()
-        .stdout("a: 1\nb: 2\n")
-        .stderr("");
+    let bytes = pools.set_torn(0, &[("a", "1"), ("b", "2")], b"torn-record");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-p", "0"], "", 0, &[Is("a: 1\nb: 2\n")], &[Has("warning")]),
+        // In the 2.0 form, as silent on stderr as 2.0 was.
+        (&["read"], "", 0, &[Is("a: 1\nb: 2\n")], &[Is("")]),
+    ]);
     assert_eq!(pools.bytes(0), bytes);
 }
 
@@ -839,18 +534,11 @@ fn read_prints_records_that_are_not_utf8() {
     bytes.extend(record(b"after", b"ok"));
     pools.set(0, &bytes);
     // To a pipe the bytes are exact, and the record after the bad one is there.
-    pools
-        .cmd()
-        .args(["read", "-0"])
-        .assert()
-        .success()
-        .stdout(b"bad\xff\0x\xfe\0after\0ok\0".to_vec());
-    pools
-        .cmd()
-        .args(["read", "after"])
-        .assert()
-        .success()
-        .stdout("ok\n");
+    #[rustfmt::skip]
+    pools.cases(&[
+        (&["read", "-0"], "", 0, &[Bytes(b"bad\xff\0x\xfe\0after\0ok\0")], &[]),
+        (&["read", "after"], "", 0, &[Is("ok\n")], &[]),
+    ]);
 }
 
 #[test]
@@ -887,8 +575,7 @@ fn read_to_a_closed_pipe_is_not_an_error() {
     let recs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     pools.set_records(0, &recs);
     // 300 kB of output: far more than a pipe holds, so the writer meets EPIPE.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", pools.path())
+    let mut child = std_cmd(pools.path())
         .arg("read")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -905,11 +592,7 @@ fn read_to_a_closed_pipe_is_not_an_error() {
 
 #[test]
 fn read_escapes_control_characters_on_a_terminal() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if !installed("script") {
         eprintln!("skipped: `script` (util-linux) is not installed to give the binary a terminal");
         return;
     }
@@ -933,16 +616,12 @@ fn read_escapes_control_characters_on_a_terminal() {
 #[test]
 fn read_waits_for_a_writers_lock_and_times_out_with_exit_3() {
     let (pools, before) = three();
-    let held = File::open(pools.file(0)).unwrap();
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let held = flocked(&pools.file(0), libc::LOCK_EX);
     pools
         .cmd()
         .args(["read", "--lock-timeout", "0.3", "OSName"])
         .timeout(Duration::from_secs(10))
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::starts_with("hvkvp: error:"));
+        .gives(3, &[Is("")], &[Starts("hvkvp: error:")]);
     drop(held);
     assert_eq!(pools.bytes(0), before);
 }
@@ -951,32 +630,32 @@ fn read_waits_for_a_writers_lock_and_times_out_with_exit_3() {
 fn the_hint_for_a_missing_key_passes_over_a_busy_pool_without_waiting_for_it() {
     let (pools, before) = three();
     pools.set_records(3, &[("VirtualMachineId", "1234")]);
-    let held = File::open(pools.file(3)).unwrap();
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let held = flocked(&pools.file(3), libc::LOCK_EX);
     // The lock is held for the whole run and the timeout is long: a hint
     // that waited for it would never finish.
     pools
         .cmd()
         .args(["read", "--lock-timeout", "3600", "VirtualMachineId"])
         .timeout(Duration::from_secs(120))
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(predicate::str::contains(
-            "pool 3 was busy and not searched for the key",
-        ));
+        .gives(
+            1,
+            &[Is("")],
+            &[Has("pool 3 was busy and not searched for the key")],
+        );
     // Found in a pool that is free: the busy one does not matter.
     pools.set_records(2, &[("VirtualMachineId", "1234")]);
     pools
         .cmd()
         .args(["read", "--lock-timeout", "3600", "VirtualMachineId"])
         .timeout(Duration::from_secs(120))
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "VirtualMachineId is in pool 2 (auto): use -p 2",
-        ))
-        .stderr(predicate::str::contains("busy").not());
+        .gives(
+            1,
+            &[],
+            &[
+                Has("VirtualMachineId is in pool 2 (auto): use -p 2"),
+                Lacks("busy"),
+            ],
+        );
     drop(held);
     assert_eq!(pools.bytes(0), before);
 }
@@ -984,25 +663,10 @@ fn the_hint_for_a_missing_key_passes_over_a_busy_pool_without_waiting_for_it() {
 #[test]
 fn read_shares_its_lock_with_other_readers() {
     let (pools, _) = three();
-    let held = File::open(pools.file(0)).unwrap();
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_SH) }, 0);
-    let fl = libc::flock {
-        l_type: libc::F_RDLCK as _,
-        l_whence: libc::SEEK_SET as _,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
-    assert_eq!(
-        unsafe { libc::fcntl(held.as_raw_fd(), libc::F_SETLK, &fl) },
-        0
-    );
-    pools
-        .cmd()
-        .args(["read", "--lock-timeout", "0.3", "OSName"])
-        .assert()
-        .success()
-        .stdout("Linux\n");
+    let held = flocked(&pools.file(0), libc::LOCK_SH);
+    fcntl_lock(&held, libc::F_RDLCK);
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "--lock-timeout", "0.3", "OSName"], "", 0, &[Is("Linux\n")], &[])]);
 }
 
 #[test]
@@ -1013,18 +677,13 @@ fn read_accepts_keys_that_are_not_utf8() {
         .cmd()
         .arg("read")
         .arg(std::ffi::OsStr::from_bytes(b"k\xff"))
-        .assert()
-        .success()
-        .stdout("v\n");
+        .gives(0, &[Is("v\n")], &[]);
 }
 
 /// A pool of `n` records with 2,000-byte values: more than the 1 MiB a
 /// read holds in memory before it spills to a temporary file.
 fn large_pool(pools: &Pools, n: usize) -> Vec<u8> {
-    let value = "v".repeat(2000);
-    let recs: Vec<(String, String)> = (0..n).map(|i| (format!("key{i}"), value.clone())).collect();
-    let recs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    pools.set_records(1, &recs)
+    pools.set_many(1, n, "key", &"v".repeat(2000))
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -21,35 +21,26 @@ fn kv(recs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn wait_returns_at_once_when_the_key_is_there() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("Role", "web")]);
+    let (pools, _) = Pools::of(0, &[("Role", "web")]);
     pools
         .cmd()
         .args(["read", "Role", "--wait=30"])
         .timeout(Duration::from_secs(20))
-        .assert()
-        .success()
-        .stdout("web\n");
+        .gives(0, &[Is("web\n")], &[]);
 }
 
 #[test]
 fn wait_times_out_with_exit_1_and_nothing_printed() {
-    let pools = Pools::new();
-    let before = pools.set_records(0, &[("Role", "web")]);
-    pools
-        .cmd()
-        .args(["read", "Missing", "--wait=0.3"])
-        .assert()
-        .code(1)
-        .stdout("");
+    let (pools, before) = Pools::of(0, &[("Role", "web")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "Missing", "--wait=0.3"], "", 1, &[Is("")], &[])]);
     assert_eq!(pools.bytes(0), before);
 }
 
 /// Start `read KEY --wait` in the background, then let `act` make the key
 /// appear; the reader must print it and exit 0.
 fn waits_until(pools: &Pools, args: &[&str], act: impl FnOnce(), expect: &str) {
-    let child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", pools.path())
+    let child = std_cmd(pools.path())
         .args(args)
         .stdout(Stdio::piped())
         .spawn()
@@ -63,18 +54,13 @@ fn waits_until(pools: &Pools, args: &[&str], act: impl FnOnce(), expect: &str) {
 
 #[test]
 fn wait_sees_a_key_appended_by_hvkvp() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1")]);
+    let (pools, _) = Pools::of(1, &[("a", "1")]);
     waits_until(
         &pools,
         &["read", "-p", "1", "Ready", "--wait=60"],
         || {
-            pools
-                .cmd()
-                .args(["write", "Ready", "yes"])
-                .assert()
-                .success()
-                .stdout("");
+            #[rustfmt::skip]
+            pools.cases(&[(&["write", "Ready", "yes"], "", 0, &[Is("")], &[])]);
         },
         "yes\n",
     );
@@ -95,8 +81,7 @@ fn wait_works_when_the_pool_file_does_not_exist_yet() {
 
 #[test]
 fn wait_sees_a_daemon_style_rewrite_in_place() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("a", "1")]);
+    let (pools, _) = Pools::of(0, &[("a", "1")]);
     let file = pools.file(0);
     waits_until(
         &pools,
@@ -121,14 +106,7 @@ fn wait_sees_a_daemon_style_rewrite_in_place() {
 fn wait_works_when_the_pool_directory_does_not_exist_yet() {
     let pools = Pools::new();
     let dir = pools.path().join("lib").join("hyperv");
-    let child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", &dir)
-        .args(["read", "Role", "--wait=60"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until_watching(child.id());
+    let child = spawn_watching(std_cmd(&dir).args(["read", "Role", "--wait=60"]));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(".kvp_pool_0"), pool_bytes(&[("Role", "web")])).unwrap();
     let out = child.wait_with_output().unwrap();
@@ -145,9 +123,7 @@ fn wait_for_a_pool_directory_that_never_comes_times_out_creating_nothing() {
         .env("HVKVP_POOL_DIR", &dir)
         .args(["read", "Role", "--wait=0.3"])
         .timeout(Duration::from_secs(20))
-        .assert()
-        .code(1)
-        .stdout("");
+        .gives(1, &[Is("")], &[]);
     assert!(std::fs::read_dir(pools.path()).unwrap().next().is_none());
     // A path through a file is no directory to wait for.
     let file = pools.path().join("file");
@@ -156,9 +132,7 @@ fn wait_for_a_pool_directory_that_never_comes_times_out_creating_nothing() {
         .env("HVKVP_POOL_DIR", file.join("hyperv"))
         .args(["read", "Role", "--wait=30"])
         .timeout(Duration::from_secs(20))
-        .assert()
-        .code(3)
-        .stderr(predicate::str::contains("not a directory"));
+        .gives(3, &[], &[Has("not a directory")]);
 }
 
 /// With the default directory on a machine that is not a Hyper-V guest, no
@@ -192,14 +166,8 @@ fn wait_on_a_machine_that_is_not_a_hyperv_guest_says_so_at_once() {
 fn wait_follows_the_pool_directory_removed_and_made_again() {
     let pools = Pools::new();
     pools.set(1, &[]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hvkvp"))
-        .env("HVKVP_POOL_DIR", pools.path())
-        .args(["read", "-p", "1", "Role", "--wait=30"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until_watching(child.id());
+    let mut child =
+        spawn_watching(std_cmd(pools.path()).args(["read", "-p", "1", "Role", "--wait=30"]));
     std::fs::remove_dir_all(pools.path()).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     std::fs::create_dir(pools.path()).unwrap();
@@ -223,7 +191,8 @@ fn wait_follows_the_pool_directory_removed_and_made_again() {
 #[test]
 fn wait_needs_a_key_and_names_a_pool_directory_still_missing_when_it_times_out() {
     let pools = Pools::new();
-    pools.cmd().args(["read", "--wait"]).assert().code(2);
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "--wait"], "", 2, &[], &[])]);
     hvkvp()
         .args([
             "--pool-dir",
@@ -232,11 +201,13 @@ fn wait_needs_a_key_and_names_a_pool_directory_still_missing_when_it_times_out()
             "K",
             "--wait=0.3",
         ])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "/nonexistent/hyperv: no such directory: the Hyper-V KVP daemon (hv_kvp_daemon",
-        ));
+        .gives(
+            1,
+            &[],
+            &[Has(
+                "/nonexistent/hyperv: no such directory: the Hyper-V KVP daemon (hv_kvp_daemon",
+            )],
+        );
 }
 
 // ---- write --split / read --join ------------------------------------------
@@ -246,9 +217,7 @@ fn split_write(pools: &Pools, key: &str, value: &str) {
         .cmd()
         .args(["write", "--split", key, "-"])
         .write_stdin(value)
-        .assert()
-        .success()
-        .stdout("");
+        .gives(0, &[Is("")], &[]);
 }
 
 #[test]
@@ -260,8 +229,7 @@ fn split_value_that_fits_is_one_plain_record() {
 
 #[test]
 fn split_long_value_into_chunks_within_both_limits_and_join_it_back() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("before", "x")]);
+    let (pools, _) = Pools::of(1, &[("before", "x")]);
     // 3000 ASCII bytes: 1022 + 1022 + 956 (the host's UTF-16 unit limit).
     let value: String = (0..3000).map(|i| (b'a' + (i % 26) as u8) as char).collect();
     split_write(&pools, "cfg", &value);
@@ -287,15 +255,10 @@ fn split_long_value_into_chunks_within_both_limits_and_join_it_back() {
     pools
         .cmd()
         .args(["read", "-p", "1", "cfg", "--join"])
-        .assert()
-        .success()
-        .stdout(format!("{value}\n"));
+        .gives(0, &[Is(&format!("{value}\n"))], &[]);
     // Without --join the plain key is absent.
-    pools
-        .cmd()
-        .args(["read", "-p", "1", "cfg"])
-        .assert()
-        .code(1);
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-p", "1", "cfg"], "", 1, &[], &[])]);
 }
 
 #[test]
@@ -311,15 +274,12 @@ fn split_cuts_on_character_boundaries() {
     pools
         .cmd()
         .args(["read", "-p", "1", "emoji", "--join"])
-        .assert()
-        .success()
-        .stdout(format!("{value}\n"));
+        .gives(0, &[Is(&format!("{value}\n"))], &[]);
 }
 
 #[test]
 fn split_removes_chunks_and_plain_record_of_the_previous_value() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("cfg", "old plain"), ("other", "keep")]);
+    let (pools, _) = Pools::of(1, &[("cfg", "old plain"), ("other", "keep")]);
     split_write(&pools, "cfg", &"y".repeat(2500)); // 3 chunks
     assert_eq!(
         pools
@@ -345,8 +305,7 @@ fn split_removes_chunks_and_plain_record_of_the_previous_value() {
 
 #[test]
 fn split_leaves_look_alike_keys_alone() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("cfg.x", "a"), ("cfg.01", "b"), ("cfgs.0", "c")]);
+    let (pools, _) = Pools::of(1, &[("cfg.x", "a"), ("cfg.01", "b"), ("cfgs.0", "c")]);
     split_write(&pools, "cfg", &"q".repeat(1100));
     let keys: Vec<String> = pools.records(1).into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, ["cfg.x", "cfg.01", "cfgs.0", "cfg.0", "cfg.1"]);
@@ -354,22 +313,17 @@ fn split_leaves_look_alike_keys_alone() {
 
 #[test]
 fn split_refuses_invalid_text_and_changes_nothing() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("cfg", "old")]);
+    let (pools, before) = Pools::of(1, &[("cfg", "old")]);
     pools
         .cmd()
         .args(["write", "--split", "cfg", "-"])
         .write_stdin(b"ok\xffno".repeat(600))
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("UTF-8"));
+        .gives(2, &[], &[Has("UTF-8")]);
     pools
         .cmd()
         .args(["write", "--split", "cfg", "-"])
         .write_stdin(vec![b'a'; (1 << 20) + 10])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("--split"));
+        .gives(2, &[], &[Has("--split")]);
     assert_eq!(pools.bytes(1), before);
 }
 
@@ -384,38 +338,23 @@ fn join_reassembles_chunks_written_by_other_tools() {
             ("ignition.config.0", "{\"hello\":\""),
         ],
     );
-    pools
-        .cmd()
-        .args(["read", "ignition.config", "--join"])
-        .assert()
-        .success()
-        .stdout("{\"hello\":\"world\"}\n");
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "ignition.config", "--join"], "", 0, &[Is("{\"hello\":\"world\"}\n")], &[])]);
 }
 
 #[test]
 fn join_prefers_the_plain_key_and_refuses_a_gap() {
-    let pools = Pools::new();
-    pools.set_records(0, &[("k", "plain"), ("k.0", "a"), ("k.1", "b")]);
-    pools
-        .cmd()
-        .args(["read", "k", "--join"])
-        .assert()
-        .success()
-        .stdout("plain\n");
+    let (pools, _) = Pools::of(0, &[("k", "plain"), ("k.0", "a"), ("k.1", "b")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "k", "--join"], "", 0, &[Is("plain\n")], &[])]);
     pools.set_records(0, &[("k.0", "a"), ("k.2", "c")]);
-    pools
-        .cmd()
-        .args(["read", "k", "--join"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr(predicate::str::contains("k.1 is missing"));
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "k", "--join"], "", 1, &[Is("")], &[Has("k.1 is missing")])]);
 }
 
 #[test]
 fn wait_with_join_waits_for_chunks() {
-    let pools = Pools::new();
-    pools.set_records(1, &[]);
+    let (pools, _) = Pools::of(1, &[]);
     waits_until(
         &pools,
         &["read", "-p", "1", "big", "--join", "--wait=60"],
@@ -428,24 +367,15 @@ fn wait_with_join_waits_for_chunks() {
 
 #[test]
 fn batch_drops_a_byte_order_mark_and_crlf() {
-    let pools = Pools::new();
-    pools.set_records(1, &[]);
-    pools
-        .cmd()
-        .args(["write", "--batch", "-"])
-        .write_stdin("\u{feff}Stage=configured\r\nRole=web\r\n")
-        .assert()
-        .success();
+    let (pools, _) = Pools::of(1, &[]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "--batch", "-"], "\u{feff}Stage=configured\r\nRole=web\r\n", 0, &[], &[])]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("Stage", "configured"), ("Role", "web")])
     );
-    pools
-        .cmd()
-        .args(["write", "--batch", "-"])
-        .write_stdin("\u{feff}[{\"key\": \"a\", \"value\": \"b=c\"}]\n")
-        .assert()
-        .success();
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "--batch", "-"], "\u{feff}[{\"key\": \"a\", \"value\": \"b=c\"}]\n", 0, &[], &[])]);
     assert_eq!(
         pools.bytes(1),
         pool_bytes(&[("Stage", "configured"), ("Role", "web"), ("a", "b=c")])
@@ -454,15 +384,9 @@ fn batch_drops_a_byte_order_mark_and_crlf() {
 
 #[test]
 fn batch_lines_update_in_place_and_append_in_order() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
-    pools
-        .cmd()
-        .args(["write", "--batch", "-"])
-        .write_stdin("# comment\nb=20\nc=3\n\nd=x=y\n")
-        .assert()
-        .success()
-        .stdout("");
+    let (pools, _) = Pools::of(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "--batch", "-"], "# comment\nb=20\nc=3\n\nd=x=y\n", 0, &[Is("")], &[])]);
     assert_eq!(
         pools.records(1),
         kv(&[
@@ -477,14 +401,9 @@ fn batch_lines_update_in_place_and_append_in_order() {
 
 #[test]
 fn batch_removes_later_duplicates_of_the_keys_it_sets() {
-    let pools = Pools::new();
-    pools.set_records(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
-    pools
-        .cmd()
-        .args(["write", "--batch", "-"])
-        .write_stdin("a=new\n")
-        .assert()
-        .success();
+    let (pools, _) = Pools::of(1, &[("a", "1"), ("b", "2"), ("a", "dup")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "--batch", "-"], "a=new\n", 0, &[], &[])]);
     assert_eq!(pools.records(1), kv(&[("a", "new"), ("b", "2")]));
 }
 
@@ -496,8 +415,7 @@ fn batch_from_a_file() {
     pools
         .cmd()
         .args(["write", "--batch", list.to_str().unwrap()])
-        .assert()
-        .success();
+        .gives(0, &[], &[]);
     assert_eq!(pools.records(1), kv(&[("x", "1"), ("y", "2")]));
 }
 
@@ -533,8 +451,7 @@ fn batch_copies_a_pool_through_read_json_and_read_null() {
         dst.cmd()
             .args(&write)
             .write_stdin(out.stdout)
-            .assert()
-            .success();
+            .gives(0, &[], &[]);
         assert_eq!(dst.records(1), src.records(1), "{read:?} | {write:?}");
         assert!(
             dst.bytes(1) == src.bytes(1),
@@ -581,43 +498,25 @@ fn copy_pipeline_passes_over_what_a_kill_left_in_every_listing() {
             .arg("write")
             .args(&write)
             .write_stdin(out.stdout)
-            .assert()
-            .success()
-            .stderr("");
+            .gives(0, &[], &[Is("")]);
         assert_eq!(dst.bytes(1), clean, "read {read:?} | write {write:?}");
     }
-    src.cmd()
-        .args(["read", "-p", "1"])
-        .assert()
-        .success()
-        .stdout("a: 1\nb: 2\nc: 3\n");
-    src.cmd()
-        .args(["read", "-p", "1", "-k", "a", "-n"])
-        .assert()
-        .success()
-        .stdout("b: 2\nc: 3\n");
-    // check still names it, and reading changed nothing.
-    src.cmd()
-        .args(["check", "-p", "1"])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains("an empty key in record 1"))
-        .stdout(predicate::str::contains(
-            "a copy of the record before it in record 3",
-        ));
+    #[rustfmt::skip]
+    src.cases(&[
+        (&["read", "-p", "1"], "", 0, &[Is("a: 1\nb: 2\nc: 3\n")], &[]),
+        (&["read", "-p", "1", "-k", "a", "-n"], "", 0, &[Is("b: 2\nc: 3\n")], &[]),
+        // check still names it, and reading changed nothing.
+        (&["check", "-p", "1"], "", 1, &[Has("an empty key in record 1"), Has("a copy of the record before it in record 3")], &[]),
+    ]);
     assert_eq!(src.bytes(1), before);
     // A 2.0 command line lists the pool as 2.0 did, record by record.
-    src.cmd()
-        .args(["read", "-s", "out"])
-        .assert()
-        .success()
-        .stdout("a: 1\n: old value\nb: 2\nb: 2\nc: 3\n");
+    #[rustfmt::skip]
+    src.cases(&[(&["read", "-s", "out"], "", 0, &[Is("a: 1\n: old value\nb: 2\nb: 2\nc: 3\n")], &[])]);
 }
 
 #[test]
 fn batch_with_one_bad_pair_changes_nothing_and_names_it() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1")]);
+    let (pools, before) = Pools::of(1, &[("a", "1")]);
     let long = "v".repeat(1023);
     for (input, null, says) in [
         (format!("a=2\nb={long}\n"), false, "line 2"),
@@ -650,43 +549,27 @@ fn batch_with_one_bad_pair_changes_nothing_and_names_it() {
         .cmd()
         .args(["write", "--batch", "-"])
         .write_stdin(&b"a=\xff\n"[..])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("line 1"));
+        .gives(2, &[], &[Has("line 1")]);
     assert_eq!(pools.bytes(1), before);
 }
 
 #[test]
 fn batch_refuses_other_pools_and_a_misaligned_pool() {
-    let pools = Pools::new();
-    let before = pools.set_records(0, &[("a", "1")]);
-    pools
-        .cmd()
-        .args(["write", "-p", "0", "--batch", "-"])
-        .write_stdin("b=2\n")
-        .assert()
-        .code(2);
+    let (pools, before) = Pools::of(0, &[("a", "1")]);
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "-p", "0", "--batch", "-"], "b=2\n", 2, &[], &[])]);
     assert_eq!(pools.bytes(0), before);
-    let mut bytes = pool_bytes(&[("a", "1")]);
-    bytes.extend_from_slice(b"partial");
-    pools.set(1, &bytes);
-    pools
-        .cmd()
-        .args(["write", "--batch", "-"])
-        .write_stdin("b=2\n")
-        .assert()
-        .code(3);
+    let bytes = pools.set_torn(1, &[("a", "1")], b"partial");
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "--batch", "-"], "b=2\n", 3, &[], &[])]);
     assert_eq!(pools.bytes(1), bytes);
 }
 
 #[test]
 fn batch_does_not_mix_with_a_key() {
     let pools = Pools::new();
-    pools
-        .cmd()
-        .args(["write", "k", "v", "--batch", "-"])
-        .assert()
-        .code(2);
+    #[rustfmt::skip]
+    pools.cases(&[(&["write", "k", "v", "--batch", "-"], "", 2, &[], &[])]);
 }
 
 // ---- read -o object -------------------------------------------------------
@@ -702,12 +585,8 @@ fn object_output_is_keyed_by_name_with_the_last_duplicate() {
             ("HostName", "h2"),
         ],
     );
-    pools
-        .cmd()
-        .args(["read", "-p", "3", "-o", "object"])
-        .assert()
-        .success()
-        .stdout("{\n\"HostName\":\"h2\",\n\"VirtualMachineName\":\"vm\"\n}\n");
+    #[rustfmt::skip]
+    pools.cases(&[(&["read", "-p", "3", "-o", "object"], "", 0, &[Is("{\n\"HostName\":\"h2\",\n\"VirtualMachineName\":\"vm\"\n}\n")], &[])]);
     let out = pools
         .cmd()
         .args(["read", "-a", "-o", "object"])
@@ -751,11 +630,11 @@ fn object_output_keeps_keys_apart_that_differ_only_in_bytes_that_are_not_utf8() 
     dst.cmd()
         .args(["write", "--batch", "-"])
         .write_stdin(out.stdout)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "batch key \"k\\xff\": the key is not valid UTF-8",
-        ));
+        .gives(
+            2,
+            &[],
+            &[Has("batch key \"k\\xff\": the key is not valid UTF-8")],
+        );
     assert_eq!(dst.bytes(1), dst_before);
     assert_eq!(pools.bytes(1), before);
 }

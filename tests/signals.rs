@@ -13,13 +13,12 @@ mod common;
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Pools, Rng, RECORD_SIZE};
+use common::{flocked, std_cmd, Pools, Rng, RECORD_SIZE};
 
 /// The signals hvkvp holds while it changes a pool (SIGQUIT as well, but it
 /// dumps core where core dumps are on, so the trials leave it out).
@@ -49,11 +48,8 @@ fn name(sig: libc::c_int) -> &'static str {
 /// with SIGINT and SIGQUIT ignored, and an ignored signal stays ignored
 /// across exec).
 fn hvkvp_in(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hvkvp"));
-    c.env("HVKVP_POOL_DIR", dir)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut c = std_cmd(dir);
+    c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         c.pre_exec(|| {
@@ -69,7 +65,7 @@ fn hvkvp_in(dir: &Path, args: &[&str]) -> Command {
 }
 
 fn send(child: &Child, sig: libc::c_int) {
-    // The child is not reaped yet, so its pid cannot have been reused: at
+    // SAFETY: kill touches no memory. The child is not reaped yet, so its pid cannot have been reused: at
     // worst the signal reaches a zombie and does nothing.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
     assert_eq!(
@@ -455,15 +451,9 @@ fn signal_blocked(child: Child, sig: libc::c_int, limit: Duration) -> (ExitStatu
 
 #[test]
 fn a_signal_while_waiting_for_a_lock_acts_at_once() {
-    let pools = Pools::new();
-    let before = pools.set_records(1, &[("a", "1"), ("b", "2")]);
+    let (pools, before) = Pools::of(1, &[("a", "1"), ("b", "2")]);
     // An exclusive flock, as cloud-init takes it, held by this process.
-    let held = File::options()
-        .read(true)
-        .write(true)
-        .open(pools.file(1))
-        .unwrap();
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let held = flocked(&pools.file(1), libc::LOCK_EX);
     let child = hvkvp_in(pools.path(), &["--lock-timeout", "30", "write", "k", "v"])
         .spawn()
         .unwrap();
@@ -477,8 +467,7 @@ fn a_signal_while_waiting_for_a_lock_acts_at_once() {
 
 #[test]
 fn a_signal_during_read_wait_acts_at_once() {
-    let pools = Pools::new();
-    let before = pools.set_records(0, &[("Other", "x")]);
+    let (pools, before) = Pools::of(0, &[("Other", "x")]);
     let child = hvkvp_in(pools.path(), &["read", "Role", "--wait=30"])
         .spawn()
         .unwrap();

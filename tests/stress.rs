@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{example, Pools, KEY_SIZE, RECORD_SIZE};
+use common::{example, std_cmd, Pools, KEY_SIZE, RECORD_SIZE};
 
 const DEFAULT_SECONDS: f64 = 150.0;
 const SENTINEL: &str = "sentinel";
@@ -173,9 +173,8 @@ impl Rng {
 /// The release binary (under `cargo test --release`), on pools in `dir`,
 /// with a lock timeout no healthy run comes near.
 fn hvkvp(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hvkvp"));
-    c.env("HVKVP_POOL_DIR", dir)
-        .args(args)
+    let mut c = std_cmd(dir);
+    c.args(args)
         .args(["--lock-timeout", LOCK_TIMEOUT])
         .stdin(Stdio::null());
     c
@@ -674,8 +673,7 @@ fn emulator(emu: &Path, args: &[&str]) -> Command {
 /// One race sub-phase on a fresh pool 1: writers and readers against the
 /// daemon emulator or the cloud-init emulator, for `dur`; then the check.
 fn race(other: Other, dur: Duration, seed: u64, emu: &Path) -> Row {
-    let pools = Pools::new();
-    pools.set_records(1, &[(SENTINEL, SENTINEL_VALUE)]);
+    let (pools, _) = Pools::of(1, &[(SENTINEL, SENTINEL_VALUE)]);
     let file = pools.file(1).to_str().unwrap().to_string();
     let dir = pools.path().to_path_buf();
     let end = Instant::now() + dur;
@@ -1127,6 +1125,7 @@ fn kinds(batch_file: &Path) -> Vec<Kind> {
 /// boundary it crosses (`RECORD_SIZE` when it crosses none): hvkvp writes
 /// such a record in two page-contained parts, or, in place, in one part.
 fn head_len(at: usize) -> usize {
+    // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
     ((at / page + 1) * page - at).min(RECORD_SIZE)
 }

@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use assert_cmd::Command;
 
@@ -35,6 +36,14 @@ pub fn record_with_garbage(key: &[u8], value: &[u8]) -> Vec<u8> {
     r
 }
 
+/// Records as (key, value) byte pairs, each with garbage after its
+/// fields' NULs ([`record_with_garbage`]).
+pub fn garbled(recs: &[(&[u8], &[u8])]) -> Vec<u8> {
+    recs.iter()
+        .flat_map(|(k, v)| record_with_garbage(k, v))
+        .collect()
+}
+
 /// The bytes of a pool holding these records, in order.
 pub fn pool_bytes(recs: &[(&str, &str)]) -> Vec<u8> {
     recs.iter()
@@ -54,6 +63,13 @@ impl Pools {
         }
     }
 
+    /// New pools with pool `n` holding these records; and its bytes.
+    pub fn of(n: u8, recs: &[(&str, &str)]) -> (Pools, Vec<u8>) {
+        let pools = Pools::new();
+        let bytes = pools.set_records(n, recs);
+        (pools, bytes)
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -67,6 +83,34 @@ impl Pools {
     pub fn set(&self, n: u8, bytes: &[u8]) -> Vec<u8> {
         std::fs::write(self.file(n), bytes).expect("write pool");
         bytes.to_vec()
+    }
+
+    /// Write pool `n` with these records and then `tail`, a partial record
+    /// (a misaligned pool); returns its bytes.
+    pub fn set_torn(&self, n: u8, recs: &[(&str, &str)], tail: &[u8]) -> Vec<u8> {
+        let mut bytes = pool_bytes(recs);
+        bytes.extend_from_slice(tail);
+        self.set(n, &bytes)
+    }
+
+    /// Write pool `n` with `count` records `{prefix}0`, `{prefix}1`, …, each
+    /// holding `value`; returns its bytes.
+    pub fn set_many(&self, n: u8, count: usize, prefix: &str, value: &str) -> Vec<u8> {
+        let recs: Vec<(String, String)> = (0..count)
+            .map(|i| (format!("{prefix}{i}"), value.to_string()))
+            .collect();
+        let recs: Vec<(&str, &str)> = recs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.set_records(n, &recs)
+    }
+
+    /// Make pool `n` a symlink to `elsewhere` in the directory, a file of
+    /// these records; returns that file's path and bytes.
+    pub fn symlinked(&self, n: u8, recs: &[(&str, &str)]) -> (PathBuf, Vec<u8>) {
+        let target = self.path().join("elsewhere");
+        let bytes = pool_bytes(recs);
+        std::fs::write(&target, &bytes).unwrap();
+        std::os::unix::fs::symlink(&target, self.file(n)).unwrap();
+        (target, bytes)
     }
 
     /// Write pool `n` with these records; returns its bytes.
@@ -85,11 +129,183 @@ impl Pools {
         parse(&self.bytes(n))
     }
 
+    /// The binary, pointed with `--pool-dir` at a directory in this one
+    /// that does not exist.
+    pub fn cmd_in_missing_dir(&self) -> Command {
+        let mut c = hvkvp();
+        c.arg("--pool-dir").arg(self.path().join("missing"));
+        c
+    }
+
     /// The binary, pointed at this directory.
     pub fn cmd(&self) -> Command {
         let mut c = hvkvp();
         c.env("HVKVP_POOL_DIR", self.path());
         c
+    }
+}
+
+/// Longer than any command of these tests takes: one that would wait for
+/// ever fails instead of stalling the run.
+pub const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// What a row of a table checks in stdout or stderr.
+#[derive(Clone, Copy, Debug)]
+pub enum Text<'a> {
+    /// Exactly this text.
+    Is(&'a str),
+    /// Exactly these bytes.
+    Bytes(&'a [u8]),
+    /// This text somewhere.
+    Has(&'a str),
+    /// Not this text anywhere.
+    Lacks(&'a str),
+    /// This text first.
+    Starts(&'a str),
+}
+pub use Text::*;
+
+impl Text<'_> {
+    fn check(&self, stream: &str, bytes: &[u8], row: &str) {
+        let text = String::from_utf8_lossy(bytes);
+        let ok = match *self {
+            Is(s) => bytes == s.as_bytes(),
+            Bytes(b) => bytes == b,
+            Has(s) => text.contains(s),
+            Lacks(s) => !text.contains(s),
+            Starts(s) => text.starts_with(s),
+        };
+        assert!(ok, "{row}: {stream} is not {self:?}:\n{text}");
+    }
+}
+
+/// One row of a table: a command line, its stdin, and what it must give:
+/// its exit status, and what its stdout and its stderr must be.
+pub type Case<'a> = (&'a [&'a str], &'a str, i32, &'a [Text<'a>], &'a [Text<'a>]);
+
+/// What a command did: exit status, stdout, stderr.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn of(out: std::process::Output) -> Ran {
+        Ran {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Exit `code`, and stderr holds each of `says`.
+    pub fn expect(&self, code: i32, says: &[&str]) -> &Ran {
+        assert_eq!(self.code, Some(code), "stderr: {}", self.stderr);
+        for s in says {
+            assert!(
+                self.stderr.contains(s),
+                "stderr lacks {s:?}: {}",
+                self.stderr
+            );
+        }
+        self
+    }
+
+    /// stderr holds none of `words`.
+    pub fn never_says(&self, words: &[&str]) -> &Ran {
+        for w in words {
+            assert!(
+                !self.stderr.contains(w),
+                "stderr has {w:?}: {}",
+                self.stderr
+            );
+        }
+        self
+    }
+}
+
+/// Run `cmd` (with [`HANG_GUARD`]) and check that `dir` is exactly as it
+/// was: same entries, inodes, modes and bytes.
+pub fn unchanged(dir: &Path, mut cmd: Command) -> Ran {
+    let before = snapshot(dir);
+    let ran = Ran::of(cmd.timeout(HANG_GUARD).output().expect("run hvkvp"));
+    assert_eq!(snapshot(dir), before, "{} changed", dir.display());
+    ran
+}
+
+/// Running a command and checking what it gave, in one call.
+pub trait Gives {
+    /// Run it; check its exit status, and each of `stdout` and `stderr`.
+    fn gives(&mut self, code: i32, stdout: &[Text], stderr: &[Text]) -> Ran;
+}
+
+impl Gives for Command {
+    fn gives(&mut self, code: i32, stdout: &[Text], stderr: &[Text]) -> Ran {
+        let out = self.output().expect("run hvkvp");
+        let row = format!("{:?}", self.get_args().collect::<Vec<_>>());
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{row}: stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for t in stdout {
+            t.check("stdout", &out.stdout, &row);
+        }
+        for t in stderr {
+            t.check("stderr", &out.stderr, &row);
+        }
+        Ran::of(out)
+    }
+}
+
+impl Pools {
+    /// Run every row on these pools, in order, and check what each gave.
+    pub fn cases(&self, rows: &[Case]) {
+        for &(args, stdin, code, stdout, stderr) in rows {
+            self.cmd()
+                .args(args)
+                .write_stdin(stdin)
+                .timeout(HANG_GUARD)
+                .gives(code, stdout, stderr);
+        }
+    }
+}
+
+/// A row of a table of changes: pool 1's records before, a command line
+/// and what it must give, and pool 1's records after, byte for byte.
+pub type Change<'a> = (&'a [(&'a str, &'a str)], Case<'a>, &'a [(&'a str, &'a str)]);
+
+/// Run each row on pools of its own and check pool 1 after it.
+pub fn changes(rows: &[Change]) {
+    for &(before, case, after) in rows {
+        let (pools, _) = Pools::of(1, before);
+        pools.cases(&[case]);
+        assert_eq!(pools.bytes(1), pool_bytes(after), "hvkvp {:?}", case.0);
+    }
+}
+
+/// The binary on `dir`, as a plain `std::process::Command` (for a child
+/// whose stdin or stdout is set up by hand: assert_cmd pipes both).
+pub fn std_cmd(dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_hvkvp"));
+    c.env("HVKVP_POOL_DIR", dir);
+    c
+}
+
+/// `f(n, spelling)` for every pool but 1, by number and by name (pool 0
+/// named `zero`: `in` and `external` are both its names).
+pub fn other_pools(zero: &str, mut f: impl FnMut(u8, &str)) {
+    for (n, name) in [
+        (0u8, zero),
+        (2, "auto"),
+        (3, "params"),
+        (4, "auto-internal"),
+    ] {
+        for pool in [n.to_string().as_str(), name] {
+            f(n, pool);
+        }
     }
 }
 
@@ -256,6 +472,18 @@ pub fn wait_until_watching(pid: u32) {
     });
 }
 
+/// Start `cmd` (`read --wait`) with stdout and stderr piped, and wait
+/// until it watches with inotify.
+pub fn spawn_watching(cmd: &mut std::process::Command) -> std::process::Child {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_watching(child.id());
+    child
+}
+
 /// Wait until `pid`, or a process below it, waits for a lock: it sleeps
 /// (state `S`, between two tries) with a file open that another process
 /// holds a lock on (`/proc/locks`).
@@ -367,4 +595,170 @@ pub fn snapshot(dir: &Path) -> BTreeMap<OsString, Node> {
         all.insert(e.file_name(), node);
     }
     all
+}
+
+/// Are the tests running as root?
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Make a FIFO (mode 0644) at `path`.
+pub fn make_fifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+}
+
+/// Take `op` (`libc::LOCK_SH` or `LOCK_EX`) on `file` with flock, as
+/// cloud-init does; it is held until `file` is closed.
+pub fn flock(file: &std::fs::File, op: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor `file` keeps open touches no memory.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), op) }, 0, "flock");
+}
+
+/// Open `path` and take `op` on it with flock; held until the result is
+/// closed.
+pub fn flocked(path: &Path, op: libc::c_int) -> std::fs::File {
+    let file = std::fs::File::open(path).unwrap();
+    flock(&file, op);
+    file
+}
+
+/// Open `path` for reading and writing and take a POSIX record lock of
+/// `kind` over all of it; held until the result is closed.
+pub fn fcntl_locked(path: &Path, kind: libc::c_int) -> std::fs::File {
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    fcntl_lock(&file, kind);
+    file
+}
+
+/// Take a POSIX record lock of `kind` (`libc::F_RDLCK` or `F_WRLCK`) over
+/// the whole of `file` without waiting, as hv_kvp_daemon does; it is held
+/// until `file` is closed.
+pub fn fcntl_lock(file: &std::fs::File, kind: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    let fl = libc::flock {
+        l_type: kind as _,
+        l_whence: libc::SEEK_SET as _,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    // SAFETY: F_SETLK reads the `flock` struct, which outlives the call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
+    assert_eq!(rc, 0, "fcntl F_SETLK");
+}
+
+/// A `pool_emulator hold` process, killed when dropped.
+pub struct Held(pub std::process::Child);
+
+impl Held {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `pool_emulator hold FILE KIND SECS` (`posix`: the daemon's fcntl
+/// lock; `flock`: cloud-init's) and wait until it has the lock.
+pub fn hold(file: &Path, kind: &str, secs: &str) -> Held {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(example("pool_emulator"))
+        .args(["hold", file.to_str().unwrap(), kind, secs])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "locked\n");
+    Held(child)
+}
+
+/// Records as (key, value) byte pairs; a key of b"" starts with NUL.
+pub fn raw(recs: &[(&[u8], &[u8])]) -> Vec<u8> {
+    recs.iter().flat_map(|(k, v)| record(k, v)).collect()
+}
+
+/// The file's modification time.
+pub fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+/// Under CI (`CI=true`), a missing tool fails a test instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Descriptors of this process pointed at other files; dropped, each is
+/// put back.
+pub struct Redirected(Vec<(libc::c_int, libc::c_int)>);
+
+impl Drop for Redirected {
+    fn drop(&mut self) {
+        for &(fd, saved) in &self.0 {
+            // SAFETY: puts back the descriptor saved by `redirect` and closes the copy.
+            unsafe {
+                libc::dup2(saved, fd);
+                libc::close(saved);
+            }
+        }
+    }
+}
+
+/// Point each descriptor `fd` at its file until the result is dropped.
+pub fn redirect(to: &[(libc::c_int, &std::fs::File)]) -> Redirected {
+    use std::os::fd::AsRawFd;
+    let mut restore = Redirected(Vec::new());
+    for &(fd, file) in to {
+        // SAFETY: dup/dup2 on descriptors this process owns.
+        let saved = unsafe { libc::dup(fd) };
+        assert!(saved >= 0, "dup({fd}) failed");
+        restore.0.push((fd, saved));
+        // SAFETY: as above.
+        unsafe { libc::dup2(file.as_raw_fd(), fd) };
+    }
+    restore
+}
+
+/// Run `f` (hvkvp in-process) with fds 1 and 2 on /dev/null, one call at
+/// a time, so that a passing run prints nothing. libtest captures panic
+/// messages on its own; only with `--nocapture` could another test's
+/// panic message, printed at that very instant, be lost (and a line of
+/// libtest's own progress, printed while fd 1 is redirected).
+pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    let restore = redirect(&[(1, &null), (2, &null)]);
+    let out = f();
+    // What a listing left in std's buffer goes to /dev/null too.
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    drop(restore);
+    out
+}
+
+/// Is `tool` installed (does `tool --version` run)?
+pub fn installed(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok()
 }
