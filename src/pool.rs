@@ -34,7 +34,8 @@
 use std::cell::Cell;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::mem::MaybeUninit;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
@@ -338,26 +339,36 @@ impl Pool {
         let b = Rc::get_mut(&mut block).expect("a block held nowhere else");
         let align = if n > 1 { 4096 } else { 1 };
         b.len = n * RECORD_SIZE;
-        if b.buf.len() < b.len + align - 1 {
-            b.buf.resize(b.len + align - 1, 0);
+        if b.buf.capacity() < b.len + align - 1 {
+            b.buf = Vec::with_capacity(b.len + align - 1);
         }
+        // Read into the buffer's room as it is, not zeroed first: a scan
+        // pays for its pages once, in the kernel's copy.
+        b.buf.clear();
         b.start = b.buf.as_ptr().align_offset(align);
-        let buf = &mut b.buf[b.start..b.start + b.len];
+        let end = b.start + b.len;
+        let room = &mut b.buf.spare_capacity_mut()[..end];
+        room[..b.start].fill(MaybeUninit::new(0));
+        let buf = &mut room[b.start..];
         let mut got = 0;
         while got < buf.len() {
             let at = (from * RECORD_SIZE + got) as u64;
-            match self.file.read_at(&mut buf[got..], at) {
-                Ok(0) => break,
-                Ok(k) => got += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            match rustix::io::pread(&self.file, &mut buf[got..], at) {
+                Ok(([], _)) => break,
+                Ok((read, _)) => got += read.len(),
+                Err(rustix::io::Errno::INTR) => {}
                 // An error is a read that got no further.
                 Err(_) => break,
             }
         }
         if got < buf.len() {
-            buf[got..].fill(0);
+            buf[got..].fill(MaybeUninit::new(0));
             self.cut.set(true);
         }
+        // SAFETY: every byte below `end` was written just above: zeros
+        // before `start` and after what the reads got, the reads' bytes
+        // between.
+        unsafe { b.buf.set_len(end) };
         block
     }
 
