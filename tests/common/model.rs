@@ -1082,7 +1082,13 @@ fn wild_match(key: &[u8], pat: &[u8], whole: bool, ic: bool) -> bool {
         _ if ic => p.eq_ignore_ascii_case(&k),
         _ => p == k,
     };
-    let at = |i: usize| pat.iter().zip(&key[i..]).all(|(&p, &k)| one(p, k));
+    matches_at(key, pat, whole, |p, k| one(*p, *k))
+}
+
+/// Does `pat` match `key` whole, or anywhere in it, unit by unit as `one`
+/// compares a pattern unit with a key unit?
+fn matches_at<T>(key: &[T], pat: &[T], whole: bool, one: impl Fn(&T, &T) -> bool) -> bool {
+    let at = |i: usize| pat.iter().zip(&key[i..]).all(|(p, k)| one(p, k));
     if whole {
         key.len() == pat.len() && at(0)
     } else {
@@ -1113,12 +1119,7 @@ fn regex_match(key: &[u8], pat: &[u8], whole: bool, ic: bool) -> bool {
         (Unit::Char(p), Unit::Char(k)) if ic => p.to_lowercase().eq(k.to_lowercase()),
         _ => p == k,
     };
-    let at = |i: usize| pat.iter().zip(&key[i..]).all(|(p, k)| one(p, k));
-    if whole {
-        key.len() == pat.len() && at(0)
-    } else {
-        key.len() >= pat.len() && (0..=key.len() - pat.len()).any(at)
-    }
+    matches_at(&key, &pat, whole, one)
 }
 
 /// `write -i KEY VALUE`, or a 2.0 pattern: once debris is gone, every record
