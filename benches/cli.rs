@@ -534,12 +534,104 @@ fn main() {
             mb / (b1.as_secs_f64() - b0.as_secs_f64())
         );
     }
+    if only.is_empty() || "memory".contains(&only) {
+        memory(d, &sizes);
+    }
     if only.is_empty() || "wait".contains(&only) {
         wait_latency(d, 20);
         idle_cpu(d, env_or("BENCH_IDLE_SECS", 10.0));
     }
     if only.is_empty() || "startup".contains(&only) {
         startup(d, env_or("BENCH_STARTUP_PAIRS", 300));
+    }
+}
+
+/// Peak RSS where a verb must hold something for each key: pools that hold
+/// each key 10 times (`check`, `delete -d`), a removal of every record,
+/// values of 2,047 bytes (`-o object`, `-o json`, `--batch`). The cost per
+/// key is the growth from the smallest to the largest pool, over the keys
+/// it adds.
+fn memory(d: &Path, sizes: &[usize]) {
+    // (case, each key 10 times, 2,047-byte values, arguments)
+    let cases: [(&str, bool, bool, &[&str]); 7] = [
+        (
+            "check (each key 10 times)",
+            true,
+            false,
+            &["check", "-p", "1"],
+        ),
+        (
+            "delete --force -d (each key 10 times)",
+            true,
+            false,
+            &["delete", "-p", "1", "--force", "-d"],
+        ),
+        (
+            "delete -E -k 'key.*' (every record)",
+            false,
+            false,
+            &["delete", "-p", "1", "-E", "-k", "key.*"],
+        ),
+        (
+            "check (2,047-byte values)",
+            false,
+            true,
+            &["check", "-p", "1"],
+        ),
+        (
+            "read -o object (2,047-byte values)",
+            false,
+            true,
+            &["read", "-p", "1", "-o", "object"],
+        ),
+        (
+            "read -o json (2,047-byte values)",
+            false,
+            true,
+            &["read", "-p", "1", "-o", "json"],
+        ),
+        (
+            "write --batch (n new keys, 2,047-byte values)",
+            false,
+            false,
+            &["write", "--batch", "-"],
+        ),
+    ];
+    let long = |i: usize| {
+        let mut v = format!("{i:06}").into_bytes();
+        v.resize(2047, b'v');
+        v
+    };
+    let head: String = sizes.iter().map(|n| format!("{n:>11}")).collect();
+    println!("peak RSS where a verb holds something for each key:");
+    println!("  {:<46}{head}  bytes/key", "case (pool 1; records)");
+    for (name, dups, long_values, args) in cases {
+        let mut rss = Vec::new();
+        for &n in sizes {
+            let pd = d.join(format!("memory{n}"));
+            make_pool(&pd, ".kvp_pool_1", n, |i| match (dups, long_values) {
+                (true, _) => record(&key(i % (n / 10).max(1)), "a value"),
+                (_, true) => raw_record(key(i).as_bytes(), &long(i)),
+                _ => pool_record(i),
+            });
+            let batch = pd.join("batch.txt");
+            let mut b = Vec::new();
+            for i in 0..n {
+                b.extend_from_slice(format!("new{i:06}=").as_bytes());
+                b.extend_from_slice(&long(i));
+                b.push(b'\n');
+            }
+            std::fs::write(&batch, b).unwrap();
+            let mut argv = vec![hvkvp_bin(), "--pool-dir".into(), pd.display().to_string()];
+            argv.extend(args.iter().map(|s| s.to_string()));
+            let stdin = args.contains(&"--batch").then_some(batch.as_path());
+            rss.push(peak_rss(&argv, None, stdin));
+            std::fs::remove_dir_all(&pd).unwrap();
+        }
+        let keys = (sizes[sizes.len() - 1] - sizes[0]).max(1) as f64;
+        let per_key = (rss[rss.len() - 1] - rss[0]) * 1024.0 * 1024.0 / keys;
+        let cols: String = rss.iter().map(|r| format!("{r:>7.1} MiB")).collect();
+        println!("  {name:<46}{cols} {per_key:>9.0}");
     }
 }
 
