@@ -39,110 +39,46 @@
 //!
 //! # The rules hvkvp keeps
 //!
-//! - Both locks, `flock` then the POSIX lock, shared to read and exclusive
-//!   to write, on the one descriptor that does all the I/O, for the whole
-//!   read-modify-write, bounded by `--lock-timeout` ([`lock`]).
-//! - In place: never rename over or unlink a pool; an update rewrites its
-//!   record where it is, an append adds at the end, a delete moves later
-//!   records up in order and truncates ([`pool`]).
-//! - The file locked is the file named: after the locks are taken the path
-//!   must still name the file opened, else a change is refused (the
-//!   daemon's lock stays on the file it opened at start, so none guards
-//!   the new one); a file with a second hard link is never changed
-//!   (`delete -c` through one name would empty it under the other).
-//! - Records are read with positioned reads (`pread`), a block at a time,
-//!   so memory stays flat whatever the size of the pool. A pool cut short
-//!   by a program that takes no lock while it is read gives a short read,
-//!   and the scan is made again from the new size ([`pool::Pool::scan`]).
-//! - Another program that takes no lock (cloud-init emptying pool 1 at
-//!   boot, a script appending) is noticed before each write: the seam
-//!   knows the size the file must have, and a different size, or a file
-//!   renamed over, stops the change with [`Error::Interference`], writing
-//!   nothing more. Each such stop is a crash point, so the next change
-//!   heals the pool ([`seam`]).
-//! - A kill at any instant leaves whole records, each key old or new, none
-//!   lost; what a kill leaves is removed by the next change ([`change`],
-//!   [`seam`]).
-//! - No signal is touched: the library installs no handler, changes no
-//!   signal's action and no signal mask, and arms no timer. The binary
-//!   holds SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGTSTP while it changes a
-//!   pool, so that they cannot cut a change short; a program that embeds
-//!   the library decides that for itself. Likewise a write past the
-//!   file-size limit (`RLIMIT_FSIZE`, `ulimit -f`) fails with EFBIG, and
-//!   the appends are cut back to whole records, only in a process that
-//!   ignores the signal the kernel sends for it, as the binary does from
-//!   its start; at that signal's default action the process dies, possibly
-//!   leaving a partial record, which `hvkvp delete -c` drops.
-//! - Every successful write or delete marks the pool written (its mtime),
-//!   even when no byte changed: the stale test reads the mtime.
-//! - Refuse, don't damage: every key and value is checked before the pool
-//!   is opened for writing, and a refused command leaves the file byte for
-//!   byte unchanged; a pool that is not a whole number of records is read
-//!   but written only by `delete -c`; only regular files are written.
-//! - Only pool 1 is written unless asked with `--force`: the host never
-//!   reads the others, and the daemon may overwrite them.
+//! (The README's "How it stays safe" gives them as a user sees them.)
 //!
-//! What each outcome promises about the pool ([`Exit`]): success, that it
-//! holds exactly what the command said it would; nothing matched, that it
-//! is byte for byte unchanged, mtime included (a [`change::Plan`] that is
-//! empty writes nothing, not even the removal of debris); a refusal or an
-//! error, that it is unchanged, except where another program changed the
-//! file meanwhile, which the error names, leaving a pool the next change
-//! heals. An [`Error`]'s message states the fact; [`Error::advice`] says
-//! what to do where the fact alone does not, and the binary prints both.
+//! - **Locks.** Both, `flock` then the POSIX lock, shared to read and
+//!   exclusive to write, on the one descriptor that does all the I/O, for
+//!   the whole read-modify-write, bounded by `--lock-timeout` ([`lock`]).
+//!   Nothing is printed while a lock is held.
+//! - **In place.** A pool is never renamed over or unlinked: an update
+//!   rewrites its record where it is, an append adds at the end, a delete
+//!   moves later records up in order and truncates ([`pool`]). After the
+//!   locks are taken the path must still name the file opened, and a file
+//!   with a second hard link is never changed.
+//! - **Flat memory.** Records are read with `pread`, a block at a time; a
+//!   pool cut short while it is read is scanned again from its new size.
+//! - **Interference.** Another program that takes no lock (cloud-init
+//!   emptying pool 1 at boot, a script appending, a rename) is noticed
+//!   before each write, and the change stops with
+//!   [`Error::Interference`], writing nothing more. Each such stop is a
+//!   crash point.
+//! - **Kills.** A kill at any instant leaves whole records, each key old or
+//!   new, none lost; what a kill leaves (records with an empty key, a
+//!   record next to a copy of itself, a staged copy of an update) is
+//!   removed by the next change that changes something ([`change`]).
+//! - **No signals.** The library installs no handler, changes no action or
+//!   mask and arms no timer. The binary holds SIGINT, SIGTERM, SIGHUP,
+//!   SIGQUIT and SIGTSTP while it changes a pool, and ignores SIGXFSZ, so
+//!   that a write past `ulimit -f` fails with EFBIG and is cut back to
+//!   whole records.
+//! - **Marked written.** A successful write or delete sets the pool's
+//!   mtime even when no byte changed: the stale test reads it.
+//! - **Refuse, don't damage.** Every key and value is checked before the
+//!   pool is opened for writing. A pool that is not a whole number of
+//!   records is read but written only by `delete -c`; only regular files
+//!   are written; only pool 1 without `--force`. The host's limits (254
+//!   UTF-16 units of key, 1022 of value, UTF-8 only) are refused, not cut.
 //!
-//! # What a user can count on
-//!
-//! The same rules as a user sees them (the README's "How it stays safe"
-//! points here):
-//!
-//! - **Locks.** The daemon locks a pool with `fcntl` (a POSIX record lock),
-//!   cloud-init and azure-init with `flock`, and on Linux neither excludes the
-//!   other: hvkvp takes both, shared to read and exclusive to write, for the
-//!   whole read-modify-write, and after `--lock-timeout` names the holder. It
-//!   never prints while holding a lock, so `hvkvp read | less` cannot stall
-//!   the daemon.
-//! - **In place.** A pool file is never replaced by rename or unlinked: an
-//!   update rewrites one record where it is, an append adds records at the
-//!   end, a delete moves the later records up in order and truncates.
-//! - **Signals wait for the change.** Ctrl-C, `timeout` (SIGTERM),
-//!   `systemctl stop`, SIGHUP and SIGQUIT arriving while a pool is changed are
-//!   held until the change is complete, then take effect (exit 130, 143 …).
-//!   While hvkvp waits for a lock, or in `read --wait`, they act at once.
-//! - **A kill -9 leaves a readable pool.** No write crosses a page boundary,
-//!   and writes are ordered so that every state a kill can leave has every key
-//!   old or new, no record lost or torn. What a kill leaves (records with an
-//!   empty key, a record next to a copy of itself, a staged copy of an update)
-//!   is removed or finished by the next `write` or `delete` of that pool that
-//!   changes something, whatever key it names (any record with an empty key,
-//!   whoever wrote it, and the later of two neighbouring identical records);
-//!   until then `check` names it and `delete -c` removes it. One corner: a key of 500 bytes or more whose
-//!   old and new values are both 2,036 bytes or more (only with `--force`)
-//!   has no room for a staged copy's mark, and a kill in its update can leave
-//!   the value cut at the page boundary. A `kill -9` while `--split` chunks
-//!   are rewritten in place can leave chunks of both values: their tag makes
-//!   `read --join` refuse the mix (exit 1, naming the key to write again) and
-//!   `check` report it; the host and Ignition see it until the value is
-//!   written again.
-//! - **Every change marks the pool written**: a successful `write` or
-//!   `delete` sets its mtime even when no byte changed, for the stale test.
-//! - **Refuse, don't damage.** Every key and value is checked before the pool
-//!   is opened for writing; a refused command leaves the file byte for byte
-//!   unchanged. A pool that is not a whole number of records is read (with a
-//!   warning) but written only by `delete -c`, which drops the fragment. A
-//!   symlink, directory, FIFO or socket is refused for writing. A change that
-//!   fails for want of room (disk full, file size limit) is cut back to the
-//!   pool as it was, its mtime too where the owner may set it.
-//! - **Limits the host really has.** A key field holds 511 bytes and a value
-//!   2047, but the host receives at most 254 UTF-16 units of key and 1022 of
-//!   value and cuts the rest silently: hvkvp refuses anything longer
-//!   (`--force` lifts the UTF-16 limits, never the field sizes), and text
-//!   that is not UTF-8.
-//! - **One record per key.** `write` updates the first record of its key and
-//!   removes later identical copies; `write -i` updates every key that
-//!   matches ignoring case, each keeping its spelling. Garbage after a
-//!   field's NUL is ignored when reading and zeroed when a record is
-//!   rewritten.
+//! What each outcome promises about the pool ([`Exit`]): success, exactly
+//! what was asked; nothing matched, byte for byte unchanged, mtime
+//! included; a refusal or an error, unchanged, except where another
+//! program changed the file meanwhile, which the error names. An
+//! [`Error`]'s message states the fact; the binary adds what to do.
 //!
 //! # The code
 //!
