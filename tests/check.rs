@@ -43,11 +43,13 @@ fn boot_time() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-/// `check -p N -o json`: the exit status and the pool's object.
-fn json(pools: &Pools, n: u8) -> (i32, Value) {
+/// `check -p N ARGS`, which says nothing on stderr: its exit status and
+/// stdout.
+fn checked(pools: &Pools, n: u8, args: &[&str]) -> (i32, Vec<u8>) {
     let out = pools
         .cmd()
-        .args(["check", "-p", &n.to_string(), "-o", "json"])
+        .args(["check", "-p", &n.to_string()])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -55,28 +57,22 @@ fn json(pools: &Pools, n: u8) -> (i32, Value) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("check -o json is JSON");
+    (out.status.code().unwrap(), out.stdout)
+}
+
+/// `check -p N -o json`: the exit status and the pool's object.
+fn json(pools: &Pools, n: u8) -> (i32, Value) {
+    let (code, out) = checked(pools, n, &["-o", "json"]);
+    let v: Value = serde_json::from_slice(&out).expect("check -o json is JSON");
     let arr = v.as_array().expect("an array").clone();
     assert_eq!(arr.len(), 1, "{v}");
-    (out.status.code().unwrap(), arr[0].clone())
+    (code, arr[0].clone())
 }
 
 /// `check -p N`: the exit status and the text report.
 fn text(pools: &Pools, n: u8) -> (i32, String) {
-    let out = pools
-        .cmd()
-        .args(["check", "-p", &n.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-    )
+    let (code, out) = checked(pools, n, &[]);
+    (code, String::from_utf8(out).unwrap())
 }
 
 /// Check pool `n` in both formats, expecting `problems` problems (exit 1

@@ -46,6 +46,17 @@ fn no_make() -> bool {
     missing
 }
 
+/// Run `cmd`, which must succeed with nothing on stderr.
+fn quiet_success(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{cmd:?}: {}",
+        show(&out)
+    );
+    out
+}
+
 fn show(out: &Output) -> String {
     format!(
         "status {}\nstdout:\n{}\nstderr:\n{}",
@@ -136,32 +147,22 @@ fn man_page_renders_without_warnings() {
     let page = tempfile::NamedTempFile::new().unwrap();
     fs::write(page.path(), generate("man")).unwrap();
     if have("groff") {
-        let out = Command::new("groff")
-            .args(["-man", "-Tutf8", "-ww", "-z"])
-            .arg(page.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success() && out.stderr.is_empty(),
-            "{}",
-            show(&out)
+        quiet_success(
+            Command::new("groff")
+                .args(["-man", "-Tutf8", "-ww", "-z"])
+                .arg(page.path()),
         );
     } else {
         skip("groff is not installed");
     }
     if have("man") {
-        let out = Command::new("man")
-            .args(["--warnings", "-l"])
-            .arg(page.path())
-            .env("MANWIDTH", "80")
-            .env("MANPAGER", "cat")
-            .env("PAGER", "cat")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success() && out.stderr.is_empty(),
-            "{}",
-            show(&out)
+        let out = quiet_success(
+            Command::new("man")
+                .args(["--warnings", "-l"])
+                .arg(page.path())
+                .env("MANWIDTH", "80")
+                .env("MANPAGER", "cat")
+                .env("PAGER", "cat"),
         );
         let text = String::from_utf8_lossy(&out.stdout);
         for s in ["NAME", "SYNOPSIS", "EXIT STATUS", "SEE ALSO"] {
@@ -210,16 +211,7 @@ fn completion_scripts_parse() {
         }
         let file = tempfile::NamedTempFile::new().unwrap();
         fs::write(file.path(), generate(shell)).unwrap();
-        let out = Command::new(shell)
-            .arg("-n")
-            .arg(file.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success() && out.stderr.is_empty(),
-            "{shell} -n: {}",
-            show(&out)
-        );
+        quiet_success(Command::new(shell).arg("-n").arg(file.path()));
     }
 }
 

@@ -351,18 +351,15 @@ fn read_null_ends_every_field_with_nul_and_keeps_raw_bytes() {
     pools.cases(&[(&["read", "-0"], "", 0, &[Bytes(b"k\n1\0v\x1b[31m: x\0k2\0\xff\xfe\0")], &[])]);
 }
 
+/// With a key, the value and a NUL; with `-o value`, each value and a NUL.
 #[test]
-fn read_null_with_a_key_prints_the_value_and_a_nul() {
+fn read_null_with_a_key_or_output_value_ends_each_value_with_nul() {
     let (pools, _) = three();
     #[rustfmt::skip]
-    pools.cases(&[(&["read", "-0", "OSName"], "", 0, &[Bytes(b"Linux\0")], &[])]);
-}
-
-#[test]
-fn read_null_with_output_value_prints_values_each_ending_in_nul() {
-    let (pools, _) = three();
-    #[rustfmt::skip]
-    pools.cases(&[(&["read", "-0", "-o", "value"], "", 0, &[Bytes(b"vm1\0Linux\0h\0")], &[])]);
+    pools.cases(&[
+        (&["read", "-0", "OSName"], "", 0, &[Bytes(b"Linux\0")], &[]),
+        (&["read", "-0", "-o", "value"], "", 0, &[Bytes(b"vm1\0Linux\0h\0")], &[]),
+    ]);
 }
 
 #[test]

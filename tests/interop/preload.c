@@ -97,61 +97,26 @@ static mode_t mode_arg(int flags, va_list ap)
 	return 0;
 }
 
-int open(const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
-	REAL(open);
+/* open, open64, openat and openat64: the device, or the mapped path. */
+#define OPEN(name, params, ...)                         \
+	int name params                                 \
+	{                                               \
+		va_list ap;                             \
+		mode_t mode;                            \
+		REAL(name);                             \
+                                                        \
+		va_start(ap, flags);                    \
+		mode = mode_arg(flags, ap);             \
+		va_end(ap);                             \
+		if (is_device(path))                    \
+			return open_device(flags);      \
+		return real(__VA_ARGS__, flags, mode);  \
+	}
 
-	va_start(ap, flags);
-	mode = mode_arg(flags, ap);
-	va_end(ap);
-	if (is_device(path))
-		return open_device(flags);
-	return real(map(path), flags, mode);
-}
-
-int open64(const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
-	REAL(open64);
-
-	va_start(ap, flags);
-	mode = mode_arg(flags, ap);
-	va_end(ap);
-	if (is_device(path))
-		return open_device(flags);
-	return real(map(path), flags, mode);
-}
-
-int openat(int dirfd, const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
-	REAL(openat);
-
-	va_start(ap, flags);
-	mode = mode_arg(flags, ap);
-	va_end(ap);
-	if (is_device(path))
-		return open_device(flags);
-	return real(dirfd, map(path), flags, mode);
-}
-
-int openat64(int dirfd, const char *path, int flags, ...)
-{
-	va_list ap;
-	mode_t mode;
-	REAL(openat64);
-
-	va_start(ap, flags);
-	mode = mode_arg(flags, ap);
-	va_end(ap);
-	if (is_device(path))
-		return open_device(flags);
-	return real(dirfd, map(path), flags, mode);
-}
+OPEN(open, (const char *path, int flags, ...), map(path))
+OPEN(open64, (const char *path, int flags, ...), map(path))
+OPEN(openat, (int dirfd, const char *path, int flags, ...), dirfd, map(path))
+OPEN(openat64, (int dirfd, const char *path, int flags, ...), dirfd, map(path))
 
 FILE *fopen(const char *path, const char *how)
 {
@@ -189,18 +154,23 @@ int lstat(const char *path, struct stat *st)
 	return real(map(path), st);
 }
 
+static void log_line(int pri, const char *fmt, va_list ap)
+{
+	if (!getenv("HVKVP_INTEROP_LOG"))
+		return;
+	fprintf(stderr, "hv_kvp_daemon[%d] syslog(%d): ", (int)getpid(), pri & 7);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 /* syslog(3) as the daemon's fortified build calls it. */
 void __syslog_chk(int pri, int flag, const char *fmt, ...)
 {
 	va_list ap;
 	(void)flag;
 
-	if (!getenv("HVKVP_INTEROP_LOG"))
-		return;
 	va_start(ap, fmt);
-	fprintf(stderr, "hv_kvp_daemon[%d] syslog(%d): ", (int)getpid(), pri & 7);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	log_line(pri, fmt, ap);
 	va_end(ap);
 }
 
@@ -208,11 +178,7 @@ void syslog(int pri, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!getenv("HVKVP_INTEROP_LOG"))
-		return;
 	va_start(ap, fmt);
-	fprintf(stderr, "hv_kvp_daemon[%d] syslog(%d): ", (int)getpid(), pri & 7);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	log_line(pri, fmt, ap);
 	va_end(ap);
 }
