@@ -28,16 +28,7 @@ fn ino(pools: &Pools, n: u8) -> u64 {
 /// form the pool left.
 fn deletes(pools: &Pools, args: &[&str], left: &[(&str, &str)]) {
     let inode = ino(pools, 1);
-    let shown = if is_2_0_form(args) {
-        listing(&owned(left))
-    } else {
-        String::new()
-    };
-    pools
-        .cmd()
-        .arg("delete")
-        .args(args)
-        .gives(0, &[Is(&shown)], &[Is("")]);
+    run_delete(pools, args, 0, &owned(left));
     assert_eq!(pools.records(1), owned(left), "after delete {args:?}");
     assert_eq!(pools.bytes(1), pool_bytes(left));
     assert_eq!(ino(pools, 1), inode, "pool file was replaced");
@@ -47,19 +38,24 @@ fn deletes(pools: &Pools, args: &[&str], left: &[(&str, &str)]) {
 /// stdout nothing, or after a 2.0-form success the pool.
 fn unchanged(pools: &Pools, args: &[&str], code: i32) {
     let before = pools.bytes(1);
+    run_delete(pools, args, code, &pools.records(1));
+    assert_eq!(pools.bytes(1), before, "delete {args:?} changed the pool");
+}
+
+/// `delete ARGS`: exit `code`, nothing on stderr when it is 0, and on stdout
+/// nothing, or after a 2.0-form success the listing of `left`.
+fn run_delete(pools: &Pools, args: &[&str], code: i32, left: &[(String, String)]) {
     let shown = if code == 0 && is_2_0_form(args) {
-        listing(&pools.records(1))
+        listing(left)
     } else {
         String::new()
     };
+    let stderr: &[Text] = if code == 0 { &[Is("")] } else { &[] };
     pools
         .cmd()
         .arg("delete")
         .args(args)
-        .assert()
-        .code(code)
-        .stdout(shown);
-    assert_eq!(pools.bytes(1), before, "delete {args:?} changed the pool");
+        .gives(code, &[Is(&shown)], stderr);
 }
 
 fn owned(recs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -98,23 +94,15 @@ fn delete_keeps_the_order_of_the_remaining_records() {
             ("r5", "5"),
         ],
     );
-    deletes(
-        &pools,
-        &["x"],
-        &[
-            ("r0", "0"),
-            ("r2", "2"),
-            ("r3", "3"),
-            ("x2", "4"),
-            ("r5", "5"),
-        ],
-    );
-    deletes(
-        &pools,
-        &["r0"],
-        &[("r2", "2"), ("r3", "3"), ("x2", "4"), ("r5", "5")],
-    );
-    deletes(&pools, &["r5"], &[("r2", "2"), ("r3", "3"), ("x2", "4")]);
+    #[rustfmt::skip]
+    let steps: [(&str, &[(&str, &str)]); 3] = [
+        ("x", &[("r0", "0"), ("r2", "2"), ("r3", "3"), ("x2", "4"), ("r5", "5")]),
+        ("r0", &[("r2", "2"), ("r3", "3"), ("x2", "4"), ("r5", "5")]),
+        ("r5", &[("r2", "2"), ("r3", "3"), ("x2", "4")]),
+    ];
+    for (key, left) in steps {
+        deletes(&pools, &[key], left);
+    }
 }
 
 #[test]

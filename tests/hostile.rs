@@ -1403,21 +1403,23 @@ fn disk_full_append_exits_3_and_the_pool_is_cut_back() {
     assert_eq!(std::fs::metadata(fs.file(1)).unwrap().len(), 7680);
 }
 
+/// A batch of appends, and one of an update and an append, on a full disk.
 #[test]
 fn disk_full_batch_exits_3_and_the_pool_is_cut_back() {
-    let pools = Pools::new();
-    let Some(fs) = full_disk(&pools) else {
-        return;
-    };
-    let mut c = fs.cmd();
-    c.args(["write", "--batch", "-"])
-        .write_stdin("n1=1\nn2=2\nn3=3\n");
-    refused(
-        &fs.dir,
-        c,
-        3,
-        &["appending a record", "No space left on device"],
-    );
+    for batch in ["n1=1\nn2=2\nn3=3\n", "a=changed\nd=new\n"] {
+        let pools = Pools::new();
+        let Some(fs) = full_disk(&pools) else {
+            return;
+        };
+        let mut c = fs.cmd();
+        c.args(["write", "--batch", "-"]).write_stdin(batch);
+        refused(
+            &fs.dir,
+            c,
+            3,
+            &["appending a record", "No space left on device"],
+        );
+    }
 }
 
 #[test]
@@ -1617,23 +1619,6 @@ fn disk_full_update_that_needs_a_staged_copy_is_written_in_place() {
 
 fn fs_bytes(fs: &Tmpfs) -> Vec<u8> {
     std::fs::read(fs.file(1)).unwrap()
-}
-
-#[test]
-fn disk_full_batch_of_updates_and_appends_changes_nothing() {
-    let pools = Pools::new();
-    let Some(fs) = full_disk(&pools) else {
-        return;
-    };
-    let mut c = fs.cmd();
-    c.args(["write", "--batch", "-"])
-        .write_stdin("a=changed\nd=new\n");
-    refused(
-        &fs.dir,
-        c,
-        3,
-        &["appending a record", "No space left on device"],
-    );
 }
 
 // ---------------------------------------------------------------------------

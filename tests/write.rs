@@ -179,10 +179,10 @@ fn write_accepts_noout_and_quiet() {
         (&["write", "-x", "d", "4"], "", 0, &[Is("")], &[]),
         (&["-q", "write", "--noout", "e", "5"], "", 0, &[Is("")], &[]),
     ]);
-    let mut expected = before;
-    expected.extend(record(b"d", b"4"));
-    expected.extend(record(b"e", b"5"));
-    assert_eq!(pools.bytes(1), expected);
+    assert_eq!(
+        pools.bytes(1),
+        [before, pool_bytes(&[("d", "4"), ("e", "5")])].concat()
+    );
 }
 
 #[test]
@@ -269,10 +269,8 @@ fn write_2_0_form_value_dash_is_a_literal_dash() {
         (&["write", "-k", "d", "-v", "-", "-x"], "from stdin", 0, &[Is("")], &[]),
         (&["write", "e", "-"], "from stdin", 0, &[Is("")], &[]),
     ]);
-    let mut expected = before;
-    expected.extend(record(b"d", b"-"));
-    expected.extend(record(b"e", b"from stdin"));
-    assert_eq!(pools.bytes(1), expected);
+    let appended = pool_bytes(&[("d", "-"), ("e", "from stdin")]);
+    assert_eq!(pools.bytes(1), [before, appended].concat());
 }
 
 #[test]
