@@ -13,7 +13,7 @@
 //!     appending, takes flock(LOCK_EX) (never an fcntl lock), appends one
 //!     zero-filled record `PREFIX-N` = `cloud-init:PREFIX-N`, unlocks, and
 //!     pauses PAUSE_US microseconds.
-//! pool_emulator hold FILE posix|flock SECONDS
+//! pool_emulator hold FILE posix|posix-shared|flock|flock-shared SECONDS
 //!     Takes an exclusive lock of that kind, prints "locked", holds it for
 //!     SECONDS, then exits.
 //! ```
@@ -124,9 +124,13 @@ fn hold(path: &str, kind: &str, secs: f64) {
         .expect("open pool");
     let ok = match kind {
         "posix" => posix_lock(f.as_raw_fd(), libc::F_WRLCK, true),
+        // A reader's lock, as the daemon takes it to read the file.
+        "posix-shared" => posix_lock(f.as_raw_fd(), libc::F_RDLCK, true),
         // SAFETY: flock on a descriptor `f` keeps open touches no memory.
         "flock" => unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) == 0 },
-        _ => panic!("kind is posix or flock"),
+        // SAFETY: as above.
+        "flock-shared" => unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH) == 0 },
+        _ => panic!("kind is posix, posix-shared, flock or flock-shared"),
     };
     assert!(ok, "lock");
     println!("locked");

@@ -83,6 +83,26 @@ fn lock_timeout_changes_what_a_held_lock_does() {
     }
 }
 
+/// A reader's lock (the daemon reading, cloud-init's shared `flock`):
+/// a read shares it and reads at once, a write or delete waits for it and,
+/// past `--lock-timeout`, exits 3 naming the lock and its holder.
+#[test]
+fn a_shared_lock_lets_readers_in_and_keeps_changes_out() {
+    for (kind, lock) in [("posix-shared", "fcntl"), ("flock-shared", "flock")] {
+        let (pools, before) = Pools::of(1, &[("a", "1")]);
+        let holder = hold(&pools.file(1), kind, "60");
+        let waiting = format!("waiting for the {lock} lock");
+        let held_by = format!("held by pid {} (pool_emulator)", holder.pid());
+        #[rustfmt::skip]
+        pools.cases(&[
+            (&["read", "-p", "1", "a", "--lock-timeout", "0"], "", 0, &[Is("1\n")], &[Is("")]),
+            (&["write", "b", "2", "--lock-timeout", "0.2"], "", 3, &[Is("")], &[Has(&waiting), Has(&held_by)]),
+            (&["delete", "a", "--lock-timeout", "0.2"], "", 3, &[Is("")], &[Has(&waiting), Has(&held_by)]),
+        ]);
+        assert_eq!(pools.bytes(1), before, "{kind}");
+    }
+}
+
 #[test]
 fn write_waits_for_a_lock_that_is_released() {
     let (pools, _) = Pools::of(1, &[("a", "1")]);
