@@ -31,6 +31,15 @@ fn rec(key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Rec {
 }
 
 /// Zero-filled records, in order, as hvkvp writes them.
+/// `delete -c` or `-d` in the 2.0 form: exit 0, the pool left printed, as
+/// 2.0 did, and pool 1 holding `left`, written clean.
+fn cleans(pools: &Pools, flag: &str, left: &[Rec]) {
+    let mut delete = pools.cmd();
+    delete.args(["delete", flag]);
+    check(delete, 0, kv(left));
+    assert_pool(&pools.bytes(1), &clean_pool(left));
+}
+
 fn clean_pool(recs: &[Rec]) -> Vec<u8> {
     recs.iter().flat_map(|(k, v)| record(k, v)).collect()
 }
@@ -855,11 +864,7 @@ fn misaligned_is_never_written_and_delete_c_drops_the_fragment() {
     check(delete, 3, "");
     assert_pool(&pools.bytes(1), &before);
 
-    // The 2.0 form prints the pool left, as 2.0 did.
-    let mut clean = pools.cmd();
-    clean.args(["delete", "-c"]);
-    check(clean, 0, kv(&misaligned_whole()));
-    assert_pool(&pools.bytes(1), &clean_pool(&misaligned_whole()));
+    cleans(&pools, "-c", &misaligned_whole());
 }
 
 /// The records a listing shows: the one with an empty key is not one
@@ -946,11 +951,7 @@ fn duplicates_delete_d_keeps_the_last_record_of_each_key() {
         rec("GuestStatus", "ready"),
         rec("InstanceRole", "web"),
     ];
-    // The 2.0 form prints the pool left, as 2.0 did.
-    let mut delete = pools.cmd();
-    delete.args(["delete", "-d"]);
-    check(delete, 0, kv(&left));
-    assert_pool(&pools.bytes(1), &clean_pool(&left));
+    cleans(&pools, "-d", &left);
 }
 
 #[test]
@@ -962,11 +963,7 @@ fn invalid_utf8_delete_c_drops_what_the_host_cannot_read() {
         .filter(|(i, _)| !(1..=3).contains(i))
         .map(|(_, r)| r)
         .collect();
-    // The 2.0 form prints the pool left, as 2.0 did.
-    let mut clean = pools.cmd();
-    clean.args(["delete", "-c"]);
-    check(clean, 0, kv(&kept));
-    assert_pool(&pools.bytes(1), &clean_pool(&kept));
+    cleans(&pools, "-c", &kept);
 }
 
 #[test]

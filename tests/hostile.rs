@@ -807,73 +807,39 @@ fn invalid_utf8_value_argument_and_stdin_refused() {
     }
 }
 
+/// Text that is not UTF-8 in any batch form (lines, JSON with hex fields,
+/// NUL-separated pairs) refuses the whole batch: `good`, before it, is not
+/// written either, as every pair is checked first.
 #[test]
-fn invalid_utf8_in_a_batch_line_refuses_the_whole_batch() {
+fn invalid_utf8_anywhere_in_a_batch_refuses_the_whole_batch() {
     let (pools, _) = Pools::of(1, &[("a", "1")]);
-    let key_bad = [&b"good=1\n"[..], LONE_SURROGATE, b"=v\n"].concat();
-    let value_bad = [&b"good=1\nk="[..], LONE_SURROGATE, b"\n"].concat();
-    for (input, says) in [
-        (
-            key_bad,
-            "batch line 2: the key is not valid UTF-8 (bad byte at offset 0)",
-        ),
-        (
-            value_bad,
-            "batch line 2: the value is not valid UTF-8 (bad byte at offset 0)",
-        ),
-    ] {
+    let s = LONE_SURROGATE;
+    let line = "batch line 2: the";
+    let item = "batch item 2:";
+    let pair = "batch pair 2:";
+    let not_utf8 = "is not valid UTF-8";
+    #[rustfmt::skip]
+    let rows: [(&str, Vec<u8>, String); 8] = [
+        ("", [&b"good=1\n"[..], s, b"=v\n"].concat(), format!("{line} key {not_utf8} (bad byte at offset 0)")),
+        ("", [&b"good=1\nk="[..], s, b"\n"].concat(), format!("{line} value {not_utf8} (bad byte at offset 0)")),
+        ("", br#"[{"key":"good","value":"1"},{"key_hex":"eda080","value":"v"}]"#.to_vec(),
+         format!("{item} the key {not_utf8} (bad byte at offset 0)")),
+        ("", br#"[{"key":"good","value":"1"},{"key":"k","value_hex":"6eda080"}]"#.to_vec(),
+         format!("{item} \"value_hex\" is not hex")),
+        ("", br#"[{"key":"good","value":"1"},{"key":"k","value_hex":"6eda080a"}]"#.to_vec(),
+         format!("{item} the value {not_utf8} (bad byte at offset 1)")),
+        ("-0", [&b"good\x001\x00k\x00"[..], s, b"\x00"].concat(), format!("{pair} the value {not_utf8} (bad byte at offset 0)")),
+        ("-0", [&b"good\x001\x00"[..], s, b"\x00v\x00"].concat(), format!("{pair} the key {not_utf8} (bad byte at offset 0)")),
+        ("-0", b"good\x001\x00k\x00".to_vec(), format!("{pair} a key with no value")),
+    ];
+    for (nul, input, says) in rows {
         let mut c = pools.cmd();
-        c.args(["write", "--batch", "-"]).write_stdin(input);
-        // `good` is not written either: every pair is checked first.
-        refused(pools.path(), c, 2, &[says]);
-    }
-}
-
-#[test]
-fn invalid_utf8_in_batch_json_hex_refuses_the_whole_batch() {
-    let (pools, _) = Pools::of(1, &[("a", "1")]);
-    for (input, says) in [
-        (
-            r#"[{"key":"good","value":"1"},{"key_hex":"eda080","value":"v"}]"#,
-            "batch item 2: the key is not valid UTF-8 (bad byte at offset 0)",
-        ),
-        (
-            r#"[{"key":"good","value":"1"},{"key":"k","value_hex":"6eda080"}]"#,
-            "batch item 2: \"value_hex\" is not hex",
-        ),
-        (
-            r#"[{"key":"good","value":"1"},{"key":"k","value_hex":"6eda080a"}]"#,
-            "batch item 2: the value is not valid UTF-8 (bad byte at offset 1)",
-        ),
-    ] {
-        let mut c = pools.cmd();
-        c.args(["write", "--batch", "-"]).write_stdin(input);
-        refused(pools.path(), c, 2, &[says]);
-    }
-}
-
-#[test]
-fn invalid_utf8_in_a_nul_batch_pair_refuses_the_whole_batch() {
-    let (pools, _) = Pools::of(1, &[("a", "1")]);
-    let value_bad = [&b"good\x001\x00k\x00"[..], LONE_SURROGATE, b"\x00"].concat();
-    let key_bad = [&b"good\x001\x00"[..], LONE_SURROGATE, b"\x00v\x00"].concat();
-    for (input, says) in [
-        (
-            value_bad,
-            "batch pair 2: the value is not valid UTF-8 (bad byte at offset 0)",
-        ),
-        (
-            key_bad,
-            "batch pair 2: the key is not valid UTF-8 (bad byte at offset 0)",
-        ),
-        (
-            b"good\x001\x00k\x00".to_vec(),
-            "batch pair 2: a key with no value",
-        ),
-    ] {
-        let mut c = pools.cmd();
-        c.args(["write", "--batch", "-", "-0"]).write_stdin(input);
-        refused(pools.path(), c, 2, &[says]);
+        c.args(["write", "--batch", "-"]);
+        if !nul.is_empty() {
+            c.arg(nul);
+        }
+        c.write_stdin(input);
+        refused(pools.path(), c, 2, &[&says]);
     }
 }
 
