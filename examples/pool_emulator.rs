@@ -13,7 +13,7 @@
 //!     appending, takes flock(LOCK_EX) (never an fcntl lock), appends one
 //!     zero-filled record `PREFIX-N` = `cloud-init:PREFIX-N`, unlocks, and
 //!     pauses PAUSE_US microseconds.
-//! pool_emulator hold FILE posix|posix-shared|flock|flock-shared SECONDS
+//! pool_emulator hold FILE posix|posix-shared|ofd|flock|flock-shared SECONDS
 //!     Takes an exclusive lock of that kind, prints "locked", holds it for
 //!     SECONDS, then exits.
 //! ```
@@ -126,11 +126,20 @@ fn hold(path: &str, kind: &str, secs: f64) {
         "posix" => posix_lock(f.as_raw_fd(), libc::F_WRLCK, true),
         // A reader's lock, as the daemon takes it to read the file.
         "posix-shared" => posix_lock(f.as_raw_fd(), libc::F_RDLCK, true),
+        // An open file description lock, which F_GETLK reports as pid -1.
+        "ofd" => {
+            // SAFETY: plain-data struct, zero is valid.
+            let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+            fl.l_type = libc::F_WRLCK as libc::c_short;
+            fl.l_whence = libc::SEEK_SET as libc::c_short;
+            // SAFETY: F_OFD_SETLKW reads `fl`, which outlives the call.
+            unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLKW, &fl) == 0 }
+        }
         // SAFETY: flock on a descriptor `f` keeps open touches no memory.
         "flock" => unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) == 0 },
         // SAFETY: as above.
         "flock-shared" => unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH) == 0 },
-        _ => panic!("kind is posix, posix-shared, flock or flock-shared"),
+        _ => panic!("kind is posix, posix-shared, ofd, flock or flock-shared"),
     };
     assert!(ok, "lock");
     println!("locked");

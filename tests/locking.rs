@@ -103,6 +103,41 @@ fn a_shared_lock_lets_readers_in_and_keeps_changes_out() {
     }
 }
 
+/// The holder named is the one of the lock waited for: with a `flock` held
+/// by one program and a POSIX lock by another, the `flock` times out first
+/// and names only its holder; an open file description lock (pid -1 to
+/// `F_GETLK`) has no holder to name.
+#[test]
+fn the_holder_named_is_the_holder_of_the_lock_waited_for() {
+    let (pools, before) = Pools::of(1, &[("a", "1")]);
+    let flocker = hold(&pools.file(1), "flock", "60");
+    let posix = hold(&pools.file(1), "posix-shared", "60");
+    let run = pools
+        .cmd()
+        .args(["write", "b", "2", "--lock-timeout", "0.2"])
+        .gives(3, &[Is("")], &[Has("waiting for the flock lock")]);
+    let named = format!("held by pid {} (pool_emulator)", flocker.pid());
+    run.expect(3, &[&named])
+        .never_says(&[&format!("pid {}", posix.pid())]);
+    drop((flocker, posix));
+
+    let ofd = hold(&pools.file(1), "ofd", "60");
+    pools
+        .cmd()
+        .args(["write", "b", "2", "--lock-timeout", "0.2"])
+        .gives(
+            3,
+            &[Is("")],
+            &[
+                Has("waiting for the fcntl lock"),
+                Has("the holder is not known"),
+            ],
+        )
+        .never_says(&["pid -1"]);
+    drop(ofd);
+    assert_eq!(pools.bytes(1), before);
+}
+
 #[test]
 fn write_waits_for_a_lock_that_is_released() {
     let (pools, _) = Pools::of(1, &[("a", "1")]);
