@@ -34,11 +34,9 @@ pub enum Construct {
     BackReference,
     /// `(?=a)`, `(?!a)`: likewise.
     LookAhead,
-    /// Counts past 100,000 states (std::regex refused those, or read a count
-    /// past 2^31 modulo 2^32).
+    /// Counts past 100,000 states (std::regex refused them, or wrapped).
     HugeCount,
-    /// Groups or repetitions of one thing nested over 100 deep, or over 250
-    /// as written for the `regex` crate, whose compiler recurses.
+    /// Groups or repetitions nested over 100 deep (250 as written).
     DeepNesting,
 }
 
@@ -71,12 +69,9 @@ pub fn translate(pattern: &[u8], ignore_case: bool) -> Result<String, Refusal> {
     let toks = scan(pattern, ignore_case)?;
     let mut p = Parser {
         toks: &toks,
-        at: 0,
         ecma: ignore_case,
         groups: 1,
-        open: Vec::new(),
-        unsupported: None,
-        depth: 0,
+        ..Parser::default()
     };
     let (text, states) = p.disjunction()?;
     if p.at != toks.len() {
@@ -129,7 +124,6 @@ enum Tok {
 /// scanner keeps its own state (in a bracket, in a brace), so the tokens do
 /// not depend on the compiler, and its errors come first.
 fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, String> {
-    let spec = if ecma { ECMA_SPECIAL } else { BASIC_SPECIAL };
     let mut out = Vec::new();
     let mut i = 0;
     // 0, or the `[` or `{` the scanner is inside.
@@ -138,7 +132,7 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, String> {
         i += 1;
         let tok = match state {
             0 if c == 0 && !ecma => return Err("a NUL byte".into()),
-            0 if !spec.contains(&c) => Tok::Char(c),
+            0 if !is_pattern(&[c], ecma) => Tok::Char(c),
             0 => {
                 let mut c = c;
                 if c == b'\\' {
@@ -307,13 +301,8 @@ fn class(name: &[u8], icase: bool) -> Option<Set> {
 /// `.`, or `\d` and the like (upper case: the bytes not in the class).
 fn quoted(c: u8, ecma: bool) -> Set {
     if c == b'.' {
-        return set_of(|b| {
-            if ecma {
-                b != b'\n' && b != b'\r'
-            } else {
-                b != 0
-            }
-        });
+        let not: &[u8] = if ecma { b"\n\r" } else { b"\0" };
+        return set_of(|b| !not.contains(&b));
     }
     let s = class(&[c.to_ascii_lowercase()], ecma).unwrap_or([false; 256]);
     s.map(|m| m != c.is_ascii_uppercase())
@@ -355,6 +344,7 @@ enum Last {
 
 /// libstdc++'s `_Compiler`, writing `regex` crate syntax as it goes and
 /// counting the NFA states it would make (an upper bound).
+#[derive(Default)]
 struct Parser<'a> {
     toks: &'a [Tok],
     at: usize,
@@ -494,47 +484,40 @@ impl Parser<'_> {
                     return Err("a count without a number".into());
                 };
                 self.at += 1;
-                let mut max = Some((min_int, min));
-                if self.eat(b',') {
-                    max = match toks.get(self.at) {
-                        Some(&Tok::Count(max)) => {
-                            self.at += 1;
-                            Some(max)
-                        }
-                        _ => None,
-                    };
-                }
+                let max = if !self.eat(b',') {
+                    Some((min_int, min))
+                } else if let Some(&Tok::Count(max)) = toks.get(self.at) {
+                    self.at += 1;
+                    Some(max)
+                } else {
+                    None
+                };
                 if !self.eat(b'}') {
                     return Err("a count that is not {m}, {m,} or {m,n}".into());
                 }
-                let unit = s.saturating_add(1);
-                match max {
-                    Some((max_int, max)) => {
-                        if max_int < min_int {
-                            return Err("a count whose maximum is under its minimum".into());
-                        }
-                        if min > STATE_LIMIT || max > STATE_LIMIT {
-                            self.unsupported(Construct::HugeCount);
-                        }
-                        let (lo, hi) = (min.min(STATE_LIMIT), max.min(STATE_LIMIT));
-                        let states = (s.saturating_mul(lo.saturating_add(1)))
-                            .saturating_add(unit.saturating_mul(hi.saturating_sub(lo)))
-                            .saturating_add(2);
-                        let text = if max == min {
-                            format!("{{{min}}}")
-                        } else {
-                            format!("{{{min},{max}}}")
-                        };
-                        (text, states)
-                    }
-                    None => {
-                        if min > STATE_LIMIT {
-                            self.unsupported(Construct::HugeCount);
-                        }
-                        let states = s.saturating_mul(min.min(STATE_LIMIT).saturating_add(2));
-                        (format!("{{{min},}}"), states.saturating_add(3))
-                    }
+                if max.is_some_and(|(max_int, _)| max_int < min_int) {
+                    return Err("a count whose maximum is under its minimum".into());
                 }
+                let max = max.map(|m| m.1);
+                if min.max(max.unwrap_or(0)) > STATE_LIMIT {
+                    self.unsupported(Construct::HugeCount);
+                }
+                let lo = min.min(STATE_LIMIT);
+                let states = match max {
+                    Some(max) => (s.saturating_mul(lo.saturating_add(1)))
+                        .saturating_add(
+                            s.saturating_add(1)
+                                .saturating_mul(max.min(STATE_LIMIT).saturating_sub(lo)),
+                        )
+                        .saturating_add(2),
+                    None => s.saturating_mul(lo.saturating_add(2)).saturating_add(3),
+                };
+                let text = match max {
+                    Some(max) if max == min => format!("{{{min}}}"),
+                    Some(max) => format!("{{{min},{max}}}"),
+                    None => format!("{{{min},}}"),
+                };
+                (text, states)
             }
             _ => {
                 self.at -= 1;
