@@ -187,12 +187,7 @@ impl Inotify {
             return Some(false);
         }
         self.unwatch_ancestor();
-        let mask = WatchFlags::CREATE
-            | WatchFlags::MOVED_TO
-            | WatchFlags::DELETE_SELF
-            | WatchFlags::MOVE_SELF
-            | WatchFlags::ONLYDIR;
-        let wd = inotify::add_watch(&self.fd, near.as_c_str(), mask).ok()?;
+        let wd = inotify::add_watch(&self.fd, near.as_c_str(), ENTRY).ok()?;
         self.ancestor = Some((near, wd));
         Some(true)
     }
@@ -248,15 +243,16 @@ fn ready(fd: &OwnedFd, limit: Option<Duration>) -> rustix::io::Result<bool> {
 /// Watch the directory now at `dir`. IN_ONLYDIR: a file put where the
 /// directory was is not the directory back.
 fn add_watch(fd: &OwnedFd, dir: &CString) -> io::Result<i32> {
-    let mask = WatchFlags::MODIFY
-        | WatchFlags::CLOSE_WRITE
-        | WatchFlags::CREATE
-        | WatchFlags::MOVED_TO
-        | WatchFlags::DELETE_SELF
-        | WatchFlags::MOVE_SELF
-        | WatchFlags::ONLYDIR;
+    let mask = ENTRY | WatchFlags::MODIFY | WatchFlags::CLOSE_WRITE;
     Ok(inotify::add_watch(fd, dir.as_c_str(), mask)?)
 }
+
+/// A new entry in a directory, or the directory going.
+const ENTRY: WatchFlags = WatchFlags::CREATE
+    .union(WatchFlags::MOVED_TO)
+    .union(WatchFlags::DELETE_SELF)
+    .union(WatchFlags::MOVE_SELF)
+    .union(WatchFlags::ONLYDIR);
 
 /// True when `e` says there is no directory at the path (yet).
 fn is_missing(e: &io::Error) -> bool {

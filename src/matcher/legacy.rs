@@ -397,15 +397,11 @@ impl Parser<'_> {
             }
             states = states.saturating_add(2);
         }
-        let text = alts.join("|");
-        Ok((
-            if alts.len() > 1 {
-                format!("(?:{text})")
-            } else {
-                text
-            },
-            states,
-        ))
+        let mut text = alts.join("|");
+        if alts.len() > 1 {
+            text = format!("(?:{text})");
+        }
+        Ok((text, states))
     }
 
     /// An assertion, or an atom and its quantifiers.
