@@ -13,8 +13,7 @@ use crate::record::{check_field, Field, FieldError, Limits};
 /// (key, value) pairs, in order.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The most a batch may hold: far more than a pool of 10,000 full records,
-/// while an endless input is refused, not swallowed.
+/// The most a batch may hold: an endless input is refused, not swallowed.
 const MAX_BYTES: usize = 64 << 20;
 
 /// Read and check the pairs in `file` (`-`: stdin).
@@ -148,8 +147,7 @@ impl Kept {
     }
 }
 
-/// Where a pair came from (`line 3`, `item 2`, `pair 1`, `key "k"`), for
-/// messages; formatted only when needed.
+/// Where a pair came from, for messages; formatted only when needed.
 enum Origin {
     At(&'static str, usize),
     Key(String),

@@ -118,8 +118,7 @@ impl Matcher {
     }
 }
 
-/// A 2.0 pattern, compiled to match bytes as 2.0 did in the C locale; whole
-/// key with `exact` (2.0's `regex_match`).
+/// A 2.0 pattern, matching bytes as in the C locale; whole key with `exact`.
 fn compile_legacy(pattern: &[u8], exact: bool, icase: bool) -> Result<regex::bytes::Regex, Error> {
     let shown = String::from_utf8_lossy(pattern);
     let text = legacy::translate(pattern, icase).map_err(|r| {

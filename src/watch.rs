@@ -18,12 +18,10 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 
-/// How often the fallback looks again (also for a missing directory with no
-/// ancestor to watch).
+/// How often the fallback looks again.
 const POLL: Duration = Duration::from_millis(100);
 
-/// How often a missing directory is looked for while an ancestor is watched:
-/// a rename further up the path tells that watch nothing.
+/// How often a missing directory is looked for while an ancestor is watched.
 const ANCESTOR_LOOK: Duration = Duration::from_secs(1);
 
 /// Whether `read --wait` on `dir`, which does not exist, would wait for
@@ -50,8 +48,7 @@ struct Inotify {
     fd: OwnedFd,
     /// The watch on the directory now at the path; `None` while it is gone.
     wd: Option<i32>,
-    /// While the directory is missing: the nearest ancestor that exists, and
-    /// its watch.
+    /// While the directory is missing: the nearest ancestor, and its watch.
     ancestor: Option<(CString, i32)>,
 }
 
@@ -109,9 +106,8 @@ impl Watch {
         }
     }
 
-    /// Drop the watch that no longer covers the path, then wait for a
-    /// directory there and watch it, until the deadline; fall back to
-    /// polling if it cannot be watched.
+    /// Drop the watch that no longer covers the path, and wait for a
+    /// directory there to watch (or poll), until the deadline.
     fn rewatch(&mut self, deadline: Option<Instant>) {
         let Some(ino) = &mut self.inotify else {
             return;
@@ -198,8 +194,7 @@ impl Inotify {
         }
     }
 
-    /// Read every pending event and say what they mean for the files called
-    /// `names`.
+    /// Read every pending event: what do they mean for `names`?
     fn drain(&mut self, names: &[OsString]) -> Seen {
         let mut seen = Seen::Nothing;
         let mut buf = [MaybeUninit::<u8>::uninit(); 4096];

@@ -52,8 +52,7 @@ impl Construct {
     }
 }
 
-/// Does the pattern have a character special in its syntax? One without is
-/// matched as literal text.
+/// Does the pattern have a character special in its syntax?
 pub fn is_pattern(pattern: &[u8], ignore_case: bool) -> bool {
     let special = if ignore_case {
         ECMA_SPECIAL
@@ -63,8 +62,7 @@ pub fn is_pattern(pattern: &[u8], ignore_case: bool) -> bool {
     pattern.iter().any(|b| special.contains(b))
 }
 
-/// The pattern in `regex` crate syntax (built without Unicode, case
-/// sensitive), or why there is none.
+/// The pattern in `regex` crate syntax (bytes, case sensitive), or why not.
 pub fn translate(pattern: &[u8], ignore_case: bool) -> Result<String, Refusal> {
     let toks = scan(pattern, ignore_case)?;
     let mut p = Parser {
@@ -98,8 +96,7 @@ const ECMA_SPECIAL: &[u8] = b"^$\\.*+?()[]{}|";
 const BASIC_SPECIAL: &[u8] = b".[\\*^$";
 /// libstdc++'s `_GLIBCXX_REGEX_STATE_LIMIT`: past it, `error_space`.
 const STATE_LIMIT: u64 = 100_000;
-/// How deep groups, and repetitions of one thing, may nest in a pattern;
-/// and both together in what it is written as.
+/// How deep groups, or repetitions, may nest; and both as written.
 const MAX_DEPTH: usize = 100;
 const MAX_WRITTEN_DEPTH: i64 = 250;
 
@@ -114,15 +111,12 @@ enum Tok {
     Count((i64, u64)),
     /// `[:name:]`, `[.name.]` or `[=name=]`, by its delimiter.
     Named(u8, Vec<u8>),
-    /// The rest, by their character: `( ) * + ? | { } , ^ $ ] -`; `:` for
-    /// `(?:`, `=` for a look-ahead, `[` and `!` for `[` and `[^`, and `b`
-    /// and `B` for `\b` and `\B`.
+    /// The rest by their character; `:` `(?:`, `=` a look-ahead, `!` `[^`.
     Op(u8),
 }
 
-/// The whole pattern as tokens, or the error the scanner throws. The
-/// scanner keeps its own state (in a bracket, in a brace), so the tokens do
-/// not depend on the compiler, and its errors come first.
+/// The whole pattern as tokens, or the scanner's error (which comes first:
+/// the scanner keeps its own state, apart from the compiler).
 fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, String> {
     let mut out = Vec::new();
     let mut i = 0;
@@ -211,9 +205,8 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, String> {
     }
 }
 
-/// After `\`: in basic syntax one of `.[\*^$` or a back-reference `\1`–`\9`
-/// (anything else is an error in strict C++); in ECMAScript as libstdc++
-/// reads it.
+/// After `\`: in basic syntax `.[\*^$` or `\1`–`\9` (else an error in
+/// strict C++); in ECMAScript as libstdc++ reads it.
 fn escape(p: &[u8], i: &mut usize, ecma: bool, in_bracket: bool) -> Result<Tok, String> {
     let c = *p.get(*i).ok_or("a backslash at the end")?;
     *i += 1;
@@ -308,8 +301,7 @@ fn quoted(c: u8, ecma: bool) -> Set {
     s.map(|m| m != c.is_ascii_uppercase())
 }
 
-/// `regex_traits::lookup_collatename`: a POSIX name of an ASCII
-/// character, or a letter itself.
+/// `regex_traits::lookup_collatename`: the POSIX name of an ASCII byte.
 fn collating(name: &[u8]) -> Option<u8> {
     #[rustfmt::skip]
     const NAMES: [&str; 128] = [
@@ -538,9 +530,8 @@ impl Parser<'_> {
         })
     }
 
-    /// `_M_insert_bracket_matcher` and `_M_expression_term`. A range
-    /// compares `char`s, signed, and with icase takes a byte whose lower or
-    /// upper case is in it; an equivalence class is either case.
+    /// `_M_expression_term`: a range compares signed `char`s, with icase
+    /// either case; an equivalence class is either case.
     fn bracket(&mut self, negated: bool) -> Result<String, Refusal> {
         let (toks, ecma) = (self.toks, self.ecma);
         let mut s = [false; 256];
@@ -626,8 +617,7 @@ impl Parser<'_> {
     }
 }
 
-/// `_M_cur_int_value(10)`: what std::regex makes of the digits (in a
-/// `long`, returned as an `int`), and their value (saturated).
+/// `_M_cur_int_value(10)`: the digits as a wrapped `int`, and saturated.
 fn count(digits: &[u8]) -> (i64, u64) {
     let mut wrapped: i64 = 0;
     let mut value: u64 = 0;
