@@ -193,8 +193,7 @@ impl Cli {
     }
 }
 
-/// The environment variables hvkvp reads, each with the long option it
-/// stands in for and what it gives (for the man page).
+/// The environment variables hvkvp reads, their option and meaning (man page).
 pub const ENVIRONMENT: [(&str, &str, &str); 1] =
     [(POOL_DIR_ENV, "pool-dir", "Directory of the pool files")];
 
@@ -205,8 +204,7 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_DIR_ENV: &str = "HVKVP_POOL_DIR";
 
 impl Global {
-    /// `--pool-dir`, else `$HVKVP_POOL_DIR` unless empty, else
-    /// [`pool::DEFAULT_DIR`].
+    /// `--pool-dir`, else `$HVKVP_POOL_DIR` unless empty, else the default.
     pub fn pool_dir(&self) -> PathBuf {
         self.pool_dir
             .clone()
@@ -272,8 +270,7 @@ impl TypedValueParser for KeysetParser {
 }
 
 /// `-m on|off`: `on` matches the whole key, `off` any part of it.
-// No doc comments on the variants: clap would print them as help for
-// each value, and `--help` would change.
+// No docs on the variants: `--help` would show them.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OnOff {
@@ -699,8 +696,7 @@ pub struct CheckArgs {
 }
 
 /// `check -o`: `text` for people, `json` for programs.
-// No doc comments on the variants: clap would print them as help for
-// each value, and `--help` would change.
+// No docs on the variants: `--help` would show them.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CheckFormat {
@@ -716,10 +712,8 @@ pub struct GenerateArgs {
     pub what: Generated,
 }
 
-/// `hvkvp generate WHAT`: the man page, or the completion script of
-/// bash, zsh or fish.
-// No doc comments on the shells: clap would print them as help for each
-// value, and `generate --help` would change.
+/// `hvkvp generate WHAT`: the man page, or a shell's completion script.
+// No docs on the shells: `generate --help` would show them.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Generated {

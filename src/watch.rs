@@ -153,15 +153,11 @@ impl Inotify {
     fn new(dir: &CString) -> io::Result<Inotify> {
         let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
         let wd = match add_watch(&fd, dir) {
-            Ok(wd) => Some(wd),
             Err(e) if is_missing(&e) => None,
-            Err(e) => return Err(e),
+            wd => Some(wd?),
         };
-        Ok(Inotify {
-            fd,
-            wd,
-            ancestor: None,
-        })
+        let ancestor = None;
+        Ok(Inotify { fd, wd, ancestor })
     }
 
     /// Watch the nearest ancestor of `dir` that exists for a new entry.
