@@ -521,13 +521,7 @@ impl Parser<'_> {
 
     /// One character: itself, or with icase every byte of its ASCII case.
     fn char_set(&self, c: u8) -> Set {
-        set_of(|b| {
-            if self.ecma {
-                b.eq_ignore_ascii_case(&c)
-            } else {
-                b == c
-            }
-        })
+        set_of(|b| b == c || self.ecma && b.eq_ignore_ascii_case(&c))
     }
 
     /// `_M_expression_term`: a range compares signed `char`s, with icase
@@ -595,13 +589,8 @@ impl Parser<'_> {
                             return Err(why.into());
                         }
                         let w = |x: u8| (l as i8..=r as i8).contains(&(x as i8));
-                        add(
-                            &mut s,
-                            set_of(|b| {
-                                w(b) || ecma
-                                    && (w(b.to_ascii_lowercase()) || w(b.to_ascii_uppercase()))
-                            }),
-                        );
+                        let (lo, up) = (u8::to_ascii_lowercase, u8::to_ascii_uppercase);
+                        add(&mut s, set_of(|b| w(b) || ecma && (w(lo(&b)) || w(up(&b)))));
                         Last::None
                     }
                     Last::None if ecma => {
