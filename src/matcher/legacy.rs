@@ -78,7 +78,7 @@ pub fn translate(pattern: &[u8], ignore_case: bool) -> Result<String, Refusal> {
     if let Some(c) = p.unsupported {
         return Err(Refusal::Unsupported(c));
     }
-    if states.saturating_add(8) > STATE_LIMIT {
+    if states + 8 > STATE_LIMIT {
         return Err(Refusal::Unsupported(Construct::HugeCount));
     }
     // Every `(` of the text opens a group: literal bytes are `\xNN`.
@@ -350,7 +350,8 @@ struct Parser<'a> {
     depth: usize,
 }
 
-/// A piece written, and the states it costs.
+/// A piece written, and the states it costs (any past the limit as the
+/// limit, which keeps the sums small and refuses as many patterns).
 type Piece = (String, u64);
 
 impl Parser<'_> {
@@ -380,20 +381,20 @@ impl Parser<'_> {
             let (mut text, mut s) = (String::new(), 1u64);
             while let Some((t, n)) = self.term()? {
                 text.push_str(&t);
-                s = s.saturating_add(n);
+                s += n;
             }
             alts.push(text);
-            states = states.saturating_add(s);
+            states += s;
             if !self.eat(b'|') {
                 break;
             }
-            states = states.saturating_add(2);
+            states += 2;
         }
         let mut text = alts.join("|");
         if alts.len() > 1 {
             text = format!("(?:{text})");
         }
-        Ok((text, states))
+        Ok((text, states.min(STATE_LIMIT)))
     }
 
     /// An assertion, or an atom and its quantifiers.
@@ -437,9 +438,9 @@ impl Parser<'_> {
                     self.open.pop();
                 } else if *c == b'=' {
                     self.unsupported(Construct::LookAhead);
-                    return Ok(Some((String::new(), s.saturating_add(2))));
+                    return Ok(Some((String::new(), s + 2)));
                 }
-                (format!("(?:{text})"), s.saturating_add(2))
+                (format!("(?:{text})"), s + 2)
             }
             Tok::Op(c @ (b'[' | b'!')) => (self.bracket(*c == b'!')?, 1),
             _ => {
@@ -464,9 +465,9 @@ impl Parser<'_> {
         let s = *s;
         self.at += 1;
         let (suffix, states) = match toks.get(self.at - 1) {
-            Some(Tok::Op(b'*')) => ("*".into(), s.saturating_add(1)),
-            Some(Tok::Op(b'+')) => ("+".into(), s.saturating_add(1)),
-            Some(Tok::Op(b'?')) => ("?".into(), s.saturating_add(2)),
+            Some(Tok::Op(b'*')) => ("*".into(), s + 1),
+            Some(Tok::Op(b'+')) => ("+".into(), s + 1),
+            Some(Tok::Op(b'?')) => ("?".into(), s + 2),
             Some(Tok::Op(b'{')) => {
                 let Some(&Tok::Count((min_int, min))) = toks.get(self.at) else {
                     return Err("a count without a number".into());
@@ -492,13 +493,10 @@ impl Parser<'_> {
                 }
                 let lo = min.min(STATE_LIMIT);
                 let states = match max {
-                    Some(max) => (s.saturating_mul(lo.saturating_add(1)))
-                        .saturating_add(
-                            s.saturating_add(1)
-                                .saturating_mul(max.min(STATE_LIMIT).saturating_sub(lo)),
-                        )
-                        .saturating_add(2),
-                    None => s.saturating_mul(lo.saturating_add(2)).saturating_add(3),
+                    Some(max) => {
+                        s * (lo + 1) + (s + 1) * max.min(STATE_LIMIT).saturating_sub(lo) + 2
+                    }
+                    None => s * (lo + 2) + 3,
                 };
                 let text = match max {
                     Some(max) if max == min => format!("{{{min}}}"),
@@ -516,7 +514,7 @@ impl Parser<'_> {
         if self.ecma {
             self.eat(b'?');
         }
-        Ok(Some((format!("(?:{t}){suffix}"), states)))
+        Ok(Some((format!("(?:{t}){suffix}"), states.min(STATE_LIMIT))))
     }
 
     /// One character: itself, or with icase every byte of its ASCII case.
