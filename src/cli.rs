@@ -462,7 +462,7 @@ pub struct AllPools {
     pub set: bool,
 }
 
-/// `hvkvp read` (its help is in [`VERBS`]).
+/// `hvkvp read`.
 #[derive(Debug, Args)]
 #[command(mut_arg("all_pools", |a| a.help(
     "Read every pool file that exists; each record is prefixed with its pool. \
