@@ -1,17 +1,7 @@
-//! Input of `write --batch`: many (key, value) pairs, every one checked
-//! against the limits before the pool is opened.
-//!
-//! Three forms, the last two being what `read` prints, so a pool can be
-//! copied with `hvkvp read -o json | hvkvp write --batch -`:
-//! - `KEY=VALUE` lines (split at the first `=`; blank lines and lines
-//!   starting with `#` are skipped; a CR before the newline is dropped);
-//!   a UTF-8 byte order mark at the start of the input is dropped;
-//! - JSON: the array `read -o json` prints (objects with `key` and `value`,
-//!   or `key_hex`/`value_hex` for exact bytes), or the object
-//!   `read -o object` prints (`{"key": "value", …}`);
-//! - with `-0`, NUL-separated key, value, key, value… as `read -0` prints.
-//!
-//! A key given twice takes its last value, in the place of its first.
+//! Input of `write --batch`: `KEY=VALUE` lines (`#` comments and blank
+//! lines skipped, CR before a newline dropped), the JSON `read -o json` or
+//! `read -o object` prints, or with `-0` what `read -0` prints. A key given
+//! twice takes its last value, in the place of its first.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -23,8 +13,7 @@ use crate::record::{check_field, Field, FieldError, Limits};
 /// (key, value) pairs, in order.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The most a batch may hold: room for far more pairs than a pool of
-/// 10,000 full records, while an endless input is refused, not swallowed.
+/// The most a batch may hold: an endless input is refused, not swallowed.
 const MAX_BYTES: usize = 64 << 20;
 
 /// Read and check the pairs in `file` (`-`: stdin).
@@ -32,17 +21,12 @@ pub fn read(file: &Path, null: bool, limits: Limits) -> Result<Pairs, Error> {
     let mut input = Vec::new();
     let cap = MAX_BYTES as u64 + 1;
     let res = if file.as_os_str() == "-" {
-        stdin(
-            "batch",
-            "pipe the pairs in (`… | hvkvp write --batch -`), or give --batch a file",
-        )?
-        .take(cap)
-        .read_to_end(&mut input)
+        let hint = "pipe the pairs in (`… | hvkvp write --batch -`), or give --batch a file";
+        stdin("batch", hint)?.take(cap).read_to_end(&mut input)
     } else {
         std::fs::File::open(file).and_then(|f| f.take(cap).read_to_end(&mut input))
     };
-    // The batch is input: one that cannot be read is an input error (exit
-    // 2), like a value that cannot be read from stdin.
+    // A batch that cannot be read is an input error (exit 2).
     res.map_err(|e| Error::Input(format!("{}: cannot read the batch: {e}", file.display())))?;
     if input.len() > MAX_BYTES {
         return Err(Error::Input(format!(
@@ -54,20 +38,15 @@ pub fn read(file: &Path, null: bool, limits: Limits) -> Result<Pairs, Error> {
     parse(&input, null, limits)
 }
 
-/// Standard input, to read `what` from. A closed stdin (`<&-`) is an
-/// error, not an empty input: the Rust runtime opens /dev/null in place
-/// of a closed descriptor 0, so /dev/null is refused alike. An empty
-/// value is written as `hvkvp write KEY ''`.
+/// Standard input, to read `what` from. A closed stdin (`<&-`, which the
+/// Rust runtime replaces with /dev/null) and /dev/null are refused.
 pub(crate) fn stdin(what: &str, hint: &str) -> Result<std::io::StdinLock<'static>, Error> {
     use std::os::fd::AsFd;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let input = std::io::stdin();
-    let meta = input
-        .as_fd()
-        .try_clone_to_owned()
-        .and_then(|fd| std::fs::File::from(fd).metadata());
-    let null = std::fs::metadata("/dev/null");
-    let closed = match (meta, null) {
+    let meta =
+        (input.as_fd().try_clone_to_owned()).and_then(|fd| std::fs::File::from(fd).metadata());
+    let closed = match (meta, std::fs::metadata("/dev/null")) {
         (Err(_), _) => true,
         (Ok(m), Ok(n)) => m.file_type().is_char_device() && m.rdev() == n.rdev(),
         (Ok(_), Err(_)) => false,
@@ -82,20 +61,21 @@ pub(crate) fn stdin(what: &str, hint: &str) -> Result<std::io::StdinLock<'static
 
 /// Parse and check `input`; see the module documentation for the forms.
 pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
-    // Editors on Windows start UTF-8 files with a byte order mark; it is
-    // not part of the first key.
+    // A UTF-8 byte order mark is not part of the first key.
     let input = input.strip_prefix(b"\xef\xbb\xbf").unwrap_or(input);
-    // Each pair is checked and kept as it is read: no second copy of the
-    // input is made on the way.
-    let mut kept = Kept::new(limits);
+    let mut kept = Kept {
+        limits,
+        out: Vec::new(),
+        at: HashMap::new(),
+        collided: Vec::new(),
+    };
     if null {
         nul_pairs(input, &mut |o, k, v| kept.add(o, k, v))?;
     } else if matches!(
         input.iter().find(|b| !b.is_ascii_whitespace()),
-        Some(b'[') | Some(b'{')
+        Some(b'[' | b'{')
     ) {
-        // JSON only if it parses as JSON: `[net]=on` or `{id}=7` are
-        // KEY=VALUE lines whose first key starts with a bracket.
+        // JSON only if it parses as JSON: `[net]=on` is a KEY=VALUE line.
         match serde_json::from_slice(input) {
             Ok(doc) => {
                 for (origin, key, value) in json_pairs(doc)? {
@@ -125,8 +105,7 @@ pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
     Ok(kept.out)
 }
 
-/// The pairs checked so far: a key given again takes its new value in the
-/// place of its first. Keys are found by a hash; none is held twice.
+/// The pairs checked so far, each key once, found by its hash.
 struct Kept {
     limits: Limits,
     out: Pairs,
@@ -137,15 +116,6 @@ struct Kept {
 }
 
 impl Kept {
-    fn new(limits: Limits) -> Kept {
-        Kept {
-            limits,
-            out: Vec::new(),
-            at: HashMap::new(),
-            collided: Vec::new(),
-        }
-    }
-
     fn add(&mut self, origin: Origin, key: &[u8], value: &[u8]) -> Result<(), Error> {
         let named = |error: FieldError| Error::BatchField {
             origin: origin.to_string(),
@@ -153,21 +123,21 @@ impl Kept {
         };
         check_field(Field::Key, key, self.limits).map_err(named)?;
         check_field(Field::Value, value, self.limits).map_err(named)?;
-        let h = crate::record::fnv1a64(&[key]);
         let out = &mut self.out;
-        let found = match self.at.get(&h) {
-            None => {
-                self.at.insert(h, out.len());
-                None
+        let first = *self
+            .at
+            .entry(crate::record::fnv1a64(&[key]))
+            .or_insert(out.len());
+        let found = if first == out.len() {
+            None
+        } else if out[first].0 == key {
+            Some(first)
+        } else {
+            let found = self.collided.iter().copied().find(|&i| out[i].0 == key);
+            if found.is_none() {
+                self.collided.push(out.len());
             }
-            Some(&i) if out[i].0 == key => Some(i),
-            Some(_) => {
-                let found = self.collided.iter().copied().find(|&i| out[i].0 == key);
-                if found.is_none() {
-                    self.collided.push(out.len());
-                }
-                found
-            }
+            found
         };
         match found {
             Some(i) => out[i].1 = value.to_vec(),
@@ -179,18 +149,14 @@ impl Kept {
 
 /// Where a pair came from, for messages; formatted only when needed.
 enum Origin {
-    Line(usize),
-    Item(usize),
-    Pair(usize),
+    At(&'static str, usize),
     Key(String),
 }
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Origin::Line(n) => write!(f, "line {n}"),
-            Origin::Item(n) => write!(f, "item {n}"),
-            Origin::Pair(n) => write!(f, "pair {n}"),
+            Origin::At(what, n) => write!(f, "{what} {n}"),
             Origin::Key(k) => write!(f, "key \"{k}\""),
         }
     }
@@ -207,7 +173,7 @@ fn line_pairs(input: &[u8], emit: &mut Emit<'_>) -> Result<(), Error> {
         if line.iter().all(u8::is_ascii_whitespace) || line.first() == Some(&b'#') {
             continue;
         }
-        let origin = Origin::Line(n + 1);
+        let origin = Origin::At("line", n + 1);
         let Some(eq) = line.iter().position(|&b| b == b'=') else {
             return Err(Error::Input(format!(
                 "batch {origin}: no '=' between key and value"
@@ -234,46 +200,39 @@ fn nul_pairs(input: &[u8], emit: &mut Emit<'_>) -> Result<(), Error> {
     let mut i = 0;
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
         i += 1;
-        emit(Origin::Pair(i), k, v)?;
+        emit(Origin::At("pair", i), k, v)?;
     }
     Ok(())
 }
 
 fn json_pairs(doc: serde_json::Value) -> Result<Vec<Pair>, Error> {
     use serde_json::Value;
+    let bad = |what: String| Error::Input(format!("batch {what}"));
     match doc {
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
+        Value::Array(items) => (items.iter().enumerate())
             .map(|(i, item)| {
-                let origin = Origin::Item(i + 1);
-                let field = |name: &str| -> Result<Vec<u8>, Error> {
+                let origin = Origin::At("item", i + 1);
+                let field = |name: &str| {
                     if let Some(hex) = item.get(format!("{name}_hex")).and_then(Value::as_str) {
-                        return from_hex(hex).ok_or_else(|| {
-                            Error::Input(format!("batch {origin}: \"{name}_hex\" is not hex"))
-                        });
+                        return from_hex(hex)
+                            .ok_or_else(|| bad(format!("{origin}: \"{name}_hex\" is not hex")));
                     }
                     match item.get(name) {
                         Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
-                        _ => Err(Error::Input(format!(
-                            "batch {origin}: needs a string \"{name}\""
-                        ))),
+                        _ => Err(bad(format!("{origin}: needs a string \"{name}\""))),
                     }
                 };
                 let (key, value) = (field("key")?, field("value")?);
                 Ok((origin, key, value))
             })
             .collect(),
-        Value::Object(map) => map
-            .iter()
+        Value::Object(map) => (map.iter())
             .map(|(k, v)| {
                 let key = object_key(k)?;
                 let origin = Origin::Key(crate::output::show_key(&key));
                 match v {
                     Value::String(s) => Ok((origin, key, s.as_bytes().to_vec())),
-                    _ => Err(Error::Input(format!(
-                        "batch {origin}: the value is not a string"
-                    ))),
+                    _ => Err(bad(format!("{origin}: the value is not a string"))),
                 }
             })
             .collect(),
@@ -284,9 +243,8 @@ fn json_pairs(doc: serde_json::Value) -> Result<Vec<Pair>, Error> {
     }
 }
 
-/// The key a member name of `read -o object` stands for: the name itself,
-/// or for a key that is not UTF-8, the exact bytes in hex after its NUL
-/// (which no key holds).
+/// The key a member name of `read -o object` stands for: the name, or for
+/// a key that is not UTF-8, its bytes in hex after a NUL (which no key holds).
 fn object_key(name: &str) -> Result<Vec<u8>, Error> {
     match name.split_once('\0') {
         None => Ok(name.as_bytes().to_vec()),

@@ -1,30 +1,12 @@
-//! The whole command line. hvkvp 2.0's verbs and options keep working;
-//! the modern forms (positional KEY and VALUE, `-p`, `-o`) sit beside them.
-//!
-//! A command line is in *2.0 form* ([`Cli::is_2_0_form`]) when it names no
-//! key or value as a plain argument and uses only options hvkvp 2.0 had
-//! (`-k`, `-v`, `-s`, `-m`, `-n`, `-i`, `-x`, `-c`, `-d`, `-A` and their
-//! long spellings), besides the global `--pool-dir`, `--lock-timeout` and
-//! `-q`. It then behaves as 2.0 did, so that 2.0 scripts keep working:
-//! `write` and `delete` print the resulting pool (unless `-x` or `-q`),
-//! nothing matched is exit 0, `-k` is a 2.0 pattern (`matcher::legacy`),
-//! `write -m off` updates every key containing the text, and `-v -` is a
-//! literal `-`. Any modern option or argument makes it a modern command
-//! line, with hvkvp's own rules.
-//!
-//! An option that has nothing to act on is refused (exit 2), not dropped:
-//! `-n`, `-E` and `-m off` go with `-k PATTERN` (a plain KEY is matched
-//! exactly, so `delete -n KEY` is refused, not a delete of KEY); `-m`, `-n`
-//! and `-i` with no key at all only in a 2.0 command line, where they change
-//! nothing as in 2.0; `read --wait` and `--join` need a plain KEY; `-a` goes
-//! with neither `-p` nor `-s`, wherever they stand; `write -0` goes with
-//! `--batch`, `--keep-newline` with a value from stdin; `generate` takes no
-//! other option.
+//! The whole command line: hvkvp 2.0's verbs and options beside the modern
+//! forms. A line in *2.0 form* ([`Cli::is_2_0_form`]) behaves as 2.0 did;
+//! an option with nothing to act on is refused ([`Cli::unmeant`]).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{EnumValueParser, PossibleValue, TypedValueParser};
 use clap::{Args, FromArgMatches, Parser, ValueEnum, ValueHint};
 
 use crate::examples;
@@ -52,8 +34,7 @@ Exit status: 0 success, 1 nothing matched (0 for a 2.0 command line, as in
     max_term_width = 100
 )]
 pub struct Cli {
-    /// The options every verb takes. (clap ignores doc comments on
-    /// flattened fields and on subcommands: these change no help text.)
+    /// The options every verb takes.
     #[command(flatten)]
     pub global: Global,
 
@@ -75,7 +56,7 @@ pub struct Global {
     /// Pool: 0-4, or external/in, guest/out, auto, auto-external/params,
     /// auto-internal. Default: 0 for read, 1 for write and delete, every
     /// pool for check.
-    #[arg(short = 'p', long, value_name = "POOL", value_parser = parse_pool, global = true)]
+    #[arg(short = 'p', long, value_name = "POOL", value_parser = PoolId::parse, global = true)]
     pub pool: Option<PoolId>,
 
     /// hvkvp 2.0 spelling of --pool: in (0), out (1), params (3), in any
@@ -84,7 +65,7 @@ pub struct Global {
         short = 's',
         long,
         value_name = "KEYSET",
-        value_parser = KeysetParser,
+        value_parser = KeysetParser(EnumValueParser::new()),
         global = true,
         conflicts_with = "pool"
     )]
@@ -100,90 +81,64 @@ pub struct Global {
 }
 
 impl Cli {
-    /// Is this a 2.0-form command line (see the module documentation)?
+    /// Is this a 2.0-form command line: no key or value as a plain argument,
+    /// and only the options hvkvp 2.0 had (besides the global ones but -p)?
     pub fn is_2_0_form(&self) -> bool {
-        if self.global.pool.is_some() {
-            return false;
-        }
-        match &self.command {
-            Command::Read(a) => {
-                a.key.is_none()
-                    && !a.matching.regex
-                    && !a.all_pools.set
-                    && a.output.is_none()
-                    && !a.null
-                    && a.wait.is_none()
-                    && !a.join
+        self.global.pool.is_none()
+            && match &self.command {
+                Command::Read(a) => {
+                    a.key.is_none()
+                        && !a.matching.regex
+                        && !a.all_pools.set
+                        && a.output.is_none()
+                        && !a.null
+                        && a.wait.is_none()
+                        && !a.join
+                }
+                Command::Write(a) => {
+                    a.key.is_none()
+                        && a.value.is_none()
+                        && a.key_opt.is_some()
+                        && !a.force.set
+                        && !a.split
+                        && a.batch.is_none()
+                        && !a.null
+                        && !a.chomp
+                        && !a.keep_newline
+                }
+                Command::Delete(a) => {
+                    a.key.is_none() && !a.matching.regex && !a.force.set && !a.if_stale
+                }
+                Command::Check(_) | Command::Generate(_) => false,
             }
-            Command::Write(a) => {
-                a.key.is_none()
-                    && a.value.is_none()
-                    && a.key_opt.is_some()
-                    && !a.force.set
-                    && !a.split
-                    && a.batch.is_none()
-                    && !a.null
-                    && !a.chomp
-                    && !a.keep_newline
-            }
-            Command::Delete(a) => {
-                a.key.is_none() && !a.matching.regex && !a.force.set && !a.if_stale
-            }
-            Command::Check(_) | Command::Generate(_) => false,
-        }
     }
-}
-impl Cli {
-    /// Why a line clap accepts means nothing hvkvp could do as asked, if it
-    /// does not: an option that would change the result, had it something
-    /// to act on, must not be dropped in silence. clap's `requires` lets
-    /// some of these through: it is not checked when the argument required
-    /// conflicts with one given (`delete -n KEY`: -n requires -k, which
-    /// conflicts with KEY), and acting on such a line without the option
-    /// does something else than was asked (there, delete KEY instead of
-    /// every other key).
-    ///
-    /// `read --wait` and `--join` need a plain KEY.
-    /// `-m`, `-n`, `-E` and `-i` say how keys are matched: `-n` and `-E`
-    /// with `-k` only; `-m on` also with a plain KEY (which is matched
-    /// whole), `-i` also with a KEY and with `delete -d`. With nothing to
-    /// match, a 2.0-form line keeps hvkvp 2.0's way (they change nothing:
-    /// `read -n` lists the pool), except `delete -n` and `-E`, which need
-    /// `-k` in every form. `--keep-newline` needs a value read from stdin;
-    /// `generate` takes none of the options every verb takes.
+
+    /// Why a line clap accepts would not do what it asks, if so: an option
+    /// with nothing to act on is refused, not dropped. (clap's `requires`
+    /// does not hold against an argument that conflicts with one given.)
     pub fn unmeant(&self) -> Option<String> {
         let compat = self.is_2_0_form();
-        let with_k =
-            |opt: &str| format!("{opt} goes with -k PATTERN: a plain KEY is matched exactly");
-        let nothing = |opt: &str| {
-            format!("{opt} says how keys are matched, and no KEY or -k PATTERN is given")
+        let with_k = |opt: &str| {
+            Some(format!(
+                "{opt} goes with -k PATTERN: a plain KEY is matched exactly"
+            ))
         };
-        let matching = |m: &MatchArgs, key: bool, pattern: bool, also_i: bool| {
-            if pattern {
-                return None;
-            }
-            if m.regex {
-                return Some(with_k("-E"));
-            }
-            if key {
-                return match m.exact {
-                    Some(OnOff::Off) => Some(with_k("-m off")),
-                    _ if m.invert => Some(with_k("-n")),
-                    _ => None,
-                };
-            }
-            if compat {
-                return None;
-            }
-            if m.invert {
-                Some(nothing("-n"))
-            } else if m.exact.is_some() {
-                Some(nothing("-m"))
-            } else if m.ignore_case && !also_i {
-                Some(nothing("-i"))
-            } else {
-                None
-            }
+        let nothing = |opt: &str| {
+            Some(format!(
+                "{opt} says how keys are matched, and no KEY or -k PATTERN is given"
+            ))
+        };
+        // With nothing to match, a 2.0-form line changes nothing, as in 2.0.
+        let matching = |m: &MatchArgs, key: bool, pattern: bool, also_i: bool| match () {
+            _ if pattern => None,
+            _ if m.regex => with_k("-E"),
+            _ if key && m.exact == Some(OnOff::Off) => with_k("-m off"),
+            _ if key && m.invert => with_k("-n"),
+            _ if key || compat => None,
+            _ if m.invert => nothing("-n"),
+            _ if m.exact.is_some() => nothing("-m"),
+            _ if m.ignore_case && !also_i => nothing("-i"),
+            _ => None,
         };
         // clap's `conflicts_with` on -a holds only against -p and -s given
         // after the verb: `hvkvp -p 1 read -a` read every pool.
@@ -196,50 +151,35 @@ impl Cli {
             return Some("-a is every pool, -p and -s name one: give one or the other".into());
         }
         match &self.command {
-            Command::Read(a) => {
-                // clap's `requires = "key"` does not hold against -k, which
-                // conflicts with KEY: `read -k P --wait` waited for ever.
-                if a.key.is_none() && (a.wait.is_some() || a.join) {
-                    let opt = if a.join { "--join" } else { "--wait" };
-                    return Some(format!("{opt} goes with a plain KEY, not -k PATTERN"));
-                }
-                matching(&a.matching, a.key.is_some(), a.pattern.is_some(), false)
+            Command::Read(a) if a.key.is_none() && (a.wait.is_some() || a.join) => {
+                let opt = if a.join { "--join" } else { "--wait" };
+                Some(format!("{opt} goes with a plain KEY, not -k PATTERN"))
             }
-            Command::Delete(a) => {
-                if a.matching.invert && a.pattern.is_none() {
-                    return Some(if a.key.is_some() {
-                        with_k("-n")
-                    } else {
-                        "-n (delete the keys that do not match) goes with -k PATTERN".into()
-                    });
-                }
-                matching(
-                    &a.matching,
-                    a.key.is_some(),
-                    a.pattern.is_some(),
-                    a.clean_duplicates,
+            Command::Read(a) => matching(&a.matching, a.key.is_some(), a.pattern.is_some(), false),
+            Command::Delete(a) if a.matching.invert && a.pattern.is_none() => match a.key {
+                Some(_) => with_k("-n"),
+                None => Some("-n (delete the keys that do not match) goes with -k PATTERN".into()),
+            },
+            Command::Delete(a) => matching(
+                &a.matching,
+                a.key.is_some(),
+                a.pattern.is_some(),
+                a.clean_duplicates,
+            ),
+            Command::Write(a) if a.null && a.batch.is_none() => {
+                Some("-0 goes with --batch: the batch is NUL-separated".into())
+            }
+            Command::Write(a) if a.exact.is_some() && a.key_opt.is_none() && a.key.is_none() => {
+                Some("-m goes with -k KEY".into())
+            }
+            Command::Write(a) if a.keep_newline && a.value.as_deref().is_none_or(|v| v != "-") => {
+                Some(
+                    "--keep-newline keeps the last newline of a value read from stdin \
+                     (VALUE -), and none is"
+                        .into(),
                 )
             }
-            Command::Write(a) => {
-                // `requires = "batch"` does not hold against -k, KEY and
-                // the rest that conflict with --batch.
-                if a.null && a.batch.is_none() {
-                    return Some("-0 goes with --batch: the batch is NUL-separated".into());
-                }
-                if a.exact.is_some() && a.key_opt.is_none() && a.key.is_none() {
-                    return Some("-m goes with -k KEY".into());
-                }
-                let from_stdin = a.value.as_deref().is_some_and(|v| v == "-");
-                if a.keep_newline && !from_stdin {
-                    return Some(
-                        "--keep-newline keeps the last newline of a value read from stdin \
-                         (VALUE -), and none is"
-                            .into(),
-                    );
-                }
-                None
-            }
-            Command::Check(_) => None,
+            Command::Write(_) | Command::Check(_) => None,
             Command::Generate(_) => {
                 let g = &self.global;
                 let given = g.pool_dir.is_some()
@@ -253,8 +193,7 @@ impl Cli {
     }
 }
 
-/// The environment variables hvkvp reads, each with the long option it
-/// stands in for and what it gives (for the man page).
+/// The environment variables hvkvp reads, their option and meaning (man page).
 pub const ENVIRONMENT: [(&str, &str, &str); 1] =
     [(POOL_DIR_ENV, "pool-dir", "Directory of the pool files")];
 
@@ -265,8 +204,7 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_DIR_ENV: &str = "HVKVP_POOL_DIR";
 
 impl Global {
-    /// `--pool-dir`, else `$HVKVP_POOL_DIR` unless empty, else
-    /// [`pool::DEFAULT_DIR`].
+    /// `--pool-dir`, else `$HVKVP_POOL_DIR` unless empty, else the default.
     pub fn pool_dir(&self) -> PathBuf {
         self.pool_dir
             .clone()
@@ -300,55 +238,39 @@ pub enum Keyset {
 }
 
 impl Keyset {
-    /// hvkvp 2.0 read only the first letter of `-s`, in either case: `o`
-    /// out, `p` params, anything else in. hvkvp takes the same words but
-    /// refuses a first letter that names no key set, rather than reading
-    /// pool 0 for a typo.
+    /// As hvkvp 2.0, the first letter in either case; but one that names no
+    /// key set is refused, not read as `in`.
     fn parse(s: &str) -> Option<Keyset> {
-        match s.chars().next()?.to_ascii_lowercase() {
-            'i' => Some(Keyset::In),
-            'o' => Some(Keyset::Out),
-            'p' => Some(Keyset::Params),
-            _ => None,
-        }
+        let i = "iop".find(s.chars().next()?.to_ascii_lowercase())?;
+        Some([Keyset::In, Keyset::Out, Keyset::Params][i])
     }
 }
 
-/// Parses `-s` as [`Keyset::parse`] does, and offers `in`, `out` and
-/// `params` to `--help`, the man page and completions.
-#[derive(Debug, Clone, Copy)]
-struct KeysetParser;
+/// Parses `-s` as [`Keyset::parse`] does, with clap's message and possible
+/// values (for `--help`, the man page and completions).
+#[derive(Debug, Clone)]
+struct KeysetParser(EnumValueParser<Keyset>);
 
-impl clap::builder::TypedValueParser for KeysetParser {
+impl TypedValueParser for KeysetParser {
     type Value = Keyset;
 
     fn parse_ref(
         &self,
         cmd: &clap::Command,
         arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
+        value: &OsStr,
     ) -> Result<Keyset, clap::Error> {
-        if let Some(k) = value.to_str().and_then(Keyset::parse) {
-            return Ok(k);
-        }
-        // clap's own message, with the possible values.
-        clap::builder::EnumValueParser::<Keyset>::new().parse_ref(cmd, arg, value)
+        (value.to_str().and_then(Keyset::parse))
+            .map_or_else(|| self.0.parse_ref(cmd, arg, value), Ok)
     }
 
-    fn possible_values(
-        &self,
-    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
-        Some(Box::new(
-            Keyset::value_variants()
-                .iter()
-                .filter_map(ValueEnum::to_possible_value),
-        ))
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        self.0.possible_values()
     }
 }
 
 /// `-m on|off`: `on` matches the whole key, `off` any part of it.
-// No doc comments on the variants: clap would print them as help for
-// each value, and `--help` would change.
+// No docs on the variants: `--help` would show them.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OnOff {
@@ -356,10 +278,9 @@ pub enum OnOff {
     Off,
 }
 
-/// The verbs. clap builds a verb's options only when the command line
-/// names it (`Command::defer`): a command builds the options of one verb,
-/// not of five, before it starts. [`verb`] builds one with its options,
-/// for what shows every option (the man page, the completions).
+/// The verbs. clap builds a verb's options only when the command line names
+/// it (`Command::defer`); [`verb`] builds one for the man page and
+/// completions.
 #[derive(Debug)]
 pub enum Command {
     /// `hvkvp read`
@@ -374,8 +295,7 @@ pub enum Command {
     Generate(GenerateArgs),
 }
 
-/// A verb as clap knows it: its help before its options are built, and
-/// what builds them.
+/// A verb as clap knows it before its options are built.
 struct Verb {
     name: &'static str,
     about: &'static str,
@@ -424,10 +344,8 @@ fn verb_shell(v: &Verb) -> clap::Command {
         .hide(v.examples.is_none())
 }
 
-/// A verb's options added, and its examples (the `about` again after the
-/// options: clap's derive of them gives it their struct's doc comment).
-/// `generate` takes none of the options every verb takes: clap has given
-/// them to it by now, and its help does not show them.
+/// A verb's options and examples added (`about` again: the derive gives it
+/// the struct's doc comment). `generate` hides the options every verb takes.
 fn verb_options(c: clap::Command) -> clap::Command {
     let v = VERBS
         .iter()
@@ -530,8 +448,8 @@ pub struct Force {
     pub set: bool,
 }
 
-/// `-a`/`--all-pools` (read, check), declared once; each verb says what it
-/// does with every pool.
+/// `-a`/`--all-pools` (read, check), declared once; each verb says what
+/// it does.
 #[derive(Debug, Args)]
 pub struct AllPools {
     /// Every pool file that exists.
@@ -544,8 +462,7 @@ pub struct AllPools {
     pub set: bool,
 }
 
-/// `hvkvp read`. (The doc comment of [`Command::Read`] is the help text:
-/// it replaces this one.)
+/// `hvkvp read`.
 #[derive(Debug, Args)]
 #[command(mut_arg("all_pools", |a| a.help(
     "Read every pool file that exists; each record is prefixed with its pool. \
@@ -608,8 +525,7 @@ pub struct ReadArgs {
     pub join: bool,
 }
 
-/// `hvkvp write`. (The doc comment of [`Command::Write`] is the help
-/// text.)
+/// `hvkvp write`.
 #[derive(Debug, Args)]
 #[command(mut_arg("force", |a| a.help(
     "Write to a pool other than 1, and lift the host's UTF-16 limits (never the \
@@ -701,8 +617,7 @@ pub struct WriteArgs {
     pub null: bool,
 }
 
-/// `hvkvp delete`. (The doc comment of [`Command::Delete`] is the help
-/// text.)
+/// `hvkvp delete`.
 #[derive(Debug, Args)]
 #[command(mut_arg("force", |a| a.help("Delete from a pool other than 1")))]
 #[command(mut_arg("invert", |a| a.requires("pattern")))]
@@ -764,8 +679,7 @@ pub struct DeleteArgs {
     pub noout: NoOut,
 }
 
-/// `hvkvp check`. (The doc comment of [`Command::Check`] is the help
-/// text.)
+/// `hvkvp check`.
 #[derive(Debug, Args)]
 #[command(mut_arg("all_pools", |a| a.help(
     "Check every pool file that exists (the default without -p or -s). \
@@ -782,8 +696,7 @@ pub struct CheckArgs {
 }
 
 /// `check -o`: `text` for people, `json` for programs.
-// No doc comments on the variants: clap would print them as help for
-// each value, and `--help` would change.
+// No docs on the variants: `--help` would show them.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CheckFormat {
@@ -791,8 +704,7 @@ pub enum CheckFormat {
     Json,
 }
 
-/// `hvkvp generate`. (The doc comment of [`Command::Generate`] is the
-/// help text.)
+/// `hvkvp generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// What to print.
@@ -800,10 +712,8 @@ pub struct GenerateArgs {
     pub what: Generated,
 }
 
-/// `hvkvp generate WHAT`: the man page, or the completion script of
-/// bash, zsh or fish.
-// No doc comments on the shells: clap would print them as help for each
-// value, and `generate --help` would change.
+/// `hvkvp generate WHAT`: the man page, or a shell's completion script.
+// No docs on the shells: `generate --help` would show them.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Generated {
@@ -819,11 +729,8 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
-/// `read KEY --wait 3`, `read --wait 3 KEY`, `read --wait 3`: the seconds
-/// of `--wait` follow an `=`, because without one `--wait` alone means
-/// "for ever" and the next word is the KEY. A number right after `--wait`
-/// is almost surely meant as its seconds; the message says how to write
-/// it (and how to wait for a key that is a number).
+/// `read --wait 3`: the seconds of `--wait` follow an `=` (`--wait` alone
+/// is "for ever", and the next word the KEY), so a number after it is refused.
 pub fn spaced_wait(args: &[OsString]) -> Option<String> {
     let words: Vec<&str> = args
         .iter()
@@ -846,10 +753,6 @@ fn parse_wait(s: &str) -> Result<Duration, String> {
         return Ok(Duration::MAX);
     }
     parse_secs(s)
-}
-
-fn parse_pool(s: &str) -> Result<PoolId, String> {
-    PoolId::parse(s)
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {

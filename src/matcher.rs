@@ -1,13 +1,11 @@
 //! Which keys a command acts on: exact, substring, ignore-case, regular
-//! expression, inverted. Keys are literal unless `-E`, or unless a 2.0-form
-//! command line gives `-k` (see [`crate::cli`]): hvkvp 2.0 fed every `-k`
-//! to C++ `std::regex`, so there `a.b` also matched `aXb` and `^Physical`
-//! found `PhysicalHostName`, and 2.0 scripts rely on it. [`legacy`]
-//! translates such a pattern into the syntax of the `regex` crate.
+//! expression, inverted; or a 2.0 pattern, which [`legacy`] translates.
 
 use std::borrow::Cow;
 
 use crate::error::Error;
+
+pub mod legacy;
 
 /// How a `-k PATTERN` is compared with keys.
 #[derive(Debug, Clone, Default)]
@@ -20,9 +18,8 @@ pub struct MatchOptions {
     pub invert: bool,
     /// `-E`: the pattern is a regular expression.
     pub regex: bool,
-    /// hvkvp 2.0's rules: the pattern is a `std::regex`, POSIX basic syntax
-    /// or, with `ignore_case`, ECMAScript. One without special characters
-    /// is matched as literal text, as without this.
+    /// hvkvp 2.0's rules: a `std::regex` (see [`legacy`]); one without
+    /// special characters is literal text.
     pub legacy: bool,
 }
 
@@ -42,50 +39,52 @@ enum How {
 }
 
 impl Matcher {
+    fn of(how: How) -> Matcher {
+        Matcher { how, invert: false }
+    }
+
     /// Matches every key.
     pub fn all() -> Matcher {
-        Matcher {
-            how: How::All,
-            invert: false,
-        }
+        Matcher::of(How::All)
     }
 
     /// Matches exactly this key, byte for byte (as the daemon does).
     pub fn exact(key: &[u8]) -> Matcher {
-        Matcher {
-            how: How::Exact(key.to_vec()),
-            invert: false,
-        }
+        Matcher::of(How::Exact(key.to_vec()))
     }
 
     /// Matches this key ignoring case.
     pub fn exact_fold(key: &[u8]) -> Matcher {
-        Matcher {
-            how: How::ExactFold(fold(key).into_owned()),
-            invert: false,
-        }
+        Matcher::of(How::ExactFold(fold(key).into_owned()))
     }
 
     /// A `-k PATTERN` with its options.
     pub fn pattern(pattern: &[u8], o: &MatchOptions) -> Result<Matcher, Error> {
-        let text = || {
-            std::str::from_utf8(pattern)
-                .map_err(|_| Error::Input("the regular expression is not valid UTF-8".into()))
-        };
+        let finder = |p: &[u8]| memchr::memmem::Finder::new(p).into_owned();
         let how = if o.regex {
-            How::Regex(compile(text()?, o)?)
+            let text = std::str::from_utf8(pattern)
+                .map_err(|_| Error::Input("the regular expression is not valid UTF-8".into()))?;
+            let text = if o.exact {
+                format!("^(?:{text})$")
+            } else {
+                text.to_string()
+            };
+            How::Regex(
+                regex::bytes::RegexBuilder::new(&text)
+                    .case_insensitive(o.ignore_case)
+                    .build()
+                    .map_err(|e| Error::Input(format!("bad regular expression: {e}")))?,
+            )
         } else if o.legacy && (o.ignore_case || legacy::is_pattern(pattern, false)) {
             // With -i even plain text goes this way: 2.0 folded ASCII
             // letters only.
-            How::Regex(compile_legacy(pattern, o)?)
+            How::Regex(compile_legacy(pattern, o.exact, o.ignore_case)?)
         } else {
             match (o.exact, o.ignore_case) {
                 (true, false) => How::Exact(pattern.to_vec()),
                 (true, true) => How::ExactFold(fold(pattern).into_owned()),
-                (false, false) => How::Substring(memchr::memmem::Finder::new(pattern).into_owned()),
-                (false, true) => {
-                    How::SubstringFold(memchr::memmem::Finder::new(&fold(pattern)).into_owned())
-                }
+                (false, false) => How::Substring(finder(pattern)),
+                (false, true) => How::SubstringFold(finder(&fold(pattern))),
             }
         };
         Ok(Matcher {
@@ -109,8 +108,7 @@ impl Matcher {
     }
 
     /// Does the key field of a record (all 512 bytes) match? A plain exact
-    /// match compares the field in place, length first, without cutting it
-    /// at its NUL: the scan of every command touches only the bytes it must.
+    /// match compares the field in place, touching only the bytes it must.
     #[inline]
     pub fn matches_field(&self, key_field: &[u8]) -> bool {
         match (&self.how, self.invert) {
@@ -120,24 +118,10 @@ impl Matcher {
     }
 }
 
-/// A regular expression of the `regex` crate: whole key with `o.exact`.
-fn compile(text: &str, o: &MatchOptions) -> Result<regex::bytes::Regex, Error> {
-    let text = if o.exact {
-        format!("^(?:{text})$")
-    } else {
-        text.to_string()
-    };
-    regex::bytes::RegexBuilder::new(&text)
-        .case_insensitive(o.ignore_case)
-        .build()
-        .map_err(|e| Error::Input(format!("bad regular expression: {e}")))
-}
-
-/// A 2.0 pattern (see [`legacy`]), compiled to match bytes as 2.0 did in
-/// the C locale; whole key with `o.exact` (2.0's `regex_match`).
-fn compile_legacy(pattern: &[u8], o: &MatchOptions) -> Result<regex::bytes::Regex, Error> {
+/// A 2.0 pattern, matching bytes as in the C locale; whole key with `exact`.
+fn compile_legacy(pattern: &[u8], exact: bool, icase: bool) -> Result<regex::bytes::Regex, Error> {
     let shown = String::from_utf8_lossy(pattern);
-    let text = legacy::translate(pattern, o.ignore_case).map_err(|r| {
+    let text = legacy::translate(pattern, icase).map_err(|r| {
         Error::Input(match r {
             legacy::Refusal::Invalid(why) => format!(
                 "-k {shown:?} is not a pattern hvkvp 2.0 took ({why}); name the key \
@@ -155,7 +139,7 @@ fn compile_legacy(pattern: &[u8], o: &MatchOptions) -> Result<regex::bytes::Rege
             ),
         })
     })?;
-    let text = if o.exact {
+    let text = if exact {
         format!("\\A(?:{text})\\z")
     } else {
         text
@@ -173,10 +157,7 @@ fn compile_legacy(pattern: &[u8], o: &MatchOptions) -> Result<regex::bytes::Rege
         })
 }
 
-pub mod legacy;
-
-/// Case-fold a key for comparison: Unicode lowercase when the key is UTF-8,
-/// ASCII lowercase of the bytes otherwise.
+/// Case-fold a key: Unicode lowercase when it is UTF-8, ASCII otherwise.
 pub fn fold(key: &[u8]) -> Cow<'_, [u8]> {
     if key.is_ascii() {
         if key.iter().any(u8::is_ascii_uppercase) {

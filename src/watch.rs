@@ -1,24 +1,13 @@
 //! Waiting for a pool file to change, for `read KEY --wait`.
 //!
-//! inotify watches the pool directory rather than the file: the file may
-//! not exist yet (the daemon creates pools when it starts), and the daemon
-//! empties and rewrites a pool in place (`fopen(path, "w")`), which a watch
-//! on the directory sees as modify and close-write events for that name.
-//! Where inotify is unavailable (no kernel support, out of watches), the
-//! wait falls back to looking again every 100 ms (`POLL`). Either way an idle wait
-//! sleeps in the kernel: no busy loop.
-//!
-//! A watch belongs to a directory inode, not to its path: once the pool
-//! directory is removed or renamed away (a package reinstalled, a test
-//! harness resetting it), the watch reports nothing more about the path, and
-//! a new directory there needs a new watch. inotify cannot watch a path that
-//! does not exist, so while the directory is missing (gone, or not made yet:
-//! the daemon makes `/var/lib/hyperv` itself when it starts, and a boot
-//! hook may run before it) the wait watches the nearest ancestor that
-//! exists, for the next part of the path to appear, and looks again at
-//! least every second (`ANCESTOR_LOOK`).
+//! inotify watches the pool directory, not the file: the file may not exist
+//! yet, and the daemon rewrites a pool in place. A watch follows an inode,
+//! so a directory removed or renamed away needs a new watch; while there is
+//! none at the path, the nearest ancestor is watched for it, and looked at
+//! again every `ANCESTOR_LOOK`. Without inotify the wait looks every `POLL`.
+//! An idle wait sleeps in the kernel.
 
-use std::ffi::{CString, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
@@ -29,20 +18,15 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 
-/// How often the fallback looks again, and how often a wait whose
-/// directory is missing looks for it where no ancestor can be watched.
+/// How often the fallback looks again.
 const POLL: Duration = Duration::from_millis(100);
 
-/// How often a wait whose directory is missing looks for it while watching
-/// an ancestor: a rename further up the path tells the ancestor's watch
-/// nothing.
+/// How often a missing directory is looked for while an ancestor is watched.
 const ANCESTOR_LOOK: Duration = Duration::from_secs(1);
 
 /// Whether `read --wait` on `dir`, which does not exist, would wait for
-/// nothing: the default pool directory on a machine without a VMBus
-/// (`vmbus_exists`: `/sys/bus/vmbus` is there), which is no Hyper-V guest,
-/// where no KVP daemon will ever make it. Any other directory may be made
-/// by anyone, and is waited for.
+/// nothing: the default pool directory on a machine without a VMBus, where
+/// no KVP daemon will make it.
 pub fn waits_for_nothing(dir: &Path, vmbus_exists: bool) -> bool {
     dir == Path::new(crate::pool::DEFAULT_DIR) && !vmbus_exists
 }
@@ -63,10 +47,8 @@ pub struct Watch {
 struct Inotify {
     fd: OwnedFd,
     /// The watch on the directory now at the path; `None` while it is gone.
-    /// Events of any other watch come from a directory no longer there.
     wd: Option<i32>,
-    /// While the directory is missing: the nearest ancestor that exists,
-    /// and the watch on it for the next part of the path to appear.
+    /// While the directory is missing: the nearest ancestor, and its watch.
     ancestor: Option<(CString, i32)>,
 }
 
@@ -76,16 +58,13 @@ enum Seen {
     Nothing,
     /// One of the files may have changed.
     Change,
-    /// The directory went (or events were lost, and it may have): the
-    /// watch no longer covers the path.
+    /// The directory went (or events were lost, and it may have).
     Lost,
 }
 
 impl Watch {
-    /// Watch `dir` for changes to the files called `names`. A directory
-    /// that does not exist yet is waited for: the first [`Watch::wait`]
-    /// returns once it is there and watched. Fails only for a path with a
-    /// NUL in it.
+    /// Watch `dir` for changes to the files called `names`; a directory not
+    /// there yet is waited for. Fails only for a path with a NUL in it.
     pub fn new(dir: &Path, names: Vec<OsString>) -> io::Result<Watch> {
         let dir = CString::new(dir.as_os_str().as_bytes())
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -98,45 +77,26 @@ impl Watch {
     }
 
     /// Sleep until one of the files may have changed or `deadline` passes
-    /// (`None`: no deadline). A spurious wake-up is harmless: the caller
-    /// looks again.
-    ///
-    /// If the directory goes, this sleeps on until a directory is back at
-    /// its path (or the deadline passes), and returns once a new watch is
-    /// on it: a record may already be there, and the caller's next look
-    /// comes after the watch, so a write just after that look still wakes
-    /// the next wait.
+    /// (`None`: none); the caller looks again. If the directory goes, this
+    /// returns once a new one at its path is watched.
     pub fn wait(&mut self, deadline: Option<Instant>) {
         let Some(ino) = &mut self.inotify else {
-            std::thread::sleep(left(deadline).map_or(POLL, |l| l.min(POLL)));
-            return;
+            return std::thread::sleep(nap(deadline, POLL));
         };
         if ino.wd.is_none() {
             // The last wait ran out while the directory was gone.
             return self.rewatch(deadline);
         }
         loop {
-            // Round up, so that the deadline has passed on return.
-            let ms = left(deadline).map(|l| {
-                (l.as_millis() + u128::from(l.subsec_nanos() % 1_000_000 != 0))
-                    .min(i32::MAX as u128) as i64
-            });
-            if ms == Some(0) {
+            let l = left(deadline);
+            if l.is_some_and(|l| l.is_zero()) {
                 return;
             }
-            let timeout = ms.map(|ms| Timespec {
-                tv_sec: ms / 1000,
-                tv_nsec: (ms % 1000) * 1_000_000,
-            });
-            let mut pfd = [PollFd::new(&ino.fd, PollFlags::IN)];
-            match rustix::event::poll(&mut pfd, timeout.as_ref()) {
-                Ok(0) => return, // timed out
-                Ok(_) => {}
+            match ready(&ino.fd, l) {
+                Ok(false) => return,
+                Ok(true) => {}
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(_) => {
-                    std::thread::sleep(POLL);
-                    return;
-                }
+                Err(_) => return std::thread::sleep(POLL),
             }
             match ino.drain(&self.names) {
                 Seen::Nothing => {}
@@ -146,47 +106,44 @@ impl Watch {
         }
     }
 
-    /// Drop the watch that no longer covers the path, then wait for a
-    /// directory at the path and watch it. Returns with the new watch in
-    /// place, or when the deadline passes, or having fallen back to
-    /// polling if the new directory cannot be watched.
+    /// Drop the watch that no longer covers the path, and wait for a
+    /// directory there to watch (or poll), until the deadline.
     fn rewatch(&mut self, deadline: Option<Instant>) {
         let Some(ino) = &mut self.inotify else {
             return;
         };
         if let Some(wd) = ino.wd.take() {
-            // A directory renamed away keeps its watch: end it, or its
-            // events would keep coming. After a removal the kernel has
-            // ended it already and this fails, harmlessly.
+            // A directory renamed away keeps its watch; after a removal this
+            // fails, harmlessly.
             let _ = inotify::remove_watch(&ino.fd, wd);
         }
         loop {
             match add_watch(&ino.fd, &self.dir) {
                 Ok(wd) => {
                     ino.wd = Some(wd);
-                    ino.unwatch_ancestor();
-                    return;
+                    return ino.unwatch_ancestor();
                 }
                 Err(e) if is_missing(&e) => {}
                 Err(_) => {
-                    // Out of watches, or not allowed to read the new
-                    // directory: looking every POLL still works, and a
-                    // look the caller cannot make reports why.
+                    // Out of watches, or not allowed: looking every POLL works.
                     ino.unwatch_ancestor();
                     self.inotify = None;
                     return;
                 }
             }
-            let l = left(deadline);
-            if l.is_some_and(|l| l.is_zero()) {
+            if left(deadline).is_some_and(|l| l.is_zero()) {
                 return;
             }
             match ino.watch_ancestor(&self.dir) {
-                // Newly watched: look for the directory again before the
-                // sleep, as it may have come before the watch did.
+                // Newly watched: the directory may have come before the watch.
                 Some(true) => continue,
-                Some(false) => ino.sleep(l.map_or(ANCESTOR_LOOK, |l| l.min(ANCESTOR_LOOK))),
-                None => std::thread::sleep(l.map_or(POLL, |l| l.min(POLL))),
+                Some(false) => {
+                    // Whatever the events were, the path is looked at again.
+                    if ready(&ino.fd, Some(nap(deadline, ANCESTOR_LOOK))) == Ok(true) {
+                        ino.drain(&[]);
+                    }
+                }
+                None => std::thread::sleep(nap(deadline, POLL)),
             }
         }
     }
@@ -196,24 +153,18 @@ impl Inotify {
     fn new(dir: &CString) -> io::Result<Inotify> {
         let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
         let wd = match add_watch(&fd, dir) {
-            Ok(wd) => Some(wd),
-            // Not there yet: the first wait waits for it.
             Err(e) if is_missing(&e) => None,
-            Err(e) => return Err(e),
+            wd => Some(wd?),
         };
-        Ok(Inotify {
-            fd,
-            wd,
-            ancestor: None,
-        })
+        let ancestor = None;
+        Ok(Inotify { fd, wd, ancestor })
     }
 
-    /// Watch the nearest ancestor of `dir` that exists, for a new entry
-    /// in it (the next part of the path). `Some(true)`: the watch is new
-    /// (or on another ancestor than before); `Some(false)`: it was there
-    /// already; `None`: no ancestor can be watched.
+    /// Watch the nearest ancestor of `dir` that exists for a new entry.
+    /// `Some(true)`: a new watch; `Some(false)`: it was there already;
+    /// `None`: no ancestor can be watched.
     fn watch_ancestor(&mut self, dir: &CString) -> Option<bool> {
-        let path = Path::new(std::ffi::OsStr::from_bytes(dir.as_bytes()));
+        let path = Path::new(OsStr::from_bytes(dir.as_bytes()));
         let near = (path.ancestors().skip(1))
             .map(|a| {
                 if a.as_os_str().is_empty() {
@@ -228,12 +179,7 @@ impl Inotify {
             return Some(false);
         }
         self.unwatch_ancestor();
-        let mask = WatchFlags::CREATE
-            | WatchFlags::MOVED_TO
-            | WatchFlags::DELETE_SELF
-            | WatchFlags::MOVE_SELF
-            | WatchFlags::ONLYDIR;
-        let wd = inotify::add_watch(&self.fd, near.as_c_str(), mask).ok()?;
+        let wd = inotify::add_watch(&self.fd, near.as_c_str(), ENTRY).ok()?;
         self.ancestor = Some((near, wd));
         Some(true)
     }
@@ -244,41 +190,20 @@ impl Inotify {
         }
     }
 
-    /// Sleep until an event comes or `limit` passes, and drop the events:
-    /// the caller looks at the path again whatever they were.
-    fn sleep(&mut self, limit: Duration) {
-        let timeout = Timespec {
-            tv_sec: limit.as_secs() as i64,
-            tv_nsec: i64::from(limit.subsec_nanos()),
-        };
-        let mut pfd = [PollFd::new(&self.fd, PollFlags::IN)];
-        if rustix::event::poll(&mut pfd, Some(&timeout)).is_ok_and(|n| n > 0) {
-            let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
-            let mut events = inotify::Reader::new(&self.fd, &mut buf);
-            while events.next().is_ok() {}
-        }
-    }
-
-    /// Read every pending event and say what they mean for the files
-    /// called `names`.
+    /// Read every pending event: what do they mean for `names`?
     fn drain(&mut self, names: &[OsString]) -> Seen {
         let mut seen = Seen::Nothing;
         let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
         let mut events = inotify::Reader::new(&self.fd, &mut buf);
-        // Until the descriptor has no more (EAGAIN) or fails.
         while let Ok(ev) = events.next() {
             let mask = ev.events();
-            // Lost events may have been the directory going.
             if mask.contains(ReadFlags::QUEUE_OVERFLOW) {
                 seen = Seen::Lost;
-                continue;
-            }
-            if Some(ev.wd()) != self.wd {
-                continue;
-            }
-            // IN_IGNORED alone: the watch ended otherwise (the file
-            // system was unmounted, say).
-            if mask.intersects(ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF | ReadFlags::IGNORED) {
+            } else if Some(ev.wd()) != self.wd {
+                // From an ancestor, or a directory no longer at the path.
+            } else if mask
+                .intersects(ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF | ReadFlags::IGNORED)
+            {
                 seen = Seen::Lost;
             } else if seen == Seen::Nothing {
                 let name = ev.file_name().map_or(&[][..], |n| n.to_bytes());
@@ -291,18 +216,34 @@ impl Inotify {
     }
 }
 
+/// poll(2) on `fd` for at most `limit` (`None`: no limit), rounded up to a
+/// millisecond so that a deadline has passed on return; true: events came.
+fn ready(fd: &OwnedFd, limit: Option<Duration>) -> rustix::io::Result<bool> {
+    let timeout = limit.map(|l| {
+        let ms = (l.as_millis() + u128::from(l.subsec_nanos() % 1_000_000 != 0))
+            .min(i32::MAX as u128) as i64;
+        Timespec {
+            tv_sec: ms / 1000,
+            tv_nsec: (ms % 1000) * 1_000_000,
+        }
+    });
+    let mut pfd = [PollFd::new(fd, PollFlags::IN)];
+    rustix::event::poll(&mut pfd, timeout.as_ref()).map(|n| n > 0)
+}
+
 /// Watch the directory now at `dir`. IN_ONLYDIR: a file put where the
 /// directory was is not the directory back.
 fn add_watch(fd: &OwnedFd, dir: &CString) -> io::Result<i32> {
-    let mask = WatchFlags::MODIFY
-        | WatchFlags::CLOSE_WRITE
-        | WatchFlags::CREATE
-        | WatchFlags::MOVED_TO
-        | WatchFlags::DELETE_SELF
-        | WatchFlags::MOVE_SELF
-        | WatchFlags::ONLYDIR;
+    let mask = ENTRY | WatchFlags::MODIFY | WatchFlags::CLOSE_WRITE;
     Ok(inotify::add_watch(fd, dir.as_c_str(), mask)?)
 }
+
+/// A new entry in a directory, or the directory going.
+const ENTRY: WatchFlags = WatchFlags::CREATE
+    .union(WatchFlags::MOVED_TO)
+    .union(WatchFlags::DELETE_SELF)
+    .union(WatchFlags::MOVE_SELF)
+    .union(WatchFlags::ONLYDIR);
 
 /// True when `e` says there is no directory at the path (yet).
 fn is_missing(e: &io::Error) -> bool {
@@ -312,6 +253,11 @@ fn is_missing(e: &io::Error) -> bool {
 /// Time left until `deadline`; `None`: no deadline.
 fn left(deadline: Option<Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+/// `most`, or less if the deadline comes sooner.
+fn nap(deadline: Option<Instant>, most: Duration) -> Duration {
+    left(deadline).map_or(most, |l| l.min(most))
 }
 
 #[cfg(test)]
