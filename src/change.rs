@@ -286,9 +286,9 @@ fn update_from(p: &mut Pool, i: usize, old: &[u8], new: &[u8; RECORD_SIZE]) -> R
 /// Update record `i` through a staged copy at the end of the file.
 fn staged_update(p: &mut Pool, i: usize, new: &[u8; RECORD_SIZE]) -> Result<(), Error> {
     let end = p.len();
-    if p.append_all(&[marker(content_hash(new), i as u64), Box::new(*new)])
-        .is_err()
-    {
+    let marker = marker(content_hash(new), i as u64);
+    let two = |k: usize, rec: &mut [u8; RECORD_SIZE]| rec.copy_from_slice([&marker[..], new][k]);
+    if p.append_with(2, two).is_err() {
         // No room for the copy: in place, the second part first; only a kill
         // between the two could leave the value cut at the page boundary.
         let h = head_len((i * RECORD_SIZE) as u64);

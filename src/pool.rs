@@ -450,16 +450,12 @@ impl Pool {
 
     /// Add `rec` after the last whole record.
     pub fn append(&mut self, rec: &[u8; RECORD_SIZE]) -> Result<(), Error> {
-        self.append_all(&[Box::new(*rec)])
+        self.append_with(1, |_, r| r.copy_from_slice(rec))
     }
 
-    /// Add `recs` after the last whole record; if a write fails (disk full,
-    /// file size limit), the file is cut back to what it was.
-    pub fn append_all(&mut self, recs: &[Box<[u8; RECORD_SIZE]>]) -> Result<(), Error> {
-        self.append_with(recs.len(), |i, rec| rec.copy_from_slice(&recs[i][..]))
-    }
-
-    /// [`Pool::append_all`] of `n` records, `fill(i, rec)` making record `i`.
+    /// Add `n` records after the last whole record, `fill(i, rec)` making
+    /// record `i`; if a write fails (disk full, file size limit), the file
+    /// is cut back to what it was.
     pub fn append_with(
         &mut self,
         n: usize,

@@ -7,9 +7,6 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-#[cfg(not(feature = "crashpoint"))]
-use off as crashpoint;
-
 use crate::error::Interference;
 
 /// The writes to one open pool file, and the size the file has after them.
@@ -75,6 +72,7 @@ impl Seam {
     /// only a file that shrank, which a read of its last byte shows; every
     /// other call is preceded by an `fstat`.
     fn check(&mut self, file: &File, inside: bool) -> io::Result<()> {
+        #[cfg(feature = "crashpoint")]
         crashpoint::interfere();
         if let Some(i) = self.found {
             return Err(io::Error::other(i));
@@ -100,42 +98,48 @@ impl Seam {
         Err(io::Error::other(i))
     }
 
+    /// One call through the seam: look at the file, then `op`, unless a
+    /// crash-point test stops it first (inside `buf`, for a write).
+    fn call(
+        &mut self,
+        file: &File,
+        inside: bool,
+        _at: u64,
+        _buf: &[u8],
+        op: impl FnOnce(&mut Seam) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.check(file, inside)?;
+        #[cfg(feature = "crashpoint")]
+        crashpoint::before(file, _at, _buf)?;
+        self.wrote = true;
+        op(self)?;
+        #[cfg(feature = "crashpoint")]
+        crashpoint::after();
+        Ok(())
+    }
+
     /// Write all of `buf` at `at`.
     pub(crate) fn pwrite(&mut self, file: &File, buf: &[u8], at: u64) -> io::Result<()> {
         let end = at + buf.len() as u64;
-        self.check(file, end <= self.expect)?;
-        match crashpoint::before_write(at, buf.len()) {
-            crashpoint::Go::All => {}
-            crashpoint::Go::Part(n) => {
-                file.write_all_at(&buf[..n], at)?;
-                return Err(crashpoint::stopped());
-            }
-            crashpoint::Go::Stop => return Err(crashpoint::stopped()),
-        }
-        self.wrote = true;
-        let res = file.write_all_at(buf, at);
-        // A write that failed part way may have grown the file: what it grew
-        // to is read back, so that cutting back is not taken for interference.
-        if res.is_err() {
-            if let Ok(st) = rustix::fs::fstat(file) {
-                self.expect = st.st_size as u64;
-            }
-            return res;
-        }
-        self.expect = self.expect.max(end);
-        crashpoint::after_write()
+        self.call(file, end <= self.expect, at, buf, |s| {
+            let res = file.write_all_at(buf, at);
+            // A write that failed part way may have grown the file: what it
+            // grew to is read back, so that cutting back is not interference.
+            s.expect = match res {
+                Ok(()) => s.expect.max(end),
+                Err(_) => rustix::fs::fstat(file).map_or(s.expect, |st| st.st_size as u64),
+            };
+            res
+        })
     }
 
     /// Cut the file to `len` bytes.
     pub(crate) fn set_len(&mut self, file: &File, len: u64) -> io::Result<()> {
-        self.check(file, false)?;
-        if let crashpoint::Go::Stop = crashpoint::before_write(len, 0) {
-            return Err(crashpoint::stopped());
-        }
-        self.wrote = true;
-        file.set_len(len)?;
-        self.expect = len;
-        crashpoint::after_write()
+        self.call(file, false, len, &[], |s| {
+            file.set_len(len)?;
+            s.expect = len;
+            Ok(())
+        })
     }
 
     /// Mark the file written now (`UTIME_NOW`, allowed to anyone who may
@@ -147,73 +151,38 @@ impl Seam {
     /// Put the mtime back after a change was cut back (a full disk); only
     /// the owner may, and for anyone else the file keeps the time of the cut.
     pub(crate) fn restore_mtime(&mut self, file: &File, mtime: std::time::SystemTime) {
-        let Ok(d) = mtime.duration_since(std::time::UNIX_EPOCH) else {
-            return;
-        };
-        let _ = self.set_times(file, Some(d));
+        if let Ok(d) = mtime.duration_since(std::time::UNIX_EPOCH) {
+            let _ = self.set_times(file, Some(d));
+        }
     }
 
     /// Set the mtime to `mtime`, or both times to now.
     fn set_times(&mut self, file: &File, mtime: Option<std::time::Duration>) -> io::Result<()> {
-        self.check(file, false)?;
-        if let crashpoint::Go::Stop = crashpoint::before_write(0, 0) {
-            return Err(crashpoint::stopped());
-        }
-        self.wrote = true;
-        let special = |nsec| rustix::fs::Timespec {
-            tv_sec: 0,
-            tv_nsec: nsec,
-        };
-        let (atime, mtime) = match mtime {
-            None => (
-                special(rustix::fs::UTIME_NOW),
-                special(rustix::fs::UTIME_NOW),
-            ),
+        use rustix::fs::{Timespec, UTIME_NOW, UTIME_OMIT};
+        let special = |tv_nsec| Timespec { tv_sec: 0, tv_nsec };
+        let (last_access, last_modification) = match mtime {
+            None => (special(UTIME_NOW), special(UTIME_NOW)),
             Some(d) => (
-                special(rustix::fs::UTIME_OMIT),
-                rustix::fs::Timespec {
+                special(UTIME_OMIT),
+                Timespec {
                     tv_sec: d.as_secs() as _,
                     tv_nsec: d.subsec_nanos() as _,
                 },
             ),
         };
         let times = rustix::fs::Timestamps {
-            last_access: atime,
-            last_modification: mtime,
+            last_access,
+            last_modification,
         };
-        rustix::fs::futimens(file, &times)?;
-        crashpoint::after_write()
+        self.call(file, false, 0, &[], |_| {
+            Ok(rustix::fs::futimens(file, &times)?)
+        })
     }
 }
 
 /// The page size, which is where the kernel may cut a write.
 pub(crate) fn page_size() -> u64 {
     rustix::param::page_size() as u64
-}
-
-/// Without the feature `crashpoint`, the seam's hooks do nothing.
-#[cfg(not(feature = "crashpoint"))]
-mod off {
-    pub(super) enum Go {
-        All,
-        #[allow(dead_code)]
-        Part(usize),
-        #[allow(dead_code)]
-        Stop,
-    }
-    #[inline(always)]
-    pub(super) fn interfere() {}
-    #[inline(always)]
-    pub(super) fn before_write(_: u64, _: usize) -> Go {
-        Go::All
-    }
-    #[inline(always)]
-    pub(super) fn after_write() -> std::io::Result<()> {
-        Ok(())
-    }
-    pub(super) fn stopped() -> std::io::Error {
-        unreachable!("no crash point without the feature `crashpoint`")
-    }
 }
 
 /// Test hooks (feature `crashpoint`): stop a command at its k-th call
@@ -224,7 +193,9 @@ mod off {
 #[doc(hidden)]
 pub mod crashpoint {
     use std::cell::RefCell;
+    use std::fs::File;
     use std::io;
+    use std::os::unix::fs::FileExt;
 
     /// Where to stop.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,32 +275,28 @@ pub mod crashpoint {
         st.map_or((Vec::new(), false), |st| (st.calls, st.stopped))
     }
 
-    pub(super) enum Go {
-        All,
-        Part(usize),
-        Stop,
-    }
-
-    pub(super) fn stopped() -> io::Error {
+    fn stopped() -> io::Error {
         io::Error::other("stopped at a crash point (test mode)")
     }
 
-    pub(super) fn before_write(at: u64, len: usize) -> Go {
+    /// Record the call that writes `buf` at `at`; stop it where armed to,
+    /// writing the part before the boundary.
+    pub(super) fn before(file: &File, at: u64, buf: &[u8]) -> io::Result<()> {
         let page = super::page_size();
-        let end = at + len as u64;
+        let end = at + buf.len() as u64;
         let cuts: Vec<u64> = ((at / page + 1)..)
             .map(|p| p * page)
             .take_while(|&b| b < end)
             .collect();
-        STATE.with(|s| {
+        let cut = STATE.with(|s| {
             let mut s = s.borrow_mut();
             let Some(st) = s.as_mut() else {
-                return Go::All;
+                return Ok(None);
             };
             if st.stopped {
-                return Go::Stop;
+                return Err(stopped());
             }
-            let boundaries = cuts.len();
+            let (len, boundaries) = (buf.len(), cuts.len());
             st.calls.push(Call {
                 at,
                 len,
@@ -338,23 +305,28 @@ pub mod crashpoint {
             match st.stop {
                 Some(Stop::Inside { call, boundary }) if call == st.calls.len() => {
                     st.stopped = true;
-                    match cuts.get(boundary.wrapping_sub(1)) {
-                        Some(&b) => Go::Part((b - at) as usize),
-                        None => Go::Stop,
-                    }
+                    Ok(Some(cuts.get(boundary.wrapping_sub(1)).copied()))
                 }
-                _ => Go::All,
+                _ => Ok(None),
             }
-        })
+        })?;
+        match cut {
+            None => Ok(()),
+            Some(b) => {
+                if let Some(b) = b {
+                    file.write_all_at(&buf[..(b - at) as usize], at)?;
+                }
+                Err(stopped())
+            }
+        }
     }
 
-    pub(super) fn after_write() -> io::Result<()> {
+    pub(super) fn after() {
         STATE.with(|s| {
             if let Some(st) = s.borrow_mut().as_mut() {
                 st.stopped |= st.stop == Some(Stop::After(st.calls.len()));
             }
         });
-        Ok(())
     }
 }
 
