@@ -12,10 +12,8 @@ use crate::record::{
 /// If `key` is `base.N` (N decimal, no sign, no leading zero), N.
 pub fn chunk_number(key: &[u8], base: &[u8]) -> Option<u64> {
     let rest = key.strip_prefix(base)?.strip_prefix(b".")?;
-    if rest.is_empty() || rest.len() > 9 || !rest.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if rest.len() > 1 && rest[0] == b'0' {
+    let leading_zero = rest.len() > 1 && rest[0] == b'0';
+    if rest.is_empty() || rest.len() > 9 || leading_zero || !rest.iter().all(u8::is_ascii_digit) {
         return None;
     }
     std::str::from_utf8(rest).ok()?.parse().ok()

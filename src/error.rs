@@ -298,14 +298,8 @@ impl Error {
 
     /// The message with its causes, `outer: cause: cause`.
     pub fn message(&self) -> String {
-        let mut msg = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            msg.push_str(": ");
-            msg.push_str(&c.to_string());
-            cause = c.source();
-        }
-        msg
+        let causes = std::iter::successors(std::error::Error::source(self), |c| c.source());
+        causes.fold(self.to_string(), |msg, c| format!("{msg}: {c}"))
     }
 
     /// Wrap an I/O error on `path`: permission denied and what the seam
