@@ -1,51 +1,17 @@
-//! How a pool is changed so that a kill at any instant leaves it readable,
-//! and how the next change removes what a kill left behind.
+//! How a pool is changed so that a kill at any instant leaves every key old
+//! or new, and how the next change removes what a kill left (debris).
 //!
-//! Every change is worked out in one scan of the locked pool (a [`Plan`]),
-//! then carried out in an order where each step leaves every key with its
-//! old or its new value:
-//!
-//! 1. new records are appended, each written as two page-contained parts,
-//!    the second part first, so that until it is whole it reads as a
-//!    tombstone. Appends come first: when the disk is full, they are cut
-//!    back and nothing else has changed;
-//! 2. records that go before the new values are written (later copies of
-//!    a key being written) become tombstones: one byte, a NUL over the
-//!    first byte of the key, which a kill cannot cut;
-//! 3. records are updated in place ([`update`]): in one write when it lies
-//!    within a page, else in two page-contained writes in an order whose
-//!    halfway state reads as the old or the new record; where no order
-//!    does, through a staged copy (below);
-//! 4. records that go only once the new ones are in (the chunks of an older
-//!    `--split` value) become tombstones;
-//! 5. the tombstones are removed by moving the later records up
-//!    ([`Pool::compact`]).
-//!
-//! What a kill can leave, called debris here, and what the next change
-//! does with it ([`Debris`]):
-//! - a tombstone, or a record whose key reads as empty because only its
-//!   second part was written: removed;
-//! - a record present twice, with nothing but tombstones between the two
-//!   copies (a move cut between its write and the tombstone of its old
-//!   slot): the later copy is removed. Removing a copy whose content equals
-//!   the record before it changes nothing any reader sees;
-//! - a staged copy (below): finished.
-//!
-//! A staged copy is two records appended at the end: a marker, which is a
-//! tombstone (no reader sees it) holding a magic number, the slot of the
-//! record to replace and a hash of the new record, then the new record. It
-//! is appended whole before the old record is made a tombstone and
-//! rewritten, so that at every instant the key reads as old or new (and as
-//! new to the host, which keeps the last record of a key), and the next
-//! change can finish the job. Only an update of a record that straddles a
-//! page boundary, whose old and new values both run across it, needs one.
+//! A [`Plan`] is worked out in one scan, then carried out in order: appends
+//! (each written second part first, so it reads as a tombstone until whole),
+//! tombstones of records that go first, updates in place ([`update`]),
+//! tombstones of records that go last, then [`Pool::compact`]. An update
+//! that no order of two page-contained writes can make safe goes through a
+//! staged copy: a marker (a tombstone holding a magic number, the slot and a
+//! hash) and the new record appended, which the next change finishes.
 
 use crate::error::Error;
-use crate::pool::{head_len, Ahead, Pool, Rec, BLOCK};
+use crate::pool::{head_len, Ahead, Pool, Record, BLOCK};
 use crate::record::{self, field, KEY_SIZE, RECORD_SIZE};
-
-/// One record's bytes.
-pub type Record = [u8; RECORD_SIZE];
 
 /// What one write or delete does to a pool.
 #[derive(Default)]
@@ -58,6 +24,9 @@ pub struct Plan {
     pub appends: Vec<New>,
     /// Records to remove once the updates and appends are in.
     pub remove_last: Vec<usize>,
+    /// The change marks the pool written even when it writes nothing
+    /// (`write`); otherwise only one that writes something does.
+    pub counts: bool,
 }
 
 impl Plan {
@@ -71,27 +40,25 @@ impl Plan {
 }
 
 /// A record a [`Plan`] writes: whole, or number N of those the function
-/// given to [`run_with`] makes, made only when it is written, so that a
-/// plan of many records holds none of them.
+/// given to [`run_with`] makes when it is written.
 pub enum New {
     /// The record's bytes.
-    Whole(Box<Record>),
+    Whole(Box<[u8; RECORD_SIZE]>),
     /// Made when written.
     Made(usize),
 }
 
-impl From<Box<Record>> for New {
-    fn from(r: Box<Record>) -> New {
+impl From<Box<[u8; RECORD_SIZE]>> for New {
+    fn from(r: Box<[u8; RECORD_SIZE]>) -> New {
         New::Whole(r)
     }
 }
 
-/// Makes the records a plan names by number ([`New::Made`]): fills the
-/// record given with record N.
-pub type Make<'a> = &'a dyn Fn(usize, &mut Record);
+/// Makes the records a plan names by number: fills the buffer with record N.
+pub type Make<'a> = &'a dyn Fn(usize, &mut [u8; RECORD_SIZE]);
 
 impl New {
-    fn fill(&self, make: Make<'_>, rec: &mut Record) {
+    fn fill(&self, make: Make<'_>, rec: &mut [u8; RECORD_SIZE]) {
         match self {
             New::Whole(r) => rec.copy_from_slice(&r[..]),
             New::Made(n) => make(*n, rec),
@@ -102,28 +69,23 @@ impl New {
 /// Works a [`Plan`] out from one pass over the records of a pool.
 pub trait Planner {
     /// Called for every whole record that is not debris, in file order.
-    fn see(&mut self, r: &Rec);
+    fn see(&mut self, r: &Record);
     /// The plan; `p` allows a second look at any record.
     fn finish(self, p: &Pool) -> Result<Plan, Error>;
-    /// Whether debris is removed even when the plan is empty: cleaning is
-    /// what the command asked for (`delete -c`, `delete -d`), or it
-    /// succeeds whatever it found (`write`, which marks the pool written
-    /// even when no byte changes). Otherwise an empty plan leaves the file
-    /// untouched, byte for byte and mtime included: a command that matched
-    /// nothing (exit 1) changes nothing, and debris goes only with a change
-    /// that succeeds.
+    /// Debris is removed even when the plan is empty; otherwise an empty
+    /// plan leaves the file untouched, mtime included.
     fn heals_anyway(&self) -> bool {
         false
     }
 }
 
-/// What a killed hvkvp can leave in a pool (see the module documentation).
+/// What a killed hvkvp can leave in a pool.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Debris {
     /// Records whose key reads as empty: tombstones and cut appends.
     pub empty: Vec<usize>,
-    /// Records whose content equals the record before them (tombstones
-    /// between are passed over): a cut move.
+    /// Records equal to the record before them (tombstones between passed
+    /// over): a cut move.
     pub copies: Vec<usize>,
     /// Staged copies of an update cut short.
     pub staged: Vec<usize>,
@@ -132,7 +94,7 @@ pub struct Debris {
 impl Debris {
     /// Nothing to clean.
     pub fn is_empty(&self) -> bool {
-        self.empty.is_empty() && self.copies.is_empty() && self.staged.is_empty()
+        self.len() == 0
     }
 
     /// How many records are debris.
@@ -146,7 +108,7 @@ impl Debris {
 pub struct Finder {
     debris: Debris,
     /// The last record that was not a tombstone.
-    prev: Option<Rec>,
+    prev: Option<Record>,
     /// The hash a staging marker just seen expects of the next record.
     marker: Option<u64>,
 }
@@ -158,22 +120,20 @@ impl Finder {
     }
 
     /// Look at the next record; false if it is debris.
-    pub fn see(&mut self, r: &Rec) -> bool {
+    pub fn see(&mut self, r: &Record) -> bool {
         let marker = self.marker.take();
         if r.key_field()[0] == 0 {
             self.debris.empty.push(r.index);
-            self.marker = Marker::read(r.bytes()).map(|m| m.hash);
+            self.marker = marker_of(r.bytes()).map(|(hash, _)| hash);
             return false;
         }
-        if marker.is_some_and(|h| h == content_hash(r.bytes())) {
+        if marker == Some(content_hash(r.bytes())) {
             self.debris.staged.push(r.index);
             return false;
         }
-        // Values are compared only when the keys are equal: a scan reads
-        // keys, not whole records.
-        let key = r.key();
+        // Values are compared only when the keys are equal.
         if let Some(prev) = &self.prev {
-            if prev.key() == key && prev.value() == r.value() {
+            if prev.key() == r.key() && prev.value() == r.value() {
                 self.debris.copies.push(r.index);
                 return false;
             }
@@ -183,54 +143,18 @@ impl Finder {
     }
 }
 
-/// Carry out a change: scan with a fresh planner, finish any staged copy a
-/// killed hvkvp left (and scan again), then remove debris while carrying
-/// out the plan. An empty plan writes nothing at all, debris included,
-/// unless the planner [heals anyway](Planner::heals_anyway). The planner
-/// is shown the pool as it is once the debris is gone: debris records are
-/// not passed to it, so that a plan never counts on them (`delete -d`
-/// keeping the first of two copies of which the second is debris would
-/// lose both). Returns the plan carried out and the debris removed.
-///
-/// A planner that deletes one key, as `hvkvp delete KEY` does:
-///
-/// ```
-/// # use std::time::Duration;
-/// use hvkvp::change::{self, Plan, Planner};
-/// use hvkvp::error::Error;
-/// use hvkvp::pool::{Access, Pool, PoolId, Rec};
-/// # use hvkvp::record::encode;
-///
-/// struct Delete(&'static [u8], Vec<usize>);
-///
-/// impl Planner for Delete {
-///     fn see(&mut self, r: &Rec) {
-///         if r.key() == self.0 {
-///             self.1.push(r.index);
-///         }
-///     }
-///     fn finish(self, _: &Pool) -> Result<Plan, Error> {
-///         Ok(Plan { remove_first: self.1, ..Plan::default() })
-///     }
-/// }
-///
-/// let dir = tempfile::tempdir()?;
-/// let path = dir.path().join(".kvp_pool_1");
-/// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
-/// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
-/// let (plan, debris) = change::run(&mut pool, || Delete(b"a", Vec::new()))?;
-/// assert_eq!((plan.remove_first, debris.len()), (vec![0], 0));
-/// assert_eq!(std::fs::read(&path)?, &encode(b"b", b"2")[..]);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
+/// Carry out a change: scan with a fresh planner (shown no debris), finish
+/// any staged copy a killed hvkvp left, then remove debris while carrying
+/// out the plan, and mark the pool written if the change counts. An empty
+/// plan writes nothing, unless the planner [heals anyway](Planner::heals_anyway).
+/// Returns the plan carried out and the debris removed.
 pub fn run<P: Planner>(p: &mut Pool, planner: impl Fn() -> P) -> Result<(Plan, Debris), Error> {
     run_with(p, planner, &|n, _| {
         unreachable!("record {n} to be made: a plan that names records needs run_with")
     })
 }
 
-/// [`run`], with `make` making the records the plan names by number
-/// ([`New::Made`]).
+/// [`run`], with `make` making the records the plan names by number.
 pub fn run_with<P: Planner>(
     p: &mut Pool,
     planner: impl Fn() -> P,
@@ -249,13 +173,17 @@ pub fn run_with<P: Planner>(
             (planner.finish(p), finder.debris, heals)
         })?;
         let mut plan = plan?;
+        let heals = heals || plan.counts;
         if plan.is_empty() && !heals && (debris.staged.is_empty() || !reads_any(p, &planner)?) {
             return Ok((plan, Debris::default()));
         }
         if debris.staged.is_empty() {
-            // In file order.
             plan.updates.sort_by_key(|&(i, _)| i);
             apply(p, &plan, &debris, make)?;
+            // A tail dropped before the change counts too.
+            if plan.counts || !plan.is_empty() || p.written() {
+                p.touch()?;
+            }
             return Ok((plan, debris));
         }
         for &s in &debris.staged {
@@ -269,44 +197,34 @@ pub fn run_with<P: Planner>(
     ))
 }
 
-/// What hvkvp was doing when staged records it had finished kept coming
-/// back ([`Error::Io`]'s `doing`): another writer is at work.
+/// What hvkvp was doing when staged records it finished kept coming back.
 pub const FINISHING: &str = "finishing an interrupted update";
 
 /// Whether the planner plans anything on the records a reader sees, staged
-/// copies included (which a plan is otherwise made without: they are
-/// finished first): a key found only in a staged copy is there to a
-/// reader, and a command that names it matches.
+/// copies included: a key found only in a staged copy matches.
 fn reads_any<P: Planner>(p: &mut Pool, planner: &impl Fn() -> P) -> Result<bool, Error> {
-    let plan = p.scan(|p| {
+    p.scan(|p| {
         let mut planner = planner();
-        for r in p.records() {
-            if !r.key().is_empty() {
-                planner.see(&r);
-            }
+        for r in p.records().filter(|r| !r.key().is_empty()) {
+            planner.see(&r);
         }
         planner.finish(p).map(|plan| !plan.is_empty())
-    })?;
-    plan
+    })?
 }
 
 fn apply(p: &mut Pool, plan: &Plan, debris: &Debris, make: Make<'_>) -> Result<(), Error> {
-    // When the disk is full or the file at its size limit, the appends are
-    // cut back, and nothing else has changed yet.
+    // First: when the disk is full they are cut back, and nothing else has
+    // changed yet.
     p.append_with(plan.appends.len(), |i, rec| plan.appends[i].fill(make, rec))?;
-    let mut tombstones = !debris.empty.is_empty();
-    for &i in debris.copies.iter().chain(&plan.remove_first) {
+    let first = debris.copies.iter().chain(&plan.remove_first);
+    for &i in first.clone() {
         p.tombstone(i)?;
-        tombstones = true;
     }
-    // One record's room, filled afresh for each update; the old records
-    // are read ahead, as the updates are in file order (`run_with`) and
-    // each writes only its own.
+    // The old records are read ahead, as far as the updates within a block.
     let mut rec = Box::new([0u8; RECORD_SIZE]);
     let mut ahead = Ahead::default();
     for (k, (i, new)) in plan.updates.iter().enumerate() {
         new.fill(make, &mut rec);
-        // As far as the updates that follow within a block.
         let last = || {
             let near = plan.updates[k..].iter().take_while(|(j, _)| j - i < BLOCK);
             near.last().map_or(*i, |(j, _)| *j)
@@ -316,9 +234,8 @@ fn apply(p: &mut Pool, plan: &Plan, debris: &Debris, make: Make<'_>) -> Result<(
     }
     for &i in &plan.remove_last {
         p.tombstone(i)?;
-        tombstones = true;
     }
-    if tombstones {
+    if !debris.empty.is_empty() || first.count() > 0 || !plan.remove_last.is_empty() {
         p.compact()?;
     }
     Ok(())
@@ -331,76 +248,49 @@ fn content(rec: &[u8]) -> (&[u8], &[u8]) {
 
 /// Overwrite record `i` with `new` so that a kill at any instant leaves it
 /// reading as the old record or the new one. Returns whether it wrote.
-/// The pool must be open for writing.
-///
-/// ```
-/// # use std::time::Duration;
-/// # use hvkvp::change;
-/// # use hvkvp::pool::{Access, Pool, PoolId};
-/// # use hvkvp::record::encode;
-/// let dir = tempfile::tempdir()?;
-/// let path = dir.path().join(".kvp_pool_1");
-/// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
-/// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
-/// assert!(change::update(&mut pool, 1, &encode(b"b", b"new"))?);
-/// assert_eq!(pool.content(1), (b"b".to_vec(), b"new".to_vec()));
-/// // The same record again: nothing is written.
-/// assert!(!change::update(&mut pool, 1, &encode(b"b", b"new"))?);
-/// assert_eq!(std::fs::read(&path)?[2560..], encode(b"b", b"new")[..]);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn update(p: &mut Pool, i: usize, new: &Record) -> Result<bool, Error> {
+pub fn update(p: &mut Pool, i: usize, new: &[u8; RECORD_SIZE]) -> Result<bool, Error> {
     let old = p.rec(i);
     update_from(p, i, old.bytes(), new)
 }
 
-/// [`update`] of record `i`, whose bytes are `old`.
-fn update_from(p: &mut Pool, i: usize, old: &[u8], new: &Record) -> Result<bool, Error> {
+fn update_from(p: &mut Pool, i: usize, old: &[u8], new: &[u8; RECORD_SIZE]) -> Result<bool, Error> {
     if old == &new[..] {
         return Ok(false);
     }
     let h = head_len((i * RECORD_SIZE) as u64);
     if h == RECORD_SIZE {
         p.write_part(i, 0, &new[..])?;
-        return Ok(true);
-    }
-    if old[..h] == new[..h] {
+    } else if old[..h] == new[..h] {
         p.write_part(i, h, &new[h..])?;
-        return Ok(true);
-    }
-    if old[h..] == new[h..] {
-        p.write_part(i, 0, &new[..h])?;
-        return Ok(true);
-    }
-    let reads_whole = |head: &[u8], tail: &[u8]| {
-        let mut mix = [0u8; RECORD_SIZE];
-        mix[..h].copy_from_slice(head);
-        mix[h..].copy_from_slice(tail);
-        content(&mix) == content(old) || content(&mix) == content(&new[..])
-    };
-    if reads_whole(&new[..h], &old[h..]) {
-        p.write_part(i, 0, &new[..h])?;
-        p.write_part(i, h, &new[h..])?;
-    } else if reads_whole(&old[..h], &new[h..]) {
-        p.write_part(i, h, &new[h..])?;
+    } else if old[h..] == new[h..] {
         p.write_part(i, 0, &new[..h])?;
     } else {
-        staged_update(p, i, new)?;
+        // Which half first: the one whose halfway state reads whole.
+        let reads_whole = |head: &[u8], tail: &[u8]| {
+            let mix = [head, tail].concat();
+            content(&mix) == content(old) || content(&mix) == content(&new[..])
+        };
+        if reads_whole(&new[..h], &old[h..]) {
+            p.write_part(i, 0, &new[..h])?;
+            p.write_part(i, h, &new[h..])?;
+        } else if reads_whole(&old[..h], &new[h..]) {
+            p.write_part(i, h, &new[h..])?;
+            p.write_part(i, 0, &new[..h])?;
+        } else {
+            staged_update(p, i, new)?;
+        }
     }
     Ok(true)
 }
 
 /// Update record `i` through a staged copy at the end of the file.
-fn staged_update(p: &mut Pool, i: usize, new: &Record) -> Result<(), Error> {
+fn staged_update(p: &mut Pool, i: usize, new: &[u8; RECORD_SIZE]) -> Result<(), Error> {
     let end = p.len();
-    let marker = Marker {
-        hash: content_hash(new),
-        target: i as u64,
-    };
-    if p.append_all(&[marker.record(), Box::new(*new)]).is_err() {
-        // No room for the copy (the disk is full): write in place, the
-        // second part first. Only a kill between these two writes could
-        // leave the value cut at the page boundary.
+    let marker = marker(content_hash(new), i as u64);
+    let two = |k: usize, rec: &mut [u8; RECORD_SIZE]| rec.copy_from_slice([&marker[..], new][k]);
+    if p.append_with(2, two).is_err() {
+        // No room for the copy: in place, the second part first; only a kill
+        // between the two could leave the value cut at the page boundary.
         let h = head_len((i * RECORD_SIZE) as u64);
         p.write_part(i, h, &new[h..])?;
         return p.write_part(i, 0, &new[..h]);
@@ -411,15 +301,13 @@ fn staged_update(p: &mut Pool, i: usize, new: &Record) -> Result<(), Error> {
 }
 
 /// Finish the update the staged copy at `s` (its marker at `s - 1`) stands
-/// for: put the record into the slot the marker names if that slot holds
-/// the record's key or its tombstone, else into the first record with the
-/// key, then make the copy a tombstone. With no such record the copy
-/// itself becomes the record, and the marker loses its magic number.
+/// for: into the slot the marker names if it holds the key or its
+/// tombstone, else the first record with the key, then tombstone the copy.
+/// With no such record the copy becomes the record, its marker unmarked.
 fn finish_staged(p: &mut Pool, s: usize) -> Result<(), Error> {
-    let rec: Box<Record> = Box::new(p.rec(s).bytes().try_into().expect("one record"));
+    let rec: Box<[u8; RECORD_SIZE]> = Box::new(p.rec(s).bytes().try_into().expect("one record"));
     let key = field(&rec[..KEY_SIZE]).to_vec();
-    let marker = Marker::read(p.rec(s - 1).bytes()).expect("a staged copy follows its marker");
-    let named = usize::try_from(marker.target).ok().filter(|&t| t < s - 1);
+    let (_, target) = marker_of(p.rec(s - 1).bytes()).expect("a staged copy follows its marker");
     let holds = |t: usize| {
         let r = p.rec(t);
         let f = r.key_field();
@@ -429,8 +317,8 @@ fn finish_staged(p: &mut Pool, s: usize) -> Result<(), Error> {
             r.key() == key.as_slice()
         }
     };
-    let target = named
-        .filter(|&t| holds(t))
+    let target = (usize::try_from(target).ok())
+        .filter(|&t| t < s - 1 && holds(t))
         .or_else(|| (0..s - 1).find(|&t| p.rec(t).key() == key.as_slice()));
     let Some(t) = target else {
         return p.write_part(s - 1, 1, &[0; 4]);
@@ -452,34 +340,25 @@ fn content_hash(rec: &[u8]) -> u64 {
     record::fnv1a64(&[k, &[0xff], v])
 }
 
-/// The marker before a staged copy: a tombstone whose key field holds,
-/// after its leading NUL, a magic number, the hash of the staged record's
-/// content and the slot it replaces.
-struct Marker {
-    hash: u64,
-    target: u64,
-}
-
 const MARKER_MAGIC: &[u8; 4] = b"hvkS";
 
-impl Marker {
-    fn record(&self) -> Box<Record> {
-        let mut r = Box::new([0u8; RECORD_SIZE]);
-        r[1..5].copy_from_slice(MARKER_MAGIC);
-        r[5..13].copy_from_slice(&self.hash.to_le_bytes());
-        r[13..21].copy_from_slice(&self.target.to_le_bytes());
-        r
-    }
+/// The marker before a staged copy: a tombstone holding, after its NUL, the
+/// magic number, the staged record's hash and the slot it replaces.
+fn marker(hash: u64, target: u64) -> Box<[u8; RECORD_SIZE]> {
+    let mut r = Box::new([0u8; RECORD_SIZE]);
+    r[1..5].copy_from_slice(MARKER_MAGIC);
+    r[5..13].copy_from_slice(&hash.to_le_bytes());
+    r[13..21].copy_from_slice(&target.to_le_bytes());
+    r
+}
 
-    fn read(rec: &[u8]) -> Option<Marker> {
-        if rec[0] != 0 || rec[1..5] != MARKER_MAGIC[..] {
-            return None;
-        }
-        Some(Marker {
-            hash: u64::from_le_bytes(rec[5..13].try_into().ok()?),
-            target: u64::from_le_bytes(rec[13..21].try_into().ok()?),
-        })
+/// The hash and slot of a marker.
+fn marker_of(rec: &[u8]) -> Option<(u64, u64)> {
+    if rec[0] != 0 || rec[1..5] != MARKER_MAGIC[..] {
+        return None;
     }
+    let n = |at: usize| u64::from_le_bytes(rec[at..at + 8].try_into().expect("8 bytes"));
+    Some((n(5), n(13)))
 }
 
 #[cfg(test)]
@@ -489,7 +368,7 @@ mod tests {
     use crate::record::encode;
     use std::time::Duration;
 
-    fn pool(dir: &std::path::Path, recs: &[Box<Record>]) -> Pool {
+    fn pool(dir: &std::path::Path, recs: &[Box<[u8; RECORD_SIZE]>]) -> Pool {
         let bytes: Vec<u8> = recs.iter().flat_map(|r| r.iter().copied()).collect();
         std::fs::write(dir.join(".kvp_pool_1"), bytes).unwrap();
         Pool::open(dir, PoolId::GUEST, Access::Write, Duration::from_secs(1)).unwrap()
@@ -512,7 +391,7 @@ mod tests {
     /// there is nothing else.
     struct Nothing;
     impl Planner for Nothing {
-        fn see(&mut self, _: &Rec) {}
+        fn see(&mut self, _: &Record) {}
         fn finish(self, _: &Pool) -> Result<Plan, Error> {
             Ok(Plan::default())
         }
@@ -521,23 +400,20 @@ mod tests {
         }
     }
 
-    fn bytes(recs: &[Box<Record>]) -> Vec<u8> {
+    fn bytes(recs: &[Box<[u8; RECORD_SIZE]>]) -> Vec<u8> {
         recs.iter().flat_map(|r| r.iter().copied()).collect()
     }
 
     /// A pool holding `before`, then a staged copy of `new` for `target`.
     fn staged_pool(
         dir: &std::path::Path,
-        before: &[Box<Record>],
-        new: &Record,
+        before: &[Box<[u8; RECORD_SIZE]>],
+        new: &[u8; RECORD_SIZE],
         target: u64,
     ) -> Pool {
-        let marker = Marker {
-            hash: content_hash(new),
-            target,
-        };
+        let marker = marker(content_hash(new), target);
         let mut recs = before.to_vec();
-        recs.push(marker.record());
+        recs.push(marker);
         recs.push(Box::new(*new));
         pool(dir, &recs)
     }
@@ -593,7 +469,7 @@ mod tests {
     /// Deletes one key, as `hvkvp delete KEY` does.
     struct Delete(&'static [u8], Vec<usize>);
     impl Planner for Delete {
-        fn see(&mut self, r: &Rec) {
+        fn see(&mut self, r: &Record) {
             if r.key() == self.0 {
                 self.1.push(r.index);
             }
@@ -647,11 +523,8 @@ mod tests {
         let new = encode(b"k", b"new");
         let mut cut = new.clone();
         cut[..100].fill(0);
-        let marker = Marker {
-            hash: content_hash(&new[..]),
-            target: 0,
-        };
-        let mut p = pool(d.path(), &[encode(b"k", b"old"), marker.record(), cut]);
+        let marker = marker(content_hash(&new[..]), 0);
+        let mut p = pool(d.path(), &[encode(b"k", b"old"), marker, cut]);
         let debris = debris(&p);
         assert_eq!((debris.empty, debris.staged), (vec![1, 2], vec![]));
         run(&mut p, || Nothing).unwrap();

@@ -1,31 +1,19 @@
-//! Long values as numbered chunks: `KEY.0`, `KEY.1`, … each within the
-//! limits of one record. The convention of `write --split` / `read --join`,
-//! and of Ignition and libhvee (`ignition.config.0`, `.1`, …), whose
-//! readers join chunks from 0 up to the first number missing.
-//!
-//! A value in chunks cannot change in one write, and a `kill -9` between
-//! two chunk writes could leave chunks of the old value beside chunks of
-//! the new one. So hvkvp tags each chunk it writes, in the bytes after the
-//! key's NUL where no other reader looks: a magic number, the number of
-//! chunks, and a hash of the whole value. `read --join` and `check` use the
-//! tag to refuse a set of chunks that does not join up to one value, and to
-//! ignore chunks left over from a longer older value; Ignition's readers
-//! see plain `KEY.N` records. Chunks without a tag (written by another
-//! tool) are joined from 0 up, and a gap is an error, not a shorter value.
+//! Long values as numbered chunks `KEY.0`, `KEY.1`, … (`write --split`,
+//! `read --join`; Ignition's and libhvee's convention). Each chunk hvkvp
+//! writes carries a tag after its key's NUL (a magic number, the count of
+//! chunks and a hash of the whole value), so that chunks of two values are
+//! refused and leftovers of a longer older value ignored. Untagged chunks
+//! are joined from 0 up, and a gap is an error.
 
 use crate::record::{
     self, field, Limits, KEY_SIZE, RECORD_SIZE, VALUE_MAX_BYTES, VALUE_MAX_UTF16, VALUE_SIZE,
 };
 
-/// If `key` is a chunk of `base`, `base.N` (N decimal, no sign, no leading
-/// zero), its number N. The convention of `write --split`, and of
-/// Ignition and libhvee (`ignition.config.0`, `.1`, …).
+/// If `key` is `base.N` (N decimal, no sign, no leading zero), N.
 pub fn chunk_number(key: &[u8], base: &[u8]) -> Option<u64> {
     let rest = key.strip_prefix(base)?.strip_prefix(b".")?;
-    if rest.is_empty() || rest.len() > 9 || !rest.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    if rest.len() > 1 && rest[0] == b'0' {
+    let leading_zero = rest.len() > 1 && rest[0] == b'0';
+    if rest.is_empty() || rest.len() > 9 || leading_zero || !rest.iter().all(u8::is_ascii_digit) {
         return None;
     }
     std::str::from_utf8(rest).ok()?.parse().ok()
@@ -33,23 +21,18 @@ pub fn chunk_number(key: &[u8], base: &[u8]) -> Option<u64> {
 
 /// The base of a chunk key: `KEY` of `KEY.N`.
 pub fn base_of(key: &[u8]) -> Option<&[u8]> {
-    let dot = key.iter().rposition(|&b| b == b'.')?;
-    let base = &key[..dot];
+    let base = &key[..key.iter().rposition(|&b| b == b'.')?];
     chunk_number(key, base).map(|_| base)
 }
 
 /// The key of chunk `n` of `base`.
 pub fn chunk_key(base: &[u8], n: usize) -> Vec<u8> {
-    let mut k = base.to_vec();
-    k.push(b'.');
-    k.extend_from_slice(n.to_string().as_bytes());
-    k
+    [base, b".", n.to_string().as_bytes()].concat()
 }
 
 /// Cut `value` into the fewest pieces that each fit a value field within
-/// `limits`, on character boundaries. A chunk key too long to hold its tag
-/// ([`TAG_MAX_KEY`]) leaves room for it in the value: pieces of at most
-/// [`TAG_MAX_VALUE`] bytes.
+/// `limits`, on character boundaries; shorter ones when `chunk_key` leaves
+/// no room for the tag ([`TAG_MAX_VALUE`]).
 pub fn split_value<'a>(value: &'a str, limits: Limits, chunk_key: &[u8]) -> Vec<&'a str> {
     let max_bytes = if chunk_key.len() > TAG_MAX_KEY {
         TAG_MAX_VALUE
@@ -82,19 +65,15 @@ pub const TAG_LEN: usize = 14;
 const TAG_MAGIC: &[u8; 4] = b"hvkC";
 /// The longest chunk key that has room for its tag after its NUL.
 pub const TAG_MAX_KEY: usize = KEY_SIZE - TAG_LEN - 1;
-/// A longer chunk key's tag goes after the value's NUL: the longest piece
-/// that leaves room for it.
+/// The longest piece that leaves room for the tag after the value's NUL.
 pub const TAG_MAX_VALUE: usize = VALUE_SIZE - TAG_LEN - 1;
 
-/// What the tag of a set of chunks says: how many there are, and the hash
-/// of the whole value they join up to.
+/// What the tag of a set of chunks says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tag {
-    /// How many chunks the value was cut into: chunks numbered past it are
-    /// left over from a longer older value.
+    /// How many chunks the value was cut into.
     pub count: u16,
-    /// FNV-1a of the whole value ([`record::fnv1a64`]): chunks of two
-    /// values do not join up to it.
+    /// FNV-1a of the whole value.
     pub hash: u64,
 }
 
@@ -119,18 +98,10 @@ impl Tag {
         };
         after_nul(&rec[..KEY_SIZE]).or_else(|| after_nul(&rec[KEY_SIZE..]))
     }
-
-    fn bytes(&self) -> [u8; TAG_LEN] {
-        let mut t = [0u8; TAG_LEN];
-        t[..4].copy_from_slice(TAG_MAGIC);
-        t[4..6].copy_from_slice(&self.count.to_le_bytes());
-        t[6..].copy_from_slice(&self.hash.to_le_bytes());
-        t
-    }
 }
 
 /// True when `field` holds bytes after its NUL other than a chunk's tag
-/// right after that NUL: what the daemon leaves there, not what hvkvp does.
+/// right after that NUL.
 pub fn garbage_besides_tag(field: &[u8]) -> bool {
     let Some(rest) = field.get(record::field(field).len() + 1..) else {
         return false;
@@ -142,9 +113,8 @@ pub fn garbage_besides_tag(field: &[u8]) -> bool {
     rest.iter().any(|&b| b != 0)
 }
 
-/// The record of chunk `key` (`BASE.N`) holding `piece`, tagged with `tag`
-/// after the key's NUL, or after the value's when the key leaves no room
-/// ([`split_value`] cuts pieces that leave it).
+/// The record of chunk `key` holding `piece`, tagged after the key's NUL,
+/// or after the value's when the key leaves no room.
 pub fn encode(key: &[u8], piece: &[u8], tag: Tag) -> Box<[u8; RECORD_SIZE]> {
     let mut rec = record::encode(key, piece);
     let at = if key.len() <= TAG_MAX_KEY {
@@ -154,7 +124,10 @@ pub fn encode(key: &[u8], piece: &[u8], tag: Tag) -> Box<[u8; RECORD_SIZE]> {
         KEY_SIZE + piece.len() + 1
     };
     if at + TAG_LEN <= RECORD_SIZE {
-        rec[at..at + TAG_LEN].copy_from_slice(&tag.bytes());
+        let t = &mut rec[at..at + TAG_LEN];
+        t[..4].copy_from_slice(TAG_MAGIC);
+        t[4..6].copy_from_slice(&tag.count.to_le_bytes());
+        t[6..].copy_from_slice(&tag.hash.to_le_bytes());
     }
     rec
 }
@@ -164,32 +137,24 @@ pub fn encode(key: &[u8], piece: &[u8], tag: Tag) -> Box<[u8; RECORD_SIZE]> {
 pub enum Broken {
     /// Chunk N is missing (chunks without a tag).
     Missing(u64),
-    /// The chunks do not join up to the value their tag names: a
-    /// `write --split` was cut short by a kill, or another tool wrote some
-    /// of them.
+    /// The chunks do not join up to the value their tag names.
     Mixed,
 }
 
 /// In [`Chunks`], a chunk whose record carries a tag.
 const TAGGED: u64 = 1 << 63;
 
-/// Collects where the chunks of `base` are, record by record: the first
-/// record of each number counts, as the daemon reads the first record of a
-/// key. Only the record of each chunk is held (8 bytes a chunk), never a
-/// value: [`Chunks::check`] and [`Joined::pieces`] read the values from the
-/// records again, in order, so that a value of any length is joined in
-/// flat memory. Each record is looked at once and each chunk number once:
-/// joining takes one pass, however many chunks there are.
+/// Where the chunks of a base are, record by record (the first record of
+/// each number counts): 8 bytes a chunk, never a value, so a value of any
+/// length is joined in flat memory, in one pass.
 #[derive(Debug, Default)]
 pub struct Chunks {
-    /// By chunk number below `dense`: its record + 1 (0: none yet), with
+    /// By chunk number below `dense`: its record + 1 (0: none), with
     /// [`TAGGED`] set when it carries a tag.
     at: Vec<u64>,
-    /// Chunk numbers from `dense` up, the same way: a number past the count
-    /// of records cannot be part of a whole set, and is not worth a slot
-    /// for each number below it.
+    /// Chunk numbers from `dense` up, the same way.
     far: std::collections::HashMap<u64, u64>,
-    /// Numbers below it go in `at`: the number of records in the pool.
+    /// The number of records in the pool.
     dense: u64,
     /// The tag of chunk 0.
     zero: Option<Tag>,
@@ -198,7 +163,7 @@ pub struct Chunks {
 /// A set of chunks that joins up to one value: where its pieces are.
 #[derive(Debug)]
 pub struct Joined {
-    /// The record of chunk 0, where the value is said to be.
+    /// The record of chunk 0.
     pub index: usize,
     /// The records of the chunks, in order.
     pub records: Vec<usize>,
@@ -207,21 +172,17 @@ pub struct Joined {
 }
 
 impl Joined {
-    /// The pieces of the value, in order: the value field of each chunk,
-    /// read through `rec` (the bytes of a record by its index).
+    /// The pieces of the value, in order, read through `rec`.
     pub fn pieces<'b, R: AsRef<[u8]>>(
         &'b self,
         rec: impl Fn(usize) -> R + 'b,
     ) -> impl Iterator<Item = Vec<u8>> + 'b {
-        self.records
-            .iter()
-            .map(move |&i| field(&rec(i).as_ref()[KEY_SIZE..]).to_vec())
+        (self.records.iter()).map(move |&i| field(&rec(i).as_ref()[KEY_SIZE..]).to_vec())
     }
 }
 
 impl Chunks {
-    /// For a pool of `records` records: chunk numbers below it are kept in
-    /// a table, 8 bytes each. [`Chunks::default`] keeps them all in a map.
+    /// For a pool of `records` records: lower chunk numbers go in a table.
     pub fn new(records: usize) -> Chunks {
         Chunks {
             dense: records as u64,
@@ -266,51 +227,19 @@ impl Chunks {
         (s != 0).then(|| (((s & !TAGGED) - 1) as usize, s & TAGGED != 0))
     }
 
-    /// Whether the chunks join up to one value, and if so where its pieces
-    /// are. `rec` gives the bytes of a record by its index, for a second
-    /// look at each chunk, in order: its tag, and its piece for the hash.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// use hvkvp::chunk::{encode, Broken, Chunks, Tag};
-    /// use hvkvp::{change, pool::{Access, Pool, PoolId}};
-    ///
-    /// let dir = tempfile::tempdir()?;
-    /// std::fs::write(dir.path().join(".kvp_pool_1"), b"")?;
-    /// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
-    /// let tag = Tag::of(b"aaaabb", 2);
-    /// pool.append_all(&[encode(b"cfg.0", b"aaaa", tag), encode(b"cfg.1", b"bb", tag)])?;
-    /// let join = |p: &Pool| {
-    ///     let mut chunks = Chunks::new(p.len());
-    ///     for r in p.records() {
-    ///         chunks.see(b"cfg", r.index, r.bytes());
-    ///     }
-    ///     let rec = |i| p.rec(i);
-    ///     chunks.check(rec).map(|j| (j.index, j.pieces(rec).collect::<Vec<_>>().concat()))
-    /// };
-    /// assert_eq!(join(&pool), Ok((0, b"aaaabb".to_vec())));
-    ///
-    /// // Chunk 1 of another value, as a split cut short by a kill leaves it.
-    /// change::update(&mut pool, 1, &encode(b"cfg.1", b"cc", Tag::of(b"aaaacc", 2)))?;
-    /// assert_eq!(join(&pool).unwrap_err(), Broken::Mixed);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// Whether the chunks join up to one value, and where its pieces are;
+    /// `rec` gives the bytes of a record by index.
     pub fn check<R: AsRef<[u8]>>(self, rec: impl Fn(usize) -> R) -> Result<Joined, Broken> {
         let (index, _) = self.get(0).ok_or(Broken::Missing(0))?;
         let tag = self.zero;
-        // Tagged: exactly `count` chunks, all of one value; later numbers
-        // are left over from a longer older value. Untagged (written by
-        // another tool, or by an older hvkvp): the untagged chunks from 0
-        // up; a tagged chunk after them is one `write --split` appended
-        // for a new value before it was cut short.
+        // Tagged: exactly `count` chunks of one value. Untagged: the untagged
+        // chunks from 0 up (a tagged one after them is of a cut split).
         let count = match tag {
             Some(t) => u64::from(t.count),
             None => {
                 let untagged = |&s: &u64| s != 0 && s & TAGGED == 0;
                 let near = self.at.iter().rposition(untagged).map(|n| n as u64);
-                let far = self
-                    .far
-                    .iter()
+                let far = (self.far.iter())
                     .filter(|&(_, s)| untagged(s))
                     .map(|(n, _)| *n);
                 near.into_iter().chain(far).max().map_or(0, |n| n + 1)
@@ -320,14 +249,15 @@ impl Chunks {
         let mut hash = record::FNV_START;
         let mut utf8 = Utf8::default();
         for n in 0..count {
-            let (i, tagged) = self.get(n).ok_or(match tag {
-                Some(_) => Broken::Mixed,
-                None => Broken::Missing(n),
-            })?;
+            let missing = if tag.is_some() {
+                Broken::Mixed
+            } else {
+                Broken::Missing(n)
+            };
+            let (i, tagged) = self.get(n).ok_or(missing)?;
             let r = rec(i);
             let r = r.as_ref();
-            // The tag itself, not only whether there is one: a chunk of
-            // another value may carry another.
+            // The tag itself: a chunk of another value may carry another.
             if tagged != tag.is_some() || (tagged && Tag::read(r) != tag) {
                 return Err(Broken::Mixed);
             }
@@ -339,10 +269,11 @@ impl Chunks {
         if tag.is_some_and(|t| t.hash != hash) {
             return Err(Broken::Mixed);
         }
+        let utf8 = utf8.end();
         Ok(Joined {
             index,
             records,
-            utf8: utf8.end(),
+            utf8,
         })
     }
 
@@ -356,13 +287,12 @@ impl Chunks {
     }
 }
 
-/// Whether bytes that come in pieces are UTF-8, a character cut between
-/// two pieces included.
+/// Whether bytes that come in pieces are UTF-8, a character cut between two
+/// pieces included.
 #[derive(Default)]
 struct Utf8 {
     bad: bool,
-    /// The start of a character cut at the end of the last piece, then the
-    /// next piece after it.
+    /// A character cut at the end of the last piece, then the next piece.
     buf: Vec<u8>,
 }
 
@@ -374,9 +304,7 @@ impl Utf8 {
         self.buf.extend_from_slice(piece);
         match std::str::from_utf8(&self.buf) {
             Ok(_) => self.buf.clear(),
-            Err(e) if e.error_len().is_none() => {
-                self.buf.drain(..e.valid_up_to());
-            }
+            Err(e) if e.error_len().is_none() => drop(self.buf.drain(..e.valid_up_to())),
             Err(_) => self.bad = true,
         }
     }

@@ -1,5 +1,5 @@
-//! Errors that know their exit status (README, "Exit status"): the mapping lives here and
-//! nowhere else.
+//! Errors that know their exit status (README, "Exit status"): the mapping
+//! lives here and nowhere else.
 
 use std::path::PathBuf;
 
@@ -14,14 +14,11 @@ pub enum Exit {
     NoMatch = 1,
     /// Usage or input error: nothing was changed.
     Usage = 2,
-    /// Environment or I/O error: missing directory, permission, lock timeout,
-    /// corrupt file refused.
+    /// Environment or I/O error.
     Environment = 3,
 }
 
-/// The exit status of a command's outcome: the one mapping from outcomes to
-/// exit statuses, shared by the binary, the tests and the fuzz targets. A
-/// closed pipe is success.
+/// The exit status of a command's outcome; a closed pipe is success.
 pub fn exit_status(outcome: &Result<Exit, Error>) -> Exit {
     match outcome {
         Ok(exit) => *exit,
@@ -36,8 +33,8 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
-/// What went wrong: each message states the fact. What to do about it is
-/// the command line's to say (`cli::advice`), after the message.
+/// What went wrong: each message states the fact; what to do is the command
+/// line's to say (`advice`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bad arguments or bad input text (exit 2).
@@ -50,9 +47,9 @@ pub enum Error {
          overwrite it; only pool 1 (guest) reaches the host"
     )]
     PoolRefused {
-        /// The pool's number, as `-p` takes it.
+        /// The pool's number.
         pool: u8,
-        /// Its name, so the user sees which pool they named.
+        /// Its name.
         name: &'static str,
     },
 
@@ -63,13 +60,11 @@ pub enum Error {
         dir.display()
     )]
     NoPoolDir {
-        /// The directory asked for (`--pool-dir`).
+        /// The directory asked for.
         dir: PathBuf,
     },
 
-    /// `read --wait` for the default pool directory, which does not exist,
-    /// on a machine that is not a Hyper-V guest: no daemon will ever make
-    /// it (exit 3).
+    /// `read --wait` for a missing default directory, not on Hyper-V (exit 3).
     #[error(
         "{}: no such directory, and this machine is not a Hyper-V guest (no /sys/bus/vmbus): \
          no KVP daemon will make it",
@@ -94,10 +89,10 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// The pool directory holds no pool file at all (`read -a`, exit 3).
+    /// The pool directory holds no pool file at all (exit 3).
     #[error("{}: no pool file (.kvp_pool_0 to .kvp_pool_4)", dir.display())]
     NoPools {
-        /// The directory looked in (`--pool-dir`).
+        /// The directory looked in.
         dir: PathBuf,
     },
 
@@ -106,7 +101,7 @@ pub enum Error {
     NotRegular {
         /// The path refused.
         path: PathBuf,
-        /// What it is instead ("is a FIFO"), completing the message.
+        /// What it is instead ("is a FIFO").
         what: &'static str,
     },
 
@@ -122,7 +117,7 @@ pub enum Error {
         path: PathBuf,
         /// Its size in bytes.
         size: u64,
-        /// The bytes after the last whole record, which `delete -c` drops.
+        /// The bytes after the last whole record.
         tail: u64,
     },
 
@@ -137,14 +132,13 @@ pub enum Error {
         }
     )]
     LockTimeout {
-        /// The pool file whose lock was not granted.
+        /// The pool file.
         path: PathBuf,
-        /// Which of the two locks: the `flock` or the POSIX lock.
+        /// Which lock: the `flock` or the POSIX lock.
         kind: &'static str,
         /// The timeout in seconds, without a needless `.0`.
         secs: String,
-        /// Who holds the lock (`F_GETLK`, `/proc/locks`): each as
-        /// `pid N (name)`; none when it could not be found.
+        /// Who holds the lock, each as `pid N (name)`.
         holders: Vec<String>,
     },
 
@@ -159,17 +153,16 @@ pub enum Error {
         }
     )]
     Permission {
-        /// The file that could not be opened or changed.
+        /// The file.
         path: PathBuf,
-        /// What hvkvp was doing, completing the message.
+        /// What hvkvp was doing.
         doing: &'static str,
-        /// Whether the process is root's, whom only policy refuses.
+        /// Whether the process is root's.
         root: bool,
     },
 
-    /// The pool file, or the directory a pool would be created in, carries
-    /// an attribute that forbids the change to everyone, root included
-    /// (exit 3).
+    /// An attribute forbids changing the file, or creating one in the
+    /// directory, to everyone (exit 3).
     #[error(
         "{}: the {kind} is {what} (chattr +{flag}): no one may change it, not even root",
         path.display()
@@ -181,13 +174,12 @@ pub enum Error {
         kind: &'static str,
         /// "immutable" or "append-only".
         what: &'static str,
-        /// The letter `chattr` and `lsattr` show: `i` or `a`.
+        /// `i` or `a`.
         flag: char,
     },
 
-    /// Another program changed the pool file while hvkvp held its locks, or
-    /// replaced it while hvkvp waited for them (exit 3). hvkvp stopped
-    /// before writing more: what it left, the next change heals.
+    /// Another program changed or replaced the pool file under hvkvp, which
+    /// stopped before writing more (exit 3).
     #[error("{}: {what}", path.display())]
     Interference {
         /// The pool file.
@@ -196,15 +188,14 @@ pub enum Error {
         what: Interference,
     },
 
-    /// The pool file has more than one name (exit 3): changing it would
-    /// change the file under its other names too. Reading is allowed.
+    /// The pool file has more than one name (exit 3).
     #[error(
         "{}: the file has {links} hard links: refusing to change it, which would change it \
          under its other names too",
         path.display()
     )]
     HardLinked {
-        /// The pool file refused.
+        /// The pool file.
         path: PathBuf,
         /// Its link count.
         links: u64,
@@ -213,18 +204,16 @@ pub enum Error {
     /// Any other I/O failure on a pool (exit 3).
     #[error("{}: {doing}", path.display())]
     Io {
-        /// The file the failure is about.
+        /// The file.
         path: PathBuf,
-        /// What hvkvp was doing, completing the message.
+        /// What hvkvp was doing.
         doing: &'static str,
-        /// The system's error, shown after the message.
+        /// The system's error.
         #[source]
         source: std::io::Error,
     },
 
-    /// Writing the output failed, `--help` included (exit 3). A closed
-    /// pipe (`hvkvp read | head -1`) is not a failure: [`exit_status`]
-    /// makes it exit 0, and nothing is said.
+    /// Writing the output failed (exit 3; a closed pipe exits 0).
     #[error("writing to standard output: {0}")]
     Output(std::io::Error),
 
@@ -235,68 +224,60 @@ pub enum Error {
     /// A pair of a `write --batch` that cannot be written (exit 2).
     #[error("batch {origin}: {error}")]
     BatchField {
-        /// Where the pair is in the batch (`line 3`, `pair 2`, `key "k"`).
+        /// Where the pair is in the batch (`line 3`).
         origin: String,
         /// What is wrong with it.
         error: crate::record::FieldError,
     },
 }
 
-/// What another program did to a pool file under hvkvp ([`Error::Interference`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What another program did to a pool file under hvkvp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Interference {
     /// The file is not the size hvkvp's own writes left it.
+    #[error("{}", resized(*expected, *found))]
     Resized {
         /// The size hvkvp's writes left.
         expected: u64,
         /// The size found.
         found: u64,
     },
-    /// The file hvkvp opened is linked nowhere any more: another file was
-    /// renamed over the path, or it was removed, during the change.
+    /// The file hvkvp opened is linked nowhere any more.
+    #[error(
+        "the pool file was replaced (renamed over or removed) while hvkvp was changing it: the \
+         file hvkvp locked is no longer the one at the path; hvkvp stopped before writing more"
+    )]
     Replaced,
-    /// The path no longer names the file hvkvp opened and locked: it was
-    /// replaced while hvkvp waited for the lock. Nothing was written.
+    /// The path was replaced while hvkvp waited for the lock.
+    #[error(
+        "the pool file was replaced (renamed over or removed) while hvkvp waited for its lock: \
+         the file hvkvp locked is no longer the one at the path; nothing was written"
+    )]
     ReplacedWhileWaiting,
 }
 
-impl std::fmt::Display for Interference {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {
-            Interference::Resized { expected, found } if found < expected => write!(
-                f,
-                "the file shrank from {} to {} while hvkvp held its locks: a program that takes \
-                 no lock cut it (cloud-init empties pool 1 at boot, without a lock, when it was \
-                 last written before this boot); hvkvp stopped before writing more",
-                count(expected as usize, "byte"),
-                count(found as usize, "byte"),
-            ),
-            Interference::Resized { expected, found } => write!(
-                f,
-                "the file grew from {} to {} while hvkvp held its locks{}: a program that takes \
-                 no lock wrote to it; hvkvp stopped before writing more",
-                count(expected as usize, "byte"),
-                count(found as usize, "byte"),
-                if found % crate::record::RECORD_SIZE as u64 != 0 {
-                    ", ending in a partial record"
-                } else {
-                    ""
-                },
-            ),
-            Interference::Replaced => f.write_str(
-                "the pool file was replaced (renamed over or removed) while hvkvp was changing \
-                 it: the file hvkvp locked is no longer the one at the path; hvkvp stopped before \
-                 writing more",
-            ),
-            Interference::ReplacedWhileWaiting => f.write_str(
-                "the pool file was replaced (renamed over or removed) while hvkvp waited for its \
-                 lock: the file hvkvp locked is no longer the one at the path; nothing was written",
-            ),
-        }
+fn resized(expected: u64, found: u64) -> String {
+    let (e, f) = (
+        count(expected as usize, "byte"),
+        count(found as usize, "byte"),
+    );
+    if found < expected {
+        return format!(
+            "the file shrank from {e} to {f} while hvkvp held its locks: a program that takes no \
+             lock cut it (cloud-init empties pool 1 at boot, without a lock, when it was last \
+             written before this boot); hvkvp stopped before writing more"
+        );
     }
+    let partial = if found % crate::record::RECORD_SIZE as u64 != 0 {
+        ", ending in a partial record"
+    } else {
+        ""
+    };
+    format!(
+        "the file grew from {e} to {f} while hvkvp held its locks{partial}: a program that takes \
+         no lock wrote to it; hvkvp stopped before writing more"
+    )
 }
-
-impl std::error::Error for Interference {}
 
 impl Error {
     /// The exit status this error ends the process with.
@@ -306,20 +287,7 @@ impl Error {
             | Error::PoolRefused { .. }
             | Error::Field(_)
             | Error::BatchField { .. } => Exit::Usage,
-            Error::NoPoolDir { .. }
-            | Error::NotHyperV { .. }
-            | Error::NotADirectory { .. }
-            | Error::NoPoolFile { .. }
-            | Error::NoPools { .. }
-            | Error::Attribute { .. }
-            | Error::NotRegular { .. }
-            | Error::Misaligned { .. }
-            | Error::LockTimeout { .. }
-            | Error::Permission { .. }
-            | Error::Interference { .. }
-            | Error::HardLinked { .. }
-            | Error::Io { .. }
-            | Error::Output(_) => Exit::Environment,
+            _ => Exit::Environment,
         }
     }
 
@@ -328,40 +296,25 @@ impl Error {
         matches!(self, Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
-    /// The message with its causes, `outer: cause: cause`, as the user is
-    /// shown it after `hvkvp: error: `.
+    /// The message with its causes, `outer: cause: cause`.
     pub fn message(&self) -> String {
-        let mut msg = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            msg.push_str(": ");
-            msg.push_str(&c.to_string());
-            cause = c.source();
-        }
-        msg
+        let causes = std::iter::successors(std::error::Error::source(self), |c| c.source());
+        causes.fold(self.to_string(), |msg, c| format!("{msg}: {c}"))
     }
 
-    /// Wrap an I/O error on `path`; "permission denied" is its own error.
-    /// What the seam found another program did becomes
-    /// [`Error::Interference`].
+    /// Wrap an I/O error on `path`: permission denied and what the seam
+    /// found another program did are errors of their own.
     pub fn io(path: &std::path::Path, doing: &'static str, source: std::io::Error) -> Error {
+        let path = path.to_path_buf();
         if let Some(what) = (source.get_ref()).and_then(|e| e.downcast_ref::<Interference>()) {
-            return Error::Interference {
-                path: path.to_path_buf(),
-                what: *what,
-            };
+            return Error::Interference { path, what: *what };
         }
         if source.kind() == std::io::ErrorKind::PermissionDenied {
-            // An immutable or append-only file is named before this
-            // (`pool::open_file`); what is left for root is policy.
-            return Error::Permission {
-                path: path.to_path_buf(),
-                doing,
-                root: rustix::process::geteuid().is_root(),
-            };
+            let root = rustix::process::geteuid().is_root();
+            return Error::Permission { path, doing, root };
         }
         Error::Io {
-            path: path.to_path_buf(),
+            path,
             doing,
             source,
         }

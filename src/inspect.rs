@@ -1,37 +1,11 @@
-//! What is wrong with a pool file, found in one scan: the analysis behind
-//! `hvkvp check`, as data. `output::check` renders it.
-//!
-//! Every fact is gathered in one scan under the shared locks, and the pool
-//! is unlocked before anything is printed: as with `read`, a report piped
-//! into `less` must not stall the daemon. Nothing here writes.
-//!
-//! What counts as a problem, and why:
-//! - a trailing partial record: the daemon ignores it and drops it at its
-//!   next rewrite; hvkvp refuses to write such a file;
-//! - what a killed hvkvp leaves (`change`): a record with an empty key
-//!   (which the host cannot name), a record next to a copy of itself, a
-//!   staged update; the next write or delete removes it;
-//! - the chunks of a `--split` value that do not join up to one value (a
-//!   split cut short by a kill; `chunk`);
-//! - duplicate keys: every copy is enumerated, the host keeps the last;
-//! - a field that is not UTF-8: the daemon answers `HV_E_FAIL` and the
-//!   host's enumeration stops there, hiding that record and all later ones;
-//! - a field without a terminating NUL: the daemon `strcpy`s and `strlen`s;
-//! - a key over 254 or a value over 1022 UTF-16 units: the host cuts it;
-//! - a mode other than 0644, the mode the daemon creates pools with;
-//! - pool 1 holding records last written before this boot: data from an
-//!   image or an earlier VM that the host reads as this guest's;
-//! - a running KVP daemon that holds open a file the pool's path no longer
-//!   names (it was replaced by rename since the daemon started): the
-//!   daemon locks the file it opened, but reads and writes by path, so its
-//!   lock excludes no one from the file the path names now.
-//!
-//! Notes, which do not make the exit status 1: bytes after a field's NUL
-//! (the daemon leaves them; they are never content), and staleness of any
-//! other pool, or of an empty pool 1.
+//! What is wrong with a pool file, found in one scan under the shared locks
+//! and released before anything is printed: the data behind `hvkvp check`,
+//! which `output::check` renders. Nothing here writes.
 
-use std::collections::hash_map::{Entry, HashMap};
+use std::collections::hash_map::{Entry, HashMap, RandomState};
 use std::collections::HashSet;
+use std::hash::BuildHasher;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -45,9 +19,9 @@ use crate::stale;
 /// Where in a pool a finding is: a record's index and one of its fields.
 #[derive(Debug, Clone, Copy)]
 pub struct Spot {
-    /// The record, counted from 0 in file order, as `read -o json` shows it.
+    /// The record, counted from 0 in file order.
     pub index: usize,
-    /// Key or value: each is checked on its own.
+    /// Key or value.
     pub field: Field,
 }
 
@@ -56,9 +30,9 @@ pub struct Spot {
 pub struct OverLimit {
     /// The field.
     pub at: Spot,
-    /// Its length in UTF-16 units, the unit the host counts in.
+    /// Its length in UTF-16 units.
     pub units: usize,
-    /// What the host keeps of such a field; the rest is cut.
+    /// What the host keeps of such a field.
     pub limit: usize,
 }
 
@@ -84,8 +58,7 @@ pub struct Facts {
     pub debris: Debris,
     /// Keys whose tagged chunks do not join up to one value.
     pub broken_chunks: Vec<Vec<u8>>,
-    /// Keys held by more than one record (debris left out), in order of
-    /// first appearance.
+    /// Keys held by more than one record (debris left out), in order.
     pub duplicates: Vec<Duplicate>,
     /// Fields that are not UTF-8, in file order.
     pub invalid_utf8: Vec<Spot>,
@@ -93,11 +66,9 @@ pub struct Facts {
     pub unterminated: Vec<Spot>,
     /// Fields over the host's UTF-16 limits, in file order.
     pub over_limits: Vec<OverLimit>,
-    /// Records with bytes after a field's NUL, besides a chunk's tag;
-    /// debris left out (it is reported as such).
+    /// Records with bytes after a field's NUL besides a chunk's tag (not debris).
     pub garbage: usize,
-    /// Records carrying the tag hvkvp writes after a NUL in the chunks of
-    /// a `--split` value ([`chunk`]).
+    /// Records carrying a chunk's tag.
     pub chunk_tags: usize,
 }
 
@@ -119,8 +90,8 @@ pub struct Report {
     pub replaced_under_daemon: Vec<u32>,
 }
 
-/// Inspect pool `id` of `dir` under its shared lock, which is released
-/// before this returns.
+/// Inspect pool `id` of `dir` under its shared lock, released before this
+/// returns.
 pub fn inspect(
     dir: &Path,
     id: PoolId,
@@ -129,8 +100,7 @@ pub fn inspect(
 ) -> Result<Report, Error> {
     let mut pool = Pool::open(dir, id, Access::Read, timeout)?;
     let facts = pool.scan(scan)?;
-    let mode = pool.mode();
-    let modified = pool.modified();
+    let (mode, modified) = (pool.mode(), pool.modified());
     let path = pool.path().to_path_buf();
     drop(pool); // unlock before anything is printed
     let replaced_under_daemon = daemons_holding_replaced(&path, Path::new("/proc"));
@@ -145,20 +115,11 @@ pub fn inspect(
     })
 }
 
-/// The names the KVP daemon runs under (`/proc/PID/comm`): `hv_kvp_daemon`
-/// (linux `tools/hv`, most distributions) and `hypervkvpd` (RHEL's name
-/// for the same program).
-const DAEMON_NAMES: [&str; 2] = ["hv_kvp_daemon", "hypervkvpd"];
-
-/// The pids of running KVP daemons (found under `proc`, which is `/proc`)
-/// that hold open a file once named `path` that `path` no longer names:
-/// `/proc/PID/fd/N` reads as the name the file was opened by (with
-/// " (deleted)" once it is linked nowhere), and the file it leads to is
-/// compared with the one at `path` by device and inode. Processes whose
-/// descriptors cannot be read (another user's, without root) are passed
-/// over: nothing is said that is not known.
+/// The pids of running KVP daemons (`hv_kvp_daemon`, RHEL's `hypervkvpd`)
+/// under `proc` that hold open a file once named `path` that `path` no
+/// longer names (by device and inode). Processes whose descriptors cannot
+/// be read are passed over.
 fn daemons_holding_replaced(path: &Path, proc: &Path) -> Vec<u32> {
-    use std::os::unix::fs::MetadataExt;
     let Some(abs) = (path.parent())
         .and_then(|d| std::fs::canonicalize(d).ok())
         .zip(path.file_name())
@@ -166,34 +127,27 @@ fn daemons_holding_replaced(path: &Path, proc: &Path) -> Vec<u32> {
     else {
         return Vec::new();
     };
-    let now = std::fs::symlink_metadata(&abs)
-        .ok()
-        .map(|m| (m.dev(), m.ino()));
+    let id = |m: std::fs::Metadata| (m.dev(), m.ino());
+    let now = std::fs::symlink_metadata(&abs).ok().map(id);
+    let dir = |p: PathBuf| std::fs::read_dir(p).into_iter().flatten().flatten();
     let mut found = Vec::new();
-    for e in std::fs::read_dir(proc).into_iter().flatten().flatten() {
+    for e in dir(proc.to_path_buf()) {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
         let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if !DAEMON_NAMES.contains(&comm.trim_end()) {
+        if !["hv_kvp_daemon", "hypervkvpd"].contains(&comm.trim_end()) {
             continue;
         }
-        for fd in std::fs::read_dir(e.path().join("fd"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
+        for fd in dir(e.path().join("fd")) {
             let Ok(target) = std::fs::read_link(fd.path()) else {
                 continue;
             };
             let t = target.as_os_str().as_encoded_bytes();
-            let t = t.strip_suffix(b" (deleted)").unwrap_or(t);
-            if t != abs.as_os_str().as_encoded_bytes() {
+            if t.strip_suffix(b" (deleted)").unwrap_or(t) != abs.as_os_str().as_encoded_bytes() {
                 continue;
             }
-            let held = std::fs::metadata(fd.path())
-                .ok()
-                .map(|m| (m.dev(), m.ino()));
+            let held = std::fs::metadata(fd.path()).ok().map(id);
             if held.is_some() && held != now && !found.contains(&pid) {
                 found.push(pid);
             }
@@ -202,7 +156,7 @@ fn daemons_holding_replaced(path: &Path, proc: &Path) -> Vec<u32> {
     found
 }
 
-/// One pass over the records.
+/// One pass over the records (and one more over the chunks of tagged sets).
 pub fn scan(p: &Pool) -> Facts {
     let mut f = Facts {
         size: p.size(),
@@ -210,20 +164,17 @@ pub fn scan(p: &Pool) -> Facts {
         tail: p.tail(),
         ..Facts::default()
     };
-    // Memory stays small whatever the size of the pool: keys are known by
-    // their hashes and first record ([`KeyIndex`]).
     let mut keys = KeyIndex::default();
-    // Records whose key an earlier record holds: (that record, this one),
-    // and each repeated key, copied when its first repeat is seen.
+    // Records whose key an earlier record holds, (that record, this one),
+    // and each repeated key, copied at its first repeat.
     let mut repeats: Vec<(usize, usize)> = Vec::new();
     let mut repeated: HashMap<usize, Vec<u8>> = HashMap::new();
     let mut debris = Finder::default();
     // The bases of chunks that carry a tag: their sets are checked below.
     let mut split: HashSet<Vec<u8>> = HashSet::new();
     for r in p.records() {
-        let index = r.index;
-        let key = r.key();
-        // Debris is reported as such, not as a duplicate key as well.
+        let (index, key) = (r.index, r.key());
+        // Debris is reported as such, not as a duplicate or as garbage.
         let kept = debris.see(&r);
         let tagged = Tag::read(r.bytes()).is_some();
         if tagged {
@@ -237,16 +188,12 @@ pub fn scan(p: &Pool) -> Facts {
                 repeats.push((first, index));
                 repeated.entry(first).or_insert_with(|| key.to_vec());
             }
-        }
-        // A chunk's tag is hvkvp's own, not garbage; a tombstone's old key
-        // is part of the debris.
-        let garbage = if tagged {
-            chunk::garbage_besides_tag
-        } else {
-            record::has_garbage
-        };
-        if kept && (garbage(r.key_field()) || garbage(r.value_field())) {
-            f.garbage += 1;
+            let garbage = if tagged {
+                chunk::garbage_besides_tag
+            } else {
+                record::has_garbage
+            };
+            f.garbage += usize::from(garbage(r.key_field()) || garbage(r.value_field()));
         }
         for (field, bytes, limit) in [
             (Field::Key, r.key_field(), KEY_MAX_UTF16),
@@ -256,8 +203,7 @@ pub fn scan(p: &Pool) -> Facts {
             if !record::is_terminated(bytes) {
                 f.unterminated.push(at);
             }
-            let content = record::field(bytes);
-            match std::str::from_utf8(content) {
+            match std::str::from_utf8(record::field(bytes)) {
                 Err(_) => f.invalid_utf8.push(at),
                 // Never more units than bytes: most fields need no count.
                 Ok(text) if text.len() > limit => {
@@ -272,7 +218,8 @@ pub fn scan(p: &Pool) -> Facts {
     }
     f.debris = debris.finish();
     if !split.is_empty() {
-        // One more pass gathers the chunks of every base at once.
+        // One more pass gathers the chunks of every base, in the order the
+        // bases first appear.
         let mut sets: Vec<(&[u8], Chunks)> = Vec::new();
         let mut at: HashMap<&[u8], usize> = HashMap::new();
         for r in p.records() {
@@ -285,7 +232,6 @@ pub fn scan(p: &Pool) -> Facts {
             });
             sets[i].1.see(base, r.index, r.bytes());
         }
-        // In the order the bases first appear.
         for (base, chunks) in sets {
             if chunks.check(|i| p.rec(i)).is_err() {
                 f.broken_chunks.push(base.to_vec());
@@ -306,39 +252,21 @@ pub fn scan(p: &Pool) -> Facts {
     f
 }
 
-/// The first record of each key, known by two hashes of the key: FNV-1a
-/// and SipHash with keys drawn for this process. The index holds no key and
-/// never looks back at the pool: a look back at a record the scan has
-/// passed would be one more read for each.
-/// Two keys are taken for one only when both 64-bit hashes agree.
+/// The first record of each key, known by two hashes of the key (FNV-1a and
+/// SipHash keyed for this process), without holding keys or looking back.
+#[derive(Default)]
 pub(crate) struct KeyIndex {
-    sip: std::collections::hash_map::RandomState,
+    sip: RandomState,
     first: HashMap<u64, (u64, usize)>,
     /// Other keys with an FNV hash already in `first`.
     collided: Vec<(u64, u64, usize)>,
 }
 
-impl Default for KeyIndex {
-    fn default() -> KeyIndex {
-        KeyIndex {
-            sip: std::collections::hash_map::RandomState::new(),
-            first: HashMap::new(),
-            collided: Vec::new(),
-        }
-    }
-}
-
 impl KeyIndex {
-    /// The two hashes of `key`.
-    pub(crate) fn hashes(&self, key: &[u8]) -> (u64, u64) {
-        use std::hash::BuildHasher;
-        (record::fnv1a64(&[key]), self.sip.hash_one(key))
-    }
-
     /// The first record holding `key`, or None when `index` is the first
     /// (and is noted as such).
     pub(crate) fn first_or_insert(&mut self, key: &[u8], index: usize) -> Option<usize> {
-        let (h, sip) = self.hashes(key);
+        let (h, sip) = (record::fnv1a64(&[key]), self.sip.hash_one(key));
         match self.first.entry(h) {
             Entry::Vacant(e) => {
                 e.insert((sip, index));
@@ -359,8 +287,7 @@ impl KeyIndex {
 }
 
 impl Report {
-    /// The first record the host cannot read: its enumeration of the pool
-    /// stops there.
+    /// The first record the host cannot read: its enumeration stops there.
     pub fn host_stops_at(&self) -> Option<usize> {
         self.facts.invalid_utf8.first().map(|s| s.index)
     }
@@ -385,10 +312,7 @@ impl Report {
         self.mode == 0o644
     }
 
-    /// One per finding: the partial record, each empty key, each duplicated
-    /// key, each field that is not UTF-8, has no NUL or is over the host's
-    /// limits, a wrong mode, stale data in pool 1, each daemon holding a
-    /// file the path no longer names.
+    /// One per finding (notes, such as garbage after a NUL, left out).
     pub fn problems(&self) -> usize {
         let f = &self.facts;
         usize::from(f.tail > 0)

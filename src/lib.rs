@@ -133,7 +133,7 @@
 //!
 //! use hvkvp::change::{self, Plan, Planner};
 //! use hvkvp::error::Error;
-//! use hvkvp::pool::{Access, Pool, PoolId, Rec};
+//! use hvkvp::pool::{Access, Pool, PoolId, Record};
 //! use hvkvp::record::{self, check_field, Field, Limits};
 //!
 //! /// Sets one key: its first record is updated in place, or the key is
@@ -145,7 +145,7 @@
 //! }
 //!
 //! impl Planner for Set<'_> {
-//!     fn see(&mut self, r: &Rec) {
+//!     fn see(&mut self, r: &Record) {
 //!         if self.found.is_none() && r.key() == self.key {
 //!             self.found = Some(r.index);
 //!         }
@@ -172,7 +172,6 @@
 //! let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
 //! let set = || Set { key: key.as_bytes(), value: value.as_bytes(), found: None };
 //! change::run(&mut pool, set)?;
-//! pool.touch()?; // the stale test reads the mtime
 //!
 //! let records = pool.scan(|p| {
 //!     p.records()

@@ -1,20 +1,8 @@
-//! Whole-file locks that exclude every other writer of a pool.
-//!
-//! Two kinds of lock guard a pool file and neither excludes the other on
-//! Linux (`man 2 flock`): the KVP daemon takes a POSIX record lock
-//! (`fcntl(F_SETLKW, F_WRLCK, whole file)` in `kvp_acquire_lock`), while
-//! cloud-init and azure-init take `flock(LOCK_EX)`. hvkvp takes both, flock
-//! first, on the one descriptor that does all of its I/O: closing any other
-//! descriptor of the same file would drop the process's POSIX locks.
-//!
-//! Waiting is bounded, and uses no signal: each lock is tried without
-//! blocking (`LOCK_NB`, `F_SETLK`), and while it is busy tried again after
-//! a pause that starts at 1 ms and doubles up to 50 ms, until
-//! `--lock-timeout` has passed. So it works on any thread, several threads
-//! can wait at once, and the program's signal actions, mask and timers are
-//! left alone. The pause is short beside a holder's hold (the daemon's
-//! rewrite of a pool, cloud-init's appends), so a lock freed is taken
-//! within 50 ms of it.
+//! Whole-file locks: `flock` (cloud-init, azure-init) then a POSIX record
+//! lock (the daemon), which do not exclude each other on Linux, both on the
+//! one descriptor that does all the I/O. Waiting is bounded and uses no
+//! signal: each lock is tried without blocking, again after a pause that
+//! doubles from 1 ms up to 50 ms, until `--lock-timeout` has passed.
 
 use std::fs::File;
 use std::io;
@@ -25,10 +13,6 @@ use std::time::{Duration, Instant};
 use rustix::fs::FlockOperation;
 
 use crate::error::Error;
-
-/// The first pause between two tries of a busy lock, and the longest.
-const FIRST_PAUSE: Duration = Duration::from_millis(1);
-const LONGEST_PAUSE: Duration = Duration::from_millis(50);
 
 /// Shared for reading, exclusive for a read-modify-write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,144 +28,78 @@ pub enum Mode {
 pub fn acquire(file: &File, path: &Path, mode: Mode, timeout: Duration) -> Result<(), Error> {
     let deadline = Instant::now().checked_add(timeout);
     let fd = file.as_fd();
-    let now = match mode {
-        Mode::Shared => FlockOperation::NonBlockingLockShared,
-        Mode::Exclusive => FlockOperation::NonBlockingLockExclusive,
+    let (now, ltype) = match mode {
+        Mode::Shared => (FlockOperation::NonBlockingLockShared, libc::F_RDLCK),
+        Mode::Exclusive => (FlockOperation::NonBlockingLockExclusive, libc::F_WRLCK),
     };
-    let flock_now = || rustix::fs::flock(fd, now).map_err(io::Error::from);
-    if !take(flock_now, deadline, path)? {
-        return Err(timeout_error(
-            file,
-            path,
-            "flock lock",
-            timeout,
-            Holder::Flock,
-        ));
+    let timed_out = |kind, pids: Vec<i32>| Error::LockTimeout {
+        path: path.to_path_buf(),
+        kind,
+        secs: match timeout.as_secs_f64() {
+            s if s.fract() == 0.0 => format!("{}", s as u64),
+            s => format!("{s}"),
+        },
+        holders: pids.into_iter().map(describe_pid).collect(),
+    };
+    if !take(|| rustix::fs::flock(fd, now), deadline, path)? {
+        return Err(timed_out("flock lock", flock_holders(file)));
     }
-
-    // The same operation, as a POSIX lock of the whole file, however it
-    // grows (`F_SETLK`, `l_len` 0).
-    let posix_now = || rustix::fs::fcntl_lock(fd, now).map_err(io::Error::from);
-    if !take(posix_now, deadline, path)? {
-        return Err(timeout_error(
-            file,
-            path,
-            "fcntl lock",
-            timeout,
-            Holder::Posix(posix_type(mode)),
-        ));
+    // The same operation as a POSIX lock of the whole file (`F_SETLK`).
+    if !take(|| rustix::fs::fcntl_lock(fd, now), deadline, path)? {
+        let holder = posix_holder(file, ltype as libc::c_short);
+        return Err(timed_out("fcntl lock", holder.into_iter().collect()));
     }
     Ok(())
 }
 
-fn posix_type(mode: Mode) -> libc::c_short {
-    (match mode {
-        Mode::Shared => libc::F_RDLCK,
-        Mode::Exclusive => libc::F_WRLCK,
-    }) as libc::c_short
-}
-
-fn is_busy(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EWOULDBLOCK) | Some(libc::EACCES)
-    )
-}
-
-/// Try without blocking until the lock is taken or `deadline` has passed
-/// (none: as long as it takes), pausing between tries. Returns false on
-/// timeout.
+/// Try until the lock is taken or `deadline` has passed (none: as long as
+/// it takes), pausing between tries. Returns false on timeout.
 fn take(
-    now: impl Fn() -> io::Result<()>,
+    now: impl Fn() -> rustix::io::Result<()>,
     deadline: Option<Instant>,
     path: &Path,
 ) -> Result<bool, Error> {
-    let mut pause = FIRST_PAUSE;
+    let mut pause = Duration::from_millis(1);
     loop {
-        match now() {
+        match now().map_err(io::Error::from) {
             Ok(()) => return Ok(true),
-            Err(e) if is_busy(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EWOULDBLOCK | libc::EACCES)) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::io(path, "locking the pool file", e)),
         }
-        let left = match deadline {
-            Some(d) => d.saturating_duration_since(Instant::now()),
-            None => pause,
-        };
+        let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
         if left.is_zero() {
             return Ok(false);
         }
         std::thread::sleep(pause.min(left));
-        pause = (pause * 2).min(LONGEST_PAUSE);
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 
-enum Holder {
-    Flock,
-    Posix(libc::c_short),
-}
-
-fn timeout_error(file: &File, path: &Path, kind: &'static str, t: Duration, h: Holder) -> Error {
-    let pids = match h {
-        Holder::Posix(ltype) => posix_holder(file, ltype).into_iter().collect(),
-        Holder::Flock => flock_holders(file),
-    };
-    let holders = pids.iter().map(|&p| describe_pid(p)).collect();
-    Error::LockTimeout {
-        path: path.to_path_buf(),
-        kind,
-        secs: format_secs(t),
-        holders,
-    }
-}
-
-fn format_secs(t: Duration) -> String {
-    let s = t.as_secs_f64();
-    if s.fract() == 0.0 {
-        format!("{}", s as u64)
-    } else {
-        format!("{s}")
-    }
-}
-
-/// The pid of a process whose POSIX lock conflicts with ours (`F_GETLK`).
-///
-/// On libc rather than `rustix::process::fcntl_getlk`, which takes the
-/// holder's pid to be positive (it asserts so in debug builds): an open
-/// file description lock (`F_OFD_SETLK`) conflicts with ours as well, and
-/// `F_GETLK` reports its holder as pid -1.
+/// The pid of a process whose POSIX lock conflicts with ours (`F_GETLK`),
+/// on libc: rustix asserts the pid is positive, and an open file
+/// description lock's holder is reported as -1.
 fn posix_holder(file: &File, ltype: libc::c_short) -> Option<i32> {
     // SAFETY: `struct flock` is plain data; all zeros is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = ltype;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = 0;
-    fl.l_len = 0; // the whole file
-                  // SAFETY: F_GETLK reads and writes the one `struct flock` passed, which
-                  // is owned here, on a descriptor that `file` keeps open.
+    // SAFETY: F_GETLK reads and writes the one `struct flock` passed, which
+    // is owned here, on a descriptor that `file` keeps open.
     let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut fl) };
-    if rc == -1 || fl.l_type == libc::F_UNLCK as libc::c_short || fl.l_pid <= 0 {
-        return None;
-    }
-    Some(fl.l_pid)
+    (rc != -1 && fl.l_type != libc::F_UNLCK as libc::c_short && fl.l_pid > 0).then_some(fl.l_pid)
 }
 
-/// The pids holding a `flock` on the file, from `/proc/locks` (the kernel
-/// has no call that answers this for flock).
+/// The pids holding a `flock` on the file, from `/proc/locks`.
 fn flock_holders(file: &File) -> Vec<i32> {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = file.metadata() else {
         return Vec::new();
     };
-    let dev = meta.dev();
-    let id = format!(
-        "{:02x}:{:02x}:{}",
-        rustix::fs::major(dev),
-        rustix::fs::minor(dev),
-        meta.ino()
-    );
-    let Ok(text) = std::fs::read_to_string("/proc/locks") else {
-        return Vec::new();
-    };
+    let (dev, ino) = (meta.dev(), meta.ino());
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let id = format!("{major:02x}:{minor:02x}:{ino}");
+    let text = std::fs::read_to_string("/proc/locks").unwrap_or_default();
     let me = std::process::id() as i32;
     let mut pids = Vec::new();
     for line in text.lines() {
@@ -190,10 +108,9 @@ fn flock_holders(file: &File) -> Vec<i32> {
         if f.len() < 6 || f[1] != "FLOCK" || f[5] != id {
             continue;
         }
-        if let Ok(pid) = f[4].parse::<i32>() {
-            if pid > 0 && pid != me && !pids.contains(&pid) {
-                pids.push(pid);
-            }
+        match f[4].parse::<i32>() {
+            Ok(pid) if pid > 0 && pid != me && !pids.contains(&pid) => pids.push(pid),
+            _ => {}
         }
     }
     pids

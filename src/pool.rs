@@ -1,41 +1,17 @@
-//! One pool file, opened once and locked, read with positioned reads and
-//! changed in place.
+//! One pool file, opened once and locked, read with positioned reads a
+//! [`BLOCK`] at a time, and changed in place through the [`seam`].
 //!
-//! The rules this module keeps, and why:
-//! - One descriptor does all the I/O and holds both locks: closing a second
-//!   descriptor of the same file would drop the POSIX lock that excludes the
-//!   daemon.
-//! - Never rename over or unlink a pool: the daemon locks the inode it opened
-//!   at start but reads and writes by path, so a renamed-in file would be
-//!   unguarded, and an unlinked one makes the daemon exit.
-//! - No write crosses a page boundary: the kernel may stop such a write
-//!   between its pages when the process is killed. A record is written in
-//!   page-contained parts into a tombstone, the part holding the key last
-//!   (`Pool::put`); `change` says in which order records are changed so
-//!   that a kill at any instant leaves each key old or new.
-//! - Every write goes through one seam (`seam`), where the crash-point
-//!   tests stop it, and which stops the change when another program has
-//!   changed the file under the locks (a lockless truncation or append, a
-//!   rename over the path).
-//! - After the locks are taken, the path must still name the file that
-//!   was opened and locked (the classic lock-file check): a file renamed
-//!   over the path while hvkvp waited is refused, not written blind, and
-//!   not opened again either, since the daemon's lock stays on the file it
-//!   opened at start. A file with more than one name is refused for
-//!   writing: changing it would change it under its other names too.
-//! - A file that is not a whole number of records is read but not written
-//!   (except by `delete -c`, which drops the fragment).
-//! - Records are read with `pread`, [`BLOCK`] at a time: memory stays flat
-//!   whatever the size of the pool. A process that takes no lock can shrink
-//!   the file meanwhile (cloud-init empties pool 1 at boot); a read that
-//!   comes back short says so, the bytes it did not get read as zeros, and
-//!   [`Pool::scan`] reads the file again.
+//! One descriptor does all the I/O and holds both locks (closing a second
+//! one would drop the POSIX lock). A pool is never renamed over or
+//! unlinked, and no write crosses a page boundary. After the locks are
+//! taken the path must still name the file opened; a file with a second
+//! hard link, or not a whole number of records, is not written.
 
 use std::cell::Cell;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
@@ -64,13 +40,7 @@ impl PoolId {
     /// Pool 4: unused.
     pub const AUTO_INTERNAL: PoolId = PoolId(4);
     /// Every pool, in number order.
-    pub const ALL: [PoolId; 5] = [
-        PoolId::EXTERNAL,
-        PoolId::GUEST,
-        PoolId::AUTO,
-        PoolId::AUTO_EXTERNAL,
-        PoolId::AUTO_INTERNAL,
-    ];
+    pub const ALL: [PoolId; 5] = [PoolId(0), PoolId(1), PoolId(2), PoolId(3), PoolId(4)];
 
     /// The number the kernel and the file name use.
     pub fn number(self) -> u8 {
@@ -107,53 +77,49 @@ impl PoolId {
     }
 }
 
+impl std::fmt::Display for PoolId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.0, self.name())
+    }
+}
+
 /// Where the daemon keeps the pool files (`--pool-dir` by default).
 pub const DEFAULT_DIR: &str = "/var/lib/hyperv";
 
-/// The pools whose files exist in `dir`, in order. A missing directory is
-/// an error, and so is one that cannot be looked into: `Path::exists`
-/// would call a pool hidden by EACCES absent, and an unprivileged user
-/// would be told there is nothing there.
+/// The pools whose files exist in `dir`, in order. A directory that cannot
+/// be looked into is an error, not a directory without pools.
 pub fn existing(dir: &Path) -> Result<Vec<PoolId>, Error> {
     check_dir(dir)?;
     let mut found = Vec::new();
     for id in PoolId::ALL {
         match std::fs::metadata(dir.join(id.file_name())) {
-            Ok(_) => found.push(id),
             // A dangling symlink is no pool either.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                 return Err(Error::io(dir, "looking for the pool files", e))
             }
             // Anything else (a symlink loop…): opening it says what.
-            Err(_) => found.push(id),
+            _ => found.push(id),
         }
     }
     Ok(found)
 }
 
-/// `dir` is a directory that can be looked into; else the error that
-/// says why not: missing, not a directory, or not searchable.
+/// `dir` is a directory that can be looked into; else the error that says
+/// why not.
 pub fn check_dir(dir: &Path) -> Result<(), Error> {
+    let not_dir = || Error::NotADirectory {
+        dir: dir.to_path_buf(),
+    };
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(Error::NotADirectory {
-            dir: dir.to_path_buf(),
-        }),
+        Ok(_) => Err(not_dir()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoPoolDir {
             dir: dir.to_path_buf(),
         }),
         // A component of the path is a file: `/etc/passwd/x`.
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(Error::NotADirectory {
-            dir: dir.to_path_buf(),
-        }),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(not_dir()),
         Err(e) => Err(Error::io(dir, "looking up the pool directory", e)),
-    }
-}
-
-impl std::fmt::Display for PoolId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.0, self.name())
     }
 }
 
@@ -168,8 +134,7 @@ pub enum Access {
     Write,
 }
 
-/// An open, locked pool file. Dropping it closes the descriptor, which
-/// releases both locks.
+/// An open, locked pool file. Dropping it releases both locks.
 pub struct Pool {
     path: PathBuf,
     file: File,
@@ -182,20 +147,18 @@ pub struct Pool {
     cut: Cell<bool>,
 }
 
-/// One record, as read: it shares the block it was read in with the
-/// records read beside it, so it is cheap to keep and to clone.
+/// One record, as read: it shares the block it was read in, so it is cheap
+/// to keep and to clone.
 #[derive(Clone)]
-pub struct Rec {
-    /// Its place in the file, counted from 0: what `update` and
-    /// `tombstone` take.
+pub struct Record {
+    /// Its place in the file, counted from 0.
     pub index: usize,
     block: Rc<Block>,
     at: usize,
 }
 
-/// Records as read, in a buffer of their own. A block of many starts on a
-/// page boundary, as the kernel's copy into it is then twice as fast here
-/// (`rep movsb` into memory aligned otherwise than the page cache).
+/// Records as read. A block of many starts on a page boundary: the kernel's
+/// copy into it is then twice as fast.
 #[derive(Default)]
 struct Block {
     buf: Vec<u8>,
@@ -203,13 +166,7 @@ struct Block {
     len: usize,
 }
 
-impl Block {
-    fn bytes(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.len]
-    }
-}
-
-impl Rec {
+impl Record {
     /// The key field, all 512 bytes.
     pub fn key_field(&self) -> &[u8] {
         &self.bytes()[..KEY_SIZE]
@@ -228,11 +185,12 @@ impl Rec {
     }
     /// The whole record.
     pub fn bytes(&self) -> &[u8] {
-        &self.block.bytes()[self.at..self.at + RECORD_SIZE]
+        let b = &self.block;
+        &b.buf[b.start..b.start + b.len][self.at..self.at + RECORD_SIZE]
     }
 }
 
-impl AsRef<[u8]> for Rec {
+impl AsRef<[u8]> for Record {
     fn as_ref(&self) -> &[u8] {
         self.bytes()
     }
@@ -246,8 +204,7 @@ impl Pool {
             Access::Read => Mode::Shared,
             Access::Write | Access::WriteCreate => Mode::Exclusive,
         };
-        // A reader whose file was replaced while it waited reads the one
-        // now at the path: it changes nothing, so no lock is lost to it.
+        // A reader whose file was replaced while it waited reads the new one.
         let mut tries = 0;
         let file = loop {
             let file = open_file(dir, &path, access)?;
@@ -279,14 +236,11 @@ impl Pool {
 
     /// Re-read the size, mode and mtime.
     fn restat(&mut self) -> Result<(), Error> {
-        let meta = self
-            .file
-            .metadata()
+        let meta = (self.file.metadata())
             .map_err(|e| Error::io(&self.path, "reading the pool file's size", e))?;
         self.size = meta.len();
         self.mode = meta.permissions().mode() & 0o7777;
-        // No mtime (never on Linux): call it now, so that nothing is taken
-        // for stale and emptied by `delete -A --if-stale`.
+        // No mtime (never on Linux): now, so that nothing is taken for stale.
         self.modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
         Ok(())
     }
@@ -321,17 +275,18 @@ impl Pool {
         self.mode
     }
 
-    /// When the file was last written (its mtime), as of the last `fstat`
-    /// of the locked descriptor.
+    /// When the file was last written (its mtime), as of the last `fstat`.
     pub fn modified(&self) -> SystemTime {
         self.modified
     }
 
-    /// Records `from..from + n`, which [`Pool::len`] holds, in one block:
-    /// into `block` when nothing else holds it, else into a new one. When
-    /// the read comes back short (the file shrank under the locks), the
-    /// bytes it did not get read as zeros and [`Pool::scan`] reads the file
-    /// again.
+    /// Whether anything was written to the file since it was opened.
+    pub fn written(&self) -> bool {
+        self.seam.wrote
+    }
+
+    /// Records `from..from + n` in one block: into `block` when nothing else
+    /// holds it. A short read (the file shrank) leaves zeros and sets `cut`.
     fn read(&self, mut block: Rc<Block>, from: usize, n: usize) -> Rc<Block> {
         if Rc::get_mut(&mut block).is_none() {
             block = Rc::default();
@@ -342,8 +297,7 @@ impl Pool {
         if b.buf.capacity() < b.len + align - 1 {
             b.buf = Vec::with_capacity(b.len + align - 1);
         }
-        // Read into the buffer's room as it is, not zeroed first: a scan
-        // pays for its pages once, in the kernel's copy.
+        // Read into the buffer's room as it is, not zeroed first.
         b.buf.clear();
         b.start = b.buf.as_ptr().align_offset(align);
         let end = b.start + b.len;
@@ -373,34 +327,18 @@ impl Pool {
     }
 
     /// Record `index` (which must be below [`Pool::len`]): one read.
-    pub fn rec(&self, index: usize) -> Rec {
-        Rec {
+    pub fn rec(&self, index: usize) -> Record {
+        Record {
             index,
             block: self.read(Rc::default(), index, 1),
             at: 0,
         }
     }
 
-    /// Every whole record, in file order, read [`BLOCK`] records at a
-    /// time: memory stays flat whatever the size of the pool.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use hvkvp::pool::{Access, Pool, PoolId};
-    /// # use hvkvp::record::encode;
-    /// let dir = tempfile::tempdir()?;
-    /// let path = dir.path().join(".kvp_pool_1");
-    /// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
-    /// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
-    /// pool.append(&encode(b"c", b"3"))?;
-    /// let keys: Vec<Vec<u8>> = pool.records().map(|r| r.key().to_vec()).collect();
-    /// assert_eq!(keys, [b"a", b"b", b"c"]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn records(&self) -> impl Iterator<Item = Rec> + '_ {
+    /// Every whole record, in file order, read [`BLOCK`] records at a time.
+    pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
         let n = self.len();
-        // Two blocks in turn: a record of the block before may still be
-        // held (`change::Finder` keeps the last one it saw).
+        // Two blocks in turn: a record of the block before may still be held.
         let mut blocks: [Rc<Block>; 2] = Default::default();
         (0..n.div_ceil(BLOCK)).flat_map(move |b| {
             let from = b * BLOCK;
@@ -408,7 +346,7 @@ impl Pool {
             let held = std::mem::take(&mut blocks[b % 2]);
             blocks[b % 2] = self.read(held, from, count);
             let block = blocks[b % 2].clone();
-            (0..count).map(move |i| Rec {
+            (0..count).map(move |i| Record {
                 index: from + i,
                 block: block.clone(),
                 at: i * RECORD_SIZE,
@@ -416,30 +354,11 @@ impl Pool {
         })
     }
 
-    /// Run a read-only scan of the file. If a process that takes no lock
-    /// shrank the file while it ran, a read came back short and the scan
-    /// saw zeros where records were: take the new size and scan again. So
-    /// `f` may run more than once.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use hvkvp::pool::{Access, Pool, PoolId};
-    /// # use hvkvp::record::encode;
-    /// let dir = tempfile::tempdir()?;
-    /// let path = dir.path().join(".kvp_pool_1");
-    /// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
-    /// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
-    /// pool.append(&encode(b"a", b"3"))?;
-    /// let values = pool.scan(|p| {
-    ///     p.records()
-    ///         .filter(|r| r.key() == b"a")
-    ///         .map(|r| r.value().to_vec())
-    ///         .collect::<Vec<_>>()
-    /// })?;
-    /// assert_eq!(values, [b"1", b"3"]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// Run a read-only scan; if a process that takes no lock shrank the file
+    /// meanwhile, take the new size and scan again (so `f` may run more than
+    /// once).
     pub fn scan<T>(&mut self, mut f: impl FnMut(&Pool) -> T) -> Result<T, Error> {
+        let err = |path: &Path, e: io::Error| Error::io(path, "reading the pool file", e);
         for _ in 0..8 {
             self.cut.set(false);
             let out = f(self);
@@ -447,29 +366,21 @@ impl Pool {
                 return Ok(out);
             }
             self.restat()?;
-            // Before anything is written, the plan is made afresh from the
-            // file as it is now; after, the change stops here.
+            // Before anything is written the plan is made afresh; after, the
+            // change stops here.
             let size = self.size;
-            (self.seam.resync(size))
-                .map_err(|e| Error::io(&self.path, "reading the pool file", io::Error::other(e)))?;
+            (self.seam.resync(size)).map_err(|e| err(&self.path, io::Error::other(e)))?;
         }
-        Err(self.changed_underneath())
-    }
-
-    fn changed_underneath(&self) -> Error {
-        Error::io(
+        Err(err(
             &self.path,
-            "reading the pool file",
             io::Error::other(
                 "the file kept changing size while locked: a process that takes no lock \
                  (cloud-init at boot?) is truncating it; try again",
             ),
-        )
+        ))
     }
 
-    /// A misaligned pool is read, whole records only, with this warning;
-    /// written, it is refused ([`Pool::require_aligned`]). The warning is
-    /// made under the lock and printed once it is released.
+    /// The warning a misaligned pool is read with (whole records only).
     pub fn misaligned_warning(&self) -> Option<String> {
         (self.tail() != 0).then(|| {
             format!(
@@ -496,25 +407,9 @@ impl Pool {
         Ok(())
     }
 
-    /// The content of record `index`: its key and value, each cut at its
-    /// first NUL. Two records with the same content read the same to every
-    /// reader, whatever bytes follow the NULs.
-    pub fn content(&self, index: usize) -> (Vec<u8>, Vec<u8>) {
-        let r = self.rec(index);
-        (r.key().to_vec(), r.value().to_vec())
-    }
-
-    /// Write `rec` into slot `index`, which must hold a tombstone (a record
-    /// whose key starts with NUL) or lie at or past the end of the file, or
-    /// lie within one page (then the write is one write, whole or not at
-    /// all).
-    /// The record is written in page-contained parts, the part after the
-    /// page boundary first: a kill between the parts leaves the slot with
-    /// the tombstone's first byte, so it still reads as a tombstone, and a
-    /// part within one page is written whole or not at all. At the end of
-    /// the file the first part fills the gap with zeros, likewise a
-    /// tombstone. Past the end, the caller takes the new size
-    /// ([`Pool::append_all`] does).
+    /// Write `rec` into slot `index`, a tombstone or at or past the end, in
+    /// page-contained parts, the part after the page boundary first: until
+    /// the part with the key is in, the slot reads as a tombstone.
     pub(crate) fn put(
         &mut self,
         index: usize,
@@ -524,8 +419,7 @@ impl Pool {
         let at = (index * RECORD_SIZE) as u64;
         let head = head_len(at);
         let res = if head < RECORD_SIZE {
-            self.seam
-                .pwrite(&self.file, &rec[head..], at + head as u64)
+            (self.seam.pwrite(&self.file, &rec[head..], at + head as u64))
                 .and_then(|()| self.seam.pwrite(&self.file, &rec[..head], at))
         } else {
             self.seam.pwrite(&self.file, rec, at)
@@ -533,21 +427,15 @@ impl Pool {
         res.map_err(|e| Error::io(&self.path, doing, e))
     }
 
-    /// Make record `index` a tombstone: one byte, a NUL over the first byte
-    /// of its key, which no kill can cut. The record reads as one with an
-    /// empty key, which no reader can ask for, and the next change to the
-    /// pool removes it ([`Pool::compact`], which has an example).
+    /// Make record `index` a tombstone: a NUL over the first byte of its
+    /// key, one byte no kill can cut. [`Pool::compact`] removes it.
     pub fn tombstone(&mut self, index: usize) -> Result<(), Error> {
-        // Written even over a tombstone (the byte is the same): a look at
-        // the record first would be one more read.
-        self.seam
-            .pwrite(&self.file, &[0], (index * RECORD_SIZE) as u64)
+        let at = (index * RECORD_SIZE) as u64;
+        (self.seam.pwrite(&self.file, &[0], at))
             .map_err(|e| Error::io(&self.path, "marking a record removed", e))
     }
 
-    /// Write `bytes` at `offset` within record `index`, in one write. The
-    /// caller sees to it that every state a kill can leave reads as the old
-    /// record or the new one (`change::update`).
+    /// Write `bytes` at `offset` within record `index`, in one write.
     pub(crate) fn write_part(
         &mut self,
         index: usize,
@@ -556,40 +444,18 @@ impl Pool {
     ) -> Result<(), Error> {
         debug_assert!(offset + bytes.len() <= RECORD_SIZE);
         let at = (index * RECORD_SIZE + offset) as u64;
-        self.seam
-            .pwrite(&self.file, bytes, at)
+        (self.seam.pwrite(&self.file, bytes, at))
             .map_err(|e| Error::io(&self.path, "writing a record", e))
     }
 
     /// Add `rec` after the last whole record.
     pub fn append(&mut self, rec: &[u8; RECORD_SIZE]) -> Result<(), Error> {
-        self.append_all(&[Box::new(*rec)])
+        self.append_with(1, |_, r| r.copy_from_slice(rec))
     }
 
-    /// Add `recs` after the last whole record, each as `Pool::put` writes
-    /// it. If a write fails (disk full, file size limit), the file is cut
-    /// back to what it was before the first of them.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use hvkvp::pool::{Access, Pool, PoolId};
-    /// # use hvkvp::record::encode;
-    /// let dir = tempfile::tempdir()?;
-    /// let path = dir.path().join(".kvp_pool_1");
-    /// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
-    /// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
-    /// let (c, d) = (encode(b"c", b"3"), encode(b"d", b"4"));
-    /// pool.append_all(&[c.clone(), d.clone()])?;
-    /// assert_eq!(pool.len(), 4);
-    /// assert_eq!(std::fs::read(&path)?[2 * 2560..], [&c[..], &d[..]].concat());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn append_all(&mut self, recs: &[Box<[u8; RECORD_SIZE]>]) -> Result<(), Error> {
-        self.append_with(recs.len(), |i, rec| rec.copy_from_slice(&recs[i][..]))
-    }
-
-    /// [`Pool::append_all`] of `n` records, each made when it is written:
-    /// `fill(i, rec)` fills `rec` with record `i`.
+    /// Add `n` records after the last whole record, `fill(i, rec)` making
+    /// record `i`; if a write fails (disk full, file size limit), the file
+    /// is cut back to what it was.
     pub fn append_with(
         &mut self,
         n: usize,
@@ -604,10 +470,8 @@ impl Pool {
         for i in 0..n {
             fill(i, &mut rec);
             if let Err(e) = self.put(self.len() + i, &rec, "appending a record") {
-                // Cut back (disk full, file size limit): the pool as it
-                // was, its mtime too where the owner may set it. Not when
-                // another program changed the file: the seam refuses, and
-                // what it wrote stays.
+                // Cut back, mtime too where the owner may set it; not when
+                // another program changed the file (the seam refuses).
                 if self.seam.set_len(&self.file, start).is_ok() {
                     self.seam.restore_mtime(&self.file, self.modified);
                 }
@@ -618,9 +482,7 @@ impl Pool {
         self.settle()
     }
 
-    /// Re-read the size after hvkvp's own writes: it must be the size they
-    /// left, or another program changed the file, and the change stops
-    /// before the pool takes that program's bytes for its own.
+    /// Re-read the size after hvkvp's own writes: it must be what they left.
     fn settle(&mut self) -> Result<(), Error> {
         self.restat()?;
         let size = self.size;
@@ -628,32 +490,10 @@ impl Pool {
             .map_err(|e| Error::io(&self.path, "writing the pool file", io::Error::other(e)))
     }
 
-    /// Remove every tombstone (every record whose key is empty) and a
-    /// trailing partial record: move each later record up into the first
-    /// free slot, one at a time from the front, then truncate. Each move
-    /// puts the record into a tombstone (`Pool::put`) and then makes its
-    /// old slot a tombstone, so at every instant the slots between the last
-    /// record moved and the next one to move are tombstones: a kill leaves
-    /// at most one record present twice, with only tombstones between the
-    /// two copies, which the next change removes (`change::Debris`).
-    /// Returns how many records were removed.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// # use hvkvp::pool::{Access, Pool, PoolId};
-    /// # use hvkvp::record::encode;
-    /// let dir = tempfile::tempdir()?;
-    /// let path = dir.path().join(".kvp_pool_1");
-    /// std::fs::write(&path, [&encode(b"a", b"1")[..], &encode(b"b", b"2")[..]].concat())?;
-    /// let mut pool = Pool::open(dir.path(), PoolId::GUEST, Access::Write, Duration::from_secs(1))?;
-    /// pool.append(&encode(b"c", b"3"))?;
-    /// pool.tombstone(1)?;
-    /// assert_eq!(pool.rec(1).key(), b""); // "b" is gone at once
-    /// assert_eq!(pool.compact()?, 1);
-    /// let (a, c) = (encode(b"a", b"1"), encode(b"c", b"3"));
-    /// assert_eq!(std::fs::read(&path)?, [&a[..], &c[..]].concat());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
+    /// Remove every tombstone and a trailing partial record: move each later
+    /// record up into the first free slot, from the front, then truncate. A
+    /// kill leaves at most one record present twice with only tombstones
+    /// between (`change::Debris`). Returns how many records were removed.
     pub fn compact(&mut self) -> Result<usize, Error> {
         let first = self.scan(|p| p.records().position(|r| r.key_field()[0] == 0))?;
         // After the scan: it takes a new size if the file shrank under it.
@@ -663,8 +503,6 @@ impl Pool {
             return Ok(0);
         };
         let mut w = first;
-        // The moves write only slots before the record being moved, and
-        // that record's own.
         let mut ahead = Ahead::default();
         for r in first..n {
             let rec = ahead.rec(self, r, || n - 1);
@@ -673,8 +511,7 @@ impl Pool {
                 continue;
             }
             if self.cut.get() {
-                // Cut by a program that takes no lock, in the middle of
-                // the change: it stops here.
+                // Cut by a program that takes no lock, mid-change: stop.
                 let found = self.file.metadata().map_or(0, |m| m.len());
                 return Err(Error::Interference {
                     path: self.path.clone(),
@@ -685,13 +522,9 @@ impl Pool {
                 });
             }
             self.put(w, rec, "moving a record")?;
-            // The old slot is made a tombstone so that the record moved into
-            // it next can be written in parts. When that is the very next
-            // write and one write within a page, the slot is left as it is:
-            // until then it reads as a copy of the record just moved, and
-            // after it as a copy of the next (`change::Debris`).
-            let next_in_one_write = w + 1 == r && head_len((r * RECORD_SIZE) as u64) == RECORD_SIZE;
-            if !next_in_one_write {
+            // The old slot becomes a tombstone for the next record to be put
+            // into in parts; not when that is the very next write, in one.
+            if w + 1 != r || head_len((r * RECORD_SIZE) as u64) != RECORD_SIZE {
                 self.tombstone(r)?;
             }
             w += 1;
@@ -709,25 +542,23 @@ impl Pool {
         Ok(true)
     }
 
-    /// Empty the pool, in place.
+    /// Empty the pool, in place, and mark it written.
     pub fn clear(&mut self) -> Result<(), Error> {
-        self.set_len(0)
+        self.set_len(0)?;
+        self.touch()
     }
 
     /// Cut the file to `len` bytes.
     pub(crate) fn set_len(&mut self, len: u64) -> Result<(), Error> {
-        self.seam
-            .set_len(&self.file, len)
+        (self.seam.set_len(&self.file, len))
             .map_err(|e| Error::io(&self.path, "truncating the pool file", e))?;
         self.settle()
     }
 
-    /// Mark the pool written now, as every successful change does even when
-    /// no byte changed: the stale test (cloud-init's, `check`'s,
-    /// `delete -A --if-stale`) reads the mtime.
+    /// Mark the pool written now, even when no byte changed: the stale test
+    /// reads the mtime. [`change::run`](crate::change::run) does it.
     pub fn touch(&mut self) -> Result<(), Error> {
-        self.seam
-            .touch(&self.file)
+        (self.seam.touch(&self.file))
             .map_err(|e| Error::io(&self.path, "marking the pool written", e))
     }
 }
@@ -741,10 +572,9 @@ pub(crate) struct Ahead {
 }
 
 impl Ahead {
-    /// Record `index` of `p` (below [`Pool::len`]), at or after the one
-    /// read before; when it must be read, so are the records up to
-    /// `last()`, within a block.
-    pub(crate) fn rec(&mut self, p: &Pool, index: usize, last: impl FnOnce() -> usize) -> Rec {
+    /// Record `index` of `p`, at or after the one read before; when it must
+    /// be read, so are the records up to `last()`, within a block.
+    pub(crate) fn rec(&mut self, p: &Pool, index: usize, last: impl FnOnce() -> usize) -> Record {
         let read = self.block.len / RECORD_SIZE;
         if index < self.from || index >= self.from + read {
             let held = std::mem::take(&mut self.block);
@@ -754,7 +584,7 @@ impl Ahead {
             self.block = p.read(held, index, n);
             self.from = index;
         }
-        Rec {
+        Record {
             index,
             block: self.block.clone(),
             at: (index - self.from) * RECORD_SIZE,
@@ -770,17 +600,19 @@ pub(crate) fn head_len(at: u64) -> usize {
     ((boundary - at) as usize).min(RECORD_SIZE)
 }
 
-fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
-    // O_NONBLOCK: opening a FIFO must not hang; it is refused below.
+/// Open flags: never block on a FIFO; a pool that is a symlink is refused
+/// for writing.
+fn options(write: bool) -> OpenOptions {
     let mut opts = OpenOptions::new();
+    let nofollow = if write { libc::O_NOFOLLOW } else { 0 };
     opts.read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC);
-    if access != Access::Read {
-        // A pool that is a symlink is refused for writing.
-        opts.write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW);
-    }
-    let file = match opts.open(path) {
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | nofollow);
+    opts
+}
+
+fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
+    let file = match options(access != Access::Read).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             check_dir(dir)?;
@@ -800,23 +632,22 @@ fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
         }
         Err(e) => return Err(open_error(path, e)),
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(path, "reading the pool file's type", e))?;
+    let meta = (file.metadata()).map_err(|e| Error::io(path, "reading the pool file's type", e))?;
     let ft = meta.file_type();
-    if !ft.is_file() {
-        use std::os::unix::fs::FileTypeExt;
-        let what = if ft.is_dir() {
-            "is a directory"
-        } else if ft.is_fifo() {
-            "is a FIFO"
-        } else if ft.is_socket() {
-            "is a socket"
-        } else if ft.is_char_device() || ft.is_block_device() {
-            "is a device"
-        } else {
-            "is not a regular file"
-        };
+    let what = if ft.is_file() {
+        None
+    } else if ft.is_dir() {
+        Some("is a directory")
+    } else if ft.is_fifo() {
+        Some("is a FIFO")
+    } else if ft.is_socket() {
+        Some("is a socket")
+    } else if ft.is_char_device() || ft.is_block_device() {
+        Some("is a device")
+    } else {
+        Some("is not a regular file")
+    };
+    if let Some(what) = what {
         return Err(Error::NotRegular {
             path: path.to_path_buf(),
             what,
@@ -824,7 +655,6 @@ fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
     }
     // `delete -c` through a second name would empty the file under the
     // first one too. Reading through one changes nothing.
-    use std::os::unix::fs::MetadataExt;
     if access != Access::Read && meta.nlink() > 1 {
         return Err(Error::HardLinked {
             path: path.to_path_buf(),
@@ -835,13 +665,9 @@ fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
 }
 
 /// Whether `path` still names the file `file` was opened from (same device
-/// and inode): not when another file was renamed over the path, or the
-/// file was removed, between the open and the locks.
+/// and inode).
 fn still_named(file: &File, path: &Path) -> Result<bool, Error> {
-    use std::os::unix::fs::MetadataExt;
-    let open = file
-        .metadata()
-        .map_err(|e| Error::io(path, "reading the pool file's type", e))?;
+    let open = (file.metadata()).map_err(|e| Error::io(path, "reading the pool file's type", e))?;
     // Followed as the open followed it: a reader may read through a link.
     match std::fs::metadata(path) {
         Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
@@ -863,12 +689,9 @@ fn create(path: &Path) -> Result<File, Error> {
     let file = match file {
         Ok(f) => f,
         // Someone else created it first: open theirs.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| open_error(path, e))?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            options(true).open(path).map_err(|e| open_error(path, e))?
+        }
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             let dir = path.parent().unwrap_or(path);
             return Err(attribute_error(dir)
@@ -881,18 +704,12 @@ fn create(path: &Path) -> Result<File, Error> {
     Ok(file)
 }
 
-/// Why root may not open `path` for writing (or create a file in the
-/// directory `path`), when an inode attribute forbids it: `chattr +i`
-/// (immutable) and `chattr +a` (append-only; a pool is changed in place,
-/// never only appended to) make `open(O_RDWR)` fail with EPERM whoever
-/// asks, and "run as root" would be no advice. The flags are
-/// `FS_IMMUTABLE_FL` and `FS_APPEND_FL` of `include/uapi/linux/fs.h`.
+/// The `chattr +i` or `+a` attribute (`FS_IMMUTABLE_FL`, `FS_APPEND_FL`)
+/// that makes opening `path` for writing (or creating a file in the
+/// directory `path`) fail with EPERM even for root.
 fn attribute_error(path: &Path) -> Option<Error> {
-    const FS_IMMUTABLE_FL: libc::c_int = 0x10;
-    const FS_APPEND_FL: libc::c_int = 0x20;
     use std::os::fd::AsRawFd;
-    let file = OpenOptions::new()
-        .read(true)
+    let file = options(false)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(path)
         .ok()?;
@@ -902,15 +719,11 @@ fn attribute_error(path: &Path) -> Option<Error> {
     // chattr and lsattr expect), which is valid for the call; the
     // descriptor is open until `file` drops.
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
-    if rc != 0 {
-        return None;
-    }
-    let (what, flag) = if flags & FS_IMMUTABLE_FL != 0 {
-        ("immutable", 'i')
-    } else if flags & FS_APPEND_FL != 0 {
-        ("append-only", 'a')
-    } else {
-        return None;
+    let (what, flag) = match flags {
+        _ if rc != 0 => return None,
+        f if f & 0x10 != 0 => ("immutable", 'i'),
+        f if f & 0x20 != 0 => ("append-only", 'a'),
+        _ => return None,
     };
     let dir = file.metadata().is_ok_and(|m| m.is_dir());
     Some(Error::Attribute {
@@ -922,20 +735,15 @@ fn attribute_error(path: &Path) -> Option<Error> {
 }
 
 fn open_error(path: &Path, e: io::Error) -> Error {
+    let not_regular = |what| Error::NotRegular {
+        path: path.to_path_buf(),
+        what,
+    };
     match e.raw_os_error() {
-        Some(libc::ELOOP) => Error::NotRegular {
-            path: path.to_path_buf(),
-            what: "is a symbolic link",
-        },
-        Some(libc::EISDIR) => Error::NotRegular {
-            path: path.to_path_buf(),
-            what: "is a directory",
-        },
+        Some(libc::ELOOP) => not_regular("is a symbolic link"),
+        Some(libc::EISDIR) => not_regular("is a directory"),
         // open(2) on a socket fails before its type can be looked at.
-        Some(libc::ENXIO) => Error::NotRegular {
-            path: path.to_path_buf(),
-            what: "is a socket (or a device with no driver)",
-        },
+        Some(libc::ENXIO) => not_regular("is a socket (or a device with no driver)"),
         Some(libc::ENOTDIR) => Error::NotADirectory {
             dir: path.parent().unwrap_or(path).to_path_buf(),
         },

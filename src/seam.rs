@@ -1,35 +1,7 @@
-//! The one narrow seam through which every change to a pool file passes:
-//! a `pwrite`, a truncation, or marking the file written. Nothing else in
-//! hvkvp writes to a pool.
-//!
-//! Why one seam: what a kill can leave behind is decided by the order and
-//! the shape of these calls, so they must all be in one place to be proved.
-//! The kernel can stop a `pwrite` that crosses a page boundary between two
-//! pages when the process is killed (`generic_perform_write` checks for a
-//! fatal signal before each page), so a write is whole or stopped at one of
-//! the page boundaries it crosses. [`crashpoint`] replays a command stopped
-//! after each write and inside each write at each of those boundaries, the
-//! way SQLite's crash-test VFS does.
-//!
-//! **Interference.** The locks exclude every program that keeps the rules,
-//! but not one that takes no lock: cloud-init empties pool 1 at boot with
-//! `open(path, "w")` and no lock, a script may append with `>>`, and a file
-//! may be renamed over the path. Writing on after such a change would put
-//! records past the new end of an emptied file (the gap reads as zero
-//! records, and a record the truncation removed may come back) or move
-//! records over another program's. So the seam knows the size the file
-//! must have at every instant (`Seam`: hvkvp's own writes are the only
-//! ones that change it), and looks before each call: before a write
-//! inside the file, with a one-byte `pread` of its last byte, for a file
-//! that shrank; before a write that extends the file, a truncation, or
-//! marking the file written (which ends every change), with `fstat` of the
-//! descriptor, for any other size or a file no longer linked anywhere. A
-//! change found changed under it stops there, and nothing more is written.
-//! A stop there is a stop at a crash point, every one of which leaves a
-//! pool the next change heals (`tests/crashpoints.rs`);
-//! `tests/interference.rs` makes each move before each call. What is
-//! left: the instant between the look and the write, which no check from
-//! outside the kernel can close.
+//! The one seam every change to a pool passes through: `pwrite`, truncation
+//! and marking the file written. Before each call it checks that no program
+//! that takes no lock resized or replaced the file; if one did, the change
+//! stops there, writing nothing more. The proofs are in `tests/README.md`.
 
 use std::fs::File;
 use std::io;
@@ -40,17 +12,14 @@ use crate::error::Interference;
 /// The writes to one open pool file, and the size the file has after them.
 #[derive(Debug)]
 pub(crate) struct Seam {
-    /// The size the file must have now: as found once the locks were
-    /// taken, then as hvkvp's own writes leave it.
+    /// The size the file must have now.
     expect: u64,
-    /// The size as last confirmed (found under the locks, or after a
-    /// truncation or a run of appends): the byte before it is the one read
-    /// to see that the file did not shrink (`Seam::check`).
+    /// The size last confirmed: its last byte is read to see the file did
+    /// not shrink.
     settled: u64,
-    /// Something was written: from then on a size that changed under the
-    /// locks is interference, not a file to read again.
-    wrote: bool,
-    /// Interference found: every later call fails with it, writing nothing.
+    /// Something was written: a size changed from then on is interference.
+    pub(crate) wrote: bool,
+    /// Interference found: every later call fails with it.
     found: Option<Interference>,
 }
 
@@ -70,8 +39,7 @@ impl Seam {
         self.expect
     }
 
-    /// The file was read again at `size` before anything was written (a
-    /// lockless truncation that a scan ran into: the plan is made afresh).
+    /// The file was read again at `size` before anything was written.
     pub(crate) fn resync(&mut self, size: u64) -> Result<(), Interference> {
         if self.wrote || self.found.is_some() {
             return Err(self.interfered(size));
@@ -81,8 +49,8 @@ impl Seam {
         Ok(())
     }
 
-    /// The file was found at `size` after hvkvp's own writes: that must be
-    /// the size they left.
+    /// The file was found at `size` after hvkvp's own writes, which must
+    /// have left it so.
     pub(crate) fn confirm(&mut self, size: u64) -> Result<(), Interference> {
         if self.found.is_some() || size != self.expect {
             return Err(self.interfered(size));
@@ -100,21 +68,11 @@ impl Seam {
         i
     }
 
-    /// Look at the file before a call: it must still be linked, and of the
-    /// size hvkvp's own writes left it.
-    ///
-    /// A write that lies inside the file as hvkvp left it (`inside`: a
-    /// tombstone, an update, a record moved up) can harm only a file that
-    /// shrank: it would put bytes past the new end, with a hole before
-    /// them. That is seen by a read of the last byte of the file as last
-    /// confirmed, which comes back empty once the file is cut below it.
-    /// What else another program can do does no harm to such a write:
-    /// bytes it appended lie past it, and a write into a file renamed over
-    /// reaches no one. Those are seen by the `fstat` made before every
-    /// other call: a write that extends the file (an append, which would
-    /// land on what was appended), a truncation, and marking the file
-    /// written, which ends every change.
+    /// Look at the file before a call. A write `inside` the file can harm
+    /// only a file that shrank, which a read of its last byte shows; every
+    /// other call is preceded by an `fstat`.
     fn check(&mut self, file: &File, inside: bool) -> io::Result<()> {
+        #[cfg(feature = "crashpoint")]
         crashpoint::interfere();
         if let Some(i) = self.found {
             return Err(io::Error::other(i));
@@ -140,98 +98,85 @@ impl Seam {
         Err(io::Error::other(i))
     }
 
-    /// Write all of `buf` at `at`: one `pwrite` (more only if the kernel
-    /// writes less than asked, which a regular file does only on error).
+    /// One call through the seam: look at the file, then `op`, unless a
+    /// crash-point test stops it first (inside `buf`, for a write).
+    fn call(
+        &mut self,
+        file: &File,
+        inside: bool,
+        _at: u64,
+        _buf: &[u8],
+        op: impl FnOnce(&mut Seam) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.check(file, inside)?;
+        #[cfg(feature = "crashpoint")]
+        crashpoint::before(file, _at, _buf)?;
+        self.wrote = true;
+        op(self)?;
+        #[cfg(feature = "crashpoint")]
+        crashpoint::after();
+        Ok(())
+    }
+
+    /// Write all of `buf` at `at`.
     pub(crate) fn pwrite(&mut self, file: &File, buf: &[u8], at: u64) -> io::Result<()> {
         let end = at + buf.len() as u64;
-        self.check(file, end <= self.expect)?;
-        let buf = match crashpoint::before_write(at, buf.len()) {
-            crashpoint::Go::All => buf,
-            crashpoint::Go::Part(n) => {
-                file.write_all_at(&buf[..n], at)?;
-                return Err(crashpoint::stopped());
-            }
-            crashpoint::Go::Stop => return Err(crashpoint::stopped()),
-        };
-        self.wrote = true;
-        let res = file.write_all_at(buf, at);
-        // A write that failed part way may have grown the file: what it
-        // grew to is read back, so that cutting back is not taken for
-        // interference.
-        if res.is_err() {
-            if let Ok(st) = rustix::fs::fstat(file) {
-                self.expect = st.st_size as u64;
-            }
-            return res;
-        }
-        self.expect = self.expect.max(end);
-        crashpoint::after_write()
+        self.call(file, end <= self.expect, at, buf, |s| {
+            let res = file.write_all_at(buf, at);
+            // A write that failed part way may have grown the file: what it
+            // grew to is read back, so that cutting back is not interference.
+            s.expect = match res {
+                Ok(()) => s.expect.max(end),
+                Err(_) => rustix::fs::fstat(file).map_or(s.expect, |st| st.st_size as u64),
+            };
+            res
+        })
     }
 
-    /// Cut the file to `len` bytes (`ftruncate`).
+    /// Cut the file to `len` bytes.
     pub(crate) fn set_len(&mut self, file: &File, len: u64) -> io::Result<()> {
-        self.check(file, false)?;
-        if let crashpoint::Go::Stop = crashpoint::before_write(len, 0) {
-            return Err(crashpoint::stopped());
-        }
-        self.wrote = true;
-        file.set_len(len)?;
-        self.expect = len;
-        crashpoint::after_write()
+        self.call(file, false, len, &[], |s| {
+            file.set_len(len)?;
+            s.expect = len;
+            Ok(())
+        })
     }
 
-    /// Mark the file written now (`futimens` with both times `UTIME_NOW`),
-    /// even when no byte changed: whether a pool is stale is read from its
-    /// mtime.
+    /// Mark the file written now (`UTIME_NOW`, allowed to anyone who may
+    /// write it): the stale test reads the mtime.
     pub(crate) fn touch(&mut self, file: &File) -> io::Result<()> {
-        // UTIME_NOW: the kernel's clock, and allowed to anyone who may
-        // write the file, as `touch` does (an explicit time needs the
-        // owner).
-        let now = rustix::fs::Timespec {
-            tv_sec: 0,
-            tv_nsec: rustix::fs::UTIME_NOW,
-        };
-        self.set_times(file, now)
+        self.set_times(file, None)
     }
 
-    /// Put the mtime back to `mtime` after a change was cut back (a full
-    /// disk), so that a pool left unchanged is unchanged to the stale test
-    /// too. Only the owner (or root) may set a time; for anyone else the
-    /// file keeps the time of the cut, and that is all.
+    /// Put the mtime back after a change was cut back (a full disk); only
+    /// the owner may, and for anyone else the file keeps the time of the cut.
     pub(crate) fn restore_mtime(&mut self, file: &File, mtime: std::time::SystemTime) {
-        let Ok(d) = mtime.duration_since(std::time::UNIX_EPOCH) else {
-            return;
-        };
-        let t = rustix::fs::Timespec {
-            tv_sec: d.as_secs() as _,
-            tv_nsec: d.subsec_nanos() as _,
-        };
-        let _ = self.set_times(file, t);
+        if let Ok(d) = mtime.duration_since(std::time::UNIX_EPOCH) {
+            let _ = self.set_times(file, Some(d));
+        }
     }
 
-    fn set_times(&mut self, file: &File, mtime: rustix::fs::Timespec) -> io::Result<()> {
-        self.check(file, false)?;
-        if let crashpoint::Go::Stop = crashpoint::before_write(0, 0) {
-            return Err(crashpoint::stopped());
-        }
-        self.wrote = true;
-        let omit = rustix::fs::Timespec {
-            tv_sec: 0,
-            tv_nsec: rustix::fs::UTIME_OMIT,
+    /// Set the mtime to `mtime`, or both times to now.
+    fn set_times(&mut self, file: &File, mtime: Option<std::time::Duration>) -> io::Result<()> {
+        use rustix::fs::{Timespec, UTIME_NOW, UTIME_OMIT};
+        let special = |tv_nsec| Timespec { tv_sec: 0, tv_nsec };
+        let (last_access, last_modification) = match mtime {
+            None => (special(UTIME_NOW), special(UTIME_NOW)),
+            Some(d) => (
+                special(UTIME_OMIT),
+                Timespec {
+                    tv_sec: d.as_secs() as _,
+                    tv_nsec: d.subsec_nanos() as _,
+                },
+            ),
         };
-        let atime = if mtime.tv_nsec == rustix::fs::UTIME_NOW {
-            mtime
-        } else {
-            omit
+        let times = rustix::fs::Timestamps {
+            last_access,
+            last_modification,
         };
-        rustix::fs::futimens(
-            file,
-            &rustix::fs::Timestamps {
-                last_access: atime,
-                last_modification: mtime,
-            },
-        )?;
-        crashpoint::after_write()
+        self.call(file, false, 0, &[], |_| {
+            Ok(rustix::fs::futimens(file, &times)?)
+        })
     }
 }
 
@@ -240,29 +185,31 @@ pub(crate) fn page_size() -> u64 {
     rustix::param::page_size() as u64
 }
 
-/// Crash-point testing: stop a command after its k-th change to a pool, or
-/// inside it at one of the page boundaries it crosses, exactly as a kill
-/// would, and let the caller look at what is left. Interference testing:
-/// let another program act on the file just before the k-th call
-/// ([`crashpoint::arm_interference`]), and see what the command makes of it.
-///
-/// Armed per thread, so that tests can run side by side; hvkvp itself never
-/// arms it. Once stopped, every later call through the seam fails without
-/// writing, as if the process were gone (its error-path clean-ups too); the
-/// command then returns an error, and the test inspects the file.
+/// Test hooks (feature `crashpoint`): stop a command at its k-th call
+/// through the seam, or inside it at a page boundary, as a kill would, or
+/// let another program act on the file just before the k-th call. Armed per
+/// thread; once stopped, every later call fails without writing.
+#[cfg(feature = "crashpoint")]
 #[doc(hidden)]
 pub mod crashpoint {
     use std::cell::RefCell;
+    use std::fs::File;
     use std::io;
+    use std::os::unix::fs::FileExt;
 
     /// Where to stop.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Stop {
         /// After the k-th call (1-based) has completed.
         After(usize),
-        /// Inside the k-th call (a write), once the part before its b-th
-        /// page boundary (1-based) is written.
-        Inside { call: usize, boundary: usize },
+        /// Inside the k-th call, once the part before its b-th page
+        /// boundary (1-based) is written.
+        Inside {
+            /// The call, 1-based.
+            call: usize,
+            /// The boundary, 1-based.
+            boundary: usize,
+        },
     }
 
     /// One call through the seam, as recorded by a run.
@@ -283,7 +230,6 @@ pub mod crashpoint {
         stop: Option<Stop>,
         calls: Vec<Call>,
         stopped: bool,
-        /// Run `Act` just before call number `.0` (1-based).
         act: Option<(usize, Act)>,
     }
 
@@ -293,29 +239,22 @@ pub mod crashpoint {
 
     /// Record every call from now on, and stop where `stop` says.
     pub fn arm(stop: Option<Stop>) {
-        STATE.with(|s| {
-            *s.borrow_mut() = Some(State {
-                stop,
-                calls: Vec::new(),
-                stopped: false,
-                act: None,
-            })
-        });
+        let st = State {
+            stop,
+            calls: Vec::new(),
+            stopped: false,
+            act: None,
+        };
+        STATE.with(|s| *s.borrow_mut() = Some(st));
     }
 
     /// Record every call from now on, and run `act` just before call `k`
-    /// (1-based), before the seam looks at the file: another program
-    /// acting between two of hvkvp's writes.
+    /// (1-based), before the seam looks at the file.
     pub fn arm_interference(k: usize, act: Act) {
         arm(None);
-        STATE.with(|s| {
-            if let Some(st) = s.borrow_mut().as_mut() {
-                st.act = Some((k, act));
-            }
-        });
+        STATE.with(|s| s.borrow_mut().as_mut().map(|st| st.act = Some((k, act))));
     }
 
-    /// Run the act armed for the call about to be made, if any.
     pub(super) fn interfere() {
         let act = STATE.with(|s| {
             let mut s = s.borrow_mut();
@@ -332,76 +271,62 @@ pub mod crashpoint {
 
     /// Stop recording; the calls made, and whether the run was stopped.
     pub fn disarm() -> (Vec<Call>, bool) {
-        STATE.with(|s| {
-            s.borrow_mut()
-                .take()
-                .map_or((Vec::new(), false), |st| (st.calls, st.stopped))
-        })
+        let st = STATE.with(|s| s.borrow_mut().take());
+        st.map_or((Vec::new(), false), |st| (st.calls, st.stopped))
     }
 
-    pub(super) enum Go {
-        All,
-        Part(usize),
-        Stop,
-    }
-
-    pub(super) fn stopped() -> io::Error {
+    fn stopped() -> io::Error {
         io::Error::other("stopped at a crash point (test mode)")
     }
 
-    /// The page boundaries strictly inside `at..at + len`.
-    fn boundaries(at: u64, len: usize) -> Vec<u64> {
+    /// Record the call that writes `buf` at `at`; stop it where armed to,
+    /// writing the part before the boundary.
+    pub(super) fn before(file: &File, at: u64, buf: &[u8]) -> io::Result<()> {
         let page = super::page_size();
-        let end = at + len as u64;
-        let mut out = Vec::new();
-        let mut b = (at / page + 1) * page;
-        while b < end {
-            out.push(b);
-            b += page;
-        }
-        out
-    }
-
-    pub(super) fn before_write(at: u64, len: usize) -> Go {
-        STATE.with(|s| {
+        let end = at + buf.len() as u64;
+        let cuts: Vec<u64> = ((at / page + 1)..)
+            .map(|p| p * page)
+            .take_while(|&b| b < end)
+            .collect();
+        let cut = STATE.with(|s| {
             let mut s = s.borrow_mut();
             let Some(st) = s.as_mut() else {
-                return Go::All;
+                return Ok(None);
             };
             if st.stopped {
-                return Go::Stop;
+                return Err(stopped());
             }
-            let cuts = boundaries(at, len);
+            let (len, boundaries) = (buf.len(), cuts.len());
             st.calls.push(Call {
                 at,
                 len,
-                boundaries: cuts.len(),
+                boundaries,
             });
-            let k = st.calls.len();
             match st.stop {
-                Some(Stop::Inside { call, boundary }) if call == k => {
+                Some(Stop::Inside { call, boundary }) if call == st.calls.len() => {
                     st.stopped = true;
-                    match cuts.get(boundary.wrapping_sub(1)) {
-                        Some(&b) => Go::Part((b - at) as usize),
-                        None => Go::Stop,
-                    }
+                    Ok(Some(cuts.get(boundary.wrapping_sub(1)).copied()))
                 }
-                _ => Go::All,
+                _ => Ok(None),
             }
-        })
+        })?;
+        match cut {
+            None => Ok(()),
+            Some(b) => {
+                if let Some(b) = b {
+                    file.write_all_at(&buf[..(b - at) as usize], at)?;
+                }
+                Err(stopped())
+            }
+        }
     }
 
-    pub(super) fn after_write() -> io::Result<()> {
+    pub(super) fn after() {
         STATE.with(|s| {
-            let mut s = s.borrow_mut();
-            let Some(st) = s.as_mut() else {
-                return Ok(());
-            };
-            if st.stop == Some(Stop::After(st.calls.len())) {
-                st.stopped = true;
+            if let Some(st) = s.borrow_mut().as_mut() {
+                st.stopped |= st.stop == Some(Stop::After(st.calls.len()));
             }
-            Ok(())
-        })
+        });
     }
 }
 

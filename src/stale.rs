@@ -1,24 +1,14 @@
-//! Was a pool last written before this boot?
-//!
-//! cloud-init empties pool 1 once per boot, without a lock, when the file's
-//! mtime is older than the boot time (`_truncate_guest_pool_file`): records
-//! written before this boot come from an image or an earlier VM, and the
-//! host would read them as if this guest had just said them. `check`
-//! reports such a pool; `delete -A --if-stale` empties it, under the locks.
+//! Was a pool last written before this boot? cloud-init empties pool 1 at
+//! boot, without a lock, when its mtime is older than the boot time.
 
-use std::io;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::Error;
 
-const PROC_STAT: &str = "/proc/stat";
-
-/// When this boot began: the `btime` line of `/proc/stat`, seconds since
-/// the epoch (the kernel rounds it down, so a file written after boot is
-/// never older than it).
+/// When this boot began: the `btime` line of `/proc/stat`.
 pub fn boot_time() -> Result<SystemTime, Error> {
-    let path = Path::new(PROC_STAT);
+    let path = Path::new("/proc/stat");
     let err = |source| Error::Io {
         path: path.to_path_buf(),
         doing:
@@ -26,19 +16,16 @@ pub fn boot_time() -> Result<SystemTime, Error> {
         source,
     };
     let text = std::fs::read_to_string(path).map_err(err)?;
-    let secs = parse_btime(&text).ok_or_else(|| err(io::Error::other("no `btime N` line")))?;
+    let secs = parse_btime(&text).ok_or_else(|| err(std::io::Error::other("no `btime N` line")))?;
     Ok(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
-/// The number on the `btime` line of `/proc/stat`'s text.
 fn parse_btime(stat: &str) -> Option<u64> {
-    stat.lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .and_then(|n| n.trim().parse().ok())
+    let line = stat.lines().find_map(|l| l.strip_prefix("btime "));
+    line.and_then(|n| n.trim().parse().ok())
 }
 
-/// A file last modified at `modified` holds data from before the boot that
-/// began at `boot`.
+/// A file last modified at `modified` predates the boot at `boot`.
 pub fn is_stale(modified: SystemTime, boot: SystemTime) -> bool {
     modified < boot
 }

@@ -14,7 +14,7 @@ use crate::inspect::KeyIndex;
 use crate::matcher::{fold, Matcher};
 use crate::output::messages::{tell_no_match, warn};
 use crate::output::show_key;
-use crate::pool::{Access, Pool, PoolId, Rec};
+use crate::pool::{Access, Pool, PoolId, Record};
 use crate::record;
 use crate::stale;
 
@@ -77,7 +77,6 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
             }
         }
         p.clear()?;
-        p.touch()?;
         return Ok(Exit::Success);
     }
     // The partial tail goes first: every state a kill leaves after it is
@@ -101,9 +100,6 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     // delete by key matched or did not, whatever else went.
     let cleaned = (a.clean_duplicates || a.clean_invalid) && !debris.is_empty();
     let nothing = plan.remove_first.is_empty() && !dropped && !cleaned;
-    if !nothing {
-        p.touch()?;
-    }
     drop(p); // unlock before anything is printed
     let kept = chunks_kept.take();
     if let (Some(key), false) = (&a.key, kept.is_empty()) {
@@ -161,7 +157,7 @@ fn fold_if(ignore_case: bool, key: &[u8]) -> Cow<'_, [u8]> {
 }
 
 impl Planner for Doomed<'_> {
-    fn see(&mut self, r: &Rec) {
+    fn see(&mut self, r: &Record) {
         let by_key = self.target.is_some_and(|m| m.matches_field(r.key_field()));
         self.found |= by_key;
         if by_key || (self.a.clean_invalid && unreadable(r)) {
@@ -213,7 +209,7 @@ impl Planner for Doomed<'_> {
 /// A record the daemon cannot pass to the host: an empty key, a field with
 /// no NUL, or text that is not UTF-8 (`kvp_respond_to_host` fails on it and
 /// the host's enumeration stops there, hiding every later record).
-fn unreadable(r: &Rec) -> bool {
+fn unreadable(r: &Record) -> bool {
     r.key().is_empty()
         || !record::is_terminated(r.key_field())
         || !record::is_terminated(r.value_field())

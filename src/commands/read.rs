@@ -17,7 +17,7 @@ use crate::matcher::Matcher;
 use crate::output::messages::{say, tell_no_match, warn};
 use crate::output::spool::{NoTempFile, Spool};
 use crate::output::{show_key, Format, Render, Style};
-use crate::pool::{self, Access, Pool, PoolId, Rec};
+use crate::pool::{self, Access, Pool, PoolId, Record};
 use crate::watch::{self, Watch};
 
 /// Print the records of `pool` (default 0) that the arguments name.
@@ -464,7 +464,7 @@ fn object_members(
     // the scan passes it, as a look back would read the record again.
     let mut last: HashMap<usize, Vec<u8>> = HashMap::new();
     let mut debris = Finder::default();
-    let hit = |r: &Rec| matcher.matches_field(r.key_field());
+    let hit = |r: &Record| matcher.matches_field(r.key_field());
     for r in p.records().filter(|r| debris.see(r) && hit(r)) {
         if let Some(first) = keys.first_or_insert(r.key(), r.index) {
             let v = last.entry(first).or_default();

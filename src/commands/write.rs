@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use crate::batch::{self, Pairs};
-use crate::change::{self, New, Plan, Planner, Record};
+use crate::change::{self, New, Plan, Planner};
 use crate::chunk::{self, Tag};
 use crate::cli::{OnOff, WriteArgs};
 use crate::commands::{list_after_change, os_bytes, writable, Changing, Ctx};
@@ -16,7 +16,7 @@ use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
 use crate::output::messages::warn;
 use crate::output::{count, show_key};
-use crate::pool::{Access, Pool, PoolId, Rec};
+use crate::pool::{Access, Pool, PoolId, Record};
 use crate::record::{self, check_field, Field, Limits, VALUE_MAX_BYTES};
 
 /// The most `--split` reads from stdin: about 500 records.
@@ -241,7 +241,7 @@ fn apply(
             .map(|(i, (k, _))| (k.as_slice(), i))
             .collect(),
     };
-    let make = |n: usize, rec: &mut Record| {
+    let make = |n: usize, rec: &mut [u8; record::RECORD_SIZE]| {
         let (key, value) = &sets[n];
         let made = match tag {
             Some(tag) => chunk::encode(key, value, tag),
@@ -261,7 +261,10 @@ fn apply(
             also_remove: &also_remove,
             first: vec![None; sets.len()],
             spellings: Vec::new(),
-            plan: Plan::default(),
+            plan: Plan {
+                counts: true,
+                ..Plan::default()
+            },
             look,
             unfound: sets.len(),
             bad: None,
@@ -269,7 +272,6 @@ fn apply(
         },
         &make,
     )?;
-    p.touch()?;
     Ok(hidden.take())
 }
 
@@ -307,7 +309,7 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
         true
     }
 
-    fn see(&mut self, r: &Rec) {
+    fn see(&mut self, r: &Record) {
         let hit = match (self.pattern, self.single) {
             // An empty key is debris, never a key to update.
             (Some(m), _) => (!r.key().is_empty() && m.is_match(r.key())).then_some(0),
@@ -391,7 +393,7 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
 /// Key and value are UTF-8: the daemon can pass the record to the host.
 /// The value's NUL is found with `memchr`: most values are far longer than
 /// their key.
-fn is_text(r: &Rec) -> bool {
+fn is_text(r: &Record) -> bool {
     let v = r.value_field();
     let v = &v[..memchr::memchr(0, v).unwrap_or(v.len())];
     std::str::from_utf8(r.key()).is_ok() && std::str::from_utf8(v).is_ok()
