@@ -209,6 +209,16 @@ pub fn check_text(field: Field, bytes: &[u8]) -> Result<&str, FieldError> {
 mod tests {
     use super::*;
 
+    /// The published FNV-1a test vectors: marks written by one version of
+    /// hvkvp are read by another.
+    #[test]
+    fn fnv1a64_is_the_standard_hash_piece_by_piece() {
+        assert_eq!(fnv1a64(&[]), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(&[b"a"]), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(&[b"foobar"]), 0x8594_4171_f739_67e8);
+        assert_eq!(fnv1a64(&[b"foo", b"bar"]), fnv1a64(&[b"foobar"]));
+    }
+
     #[test]
     fn field_stops_at_first_nul_and_ignores_garbage() {
         let mut f = [0u8; 16];
