@@ -12,7 +12,6 @@ use crate::commands::{key_matcher, list_after_change, os_bytes, writable, Changi
 use crate::error::{Error, Exit};
 use crate::inspect::KeyIndex;
 use crate::matcher::{fold, Matcher};
-use crate::output::messages::{tell_no_match, warn};
 use crate::output::show_key;
 use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record;
@@ -20,7 +19,7 @@ use crate::stale;
 
 /// Delete from `pool` (default 1) what the arguments name; in the 2.0
 /// form, print the pool afterwards, and nothing matched is success.
-pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, Error> {
+pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, Error> {
     let id = pool.unwrap_or(PoolId::GUEST);
     match delete(ctx, id, a)? {
         Exit::NoMatch if ctx.compat => {}
@@ -32,7 +31,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, Erro
 }
 
 /// The delete itself.
-fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
+fn delete(ctx: &mut Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     // hvkvp 2.0 took an empty -k for no -k at all.
     let pattern = (a.pattern.as_deref()).filter(|p| !(ctx.compat && p.is_empty()));
     // Exact by default for delete, as in hvkvp 2.0.
@@ -70,7 +69,7 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
         if let Some(boot) = boot {
             if !stale::is_stale(p.modified(), boot) {
                 drop(p); // unlock before anything is printed
-                tell_no_match(&format!(
+                ctx.io.tell_no_match(&format!(
                     "pool {id} was written after this boot: left alone"
                 ));
                 return Ok(Exit::NoMatch);
@@ -112,7 +111,7 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
             names.push(format!("… ({} more)", kept.len() - 3));
         }
         let key = show_key(os_bytes(key));
-        warn(&format!(
+        ctx.io.warn(&format!(
             "kept {} (named like chunks of {key}, but not written by `hvkvp write --split`, and \
              {key} is a record of its own): delete by name what belongs to it",
             names.join(", ")
@@ -120,7 +119,8 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     }
     if nothing {
         if !ctx.compat {
-            tell_no_match(&format!("nothing matched in pool {id}"));
+            ctx.io
+                .tell_no_match(&format!("nothing matched in pool {id}"));
         }
         return Ok(Exit::NoMatch);
     }

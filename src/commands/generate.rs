@@ -13,13 +13,14 @@ use clap_mangen::roff::{bold, italic, line_break, roman, Inline, Roff};
 use clap_mangen::Man;
 
 use crate::cli::{Cli, GenerateArgs, Generated};
+use crate::commands::Ctx;
 use crate::error::{Error, Exit};
 use crate::examples::{self, Examples};
 use crate::man;
 use crate::pool::PoolId;
 
 /// Print the man page or a completion script on stdout.
-pub fn run(a: &GenerateArgs) -> Result<Exit, Error> {
+pub fn run(ctx: &mut Ctx, a: &GenerateArgs) -> Result<Exit, Error> {
     let text = match a.what {
         Generated::Man => man_page(),
         Generated::Bash => completion(Shell::Bash),
@@ -28,7 +29,7 @@ pub fn run(a: &GenerateArgs) -> Result<Exit, Error> {
     };
     // Rendered in memory first: clap_complete panics on a write error, and a
     // closed pipe must stay an ordinary error (exit 0, quietly).
-    let mut out = io::stdout().lock();
+    let out = &mut ctx.io.out;
     out.write_all(&text)
         .and_then(|()| out.flush())
         .map_err(Error::Output)?;

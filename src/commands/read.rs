@@ -4,7 +4,6 @@
 //! after 30 s.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use crate::change::Finder;
@@ -14,14 +13,13 @@ use crate::commands::{key_matcher, os_bytes, Ctx};
 use crate::error::{Error, Exit};
 use crate::inspect::KeyIndex;
 use crate::matcher::Matcher;
-use crate::output::messages::{say, tell_no_match, warn};
 use crate::output::spool::{NoTempFile, Spool};
 use crate::output::{show_key, Format, Render, Style};
 use crate::pool::{self, Access, Pool, PoolId, Rec};
 use crate::watch::{self, Watch};
 
 /// Print the records of `pool` (default 0) that the arguments name.
-pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error> {
+pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error> {
     let quiet = ctx.quiet || a.noout.set;
     let all_pools = a.all_pools.set;
     // Read matches substrings unless -m on.
@@ -67,7 +65,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
     };
     // The records are written out as they are found, into a spool that
     // is printed once every lock is released.
-    let mut render = Render::new(Spool::default(), style(format, a.null, all_pools));
+    let mut render = Render::new(Spool::default(), style(ctx, format, a.null, all_pools));
 
     // With -a, a pool that cannot be read is named and the others printed;
     // the exit status says one failed.
@@ -83,13 +81,16 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
                 &mut render,
                 all_pools.then_some(&mut failed),
             )? {
-                tell_no_match(&format!("{}: timed out waiting for it", show_key(key)));
+                ctx.io
+                    .tell_no_match(&format!("{}: timed out waiting for it", show_key(key)));
                 // Said even to a script: a wrong --pool-dir, or no daemon.
                 if !ctx.dir.is_dir() {
-                    say(&Error::NoPoolDir {
-                        dir: ctx.dir.clone(),
-                    }
-                    .to_string());
+                    ctx.io.say(
+                        &Error::NoPoolDir {
+                            dir: ctx.dir.clone(),
+                        }
+                        .to_string(),
+                    );
                 }
                 return Ok(if failed {
                     Exit::Environment
@@ -108,20 +109,20 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
                             return Err(e);
                         };
                         let key = a.key.as_deref().map(os_bytes).unwrap_or_default();
-                        say(&format!("{e}"));
-                        say(&in_pool(key, other));
+                        ctx.io.say(&format!("{e}"));
+                        ctx.io.say(&in_pool(key, other));
                         return Ok(Exit::NoMatch);
                     }
                     Err(e) if all_pools && !e.is_broken_pipe() => {
-                        say(&format!("error: {}", crate::advice::shown(&e)));
+                        ctx.io.say(&format!("error: {}", crate::advice::shown(&e)));
                         failed = true;
                         continue;
                     }
                     f => f?,
                 };
-                f.warnings.iter().for_each(|w| warn(w));
+                f.warnings.iter().for_each(|w| ctx.io.warn(w));
                 if let Some(why) = f.broken {
-                    say(&format!("error: {why}"));
+                    ctx.io.say(&format!("error: {why}"));
                     return Ok(Exit::NoMatch);
                 }
             }
@@ -138,7 +139,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
     // reading it needs no special case.
     let structured = matches!(format, Format::Json | Format::Object);
     if !quiet && (structured || count > 0) {
-        print(render)?;
+        print(ctx, render)?;
     }
     if failed {
         return Ok(Exit::Environment);
@@ -148,15 +149,15 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
             (Some(k), false) => not_found(ctx, pools[0], os_bytes(k), &matcher, a),
             // -a: the key may be in any pool, in another case.
             (Some(k), true) => match other_case(ctx, &pools, os_bytes(k), a) {
-                Some((id, stored)) => say(&format!(
+                Some((id, stored)) => ctx.io.say(&format!(
                     "{}: no such key; {} in pool {id} differs only in case: spell it so, or add \
                      -i to ignore case",
                     show_key(os_bytes(k)),
                     show_key(&stored)
                 )),
-                None => tell_no_match("no records matched"),
+                None => ctx.io.tell_no_match("no records matched"),
             },
-            (None, _) => tell_no_match("no records matched"),
+            (None, _) => ctx.io.tell_no_match("no records matched"),
         }
         return Ok(Exit::NoMatch);
     }
@@ -165,34 +166,34 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error>
 
 /// Print every record of one pool as `key: value` lines (what a 2.0-form
 /// `write` or `delete` shows after the change).
-pub(crate) fn print_pool(ctx: &Ctx, id: PoolId) -> Result<(), Error> {
+pub(crate) fn print_pool(ctx: &mut Ctx, id: PoolId) -> Result<(), Error> {
     let q = Query {
         matcher: &Matcher::all(),
         first_only: false,
         join: None,
         skip_debris: !ctx.compat,
     };
-    let mut render = Render::new(Spool::default(), style(Format::Kv, false, false));
+    let mut render = Render::new(Spool::default(), style(ctx, Format::Kv, false, false));
     let f = collect(ctx, id, &q, ctx.timeout, &mut render)?;
-    f.warnings.iter().for_each(|w| warn(w));
-    print(render)
+    f.warnings.iter().for_each(|w| ctx.io.warn(w));
+    print(ctx, render)
 }
 
 /// How records print: escaped on a terminal, exact bytes to a pipe.
-fn style(format: Format, null: bool, show_pool: bool) -> Style {
+fn style(ctx: &Ctx, format: Format, null: bool, show_pool: bool) -> Style {
     Style {
         format,
         null,
         show_pool,
-        escape: std::io::stdout().is_terminal(),
+        escape: ctx.io.out_tty,
     }
 }
 
 /// Close what `render` wrote (once every lock is released) and copy it to
 /// stdout.
-fn print(render: Render<Spool>) -> Result<(), Error> {
+fn print(ctx: &mut Ctx, render: Render<Spool>) -> Result<(), Error> {
     let spool = render.finish().map_err(spool_error)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = &mut *ctx.io.out;
     spool
         .copy_to(&mut out)
         .and_then(|()| out.flush())
@@ -222,9 +223,9 @@ fn spool_error(e: std::io::Error) -> Error {
 /// the key spelt in another case there; the key in another pool; the key
 /// in another case in another pool. Scripts that ask for a key that may
 /// be absent get the hints on stderr only.
-fn not_found(ctx: &Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadArgs) {
+fn not_found(ctx: &mut Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadArgs) {
     if let Some((_, stored)) = other_case(ctx, &[id], key, a) {
-        return say(&format!(
+        return ctx.io.say(&format!(
             "{}: no such key in pool {id}; {} differs only in case: spell it so, or add -i to \
              ignore case",
             show_key(key),
@@ -233,11 +234,11 @@ fn not_found(ctx: &Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadArgs)
     }
     let seen = elsewhere(ctx, id, matcher);
     if let Some(other) = seen.found {
-        return say(&in_pool(key, other));
+        return ctx.io.say(&in_pool(key, other));
     }
     let others: Vec<PoolId> = PoolId::ALL.into_iter().filter(|&p| p != id).collect();
     match other_case(ctx, &others, key, a) {
-        Some((other, stored)) => say(&format!(
+        Some((other, stored)) => ctx.io.say(&format!(
             "{}: no such key in pool {id}; {} in pool {other} differs only in case: use -p {} \
              and spell it so, or add -i",
             show_key(key),
@@ -245,10 +246,11 @@ fn not_found(ctx: &Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadArgs)
             other.number()
         )),
         None => {
-            tell_no_match(&format!("{}: no such key in pool {id}", show_key(key)));
+            ctx.io
+                .tell_no_match(&format!("{}: no such key in pool {id}", show_key(key)));
             // Said even to a script: the key may be in that pool.
             if let Some(note) = seen.busy_note() {
-                say(&note);
+                ctx.io.say(&note);
             }
         }
     }
@@ -284,7 +286,7 @@ fn other_case(ctx: &Ctx, pools: &[PoolId], key: &[u8], a: &ReadArgs) -> Option<(
 /// But on a machine that is no Hyper-V guest nothing will make the default
 /// directory: that is an error at once, not a wait for ever.
 fn wait_for(
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     pools: &[PoolId],
     q: &Query<'_>,
     limit: Option<Duration>,
@@ -309,12 +311,12 @@ fn wait_for(
             match collect(ctx, *id, q, ctx.timeout, render) {
                 Ok(f) => {
                     if !warned {
-                        f.warnings.iter().for_each(|w| warn(w));
+                        f.warnings.iter().for_each(|w| ctx.io.warn(w));
                     }
                     // Not whole yet: keep waiting for a write that makes
                     // it whole, and say once why it is not there.
                     if let Some(why) = f.broken.filter(|_| !warned) {
-                        warn(&why);
+                        ctx.io.warn(&why);
                     }
                 }
                 Err(Error::NoPoolFile { .. } | Error::NoPoolDir { .. }) => {}
@@ -323,7 +325,7 @@ fn wait_for(
                 Err(e) => match failed.as_deref_mut() {
                     Some(failed) => {
                         if !warned {
-                            say(&format!("error: {}", crate::advice::shown(&e)));
+                            ctx.io.say(&format!("error: {}", crate::advice::shown(&e)));
                         }
                         *failed = true;
                     }

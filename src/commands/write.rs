@@ -14,7 +14,6 @@ use crate::cli::{OnOff, WriteArgs};
 use crate::commands::{list_after_change, os_bytes, writable, Changing, Ctx};
 use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
-use crate::output::messages::warn;
 use crate::output::{count, show_key};
 use crate::pool::{Access, Pool, PoolId, Rec};
 use crate::record::{self, check_field, Field, Limits, VALUE_MAX_BYTES};
@@ -24,7 +23,7 @@ const SPLIT_MAX_BYTES: usize = 1 << 20;
 
 /// Set the keys the arguments give in `pool` (default 1); in the 2.0
 /// form, print the pool afterwards.
-pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error> {
+pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error> {
     let id = pool.unwrap_or(PoolId::GUEST);
     let exit = write(ctx, id, a)?;
     list_after_change(ctx, id, a.noout.set)?;
@@ -32,7 +31,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error
 }
 
 /// The write itself.
-fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
+fn write(ctx: &mut Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
     if a.exact == Some(OnOff::Off) && !ctx.compat {
         return Err(Error::Input(
             "write -m off (update every key containing the text) is hvkvp 2.0's form: give \
@@ -57,7 +56,7 @@ fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
         let look = looks_for_hidden(ctx, id);
         let hidden = apply(&mut p, &pairs, None, None, limits, |_| false, look)?;
         drop(p); // unlock before anything is printed
-        tell_hidden(hidden);
+        tell_hidden(ctx, hidden);
         return Ok(Exit::Success);
     }
 
@@ -74,7 +73,7 @@ fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
     };
     let value = match (&a.value, &a.value_opt) {
         // hvkvp 2.0 had no stdin: `-v -` is the value `-`.
-        (Some(v), _) if v == "-" => read_stdin(a.keep_newline, cap)?,
+        (Some(v), _) if v == "-" => read_stdin(ctx, a.keep_newline, cap)?,
         (Some(v), _) | (None, Some(v)) => os_bytes(v).to_vec(),
         // hvkvp 2.0: `write -k KEY` without -v sets an empty value.
         (None, None) if a.key_opt.is_some() => Vec::new(),
@@ -137,7 +136,7 @@ fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
         )?
     };
     drop(p); // unlock before anything is printed
-    tell_hidden(hidden);
+    tell_hidden(ctx, hidden);
     Ok(Exit::Success)
 }
 
@@ -166,7 +165,7 @@ fn looks_for_hidden(ctx: &Ctx, id: PoolId) -> bool {
 
 /// Say which keys written the host will not see, and why (`hidden` is
 /// found only where [`looks_for_hidden`]).
-fn tell_hidden(hidden: Option<Hidden>) {
+fn tell_hidden(ctx: &mut Ctx, hidden: Option<Hidden>) {
     let Some(h) = hidden.filter(|h| h.count > 0) else {
         return;
     };
@@ -174,7 +173,7 @@ fn tell_hidden(hidden: Option<Hidden>) {
     if h.count > h.keys.len() {
         names.push(format!("… ({} more)", h.count - h.keys.len()));
     }
-    warn(&format!(
+    ctx.io.warn(&format!(
         "the host will not see {}: a record before {} in pool 1 (key {}) is not valid UTF-8, \
          and the host's enumeration of the pool stops there; `hvkvp delete -c` drops such \
          records",
@@ -403,7 +402,7 @@ fn is_text(r: &Rec) -> bool {
 /// `read` prints after the value and `date` or `echo` after theirs, so
 /// `hvkvp read K | hvkvp write K -` stores what it read. Only `\n`: a CR
 /// before it may be the value's own, and `read` prints none.
-fn read_stdin(keep_newline: bool, cap: usize) -> Result<Vec<u8>, Error> {
+fn read_stdin(ctx: &mut Ctx, keep_newline: bool, cap: usize) -> Result<Vec<u8>, Error> {
     let limit = cap + usize::from(!keep_newline) + 1;
     let mut buf = Vec::with_capacity(limit.min(64 * 1024));
     batch::stdin(
@@ -418,7 +417,7 @@ fn read_stdin(keep_newline: bool, cap: usize) -> Result<Vec<u8>, Error> {
     if !keep_newline && buf.last() == Some(&b'\n') {
         buf.pop();
         if buf.last() == Some(&b'\r') {
-            warn(
+            ctx.io.warn(
                 "the value on stdin ends with a carriage return (a CRLF line end?); it is kept: \
                  pipe the value through `tr -d '\\r'` if it is not part of it",
             );

@@ -8,8 +8,6 @@
 
 pub mod check;
 pub mod json;
-#[cfg(feature = "cli")]
-pub(crate) mod messages;
 pub mod spool;
 
 use std::io::{self, Write};
