@@ -29,7 +29,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, E
         match inspect(&ctx.dir, id, boot, ctx.timeout) {
             Ok(r) => reports.push(r),
             Err(e) if pool.is_none() => {
-                ctx.io.say(&format!("error: {}", crate::advice::shown(&e)));
+                ctx.io.error(&e);
                 failed = true;
             }
             Err(e) => return Err(e),

@@ -44,6 +44,12 @@ impl Streams<'_> {
         let _ = writeln!(self.err, "hvkvp: {msg}");
     }
 
+    /// `hvkvp: error: …` with the advice, for an error that stops one pool
+    /// only.
+    pub(crate) fn error(&mut self, e: &Error) {
+        self.say(&format!("error: {}", crate::advice::shown(e)));
+    }
+
     /// `hvkvp: warning: …` on stderr.
     pub(crate) fn warn(&mut self, msg: &str) {
         self.say(&format!("warning: {msg}"));
