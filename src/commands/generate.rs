@@ -175,7 +175,7 @@ fn sentence(s: &str) -> String {
 /// Each example as a tagged paragraph: the command in bold, then what it
 /// does, as a sentence.
 fn example_list(page: &mut Page, examples: &Examples) {
-    for &(cmd, what) in examples.list {
+    for (cmd, what) in examples.examples() {
         let mut chars = what.chars();
         let up = chars
             .next()
