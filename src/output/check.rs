@@ -58,179 +58,119 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
     let f = &r.facts;
     let path = r.path.display().to_string();
     let path = if escape { sanitize(&path) } else { path };
+    let (records, size) = (count(f.records, "record"), count(f.size as usize, "byte"));
+    let mode = r.mode;
     writeln!(
         out,
-        "pool {}: {path}, {}, {}, mode {:04o}",
-        r.id,
-        count(f.records, "record"),
-        count(f.size as usize, "byte"),
-        r.mode
+        "pool {}: {path}, {records}, {size}, mode {mode:04o}",
+        r.id
     )?;
-    let problem = |out: &mut dyn Write, msg: &str| writeln!(out, "  problem: {msg}");
-    let note = |out: &mut dyn Write, msg: &str| writeln!(out, "  note: {msg}");
     let clean_invalid = delete(r, "-c");
-
+    let mut problems = Vec::new();
     if f.tail > 0 {
-        problem(
-            out,
-            &format!(
-                "{} after the last whole record: a partial record, ignored by the daemon \
-                 ({clean_invalid} drops it)",
-                count(f.tail as usize, "byte")
-            ),
-        )?;
+        problems.push(format!(
+            "{} after the last whole record: a partial record, ignored by the daemon \
+             ({clean_invalid} drops it)",
+            count(f.tail as usize, "byte")
+        ));
     }
     let d = &f.debris;
     if !d.is_empty() {
-        let mut what = Vec::new();
-        if !d.empty.is_empty() {
-            what.push(format!(
-                "an empty key in {} {}",
-                noun(d.empty.len(), "record"),
-                list(&d.empty)
-            ));
-        }
-        if !d.copies.is_empty() {
-            what.push(format!(
-                "a copy of the record before it in {} {}",
-                noun(d.copies.len(), "record"),
-                list(&d.copies)
-            ));
-        }
-        if !d.staged.is_empty() {
-            what.push(format!(
-                "an update cut short, staged in {} {}",
-                noun(d.staged.len(), "record"),
-                list(&d.staged)
-            ));
-        }
-        problem(
-            out,
-            &format!(
-                "left by a killed hvkvp (or another writer cut short): {}; the next hvkvp \
-                 write or delete of this pool removes {}, or now: {clean_invalid}",
-                what.join("; "),
-                them(d.len())
-            ),
-        )?;
+        let what: Vec<String> = [
+            ("an empty key in", &d.empty),
+            ("a copy of the record before it in", &d.copies),
+            ("an update cut short, staged in", &d.staged),
+        ]
+        .iter()
+        .filter(|(_, at)| !at.is_empty())
+        .map(|(what, at)| format!("{what} {} {}", noun(at.len(), "record"), list(at)))
+        .collect();
+        problems.push(format!(
+            "left by a killed hvkvp (or another writer cut short): {}; the next hvkvp write or \
+             delete of this pool removes {}, or now: {clean_invalid}",
+            what.join("; "),
+            them(d.len())
+        ));
     }
-    for key in &f.broken_chunks {
-        problem(
-            out,
-            &format!(
-                "the chunks of {} do not join up to one value: a `write --split` was cut \
-                 short; write the value again",
-                show_key(key)
-            ),
-        )?;
-    }
-    for d in f.duplicates.iter().take(SHOWN) {
-        problem(
-            out,
-            &format!(
-                "duplicate key {} in records {}: the host keeps the last \
-                 ({} keeps only that one)",
-                show_key(&d.key),
-                list(&d.indices),
-                delete(r, "-d")
-            ),
-        )?;
-    }
+    problems.extend(f.broken_chunks.iter().map(|key| {
+        format!(
+            "the chunks of {} do not join up to one value: a `write --split` was cut short; \
+             write the value again",
+            show_key(key)
+        )
+    }));
+    problems.extend(f.duplicates.iter().take(SHOWN).map(|d| {
+        format!(
+            "duplicate key {} in records {}: the host keeps the last ({} keeps only that one)",
+            show_key(&d.key),
+            list(&d.indices),
+            delete(r, "-d")
+        )
+    }));
     if f.duplicates.len() > SHOWN {
-        problem(
-            out,
-            &format!(
-                "… and {} more duplicated keys (-o json lists them all)",
-                f.duplicates.len() - SHOWN
-            ),
-        )?;
+        let more = f.duplicates.len() - SHOWN;
+        problems.push(format!(
+            "… and {more} more duplicated keys (-o json lists them all)"
+        ));
     }
+    let bad = |what: &str, spots: &[Spot]| {
+        let list = list(&spots.iter().map(|&s| spot(s)).collect::<Vec<_>>());
+        format!(
+            "{what}: {list} ({clean_invalid} drops {})",
+            them(spots.chunk_by(|a, b| a.index == b.index).count())
+        )
+    };
     if !f.invalid_utf8.is_empty() {
-        problem(
-            out,
-            &format!(
-                "not valid UTF-8: {} ({clean_invalid} drops {})",
-                list(&spots(&f.invalid_utf8)),
-                them(records(&f.invalid_utf8))
-            ),
-        )?;
+        problems.push(bad("not valid UTF-8", &f.invalid_utf8));
     }
     if let Some(at) = r.host_stops_at() {
-        problem(
-            out,
-            &format!(
-                "the host's enumeration stops at record {at}: {} of {} {} invisible to it",
-                r.invisible(),
-                count(f.records, "record"),
-                if r.invisible() == 1 { "is" } else { "are" }
-            ),
-        )?;
+        let are = if r.invisible() == 1 { "is" } else { "are" };
+        problems.push(format!(
+            "the host's enumeration stops at record {at}: {} of {records} {are} invisible to it",
+            r.invisible()
+        ));
     }
     if !f.unterminated.is_empty() {
-        problem(
-            out,
-            &format!(
-                "no terminating NUL: {} ({clean_invalid} drops {})",
-                list(&spots(&f.unterminated)),
-                them(records(&f.unterminated))
-            ),
-        )?;
+        problems.push(bad("no terminating NUL", &f.unterminated));
     }
     if !f.over_limits.is_empty() {
-        let over: Vec<String> = f
-            .over_limits
-            .iter()
+        let over: Vec<String> = (f.over_limits.iter())
             .map(|o| {
-                format!(
-                    "{} ({} UTF-16 units, at most {})",
-                    spot(o.at),
-                    o.units,
-                    o.limit
-                )
+                let (at, units, most) = (spot(o.at), o.units, o.limit);
+                format!("{at} ({units} UTF-16 units, at most {most})")
             })
             .collect();
-        problem(
-            out,
-            &format!("over the host's limits, cut silently: {}", list(&over)),
-        )?;
+        problems.push(format!(
+            "over the host's limits, cut silently: {}",
+            list(&over)
+        ));
     }
     if !r.mode_ok() {
-        problem(
-            out,
-            &format!(
-                "mode {:04o}: the daemon creates pools 0644 (chmod 0644 {path})",
-                r.mode
-            ),
-        )?;
+        problems.push(format!(
+            "mode {mode:04o}: the daemon creates pools 0644 (chmod 0644 {path})"
+        ));
     }
-    for pid in &r.replaced_under_daemon {
-        problem(
-            out,
-            &format!(
-                "the KVP daemon (pid {pid}) holds a file this path no longer names: the pool was \
-                 replaced (renamed over) since the daemon started, and the daemon's lock guards \
-                 nothing now; restart hv_kvp_daemon (systemctl restart hv-kvp-daemon, or \
-                 hypervkvpd)"
-            ),
-        )?;
-    }
+    problems.extend(r.replaced_under_daemon.iter().map(|pid| {
+        format!(
+            "the KVP daemon (pid {pid}) holds a file this path no longer names: the pool was \
+             replaced (renamed over) since the daemon started, and the daemon's lock guards \
+             nothing now; restart hv_kvp_daemon (systemctl restart hv-kvp-daemon, or \
+             hypervkvpd)"
+        )
+    }));
+    let mut notes = Vec::new();
     if r.stale() {
-        let when = format!(
-            "last written before this boot ({} earlier)",
-            ago(r.modified, r.boot)
-        );
+        let ago = ago(r.modified, r.boot);
+        let when = format!("last written before this boot ({ago} earlier)");
         if r.stale_is_problem() {
-            problem(
-                out,
-                &format!(
-                    "{when}: data from an image or an earlier VM, which the host reads \
-                     as this guest's (`hvkvp delete -A --if-stale` empties it)"
-                ),
-            )?;
+            problems.push(format!(
+                "{when}: data from an image or an earlier VM, which the host reads as this \
+                 guest's (`hvkvp delete -A --if-stale` empties it)"
+            ));
         } else if r.id == PoolId::GUEST {
-            note(out, &format!("{when}, but empty"))?;
+            notes.push(format!("{when}, but empty"));
         } else {
-            note(out, &when)?;
+            notes.push(when);
         }
     }
     let hold = |n: usize| match n {
@@ -238,24 +178,23 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
         n => format!("{n} records hold"),
     };
     if f.garbage > 0 {
-        note(
-            out,
-            &format!(
-                "{} bytes after a field's NUL: left by the daemon, never part of the content",
-                hold(f.garbage)
-            ),
-        )?;
+        notes.push(format!(
+            "{} bytes after a field's NUL: left by the daemon, never part of the content",
+            hold(f.garbage)
+        ));
     }
     if f.chunk_tags > 0 {
-        note(
-            out,
-            &format!(
-                "{} hvkvp's chunk tag after a NUL: written by `hvkvp write --split` (the \
-                 number of chunks and a hash of the value, for `read --join`), never part of \
-                 the content",
-                hold(f.chunk_tags)
-            ),
-        )?;
+        notes.push(format!(
+            "{} hvkvp's chunk tag after a NUL: written by `hvkvp write --split` (the number of \
+             chunks and a hash of the value, for `read --join`), never part of the content",
+            hold(f.chunk_tags)
+        ));
+    }
+    for p in &problems {
+        writeln!(out, "  problem: {p}")?;
+    }
+    for n in &notes {
+        writeln!(out, "  note: {n}")?;
     }
     match r.problems() {
         0 => writeln!(out, "  ok"),
@@ -335,19 +274,6 @@ fn pool_json(r: &Report) -> Value {
     })
 }
 
-/// The records in `spots` (sorted), each once.
-fn records(spots: &[Spot]) -> usize {
-    let mut n = 0;
-    let mut last = None;
-    for s in spots {
-        if last != Some(s.index) {
-            n += 1;
-            last = Some(s.index);
-        }
-    }
-    n
-}
-
 /// The pronoun for `n` records.
 fn them(n: usize) -> &'static str {
     if n == 1 {
@@ -360,10 +286,6 @@ fn them(n: usize) -> &'static str {
 /// `key of record 3`.
 fn spot(s: Spot) -> String {
     format!("{} of record {}", s.field, s.index)
-}
-
-fn spots(s: &[Spot]) -> Vec<String> {
-    s.iter().map(|&s| spot(s)).collect()
 }
 
 /// The first few items, comma-separated, and how many more there are.
