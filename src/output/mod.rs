@@ -117,7 +117,11 @@ impl<W: Write> Render<W> {
             Format::Json => {
                 buf.extend_from_slice(if self.count == 0 { b"[\n" } else { b",\n" });
                 let _ = write!(buf, "{{\"pool\":{pool},\"index\":{index},\"key\":");
-                json_member(buf, "key", key, style.escape);
+                if !json::lossy(buf, key, style.escape) {
+                    buf.extend_from_slice(b",\"key_utf8\":false,\"key_hex\":\"");
+                    json::hex(buf, key);
+                    buf.push(b'"');
+                }
                 buf.extend_from_slice(b",\"value\":\"");
                 // Pieces are cut between characters (`pieces`), so the
                 // value is UTF-8 exactly when every piece is.
@@ -215,31 +219,20 @@ impl<W: Write> Render<W> {
     }
 }
 
-/// Where a [`Render`] into a [`Spool`] stands: [`Render::rewind`] goes
-/// back to it (a scan that has to run again).
-#[derive(Debug, Clone, Copy)]
-pub struct Mark {
-    count: usize,
-    open: Option<(u8, usize)>,
-    len: u64,
-}
+/// Where a [`Render`] into a [`Spool`] stands (records, the open object,
+/// bytes): [`Render::rewind`] goes back to it (a scan that runs again).
+pub type Mark = (usize, Option<(u8, usize)>, u64);
 
 impl Render<Spool> {
     /// Where the output stands now.
     pub fn mark(&self) -> Mark {
-        Mark {
-            count: self.count,
-            open: self.open,
-            len: self.out.len(),
-        }
+        (self.count, self.open, self.out.len())
     }
 
-    /// Forget what was written since `m`.
-    pub fn rewind(&mut self, m: Mark) -> io::Result<()> {
-        self.out.truncate(m.len)?;
-        self.count = m.count;
-        self.open = m.open;
-        Ok(())
+    /// Forget what was written since the mark.
+    pub fn rewind(&mut self, (count, open, len): Mark) -> io::Result<()> {
+        (self.count, self.open) = (count, open);
+        self.out.truncate(len)
     }
 }
 
@@ -256,18 +249,6 @@ fn whole_characters(b: &[u8]) -> usize {
     match std::str::from_utf8(&b[start..]) {
         Err(e) if e.error_len().is_none() => start,
         _ => b.len(),
-    }
-}
-
-/// A `-o json` member: the text, and when it is not UTF-8, `NAME_utf8`
-/// and the exact bytes in `NAME_hex` (as [`json::Text`] gives them).
-fn json_member(buf: &mut Vec<u8>, name: &str, bytes: &[u8], escape: bool) {
-    if !json::lossy(buf, bytes, escape) {
-        for part in [",\"", name, "_utf8\":false,\"", name, "_hex\":\""] {
-            buf.extend_from_slice(part.as_bytes());
-        }
-        json::hex(buf, bytes);
-        buf.push(b'"');
     }
 }
 
@@ -307,22 +288,14 @@ pub(crate) fn is_unsafe(c: char) -> bool {
 pub fn escape(buf: &mut Vec<u8>, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            if !is_unsafe(c) {
-                let mut tmp = [0u8; 4];
-                buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
-            } else {
-                match c {
-                    '\t' => buf.extend_from_slice(b"\\t"),
-                    '\n' => buf.extend_from_slice(b"\\n"),
-                    '\r' => buf.extend_from_slice(b"\\r"),
-                    c if c.is_ascii() => {
-                        let _ = write!(buf, "\\x{:02x}", c as u32);
-                    }
-                    c => {
-                        let _ = write!(buf, "\\u{{{:04x}}}", c as u32);
-                    }
-                }
-            }
+            let _ = match c {
+                c if !is_unsafe(c) => write!(buf, "{c}"),
+                '\t' => write!(buf, "\\t"),
+                '\n' => write!(buf, "\\n"),
+                '\r' => write!(buf, "\\r"),
+                c if c.is_ascii() => write!(buf, "\\x{:02x}", c as u32),
+                c => write!(buf, "\\u{{{:04x}}}", c as u32),
+            };
         }
         for b in chunk.invalid() {
             let _ = write!(buf, "\\x{b:02x}");
@@ -353,9 +326,7 @@ pub fn show_key(key: &[u8]) -> String {
 
 /// A string made safe to quote in an error message on a terminal.
 pub fn sanitize(s: &str) -> String {
-    let mut buf = Vec::with_capacity(s.len());
-    escape(&mut buf, s.as_bytes());
-    String::from_utf8(buf).unwrap_or_default()
+    show_key(s.as_bytes())
 }
 
 #[cfg(test)]
