@@ -1,8 +1,6 @@
 //! `hvkvp generate`: the man page and shell completions, from the clap
-//! definitions, the examples of [`crate::examples`] and the words of
-//! `src/man.rs`, so they cannot drift from `--help`. `make install` and
-//! the packages run the freshly built binary to produce them (no build.rs:
-//! a build script must not write outside `OUT_DIR`).
+//! definitions, [`crate::examples`] and `src/man.rs`, so that they cannot
+//! drift from `--help`.
 
 use std::io::{self, Write};
 
@@ -38,10 +36,8 @@ pub fn run(ctx: &mut Ctx, a: &GenerateArgs) -> Result<Exit, Error> {
 
 const BIN: &str = "hvkvp";
 
-/// The command line as users see it. clap cannot drop a subcommand and
-/// clap_complete would offer hidden ones, so the root is rebuilt around the
-/// visible verbs, as declared (`help` is added when clap builds a command):
-/// `generate` stays out of the completions and the man page.
+/// The command line as users see it: the root rebuilt around the visible
+/// verbs, so that `generate` stays out of the completions and the man page.
 fn public_command() -> Command {
     let full = Cli::command();
     let text = |s: Option<&StyledStr>| Resettable::from(s.cloned());
@@ -60,8 +56,7 @@ fn public_command() -> Command {
         .subcommand_value_name("COMMAND")
 }
 
-/// A completion script, offering what `-p` takes (`-p` parses with
-/// `PoolId::parse`, to which the unit test below holds the list).
+/// A completion script, offering what `-p` takes.
 fn completion(shell: Shell) -> Vec<u8> {
     let pools = PossibleValuesParser::new(man::POOL_NAMES);
     let mut cmd = public_command().mut_arg("pool", |a| a.value_parser(pools));
@@ -70,10 +65,8 @@ fn completion(shell: Shell) -> Vec<u8> {
     buf
 }
 
-/// The page: clap_mangen renders what clap knows (name, synopses,
-/// descriptions, options); the sections clap has no notion of (commands as
-/// one page, exit status, files, environment, examples) come from
-/// [`crate::man`] and [`crate::examples`].
+/// The page: clap_mangen renders what clap knows; the other sections come
+/// from [`crate::man`] and [`crate::examples`].
 fn man_page() -> Vec<u8> {
     let root = public_command();
     let man = Man::new(root.clone());
@@ -185,9 +178,7 @@ fn example_list(page: &mut Page, examples: &Examples) {
 }
 
 /// The page as it is put together: clap_mangen's sections as it renders
-/// them, ours in `roff` until the next of clap_mangen's. Every roff
-/// rendering starts with the same apostrophe preamble; the page carries it
-/// once.
+/// them, ours in `roff` until the next of clap_mangen's.
 #[derive(Default)]
 struct Page {
     body: String,
@@ -202,9 +193,8 @@ impl Page {
         self.body += &format!(".TH {name} 1 \"\" \"{BIN} {version}\" \"User Commands\"\n");
     }
 
-    /// A clap_mangen section; with `nested`, without its own `.SH` line, to
-    /// sit under a heading of ours. Help texts quote with backquotes, which
-    /// read well on a terminal; a man page gets plain double quotes.
+    /// A clap_mangen section; with `nested`, without its own `.SH` line.
+    /// Backquotes, which read well on a terminal, become double quotes.
     fn mangen(&mut self, nested: bool, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) {
         self.body += &std::mem::take(&mut self.roff).render();
         let mut buf = Vec::new();
@@ -235,9 +225,8 @@ impl Page {
         }
     }
 
-    /// Help texts hold a few non-ASCII characters (…); troff reads bytes
-    /// unless told the encoding, so each becomes a `\[uXXXX]` escape, which
-    /// groff and mandoc both know.
+    /// Every roff rendering's preamble once, and non-ASCII characters (…)
+    /// as `\[uXXXX]` escapes, which groff and mandoc both know.
     fn finish(mut self) -> Vec<u8> {
         self.body += &self.roff.render();
         let preamble = Roff::new().render();

@@ -11,7 +11,7 @@ use crate::commands::{key_matcher, os_bytes, Ctx};
 use crate::error::{Error, Exit};
 use crate::inspect::KeyIndex;
 use crate::matcher::Matcher;
-use crate::output::spool::{NoTempFile, Spool};
+use crate::output::spool::{NoTempFile, Spool, NO_TEMP_FILE};
 use crate::output::{show_key, Format, Render, Style};
 use crate::pool::{self, Access, Pool, PoolId};
 use crate::watch::{self, Watch};
@@ -178,11 +178,9 @@ fn spool_error(e: std::io::Error) -> Error {
         return Error::Output(e);
     }
     let t = (e.into_inner().and_then(|t| t.downcast::<NoTempFile>().ok())).expect("a NoTempFile");
-    // As `NoTempFile` says it, the source after it: 1 MiB is `MEM_MAX`.
     Error::Io {
         path: t.dir,
-        doing: "cannot make a temporary file there (nor in memory, /dev/shm or /tmp) to hold \
-                output over 1 MiB until the pool is unlocked; set TMPDIR to a writable directory",
+        doing: NO_TEMP_FILE,
         source: t.source,
     }
 }
