@@ -36,9 +36,7 @@ fn delete(ctx: &mut Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     let pattern = (a.pattern.as_deref()).filter(|p| !(ctx.compat && p.is_empty()));
     // Exact by default for delete, as in hvkvp 2.0.
     let target = key_matcher(ctx, a.key.as_deref(), pattern, &a.matching, true)?;
-    // clap's `requires = "all"` lets this through when an argument that
-    // conflicts with -A is present (`delete KEY --if-stale`): a KEY must
-    // not be deleted unconditionally by a user who asked for a condition.
+    // clap's `requires = "all"` lets `delete KEY --if-stale` through.
     if a.if_stale && !a.all {
         return Err(Error::Input(
             "--if-stale goes with -A (empty the pool if it was written before this boot)".into(),
@@ -53,11 +51,7 @@ fn delete(ctx: &mut Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     }
     let id = writable(id, a.force.set)?;
     // The boot time first: when it cannot be read, nothing is opened.
-    let boot = if a.if_stale {
-        Some(stale::boot_time()?)
-    } else {
-        None
-    };
+    let boot = a.if_stale.then(stale::boot_time).transpose()?;
 
     let mut p = Changing::open(ctx, id, Access::Write)?;
     if !a.clean_invalid {
@@ -128,14 +122,11 @@ fn delete(ctx: &mut Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
 }
 
 /// Picks the records to remove, in one pass. For `-d`, a record goes when
-/// a later one has its key; keys are known by two hashes ([`KeyIndex`]),
-/// so that memory stays small whatever the size of the pool.
+/// a later one has its key (known by two hashes, [`KeyIndex`]).
 struct Doomed<'a> {
     target: Option<&'a Matcher>,
-    /// `delete KEY`: the chunks `KEY.0`, `KEY.1`, … of a long value go too.
-    /// Those hvkvp wrote (`write --split`, tagged) always; others (Ignition's,
-    /// libhvee's, an older hvkvp's) when there is no record KEY, as then
-    /// they are the value `read KEY --join` reads.
+    /// `delete KEY`: the chunks `KEY.0`, `KEY.1`, … go too: tagged ones
+    /// (`write --split`) always, others when there is no record KEY.
     chunks: bool,
     a: &'a DeleteArgs,
     /// The records that go, in order.
@@ -149,15 +140,6 @@ struct Doomed<'a> {
     /// `-d`: the first record of each key, and the last seen of each.
     keys: KeyIndex,
     last: HashMap<usize, usize>,
-}
-
-/// The key as `-i` compares it.
-fn fold_if(ignore_case: bool, key: &[u8]) -> Cow<'_, [u8]> {
-    if ignore_case {
-        fold(key)
-    } else {
-        Cow::Borrowed(key)
-    }
 }
 
 impl Planner for Doomed<'_> {
@@ -178,7 +160,10 @@ impl Planner for Doomed<'_> {
             }
         }
         if self.a.clean_duplicates {
-            let key = fold_if(self.a.matching.ignore_case, r.key());
+            let key = match self.a.matching.ignore_case {
+                true => fold(r.key()),
+                false => Cow::Borrowed(r.key()),
+            };
             if let Some(first) = self.keys.first_or_insert(&key, r.index) {
                 // The host keeps the last record of a key: the one before
                 // this goes.
@@ -211,8 +196,7 @@ impl Planner for Doomed<'_> {
 }
 
 /// A record the daemon cannot pass to the host: an empty key, a field with
-/// no NUL, or text that is not UTF-8 (`kvp_respond_to_host` fails on it and
-/// the host's enumeration stops there, hiding every later record).
+/// no NUL, or text that is not UTF-8 (the host's enumeration stops there).
 fn unreadable(r: &Rec) -> bool {
     r.key().is_empty()
         || !record::is_terminated(r.key_field())

@@ -58,7 +58,7 @@ fn public_command() -> Command {
 
 /// A completion script, offering what `-p` takes.
 fn completion(shell: Shell) -> Vec<u8> {
-    let pools = PossibleValuesParser::new(man::POOL_NAMES);
+    let pools = PossibleValuesParser::new(man::POOL_NAMES.split(' '));
     let mut cmd = public_command().mut_arg("pool", |a| a.value_parser(pools));
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, BIN, &mut buf);
@@ -245,11 +245,12 @@ mod tests {
 
     #[test]
     fn every_pool_name_completed_is_one_hvkvp_takes() {
-        for name in man::POOL_NAMES {
+        for name in man::POOL_NAMES.split(' ') {
             assert!(PoolId::parse(name).is_ok(), "{name}");
         }
         for id in PoolId::ALL {
-            assert!(man::POOL_NAMES.contains(&id.name()), "{}", id.name());
+            let name = id.name();
+            assert!(man::POOL_NAMES.split(' ').any(|n| n == name), "{name}");
         }
     }
 
