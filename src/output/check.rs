@@ -7,9 +7,9 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::SystemTime;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::json::{self, Text};
+use super::json;
 use super::{count, noun, sanitize, show_key};
 use crate::inspect::{Report, Spot};
 use crate::pool::PoolId;
@@ -227,14 +227,10 @@ fn pool_json(r: &Report) -> Value {
     };
     let duplicates: Vec<Value> = (f.duplicates.iter())
         .map(|d| {
-            let key = Text::of(&d.key);
-            let mut v = json!({ "key": key.text });
-            if let (Some(utf8), Some(hex)) = (key.utf8, key.hex) {
-                v["key_utf8"] = utf8.into();
-                v["key_hex"] = hex.into();
-            }
-            v["indices"] = json!(d.indices);
-            v
+            let mut m = Map::new();
+            json::text_members(&mut m, "key", &d.key);
+            m.insert("indices".into(), json!(d.indices));
+            Value::Object(m)
         })
         .collect();
     let over: Vec<Value> = (f.over_limits.iter())

@@ -1,37 +1,22 @@
-//! JSON as hvkvp prints it: serde structs written compactly, one array
-//! element or one object member per line, and on a terminal with every
-//! character that a terminal would act on written as a `\uXXXX` escape
-//! (the JSON stays exact; the screen stays safe).
+//! JSON as hvkvp prints it: compact, one array element or object member a
+//! line, and on a terminal every character a terminal would act on as a
+//! `\uXXXX` escape (the JSON stays exact; the screen stays safe).
 
 use std::io::{self, Write};
 
 use serde::Serialize;
 use serde_json::ser::{CharEscape, Formatter, Serializer};
+use serde_json::{Map, Value};
 
-/// Bytes that may not be UTF-8, as three JSON members: `"NAME"`, the text
-/// (U+FFFD in place of bad bytes), and when it is not UTF-8,
-/// `"NAME_utf8":false` and the exact bytes as `"NAME_hex"` (`None`: left
-/// out, with `#[serde(skip_serializing_if = "Option::is_none")]`).
-pub struct Text {
-    /// The bytes as text, U+FFFD in place of each bad sequence.
-    pub text: String,
-    /// `Some(false)` when the bytes are not UTF-8: tells a reader that
-    /// `text` is not exact.
-    pub utf8: Option<bool>,
-    /// The exact bytes in hex when they are not UTF-8, so that nothing is
-    /// lost.
-    pub hex: Option<String>,
-}
-
-impl Text {
-    /// The three members for `bytes`.
-    pub fn of(bytes: &[u8]) -> Text {
-        let utf8 = std::str::from_utf8(bytes).is_ok();
-        Text {
-            text: String::from_utf8_lossy(bytes).into_owned(),
-            utf8: (!utf8).then_some(false),
-            hex: (!utf8).then(|| bytes.iter().map(|b| format!("{b:02x}")).collect()),
-        }
+/// `bytes` as members of `m`: `NAME`, the text (U+FFFD in place of bad
+/// bytes), and when they are not UTF-8, `NAME_utf8: false` and the exact
+/// bytes in `NAME_hex`, so that nothing is lost.
+pub fn text_members(m: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
+    m.insert(name.into(), String::from_utf8_lossy(bytes).into());
+    if std::str::from_utf8(bytes).is_err() {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        m.insert(format!("{name}_utf8"), false.into());
+        m.insert(format!("{name}_hex"), hex.into());
     }
 }
 

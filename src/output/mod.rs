@@ -332,8 +332,6 @@ pub fn sanitize(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use json::Text;
-    use serde::Serialize;
 
     #[derive(Clone)]
     struct Entry {
@@ -351,37 +349,15 @@ mod tests {
         r.finish().map(|_| ())
     }
 
-    /// `-o json`'s record as serde writes it: the layout the hand-written
-    /// one keeps.
-    #[derive(Serialize)]
-    struct JsonEntry {
-        pool: u8,
-        index: usize,
-        key: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        key_utf8: Option<bool>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        key_hex: Option<String>,
-        value: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        value_utf8: Option<bool>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        value_hex: Option<String>,
-    }
-
+    /// `-o json`'s records as serde writes them.
     fn serde_json_of(entries: &[Entry], escape: bool) -> Vec<u8> {
         let items = entries.iter().map(|e| {
-            let (key, value) = (Text::of(&e.key), Text::of(&e.value));
-            JsonEntry {
-                pool: e.pool,
-                index: e.index,
-                key: key.text,
-                key_utf8: key.utf8,
-                key_hex: key.hex,
-                value: value.text,
-                value_utf8: value.utf8,
-                value_hex: value.hex,
-            }
+            let mut m = serde_json::Map::new();
+            m.insert("pool".into(), e.pool.into());
+            m.insert("index".into(), e.index.into());
+            json::text_members(&mut m, "key", &e.key);
+            json::text_members(&mut m, "value", &e.value);
+            m
         });
         let mut out = Vec::new();
         json::write_lines(&mut out, items, escape).unwrap();
@@ -394,8 +370,10 @@ mod tests {
         for (i, e) in entries.iter().enumerate() {
             out.extend_from_slice(if i > 0 { b",\n" } else { b"\n" });
             let mut name = String::from_utf8_lossy(&e.key).into_owned();
-            if let Some(hex) = Text::of(&e.key).hex {
-                name = format!("{name}\0{hex}");
+            if std::str::from_utf8(&e.key).is_err() {
+                let mut hex = Vec::new();
+                json::hex(&mut hex, &e.key);
+                name = format!("{name}\0{}", String::from_utf8(hex).unwrap());
             }
             json::write(&mut out, &name, escape).unwrap();
             out.push(b':');
