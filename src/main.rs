@@ -1,12 +1,9 @@
 //! The edge: parse, run, turn the outcome into an exit status.
 //!
-//! `main` is the C entry point, not std's: std's start-up would find the
-//! main thread's stack bounds (reading `/proc/self/maps`, a sixth of what a
-//! one-key read costs) for its stack-overflow message, and its exit would
-//! drop what clap built. What std's start-up and exit do that hvkvp needs
-//! is done here: the arguments taken from `argv`, SIGPIPE ignored (so that
-//! a closed pipe is an error a write returns: `hvkvp read | head -1` exits
-//! 0 quietly), stdout flushed.
+//! `main` is the C entry point, not std's, whose start-up reads
+//! `/proc/self/maps` (a sixth of what a one-key read costs). What of it
+//! hvkvp needs is done here: `argv` read, SIGPIPE ignored (a closed pipe is
+//! an error a write returns), stdout flushed.
 
 #![no_main]
 

@@ -213,16 +213,16 @@ fn not_found(ctx: &mut Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadA
         .tell_no_match(&format!("{key_shown}: no such key in pool {id}"));
     // Said even to a script: the key may be in a pool not searched.
     let busy: Vec<String> = busy.iter().map(|id| id.number().to_string()).collect();
-    match busy.len() {
-        0 => {}
-        1 => ctx.io.say(&format!(
-            "pool {} was busy and not searched for the key",
-            busy[0]
-        )),
-        _ => ctx.io.say(&format!(
-            "pools {} were busy and not searched for the key",
-            busy.join(", ")
-        )),
+    if !busy.is_empty() {
+        let (s, were) = if busy.len() == 1 {
+            ("", "was")
+        } else {
+            ("s", "were")
+        };
+        let busy = busy.join(", ");
+        ctx.io.say(&format!(
+            "pool{s} {busy} {were} busy and not searched for the key"
+        ));
     }
 }
 
