@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use crate::change::{self, Plan, Planner};
 use crate::chunk::{self, Tag};
 use crate::cli::DeleteArgs;
-use crate::commands::{key_matcher, list_after_change, os_bytes, writable, Changing, Ctx};
+use crate::commands::{
+    key_matcher, list_after_change, os_bytes, some_keys, writable, Changing, Ctx,
+};
 use crate::error::{Error, Exit};
 use crate::inspect::KeyIndex;
 use crate::matcher::{fold, Matcher};
@@ -100,15 +102,11 @@ fn delete(ctx: &mut Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     drop(p); // unlock before anything is printed
     let kept = chunks_kept.take();
     if let (Some(key), false) = (&a.key, kept.is_empty()) {
-        let mut names: Vec<String> = kept.iter().take(3).map(|k| show_key(k)).collect();
-        if kept.len() > 3 {
-            names.push(format!("… ({} more)", kept.len() - 3));
-        }
         let key = show_key(os_bytes(key));
         ctx.io.warn(&format!(
             "kept {} (named like chunks of {key}, but not written by `hvkvp write --split`, and \
              {key} is a record of its own): delete by name what belongs to it",
-            names.join(", ")
+            some_keys(&kept, kept.len())
         ));
     }
     if nothing {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::cli::{Cli, Command, MatchArgs, OnOff};
 use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
+use crate::output::show_key;
 use crate::pool::PoolId;
 
 /// Where a command line's output goes, and whether each stream is a
@@ -148,6 +149,15 @@ pub(crate) fn list_after_change(ctx: &mut Ctx, id: PoolId, noout: bool) -> Resul
         return Ok(());
     }
     read::print_pool(ctx, id)
+}
+
+/// The first three of `keys` as shown, and how many more of `total`.
+pub(crate) fn some_keys(keys: &[Vec<u8>], total: usize) -> String {
+    let mut names: Vec<String> = keys.iter().take(3).map(|k| show_key(k)).collect();
+    if total > names.len() {
+        names.push(format!("… ({} more)", total - names.len()));
+    }
+    names.join(", ")
 }
 
 /// Writes and deletes go to pool 1 unless the user insists: only pool 1

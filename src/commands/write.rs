@@ -11,7 +11,7 @@ use crate::batch::{self, Pairs};
 use crate::change::{self, New, Plan, Planner, Record};
 use crate::chunk::{self, Tag};
 use crate::cli::{OnOff, WriteArgs};
-use crate::commands::{list_after_change, os_bytes, writable, Changing, Ctx};
+use crate::commands::{list_after_change, os_bytes, some_keys, writable, Changing, Ctx};
 use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
 use crate::output::{count, show_key};
@@ -120,15 +120,11 @@ fn write(ctx: &mut Ctx, id: PoolId, a: &WriteArgs) -> Result<(), Error> {
     let Some(h) = hidden.filter(|h| h.count > 0) else {
         return Ok(());
     };
-    let mut names: Vec<String> = h.keys.iter().map(|k| show_key(k)).collect();
-    if h.count > h.keys.len() {
-        names.push(format!("… ({} more)", h.count - h.keys.len()));
-    }
     ctx.io.warn(&format!(
         "the host will not see {}: a record before {} in pool 1 (key {}) is not valid UTF-8, \
          and the host's enumeration of the pool stops there; `hvkvp delete -c` drops such \
          records",
-        names.join(", "),
+        some_keys(&h.keys, h.count),
         if h.count == 1 { "it" } else { "them" },
         show_key(&h.bad)
     ));
