@@ -1,7 +1,5 @@
-//! `hvkvp write`: check every key and value against every limit before the
-//! pool is opened, then, under the exclusive locks and in one pass, update
-//! the first record of each key in place, remove later duplicates (and, for
-//! `--split`, chunks left from an older value), and append the new keys.
+//! `hvkvp write`: every key and value checked before the pool is opened,
+//! then, in one change, each key updated in place or appended.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -170,13 +168,11 @@ fn split(key: &[u8], value: &[u8], limits: Limits) -> Result<(Pairs, Option<Tag>
     Ok((pairs, Some(Tag::of(value, pieces.len()))))
 }
 
-/// Set each (key, value) of `sets` in one change of the locked pool: the
-/// first record of a key is updated in place, later ones removed first;
-/// with `split`, the plain record and older chunks of that key go last,
-/// once the new ones are in; keys not found are appended, in order. With a
-/// `pattern` (-i, or a 2.0 pattern), every record it matches is updated,
-/// keeping its stored spelling, and only later copies of one spelling go;
-/// when it matches none, the key is appended as given.
+/// Set each (key, value) of `sets` in one change: the first record of a
+/// key updated in place, later ones removed, new keys appended; with
+/// `split`, that key's older record and chunks go last. With a `pattern`
+/// (-i, a 2.0 pattern), every record it matches is updated, in its stored
+/// spelling.
 fn apply(
     p: &mut Pool,
     sets: &[(Vec<u8>, Vec<u8>)],

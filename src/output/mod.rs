@@ -1,10 +1,6 @@
-//! How records reach a person or a pipe.
-//!
-//! Pool contents come from the host and are untrusted text. On a terminal,
-//! control characters, escape sequences, bidi overrides, zero-width
-//! characters and invalid UTF-8 are shown escaped (`\x1b`, `\xff`,
-//! `\u{202e}`), as fd and ripgrep do. To a pipe, bytes are exact: `-0` and
-//! JSON round-trip whatever the pool holds.
+//! How records reach a person or a pipe. Pool contents are untrusted: on a
+//! terminal, whatever a terminal would act on is shown escaped (`\x1b`,
+//! `\u{202e}`); to a pipe, bytes are exact.
 
 pub mod check;
 pub mod json;
@@ -83,12 +79,9 @@ impl<W: Write> Render<W> {
         self.entry_in_pieces(pool, index, key, true, || std::iter::once(value))
     }
 
-    /// [`Render::entry`] of a value that comes in pieces (the chunks of
-    /// `read --join`): `pieces` gives them in order each time it is called
-    /// (JSON goes over a value that is not UTF-8 twice), and what is
-    /// written is never held whole. `utf8` false says the whole value is
-    /// known not to be UTF-8; otherwise `-o json`, the only format that
-    /// says so, finds out as it escapes the pieces.
+    /// [`Render::entry`] of a value in pieces (`read --join`'s chunks),
+    /// which `pieces` gives in order each time it is called; `utf8` false:
+    /// the value is known not to be UTF-8.
     pub fn entry_in_pieces<P: AsRef<[u8]>, I: Iterator<Item = P>>(
         &mut self,
         pool: u8,
@@ -167,18 +160,14 @@ impl<W: Write> Render<W> {
         self.out.write_all(&self.buf)
     }
 
-    /// Pass `pieces` to `f` with `self.buf`, cut between characters only:
-    /// a character cut between two pieces is put back together first, so
-    /// that the text reads as one whatever its pieces. What `f` adds is
-    /// written out as it grows.
+    /// Pass `pieces` to `f` with `self.buf`, cut between characters only;
+    /// what `f` adds is written out as it grows.
     fn pieces(
         &mut self,
         pieces: impl Iterator<Item = impl AsRef<[u8]>>,
         mut f: impl FnMut(&mut Vec<u8>, &[u8]),
     ) -> io::Result<()> {
         const WRITE_AT: usize = 64 * 1024;
-        // No look ahead at the next piece: each is done with before the
-        // next is read.
         let mut held = Vec::new();
         for piece in pieces {
             let piece = piece.as_ref();
@@ -252,10 +241,8 @@ fn whole_characters(b: &[u8]) -> usize {
     }
 }
 
-/// A `-o object` member's name: the key as text. A key that is not UTF-8
-/// is its text (U+FFFD for each bad sequence), a NUL and its exact bytes in
-/// hex, as `-o json` gives them in `key_hex`: no key holds a NUL, so two
-/// keys never print as one name, and `write --batch` reads the bytes back.
+/// A `-o object` member's name: the key, or when it is not UTF-8 its text,
+/// a NUL and its bytes in hex (no key holds a NUL: `write --batch` reads it).
 fn object_name(buf: &mut Vec<u8>, key: &[u8], escape: bool) {
     if !json::lossy(buf, key, escape) {
         buf.pop(); // the closing quote
@@ -282,9 +269,8 @@ pub(crate) fn is_unsafe(c: char) -> bool {
             | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
 }
 
-/// Append `bytes` to `buf` with everything a terminal would act on shown
-/// as an escape: `\t` `\n` `\r`, `\xNN` for other ASCII controls and for
-/// bytes that are not UTF-8, `\u{NNNN}` for unsafe non-ASCII characters.
+/// Append `bytes` to `buf`, what a terminal would act on as an escape: `\t`
+/// `\n` `\r`, `\xNN` (controls, bytes not UTF-8), `\u{NNNN}`.
 pub fn escape(buf: &mut Vec<u8>, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
