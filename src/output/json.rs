@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use serde::Serialize;
-use serde_json::ser::{CharEscape, Formatter, Serializer};
+use serde_json::ser::{CharEscape, CompactFormatter, Formatter, Serializer};
 use serde_json::{Map, Value};
 
 /// `bytes` as members of `m`: `NAME`, the text (U+FFFD in place of bad
@@ -74,9 +74,8 @@ pub(super) fn fragment(buf: &mut Vec<u8>, bytes: &[u8], escape: bool) -> bool {
     utf8
 }
 
-/// serde_json's compact formatter (the trait's defaults), with hvkvp's escapes: control
-/// characters other than `\n`, `\r` and `\t` as `\u00XX` (`\b` and `\f`
-/// included), and on a terminal every unsafe character as `\uXXXX`.
+/// serde_json's compact formatter, with `\b` and `\f` as `\u00XX`, and on a
+/// terminal every unsafe character as `\uXXXX`.
 struct Hvkvp {
     escape: bool,
 }
@@ -107,15 +106,9 @@ impl Formatter for Hvkvp {
         char_escape: CharEscape,
     ) -> io::Result<()> {
         match char_escape {
-            CharEscape::Quote => writer.write_all(b"\\\""),
-            CharEscape::ReverseSolidus => writer.write_all(b"\\\\"),
-            CharEscape::Solidus => writer.write_all(b"\\/"),
-            CharEscape::LineFeed => writer.write_all(b"\\n"),
-            CharEscape::CarriageReturn => writer.write_all(b"\\r"),
-            CharEscape::Tab => writer.write_all(b"\\t"),
             CharEscape::Backspace => writer.write_all(b"\\u0008"),
             CharEscape::FormFeed => writer.write_all(b"\\u000c"),
-            CharEscape::AsciiControl(b) => write!(writer, "\\u{:04x}", b),
+            e => CompactFormatter.write_char_escape(writer, e),
         }
     }
 }
