@@ -83,7 +83,6 @@ fn delete(ctx: &mut Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     let chunks_kept = Cell::new(Vec::new());
     let (plan, debris) = change::run(&mut p, || Doomed {
         target: target.as_ref(),
-        chunks: a.key.is_some(),
         a,
         gone: Vec::new(),
         found: false,
@@ -123,15 +122,13 @@ fn delete(ctx: &mut Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
 /// a later one has its key (known by two hashes, [`KeyIndex`]).
 struct Doomed<'a> {
     target: Option<&'a Matcher>,
-    /// `delete KEY`: the chunks `KEY.0`, `KEY.1`, … go too: tagged ones
-    /// (`write --split`) always, others when there is no record KEY.
-    chunks: bool,
     a: &'a DeleteArgs,
     /// The records that go, in order.
     gone: Vec<usize>,
     /// A record KEY was found.
     found: bool,
-    /// Untagged chunks of KEY, and their keys: they go unless `found`.
+    /// `delete KEY`: the chunks `KEY.0`, … go too: tagged ones (`write
+    /// --split`) always, these untagged ones unless `found`.
     loose: Vec<(usize, Vec<u8>)>,
     /// The keys of the untagged chunks kept, for a warning.
     chunks_kept: &'a Cell<Vec<Vec<u8>>>,
@@ -146,7 +143,7 @@ impl Planner for Doomed<'_> {
         self.found |= by_key;
         if by_key || (self.a.clean_invalid && unreadable(r)) {
             self.gone.push(r.index);
-        } else if let Some(m) = self.target.filter(|_| self.chunks) {
+        } else if let Some(m) = self.target.filter(|_| self.a.key.is_some()) {
             // The base first: most keys are no chunk, and the tag may be
             // after the value.
             if chunk::base_of(r.key()).is_some_and(|b| m.is_match(b)) {
