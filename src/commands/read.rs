@@ -99,7 +99,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
             }
             f => f?,
         };
-        f.warnings.iter().for_each(|w| ctx.io.warn(w));
+        f.warning.iter().for_each(|w| ctx.io.warn(w));
         if let Some(why) = f.broken {
             ctx.io.say(&format!("error: {why}"));
             return Ok(Exit::NoMatch);
@@ -149,7 +149,7 @@ pub(crate) fn print_pool(ctx: &mut Ctx, id: PoolId) -> Result<(), Error> {
     };
     let mut render = Render::new(Spool::default(), style(ctx, Format::Kv, false, false));
     let f = collect(ctx, id, &q, ctx.timeout, &mut render)?;
-    f.warnings.iter().for_each(|w| ctx.io.warn(w));
+    f.warning.iter().for_each(|w| ctx.io.warn(w));
     print(ctx, render)
 }
 
@@ -272,7 +272,7 @@ fn wait_for(
         for id in pools {
             match collect(ctx, *id, q, ctx.timeout, render) {
                 Ok(f) if first => {
-                    f.warnings.iter().for_each(|w| ctx.io.warn(w));
+                    f.warning.iter().for_each(|w| ctx.io.warn(w));
                     // Not whole yet: wait for a write that makes it whole.
                     if let Some(why) = f.broken {
                         ctx.io.warn(&why);
@@ -314,10 +314,10 @@ struct Query<'a> {
     skip_debris: bool,
 }
 
-/// What one pool gave besides its records: warnings to print once it is
+/// What one pool gave besides its records: a warning to print once it is
 /// unlocked, and why `--join`'s chunks do not join up.
 struct Found {
-    warnings: Vec<String>,
+    warning: Option<String>,
     broken: Option<String>,
 }
 
@@ -380,10 +380,8 @@ fn collect(
     let broken = broken.map_err(spool_error)?;
     // A 2.0-form line stays as silent on stderr as 2.0 was.
     let them = if pool.tail() == 1 { "it" } else { "them" };
-    let warnings = (pool.misaligned_warning().filter(|_| !ctx.compat))
-        .map(|w| format!("{w} (`hvkvp delete -c` drops {them})"))
-        .into_iter()
-        .collect();
+    let warning = (pool.misaligned_warning().filter(|_| !ctx.compat))
+        .map(|w| format!("{w} (`hvkvp delete -c` drops {them})"));
     drop(pool); // unlock before anything is printed
     let broken = match (q.join, broken) {
         (Some(key), Some(Broken::Missing(n))) => Some(format!(
@@ -397,7 +395,7 @@ fn collect(
         )),
         _ => None,
     };
-    Ok(Found { warnings, broken })
+    Ok(Found { warning, broken })
 }
 
 /// `-o object`: each matching key once, in the place of its first record,
