@@ -153,11 +153,7 @@ pub(crate) fn list_after_change(ctx: &mut Ctx, id: PoolId, noout: bool) -> Resul
 
 /// The first three of `keys` as shown, and how many more of `total`.
 pub(crate) fn some_keys(keys: &[Vec<u8>], total: usize) -> String {
-    let mut names: Vec<String> = keys.iter().take(3).map(|k| show_key(k)).collect();
-    if total > names.len() {
-        names.push(format!("… ({} more)", total - names.len()));
-    }
-    names.join(", ")
+    crate::output::first_few(keys.iter().map(|k| show_key(k)), 3, total)
 }
 
 /// Writes and deletes go to pool 1 unless the user insists: only pool 1

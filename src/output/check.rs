@@ -286,16 +286,7 @@ fn spot(s: Spot) -> String {
 
 /// The first few items, comma-separated, and how many more there are.
 fn list<T: Display>(items: &[T]) -> String {
-    let mut s = items
-        .iter()
-        .take(SHOWN)
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > SHOWN {
-        s.push_str(&format!(", … ({} more)", items.len() - SHOWN));
-    }
-    s
+    super::first_few(items.iter().map(T::to_string), SHOWN, items.len())
 }
 
 /// How long before `boot` the file was written, roughly.

@@ -303,6 +303,15 @@ pub(crate) fn noun(n: usize, word: &str) -> String {
     }
 }
 
+/// The first `n` of `items`, comma-separated, and how many more of `total`.
+pub(crate) fn first_few(items: impl Iterator<Item = String>, n: usize, total: usize) -> String {
+    let mut shown: Vec<String> = items.take(n).collect();
+    if total > shown.len() {
+        shown.push(format!("… ({} more)", total - shown.len()));
+    }
+    shown.join(", ")
+}
+
 /// Shown in messages: the key as text, escaped where it is not.
 pub fn show_key(key: &[u8]) -> String {
     let mut v = Vec::new();
