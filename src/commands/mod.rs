@@ -129,10 +129,7 @@ pub(crate) fn key_matcher(
         return Ok(None);
     };
     let o = MatchOptions {
-        exact: match m.exact {
-            Some(on_off) => on_off == OnOff::On,
-            None => exact_by_default,
-        },
+        exact: m.exact.map_or(exact_by_default, |o| o == OnOff::On),
         ignore_case: m.ignore_case,
         invert: m.invert,
         regex: m.regex,
