@@ -1,7 +1,6 @@
-//! What to do about an error: the command line's part of a message. The
-//! library's errors state facts ([`Error`]); each is shown as
-//! `hvkvp: error: FACT` followed by the advice here, which starts with its
-//! own separator.
+//! What to do about an error: the library's errors state facts
+//! ([`Error`]); each is shown as `hvkvp: error: FACT` and the advice here,
+//! which starts with its own separator.
 
 use crate::error::{Error, Interference};
 use crate::record::{Field, FieldError, RECORD_SIZE};
@@ -101,25 +100,16 @@ pub(crate) fn field(e: &FieldError) -> String {
 }
 
 /// A key or value too long: a value can be written in pieces with
-/// `--split` (said first, because nothing is lost), a key only shortened;
-/// over the host's limit (`over_host`), `--force` writes it cut (a
-/// field's size is never lifted).
+/// `--split` (said first: nothing is lost), a key only shortened; over the
+/// host's limit (`over_host`), `--force` writes it cut.
 pub(crate) fn too_long(f: Field, over_host: bool) -> String {
-    let mut ways = Vec::new();
-    if f == Field::Value {
-        ways.push(
-            "write it with --split (`hvkvp write --split KEY -` stores chunks KEY.0, KEY.1, … \
-             that `hvkvp read --join KEY` puts back together)",
-        );
-    }
-    ways.push("shorten it");
-    if over_host {
-        ways.push("--force to write it cut");
-    }
-    match ways.split_last() {
-        Some((last, [])) => format!(": {last}"),
-        Some((last, rest)) => format!(": {}, or {last}", rest.join(", ")),
-        None => String::new(),
+    let split = "write it with --split (`hvkvp write --split KEY -` stores chunks KEY.0, \
+                 KEY.1, … that `hvkvp read --join KEY` puts back together)";
+    match (f, over_host) {
+        (Field::Value, false) => format!(": {split}, or shorten it"),
+        (Field::Value, true) => format!(": {split}, shorten it, or --force to write it cut"),
+        (Field::Key, false) => ": shorten it".into(),
+        (Field::Key, true) => ": shorten it, or --force to write it cut".into(),
     }
 }
 

@@ -216,6 +216,6 @@ pub use error::{exit_status, Error, Exit};
 /// Run one parsed command line. [`exit_status`] turns the outcome into the
 /// process's exit status; the binary prints the error, if any.
 #[cfg(feature = "cli")]
-pub fn run(cli: cli::Cli) -> Result<Exit, Error> {
-    commands::run(cli)
+pub fn run(cli: cli::Cli, io: commands::Streams<'_>) -> Result<Exit, Error> {
+    commands::run(cli, io)
 }

@@ -1,12 +1,9 @@
 //! The edge: parse, run, turn the outcome into an exit status.
 //!
-//! `main` is the C entry point, not std's: std's start-up would find the
-//! main thread's stack bounds (reading `/proc/self/maps`, a sixth of what a
-//! one-key read costs) for its stack-overflow message, and its exit would
-//! drop what clap built. What std's start-up and exit do that hvkvp needs
-//! is done here: the arguments taken from `argv`, SIGPIPE ignored (so that
-//! a closed pipe is an error a write returns: `hvkvp read | head -1` exits
-//! 0 quietly), stdout flushed.
+//! `main` is the C entry point, not std's, whose start-up reads
+//! `/proc/self/maps` (a sixth of what a one-key read costs). What of it
+//! hvkvp needs is done here: `argv` read, SIGPIPE ignored (a closed pipe is
+//! an error a write returns), stdout flushed.
 
 #![no_main]
 
@@ -51,8 +48,17 @@ fn run(args: Vec<OsString>) -> Exit {
         let mut m = std::mem::ManuallyDrop::new(m);
         hvkvp::cli::Cli::from_arg_matches_mut(&mut m)
     });
+    let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
     let outcome = match parsed {
-        Ok(cli) => hvkvp::run(cli),
+        Ok(cli) => {
+            let io = hvkvp::commands::Streams {
+                out_tty: stdout.is_terminal(),
+                err_tty: stderr.is_terminal(),
+                out: &mut stdout.lock(),
+                err: &mut stderr.lock(),
+            };
+            hvkvp::run(cli, io)
+        }
         // --help and --version: to stdout, exit 0. Output that cannot be
         // written fails as any other output does (ripgrep's rule): exit 3
         // with the error, or 0 quietly on a closed pipe.
@@ -60,7 +66,7 @@ fn run(args: Vec<OsString>) -> Exit {
         // clap's own message lists the hidden `generate`.
         Err(e) if e.kind() == ErrorKind::MissingSubcommand => {
             let _ = writeln!(
-                std::io::stderr(),
+                stderr.lock(),
                 "hvkvp: error: no verb given: hvkvp read, write, delete or check (see hvkvp --help)"
             );
             return Exit::Usage;
@@ -68,25 +74,18 @@ fn run(args: Vec<OsString>) -> Exit {
         Err(e) => {
             let text = e.render().to_string();
             let text = text.strip_prefix("error: ").unwrap_or(&text);
-            let _ = write!(std::io::stderr(), "hvkvp: error: {text}");
+            let _ = write!(stderr.lock(), "hvkvp: error: {text}");
             return Exit::Usage;
         }
     };
-    if let Err(err) = &outcome {
-        report(err);
+    // An error once, with its causes. A closed pipe (`hvkvp read | head
+    // -1`) is not an error: nothing is said.
+    if let Some(err) = outcome.as_ref().err().filter(|e| !e.is_broken_pipe()) {
+        let mut msg = hvkvp::advice::shown(err);
+        if stderr.is_terminal() {
+            msg = hvkvp::output::sanitize(&msg);
+        }
+        let _ = writeln!(stderr.lock(), "hvkvp: error: {msg}");
     }
     exit_status(&outcome)
-}
-
-/// Print an error once, with its causes. A closed pipe (`hvkvp read | head
-/// -1`) is not an error: nothing is said.
-fn report(err: &Error) {
-    if err.is_broken_pipe() {
-        return;
-    }
-    let mut msg = hvkvp::advice::shown(err);
-    if std::io::stderr().is_terminal() {
-        msg = hvkvp::output::sanitize(&msg);
-    }
-    let _ = writeln!(std::io::stderr(), "hvkvp: error: {msg}");
 }

@@ -1,26 +1,11 @@
-//! The words of the man page that clap does not hold, and of the
-//! completions, as plain data: `commands::generate` renders them, beside
-//! what clap knows (synopses, options) and the examples of
-//! [`crate::examples`].
+//! The words of the man page and the completions that clap does not hold,
+//! as plain data for `commands::generate`.
 
 use crate::error::Exit;
 
-/// Everything `-p` accepts, offered by the completions.
-pub(crate) const POOL_NAMES: [&str; 13] = [
-    "0",
-    "1",
-    "2",
-    "3",
-    "4",
-    "external",
-    "in",
-    "guest",
-    "out",
-    "auto",
-    "auto-external",
-    "params",
-    "auto-internal",
-];
+/// Everything `-p` accepts, offered by the completions, space-separated.
+pub(crate) const POOL_NAMES: &str =
+    "0 1 2 3 4 external in guest out auto auto-external params auto-internal";
 
 /// The paragraph before the global options.
 pub(crate) const OPTIONS: &str = "These options are taken by every command, before or after it.";

@@ -205,7 +205,7 @@ fn every_example_appears_intact_in_help() {
         let out = hvkvp().args(&args).assert().success();
         let help = String::from_utf8(out.get_output().stdout.clone()).unwrap();
         let lines: Vec<&str> = help.lines().collect();
-        for (command, what) in examples.list {
+        for (command, what) in examples.examples() {
             // The command on one line, whole; its description after it on
             // the same line or alone on the next.
             let at = lines
@@ -222,7 +222,7 @@ fn every_example_appears_intact_in_help() {
                 );
                 rest
             };
-            assert_eq!(what_line, *what, "{args:?}: {command:?}");
+            assert_eq!(what_line, what, "{args:?}: {command:?}");
         }
     }
 }

@@ -511,14 +511,14 @@ fn man_page_shows_every_example_intact() {
         lists.push(hvkvp::examples::of_verb(verb).expect("every verb has examples"));
     }
     for examples in lists {
-        for (command, what) in examples.list {
+        for (command, what) in examples.examples() {
             // The command alone on its line, then what it does as a sentence.
             let mut sentence = what[..1].to_uppercase() + &what[1..];
             sentence.push('.');
             assert!(
                 lines
                     .windows(2)
-                    .any(|w| w[0] == *command && w[1] == sentence),
+                    .any(|w| w[0] == command && w[1] == sentence),
                 "{command:?} then {sentence:?} are not lines of the man page:\n{text}"
             );
         }

@@ -34,7 +34,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use common::{quietly, record, Pools, KEY_SIZE, RECORD_SIZE};
+use common::{record, Pools, KEY_SIZE, RECORD_SIZE};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -45,22 +45,37 @@ include!("common/model.rs");
 
 /// Exit status of one command line: clap errors are usage errors (2), an
 /// outcome maps as the binary maps it (`hvkvp::exit_status`).
-fn exit_of(argv: Vec<OsString>) -> u8 {
-    let cli = match hvkvp::cli::Cli::try_parse_from(argv) {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => return 0,
-        Err(_) => return hvkvp::Exit::Usage as u8,
+fn exit_of(argv: Vec<OsString>) -> Ran {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let exit = match hvkvp::cli::Cli::try_parse_from(argv) {
+        Ok(cli) => {
+            let io = hvkvp::commands::Streams {
+                out: &mut out,
+                err: &mut err,
+                out_tty: false,
+                err_tty: false,
+            };
+            hvkvp::exit_status(&hvkvp::run(cli, io)) as u8
+        }
+        Err(e) if !e.use_stderr() => 0,
+        Err(_) => hvkvp::Exit::Usage as u8,
     };
-    // A 2.0-form `write` or `delete` prints the pool it changed, and a
-    // write behind a record the host cannot read warns.
-    hvkvp::exit_status(&quietly(|| hvkvp::run(cli))) as u8
+    Ran { exit, out, err }
+}
+
+/// What one command line did: its exit status, stdout and stderr (but the
+/// error the binary prints).
+struct Ran {
+    exit: u8,
+    out: Vec<u8>,
+    err: Vec<u8>,
 }
 
 /// `hvkvp --pool-dir DIR --lock-timeout 5 ARGS…`, its exit status.
 fn hvkvp_in(dir: &Path, args: &[&[u8]]) -> u8 {
     let mut argv = base_argv(dir);
     argv.extend(args.iter().map(|a| OsString::from_vec(a.to_vec())));
-    exit_of(argv)
+    exit_of(argv).exit
 }
 
 fn base_argv(dir: &Path) -> Vec<OsString> {
@@ -108,7 +123,7 @@ impl Harness {
         self.pools.join(format!(".kvp_pool_{n}"))
     }
 
-    fn run(&self, op: &Op) -> Exit {
+    fn run(&self, op: &Op) -> Ran {
         if let Some(input) = op.batch_input() {
             std::fs::write(&self.batch, input).expect("write batch file");
         }
@@ -221,8 +236,21 @@ fn check(start: &Start, ops: &[Op]) -> Result<(), TestCaseError> {
         let at = At(Some((i + 1, op)));
         let before = h.snapshot();
         let want = model.step(op);
-        let got = h.run(op);
+        let ran = h.run(op);
+        let got = ran.exit;
         prop_assert_eq!(got, want, "{}: exit status (model says {})", at, want);
+        let (out, want_out) = (&ran.out, model.stdout(op, want));
+        prop_assert!(
+            *out == want_out,
+            "{at}: printed {:?}, the model says {:?}",
+            String::from_utf8_lossy(out),
+            String::from_utf8_lossy(&want_out)
+        );
+        prop_assert!(
+            ran.err.is_empty() || !Model::silent(op, want),
+            "{at}: said {:?} on stderr, the model says nothing",
+            String::from_utf8_lossy(&ran.err)
+        );
         if got >= USAGE {
             prop_assert!(
                 h.snapshot() == before,

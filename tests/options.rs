@@ -1053,7 +1053,7 @@ fn generate_meaning(l: &Line) -> Option<Expect> {
 // ---------------------------------------------------------------------------
 // Running lines in-process, as src/main.rs does.
 
-/// The pools, the batch files and the files stdin and stdout are, reused by
+/// The pools, the batch files and the file stdin is, reused by
 /// every line.
 struct Bench {
     _tmp: tempfile::TempDir,
@@ -1061,8 +1061,6 @@ struct Bench {
     lines: PathBuf,
     nul: PathBuf,
     stdin: std::fs::File,
-    stdout: std::fs::File,
-    null: std::fs::File,
     start: BTreeMap<u8, Vec<u8>>,
     /// The command line as the binary parses it, built once.
     cli: std::cell::RefCell<clap::Command>,
@@ -1096,8 +1094,6 @@ impl Bench {
         };
         let bench = Bench {
             stdin: rw(&input),
-            stdout: rw(&tmp.path().join("stdout")),
-            null: rw(Path::new("/dev/null")),
             dir,
             lines,
             nul,
@@ -1159,17 +1155,14 @@ impl Bench {
     }
 
     /// Run one command line as the binary would: its exit status and what
-    /// it printed on stdout. stdin is `STDIN`, stderr /dev/null. With
+    /// it printed on stdout. stdin is `STDIN`; stderr is dropped. With
     /// `feed`, a thread adds `KEY=late` to that pool after that long if
     /// hvkvp is still running then (`read KEY --wait`, which would wait for
     /// ever).
     fn run(&self, argv: Vec<OsString>, feed: Option<(u8, Vec<u8>, Duration)>) -> (u8, Vec<u8>) {
         let mut stdin = &self.stdin;
         stdin.rewind().expect("rewind stdin");
-        self.stdout.set_len(0).expect("truncate stdout");
-        let mut stdout = &self.stdout;
-        stdout.rewind().expect("rewind stdout");
-        let restore = redirect(&[(0, &self.stdin), (1, &self.stdout), (2, &self.null)]);
+        let restore = redirect(&[(0, &self.stdin)]);
         let (done, finished) = std::sync::mpsc::channel::<()>();
         let feeder = feed.map(|(n, key, after)| {
             let f = self.file(n);
@@ -1181,21 +1174,28 @@ impl Bench {
                 file.write_all(&record(&key, b"late")).expect("append");
             })
         });
+        let mut out = Vec::new();
         let parsed = (self.cli.borrow_mut())
             .try_get_matches_from_mut(&argv)
             .and_then(|m| hvkvp::cli::Cli::from_arg_matches(&m));
         let exit = match parsed {
-            Ok(cli) => hvkvp::exit_status(&hvkvp::run(cli)) as u8,
+            Ok(cli) => {
+                let io = hvkvp::commands::Streams {
+                    out: &mut out,
+                    err: &mut std::io::sink(),
+                    out_tty: false,
+                    err_tty: false,
+                };
+                hvkvp::exit_status(&hvkvp::run(cli, io)) as u8
+            }
             Err(e) if !e.use_stderr() => OK,
             Err(_) => USAGE,
         };
-        let _ = std::io::stdout().flush();
         drop(restore);
         let _ = done.send(());
         if let Some(t) = feeder {
             t.join().expect("feeder");
         }
-        let out = std::fs::read(self.dir.parent().expect("tmp").join("stdout")).expect("stdout");
         (exit, out)
     }
 }

@@ -102,7 +102,13 @@ pub fn check(data: &[u8]) {
         );
         return;
     };
-    let code = hvkvp::exit_status(&hvkvp::run(cli));
+    let io = hvkvp::commands::Streams {
+        out: &mut std::io::sink(),
+        err: &mut std::io::sink(),
+        out_tty: false,
+        err_tty: false,
+    };
+    let code = hvkvp::exit_status(&hvkvp::run(cli, io));
     let after = std::fs::read(&file).unwrap();
     match code {
         Exit::Usage | Exit::Environment | Exit::NoMatch => {

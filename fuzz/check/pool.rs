@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use hvkvp::matcher::{MatchOptions, Matcher};
-use hvkvp::output::{self, Entry, Format, Style};
+use hvkvp::output::{Format, Render, Style};
 use hvkvp::pool::{Access, Pool, PoolId};
 use hvkvp::record::{self, KEY_SIZE, RECORD_SIZE};
 
@@ -41,12 +41,7 @@ pub fn check(data: &[u8]) {
                     assert_eq!(key.len(), KEY_SIZE);
                 }
                 let _ = substring.is_match(key);
-                entries.push(Entry {
-                    pool: 1,
-                    index: r.index,
-                    key: key.to_vec(),
-                    value: r.value().to_vec(),
-                });
+                entries.push((r.index, key.to_vec(), r.value().to_vec()));
             }
             entries
         })
@@ -62,7 +57,11 @@ pub fn check(data: &[u8]) {
                 show_pool: escape,
                 escape,
             };
-            output::write_entries(&mut out, &entries, &style).unwrap();
+            let mut render = Render::new(&mut out, style);
+            for (index, key, value) in &entries {
+                render.entry(1, *index, key, value).unwrap();
+            }
+            render.finish().unwrap();
             if escape && format != Format::Json && format != Format::Object {
                 // Nothing a terminal acts on gets through.
                 assert!(!out.iter().any(|&b| b == 0x1b || b == b'\r'));
@@ -72,8 +71,8 @@ pub fn check(data: &[u8]) {
                 let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
                 let items = v.as_array().unwrap();
                 assert_eq!(items.len(), entries.len());
-                for (item, e) in items.iter().zip(&entries) {
-                    for (name, bytes) in [("key", &e.key), ("value", &e.value)] {
+                for (item, (_, key, value)) in items.iter().zip(&entries) {
+                    for (name, bytes) in [("key", key), ("value", value)] {
                         match item.get(format!("{name}_hex")) {
                             Some(hex) => {
                                 let hex = hex.as_str().unwrap();

@@ -2,19 +2,18 @@
 //! is [`crate::inspect`]; the report, [`crate::output::check`]. Check
 //! never writes, and prints only once every pool is unlocked.
 
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 
 use crate::cli::{CheckArgs, CheckFormat};
 use crate::commands::Ctx;
 use crate::error::{Error, Exit};
 use crate::inspect::inspect;
 use crate::output::check::{write_json, write_text};
-use crate::output::messages::say;
 use crate::pool::PoolId;
 use crate::stale;
 
 /// Inspect `pool`, or every pool that exists, then print the reports.
-pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, Error> {
+pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, Error> {
     // -a conflicts with -p and -s: no pool named means every pool.
     let ids = match pool {
         Some(id) => vec![id],
@@ -30,7 +29,7 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, Error
         match inspect(&ctx.dir, id, boot, ctx.timeout) {
             Ok(r) => reports.push(r),
             Err(e) if pool.is_none() => {
-                say(&format!("error: {}", crate::advice::shown(&e)));
+                ctx.io.error(&e);
                 failed = true;
             }
             Err(e) => return Err(e),
@@ -43,9 +42,8 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, Error
     // be wrong.
     let nothing_to_say = reports.is_empty() && failed && a.output == CheckFormat::Text;
     if !ctx.quiet && !nothing_to_say {
-        let stdout = io::stdout();
-        let escape = stdout.is_terminal();
-        let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+        let escape = ctx.io.out_tty;
+        let mut out = BufWriter::with_capacity(64 * 1024, &mut ctx.io.out);
         match a.output {
             CheckFormat::Text => write_text(&mut out, &reports, &ctx.dir, escape),
             CheckFormat::Json => write_json(&mut out, &reports, escape),

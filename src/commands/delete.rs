@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use crate::change::{self, Plan, Planner};
 use crate::chunk::{self, Tag};
 use crate::cli::DeleteArgs;
-use crate::commands::{key_matcher, list_after_change, os_bytes, writable, Changing, Ctx};
+use crate::commands::{
+    key_matcher, list_after_change, os_bytes, some_keys, writable, Changing, Ctx,
+};
 use crate::error::{Error, Exit};
 use crate::inspect::KeyIndex;
 use crate::matcher::{fold, Matcher};
-use crate::output::messages::{tell_no_match, warn};
 use crate::output::show_key;
 use crate::pool::{Access, Pool, PoolId, Record};
 use crate::record;
@@ -20,7 +21,7 @@ use crate::stale;
 
 /// Delete from `pool` (default 1) what the arguments name; in the 2.0
 /// form, print the pool afterwards, and nothing matched is success.
-pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, Error> {
+pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, Error> {
     let id = pool.unwrap_or(PoolId::GUEST);
     match delete(ctx, id, a)? {
         Exit::NoMatch if ctx.compat => {}
@@ -32,14 +33,12 @@ pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, Erro
 }
 
 /// The delete itself.
-fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
+fn delete(ctx: &mut Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     // hvkvp 2.0 took an empty -k for no -k at all.
     let pattern = (a.pattern.as_deref()).filter(|p| !(ctx.compat && p.is_empty()));
     // Exact by default for delete, as in hvkvp 2.0.
     let target = key_matcher(ctx, a.key.as_deref(), pattern, &a.matching, true)?;
-    // clap's `requires = "all"` lets this through when an argument that
-    // conflicts with -A is present (`delete KEY --if-stale`): a KEY must
-    // not be deleted unconditionally by a user who asked for a condition.
+    // clap's `requires = "all"` lets `delete KEY --if-stale` through.
     if a.if_stale && !a.all {
         return Err(Error::Input(
             "--if-stale goes with -A (empty the pool if it was written before this boot)".into(),
@@ -54,11 +53,7 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     }
     let id = writable(id, a.force.set)?;
     // The boot time first: when it cannot be read, nothing is opened.
-    let boot = if a.if_stale {
-        Some(stale::boot_time()?)
-    } else {
-        None
-    };
+    let boot = a.if_stale.then(stale::boot_time).transpose()?;
 
     let mut p = Changing::open(ctx, id, Access::Write)?;
     if !a.clean_invalid {
@@ -70,7 +65,7 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
         if let Some(boot) = boot {
             if !stale::is_stale(p.modified(), boot) {
                 drop(p); // unlock before anything is printed
-                tell_no_match(&format!(
+                ctx.io.tell_no_match(&format!(
                     "pool {id} was written after this boot: left alone"
                 ));
                 return Ok(Exit::NoMatch);
@@ -87,7 +82,6 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     let chunks_kept = Cell::new(Vec::new());
     let (plan, debris) = change::run(&mut p, || Doomed {
         target: target.as_ref(),
-        chunks: a.key.is_some(),
         a,
         gone: Vec::new(),
         found: false,
@@ -103,20 +97,17 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     drop(p); // unlock before anything is printed
     let kept = chunks_kept.take();
     if let (Some(key), false) = (&a.key, kept.is_empty()) {
-        let mut names: Vec<String> = kept.iter().take(3).map(|k| show_key(k)).collect();
-        if kept.len() > 3 {
-            names.push(format!("… ({} more)", kept.len() - 3));
-        }
         let key = show_key(os_bytes(key));
-        warn(&format!(
+        ctx.io.warn(&format!(
             "kept {} (named like chunks of {key}, but not written by `hvkvp write --split`, and \
              {key} is a record of its own): delete by name what belongs to it",
-            names.join(", ")
+            some_keys(&kept, kept.len())
         ));
     }
     if nothing {
         if !ctx.compat {
-            tell_no_match(&format!("nothing matched in pool {id}"));
+            ctx.io
+                .tell_no_match(&format!("nothing matched in pool {id}"));
         }
         return Ok(Exit::NoMatch);
     }
@@ -124,21 +115,16 @@ fn delete(ctx: &Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
 }
 
 /// Picks the records to remove, in one pass. For `-d`, a record goes when
-/// a later one has its key; keys are known by two hashes ([`KeyIndex`]),
-/// so that memory stays small whatever the size of the pool.
+/// a later one has its key (known by two hashes, [`KeyIndex`]).
 struct Doomed<'a> {
     target: Option<&'a Matcher>,
-    /// `delete KEY`: the chunks `KEY.0`, `KEY.1`, … of a long value go too.
-    /// Those hvkvp wrote (`write --split`, tagged) always; others (Ignition's,
-    /// libhvee's, an older hvkvp's) when there is no record KEY, as then
-    /// they are the value `read KEY --join` reads.
-    chunks: bool,
     a: &'a DeleteArgs,
     /// The records that go, in order.
     gone: Vec<usize>,
     /// A record KEY was found.
     found: bool,
-    /// Untagged chunks of KEY, and their keys: they go unless `found`.
+    /// `delete KEY`: the chunks `KEY.0`, … go too: tagged ones (`write
+    /// --split`) always, these untagged ones unless `found`.
     loose: Vec<(usize, Vec<u8>)>,
     /// The keys of the untagged chunks kept, for a warning.
     chunks_kept: &'a Cell<Vec<Vec<u8>>>,
@@ -147,22 +133,13 @@ struct Doomed<'a> {
     last: HashMap<usize, usize>,
 }
 
-/// The key as `-i` compares it.
-fn fold_if(ignore_case: bool, key: &[u8]) -> Cow<'_, [u8]> {
-    if ignore_case {
-        fold(key)
-    } else {
-        Cow::Borrowed(key)
-    }
-}
-
 impl Planner for Doomed<'_> {
     fn see(&mut self, r: &Record) {
         let by_key = self.target.is_some_and(|m| m.matches_field(r.key_field()));
         self.found |= by_key;
         if by_key || (self.a.clean_invalid && unreadable(r)) {
             self.gone.push(r.index);
-        } else if let Some(m) = self.target.filter(|_| self.chunks) {
+        } else if let Some(m) = self.target.filter(|_| self.a.key.is_some()) {
             // The base first: most keys are no chunk, and the tag may be
             // after the value.
             if chunk::base_of(r.key()).is_some_and(|b| m.is_match(b)) {
@@ -174,7 +151,10 @@ impl Planner for Doomed<'_> {
             }
         }
         if self.a.clean_duplicates {
-            let key = fold_if(self.a.matching.ignore_case, r.key());
+            let key = match self.a.matching.ignore_case {
+                true => fold(r.key()),
+                false => Cow::Borrowed(r.key()),
+            };
             if let Some(first) = self.keys.first_or_insert(&key, r.index) {
                 // The host keeps the last record of a key: the one before
                 // this goes.
@@ -207,8 +187,7 @@ impl Planner for Doomed<'_> {
 }
 
 /// A record the daemon cannot pass to the host: an empty key, a field with
-/// no NUL, or text that is not UTF-8 (`kvp_respond_to_host` fails on it and
-/// the host's enumeration stops there, hiding every later record).
+/// no NUL, or text that is not UTF-8 (the host's enumeration stops there).
 fn unreadable(r: &Record) -> bool {
     r.key().is_empty()
         || !record::is_terminated(r.key_field())

@@ -1,8 +1,6 @@
 //! `hvkvp generate`: the man page and shell completions, from the clap
-//! definitions, the examples of [`crate::examples`] and the words of
-//! `src/man.rs`, so they cannot drift from `--help`. `make install` and
-//! the packages run the freshly built binary to produce them (no build.rs:
-//! a build script must not write outside `OUT_DIR`).
+//! definitions, [`crate::examples`] and `src/man.rs`, so that they cannot
+//! drift from `--help`.
 
 use std::io::{self, Write};
 
@@ -13,13 +11,14 @@ use clap_mangen::roff::{bold, italic, line_break, roman, Inline, Roff};
 use clap_mangen::Man;
 
 use crate::cli::{Cli, GenerateArgs, Generated};
+use crate::commands::Ctx;
 use crate::error::{Error, Exit};
 use crate::examples::{self, Examples};
 use crate::man;
 use crate::pool::PoolId;
 
 /// Print the man page or a completion script on stdout.
-pub fn run(a: &GenerateArgs) -> Result<Exit, Error> {
+pub fn run(ctx: &mut Ctx, a: &GenerateArgs) -> Result<Exit, Error> {
     let text = match a.what {
         Generated::Man => man_page(),
         Generated::Bash => completion(Shell::Bash),
@@ -28,7 +27,7 @@ pub fn run(a: &GenerateArgs) -> Result<Exit, Error> {
     };
     // Rendered in memory first: clap_complete panics on a write error, and a
     // closed pipe must stay an ordinary error (exit 0, quietly).
-    let mut out = io::stdout().lock();
+    let out = &mut ctx.io.out;
     out.write_all(&text)
         .and_then(|()| out.flush())
         .map_err(Error::Output)?;
@@ -37,10 +36,8 @@ pub fn run(a: &GenerateArgs) -> Result<Exit, Error> {
 
 const BIN: &str = "hvkvp";
 
-/// The command line as users see it. clap cannot drop a subcommand and
-/// clap_complete would offer hidden ones, so the root is rebuilt around the
-/// visible verbs, as declared (`help` is added when clap builds a command):
-/// `generate` stays out of the completions and the man page.
+/// The command line as users see it: the root rebuilt around the visible
+/// verbs, so that `generate` stays out of the completions and the man page.
 fn public_command() -> Command {
     let full = Cli::command();
     let text = |s: Option<&StyledStr>| Resettable::from(s.cloned());
@@ -59,20 +56,17 @@ fn public_command() -> Command {
         .subcommand_value_name("COMMAND")
 }
 
-/// A completion script, offering what `-p` takes (`-p` parses with
-/// `PoolId::parse`, to which the unit test below holds the list).
+/// A completion script, offering what `-p` takes.
 fn completion(shell: Shell) -> Vec<u8> {
-    let pools = PossibleValuesParser::new(man::POOL_NAMES);
+    let pools = PossibleValuesParser::new(man::POOL_NAMES.split(' '));
     let mut cmd = public_command().mut_arg("pool", |a| a.value_parser(pools));
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, BIN, &mut buf);
     buf
 }
 
-/// The page: clap_mangen renders what clap knows (name, synopses,
-/// descriptions, options); the sections clap has no notion of (commands as
-/// one page, exit status, files, environment, examples) come from
-/// [`crate::man`] and [`crate::examples`].
+/// The page: clap_mangen renders what clap knows; the other sections come
+/// from [`crate::man`] and [`crate::examples`].
 fn man_page() -> Vec<u8> {
     let root = public_command();
     let man = Man::new(root.clone());
@@ -174,7 +168,7 @@ fn sentence(s: &str) -> String {
 /// Each example as a tagged paragraph: the command in bold, then what it
 /// does, as a sentence.
 fn example_list(page: &mut Page, examples: &Examples) {
-    for &(cmd, what) in examples.list {
+    for (cmd, what) in examples.examples() {
         let mut chars = what.chars();
         let up = chars
             .next()
@@ -184,9 +178,7 @@ fn example_list(page: &mut Page, examples: &Examples) {
 }
 
 /// The page as it is put together: clap_mangen's sections as it renders
-/// them, ours in `roff` until the next of clap_mangen's. Every roff
-/// rendering starts with the same apostrophe preamble; the page carries it
-/// once.
+/// them, ours in `roff` until the next of clap_mangen's.
 #[derive(Default)]
 struct Page {
     body: String,
@@ -201,9 +193,8 @@ impl Page {
         self.body += &format!(".TH {name} 1 \"\" \"{BIN} {version}\" \"User Commands\"\n");
     }
 
-    /// A clap_mangen section; with `nested`, without its own `.SH` line, to
-    /// sit under a heading of ours. Help texts quote with backquotes, which
-    /// read well on a terminal; a man page gets plain double quotes.
+    /// A clap_mangen section; with `nested`, without its own `.SH` line.
+    /// Backquotes, which read well on a terminal, become double quotes.
     fn mangen(&mut self, nested: bool, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) {
         self.body += &std::mem::take(&mut self.roff).render();
         let mut buf = Vec::new();
@@ -234,9 +225,8 @@ impl Page {
         }
     }
 
-    /// Help texts hold a few non-ASCII characters (…); troff reads bytes
-    /// unless told the encoding, so each becomes a `\[uXXXX]` escape, which
-    /// groff and mandoc both know.
+    /// Every roff rendering's preamble once, and non-ASCII characters (…)
+    /// as `\[uXXXX]` escapes, which groff and mandoc both know.
     fn finish(mut self) -> Vec<u8> {
         self.body += &self.roff.render();
         let preamble = Roff::new().render();
@@ -255,11 +245,12 @@ mod tests {
 
     #[test]
     fn every_pool_name_completed_is_one_hvkvp_takes() {
-        for name in man::POOL_NAMES {
+        for name in man::POOL_NAMES.split(' ') {
             assert!(PoolId::parse(name).is_ok(), "{name}");
         }
         for id in PoolId::ALL {
-            assert!(man::POOL_NAMES.contains(&id.name()), "{}", id.name());
+            let name = id.name();
+            assert!(man::POOL_NAMES.split(' ').any(|n| n == name), "{name}");
         }
     }
 

@@ -1,18 +1,8 @@
-//! Signals that would stop a change midway are held until it is complete.
-//!
-//! SIGINT (Ctrl-C), SIGTERM (`timeout`, `systemctl stop`), SIGHUP and
-//! SIGQUIT arriving while a pool is being changed are blocked, so a delete,
-//! a batch or a split is never left half done by them; when the change is
-//! complete and the pool is unlocked they are unblocked, and a pending one
-//! takes effect as usual (the process dies of it: exit 130, 143 … in a
-//! shell). SIGTSTP (Ctrl-Z) is held too: a process stopped while it holds
-//! the locks would stall the daemon, whose host requests time out. While
-//! hvkvp waits for a lock, or in `read --wait`, nothing is held and signals
-//! act at once. Only SIGKILL and power loss can stop a change midway;
-//! `change` says what they can leave.
-//!
-//! This is the command line's doing, not the pool layer's: a program that
-//! embeds the library keeps its signals as it set them.
+//! Signals that would stop a change midway (SIGINT, SIGTERM, SIGHUP,
+//! SIGQUIT, and SIGTSTP, which would stall the daemon behind our locks) are
+//! held while a pool is being changed, and take effect once it is complete
+//! and unlocked. The command line's doing: a program that embeds the
+//! library keeps its signals as it set them.
 
 use std::ops::{Deref, DerefMut};
 
@@ -20,8 +10,8 @@ use crate::commands::Ctx;
 use crate::error::Error;
 use crate::pool::{Access, Pool, PoolId};
 
-/// A pool open for writing, with the signals above held in the calling
-/// thread from the moment its locks are taken until it is closed.
+/// A pool open for writing, the signals above held from the moment its
+/// locks are taken until it is closed.
 pub(crate) struct Changing {
     /// Declared first, so that the pool is closed (and unlocked) before
     /// the signals are let through.
@@ -30,8 +20,7 @@ pub(crate) struct Changing {
 }
 
 impl Changing {
-    /// Open pool `id` for writing (`access`), waiting `--lock-timeout`
-    /// for its locks, and hold the signals.
+    /// Open pool `id` for writing, waiting `--lock-timeout` for its locks.
     pub(crate) fn open(ctx: &Ctx, id: PoolId, access: Access) -> Result<Changing, Error> {
         let pool = Pool::open(&ctx.dir, id, access, ctx.timeout)?;
         Ok(Changing {

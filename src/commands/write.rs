@@ -1,7 +1,5 @@
-//! `hvkvp write`: check every key and value against every limit before the
-//! pool is opened, then, under the exclusive locks and in one pass, update
-//! the first record of each key in place, remove later duplicates (and, for
-//! `--split`, chunks left from an older value), and append the new keys.
+//! `hvkvp write`: every key and value checked before the pool is opened,
+//! then, in one change, each key updated in place or appended.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -11,10 +9,9 @@ use crate::batch::{self, Pairs};
 use crate::change::{self, New, Plan, Planner};
 use crate::chunk::{self, Tag};
 use crate::cli::{OnOff, WriteArgs};
-use crate::commands::{list_after_change, os_bytes, writable, Changing, Ctx};
+use crate::commands::{list_after_change, os_bytes, some_keys, writable, Changing, Ctx};
 use crate::error::{Error, Exit};
 use crate::matcher::{MatchOptions, Matcher};
-use crate::output::messages::warn;
 use crate::output::{count, show_key};
 use crate::pool::{Access, Pool, PoolId, Record};
 use crate::record::{self, check_field, Field, Limits, VALUE_MAX_BYTES};
@@ -24,15 +21,15 @@ const SPLIT_MAX_BYTES: usize = 1 << 20;
 
 /// Set the keys the arguments give in `pool` (default 1); in the 2.0
 /// form, print the pool afterwards.
-pub fn run(ctx: &Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error> {
+pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error> {
     let id = pool.unwrap_or(PoolId::GUEST);
-    let exit = write(ctx, id, a)?;
+    write(ctx, id, a)?;
     list_after_change(ctx, id, a.noout.set)?;
-    Ok(exit)
+    Ok(Exit::Success)
 }
 
 /// The write itself.
-fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
+fn write(ctx: &mut Ctx, id: PoolId, a: &WriteArgs) -> Result<(), Error> {
     if a.exact == Some(OnOff::Off) && !ctx.compat {
         return Err(Error::Input(
             "write -m off (update every key containing the text) is hvkvp 2.0's form: give \
@@ -49,106 +46,96 @@ fn write(ctx: &Ctx, id: PoolId, a: &WriteArgs) -> Result<Exit, Error> {
     } else {
         Limits::Host
     };
-
-    if let Some(file) = &a.batch {
-        let pairs = batch::read(file, a.null, limits)?;
-        let id = writable(id, a.force.set)?;
-        let mut p = Changing::open(ctx, id, Access::WriteCreate)?;
-        let look = looks_for_hidden(ctx, id);
-        let hidden = apply(&mut p, &pairs, None, None, limits, |_| false, look)?;
-        drop(p); // unlock before anything is printed
-        tell_hidden(hidden);
-        return Ok(Exit::Success);
-    }
-
-    let key = match (&a.key, &a.key_opt) {
-        (Some(k), _) | (None, Some(k)) => os_bytes(k).to_vec(),
-        (None, None) => {
-            return Err(Error::Input("missing KEY: hvkvp write KEY VALUE".into()));
+    let (sets, tag, pattern, split_key) = match &a.batch {
+        Some(file) => (batch::read(file, a.null, limits)?, None, None, None),
+        None => {
+            let key = match (&a.key, &a.key_opt) {
+                (Some(k), _) | (None, Some(k)) => os_bytes(k).to_vec(),
+                (None, None) => {
+                    return Err(Error::Input("missing KEY: hvkvp write KEY VALUE".into()))
+                }
+            };
+            let cap = if a.split {
+                SPLIT_MAX_BYTES
+            } else {
+                VALUE_MAX_BYTES
+            };
+            let value = match (&a.value, &a.value_opt) {
+                // hvkvp 2.0 had no stdin: `-v -` is the value `-`.
+                (Some(v), _) if v == "-" => read_stdin(ctx, a.keep_newline, cap)?,
+                (Some(v), _) | (None, Some(v)) => os_bytes(v).to_vec(),
+                // hvkvp 2.0: `write -k KEY` without -v sets an empty value.
+                (None, None) if a.key_opt.is_some() => Vec::new(),
+                (None, None) => {
+                    return Err(Error::Input(
+                        "missing VALUE: hvkvp write KEY VALUE (or - to read the value from \
+                         stdin)"
+                            .into(),
+                    ));
+                }
+            };
+            check_field(Field::Key, &key, limits)?;
+            let (sets, tag) = if a.split {
+                split(&key, &value, limits)?
+            } else {
+                check_field(Field::Value, &value, limits)?;
+                (vec![(key.clone(), value)], None)
+            };
+            // The records the key names when it is more than one exact key:
+            // with -i, or in the 2.0 form a 2.0 pattern (-m off: any key
+            // containing it).
+            let pattern = if ctx.compat {
+                let o = MatchOptions {
+                    exact: a.exact != Some(OnOff::Off),
+                    ignore_case: a.ignore_case,
+                    legacy: true,
+                    ..MatchOptions::default()
+                };
+                let plain =
+                    o.exact && !o.ignore_case && !crate::matcher::legacy::is_pattern(&key, false);
+                (!plain).then(|| Matcher::pattern(&key, &o)).transpose()?
+            } else {
+                a.ignore_case.then(|| Matcher::exact_fold(&key))
+            };
+            (sets, tag, pattern, a.split.then_some(key))
         }
-    };
-    let cap = if a.split {
-        SPLIT_MAX_BYTES
-    } else {
-        VALUE_MAX_BYTES
-    };
-    let value = match (&a.value, &a.value_opt) {
-        // hvkvp 2.0 had no stdin: `-v -` is the value `-`.
-        (Some(v), _) if v == "-" => read_stdin(a.keep_newline, cap)?,
-        (Some(v), _) | (None, Some(v)) => os_bytes(v).to_vec(),
-        // hvkvp 2.0: `write -k KEY` without -v sets an empty value.
-        (None, None) if a.key_opt.is_some() => Vec::new(),
-        (None, None) => {
-            return Err(Error::Input(
-                "missing VALUE: hvkvp write KEY VALUE (or - to read the value from stdin)".into(),
-            ));
-        }
-    };
-    check_field(Field::Key, &key, limits)?;
-
-    let (sets, tag) = if a.split {
-        split(&key, &value, limits)?
-    } else {
-        check_field(Field::Value, &value, limits)?;
-        (vec![(key.clone(), value)], None)
-    };
-    // Which records the key names, when it is more than one exact key:
-    // with -i, or in the 2.0 form a pattern (-m off: any key containing
-    // it), as 2.0 took it.
-    let pattern = if ctx.compat {
-        let o = MatchOptions {
-            exact: a.exact != Some(OnOff::Off),
-            ignore_case: a.ignore_case,
-            legacy: true,
-            ..MatchOptions::default()
-        };
-        let plain = o.exact && !o.ignore_case && !crate::matcher::legacy::is_pattern(&key, false);
-        (!plain).then(|| Matcher::pattern(&key, &o)).transpose()?
-    } else {
-        a.ignore_case.then(|| Matcher::exact_fold(&key))
     };
     let id = writable(id, a.force.set)?;
     let mut p = Changing::open(ctx, id, Access::WriteCreate)?;
-    let look = looks_for_hidden(ctx, id);
-    let hidden = if a.split {
-        // Plain records and chunks of the key's previous value go too.
-        let set_keys: Vec<&[u8]> = sets.iter().map(|(k, _)| k.as_slice()).collect();
-        apply(
-            &mut p,
-            &sets,
-            tag,
-            None,
-            limits,
-            |k| {
-                (k == key.as_slice() || chunk::chunk_number(k, &key).is_some())
-                    && !set_keys.contains(&k)
-            },
-            look,
-        )?
-    } else {
-        apply(
-            &mut p,
-            &sets,
-            None,
-            pattern.as_ref(),
-            limits,
-            |_| false,
-            look,
-        )?
-    };
+    // Only of pool 1, the one the host reads, and not in the 2.0 form.
+    let look = id == PoolId::GUEST && !ctx.compat;
+    let split_key = split_key.as_deref();
+    let hidden = apply(
+        &mut p,
+        &sets,
+        tag,
+        pattern.as_ref(),
+        limits,
+        split_key,
+        look,
+    )?;
     drop(p); // unlock before anything is printed
-    tell_hidden(hidden);
-    Ok(Exit::Success)
+    let Some(h) = hidden.filter(|h| h.count > 0) else {
+        return Ok(());
+    };
+    ctx.io.warn(&format!(
+        "the host will not see {}: a record before {} in pool 1 (key {}) is not valid UTF-8, \
+         and the host's enumeration of the pool stops there; `hvkvp delete -c` drops such \
+         records",
+        some_keys(&h.keys, h.count),
+        if h.count == 1 { "it" } else { "them" },
+        show_key(&h.bad)
+    ));
+    Ok(())
 }
 
 /// Keys written behind a record the host cannot read, which ends its
-/// enumeration of the pool: they are in pool 1, and it will never see
-/// them.
+/// enumeration of the pool: the host will never see them.
 #[derive(Debug, Default)]
 struct Hidden {
     /// The key of the first record that is not UTF-8 and stays.
     bad: Vec<u8>,
-    /// The first few keys written after it, to name them.
+    /// The first few keys written after it ([`HIDDEN_NAMED`]).
     keys: Vec<Vec<u8>>,
     /// How many keys are written after it.
     count: usize,
@@ -156,33 +143,6 @@ struct Hidden {
 
 /// How many of the keys [`Hidden`] names.
 const HIDDEN_NAMED: usize = 3;
-
-/// A write that succeeded but that the host will not see says so: only of
-/// pool 1 (the one the host reads), and not in the 2.0 form, whose stderr
-/// stays as 2.0's.
-fn looks_for_hidden(ctx: &Ctx, id: PoolId) -> bool {
-    id == PoolId::GUEST && !ctx.compat
-}
-
-/// Say which keys written the host will not see, and why (`hidden` is
-/// found only where [`looks_for_hidden`]).
-fn tell_hidden(hidden: Option<Hidden>) {
-    let Some(h) = hidden.filter(|h| h.count > 0) else {
-        return;
-    };
-    let mut names: Vec<String> = h.keys.iter().map(|k| show_key(k)).collect();
-    if h.count > h.keys.len() {
-        names.push(format!("… ({} more)", h.count - h.keys.len()));
-    }
-    warn(&format!(
-        "the host will not see {}: a record before {} in pool 1 (key {}) is not valid UTF-8, \
-         and the host's enumeration of the pool stops there; `hvkvp delete -c` drops such \
-         records",
-        names.join(", "),
-        if h.count == 1 { "it" } else { "them" },
-        show_key(&h.bad)
-    ));
-}
 
 /// `--split`: the value as one plain record when it fits, else as chunks
 /// `KEY.0`, `KEY.1`, … each within the limits, with the tag they carry.
@@ -194,41 +154,32 @@ fn split(key: &[u8], value: &[u8], limits: Limits) -> Result<(Pairs, Option<Tag>
         Err(e) => return Err(e.into()),
     }
     let text = record::check_text(Field::Value, value)?;
-    // Where the tags go depends on the length of the chunk keys
-    // (`chunk::encode`): cut for the longest one there can be.
+    // Where the tags go depends on the length of the chunk keys: cut for
+    // the longest one there can be.
     let pieces = chunk::split_value(text, limits, &chunk::chunk_key(key, 999_999_999));
     let last = chunk::chunk_key(key, pieces.len() - 1);
     check_field(Field::Key, &last, limits).map_err(|e| {
-        Error::Input(format!(
-            "the chunk key {}: {e}",
-            String::from_utf8_lossy(&last)
-        ))
+        let last = String::from_utf8_lossy(&last);
+        Error::Input(format!("the chunk key {last}: {e}"))
     })?;
-    let pairs = pieces
-        .iter()
-        .enumerate()
+    let pairs = (pieces.iter().enumerate())
         .map(|(i, piece)| (chunk::chunk_key(key, i), piece.as_bytes().to_vec()))
         .collect();
     Ok((pairs, Some(Tag::of(value, pieces.len()))))
 }
 
-/// Set each (key, value) of `sets` in one change of the locked pool: the
-/// first record of a key is updated in place (only if it changes), later
-/// records with the same key are removed first, and records for which
-/// `also_remove` says so are removed last, once the new ones are in (the
-/// chunks of an older `--split` value: the key never goes missing); keys
-/// not found are appended, in order. With a `pattern` (one key: `-i`, or a
-/// 2.0 pattern), every record whose key it matches is updated, each
-/// keeping its stored spelling, and only later byte-identical copies of one
-/// of those spellings are removed: for the daemon, keys that differ in case
-/// are other keys. When it matches none, the key is appended as given.
+/// Set each (key, value) of `sets` in one change: the first record of a
+/// key updated in place, later ones removed, new keys appended; with
+/// `split`, that key's older record and chunks go last. With a `pattern`
+/// (-i, a 2.0 pattern), every record it matches is updated, in its stored
+/// spelling.
 fn apply(
     p: &mut Pool,
     sets: &[(Vec<u8>, Vec<u8>)],
     tag: Option<Tag>,
     pattern: Option<&Matcher>,
     limits: Limits,
-    also_remove: impl Fn(&[u8]) -> bool,
+    split: Option<&[u8]>,
     look: bool,
 ) -> Result<Option<Hidden>, Error> {
     p.require_aligned()?;
@@ -258,7 +209,7 @@ fn apply(
             want: &want,
             pattern,
             limits,
-            also_remove: &also_remove,
+            split,
             first: vec![None; sets.len()],
             spellings: Vec::new(),
             plan: Plan {
@@ -276,52 +227,52 @@ fn apply(
 }
 
 /// The planner of [`apply`].
-struct Sets<'a, F> {
+struct Sets<'a> {
     sets: &'a [(Vec<u8>, Vec<u8>)],
     single: Option<&'a [u8]>,
     want: &'a HashMap<&'a [u8], usize>,
-    /// The one key names every record this matches (see [`apply`]).
     pattern: Option<&'a Matcher>,
     limits: Limits,
-    also_remove: &'a F,
+    split: Option<&'a [u8]>,
     /// The first record of each key of `sets`.
     first: Vec<Option<usize>>,
     /// With `pattern`: the stored spellings met so far, with their record.
     spellings: Vec<(Vec<u8>, usize)>,
     plan: Plan,
-    /// Look for a record the host cannot read (`bad`).
+    /// Look for a record the host cannot read (`bad`) before the last key
+    /// of `sets` not met yet (`unfound`): nothing after it is hidden.
     look: bool,
-    /// Keys of `sets` not met yet: once every one is, a record the host
-    /// cannot read would come after all of them, and the values are not
-    /// read (an update of a key near the start reads few).
     unfound: usize,
-    /// The first record the write leaves as it is that is not UTF-8, and
-    /// its key: the host sees nothing after it.
+    /// The first record left as it is that is not UTF-8, and its key.
     bad: Option<(usize, Vec<u8>)>,
     /// What `finish` found written behind `bad`.
     hidden: &'a Cell<Option<Hidden>>,
 }
 
-impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
+impl Planner for Sets<'_> {
     fn heals_anyway(&self) -> bool {
-        // A write succeeds and marks the pool written whatever it found,
-        // even with nothing to set (an empty batch).
+        // A write marks the pool written whatever it found (an empty batch).
         true
     }
 
     fn see(&mut self, r: &Record) {
+        let k = r.key();
         let hit = match (self.pattern, self.single) {
             // An empty key is debris, never a key to update.
-            (Some(m), _) => (!r.key().is_empty() && m.is_match(r.key())).then_some(0),
-            (None, Some(k)) => record::key_is(r.key_field(), k).then_some(0),
-            (None, None) => self.want.get(r.key()).copied(),
+            (Some(m), _) => (!k.is_empty() && m.is_match(k)).then_some(0),
+            (None, Some(key)) => record::key_is(r.key_field(), key).then_some(0),
+            (None, None) => self.want.get(k).copied(),
+        };
+        let old_chunk = |key: &[u8]| {
+            (k == key || chunk::chunk_number(k, key).is_some())
+                && !self.sets.iter().any(|(s, _)| s == k)
         };
         match hit {
             Some(_) if self.pattern.is_some() => {
-                if self.spellings.iter().any(|(s, _)| s == r.key()) {
+                if self.spellings.iter().any(|(s, _)| s == k) {
                     self.plan.remove_first.push(r.index);
                 } else {
-                    self.spellings.push((r.key().to_vec(), r.index));
+                    self.spellings.push((k.to_vec(), r.index));
                 }
             }
             Some(i) if self.first[i].is_none() => {
@@ -329,10 +280,10 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
                 self.unfound -= 1;
             }
             Some(_) => self.plan.remove_first.push(r.index),
-            None if (self.also_remove)(r.key()) => self.plan.remove_last.push(r.index),
+            None if self.split.is_some_and(old_chunk) => self.plan.remove_last.push(r.index),
             // Kept as it is: once one is found, no more are looked for.
             None if self.look && self.unfound > 0 && self.bad.is_none() && !is_text(r) => {
-                self.bad = Some((r.index, r.key().to_vec()));
+                self.bad = Some((r.index, k.to_vec()));
             }
             None => {}
         }
@@ -341,13 +292,11 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
     fn finish(mut self, _: &Pool) -> Result<Plan, Error> {
         // Behind the record the host stops at: appended, or updated after it.
         let mut hidden = self.bad.take().map(|(at, bad)| {
-            (
-                at,
-                Hidden {
-                    bad,
-                    ..Hidden::default()
-                },
-            )
+            let h = Hidden {
+                bad,
+                ..Hidden::default()
+            };
+            (at, h)
         });
         let mut behind = |at: Option<usize>, key: &[u8]| {
             if let Some((bad, h)) = &mut hidden {
@@ -360,12 +309,10 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
             }
         };
         if self.pattern.is_some() {
-            let value = &self.sets[0].1;
+            let (key, value) = &self.sets[0];
             if self.spellings.is_empty() {
-                self.plan
-                    .appends
-                    .push(record::encode(&self.sets[0].0, value).into());
-                behind(None, &self.sets[0].0);
+                (self.plan.appends).push(record::encode(key, value).into());
+                behind(None, key);
             }
             for (stored, at) in &self.spellings {
                 // Keep the stored spelling (hvkvp 2.0 behaviour).
@@ -373,17 +320,16 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
                 (self.plan.updates).push((*at, record::encode(stored, value).into()));
                 behind(Some(*at), stored);
             }
-            self.hidden.set(hidden.map(|(_, h)| h));
-            return Ok(self.plan);
-        }
-        // Set N's record is made when it is written (`make`): a batch of
-        // many pairs is not held twice.
-        for (n, at) in self.first.iter().enumerate() {
-            match *at {
-                Some(at) => self.plan.updates.push((at, New::Made(n))),
-                None => self.plan.appends.push(New::Made(n)),
+        } else {
+            // Set N's record is made when it is written (`make`): a batch
+            // of many pairs is not held twice.
+            for (n, at) in self.first.iter().enumerate() {
+                match *at {
+                    Some(at) => self.plan.updates.push((at, New::Made(n))),
+                    None => self.plan.appends.push(New::Made(n)),
+                }
+                behind(*at, &self.sets[n].0);
             }
-            behind(*at, &self.sets[n].0);
         }
         self.hidden.set(hidden.map(|(_, h)| h));
         Ok(self.plan)
@@ -391,21 +337,18 @@ impl<F: Fn(&[u8]) -> bool> Planner for Sets<'_, F> {
 }
 
 /// Key and value are UTF-8: the daemon can pass the record to the host.
-/// The value's NUL is found with `memchr`: most values are far longer than
-/// their key.
 fn is_text(r: &Record) -> bool {
     let v = r.value_field();
+    // memchr: most values are far longer than their key.
     let v = &v[..memchr::memchr(0, v).unwrap_or(v.len())];
     std::str::from_utf8(r.key()).is_ok() && std::str::from_utf8(v).is_ok()
 }
 
 /// The value from stdin, read no further than one byte past `cap` (plus the
-/// newline that is dropped): an endless stdin is refused, not swallowed.
-/// One trailing newline is dropped unless `keep_newline`: it is the one
-/// `read` prints after the value and `date` or `echo` after theirs, so
-/// `hvkvp read K | hvkvp write K -` stores what it read. Only `\n`: a CR
-/// before it may be the value's own, and `read` prints none.
-fn read_stdin(keep_newline: bool, cap: usize) -> Result<Vec<u8>, Error> {
+/// newline that is dropped): an endless stdin is refused. One trailing
+/// `\n` is dropped unless `keep_newline`, so that `hvkvp read K | hvkvp
+/// write K -` stores what it read.
+fn read_stdin(ctx: &mut Ctx, keep_newline: bool, cap: usize) -> Result<Vec<u8>, Error> {
     let limit = cap + usize::from(!keep_newline) + 1;
     let mut buf = Vec::with_capacity(limit.min(64 * 1024));
     batch::stdin(
@@ -420,32 +363,34 @@ fn read_stdin(keep_newline: bool, cap: usize) -> Result<Vec<u8>, Error> {
     if !keep_newline && buf.last() == Some(&b'\n') {
         buf.pop();
         if buf.last() == Some(&b'\r') {
-            warn(
+            ctx.io.warn(
                 "the value on stdin ends with a carriage return (a CRLF line end?); it is kept: \
                  pipe the value through `tr -d '\\r'` if it is not part of it",
             );
         }
     }
-    if buf.len() > cap {
-        // Say what is known: the whole length, or where reading stopped.
-        let read = if whole {
-            format!("it is {}", count(buf.len(), "byte"))
-        } else {
-            format!("hvkvp stopped reading after {limit} bytes")
-        };
-        return Err(Error::Input(if cap == VALUE_MAX_BYTES {
-            format!(
-                "the value on stdin is longer than {cap} bytes, the most a value field holds \
-                 ({read}){}",
-                crate::advice::too_long(Field::Value, false)
-            )
-        } else {
-            format!(
-                "the value on stdin is longer than {cap} bytes, the most --split takes ({read})"
-            )
-        }));
+    if buf.len() <= cap {
+        return Ok(buf);
     }
-    Ok(buf)
+    // Say what is known: the whole length, or where reading stopped.
+    let read = if whole {
+        format!("it is {}", count(buf.len(), "byte"))
+    } else {
+        format!("hvkvp stopped reading after {limit} bytes")
+    };
+    let most = if cap == VALUE_MAX_BYTES {
+        "the most a value field holds"
+    } else {
+        "the most --split takes"
+    };
+    let advice = if cap == VALUE_MAX_BYTES {
+        crate::advice::too_long(Field::Value, false)
+    } else {
+        String::new()
+    };
+    Err(Error::Input(format!(
+        "the value on stdin is longer than {cap} bytes, {most} ({read}){advice}"
+    )))
 }
 
 #[cfg(test)]

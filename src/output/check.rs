@@ -7,9 +7,9 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde_json::{json, Map, Value};
 
-use super::json::{self, Text};
+use super::json;
 use super::{count, noun, sanitize, show_key};
 use crate::inspect::{Report, Spot};
 use crate::pool::PoolId;
@@ -58,179 +58,119 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
     let f = &r.facts;
     let path = r.path.display().to_string();
     let path = if escape { sanitize(&path) } else { path };
+    let (records, size) = (count(f.records, "record"), count(f.size as usize, "byte"));
+    let mode = r.mode;
     writeln!(
         out,
-        "pool {}: {path}, {}, {}, mode {:04o}",
-        r.id,
-        count(f.records, "record"),
-        count(f.size as usize, "byte"),
-        r.mode
+        "pool {}: {path}, {records}, {size}, mode {mode:04o}",
+        r.id
     )?;
-    let problem = |out: &mut dyn Write, msg: &str| writeln!(out, "  problem: {msg}");
-    let note = |out: &mut dyn Write, msg: &str| writeln!(out, "  note: {msg}");
     let clean_invalid = delete(r, "-c");
-
+    let mut problems = Vec::new();
     if f.tail > 0 {
-        problem(
-            out,
-            &format!(
-                "{} after the last whole record: a partial record, ignored by the daemon \
-                 ({clean_invalid} drops it)",
-                count(f.tail as usize, "byte")
-            ),
-        )?;
+        problems.push(format!(
+            "{} after the last whole record: a partial record, ignored by the daemon \
+             ({clean_invalid} drops it)",
+            count(f.tail as usize, "byte")
+        ));
     }
     let d = &f.debris;
     if !d.is_empty() {
-        let mut what = Vec::new();
-        if !d.empty.is_empty() {
-            what.push(format!(
-                "an empty key in {} {}",
-                noun(d.empty.len(), "record"),
-                list(&d.empty)
-            ));
-        }
-        if !d.copies.is_empty() {
-            what.push(format!(
-                "a copy of the record before it in {} {}",
-                noun(d.copies.len(), "record"),
-                list(&d.copies)
-            ));
-        }
-        if !d.staged.is_empty() {
-            what.push(format!(
-                "an update cut short, staged in {} {}",
-                noun(d.staged.len(), "record"),
-                list(&d.staged)
-            ));
-        }
-        problem(
-            out,
-            &format!(
-                "left by a killed hvkvp (or another writer cut short): {}; the next hvkvp \
-                 write or delete of this pool removes {}, or now: {clean_invalid}",
-                what.join("; "),
-                them(d.len())
-            ),
-        )?;
+        let what: Vec<String> = [
+            ("an empty key in", &d.empty),
+            ("a copy of the record before it in", &d.copies),
+            ("an update cut short, staged in", &d.staged),
+        ]
+        .iter()
+        .filter(|(_, at)| !at.is_empty())
+        .map(|(what, at)| format!("{what} {} {}", noun(at.len(), "record"), list(at)))
+        .collect();
+        problems.push(format!(
+            "left by a killed hvkvp (or another writer cut short): {}; the next hvkvp write or \
+             delete of this pool removes {}, or now: {clean_invalid}",
+            what.join("; "),
+            them(d.len())
+        ));
     }
-    for key in &f.broken_chunks {
-        problem(
-            out,
-            &format!(
-                "the chunks of {} do not join up to one value: a `write --split` was cut \
-                 short; write the value again",
-                show_key(key)
-            ),
-        )?;
-    }
-    for d in f.duplicates.iter().take(SHOWN) {
-        problem(
-            out,
-            &format!(
-                "duplicate key {} in records {}: the host keeps the last \
-                 ({} keeps only that one)",
-                show_key(&d.key),
-                list(&d.indices),
-                delete(r, "-d")
-            ),
-        )?;
-    }
+    problems.extend(f.broken_chunks.iter().map(|key| {
+        format!(
+            "the chunks of {} do not join up to one value: a `write --split` was cut short; \
+             write the value again",
+            show_key(key)
+        )
+    }));
+    problems.extend(f.duplicates.iter().take(SHOWN).map(|d| {
+        format!(
+            "duplicate key {} in records {}: the host keeps the last ({} keeps only that one)",
+            show_key(&d.key),
+            list(&d.indices),
+            delete(r, "-d")
+        )
+    }));
     if f.duplicates.len() > SHOWN {
-        problem(
-            out,
-            &format!(
-                "… and {} more duplicated keys (-o json lists them all)",
-                f.duplicates.len() - SHOWN
-            ),
-        )?;
+        let more = f.duplicates.len() - SHOWN;
+        problems.push(format!(
+            "… and {more} more duplicated keys (-o json lists them all)"
+        ));
     }
+    let bad = |what: &str, spots: &[Spot]| {
+        let list = list(&spots.iter().map(|&s| spot(s)).collect::<Vec<_>>());
+        format!(
+            "{what}: {list} ({clean_invalid} drops {})",
+            them(spots.chunk_by(|a, b| a.index == b.index).count())
+        )
+    };
     if !f.invalid_utf8.is_empty() {
-        problem(
-            out,
-            &format!(
-                "not valid UTF-8: {} ({clean_invalid} drops {})",
-                list(&spots(&f.invalid_utf8)),
-                them(records(&f.invalid_utf8))
-            ),
-        )?;
+        problems.push(bad("not valid UTF-8", &f.invalid_utf8));
     }
     if let Some(at) = r.host_stops_at() {
-        problem(
-            out,
-            &format!(
-                "the host's enumeration stops at record {at}: {} of {} {} invisible to it",
-                r.invisible(),
-                count(f.records, "record"),
-                if r.invisible() == 1 { "is" } else { "are" }
-            ),
-        )?;
+        let are = if r.invisible() == 1 { "is" } else { "are" };
+        problems.push(format!(
+            "the host's enumeration stops at record {at}: {} of {records} {are} invisible to it",
+            r.invisible()
+        ));
     }
     if !f.unterminated.is_empty() {
-        problem(
-            out,
-            &format!(
-                "no terminating NUL: {} ({clean_invalid} drops {})",
-                list(&spots(&f.unterminated)),
-                them(records(&f.unterminated))
-            ),
-        )?;
+        problems.push(bad("no terminating NUL", &f.unterminated));
     }
     if !f.over_limits.is_empty() {
-        let over: Vec<String> = f
-            .over_limits
-            .iter()
+        let over: Vec<String> = (f.over_limits.iter())
             .map(|o| {
-                format!(
-                    "{} ({} UTF-16 units, at most {})",
-                    spot(o.at),
-                    o.units,
-                    o.limit
-                )
+                let (at, units, most) = (spot(o.at), o.units, o.limit);
+                format!("{at} ({units} UTF-16 units, at most {most})")
             })
             .collect();
-        problem(
-            out,
-            &format!("over the host's limits, cut silently: {}", list(&over)),
-        )?;
+        problems.push(format!(
+            "over the host's limits, cut silently: {}",
+            list(&over)
+        ));
     }
     if !r.mode_ok() {
-        problem(
-            out,
-            &format!(
-                "mode {:04o}: the daemon creates pools 0644 (chmod 0644 {path})",
-                r.mode
-            ),
-        )?;
+        problems.push(format!(
+            "mode {mode:04o}: the daemon creates pools 0644 (chmod 0644 {path})"
+        ));
     }
-    for pid in &r.replaced_under_daemon {
-        problem(
-            out,
-            &format!(
-                "the KVP daemon (pid {pid}) holds a file this path no longer names: the pool was \
-                 replaced (renamed over) since the daemon started, and the daemon's lock guards \
-                 nothing now; restart hv_kvp_daemon (systemctl restart hv-kvp-daemon, or \
-                 hypervkvpd)"
-            ),
-        )?;
-    }
+    problems.extend(r.replaced_under_daemon.iter().map(|pid| {
+        format!(
+            "the KVP daemon (pid {pid}) holds a file this path no longer names: the pool was \
+             replaced (renamed over) since the daemon started, and the daemon's lock guards \
+             nothing now; restart hv_kvp_daemon (systemctl restart hv-kvp-daemon, or \
+             hypervkvpd)"
+        )
+    }));
+    let mut notes = Vec::new();
     if r.stale() {
-        let when = format!(
-            "last written before this boot ({} earlier)",
-            ago(r.modified, r.boot)
-        );
+        let ago = ago(r.modified, r.boot);
+        let when = format!("last written before this boot ({ago} earlier)");
         if r.stale_is_problem() {
-            problem(
-                out,
-                &format!(
-                    "{when}: data from an image or an earlier VM, which the host reads \
-                     as this guest's (`hvkvp delete -A --if-stale` empties it)"
-                ),
-            )?;
+            problems.push(format!(
+                "{when}: data from an image or an earlier VM, which the host reads as this \
+                 guest's (`hvkvp delete -A --if-stale` empties it)"
+            ));
         } else if r.id == PoolId::GUEST {
-            note(out, &format!("{when}, but empty"))?;
+            notes.push(format!("{when}, but empty"));
         } else {
-            note(out, &when)?;
+            notes.push(when);
         }
     }
     let hold = |n: usize| match n {
@@ -238,24 +178,23 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
         n => format!("{n} records hold"),
     };
     if f.garbage > 0 {
-        note(
-            out,
-            &format!(
-                "{} bytes after a field's NUL: left by the daemon, never part of the content",
-                hold(f.garbage)
-            ),
-        )?;
+        notes.push(format!(
+            "{} bytes after a field's NUL: left by the daemon, never part of the content",
+            hold(f.garbage)
+        ));
     }
     if f.chunk_tags > 0 {
-        note(
-            out,
-            &format!(
-                "{} hvkvp's chunk tag after a NUL: written by `hvkvp write --split` (the \
-                 number of chunks and a hash of the value, for `read --join`), never part of \
-                 the content",
-                hold(f.chunk_tags)
-            ),
-        )?;
+        notes.push(format!(
+            "{} hvkvp's chunk tag after a NUL: written by `hvkvp write --split` (the number of \
+             chunks and a hash of the value, for `read --join`), never part of the content",
+            hold(f.chunk_tags)
+        ));
+    }
+    for p in &problems {
+        writeln!(out, "  problem: {p}")?;
+    }
+    for n in &notes {
+        writeln!(out, "  note: {n}")?;
     }
     match r.problems() {
         0 => writeln!(out, "  ok"),
@@ -263,171 +202,72 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
     }
 }
 
-/// The reports as one JSON array, one object per pool, one per line:
-///
-/// - `pool` (0–4), `name` (`external`, `guest`, `auto`, `params`,
-///   `auto-internal`), `path`;
-/// - `size` in bytes, `records` (whole records), `partial_tail_bytes`
-///   (bytes after the last whole record; a problem when not 0);
-/// - `mode`, the permission bits in octal as a string (`"0644"`; anything
-///   else is a problem);
-/// - `modified` (the file's mtime) and `boot_time` (`btime` of
-///   `/proc/stat`), seconds since the epoch; `stale`: modified before boot
-///   (a problem for a non-empty pool 1, a note otherwise);
-/// - `empty_keys`: indices of records with an empty key;
-/// - `duplicates`: `[{"key", "indices"}]`, each key held by more than one
-///   record, with every index (the host keeps the last); a key that is not
-///   UTF-8 has U+FFFD for the bad bytes, `"key_utf8": false` and its bytes
-///   as `"key_hex"`, as in `read -o json`;
-/// - `invalid_utf8`: `[{"index", "field"}]` (`field` is `"key"` or
-///   `"value"`), in file order;
-/// - `host_stops_at`: index of the first record with invalid UTF-8, where
-///   the host's enumeration stops, or `null`; `invisible_to_host`: how many
-///   records the host never sees because of it (that one and every later
-///   one);
-/// - `unterminated`: `[{"index", "field"}]`, fields with no NUL;
-/// - `over_host_limits`: `[{"index", "field", "units", "limit"}]`, keys
-///   over 254 and values over 1022 UTF-16 units (the host cuts them);
-/// - `garbage_after_nul`: records with bytes after a field's NUL
-///   (informational), besides a chunk tag;
-/// - `chunk_tags`: records carrying the tag `write --split` puts after a
-///   NUL in each chunk (informational);
-/// - `daemon_holds_replaced`: the pids of running KVP daemons that hold a
-///   file this path no longer names (replaced by rename since the daemon
-///   started: its lock guards nothing); each is a problem;
-/// - `problems`: how many problems were found (each empty key, duplicated
-///   key, bad field counts once; so do a partial record, a wrong mode and
-///   stale data in pool 1). The exit status is 1 when any pool has one.
+/// The reports as one JSON array, one pool per line: `pool`, `name`, `path`,
+/// `size`, `records`, `partial_tail_bytes`, `mode` (`"0644"`), `modified` and
+/// `boot_time` (epoch seconds), `stale`, record indices (`empty_keys`,
+/// `copies`, `staged`), `broken_chunks`, `duplicates` (`[{"key", "indices"}]`;
+/// a key not UTF-8 has `key_utf8` and `key_hex`, as in `read -o json`),
+/// `invalid_utf8` and `unterminated` (`[{"index", "field"}]`), `host_stops_at`
+/// (or null) and `invisible_to_host`, `over_host_limits` (`[{"index",
+/// "field", "units", "limit"}]`), `garbage_after_nul`, `chunk_tags`,
+/// `daemon_holds_replaced` (daemon pids) and `problems`.
 pub fn write_json(out: &mut impl Write, reports: &[Report], escape: bool) -> io::Result<()> {
     let mut buf = Vec::with_capacity(4096);
-    json::write_lines(&mut buf, reports.iter().map(PoolJson::of), escape)?;
+    json::write_lines(&mut buf, reports.iter().map(pool_json), escape)?;
     out.write_all(&buf)
 }
 
-/// One pool in `check -o json`, members in this order.
-#[derive(Serialize)]
-struct PoolJson {
-    pool: u8,
-    name: &'static str,
-    path: String,
-    size: u64,
-    records: usize,
-    partial_tail_bytes: u64,
-    mode: String,
-    modified: i64,
-    boot_time: i64,
-    stale: bool,
-    empty_keys: Vec<usize>,
-    copies: Vec<usize>,
-    staged: Vec<usize>,
-    broken_chunks: Vec<String>,
-    duplicates: Vec<DuplicateJson>,
-    invalid_utf8: Vec<SpotJson>,
-    host_stops_at: Option<usize>,
-    invisible_to_host: usize,
-    unterminated: Vec<SpotJson>,
-    over_host_limits: Vec<OverLimitJson>,
-    garbage_after_nul: usize,
-    chunk_tags: usize,
-    daemon_holds_replaced: Vec<u32>,
-    problems: usize,
-}
-
-#[derive(Serialize)]
-struct DuplicateJson {
-    key: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_utf8: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_hex: Option<String>,
-    indices: Vec<usize>,
-}
-
-#[derive(Serialize)]
-struct SpotJson {
-    index: usize,
-    field: String,
-}
-
-#[derive(Serialize)]
-struct OverLimitJson {
-    index: usize,
-    field: String,
-    units: usize,
-    limit: usize,
-}
-
-impl SpotJson {
-    fn of(s: &Spot) -> SpotJson {
-        SpotJson {
-            index: s.index,
-            field: s.field.to_string(),
-        }
-    }
-}
-
-impl PoolJson {
-    fn of(r: &Report) -> PoolJson {
-        let f = &r.facts;
-        PoolJson {
-            pool: r.id.number(),
-            name: r.id.name(),
-            path: r.path.to_string_lossy().into_owned(),
-            size: f.size,
-            records: f.records,
-            partial_tail_bytes: f.tail,
-            mode: format!("{:04o}", r.mode),
-            modified: stale::epoch_secs(r.modified),
-            boot_time: stale::epoch_secs(r.boot),
-            stale: r.stale(),
-            empty_keys: f.debris.empty.clone(),
-            copies: f.debris.copies.clone(),
-            staged: f.debris.staged.clone(),
-            broken_chunks: (f.broken_chunks.iter())
-                .map(|k| String::from_utf8_lossy(k).into_owned())
-                .collect(),
-            duplicates: (f.duplicates.iter())
-                .map(|d| {
-                    let key = Text::of(&d.key);
-                    DuplicateJson {
-                        key: key.text,
-                        key_utf8: key.utf8,
-                        key_hex: key.hex,
-                        indices: d.indices.clone(),
-                    }
-                })
-                .collect(),
-            invalid_utf8: f.invalid_utf8.iter().map(SpotJson::of).collect(),
-            host_stops_at: r.host_stops_at(),
-            invisible_to_host: r.invisible(),
-            unterminated: f.unterminated.iter().map(SpotJson::of).collect(),
-            over_host_limits: (f.over_limits.iter())
-                .map(|o| OverLimitJson {
-                    index: o.at.index,
-                    field: o.at.field.to_string(),
-                    units: o.units,
-                    limit: o.limit,
-                })
-                .collect(),
-            garbage_after_nul: f.garbage,
-            chunk_tags: f.chunk_tags,
-            daemon_holds_replaced: r.replaced_under_daemon.clone(),
-            problems: r.problems(),
-        }
-    }
-}
-
-/// The records in `spots` (sorted), each once.
-fn records(spots: &[Spot]) -> usize {
-    let mut n = 0;
-    let mut last = None;
-    for s in spots {
-        if last != Some(s.index) {
-            n += 1;
-            last = Some(s.index);
-        }
-    }
-    n
+/// One pool in `check -o json`.
+fn pool_json(r: &Report) -> Value {
+    let f = &r.facts;
+    let spots = |s: &[Spot]| -> Vec<Value> {
+        (s.iter())
+            .map(|s| json!({"index": s.index, "field": s.field.to_string()}))
+            .collect()
+    };
+    let duplicates: Vec<Value> = (f.duplicates.iter())
+        .map(|d| {
+            let mut m = Map::new();
+            json::text_members(&mut m, "key", &d.key);
+            m.insert("indices".into(), json!(d.indices));
+            Value::Object(m)
+        })
+        .collect();
+    let over: Vec<Value> = (f.over_limits.iter())
+        .map(|o| {
+            json!({"index": o.at.index, "field": o.at.field.to_string(), "units": o.units,
+                   "limit": o.limit})
+        })
+        .collect();
+    let broken: Vec<_> = (f.broken_chunks.iter())
+        .map(|k| String::from_utf8_lossy(k))
+        .collect();
+    json!({
+        "pool": r.id.number(),
+        "name": r.id.name(),
+        "path": r.path.to_string_lossy(),
+        "size": f.size,
+        "records": f.records,
+        "partial_tail_bytes": f.tail,
+        "mode": format!("{:04o}", r.mode),
+        "modified": stale::epoch_secs(r.modified),
+        "boot_time": stale::epoch_secs(r.boot),
+        "stale": r.stale(),
+        "empty_keys": f.debris.empty,
+        "copies": f.debris.copies,
+        "staged": f.debris.staged,
+        "broken_chunks": broken,
+        "duplicates": duplicates,
+        "invalid_utf8": spots(&f.invalid_utf8),
+        "host_stops_at": r.host_stops_at(),
+        "invisible_to_host": r.invisible(),
+        "unterminated": spots(&f.unterminated),
+        "over_host_limits": over,
+        "garbage_after_nul": f.garbage,
+        "chunk_tags": f.chunk_tags,
+        "daemon_holds_replaced": r.replaced_under_daemon,
+        "problems": r.problems(),
+    })
 }
 
 /// The pronoun for `n` records.
@@ -444,22 +284,9 @@ fn spot(s: Spot) -> String {
     format!("{} of record {}", s.field, s.index)
 }
 
-fn spots(s: &[Spot]) -> Vec<String> {
-    s.iter().map(|&s| spot(s)).collect()
-}
-
 /// The first few items, comma-separated, and how many more there are.
 fn list<T: Display>(items: &[T]) -> String {
-    let mut s = items
-        .iter()
-        .take(SHOWN)
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > SHOWN {
-        s.push_str(&format!(", … ({} more)", items.len() - SHOWN));
-    }
-    s
+    super::first_few(items.iter().map(T::to_string), SHOWN, items.len())
 }
 
 /// How long before `boot` the file was written, roughly.

@@ -1,34 +1,14 @@
-//! How records reach a person or a pipe.
-//!
-//! Pool contents come from the host and are untrusted text. On a terminal,
-//! control characters, escape sequences, bidi overrides, zero-width
-//! characters and invalid UTF-8 are shown escaped (`\x1b`, `\xff`,
-//! `\u{202e}`), as fd and ripgrep do. To a pipe, bytes are exact: `-0` and
-//! JSON round-trip whatever the pool holds.
+//! How records reach a person or a pipe. Pool contents are untrusted: on a
+//! terminal, whatever a terminal would act on is shown escaped (`\x1b`,
+//! `\u{202e}`); to a pipe, bytes are exact.
 
 pub mod check;
 pub mod json;
-#[cfg(feature = "cli")]
-pub(crate) mod messages;
 pub mod spool;
 
 use std::io::{self, Write};
 
 use spool::Spool;
-
-/// One record copied out of a pool, ready to print after the lock is gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// The pool's number, printed by `read -a` and in JSON.
-    pub pool: u8,
-    /// The record's place in the file, counted from 0: tells duplicates
-    /// apart.
-    pub index: usize,
-    /// The key, exact bytes.
-    pub key: Vec<u8>,
-    /// The value, exact bytes.
-    pub value: Vec<u8>,
-}
 
 /// `-o`: what a record prints as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,29 +36,6 @@ pub struct Style {
     pub show_pool: bool,
     /// Escape untrusted text (stdout is a terminal).
     pub escape: bool,
-}
-
-/// Write `entries` to `out` in `style`; for `-o object`, each key once,
-/// in the place of its first record, with the value of its last.
-pub fn write_entries(out: &mut impl Write, entries: &[Entry], style: &Style) -> io::Result<()> {
-    let mut r = Render::new(out, *style);
-    if style.format == Format::Object {
-        let mut last: std::collections::HashMap<(u8, &[u8]), &[u8]> =
-            std::collections::HashMap::new();
-        for e in entries {
-            last.insert((e.pool, &e.key), &e.value);
-        }
-        for e in entries {
-            if let Some(value) = last.remove(&(e.pool, &e.key[..])) {
-                r.entry(e.pool, e.index, &e.key, value)?;
-            }
-        }
-    } else {
-        for e in entries {
-            r.entry(e.pool, e.index, &e.key, &e.value)?;
-        }
-    }
-    r.finish().map(|_| ())
 }
 
 /// Writes records in a [`Style`] one at a time, as they are found: what is
@@ -122,12 +79,9 @@ impl<W: Write> Render<W> {
         self.entry_in_pieces(pool, index, key, true, || std::iter::once(value))
     }
 
-    /// [`Render::entry`] of a value that comes in pieces (the chunks of
-    /// `read --join`): `pieces` gives them in order each time it is called
-    /// (JSON goes over a value that is not UTF-8 twice), and what is
-    /// written is never held whole. `utf8` false says the whole value is
-    /// known not to be UTF-8; otherwise `-o json`, the only format that
-    /// says so, finds out as it escapes the pieces.
+    /// [`Render::entry`] of a value in pieces (`read --join`'s chunks),
+    /// which `pieces` gives in order each time it is called; `utf8` false:
+    /// the value is known not to be UTF-8.
     pub fn entry_in_pieces<P: AsRef<[u8]>, I: Iterator<Item = P>>(
         &mut self,
         pool: u8,
@@ -156,7 +110,11 @@ impl<W: Write> Render<W> {
             Format::Json => {
                 buf.extend_from_slice(if self.count == 0 { b"[\n" } else { b",\n" });
                 let _ = write!(buf, "{{\"pool\":{pool},\"index\":{index},\"key\":");
-                json_member(buf, "key", key, style.escape);
+                if !json::lossy(buf, key, style.escape) {
+                    buf.extend_from_slice(b",\"key_utf8\":false,\"key_hex\":\"");
+                    json::hex(buf, key);
+                    buf.push(b'"');
+                }
                 buf.extend_from_slice(b",\"value\":\"");
                 // Pieces are cut between characters (`pieces`), so the
                 // value is UTF-8 exactly when every piece is.
@@ -202,18 +160,14 @@ impl<W: Write> Render<W> {
         self.out.write_all(&self.buf)
     }
 
-    /// Pass `pieces` to `f` with `self.buf`, cut between characters only:
-    /// a character cut between two pieces is put back together first, so
-    /// that the text reads as one whatever its pieces. What `f` adds is
-    /// written out as it grows.
+    /// Pass `pieces` to `f` with `self.buf`, cut between characters only;
+    /// what `f` adds is written out as it grows.
     fn pieces(
         &mut self,
         pieces: impl Iterator<Item = impl AsRef<[u8]>>,
         mut f: impl FnMut(&mut Vec<u8>, &[u8]),
     ) -> io::Result<()> {
         const WRITE_AT: usize = 64 * 1024;
-        // No look ahead at the next piece: each is done with before the
-        // next is read.
         let mut held = Vec::new();
         for piece in pieces {
             let piece = piece.as_ref();
@@ -254,31 +208,20 @@ impl<W: Write> Render<W> {
     }
 }
 
-/// Where a [`Render`] into a [`Spool`] stands: [`Render::rewind`] goes
-/// back to it (a scan that has to run again).
-#[derive(Debug, Clone, Copy)]
-pub struct Mark {
-    count: usize,
-    open: Option<(u8, usize)>,
-    len: u64,
-}
+/// Where a [`Render`] into a [`Spool`] stands (records, the open object,
+/// bytes): [`Render::rewind`] goes back to it (a scan that runs again).
+pub type Mark = (usize, Option<(u8, usize)>, u64);
 
 impl Render<Spool> {
     /// Where the output stands now.
     pub fn mark(&self) -> Mark {
-        Mark {
-            count: self.count,
-            open: self.open,
-            len: self.out.len(),
-        }
+        (self.count, self.open, self.out.len())
     }
 
-    /// Forget what was written since `m`.
-    pub fn rewind(&mut self, m: Mark) -> io::Result<()> {
-        self.out.truncate(m.len)?;
-        self.count = m.count;
-        self.open = m.open;
-        Ok(())
+    /// Forget what was written since the mark.
+    pub fn rewind(&mut self, (count, open, len): Mark) -> io::Result<()> {
+        (self.count, self.open) = (count, open);
+        self.out.truncate(len)
     }
 }
 
@@ -298,22 +241,8 @@ fn whole_characters(b: &[u8]) -> usize {
     }
 }
 
-/// A `-o json` member: the text, and when it is not UTF-8, `NAME_utf8`
-/// and the exact bytes in `NAME_hex` (as [`json::Text`] gives them).
-fn json_member(buf: &mut Vec<u8>, name: &str, bytes: &[u8], escape: bool) {
-    if !json::lossy(buf, bytes, escape) {
-        for part in [",\"", name, "_utf8\":false,\"", name, "_hex\":\""] {
-            buf.extend_from_slice(part.as_bytes());
-        }
-        json::hex(buf, bytes);
-        buf.push(b'"');
-    }
-}
-
-/// A `-o object` member's name: the key as text. A key that is not UTF-8
-/// is its text (U+FFFD for each bad sequence), a NUL and its exact bytes in
-/// hex, as `-o json` gives them in `key_hex`: no key holds a NUL, so two
-/// keys never print as one name, and `write --batch` reads the bytes back.
+/// A `-o object` member's name: the key, or when it is not UTF-8 its text,
+/// a NUL and its bytes in hex (no key holds a NUL: `write --batch` reads it).
 fn object_name(buf: &mut Vec<u8>, key: &[u8], escape: bool) {
     if !json::lossy(buf, key, escape) {
         buf.pop(); // the closing quote
@@ -340,28 +269,19 @@ pub(crate) fn is_unsafe(c: char) -> bool {
             | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
 }
 
-/// Append `bytes` to `buf` with everything a terminal would act on shown
-/// as an escape: `\t` `\n` `\r`, `\xNN` for other ASCII controls and for
-/// bytes that are not UTF-8, `\u{NNNN}` for unsafe non-ASCII characters.
+/// Append `bytes` to `buf`, what a terminal would act on as an escape: `\t`
+/// `\n` `\r`, `\xNN` (controls, bytes not UTF-8), `\u{NNNN}`.
 pub fn escape(buf: &mut Vec<u8>, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            if !is_unsafe(c) {
-                let mut tmp = [0u8; 4];
-                buf.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
-            } else {
-                match c {
-                    '\t' => buf.extend_from_slice(b"\\t"),
-                    '\n' => buf.extend_from_slice(b"\\n"),
-                    '\r' => buf.extend_from_slice(b"\\r"),
-                    c if c.is_ascii() => {
-                        let _ = write!(buf, "\\x{:02x}", c as u32);
-                    }
-                    c => {
-                        let _ = write!(buf, "\\u{{{:04x}}}", c as u32);
-                    }
-                }
-            }
+            let _ = match c {
+                c if !is_unsafe(c) => write!(buf, "{c}"),
+                '\t' => write!(buf, "\\t"),
+                '\n' => write!(buf, "\\n"),
+                '\r' => write!(buf, "\\r"),
+                c if c.is_ascii() => write!(buf, "\\x{:02x}", c as u32),
+                c => write!(buf, "\\u{{{:04x}}}", c as u32),
+            };
         }
         for b in chunk.invalid() {
             let _ = write!(buf, "\\x{b:02x}");
@@ -383,6 +303,15 @@ pub(crate) fn noun(n: usize, word: &str) -> String {
     }
 }
 
+/// The first `n` of `items`, comma-separated, and how many more of `total`.
+pub(crate) fn first_few(items: impl Iterator<Item = String>, n: usize, total: usize) -> String {
+    let mut shown: Vec<String> = items.take(n).collect();
+    if total > shown.len() {
+        shown.push(format!("… ({} more)", total - shown.len()));
+    }
+    shown.join(", ")
+}
+
 /// Shown in messages: the key as text, escaped where it is not.
 pub fn show_key(key: &[u8]) -> String {
     let mut v = Vec::new();
@@ -392,48 +321,38 @@ pub fn show_key(key: &[u8]) -> String {
 
 /// A string made safe to quote in an error message on a terminal.
 pub fn sanitize(s: &str) -> String {
-    let mut buf = Vec::with_capacity(s.len());
-    escape(&mut buf, s.as_bytes());
-    String::from_utf8(buf).unwrap_or_default()
+    show_key(s.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use json::Text;
-    use serde::Serialize;
 
-    /// `-o json`'s record as serde writes it: the layout the hand-written
-    /// one keeps.
-    #[derive(Serialize)]
-    struct JsonEntry {
+    #[derive(Clone)]
+    struct Entry {
         pool: u8,
         index: usize,
-        key: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        key_utf8: Option<bool>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        key_hex: Option<String>,
-        value: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        value_utf8: Option<bool>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        value_hex: Option<String>,
+        key: Vec<u8>,
+        value: Vec<u8>,
     }
 
+    fn write_entries(out: &mut Vec<u8>, entries: &[Entry], style: &Style) -> io::Result<()> {
+        let mut r = Render::new(out, *style);
+        for e in entries {
+            r.entry(e.pool, e.index, &e.key, &e.value)?;
+        }
+        r.finish().map(|_| ())
+    }
+
+    /// `-o json`'s records as serde writes them.
     fn serde_json_of(entries: &[Entry], escape: bool) -> Vec<u8> {
         let items = entries.iter().map(|e| {
-            let (key, value) = (Text::of(&e.key), Text::of(&e.value));
-            JsonEntry {
-                pool: e.pool,
-                index: e.index,
-                key: key.text,
-                key_utf8: key.utf8,
-                key_hex: key.hex,
-                value: value.text,
-                value_utf8: value.utf8,
-                value_hex: value.hex,
-            }
+            let mut m = serde_json::Map::new();
+            m.insert("pool".into(), e.pool.into());
+            m.insert("index".into(), e.index.into());
+            json::text_members(&mut m, "key", &e.key);
+            json::text_members(&mut m, "value", &e.value);
+            m
         });
         let mut out = Vec::new();
         json::write_lines(&mut out, items, escape).unwrap();
@@ -446,8 +365,10 @@ mod tests {
         for (i, e) in entries.iter().enumerate() {
             out.extend_from_slice(if i > 0 { b",\n" } else { b"\n" });
             let mut name = String::from_utf8_lossy(&e.key).into_owned();
-            if let Some(hex) = Text::of(&e.key).hex {
-                name = format!("{name}\0{hex}");
+            if std::str::from_utf8(&e.key).is_err() {
+                let mut hex = Vec::new();
+                json::hex(&mut hex, &e.key);
+                name = format!("{name}\0{}", String::from_utf8(hex).unwrap());
             }
             json::write(&mut out, &name, escape).unwrap();
             out.push(b':');
@@ -569,19 +490,14 @@ mod tests {
     }
 
     #[test]
-    fn object_keeps_the_first_place_and_the_last_value_per_pool() {
+    fn object_of_two_pools() {
         let e = |pool, index, k: &str, v: &str| Entry {
             pool,
             index,
             key: k.into(),
             value: v.into(),
         };
-        let entries = [
-            e(0, 0, "a", "1"),
-            e(0, 1, "b", "2"),
-            e(0, 2, "a", "3"),
-            e(3, 0, "a", "x"),
-        ];
+        let entries = [e(0, 0, "a", "3"), e(0, 1, "b", "2"), e(3, 0, "a", "x")];
         let style = Style {
             format: Format::Object,
             null: false,

@@ -1,7 +1,5 @@
-//! Output made under a lock and printed once it is released: held in
-//! memory up to [`MEM_MAX`], then in an unnamed temporary file, so that
-//! memory stays flat whatever the size of the output. A spool that cannot
-//! make its file fails with a [`NoTempFile`] inside the `io::Error`.
+//! Output made under a lock and printed once it is released: in memory up
+//! to [`MEM_MAX`], then in an unnamed temporary file.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
@@ -87,9 +85,8 @@ impl Write for Spool {
     }
 }
 
-/// Why the output could not be held: no temporary file could be made.
-/// Carried inside the `io::Error` a write into the spool returns, so that
-/// the message names the temporary directory, not standard output.
+/// No temporary file could be made: inside the `io::Error` a write into
+/// the spool returns, so that the message names the directory, not stdout.
 #[derive(Debug)]
 pub struct NoTempFile {
     /// `$TMPDIR`, or `/tmp` when it is not set.
@@ -98,17 +95,15 @@ pub struct NoTempFile {
     pub source: io::Error,
 }
 
+/// What [`NoTempFile`] says after the directory.
+pub const NO_TEMP_FILE: &str = "cannot make a temporary file there (nor in memory, /dev/shm or \
+     /tmp) to hold output over 1 MiB until the pool is unlocked; set TMPDIR to a writable \
+     directory";
+
 impl std::fmt::Display for NoTempFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: cannot make a temporary file there (nor in memory, /dev/shm or /tmp) to hold \
-             output over {} MiB until the pool is unlocked; set TMPDIR to a writable \
-             directory: {}",
-            self.dir.display(),
-            MEM_MAX >> 20,
-            self.source
-        )
+        let (dir, source) = (self.dir.display(), &self.source);
+        write!(f, "{dir}: {NO_TEMP_FILE}: {source}")
     }
 }
 
@@ -121,11 +116,9 @@ impl NoTempFile {
     }
 }
 
-/// A file that has no name, so that nothing is left behind however the
-/// process ends: in `$TMPDIR` (default `/tmp`); where that cannot hold one
-/// (a directory that does not exist, a full or read-only file system), in
-/// memory outside the process's heap (`memfd_create`), then in `/dev/shm`
-/// or `/tmp`. None of them counts towards the process's own memory.
+/// A file with no name, so that nothing is left behind: in `$TMPDIR`
+/// (default `/tmp`), else in memory outside the heap (`memfd_create`), else
+/// in `/dev/shm` or `/tmp`.
 fn temp_file() -> io::Result<File> {
     let dir = std::env::temp_dir();
     let first = match temp_file_in(&dir) {

@@ -52,7 +52,14 @@ pub fn run(dir: &Path, args: &[String]) -> (u8, String) {
         Ok(c) => c,
         Err(e) => panic!("bad test command line {args:?}: {e}"),
     };
-    let outcome = hvkvp::run(cli);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let io = hvkvp::commands::Streams {
+        out: &mut out,
+        err: &mut err,
+        out_tty: false,
+        err_tty: false,
+    };
+    let outcome = hvkvp::run(cli, io);
     let msg = outcome.as_ref().err().map(hvkvp::advice::shown);
     (hvkvp::exit_status(&outcome) as u8, msg.unwrap_or_default())
 }

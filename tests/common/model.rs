@@ -448,6 +448,13 @@ struct Del {
     regex: bool,
 }
 
+impl Del {
+    /// A command line in hvkvp 2.0's form.
+    fn is_2_0(&self) -> bool {
+        !matches!(self.sel, Some(Sel::Key(_))) && self.target.is_2_0() && !self.force && !self.regex
+    }
+}
+
 #[derive(Clone)]
 enum Op {
     Write {
@@ -502,6 +509,34 @@ enum Arg {
 }
 
 impl Op {
+    /// A write or delete in hvkvp 2.0's form (which prints the pool after
+    /// a change).
+    fn is_2_0(&self) -> bool {
+        match self {
+            Op::Write {
+                target,
+                force,
+                form,
+                ..
+            } => !matches!(form, Form::Positional) && target.is_2_0() && !*force,
+            Op::WriteContaining { .. } => true,
+            Op::Delete(d) => d.is_2_0(),
+            _ => false,
+        }
+    }
+
+    /// The pool the command names.
+    fn target(&self) -> Target {
+        match self {
+            Op::Write { target, .. }
+            | Op::Split { target, .. }
+            | Op::Batch { target, .. }
+            | Op::WriteContaining { target, .. } => *target,
+            Op::Delete(d) => d.target,
+            Op::WriteMatchOff { .. } | Op::SplitIgnoreCase { .. } => Target::Default,
+        }
+    }
+
     fn args(&self) -> Vec<Arg> {
         use Arg::*;
         let common = |v: &mut Vec<Arg>, verb, target: Target, force| {
@@ -750,6 +785,36 @@ impl Model {
         Ok(p)
     }
 
+    /// What `op`, which [`Model::step`] just ran with `exit`, prints on
+    /// stdout: a 2.0-form write or delete that succeeds lists the pool as
+    /// `key: value` lines, every record, as 2.0 did; any other prints nothing.
+    fn stdout(&self, op: &Op, exit: Exit) -> Vec<u8> {
+        let mut out = Vec::new();
+        if exit != OK || !op.is_2_0() {
+            return out;
+        }
+        for r in &self.pools[&op.target().pool()].recs {
+            out.extend_from_slice(key_of(&r.bytes));
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value_of(&r.bytes));
+            out.push(b'\n');
+        }
+        out
+    }
+
+    /// Whether `op`, run with `exit`, is sure to say nothing on stderr (to
+    /// a pipe; an error is the caller's to print). Only a modern write
+    /// that succeeds (of a key behind one the host cannot read) and a
+    /// modern `delete KEY` (of look-alike chunks it keeps) may warn.
+    fn silent(op: &Op, exit: Exit) -> bool {
+        let may_warn = match op {
+            Op::Write { .. } | Op::Split { .. } | Op::Batch { .. } => !op.is_2_0(),
+            Op::Delete(d) => matches!(d.sel, Some(Sel::Key(_))),
+            _ => false,
+        };
+        exit != OK || !may_warn
+    }
+
     /// Run one command on the model; its exit status. A refused command
     /// changes nothing, not even whether a pool file exists.
     fn step(&mut self, op: &Op) -> Exit {
@@ -781,7 +846,7 @@ impl Model {
                 if !key_ok(&key.0, *force) || !value_ok(value, *force) {
                     return Err(USAGE);
                 }
-                let v2 = !matches!(form, Form::Positional) && target.is_2_0() && !*force;
+                let v2 = op.is_2_0();
                 let wild = v2 && has_wildcard(&key.0);
                 let p = self.writable(*target, *force, true)?;
                 if wild {
@@ -890,7 +955,7 @@ impl Model {
         if d.all && (d.sel.is_some() || d.dups || d.clean) {
             return Err(USAGE);
         }
-        let v2 = !matches!(d.sel, Some(Sel::Key(_))) && d.target.is_2_0() && !d.force && !d.regex;
+        let v2 = d.is_2_0();
         // hvkvp 2.0 took an empty -k for none.
         let d = &match &d.sel {
             Some(Sel::Pattern { pat, .. }) if v2 && pat.0.is_empty() => Del {
