@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hvkvp::matcher::{MatchOptions, Matcher};
+use hvkvp::internal::matcher::{MatchOptions, Matcher};
 use hvkvp::pool::{Access, Pool, PoolId};
 use hvkvp::record::{self, RECORD_SIZE};
 

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use crate::output::count;
-
 /// The process exit status of every outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -318,5 +316,19 @@ impl Error {
             doing,
             source,
         }
+    }
+}
+
+/// `3 records`, `1 record`.
+pub(crate) fn count(n: usize, word: &str) -> String {
+    format!("{n} {}", noun(n, word))
+}
+
+/// `record` or `records`, as `n` wants.
+pub(crate) fn noun(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
     }
 }

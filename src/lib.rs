@@ -33,9 +33,9 @@
 //!   unguarded, an unlinked one makes it exit. cloud-init and azure-init
 //!   lock with `flock`, which does not exclude a POSIX lock on Linux, and
 //!   cloud-init empties pool 1 at boot, without any lock, when its mtime is
-//!   older than the boot time. See [`lock`] and [`stale`].
+//!   older than the boot time. See [`lock`] and `stale`.
 //! - Long values travel as chunks `KEY.0`, `KEY.1`, … (Ignition, libhvee).
-//!   See [`chunk`].
+//!   See `chunk`.
 //!
 //! # The rules hvkvp keeps
 //!
@@ -82,9 +82,9 @@
 //!
 //! # The code
 //!
-//! Data flows one way: [`cli`] → [`commands`] → [`change`] → [`pool`]
-//! (→ [`record`], [`chunk`], [`lock`], [`seam`]) → [`output`]. `check`
-//! finds what is wrong with a pool in [`inspect`], as data, and [`output`]
+//! Data flows one way: `cli` → `commands` → [`change`] → [`pool`]
+//! (→ [`record`], `chunk`, [`lock`], `seam`) → `output`. `check`
+//! finds what is wrong with a pool in `inspect`, as data, and `output`
 //! renders it. Commands never touch the file's bytes; the pool never
 //! prints.
 //!
@@ -119,14 +119,14 @@
 //!
 //! The pool layer needs no command line: [`pool::Pool`] opens and locks a
 //! pool, [`change::run`] carries out what a [`change::Planner`] works out
-//! in one scan, so that a kill leaves every key old or new. A program that
-//! changes pool 1 keeps the rules above as `hvkvp write` does: it checks
-//! every field before it opens the pool, and marks the pool written.
+//! in one scan, so that a kill leaves every key old or new, and marks the
+//! pool written. A program that changes pool 1 keeps the rules above as
+//! `hvkvp write` does: it checks every field before it opens the pool.
 //!
 //! The command line is the default feature `cli` (clap, the man page and
-//! the completions, and the modules [`cli`], [`commands`] and
-//! [`examples`]). A program that needs only the pool layer leaves it out:
-//! `hvkvp = { version = "3", default-features = false }`.
+//! the completions); its modules are not part of the API. A program that
+//! needs only the pool layer leaves it out:
+//! `hvkvp = { version = "4", default-features = false }`.
 //!
 //! ```
 //! use std::time::Duration;
@@ -187,35 +187,57 @@
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-#[cfg(feature = "cli")]
-pub mod advice;
-pub mod batch;
 pub mod change;
-pub mod chunk;
-#[cfg(feature = "cli")]
-pub mod cli;
-#[cfg(feature = "cli")]
-pub mod commands;
 pub mod error;
-#[cfg(feature = "cli")]
-pub mod examples;
-pub mod inspect;
 pub mod lock;
-#[cfg(feature = "cli")]
-mod man;
-pub mod matcher;
-pub mod output;
 pub mod pool;
 pub mod record;
-pub mod seam;
-pub mod stale;
-pub mod watch;
+
+mod seam;
+
+#[cfg(feature = "cli")]
+mod batch;
+#[cfg(feature = "cli")]
+mod inspect;
+#[cfg(feature = "cli")]
+mod man;
+#[cfg(feature = "cli")]
+mod stale;
+#[cfg(feature = "cli")]
+mod watch;
+#[cfg(feature = "cli")]
+use internal::{advice, chunk, cli, commands, examples, matcher, output};
 
 pub use error::{exit_status, Error, Exit};
 
-/// Run one parsed command line. [`exit_status`] turns the outcome into the
-/// process's exit status; the binary prints the error, if any.
+/// The command line's own modules, for hvkvp's binary, tests, benchmarks
+/// and fuzz targets. Not part of the API: they change in any release.
 #[cfg(feature = "cli")]
-pub fn run(cli: cli::Cli, io: commands::Streams<'_>) -> Result<Exit, Error> {
-    commands::run(cli, io)
+#[doc(hidden)]
+#[allow(rustdoc::private_intra_doc_links)]
+#[path = "."]
+pub mod internal {
+    #[path = "advice.rs"]
+    pub mod advice;
+    #[path = "chunk.rs"]
+    pub mod chunk;
+    #[path = "cli.rs"]
+    pub mod cli;
+    #[path = "commands/mod.rs"]
+    pub mod commands;
+    #[path = "examples.rs"]
+    pub mod examples;
+    #[path = "matcher.rs"]
+    pub mod matcher;
+    #[path = "output/mod.rs"]
+    pub mod output;
+    #[cfg(feature = "crashpoint")]
+    pub use crate::seam::crashpoint;
+
+    /// Run one parsed command line. [`crate::exit_status`] turns the
+    /// outcome into the process's exit status; the binary prints the
+    /// error, if any.
+    pub fn run(cli: cli::Cli, io: commands::Streams<'_>) -> Result<crate::Exit, crate::Error> {
+        commands::run(cli, io)
+    }
 }

@@ -37,27 +37,27 @@ extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc:
 }
 
 fn run(args: Vec<OsString>) -> Exit {
-    if let Some(msg) = hvkvp::cli::spaced_wait(&args) {
+    if let Some(msg) = hvkvp::internal::cli::spaced_wait(&args) {
         let _ = writeln!(std::io::stderr(), "hvkvp: error: {msg}");
         return Exit::Usage;
     }
     // What clap builds is left for the process's exit to free: dropping it
     // costs about as much as a one-key read does.
-    let mut command = std::mem::ManuallyDrop::new(hvkvp::cli::command());
+    let mut command = std::mem::ManuallyDrop::new(hvkvp::internal::cli::command());
     let parsed = command.try_get_matches_from_mut(&args).and_then(|m| {
         let mut m = std::mem::ManuallyDrop::new(m);
-        hvkvp::cli::Cli::from_arg_matches_mut(&mut m)
+        hvkvp::internal::cli::Cli::from_arg_matches_mut(&mut m)
     });
     let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
     let outcome = match parsed {
         Ok(cli) => {
-            let io = hvkvp::commands::Streams {
+            let io = hvkvp::internal::commands::Streams {
                 out_tty: stdout.is_terminal(),
                 err_tty: stderr.is_terminal(),
                 out: &mut stdout.lock(),
                 err: &mut stderr.lock(),
             };
-            hvkvp::run(cli, io)
+            hvkvp::internal::run(cli, io)
         }
         // --help and --version: to stdout, exit 0. Output that cannot be
         // written fails as any other output does (ripgrep's rule): exit 3
@@ -81,9 +81,9 @@ fn run(args: Vec<OsString>) -> Exit {
     // An error once, with its causes. A closed pipe (`hvkvp read | head
     // -1`) is not an error: nothing is said.
     if let Some(err) = outcome.as_ref().err().filter(|e| !e.is_broken_pipe()) {
-        let mut msg = hvkvp::advice::shown(err);
+        let mut msg = hvkvp::internal::advice::shown(err);
         if stderr.is_terminal() {
-            msg = hvkvp::output::sanitize(&msg);
+            msg = hvkvp::internal::output::sanitize(&msg);
         }
         let _ = writeln!(stderr.lock(), "hvkvp: error: {msg}");
     }

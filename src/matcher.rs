@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use crate::error::Error;
 
+#[path = "matcher/legacy.rs"]
 pub mod legacy;
 
 /// How a `-k PATTERN` is compared with keys.

@@ -1,5 +1,5 @@
 //! One pool file, opened once and locked, read with positioned reads a
-//! [`BLOCK`] at a time, and changed in place through the [`seam`].
+//! [`BLOCK`] at a time, and changed in place through the `seam`.
 //!
 //! One descriptor does all the I/O and holds both locks (closing a second
 //! one would drop the POSIX lock). A pool is never renamed over or
@@ -386,7 +386,7 @@ impl Pool {
             format!(
                 "{}: {} is not a whole number of records; the last {} ignored",
                 self.path.display(),
-                crate::output::count(self.size as usize, "byte"),
+                crate::error::count(self.size as usize, "byte"),
                 match self.tail() {
                     1 => "byte is".to_string(),
                     n => format!("{n} bytes are"),

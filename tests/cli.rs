@@ -189,11 +189,14 @@ fn help_and_version_that_cannot_be_written_fail() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
 
-/// Every example of `hvkvp::examples`, under the help it belongs to.
-fn every_example() -> Vec<(Vec<&'static str>, &'static hvkvp::examples::Examples)> {
-    let mut all = vec![(vec!["--help"], &hvkvp::examples::MAIN)];
+/// Every example of `hvkvp::internal::examples`, under the help it belongs to.
+fn every_example() -> Vec<(
+    Vec<&'static str>,
+    &'static hvkvp::internal::examples::Examples,
+)> {
+    let mut all = vec![(vec!["--help"], &hvkvp::internal::examples::MAIN)];
     for verb in ["read", "write", "delete", "check"] {
-        let examples = hvkvp::examples::of_verb(verb).expect("every verb has examples");
+        let examples = hvkvp::internal::examples::of_verb(verb).expect("every verb has examples");
         all.push((vec![verb, "--help"], examples));
     }
     all

@@ -1,8 +1,8 @@
 //! Every crash point of every command form that changes a pool, proved,
 //! not sampled.
 //!
-//! Each form runs once to completion through `hvkvp::run` in-process, with
-//! the write seam (`hvkvp::seam::crashpoint`) recording its calls. Then it
+//! Each form runs once to completion through `hvkvp::internal::run` in-process, with
+//! the write seam (`hvkvp::internal::crashpoint`) recording its calls. Then it
 //! is replayed from the same start, stopped after its k-th call for every
 //! k, and inside its k-th call at every page boundary that call crosses
 //! (the kernel can stop a `pwrite` there when the process is killed). After
@@ -32,7 +32,7 @@ mod forms;
 
 use forms::{content, filler, forms, joined, judge, judge_clean, lossy, records, run, s, setup};
 use forms::{Content, Form};
-use hvkvp::seam::crashpoint::{self, Stop};
+use hvkvp::internal::crashpoint::{self, Stop};
 
 #[derive(Default)]
 struct Tally {

@@ -506,9 +506,9 @@ fn man_page_shows_every_example_intact() {
     assert!(out.status.success(), "{}", show(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    let mut lists = vec![&hvkvp::examples::MAIN];
+    let mut lists = vec![&hvkvp::internal::examples::MAIN];
     for verb in VERBS {
-        lists.push(hvkvp::examples::of_verb(verb).expect("every verb has examples"));
+        lists.push(hvkvp::internal::examples::of_verb(verb).expect("every verb has examples"));
     }
     for examples in lists {
         for (command, what) in examples.examples() {

@@ -17,7 +17,7 @@
 //!
 //! `every_interference_point_*` enumerates it: each form of
 //! `crashpoints.rs`, at each of its writes k, with each move made just
-//! before write k (`hvkvp::seam::crashpoint::arm_interference`). The other
+//! before write k (`hvkvp::internal::crashpoint::arm_interference`). The other
 //! tests are reproducers of the defects found from outside, through the
 //! binary where the timing allows.
 
@@ -35,7 +35,7 @@ use common::{
     hold, pool_bytes, record, wait_until_blocked_on_a_lock, Gives, Has, Is, Pools, RECORD_SIZE,
 };
 use forms::{content, filler, forms, judge, judge_clean, records, run, s, setup, Content, Form};
-use hvkvp::seam::crashpoint;
+use hvkvp::internal::crashpoint;
 
 // ---------------------------------------------------------------------
 // Reproducers through the binary.

@@ -1,5 +1,5 @@
 //! Model-based property tests: random command sequences on random pools, run
-//! in-process through `hvkvp::run` and through a small in-memory model of
+//! in-process through `hvkvp::internal::run` and through a small in-memory model of
 //! the rules in the README. After every step each pool file must hold exactly the model's
 //! bytes (untouched records keep their original bytes, garbage after the NUL
 //! included; records hvkvp wrote are zero-filled, but for the tag of a
@@ -47,15 +47,15 @@ include!("common/model.rs");
 /// outcome maps as the binary maps it (`hvkvp::exit_status`).
 fn exit_of(argv: Vec<OsString>) -> Ran {
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let exit = match hvkvp::cli::Cli::try_parse_from(argv) {
+    let exit = match hvkvp::internal::cli::Cli::try_parse_from(argv) {
         Ok(cli) => {
-            let io = hvkvp::commands::Streams {
+            let io = hvkvp::internal::commands::Streams {
                 out: &mut out,
                 err: &mut err,
                 out_tty: false,
                 err_tty: false,
             };
-            hvkvp::exit_status(&hvkvp::run(cli, io)) as u8
+            hvkvp::exit_status(&hvkvp::internal::run(cli, io)) as u8
         }
         Err(e) if !e.use_stderr() => 0,
         Err(_) => hvkvp::Exit::Usage as u8,

@@ -17,7 +17,7 @@
 //!
 //! The pools hold keys that match and keys that do not, case variants, a
 //! duplicate, chunks `K.0` and `K.1`, and in pool 1 a value that is not
-//! UTF-8. Each line runs in-process through `hvkvp::run`, with stdin a file
+//! UTF-8. Each line runs in-process through `hvkvp::internal::run`, with stdin a file
 //! holding `piped\n` and stdout a file read back, on the pools put back as
 //! they were before each line.
 //!
@@ -212,7 +212,7 @@ struct Verb {
 }
 
 fn verbs() -> Vec<Verb> {
-    let cmd = <hvkvp::cli::Cli as clap::CommandFactory>::command();
+    let cmd = <hvkvp::internal::cli::Cli as clap::CommandFactory>::command();
     let skip = |a: &clap::Arg| matches!(a.get_id().as_str(), "help" | "version" | "pool_dir");
     let globals: Vec<&clap::Arg> = cmd
         .get_arguments()
@@ -224,7 +224,7 @@ fn verbs() -> Vec<Verb> {
     // global options' names, which stand with the globals below.
     let is_global = |a: &clap::Arg| globals.iter().any(|g| g.get_id() == a.get_id());
     for sub in cmd.get_subcommands() {
-        let sub = &hvkvp::cli::verb(sub.get_name()).expect("a verb");
+        let sub = &hvkvp::internal::cli::verb(sub.get_name()).expect("a verb");
         let names: Vec<&str> = std::iter::once(sub.get_name())
             .chain(sub.get_all_aliases())
             .collect();
@@ -1098,7 +1098,7 @@ impl Bench {
             lines,
             nul,
             start: start_bytes(),
-            cli: std::cell::RefCell::new(hvkvp::cli::command()),
+            cli: std::cell::RefCell::new(hvkvp::internal::cli::command()),
             mtime: SystemTime::now() - Duration::from_secs(5),
             _tmp: tmp,
         };
@@ -1177,16 +1177,16 @@ impl Bench {
         let mut out = Vec::new();
         let parsed = (self.cli.borrow_mut())
             .try_get_matches_from_mut(&argv)
-            .and_then(|m| hvkvp::cli::Cli::from_arg_matches(&m));
+            .and_then(|m| hvkvp::internal::cli::Cli::from_arg_matches(&m));
         let exit = match parsed {
             Ok(cli) => {
-                let io = hvkvp::commands::Streams {
+                let io = hvkvp::internal::commands::Streams {
                     out: &mut out,
                     err: &mut std::io::sink(),
                     out_tty: false,
                     err_tty: false,
                 };
-                hvkvp::exit_status(&hvkvp::run(cli, io)) as u8
+                hvkvp::exit_status(&hvkvp::internal::run(cli, io)) as u8
             }
             Err(e) if !e.use_stderr() => OK,
             Err(_) => USAGE,

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use hvkvp::matcher::{legacy, MatchOptions, Matcher};
+use hvkvp::internal::matcher::{legacy, MatchOptions, Matcher};
 
 /// A pool 1 whose mtime is an hour ago, so that any write shows.
 fn pool_an_hour_old(recs: &[(&str, &str)]) -> (Pools, Vec<u8>, SystemTime) {

@@ -10,7 +10,7 @@
 //! replays every seed and every artifact through it in `make test`.
 
 use clap::Parser;
-use hvkvp::cli::Cli;
+use hvkvp::internal::cli::Cli;
 use hvkvp::Exit;
 
 const KEYS: &[&str] = &["a", "A", "b", "k", "k.0", "k.1", "", "é", "a.b"];
@@ -102,13 +102,13 @@ pub fn check(data: &[u8]) {
         );
         return;
     };
-    let io = hvkvp::commands::Streams {
+    let io = hvkvp::internal::commands::Streams {
         out: &mut std::io::sink(),
         err: &mut std::io::sink(),
         out_tty: false,
         err_tty: false,
     };
-    let code = hvkvp::exit_status(&hvkvp::run(cli, io));
+    let code = hvkvp::exit_status(&hvkvp::internal::run(cli, io));
     let after = std::fs::read(&file).unwrap();
     match code {
         Exit::Usage | Exit::Environment | Exit::NoMatch => {
@@ -140,7 +140,7 @@ pub fn check(data: &[u8]) {
                     // The one thing hvkvp puts after a NUL: the tag of a
                     // `--split` chunk.
                     assert!(
-                        !hvkvp::chunk::garbage_besides_tag(field),
+                        !hvkvp::internal::chunk::garbage_besides_tag(field),
                         "a written field is not zero-filled: {args:?}"
                     );
                 }

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use hvkvp::matcher::{MatchOptions, Matcher};
-use hvkvp::output::{Format, Render, Style};
+use hvkvp::internal::matcher::{MatchOptions, Matcher};
+use hvkvp::internal::output::{Format, Render, Style};
 use hvkvp::pool::{Access, Pool, PoolId};
 use hvkvp::record::{self, KEY_SIZE, RECORD_SIZE};
 

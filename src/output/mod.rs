@@ -6,6 +6,7 @@ pub mod check;
 pub mod json;
 pub mod spool;
 
+pub(crate) use crate::error::{count, noun};
 use std::io::{self, Write};
 
 use spool::Spool;
@@ -286,20 +287,6 @@ pub fn escape(buf: &mut Vec<u8>, bytes: &[u8]) {
         for b in chunk.invalid() {
             let _ = write!(buf, "\\x{b:02x}");
         }
-    }
-}
-
-/// `3 records`, `1 record`.
-pub(crate) fn count(n: usize, word: &str) -> String {
-    format!("{n} {}", noun(n, word))
-}
-
-/// `record` or `records`, as `n` wants.
-pub(crate) fn noun(n: usize, word: &str) -> String {
-    if n == 1 {
-        word.to_string()
-    } else {
-        format!("{word}s")
     }
 }
 

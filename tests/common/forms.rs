@@ -48,19 +48,19 @@ pub fn run(dir: &Path, args: &[String]) -> (u8, String) {
         "5".into(),
     ];
     argv.extend(args.iter().map(OsString::from));
-    let cli = match <hvkvp::cli::Cli as clap::Parser>::try_parse_from(argv) {
+    let cli = match <hvkvp::internal::cli::Cli as clap::Parser>::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => panic!("bad test command line {args:?}: {e}"),
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let io = hvkvp::commands::Streams {
+    let io = hvkvp::internal::commands::Streams {
         out: &mut out,
         err: &mut err,
         out_tty: false,
         err_tty: false,
     };
-    let outcome = hvkvp::run(cli, io);
-    let msg = outcome.as_ref().err().map(hvkvp::advice::shown);
+    let outcome = hvkvp::internal::run(cli, io);
+    let msg = outcome.as_ref().err().map(hvkvp::internal::advice::shown);
     (hvkvp::exit_status(&outcome) as u8, msg.unwrap_or_default())
 }
 
@@ -389,7 +389,7 @@ pub fn joined(bytes: &[u8], base: &str) -> Result<Vec<u8>, String> {
     if let Some(r) = recs.iter().find(|r| cut(&r[..KEY_SIZE]) == base.as_bytes()) {
         return Ok(cut(&r[KEY_SIZE..]).to_vec());
     }
-    let mut c = hvkvp::chunk::Chunks::new(recs.len());
+    let mut c = hvkvp::internal::chunk::Chunks::new(recs.len());
     for (i, r) in recs.iter().enumerate() {
         c.see(base.as_bytes(), i, r);
     }
