@@ -506,7 +506,18 @@ fn main() {
             }
             let t = time(&c.hvkvp, runs, &pd, c.restore.as_ref(), c.stdin.as_deref());
             let rss = peak_rss(&c.hvkvp, c.restore.as_ref(), c.stdin.as_deref());
+            // A peer that refuses the case (libazureinit-kvp exits 3 on a
+            // value that is not UTF-8) is shown with its exit status.
+            let refused = c.peer.as_ref().and_then(|p| {
+                if let Some((orig, pool)) = &c.restore {
+                    std::fs::copy(orig, pool).unwrap();
+                }
+                let args: Vec<&str> = p.iter().map(String::as_str).collect();
+                let status = libc::WEXITSTATUS(run_with_usage(&args, None).0);
+                (status >= 2).then(|| format!("exit {status}"))
+            });
             let (pt, prss) = match &c.peer {
+                Some(_) if refused.is_some() => (refused.unwrap(), "-".into()),
                 Some(p) => (
                     ms(time(p, runs, &pd, c.restore.as_ref(), None).median),
                     format!("{:.1}", peak_rss(p, c.restore.as_ref(), None)),

@@ -734,27 +734,6 @@ pub fn redirect(to: &[(libc::c_int, &std::fs::File)]) -> Redirected {
     restore
 }
 
-/// Run `f` (hvkvp in-process) with fds 1 and 2 on /dev/null, one call at
-/// a time, so that a passing run prints nothing. libtest captures panic
-/// messages on its own; only with `--nocapture` could another test's
-/// panic message, printed at that very instant, be lost (and a line of
-/// libtest's own progress, printed while fd 1 is redirected).
-pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let null = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .expect("/dev/null");
-    let restore = redirect(&[(1, &null), (2, &null)]);
-    let out = f();
-    // What a listing left in std's buffer goes to /dev/null too.
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
-    drop(restore);
-    out
-}
-
 /// Is `tool` installed (does `tool --version` run)?
 pub fn installed(tool: &str) -> bool {
     std::process::Command::new(tool)
