@@ -574,49 +574,15 @@ fn main() {
 /// it adds.
 fn memory(d: &Path, sizes: &[usize]) {
     // (case, each key 10 times, 2,047-byte values, arguments)
+    #[rustfmt::skip]
     let cases: [(&str, bool, bool, &[&str]); 7] = [
-        (
-            "check (each key 10 times)",
-            true,
-            false,
-            &["check", "-p", "1"],
-        ),
-        (
-            "delete --force -d (each key 10 times)",
-            true,
-            false,
-            &["delete", "-p", "1", "--force", "-d"],
-        ),
-        (
-            "delete -E -k 'key.*' (every record)",
-            false,
-            false,
-            &["delete", "-p", "1", "-E", "-k", "key.*"],
-        ),
-        (
-            "check (2,047-byte values)",
-            false,
-            true,
-            &["check", "-p", "1"],
-        ),
-        (
-            "read -o object (2,047-byte values)",
-            false,
-            true,
-            &["read", "-p", "1", "-o", "object"],
-        ),
-        (
-            "read -o json (2,047-byte values)",
-            false,
-            true,
-            &["read", "-p", "1", "-o", "json"],
-        ),
-        (
-            "write --batch (n new keys, 2,047-byte values)",
-            false,
-            false,
-            &["write", "--batch", "-"],
-        ),
+        ("check (each key 10 times)", true, false, &["check", "-p", "1"]),
+        ("delete --force -d (each key 10 times)", true, false, &["delete", "-p", "1", "--force", "-d"]),
+        ("delete -E -k 'key.*' (every record)", false, false, &["delete", "-p", "1", "-E", "-k", "key.*"]),
+        ("check (2,047-byte values)", false, true, &["check", "-p", "1"]),
+        ("read -o object (2,047-byte values)", false, true, &["read", "-p", "1", "-o", "object"]),
+        ("read -o json (2,047-byte values)", false, true, &["read", "-p", "1", "-o", "json"]),
+        ("write --batch (n new keys, 2,047-byte values)", false, false, &["write", "--batch", "-"]),
     ];
     let long = |i: usize| {
         let mut v = format!("{i:06}").into_bytes();

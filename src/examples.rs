@@ -90,17 +90,23 @@ impl Examples {
     /// The `Examples:` block of `--help`: two spaces, the command, the
     /// description at [`Examples::column`].
     pub fn help(&self) -> String {
-        let mut s = String::from("Examples:");
-        for (command, what) in self.examples() {
+        let mut s = String::with_capacity(2 * self.list.len());
+        s.push_str("Examples:");
+        for line in self.list.lines() {
+            // The command ends at its first two spaces.
+            let end = line.as_bytes().windows(2).position(|w| w == b"  ");
+            let end = end.expect("two spaces after the command");
+            let (command, what) = (&line[..end], &line[end + 2..]);
             let at = 2 + command.chars().count();
             s.push_str("\n  ");
             s.push_str(command);
-            if at + 2 <= self.column {
-                s.push_str(&" ".repeat(self.column - at));
+            let pad = if at + 2 <= self.column {
+                self.column - at
             } else {
                 s.push('\n');
-                s.push_str(&" ".repeat(self.column));
-            }
+                self.column
+            };
+            s.extend(std::iter::repeat_n(' ', pad));
             s.push_str(what);
         }
         s
