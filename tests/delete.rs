@@ -400,9 +400,7 @@ fn delete_accepts_noout() {
 #[test]
 fn delete_a_key_that_is_not_utf8() {
     let pools = Pools::new();
-    let mut bytes = record(b"k\xff", b"1");
-    bytes.extend(record(b"ok", b"2"));
-    pools.set(1, &bytes);
+    pools.set(1, &[record(b"k\xff", b"1"), record(b"ok", b"2")].concat());
     pools
         .cmd()
         .arg("delete")
@@ -414,9 +412,14 @@ fn delete_a_key_that_is_not_utf8() {
 #[test]
 fn delete_ignores_garbage_after_nul_when_matching() {
     let pools = Pools::new();
-    let mut bytes = record_with_garbage(b"k", b"1");
-    bytes.extend(record_with_garbage(b"other", b"2"));
-    pools.set(1, &bytes);
+    pools.set(
+        1,
+        &[
+            record_with_garbage(b"k", b"1"),
+            record_with_garbage(b"other", b"2"),
+        ]
+        .concat(),
+    );
     #[rustfmt::skip]
     pools.cases(&[(&["delete", "k"], "", 0, &[], &[])]);
     // The record kept is moved as it was, garbage and all.
@@ -438,28 +441,6 @@ fn delete_refuses_a_pool_that_is_not_a_regular_file() {
         .args(["delete", "a"])
         .timeout(Duration::from_secs(10))
         .gives(3, &[Is("")], &[]);
-}
-
-#[test]
-fn delete_missing_pool_dir_exits_3() {
-    let pools = Pools::new();
-    pools
-        .cmd_in_missing_dir()
-        .args(["delete", "k"])
-        .gives(3, &[Is("")], &[Has("hv_kvp_daemon")]);
-}
-
-#[test]
-fn delete_times_out_on_a_held_lock_and_changes_nothing() {
-    let (pools, before) = five();
-    let held = flocked(&pools.file(1), libc::LOCK_SH);
-    pools
-        .cmd()
-        .args(["delete", "--lock-timeout", "0.3", "-A"])
-        .timeout(Duration::from_secs(10))
-        .gives(3, &[Is("")], &[]);
-    drop(held);
-    assert_eq!(pools.bytes(1), before);
 }
 
 #[test]

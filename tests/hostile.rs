@@ -42,6 +42,13 @@ fn refused(dir: &Path, mut cmd: Command, code: i32, says: &[&str]) -> String {
     judge(dir, &before, &out, code, says)
 }
 
+/// [`refused`] for `hvkvp ARGS` in `pools`.
+fn refused_args(pools: &Pools, args: &[&str], code: i32, says: &[&str]) -> String {
+    let mut c = pools.cmd();
+    c.args(args);
+    refused(pools.path(), c, code, says)
+}
+
 /// [`refused`] for a command whose stdin is set up by hand (assert_cmd
 /// always gives the child a pipe).
 fn refused_std(dir: &Path, mut cmd: std::process::Command, code: i32, says: &[&str]) -> String {
@@ -1050,9 +1057,7 @@ fn unknown_pool_or_keyset_exits_2() {
             "cannot be used with",
         ),
     ] {
-        let mut c = pools.cmd();
-        c.args(args);
-        refused(pools.path(), c, 2, &[says]);
+        refused_args(&pools, args, 2, &[says]);
     }
 }
 
@@ -1102,11 +1107,9 @@ fn pool_that_is_a_directory_exits_3() {
         &["delete", "-c"],
         &["read", "-p", "1"],
     ] {
-        let mut c = pools.cmd();
-        c.args(args);
-        refused(
-            pools.path(),
-            c,
+        refused_args(
+            &pools,
+            args,
             3,
             &[".kvp_pool_1: is a directory: refusing to use it as a pool file"],
         );
@@ -1125,11 +1128,9 @@ fn pool_that_is_a_symlink_is_refused_for_writing_target_unchanged() {
         &["delete", "-c"],
         &["delete", "-A"],
     ] {
-        let mut c = pools.cmd();
-        c.args(args);
-        refused(
-            pools.path(),
-            c,
+        refused_args(
+            &pools,
+            args,
             3,
             &[".kvp_pool_1: is a symbolic link: refusing to use it as a pool file"],
         );
@@ -1165,9 +1166,7 @@ fn pool_that_is_a_dangling_symlink_exits_3_creating_nothing() {
         (&["delete", "k"], "is a symbolic link"),
         (&["read", "-p", "1"], "no such pool file"),
     ] {
-        let mut c = pools.cmd();
-        c.args(args);
-        refused(pools.path(), c, 3, &[says]);
+        refused_args(&pools, args, 3, &[says]);
     }
     assert!(!pools.path().join("not-yet").exists());
 }
@@ -1182,11 +1181,9 @@ fn pool_that_is_a_fifo_exits_3_without_hanging() {
         &["read", "-p", "1"],
         &["check", "-p", "1"],
     ] {
-        let mut c = pools.cmd();
-        c.args(args);
-        refused(
-            pools.path(),
-            c,
+        refused_args(
+            &pools,
+            args,
             3,
             &[".kvp_pool_1: is a FIFO: refusing to use it as a pool file"],
         );
@@ -1202,11 +1199,9 @@ fn pool_that_is_a_socket_exits_3() {
         &["delete", "k"],
         &["read", "-p", "1"],
     ] {
-        let mut c = pools.cmd();
-        c.args(args);
         // open(2) on a socket fails with ENXIO before fstat could say
         // what it is; hvkvp names it all the same.
-        refused(pools.path(), c, 3, &[".kvp_pool_1: is a socket"]);
+        refused_args(&pools, args, 3, &[".kvp_pool_1: is a socket"]);
     }
 }
 

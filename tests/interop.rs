@@ -321,6 +321,13 @@ impl HostView {
     fn whole(&self) -> bool {
         self.status == msg::HV_S_CONT
     }
+
+    /// (key, value) of every record, in order.
+    fn pairs(&self) -> Vec<(String, String)> {
+        (self.records.iter())
+            .map(|r| (r.key.clone(), r.value.clone()))
+            .collect()
+    }
 }
 
 /// The host and the kernel driver, on the daemon's end of the socket.
@@ -596,6 +603,13 @@ impl Rig {
             String::from_utf8_lossy(&o.stderr)
         );
         String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// `hvkvp write KEY VALUE` of each pair, in order.
+    fn hvkvp_writes(&self, pairs: &[(&str, &str)]) {
+        for (k, v) in pairs {
+            self.hvkvp_ok(&["write", k, v]);
+        }
     }
 
     /// The end of every scenario: the daemon still runs, still answers, and
@@ -884,9 +898,7 @@ fn hvkvp_delete_and_read_wait_on_host_set() {
     };
 
     // hvkvp delete: the host no longer sees the key.
-    rig.hvkvp_ok(&["write", "Keep", "1"]);
-    rig.hvkvp_ok(&["write", "Gone", "2"]);
-    rig.hvkvp_ok(&["write", "Also", "3"]);
+    rig.hvkvp_writes(&[("Keep", "1"), ("Gone", "2"), ("Also", "3")]);
     assert_eq!(rig.host().enumerate(1).get("Gone"), Some("2"));
     rig.hvkvp_ok(&["delete", "Gone"]);
     let view = rig.host().enumerate(1);
@@ -1167,11 +1179,7 @@ fn host_churn_beside_hvkvp_writers_and_readers() {
     let file1 = rig.pools.records(1);
     let (lost, dup, wrong) = compare(&file1, &expected, &|_| true);
     let view = rig.host().enumerate(1);
-    let host1: Vec<(String, String)> = view
-        .records
-        .iter()
-        .map(|r| (r.key.clone(), r.value.clone()))
-        .collect();
+    let host1 = view.pairs();
     let (hlost, hdup, hwrong) = compare(&host1, &expected, &|_| true);
 
     // Pool 0: what the daemon lost by itself. hvkvp writes a record under
@@ -1333,11 +1341,7 @@ fn cloud_init_handler_beside_hvkvp() {
     };
     let (ci_lost, ci_dup, ci_seen) = names(&file);
     let view = rig.host().enumerate(1);
-    let host1: Vec<(String, String)> = view
-        .records
-        .iter()
-        .map(|r| (r.key.clone(), r.value.clone()))
-        .collect();
+    let host1 = view.pairs();
     let (h_ci_lost, h_ci_dup, _) = names(&host1);
     let (hlost, hdup, hwrong) = compare(&host1, &expected, &|k| !k.starts_with("CLOUD_INIT|"));
     eprintln!(
@@ -1464,8 +1468,7 @@ fn invalid_utf8_record_stops_the_host_until_delete_clean() {
     let Some((_g, mut rig)) = setup(false) else {
         return;
     };
-    rig.hvkvp_ok(&["write", "a", "1"]);
-    rig.hvkvp_ok(&["write", "b", "2"]);
+    rig.hvkvp_writes(&[("a", "1"), ("b", "2")]);
     {
         use std::io::Write;
         let mut f = fs::File::options()

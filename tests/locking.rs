@@ -7,9 +7,9 @@ mod common;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{example, hold, listing, std_cmd, Gives, Has, Is, Pools, Text};
+use common::{example, hold, listing, std_cmd, Gives, Has, Is, Pools, Starts, Text};
 
 /// Behind the daemon's fcntl lock a write, and behind cloud-init's flock a
 /// read, give up after `--lock-timeout` with exit 3, naming the lock and
@@ -29,17 +29,43 @@ fn times_out_on_a_held_lock_and_names_the_holder() {
     let rows: &[Row] = &[
         ("posix", &["write", "b", "2", "--lock-timeout", "0.3"], &[], &["fcntl lock", "timed out after 0.3 s"], " (pool_emulator)"),
         ("flock", &["read", "-p", "1", "a", "--lock-timeout", "0.2"], &[Is("")], &["flock lock"], ""),
+        ("posix", &["--lock-timeout", "0.3", "write", "d", "4"], &[Is("")], &["hvkvp: error:"], ""),
+        ("flock-shared", &["write", "--lock-timeout", "0.5", "d", "4"], &[Is("")], &["hvkvp: error:"], ""),
+        ("flock-shared", &["delete", "--lock-timeout", "0.3", "-A"], &[Is("")], &["flock lock"], ""),
     ];
     for &(kind, args, stdout, says, named) in rows {
-        let (pools, before) = Pools::of(1, &[("a", "1")]);
+        let (pools, before) = Pools::of(1, &[("a", "1"), ("b", "2"), ("c", "3")]);
         let holder = hold(&pools.file(1), kind, "30");
         let holder_named = format!("held by pid {}{named}", holder.pid());
+        let at = args.iter().position(|&a| a == "--lock-timeout").unwrap();
+        let timeout = Duration::from_secs_f64(args[at + 1].parse().unwrap());
+        let start = Instant::now();
         let ran = pools
             .cmd()
             .args(args)
             .gives(3, stdout, &[Has(&holder_named)]);
+        assert!(start.elapsed() >= timeout, "{args:?} did not wait");
         ran.expect(3, says);
         assert_eq!(pools.bytes(1), before);
+    }
+}
+
+/// A pool directory that is not there (no daemon running) is named, and
+/// nothing is created.
+#[test]
+fn a_missing_pool_dir_exits_3_and_creates_nothing() {
+    let daemon = Has("hv_kvp_daemon");
+    for (args, says) in [
+        (&["read"][..], &[Starts("hvkvp: error:")][..]),
+        (&["write", "k", "v"], &[Starts("hvkvp: error:"), daemon]),
+        (&["delete", "k"], &[daemon]),
+    ] {
+        let pools = Pools::new();
+        pools
+            .cmd_in_missing_dir()
+            .args(args)
+            .gives(3, &[Is("")], says);
+        assert!(!pools.path().join("missing").exists());
     }
 }
 

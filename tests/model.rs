@@ -553,13 +553,8 @@ fn op() -> impl Strategy<Value = Op> {
         write_key(),
         write_value(),
     )
-        .prop_map(|(target, force, ic, form, key, value)| Op::Write {
-            target,
-            force,
-            ic,
-            form,
-            key,
-            value,
+        .prop_map(|(target, force, ic, form, key, value)| {
+            Wr::op(target, force, ic, form, key, value)
         });
     let split =
         (target(), force(), split_key(), split_value()).prop_map(|(target, force, key, value)| {

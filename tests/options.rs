@@ -459,55 +459,24 @@ fn refused() -> Expect {
 }
 
 /// The options each verb has, for the table to know them all.
-fn known(verb: &str) -> &'static [&'static str] {
-    match verb {
-        "read" => &[
-            "key",
-            "pattern",
-            "exact",
-            "ignore_case",
-            "invert",
-            "regex",
-            "all_pools",
-            "output",
-            "null",
-            "noout",
-            "wait",
-            "join",
-        ],
-        "write" => &[
-            "key",
-            "value",
-            "key_opt",
-            "value_opt",
-            "chomp",
-            "keep_newline",
-            "ignore_case",
-            "exact",
-            "force",
-            "noout",
-            "split",
-            "batch",
-            "null",
-        ],
-        "delete" => &[
-            "key",
-            "pattern",
-            "exact",
-            "ignore_case",
-            "invert",
-            "regex",
-            "clean_duplicates",
-            "clean_invalid",
-            "all",
-            "if_stale",
-            "force",
-            "noout",
-        ],
-        "check" => &["all_pools", "output"],
-        "generate" => &["what"],
+fn known(verb: &str) -> Vec<&'static str> {
+    let ids = match verb {
+        "read" => {
+            "key pattern exact ignore_case invert regex all_pools output null noout wait join"
+        }
+        "write" => {
+            "key value key_opt value_opt chomp keep_newline ignore_case exact force noout \
+             split batch null"
+        }
+        "delete" => {
+            "key pattern exact ignore_case invert regex clean_duplicates clean_invalid all \
+             if_stale force noout"
+        }
+        "check" => "all_pools output",
+        "generate" => "what",
         v => panic!("the table has no meaning for the verb {v}"),
-    }
+    };
+    ids.split(' ').collect()
 }
 
 const GLOBALS: [&str; 4] = ["pool", "keyset", "lock_timeout", "quiet"];
@@ -886,18 +855,12 @@ fn write_op(l: &Line) -> Option<Op> {
             value,
         }
     } else {
-        Op::Write {
-            target,
-            force,
-            ic,
-            form: if compat {
-                Form::Short
-            } else {
-                Form::Positional
-            },
-            key,
-            value,
-        }
+        let form = if compat {
+            Form::Short
+        } else {
+            Form::Positional
+        };
+        Wr::op(target, force, ic, form, key, value)
     })
 }
 
@@ -966,7 +929,7 @@ fn change_meaning(l: &Line, op: Op) -> Option<Expect> {
         .map(|(&n, p)| (n, p.bytes()))
         .collect();
     let n = match &op {
-        Op::Write { target, .. }
+        Op::Write(Wr { target, .. })
         | Op::Split { target, .. }
         | Op::Batch { target, .. }
         | Op::WriteContaining { target, .. }

@@ -6,7 +6,7 @@ mod common;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use predicates::prelude::*;
@@ -454,22 +454,6 @@ fn write_explicit_pool_1_needs_no_force() {
 }
 
 #[test]
-fn write_missing_pool_dir_exits_3_naming_the_daemon() {
-    let pools = Pools::new();
-    let dir = pools.path().join("no-such-dir");
-    hvkvp()
-        .arg("--pool-dir")
-        .arg(&dir)
-        .args(["write", "k", "v"])
-        .gives(
-            3,
-            &[Is("")],
-            &[Starts("hvkvp: error:"), Has("hv_kvp_daemon")],
-        );
-    assert!(!dir.exists());
-}
-
-#[test]
 fn write_creates_a_missing_pool_file_with_mode_0644() {
     let pools = Pools::new();
     #[rustfmt::skip]
@@ -569,41 +553,6 @@ fn write_never_replaces_the_pool_file() {
     pools.cases(&[(&["write", "k", "3"], "", 0, &[], &[])]);
     assert_eq!(std::fs::metadata(pools.file(1)).unwrap().ino(), ino);
     assert_eq!(pools.bytes(1), record(b"k", b"3"));
-}
-
-#[test]
-fn write_times_out_on_a_flock_and_changes_nothing() {
-    let (pools, before) = three();
-    let held = flocked(&pools.file(1), libc::LOCK_SH);
-    let start = Instant::now();
-    pools
-        .cmd()
-        .args(["write", "--lock-timeout", "0.5", "d", "4"])
-        .timeout(Duration::from_secs(10))
-        .gives(3, &[Is("")], &[Starts("hvkvp: error:")]);
-    assert!(
-        start.elapsed() >= Duration::from_millis(500),
-        "did not wait"
-    );
-    drop(held);
-    assert_eq!(pools.bytes(1), before);
-}
-
-#[test]
-fn write_times_out_on_the_daemons_posix_lock_naming_its_pid() {
-    let (pools, before) = three();
-    // What hv_kvp_daemon takes: F_WRLCK over the whole file.
-    let held = fcntl_locked(&pools.file(1), libc::F_WRLCK);
-    pools
-        .cmd()
-        .args(["--lock-timeout", "0.3", "write", "d", "4"])
-        .timeout(Duration::from_secs(10))
-        .assert()
-        .code(3)
-        .stdout("")
-        .stderr(predicate::str::contains(std::process::id().to_string()));
-    drop(held);
-    assert_eq!(pools.bytes(1), before);
 }
 
 #[test]

@@ -435,6 +435,31 @@ enum Sel {
     },
 }
 
+/// `write KEY VALUE` in one of its forms.
+#[derive(Clone, Debug)]
+struct Wr {
+    target: Target,
+    force: bool,
+    ic: bool,
+    form: Form,
+    key: B,
+    value: B,
+}
+
+impl Wr {
+    fn op(target: Target, force: bool, ic: bool, form: Form, key: B, value: B) -> Op {
+        let w = Wr {
+            target,
+            force,
+            ic,
+            form,
+            key,
+            value,
+        };
+        Op::Write(w)
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Del {
     target: Target,
@@ -457,14 +482,7 @@ impl Del {
 
 #[derive(Clone)]
 enum Op {
-    Write {
-        target: Target,
-        force: bool,
-        ic: bool,
-        form: Form,
-        key: B,
-        value: B,
-    },
+    Write(Wr),
     Split {
         target: Target,
         force: bool,
@@ -513,12 +531,7 @@ impl Op {
     /// a change).
     fn is_2_0(&self) -> bool {
         match self {
-            Op::Write {
-                target,
-                force,
-                form,
-                ..
-            } => !matches!(form, Form::Positional) && target.is_2_0() && !*force,
+            Op::Write(w) => !matches!(w.form, Form::Positional) && w.target.is_2_0() && !w.force,
             Op::WriteContaining { .. } => true,
             Op::Delete(d) => d.is_2_0(),
             _ => false,
@@ -528,7 +541,7 @@ impl Op {
     /// The pool the command names.
     fn target(&self) -> Target {
         match self {
-            Op::Write { target, .. }
+            Op::Write(Wr { target, .. })
             | Op::Split { target, .. }
             | Op::Batch { target, .. }
             | Op::WriteContaining { target, .. } => *target,
@@ -548,41 +561,31 @@ impl Op {
         };
         let mut v = Vec::new();
         match self {
-            Op::Write {
-                target,
-                force,
-                ic,
-                form,
-                key,
-                value,
-            } => {
-                common(&mut v, "write", *target, *force);
-                if *ic {
+            Op::Write(w) => {
+                common(&mut v, "write", w.target, w.force);
+                if w.ic {
                     v.push(Flag("-i"));
                 }
-                match form {
+                let (key, value) = (&w.key.0, &w.value.0);
+                match w.form {
                     Form::Positional => {
-                        v.extend([Flag("--"), Text(key.0.clone()), Text(value.0.clone())])
+                        v.extend([Flag("--"), Text(key.clone()), Text(value.clone())])
                     }
                     Form::Short => v.extend([
                         Flag("-k"),
-                        Text(key.0.clone()),
+                        Text(key.clone()),
                         Flag("-v"),
-                        Text(value.0.clone()),
+                        Text(value.clone()),
                     ]),
                     Form::Options => {
-                        v.extend([Eq("--key", key.0.clone()), Eq("--value", value.0.clone())])
+                        v.extend([Eq("--key", key.clone()), Eq("--value", value.clone())])
                     }
-                    Form::KeyOnly => v.push(Eq("--key", key.0.clone())),
+                    Form::KeyOnly => v.push(Eq("--key", key.clone())),
                 }
             }
-            Op::Split {
-                target,
-                force,
-                key,
-                value,
-            } => {
-                common(&mut v, "write", *target, *force);
+            Op::Split { key, value, .. } => {
+                let force = matches!(self, Op::Split { force: true, .. });
+                common(&mut v, "write", self.target(), force);
                 v.extend([
                     Flag("--split"),
                     Flag("--"),
@@ -629,35 +632,22 @@ impl Op {
                     }
                 }
             }
-            Op::WriteContaining {
-                target,
-                ic,
-                key,
-                value,
-            } => {
-                common(&mut v, "write", *target, false);
+            Op::WriteContaining { ic, key, value, .. } => {
+                common(&mut v, "write", self.target(), false);
                 v.extend([Flag("-m"), Flag("off")]);
                 if *ic {
                     v.push(Flag("-i"));
                 }
                 v.extend([Eq("--key", key.0.clone()), Eq("--value", value.0.clone())]);
             }
-            Op::WriteMatchOff { key, value } => v.extend([
-                Flag("write"),
-                Flag("-m"),
-                Flag("off"),
-                Flag("--"),
-                Text(key.0.clone()),
-                Text(value.0.clone()),
-            ]),
-            Op::SplitIgnoreCase { key, value } => v.extend([
-                Flag("write"),
-                Flag("--split"),
-                Flag("-i"),
-                Flag("--"),
-                Text(key.0.clone()),
-                Text(value.0.clone()),
-            ]),
+            Op::WriteMatchOff { key, value } | Op::SplitIgnoreCase { key, value } => {
+                let refused = match self {
+                    Op::WriteMatchOff { .. } => ["-m", "off"],
+                    _ => ["--split", "-i"],
+                };
+                v.extend(["write", refused[0], refused[1], "--"].map(Flag));
+                v.extend([Text(key.0.clone()), Text(value.0.clone())]);
+            }
         }
         v
     }
@@ -808,7 +798,7 @@ impl Model {
     /// modern `delete KEY` (of look-alike chunks it keeps) may warn.
     fn silent(op: &Op, exit: Exit) -> bool {
         let may_warn = match op {
-            Op::Write { .. } | Op::Split { .. } | Op::Batch { .. } => !op.is_2_0(),
+            Op::Write(_) | Op::Split { .. } | Op::Batch { .. } => !op.is_2_0(),
             Op::Delete(d) => matches!(d.sel, Some(Sel::Key(_))),
             _ => false,
         };
@@ -831,32 +821,24 @@ impl Model {
     fn try_step(&mut self, op: &Op) -> Result<Exit, Exit> {
         match op {
             Op::WriteMatchOff { .. } | Op::SplitIgnoreCase { .. } => Err(USAGE),
-            Op::Write {
-                target,
-                force,
-                ic,
-                form,
-                key,
-                value,
-            } => {
-                let value: &[u8] = match form {
+            Op::Write(w) => {
+                let (key, force) = (&w.key.0, w.force);
+                let value: &[u8] = match w.form {
                     Form::KeyOnly => b"",
-                    _ => &value.0,
+                    _ => &w.value.0,
                 };
-                if !key_ok(&key.0, *force) || !value_ok(value, *force) {
+                if !key_ok(key, force) || !value_ok(value, force) {
                     return Err(USAGE);
                 }
                 let v2 = op.is_2_0();
-                let wild = v2 && has_wildcard(&key.0);
-                let p = self.writable(*target, *force, true)?;
-                if wild {
-                    let pat = key.0.clone();
-                    set_matching(p, &key.0, value, *force, |k| wild_match(k, &pat, true, *ic))
-                } else if *ic {
-                    let want = fold_v2(&key.0, v2);
-                    set_matching(p, &key.0, value, *force, |k| fold_v2(k, v2) == want)
+                let p = self.writable(w.target, force, true)?;
+                if v2 && has_wildcard(key) {
+                    set_matching(p, key, value, force, |k| wild_match(k, key, true, w.ic))
+                } else if w.ic {
+                    let want = fold_v2(key, v2);
+                    set_matching(p, key, value, force, |k| fold_v2(k, v2) == want)
                 } else {
-                    set(p, &[(key.0.clone(), value.to_vec())], None, |_| false)
+                    set(p, &[(key.clone(), value.to_vec())], None, |_| false)
                 }
             }
             Op::Split {
