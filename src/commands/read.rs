@@ -81,7 +81,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
         }
     }
     for id in pools.iter().filter(|_| a.wait.is_none()) {
-        let f = match collect(ctx, *id, &q, ctx.timeout, &mut render) {
+        let (warning, broken) = match collect(ctx, *id, &q, ctx.timeout, &mut render) {
             // The pool asked for is missing: if the key is in another
             // pool, that is the answer the user needs.
             Err(e @ Error::NoPoolFile { .. }) if key.is_some() && !all_pools => {
@@ -99,8 +99,8 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
             }
             f => f?,
         };
-        f.warning.iter().for_each(|w| ctx.io.warn(w));
-        if let Some(why) = f.broken {
+        warning.iter().for_each(|w| ctx.io.warn(w));
+        if let Some(why) = broken {
             ctx.io.say(&format!("error: {why}"));
             return Ok(Exit::NoMatch);
         }
@@ -148,8 +148,8 @@ pub(crate) fn print_pool(ctx: &mut Ctx, id: PoolId) -> Result<(), Error> {
         skip_debris: !ctx.compat,
     };
     let mut render = Render::new(Spool::default(), style(ctx, Format::Kv, false, false));
-    let f = collect(ctx, id, &q, ctx.timeout, &mut render)?;
-    f.warning.iter().for_each(|w| ctx.io.warn(w));
+    let (warning, _) = collect(ctx, id, &q, ctx.timeout, &mut render)?;
+    warning.iter().for_each(|w| ctx.io.warn(w));
     print(ctx, render)
 }
 
@@ -212,13 +212,13 @@ fn not_found(ctx: &mut Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadA
     ctx.io
         .tell_no_match(&format!("{key_shown}: no such key in pool {id}"));
     // Said even to a script: the key may be in a pool not searched.
+    let (s, were) = if busy.len() == 1 {
+        ("", "was")
+    } else {
+        ("s", "were")
+    };
     let busy: Vec<String> = busy.iter().map(|id| id.number().to_string()).collect();
     if !busy.is_empty() {
-        let (s, were) = if busy.len() == 1 {
-            ("", "was")
-        } else {
-            ("s", "were")
-        };
         let busy = busy.join(", ");
         ctx.io.say(&format!(
             "pool{s} {busy} {were} busy and not searched for the key"
@@ -271,12 +271,9 @@ fn wait_for(
     loop {
         for id in pools {
             match collect(ctx, *id, q, ctx.timeout, render) {
-                Ok(f) if first => {
-                    f.warning.iter().for_each(|w| ctx.io.warn(w));
-                    // Not whole yet: wait for a write that makes it whole.
-                    if let Some(why) = f.broken {
-                        ctx.io.warn(&why);
-                    }
+                // Chunks not whole yet: wait for a write that makes them whole.
+                Ok((warning, broken)) if first => {
+                    warning.iter().chain(&broken).for_each(|w| ctx.io.warn(w));
                 }
                 Ok(_) | Err(Error::NoPoolFile { .. } | Error::NoPoolDir { .. }) => {}
                 // With -a, a pool that cannot be read is named once and
@@ -303,34 +300,29 @@ fn wait_for(
     }
 }
 
-/// What to look for in each pool.
+/// What to look for in each pool: with `first_only`, the first matching
+/// record only (`read KEY`); with `join`, the key to put back together from
+/// its chunks when absent; `skip_debris`: what a killed writer left out
+/// ([`Finder`]), no one wrote it.
 struct Query<'a> {
     matcher: &'a Matcher,
-    /// Only the first matching record of a pool (`read KEY`).
     first_only: bool,
-    /// `--join`: the key to put back together from its chunks when absent.
     join: Option<&'a [u8]>,
-    /// Leave out what a killed writer left ([`Finder`]): no one wrote it.
     skip_debris: bool,
-}
-
-/// What one pool gave besides its records: a warning to print once it is
-/// unlocked, and why `--join`'s chunks do not join up.
-struct Found {
-    warning: Option<String>,
-    broken: Option<String>,
 }
 
 /// Write the matching records of one pool into `render` under its shared
 /// lock, in one pass; with `join`, an absent key is put back together from
 /// its chunks `KEY.0`, `KEY.1`, … (chunks that do not join up are an error).
+/// Gives a warning to print once it is unlocked, and why the chunks do not
+/// join up.
 fn collect(
     ctx: &Ctx,
     id: PoolId,
     q: &Query<'_>,
     timeout: Duration,
     render: &mut Render<Spool>,
-) -> Result<Found, Error> {
+) -> Result<(Option<String>, Option<String>), Error> {
     let mut pool = Pool::open(&ctx.dir, id, Access::Read, timeout)?;
     let start = render.mark();
     let pool_no = id.number();
@@ -395,7 +387,7 @@ fn collect(
         )),
         _ => None,
     };
-    Ok(Found { warning, broken })
+    Ok((warning, broken))
 }
 
 /// `-o object`: each matching key once, in the place of its first record,
