@@ -123,25 +123,22 @@ impl Kept {
         };
         check_field(Field::Key, key, self.limits).map_err(named)?;
         check_field(Field::Value, value, self.limits).map_err(named)?;
+        let n = self.out.len();
         let out = &mut self.out;
-        let first = *self
-            .at
-            .entry(crate::record::fnv1a64(&[key]))
-            .or_insert(out.len());
-        let found = if first == out.len() {
-            None
-        } else if out[first].0 == key {
-            Some(first)
-        } else {
-            let found = self.collided.iter().copied().find(|&i| out[i].0 == key);
-            if found.is_none() {
-                self.collided.push(out.len());
-            }
-            found
-        };
+        let first = *self.at.entry(crate::record::fnv1a64(&[key])).or_insert(n);
+        // None: no other key has its hash; Some(None): one has, but not it.
+        let found = (first < n).then(|| {
+            let mut same = std::iter::once(first).chain(self.collided.iter().copied());
+            same.find(|&i| out[i].0 == key)
+        });
         match found {
-            Some(i) => out[i].1 = value.to_vec(),
-            None => out.push((key.to_vec(), value.to_vec())),
+            Some(Some(i)) => out[i].1 = value.to_vec(),
+            new => {
+                if new.is_some() {
+                    self.collided.push(n);
+                }
+                out.push((key.to_vec(), value.to_vec()));
+            }
         }
         Ok(())
     }

@@ -21,14 +21,8 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
     let all_pools = a.all_pools.set;
     let key = a.key.as_deref().map(os_bytes);
     // Read matches substrings unless -m on.
-    let matcher = key_matcher(
-        ctx,
-        a.key.as_deref(),
-        a.pattern.as_deref(),
-        &a.matching,
-        false,
-    )?;
-    let (matcher, format) = match matcher {
+    let (k, p) = (a.key.as_deref(), a.pattern.as_deref());
+    let (matcher, format) = match key_matcher(ctx, k, p, &a.matching, false)? {
         Some(m) if key.is_some() => (m, Format::Value),
         m => (m.unwrap_or_else(Matcher::all), Format::Kv),
     };
@@ -54,8 +48,6 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
         matcher: &matcher,
         first_only: key.is_some(),
         join: key.filter(|_| a.join),
-        // hvkvp 2.0 listed them: its command lines still do.
-        skip_debris: !ctx.compat,
     };
     // Written as found into a spool, printed once every lock is released.
     let mut render = Render::new(Spool::default(), style(ctx, format, a.null, all_pools));
@@ -81,7 +73,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
         }
     }
     for id in pools.iter().filter(|_| a.wait.is_none()) {
-        let (warning, broken) = match collect(ctx, *id, &q, ctx.timeout, &mut render) {
+        let (warning, broken) = match collect(ctx, *id, &q, &mut render) {
             // The pool asked for is missing: if the key is in another
             // pool, that is the answer the user needs.
             Err(e @ Error::NoPoolFile { .. }) if key.is_some() && !all_pools => {
@@ -145,10 +137,9 @@ pub(crate) fn print_pool(ctx: &mut Ctx, id: PoolId) -> Result<(), Error> {
         matcher: &Matcher::all(),
         first_only: false,
         join: None,
-        skip_debris: !ctx.compat,
     };
     let mut render = Render::new(Spool::default(), style(ctx, Format::Kv, false, false));
-    let (warning, _) = collect(ctx, id, &q, ctx.timeout, &mut render)?;
+    let (warning, _) = collect(ctx, id, &q, &mut render)?;
     warning.iter().for_each(|w| ctx.io.warn(w));
     print(ctx, render)
 }
@@ -174,7 +165,7 @@ fn print(ctx: &mut Ctx, render: Render<Spool>) -> Result<(), Error> {
 /// A failure to write into the spool: standard output's, unless the
 /// spool could make no temporary file, which is named with its directory.
 fn spool_error(e: std::io::Error) -> Error {
-    if NoTempFile::of(&e).is_none() {
+    if !e.get_ref().is_some_and(|e| e.is::<NoTempFile>()) {
         return Error::Output(e);
     }
     let t = (e.into_inner().and_then(|t| t.downcast::<NoTempFile>().ok())).expect("a NoTempFile");
@@ -227,20 +218,47 @@ fn not_found(ctx: &mut Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadA
 }
 
 /// The first of `pools` holding `key` spelt in another case, and that
-/// spelling, for a hint; not with -i or --join. A pool locked by a writer
-/// is passed over (a try-lock).
+/// spelling, for a hint; not with -i or --join.
 fn other_case(ctx: &Ctx, pools: &[PoolId], key: &[u8], a: &ReadArgs) -> Option<(PoolId, Vec<u8>)> {
     if a.matching.ignore_case || a.join {
         return None;
     }
-    let matcher = Matcher::exact_fold(key);
-    pools.iter().find_map(|&id| {
-        let mut pool = Pool::open(&ctx.dir, id, Access::Read, Duration::ZERO).ok()?;
-        let stored = pool.scan(|p| {
-            (p.records().find(|r| matcher.matches_field(r.key_field()))).map(|r| r.key().to_vec())
-        });
-        stored.ok().flatten().map(|k| (id, k))
+    let m = Matcher::exact_fold(key);
+    let found = |&id| Some((id, first_key(ctx, id, &m, false).ok()??));
+    pools.iter().find_map(found)
+}
+
+/// Which other pool holds the key, for the "use -p N" hint, and the pools
+/// passed over because a writer held their lock.
+fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> (Option<PoolId>, Vec<PoolId>) {
+    let mut busy = Vec::new();
+    for id in PoolId::ALL.into_iter().filter(|&id| id != not) {
+        match first_key(ctx, id, matcher, true) {
+            Ok(Some(_)) => return (Some(id), busy),
+            Err(Error::LockTimeout { .. }) => busy.push(id),
+            _ => {}
+        }
+    }
+    (None, busy)
+}
+
+/// The key of the first record of pool `id` that `m` matches, with `skip`
+/// what a killed writer left passed over; a pool locked by a writer is not
+/// waited for (a try-lock).
+fn first_key(ctx: &Ctx, id: PoolId, m: &Matcher, skip: bool) -> Result<Option<Vec<u8>>, Error> {
+    let mut pool = Pool::open(&ctx.dir, id, Access::Read, Duration::ZERO)?;
+    pool.scan(|p| {
+        let mut debris = Finder::default();
+        (p.records())
+            .find(|r| (debris.see(r) || !skip) && m.matches_field(r.key_field()))
+            .map(|r| r.key().to_vec())
     })
+}
+
+/// The hint for a key found in another pool than the one asked.
+fn in_pool(key: &[u8], other: PoolId) -> String {
+    let n = other.number();
+    format!("{} is in pool {other}: use -p {n}", show_key(key))
 }
 
 /// `--wait`: look, and until the key is there, sleep until a pool file
@@ -270,7 +288,7 @@ fn wait_for(
     let mut first = true;
     loop {
         for id in pools {
-            match collect(ctx, *id, q, ctx.timeout, render) {
+            match collect(ctx, *id, q, render) {
                 // Chunks not whole yet: wait for a write that makes them whole.
                 Ok((warning, broken)) if first => {
                     warning.iter().chain(&broken).for_each(|w| ctx.io.warn(w));
@@ -302,28 +320,26 @@ fn wait_for(
 
 /// What to look for in each pool: with `first_only`, the first matching
 /// record only (`read KEY`); with `join`, the key to put back together from
-/// its chunks when absent; `skip_debris`: what a killed writer left out
-/// ([`Finder`]), no one wrote it.
+/// its chunks when absent.
 struct Query<'a> {
     matcher: &'a Matcher,
     first_only: bool,
     join: Option<&'a [u8]>,
-    skip_debris: bool,
 }
 
 /// Write the matching records of one pool into `render` under its shared
-/// lock, in one pass; with `join`, an absent key is put back together from
-/// its chunks `KEY.0`, `KEY.1`, … (chunks that do not join up are an error).
-/// Gives a warning to print once it is unlocked, and why the chunks do not
-/// join up.
+/// lock, in one pass, leaving out what a killed writer left ([`Finder`]: no
+/// one wrote it; hvkvp 2.0 listed it, and its command lines still do); with
+/// `join`, an absent key is put back together from its chunks `KEY.0`,
+/// `KEY.1`, …. Gives a warning to print once it is unlocked, and why the
+/// chunks do not join up.
 fn collect(
     ctx: &Ctx,
     id: PoolId,
     q: &Query<'_>,
-    timeout: Duration,
     render: &mut Render<Spool>,
 ) -> Result<(Option<String>, Option<String>), Error> {
-    let mut pool = Pool::open(&ctx.dir, id, Access::Read, timeout)?;
+    let mut pool = Pool::open(&ctx.dir, id, Access::Read, ctx.timeout)?;
     let start = render.mark();
     let pool_no = id.number();
     let object = render.style().format == Format::Object;
@@ -337,7 +353,7 @@ fn collect(
         } else {
             let mut debris = Finder::default();
             for r in p.records() {
-                if !debris.see(&r) && q.skip_debris {
+                if !debris.see(&r) && !ctx.compat {
                     continue;
                 }
                 if q.matcher.matches_field(r.key_field()) {
@@ -420,34 +436,6 @@ fn object_members(
         }
     }
     Ok(())
-}
-
-/// The hint for a key found in another pool than the one asked.
-fn in_pool(key: &[u8], other: PoolId) -> String {
-    let n = other.number();
-    format!("{} is in pool {other}: use -p {n}", show_key(key))
-}
-
-/// Which other pool holds the key, for the "use -p N" hint, and the pools
-/// passed over because a writer held their lock (a try-lock: never a wait).
-fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> (Option<PoolId>, Vec<PoolId>) {
-    let q = Query {
-        matcher,
-        first_only: true,
-        join: None,
-        skip_debris: true,
-    };
-    let mut busy = Vec::new();
-    let style = style(ctx, Format::Value, false, false);
-    for id in PoolId::ALL.into_iter().filter(|&id| id != not) {
-        let mut render = Render::new(Spool::default(), style);
-        match collect(ctx, id, &q, Duration::ZERO, &mut render) {
-            Ok(_) if render.count() > 0 => return (Some(id), busy),
-            Err(Error::LockTimeout { .. }) => busy.push(id),
-            _ => {}
-        }
-    }
-    (None, busy)
 }
 
 #[cfg(test)]

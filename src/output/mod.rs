@@ -26,16 +26,14 @@ pub enum Format {
     Object,
 }
 
-/// Everything that decides the shape of the output.
+/// Everything that decides the shape of the output: `-o`, `-0` (end every
+/// field with NUL; bytes untouched), each record's pool number first (`read
+/// -a`), and whether untrusted text is escaped (stdout is a terminal).
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
-    /// `-o`.
     pub format: Format,
-    /// `-0`: end every field with NUL; bytes untouched.
     pub null: bool,
-    /// Prefix each record with its pool number (`read -a`).
     pub show_pool: bool,
-    /// Escape untrusted text (stdout is a terminal).
     pub escape: bool,
 }
 
@@ -45,7 +43,6 @@ pub struct Render<W: Write> {
     out: W,
     style: Style,
     buf: Vec<u8>,
-    /// Records written so far.
     count: usize,
     /// `-o object`: the pool whose object is open, and its members so far.
     open: Option<(u8, usize)>,
@@ -101,11 +98,15 @@ impl<W: Write> Render<W> {
                     buf.extend_from_slice(pool.to_string().as_bytes());
                     buf.extend_from_slice(end);
                 }
+                let text = |buf: &mut Vec<u8>, s: &[u8]| match style.escape {
+                    true => escape(buf, s),
+                    false => buf.extend_from_slice(s),
+                };
                 if style.format == Format::Kv {
-                    text(buf, key, style.escape);
+                    text(buf, key);
                     buf.extend_from_slice(end);
                 }
-                self.pieces(pieces(), |buf, s| text(buf, s, style.escape))?;
+                self.pieces(pieces(), text)?;
                 self.buf.push(if style.null { 0 } else { b'\n' });
             }
             Format::Json => {
@@ -161,8 +162,8 @@ impl<W: Write> Render<W> {
         self.out.write_all(&self.buf)
     }
 
-    /// Pass `pieces` to `f` with `self.buf`, cut between characters only;
-    /// what `f` adds is written out as it grows.
+    /// Pass `pieces` to `f` with `self.buf`, cut between characters only,
+    /// writing out what `f` adds as it grows.
     fn pieces(
         &mut self,
         pieces: impl Iterator<Item = impl AsRef<[u8]>>,
@@ -230,14 +231,9 @@ impl Render<Spool> {
 /// more bytes could finish): all of them when none is.
 fn whole_characters(b: &[u8]) -> usize {
     // The last byte that starts a character, within a character's length.
-    let Some(start) = (b.len().saturating_sub(4)..b.len())
-        .rev()
-        .find(|&i| b[i] & 0xc0 != 0x80)
-    else {
-        return b.len();
-    };
-    match std::str::from_utf8(&b[start..]) {
-        Err(e) if e.error_len().is_none() => start,
+    let start = (b.len().saturating_sub(4)..b.len()).rfind(|&i| b[i] & 0xc0 != 0x80);
+    match start.map(|s| (s, std::str::from_utf8(&b[s..]))) {
+        Some((s, Err(e))) if e.error_len().is_none() => s,
         _ => b.len(),
     }
 }
@@ -250,14 +246,6 @@ fn object_name(buf: &mut Vec<u8>, key: &[u8], escape: bool) {
         buf.extend_from_slice(b"\\u0000");
         json::hex(buf, key);
         buf.push(b'"');
-    }
-}
-
-fn text(buf: &mut Vec<u8>, bytes: &[u8], escape_it: bool) {
-    if escape_it {
-        escape(buf, bytes);
-    } else {
-        buf.extend_from_slice(bytes);
     }
 }
 

@@ -98,13 +98,6 @@ impl std::fmt::Display for NoTempFile {
 
 impl std::error::Error for NoTempFile {}
 
-impl NoTempFile {
-    /// The [`NoTempFile`] inside `e`, if that is what it is.
-    pub fn of(e: &io::Error) -> Option<&NoTempFile> {
-        e.get_ref()?.downcast_ref()
-    }
-}
-
 /// A file with no name, so that nothing is left behind: in `$TMPDIR`
 /// (default `/tmp`), else in memory outside the heap (`memfd_create`), else
 /// in `/dev/shm` or `/tmp`.
