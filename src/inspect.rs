@@ -78,8 +78,7 @@ pub struct Report {
     pub replaced_under_daemon: Vec<u32>,
 }
 
-/// Inspect pool `id` of `dir` under its shared lock, released before this
-/// returns.
+/// Inspect pool `id` of `dir` under its shared lock.
 pub fn inspect(
     dir: &Path,
     id: PoolId,
@@ -204,8 +203,7 @@ pub fn scan(p: &Pool) -> Facts {
     f.debris = debris.finish();
     // Keys in order of first appearance.
     f.duplicates.sort_by_key(|d| d.indices[0]);
-    // One more pass gathers the chunks of every base, in the order the bases
-    // first appear.
+    // One more pass gathers the chunks of every base, in order.
     let mut sets: Vec<(&[u8], Chunks)> = Vec::new();
     let mut at: HashMap<&[u8], usize> = HashMap::new();
     for r in p.records().filter(|_| !split.is_empty()) {
@@ -237,8 +235,7 @@ pub(crate) struct KeyIndex {
 }
 
 impl KeyIndex {
-    /// The first record holding `key`, or None when `index` is the first
-    /// (and is noted as such).
+    /// The first record holding `key`; None when `index` is the first.
     pub(crate) fn first_or_insert(&mut self, key: &[u8], index: usize) -> Option<usize> {
         let (h, sip) = (record::fnv1a64(&[key]), self.sip.hash_one(key));
         match self.first.entry(h) {

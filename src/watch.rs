@@ -101,8 +101,8 @@ impl Watch {
         }
     }
 
-    /// Drop the watch that no longer covers the path, and wait for a
-    /// directory there to watch (or poll), until the deadline.
+    /// Drop the watch that no longer covers the path, and until the deadline
+    /// wait for a directory there to watch.
     fn rewatch(&mut self, deadline: Option<Instant>) {
         let Some(ino) = &mut self.inotify else {
             return;
@@ -182,7 +182,7 @@ impl Inotify {
         }
     }
 
-    /// Read every pending event: what do they mean for `names`?
+    /// Read every pending event.
     fn drain(&mut self, names: &[OsString]) -> Seen {
         let mut seen = Seen::Nothing;
         let mut buf = [MaybeUninit::<u8>::uninit(); 4096];

@@ -302,7 +302,7 @@ impl Planner for Sets<'_> {
 }
 
 /// Key and value are UTF-8: the daemon can pass the record to the host.
-fn is_text(r: &Record) -> bool {
+pub(crate) fn is_text(r: &Record) -> bool {
     let v = r.value_field();
     // memchr: most values are far longer than their key.
     let v = &v[..memchr::memchr(0, v).unwrap_or(v.len())];

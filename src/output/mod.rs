@@ -60,7 +60,7 @@ impl<W: Write> Render<W> {
         }
     }
 
-    /// The style it writes in.
+    /// Its style.
     pub fn style(&self) -> &Style {
         &self.style
     }
@@ -73,7 +73,6 @@ impl<W: Write> Render<W> {
     /// Write one record. For `-o object` the caller passes each key once,
     /// with the value the host keeps, and the records of a pool together.
     pub fn entry(&mut self, pool: u8, index: usize, key: &[u8], value: &[u8]) -> io::Result<()> {
-        // JSON finds out whether the value is UTF-8 as it escapes it.
         self.entry_in_pieces(pool, index, key, true, || std::iter::once(value))
     }
 
@@ -210,8 +209,7 @@ impl<W: Write> Render<W> {
     }
 }
 
-/// Where a [`Render`] into a [`Spool`] stands (records, the open object,
-/// bytes): [`Render::rewind`] goes back to it (a scan that runs again).
+/// Where a [`Render`] into a [`Spool`] stands, for a scan that runs again.
 pub type Mark = (usize, Option<(u8, usize)>, u64);
 
 impl Render<Spool> {
@@ -227,8 +225,7 @@ impl Render<Spool> {
     }
 }
 
-/// How many bytes of `b` come before a character cut at its end (one that
-/// more bytes could finish): all of them when none is.
+/// How many bytes of `b` come before a character cut at its end, if any.
 fn whole_characters(b: &[u8]) -> usize {
     // The last byte that starts a character, within a character's length.
     let start = (b.len().saturating_sub(4)..b.len()).rfind(|&i| b[i] & 0xc0 != 0x80);
@@ -258,8 +255,7 @@ pub(crate) fn is_unsafe(c: char) -> bool {
             | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
 }
 
-/// Append `bytes` to `buf`, what a terminal would act on as an escape: `\t`
-/// `\n` `\r`, `\xNN` (controls, bytes not UTF-8), `\u{NNNN}`.
+/// Append `bytes` to `buf`, what a terminal would act on escaped.
 pub fn escape(buf: &mut Vec<u8>, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
