@@ -74,8 +74,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
     }
     for id in pools.iter().filter(|_| a.wait.is_none()) {
         let (warning, broken) = match collect(ctx, *id, &q, &mut render) {
-            // The pool asked for is missing: if the key is in another
-            // pool, that is the answer the user needs.
+            // The pool asked for is missing: the key in another is the answer.
             Err(e @ Error::NoPoolFile { .. }) if key.is_some() && !all_pools => {
                 let Some(other) = elsewhere(ctx, *id, &matcher).0 else {
                     return Err(e);
@@ -98,8 +97,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
         }
     }
     let count = render.count();
-    // hvkvp 2.0 printed nothing and exited 0: scripts under `set -e` rely
-    // on it.
+    // hvkvp 2.0 printed nothing and exited 0: scripts under `set -e` rely on it.
     if count == 0 && ctx.compat && !failed {
         return Ok(Exit::Success);
     }
@@ -218,7 +216,7 @@ fn not_found(ctx: &mut Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadA
 }
 
 /// The first of `pools` holding `key` spelt in another case, and that
-/// spelling, for a hint; not with -i or --join.
+/// spelling; not with -i or --join.
 fn other_case(ctx: &Ctx, pools: &[PoolId], key: &[u8], a: &ReadArgs) -> Option<(PoolId, Vec<u8>)> {
     if a.matching.ignore_case || a.join {
         return None;
@@ -243,8 +241,7 @@ fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> (Option<PoolId>, Vec<
 }
 
 /// The key of the first record of pool `id` that `m` matches, with `skip`
-/// what a killed writer left passed over; a pool locked by a writer is not
-/// waited for (a try-lock).
+/// debris passed over; a pool locked by a writer is not waited for.
 fn first_key(ctx: &Ctx, id: PoolId, m: &Matcher, skip: bool) -> Result<Option<Vec<u8>>, Error> {
     let mut pool = Pool::open(&ctx.dir, id, Access::Read, Duration::ZERO)?;
     pool.scan(|p| {
@@ -294,8 +291,8 @@ fn wait_for(
                     warning.iter().chain(&broken).for_each(|w| ctx.io.warn(w));
                 }
                 Ok(_) | Err(Error::NoPoolFile { .. } | Error::NoPoolDir { .. }) => {}
-                // With -a, a pool that cannot be read is named once and
-                // the others are still waited on.
+                // With -a, a pool that cannot be read is named once, the
+                // others waited on.
                 Err(e) => match failed.as_deref_mut() {
                     Some(failed) => {
                         if first {

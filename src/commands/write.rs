@@ -75,8 +75,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, E
                 (vec![(key.clone(), value)], None)
             };
             // The records the key names when it is more than one exact key:
-            // with -i, or in the 2.0 form a 2.0 pattern (-m off: any key
-            // containing it).
+            // with -i, or a 2.0 pattern (-m off: any key containing it).
             let pattern = if ctx.compat {
                 let o = MatchOptions {
                     exact: a.exact != Some(OnOff::Off),
@@ -286,8 +285,7 @@ impl Planner for Sets<'_> {
                 behind(Some(*at), stored);
             }
         } else {
-            // Set N's record is made when it is written (`make`): a batch
-            // of many pairs is not held twice.
+            // Set N's record is made when written: a batch is not held twice.
             for (n, at) in self.first.iter().enumerate() {
                 match *at {
                     Some(at) => self.plan.updates.push((at, New::Made(n))),

@@ -44,8 +44,7 @@ pub fn write_text(
     Ok(())
 }
 
-/// The `hvkvp delete` command that mends this pool: other pools than 1
-/// need `-p N --force`.
+/// The `hvkvp delete` command that mends this pool (`-p N --force` but for 1).
 fn delete(r: &Report, what: &str) -> String {
     if r.id == PoolId::GUEST {
         format!("`hvkvp delete {what}`")
@@ -212,9 +211,7 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
 /// "field", "units", "limit"}]`), `garbage_after_nul`, `chunk_tags`,
 /// `daemon_holds_replaced` (daemon pids) and `problems`.
 pub fn write_json(out: &mut impl Write, reports: &[Report], escape: bool) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(4096);
-    json::write_lines(&mut buf, reports.iter().map(pool_json), escape)?;
-    out.write_all(&buf)
+    json::write_lines(out, reports.iter().map(pool_json), escape)
 }
 
 /// One pool in `check -o json`.
