@@ -201,20 +201,14 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
     }
 }
 
-/// The reports as one JSON array, one pool per line: `pool`, `name`, `path`,
-/// `size`, `records`, `partial_tail_bytes`, `mode` (`"0644"`), `modified` and
-/// `boot_time` (epoch seconds), `stale`, record indices (`empty_keys`,
-/// `copies`, `staged`), `broken_chunks`, `duplicates` (`[{"key", "indices"}]`;
-/// a key not UTF-8 has `key_utf8` and `key_hex`, as in `read -o json`),
-/// `invalid_utf8` and `unterminated` (`[{"index", "field"}]`), `host_stops_at`
-/// (or null) and `invisible_to_host`, `over_host_limits` (`[{"index",
-/// "field", "units", "limit"}]`), `garbage_after_nul`, `chunk_tags`,
-/// `daemon_holds_replaced` (daemon pids) and `problems`.
+/// The reports as one JSON array, one pool per line, each with the members
+/// [`pool_json`] lists, in its order (epoch seconds for times).
 pub fn write_json(out: &mut impl Write, reports: &[Report], escape: bool) -> io::Result<()> {
     json::write_lines(out, reports.iter().map(pool_json), escape)
 }
 
-/// One pool in `check -o json`.
+/// One pool in `check -o json`; a key not UTF-8 has `key_utf8` and
+/// `key_hex`, as in `read -o json`.
 fn pool_json(r: &Report) -> Value {
     let f = &r.facts;
     let spots = |s: &[Spot]| -> Vec<Value> {
