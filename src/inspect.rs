@@ -78,14 +78,9 @@ pub struct Report {
     pub replaced_under_daemon: Vec<u32>,
 }
 
-/// Inspect pool `id` of `dir` under its shared lock.
-pub fn inspect(
-    dir: &Path,
-    id: PoolId,
-    boot: SystemTime,
-    timeout: Duration,
-) -> Result<Report, Error> {
-    let mut pool = Pool::open(dir, id, Access::Read, timeout)?;
+/// Inspect pool `id` of `dir` under its shared lock, waited for `wait` at most.
+pub fn inspect(dir: &Path, id: PoolId, boot: SystemTime, wait: Duration) -> Result<Report, Error> {
+    let mut pool = Pool::open(dir, id, Access::Read, wait)?;
     let facts = pool.scan(scan)?;
     let (mode, modified) = (pool.mode(), pool.modified());
     let path = pool.path().to_path_buf();

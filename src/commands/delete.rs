@@ -105,10 +105,9 @@ fn delete(ctx: &mut Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
         ctx.io
             .tell_no_match(&format!("nothing matched in pool {id}"));
     }
-    Ok(if nothing {
-        Exit::NoMatch
-    } else {
-        Exit::Success
+    Ok(match nothing {
+        true => Exit::NoMatch,
+        false => Exit::Success,
     })
 }
 

@@ -65,10 +65,9 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
                 let dir = ctx.dir.clone();
                 ctx.io.say(&Error::NoPoolDir { dir }.to_string());
             }
-            return Ok(if failed {
-                Exit::Environment
-            } else {
-                Exit::NoMatch
+            return Ok(match failed {
+                true => Exit::Environment,
+                false => Exit::NoMatch,
             });
         }
     }
@@ -201,10 +200,9 @@ fn not_found(ctx: &mut Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadA
     ctx.io
         .tell_no_match(&format!("{key_shown}: no such key in pool {id}"));
     // Said even to a script: the key may be in a pool not searched.
-    let (s, were) = if busy.len() == 1 {
-        ("", "was")
-    } else {
-        ("s", "were")
+    let (s, were) = match busy.len() {
+        1 => ("", "was"),
+        _ => ("s", "were"),
     };
     let busy: Vec<String> = busy.iter().map(|id| id.number().to_string()).collect();
     if !busy.is_empty() {
@@ -324,29 +322,27 @@ struct Query<'a> {
     join: Option<&'a [u8]>,
 }
 
-/// Write the matching records of one pool into `render` under its shared
+/// What one pool gave besides its records: a warning to print once it is
+/// unlocked, and why `--join`'s chunks do not join up.
+type Found = (Option<String>, Option<String>);
+
+/// Write the matching records of one pool into `out` under its shared
 /// lock, in one pass, leaving out what a killed writer left ([`Finder`]: no
 /// one wrote it; hvkvp 2.0 listed it, and its command lines still do); with
 /// `join`, an absent key is put back together from its chunks `KEY.0`,
-/// `KEY.1`, …. Gives a warning to print once it is unlocked, and why the
-/// chunks do not join up.
-fn collect(
-    ctx: &Ctx,
-    id: PoolId,
-    q: &Query<'_>,
-    render: &mut Render<Spool>,
-) -> Result<(Option<String>, Option<String>), Error> {
+/// `KEY.1`, ….
+fn collect(ctx: &Ctx, id: PoolId, q: &Query<'_>, out: &mut Render<Spool>) -> Result<Found, Error> {
     let mut pool = Pool::open(&ctx.dir, id, Access::Read, ctx.timeout)?;
-    let start = render.mark();
+    let start = out.mark();
     let pool_no = id.number();
-    let object = render.style().format == Format::Object;
+    let object = out.style().format == Format::Object;
     let broken = pool.scan(|p| -> std::io::Result<Option<Broken>> {
         // A scan that runs again starts again.
-        render.rewind(start)?;
-        let before = render.count();
+        out.rewind(start)?;
+        let before = out.count();
         let mut chunks = Chunks::new(p.len());
         if object && !q.first_only {
-            object_members(p, q.matcher, |i, k, v| render.entry(pool_no, i, k, v))?;
+            object_members(p, q.matcher, |i, k, v| out.entry(pool_no, i, k, v))?;
         } else {
             let mut debris = Finder::default();
             for r in p.records() {
@@ -354,19 +350,19 @@ fn collect(
                     continue;
                 }
                 if q.matcher.matches_field(r.key_field()) {
-                    render.entry(pool_no, r.index, r.key(), r.value())?;
+                    out.entry(pool_no, r.index, r.key(), r.value())?;
                     if q.first_only {
                         break;
                     }
                 }
-                if let Some(key) = q.join.filter(|_| render.count() == before) {
+                if let Some(key) = q.join.filter(|_| out.count() == before) {
                     chunks.see(key, r.index, r.bytes());
                 }
             }
         }
         let Some(key) = q
             .join
-            .filter(|_| render.count() == before && !chunks.is_empty())
+            .filter(|_| out.count() == before && !chunks.is_empty())
         else {
             return Ok(None);
         };
@@ -377,7 +373,7 @@ fn collect(
             Err(why) => return Ok(Some(why)),
         };
         let joined = &joined;
-        render.entry_in_pieces(pool_no, joined.index, key, joined.utf8, move || {
+        out.entry_in_pieces(pool_no, joined.index, key, joined.utf8, move || {
             joined.pieces(move |i| p.rec(i))
         })?;
         Ok(None)

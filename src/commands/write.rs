@@ -34,10 +34,9 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, E
     if a.split && a.ignore_case {
         return Err(Error::Input("--split and -i do not go together".into()));
     }
-    let limits = if a.force.set {
-        Limits::FieldOnly
-    } else {
-        Limits::Host
+    let limits = match a.force.set {
+        true => Limits::FieldOnly,
+        false => Limits::Host,
     };
     let (sets, tag, pattern, split_key) = match &a.batch {
         Some(file) => (batch::read(file, a.null, limits)?, None, None, None),
@@ -48,10 +47,9 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, E
                     return Err(Error::Input("missing KEY: hvkvp write KEY VALUE".into()))
                 }
             };
-            let cap = if a.split {
-                SPLIT_MAX_BYTES
-            } else {
-                VALUE_MAX_BYTES
+            let cap = match a.split {
+                true => SPLIT_MAX_BYTES,
+                false => VALUE_MAX_BYTES,
             };
             let value = match (&a.value, &a.value_opt) {
                 // hvkvp 2.0 had no stdin: `-v -` is the value `-`.
@@ -336,10 +334,9 @@ fn read_stdin(ctx: &mut Ctx, keep_newline: bool, cap: usize) -> Result<Vec<u8>, 
         return Ok(buf);
     }
     // Say what is known: the whole length, or where reading stopped.
-    let read = if whole {
-        format!("it is {}", count(buf.len(), "byte"))
-    } else {
-        format!("hvkvp stopped reading after {limit} bytes")
+    let read = match whole {
+        true => format!("it is {}", count(buf.len(), "byte")),
+        false => format!("hvkvp stopped reading after {limit} bytes"),
     };
     let (most, advice) = if cap == VALUE_MAX_BYTES {
         let advice = crate::advice::too_long(Field::Value, false);

@@ -263,10 +263,9 @@ fn pool_json(r: &Report) -> Value {
 
 /// The pronoun for `n` records.
 fn them(n: usize) -> &'static str {
-    if n == 1 {
-        "it"
-    } else {
-        "them"
+    match n {
+        1 => "it",
+        _ => "them",
     }
 }
 

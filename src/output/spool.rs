@@ -19,13 +19,8 @@ pub struct Spool {
 
 impl Spool {
     /// Bytes written so far.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
-    }
-
-    /// Nothing written.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Drop what was written after the first `len` bytes.
