@@ -198,10 +198,13 @@ pub fn scan(p: &Pool) -> Facts {
     f.debris = debris.finish();
     // Keys in order of first appearance.
     f.duplicates.sort_by_key(|d| d.indices[0]);
+    if split.is_empty() {
+        return f;
+    }
     // One more pass gathers the chunks of every base, in order.
     let mut sets: Vec<(&[u8], Chunks)> = Vec::new();
     let mut at: HashMap<&[u8], usize> = HashMap::new();
-    for r in p.records().filter(|_| !split.is_empty()) {
+    for r in p.records() {
         let Some(base) = chunk::base_of(r.key()).and_then(|b| split.get(b)) else {
             continue;
         };

@@ -245,7 +245,7 @@ fn first_key(ctx: &Ctx, id: PoolId, m: &Matcher, skip: bool) -> Result<Option<Ve
     pool.scan(|p| {
         let mut debris = Finder::default();
         (p.records())
-            .find(|r| (debris.see(r) || !skip) && m.matches_field(r.key_field()))
+            .find(|r| (!skip || debris.see(r)) && m.matches_field(r.key_field()))
             .map(|r| r.key().to_vec())
     })
 }

@@ -148,10 +148,11 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, E
 }
 
 /// Keys written behind a record the host cannot read, which ends its
-/// enumeration of the pool: the key of that record, the first few keys
+/// enumeration of the pool: that record and its key, the first few keys
 /// written after it ([`HIDDEN_NAMED`]) and how many.
 #[derive(Debug, Default)]
 struct Hidden {
+    at: usize,
     bad: Vec<u8>,
     keys: Vec<Vec<u8>>,
     count: usize,
@@ -199,11 +200,11 @@ struct Sets<'a> {
     spellings: Vec<(Vec<u8>, usize)>,
     plan: Plan,
     /// Look for a record the host cannot read (`bad`: the first left as it
-    /// is that is not UTF-8, and its key) before the last key of `sets` not
-    /// met yet (`unfound`): nothing after it is hidden.
+    /// is that is not UTF-8) before the last key of `sets` not met yet
+    /// (`unfound`): nothing after it is hidden.
     look: bool,
     unfound: usize,
-    bad: Option<(usize, Vec<u8>)>,
+    bad: Option<Hidden>,
     /// What `finish` found written behind `bad`.
     hidden: &'a Cell<Option<Hidden>>,
 }
@@ -242,7 +243,11 @@ impl Planner for Sets<'_> {
             None if self.split.is_some_and(old_chunk) => self.plan.remove_last.push(r.index),
             // Kept as it is: once one is found, no more are looked for.
             None if self.look && self.unfound > 0 && self.bad.is_none() && !is_text(r) => {
-                self.bad = Some((r.index, k.to_vec()));
+                self.bad = Some(Hidden {
+                    at: r.index,
+                    bad: k.to_vec(),
+                    ..Hidden::default()
+                });
             }
             None => {}
         }
@@ -250,20 +255,9 @@ impl Planner for Sets<'_> {
 
     fn finish(mut self, _: &Pool) -> Result<Plan, Error> {
         // Behind the record the host stops at: appended, or updated after it.
-        let mut hidden = (self.bad.take()).map(|(at, bad)| {
-            (
-                at,
-                Hidden {
-                    bad,
-                    ..Hidden::default()
-                },
-            )
-        });
+        let mut hidden = self.bad.take();
         let mut behind = |at: Option<usize>, key: &[u8]| {
-            if let Some((_, h)) = hidden
-                .as_mut()
-                .filter(|(bad, _)| at.is_none_or(|at| at > *bad))
-            {
+            if let Some(h) = hidden.as_mut().filter(|h| at.is_none_or(|at| at > h.at)) {
                 if h.count < HIDDEN_NAMED {
                     h.keys.push(key.to_vec());
                 }
@@ -292,7 +286,7 @@ impl Planner for Sets<'_> {
                 behind(*at, &self.sets[n].0);
             }
         }
-        self.hidden.set(hidden.map(|(_, h)| h));
+        self.hidden.set(hidden);
         Ok(self.plan)
     }
 }
