@@ -211,11 +211,8 @@ pub fn write_json(out: &mut impl Write, reports: &[Report], escape: bool) -> io:
 /// `key_hex`, as in `read -o json`.
 fn pool_json(r: &Report) -> Value {
     let f = &r.facts;
-    let spots = |s: &[Spot]| -> Vec<Value> {
-        (s.iter())
-            .map(|s| json!({"index": s.index, "field": s.field.to_string()}))
-            .collect()
-    };
+    let at = |s: &Spot| json!({"index": s.index, "field": s.field.to_string()});
+    let spots = |s: &[Spot]| s.iter().map(at).collect::<Vec<_>>();
     let duplicates: Vec<Value> = (f.duplicates.iter())
         .map(|d| {
             let mut m = Map::new();

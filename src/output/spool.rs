@@ -71,7 +71,8 @@ impl Write for Spool {
 
 /// No temporary file could be made: inside the `io::Error` a write into
 /// the spool returns, so that the message names the directory, not stdout.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {NO_TEMP_FILE}: {source}", dir.display())]
 pub struct NoTempFile {
     /// `$TMPDIR`, or `/tmp` when it is not set.
     pub dir: PathBuf,
@@ -83,15 +84,6 @@ pub struct NoTempFile {
 pub const NO_TEMP_FILE: &str = "cannot make a temporary file there (nor in memory, /dev/shm or \
      /tmp) to hold output over 1 MiB until the pool is unlocked; set TMPDIR to a writable \
      directory";
-
-impl std::fmt::Display for NoTempFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (dir, source) = (self.dir.display(), &self.source);
-        write!(f, "{dir}: {NO_TEMP_FILE}: {source}")
-    }
-}
-
-impl std::error::Error for NoTempFile {}
 
 /// A file with no name, so that nothing is left behind: in `$TMPDIR`
 /// (default `/tmp`), else in memory outside the heap (`memfd_create`), else
