@@ -46,10 +46,9 @@ pub fn write_text(
 
 /// The `hvkvp delete` command that mends this pool (`-p N --force` but for 1).
 fn delete(r: &Report, what: &str) -> String {
-    if r.id == PoolId::GUEST {
-        format!("`hvkvp delete {what}`")
-    } else {
-        format!("`hvkvp delete -p {} --force {what}`", r.id.number())
+    match r.id {
+        PoolId::GUEST => format!("`hvkvp delete {what}`"),
+        id => format!("`hvkvp delete -p {} --force {what}`", id.number()),
     }
 }
 
@@ -58,12 +57,8 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
     let path = r.path.display().to_string();
     let path = if escape { sanitize(&path) } else { path };
     let (records, size) = (count(f.records, "record"), count(f.size as usize, "byte"));
-    let mode = r.mode;
-    writeln!(
-        out,
-        "pool {}: {path}, {records}, {size}, mode {mode:04o}",
-        r.id
-    )?;
+    let (id, mode) = (r.id, r.mode);
+    writeln!(out, "pool {id}: {path}, {records}, {size}, mode {mode:04o}")?;
     let clean_invalid = delete(r, "-c");
     let mut problems = Vec::new();
     if f.tail > 0 {
@@ -114,10 +109,8 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
     }
     let bad = |what: &str, spots: &[Spot]| {
         let list = list(&spots.iter().map(|&s| spot(s)).collect::<Vec<_>>());
-        format!(
-            "{what}: {list} ({clean_invalid} drops {})",
-            them(spots.chunk_by(|a, b| a.index == b.index).count())
-        )
+        let them = them(spots.chunk_by(|a, b| a.index == b.index).count());
+        format!("{what}: {list} ({clean_invalid} drops {them})")
     };
     if !f.invalid_utf8.is_empty() {
         problems.push(bad("not valid UTF-8", &f.invalid_utf8));
@@ -139,10 +132,8 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
                 format!("{at} ({units} UTF-16 units, at most {most})")
             })
             .collect();
-        problems.push(format!(
-            "over the host's limits, cut silently: {}",
-            list(&over)
-        ));
+        let over = list(&over);
+        problems.push(format!("over the host's limits, cut silently: {over}"));
     }
     if !r.mode_ok() {
         problems.push(format!(
