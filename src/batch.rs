@@ -69,12 +69,10 @@ pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
         at: HashMap::new(),
         collided: Vec::new(),
     };
+    let first = input.iter().find(|b| !b.is_ascii_whitespace());
     if null {
         nul_pairs(input, &mut |o, k, v| kept.add(o, k, v))?;
-    } else if matches!(
-        input.iter().find(|b| !b.is_ascii_whitespace()),
-        Some(b'[' | b'{')
-    ) {
+    } else if matches!(first, Some(b'[' | b'{')) {
         // JSON only if it parses as JSON: `[net]=on` is a KEY=VALUE line.
         match serde_json::from_slice(input) {
             Ok(doc) => {

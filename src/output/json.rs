@@ -40,6 +40,7 @@ pub fn write_lines<W: Write, T: Serialize>(
         write(&mut buf, &item, escape)?;
         out.write_all(&buf)?;
     }
+    // `buf` holds the last item: empty when there was none.
     out.write_all(if buf.is_empty() { b"]\n" } else { b"\n]\n" })
 }
 
