@@ -69,12 +69,10 @@ pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
         at: HashMap::new(),
         collided: Vec::new(),
     };
+    let first = input.iter().find(|b| !b.is_ascii_whitespace());
     if null {
         nul_pairs(input, &mut |o, k, v| kept.add(o, k, v))?;
-    } else if matches!(
-        input.iter().find(|b| !b.is_ascii_whitespace()),
-        Some(b'[' | b'{')
-    ) {
+    } else if matches!(first, Some(b'[' | b'{')) {
         // JSON only if it parses as JSON: `[net]=on` is a KEY=VALUE line.
         match serde_json::from_slice(input) {
             Ok(doc) => {
@@ -123,25 +121,22 @@ impl Kept {
         };
         check_field(Field::Key, key, self.limits).map_err(named)?;
         check_field(Field::Value, value, self.limits).map_err(named)?;
+        let n = self.out.len();
         let out = &mut self.out;
-        let first = *self
-            .at
-            .entry(crate::record::fnv1a64(&[key]))
-            .or_insert(out.len());
-        let found = if first == out.len() {
-            None
-        } else if out[first].0 == key {
-            Some(first)
-        } else {
-            let found = self.collided.iter().copied().find(|&i| out[i].0 == key);
-            if found.is_none() {
-                self.collided.push(out.len());
-            }
-            found
-        };
+        let first = *self.at.entry(crate::record::fnv1a64(&[key])).or_insert(n);
+        // None: no other key has its hash; Some(None): one has, but not it.
+        let found = (first < n).then(|| {
+            let mut same = std::iter::once(first).chain(self.collided.iter().copied());
+            same.find(|&i| out[i].0 == key)
+        });
         match found {
-            Some(i) => out[i].1 = value.to_vec(),
-            None => out.push((key.to_vec(), value.to_vec())),
+            Some(Some(i)) => out[i].1 = value.to_vec(),
+            new => {
+                if new.is_some() {
+                    self.collided.push(n);
+                }
+                out.push((key.to_vec(), value.to_vec()));
+            }
         }
         Ok(())
     }
@@ -258,10 +253,8 @@ fn object_key(name: &str) -> Result<Vec<u8>, Error> {
     }
 }
 
+/// None for an odd length too: the last pair is cut short.
 fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())

@@ -19,52 +19,43 @@ use crate::stale;
 /// Where in a pool a finding is: a record's index and one of its fields.
 #[derive(Debug, Clone, Copy)]
 pub struct Spot {
-    /// The record, counted from 0 in file order.
     pub index: usize,
-    /// Key or value.
     pub field: Field,
 }
 
-/// A field longer than the host receives.
+/// A field longer than the host receives: its UTF-16 units, and the most
+/// the host keeps.
 #[derive(Debug, Clone, Copy)]
 pub struct OverLimit {
-    /// The field.
     pub at: Spot,
-    /// Its length in UTF-16 units.
     pub units: usize,
-    /// What the host keeps of such a field.
     pub limit: usize,
 }
 
-/// One key held by more than one record.
+/// One key held by more than one record, and every record holding it in
+/// file order: the host keeps the last.
 #[derive(Debug, Clone)]
 pub struct Duplicate {
-    /// The key, as stored.
     pub key: Vec<u8>,
-    /// Every record holding it, in file order: the host keeps the last.
     pub indices: Vec<usize>,
 }
 
-/// Everything found in one pool, copied out of it.
+/// Everything found in one pool, copied out of it; lists in file order.
 #[derive(Debug, Default)]
 pub struct Facts {
-    /// The file's size in bytes.
     pub size: u64,
-    /// Whole records.
     pub records: usize,
     /// Bytes after the last whole record.
     pub tail: u64,
-    /// What a killed hvkvp left.
     pub debris: Debris,
     /// Keys whose tagged chunks do not join up to one value.
     pub broken_chunks: Vec<Vec<u8>>,
-    /// Keys held by more than one record (debris left out), in order.
+    /// Keys held by more than one record (debris left out).
     pub duplicates: Vec<Duplicate>,
-    /// Fields that are not UTF-8, in file order.
     pub invalid_utf8: Vec<Spot>,
-    /// Fields with no NUL, in file order.
+    /// Fields with no NUL.
     pub unterminated: Vec<Spot>,
-    /// Fields over the host's UTF-16 limits, in file order.
+    /// Fields over the host's UTF-16 limits.
     pub over_limits: Vec<OverLimit>,
     /// Records with bytes after a field's NUL besides a chunk's tag (not debris).
     pub garbage: usize,
@@ -74,31 +65,22 @@ pub struct Facts {
 
 /// One pool's report.
 pub struct Report {
-    /// Which pool: staleness is a problem only for pool 1.
+    /// Staleness is a problem only for pool 1.
     pub id: PoolId,
-    /// The file reported on.
     pub path: PathBuf,
     /// Permission bits.
     pub mode: u32,
-    /// The file's mtime.
     pub modified: SystemTime,
     /// When this boot began.
     pub boot: SystemTime,
-    /// What the scan found.
     pub facts: Facts,
     /// KVP daemons (their pids) that hold a file this path no longer names.
     pub replaced_under_daemon: Vec<u32>,
 }
 
-/// Inspect pool `id` of `dir` under its shared lock, released before this
-/// returns.
-pub fn inspect(
-    dir: &Path,
-    id: PoolId,
-    boot: SystemTime,
-    timeout: Duration,
-) -> Result<Report, Error> {
-    let mut pool = Pool::open(dir, id, Access::Read, timeout)?;
+/// Inspect pool `id` of `dir` under its shared lock, waited for `wait` at most.
+pub fn inspect(dir: &Path, id: PoolId, boot: SystemTime, wait: Duration) -> Result<Report, Error> {
+    let mut pool = Pool::open(dir, id, Access::Read, wait)?;
     let facts = pool.scan(scan)?;
     let (mode, modified) = (pool.mode(), pool.modified());
     let path = pool.path().to_path_buf();
@@ -139,18 +121,16 @@ fn daemons_holding_replaced(path: &Path, proc: &Path) -> Vec<u32> {
         if !["hv_kvp_daemon", "hypervkvpd"].contains(&comm.trim_end()) {
             continue;
         }
-        for fd in dir(e.path().join("fd")) {
+        let holds = dir(e.path().join("fd")).any(|fd| {
             let Ok(target) = std::fs::read_link(fd.path()) else {
-                continue;
+                return false;
             };
             let t = target.as_os_str().as_encoded_bytes();
-            if t.strip_suffix(b" (deleted)").unwrap_or(t) != abs.as_os_str().as_encoded_bytes() {
-                continue;
-            }
-            let held = std::fs::metadata(fd.path()).ok().map(id);
-            if held.is_some() && held != now && !found.contains(&pid) {
-                found.push(pid);
-            }
+            t.strip_suffix(b" (deleted)").unwrap_or(t) == abs.as_os_str().as_encoded_bytes()
+                && (std::fs::metadata(fd.path()).ok().map(id)).is_some_and(|h| Some(h) != now)
+        });
+        if holds {
+            found.push(pid);
         }
     }
     found
@@ -165,10 +145,8 @@ pub fn scan(p: &Pool) -> Facts {
         ..Facts::default()
     };
     let mut keys = KeyIndex::default();
-    // Records whose key an earlier record holds, (that record, this one),
-    // and each repeated key, copied at its first repeat.
-    let mut repeats: Vec<(usize, usize)> = Vec::new();
-    let mut repeated: HashMap<usize, Vec<u8>> = HashMap::new();
+    // Each repeated key's place in `f.duplicates`, by its first record.
+    let mut dup_at: HashMap<usize, usize> = HashMap::new();
     let mut debris = Finder::default();
     // The bases of chunks that carry a tag: their sets are checked below.
     let mut split: HashSet<Vec<u8>> = HashSet::new();
@@ -179,19 +157,20 @@ pub fn scan(p: &Pool) -> Facts {
         let tagged = Tag::read(r.bytes()).is_some();
         if tagged {
             f.chunk_tags += 1;
-            if let Some(base) = chunk::base_of(key) {
-                split.insert(base.to_vec());
-            }
+            split.extend(chunk::base_of(key).map(<[u8]>::to_vec));
         }
         if kept {
             if let Some(first) = keys.first_or_insert(key, index) {
-                repeats.push((first, index));
-                repeated.entry(first).or_insert_with(|| key.to_vec());
+                let d = *dup_at.entry(first).or_insert_with(|| {
+                    let (key, indices) = (key.to_vec(), vec![first]);
+                    f.duplicates.push(Duplicate { key, indices });
+                    f.duplicates.len() - 1
+                });
+                f.duplicates[d].indices.push(index);
             }
-            let garbage = if tagged {
-                chunk::garbage_besides_tag
-            } else {
-                record::has_garbage
+            let garbage = match tagged {
+                true => chunk::garbage_besides_tag,
+                false => record::has_garbage,
             };
             f.garbage += usize::from(garbage(r.key_field()) || garbage(r.value_field()));
         }
@@ -217,37 +196,28 @@ pub fn scan(p: &Pool) -> Facts {
         }
     }
     f.debris = debris.finish();
-    if !split.is_empty() {
-        // One more pass gathers the chunks of every base, in the order the
-        // bases first appear.
-        let mut sets: Vec<(&[u8], Chunks)> = Vec::new();
-        let mut at: HashMap<&[u8], usize> = HashMap::new();
-        for r in p.records() {
-            let Some(base) = chunk::base_of(r.key()).and_then(|b| split.get(b)) else {
-                continue;
-            };
-            let i = *at.entry(base).or_insert_with(|| {
-                sets.push((base, Chunks::new(p.len())));
-                sets.len() - 1
-            });
-            sets[i].1.see(base, r.index, r.bytes());
-        }
-        for (base, chunks) in sets {
-            if chunks.check(|i| p.rec(i)).is_err() {
-                f.broken_chunks.push(base.to_vec());
-            }
-        }
+    // Keys in order of first appearance.
+    f.duplicates.sort_by_key(|d| d.indices[0]);
+    if split.is_empty() {
+        return f;
     }
-    // Keys in order of first appearance, each with the records holding it.
-    repeats.sort_by_key(|&(first, _)| first);
-    for group in repeats.chunk_by(|a, b| a.0 == b.0) {
-        let first = group[0].0;
-        f.duplicates.push(Duplicate {
-            key: repeated.remove(&first).unwrap_or_default(),
-            indices: std::iter::once(first)
-                .chain(group.iter().map(|&(_, i)| i))
-                .collect(),
+    // One more pass gathers the chunks of every base, in order.
+    let mut sets: Vec<(&[u8], Chunks)> = Vec::new();
+    let mut at: HashMap<&[u8], usize> = HashMap::new();
+    for r in p.records() {
+        let Some(base) = chunk::base_of(r.key()).and_then(|b| split.get(b)) else {
+            continue;
+        };
+        let i = *at.entry(base).or_insert_with(|| {
+            sets.push((base, Chunks::new(p.len())));
+            sets.len() - 1
         });
+        sets[i].1.see(base, r.index, r.bytes());
+    }
+    for (base, chunks) in sets {
+        if chunks.check(|i| p.rec(i)).is_err() {
+            f.broken_chunks.push(base.to_vec());
+        }
     }
     f
 }
@@ -263,8 +233,7 @@ pub(crate) struct KeyIndex {
 }
 
 impl KeyIndex {
-    /// The first record holding `key`, or None when `index` is the first
-    /// (and is noted as such).
+    /// The first record holding `key`; None when `index` is the first.
     pub(crate) fn first_or_insert(&mut self, key: &[u8], index: usize) -> Option<usize> {
         let (h, sip) = (record::fnv1a64(&[key]), self.sip.hash_one(key));
         match self.first.entry(h) {

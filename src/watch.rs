@@ -18,29 +18,25 @@ use std::time::{Duration, Instant};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 
-/// How often the fallback looks again.
 const POLL: Duration = Duration::from_millis(100);
-
-/// How often a missing directory is looked for while an ancestor is watched.
 const ANCESTOR_LOOK: Duration = Duration::from_secs(1);
 
 /// Whether `read --wait` on `dir`, which does not exist, would wait for
-/// nothing: the default pool directory on a machine without a VMBus, where
-/// no KVP daemon will make it.
+/// nothing: the default pool directory on a machine without a VMBus (as
+/// every Hyper-V guest has), where no KVP daemon will make it.
 pub fn waits_for_nothing(dir: &Path, vmbus_exists: bool) -> bool {
     dir == Path::new(crate::pool::DEFAULT_DIR) && !vmbus_exists
 }
 
-/// Whether this machine has a VMBus, as every Hyper-V guest does.
+/// Whether this machine has a VMBus.
 pub fn has_vmbus() -> bool {
     Path::new("/sys/bus/vmbus").exists()
 }
 
-/// A watch on the files of one directory.
+/// A watch on the files of one directory; `inotify` `None`: polling.
 pub struct Watch {
     dir: CString,
     names: Vec<OsString>,
-    /// `None`: polling.
     inotify: Option<Inotify>,
 }
 
@@ -52,13 +48,12 @@ struct Inotify {
     ancestor: Option<(CString, i32)>,
 }
 
-/// What a batch of events says.
+/// What a batch of events says: `Lost`, the directory went (or events were
+/// lost, and it may have).
 #[derive(PartialEq)]
 enum Seen {
     Nothing,
-    /// One of the files may have changed.
     Change,
-    /// The directory went (or events were lost, and it may have).
     Lost,
 }
 
@@ -106,8 +101,8 @@ impl Watch {
         }
     }
 
-    /// Drop the watch that no longer covers the path, and wait for a
-    /// directory there to watch (or poll), until the deadline.
+    /// Drop the watch that no longer covers the path, and until the deadline
+    /// wait for a directory there to watch.
     fn rewatch(&mut self, deadline: Option<Instant>) {
         let Some(ino) = &mut self.inotify else {
             return;
@@ -137,8 +132,8 @@ impl Watch {
             match ino.watch_ancestor(&self.dir) {
                 // Newly watched: the directory may have come before the watch.
                 Some(true) => continue,
+                // Whatever the events were, the path is looked at again.
                 Some(false) => {
-                    // Whatever the events were, the path is looked at again.
                     if ready(&ino.fd, Some(nap(deadline, ANCESTOR_LOOK))) == Ok(true) {
                         ino.drain(&[]);
                     }
@@ -166,12 +161,9 @@ impl Inotify {
     fn watch_ancestor(&mut self, dir: &CString) -> Option<bool> {
         let path = Path::new(OsStr::from_bytes(dir.as_bytes()));
         let near = (path.ancestors().skip(1))
-            .map(|a| {
-                if a.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    a
-                }
+            .map(|a| match a.as_os_str().is_empty() {
+                true => Path::new("."),
+                false => a,
             })
             .find(|a| a.is_dir())?;
         let near = CString::new(near.as_os_str().as_bytes()).ok()?;
@@ -190,22 +182,20 @@ impl Inotify {
         }
     }
 
-    /// Read every pending event: what do they mean for `names`?
+    /// Read every pending event.
     fn drain(&mut self, names: &[OsString]) -> Seen {
         let mut seen = Seen::Nothing;
         let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
         let mut events = inotify::Reader::new(&self.fd, &mut buf);
+        let gone = ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF | ReadFlags::IGNORED;
         while let Ok(ev) = events.next() {
             let mask = ev.events();
-            if mask.contains(ReadFlags::QUEUE_OVERFLOW) {
+            // Events from an ancestor, or a directory no longer at the path,
+            // say nothing.
+            let ours = Some(ev.wd()) == self.wd;
+            if mask.contains(ReadFlags::QUEUE_OVERFLOW) || (ours && mask.intersects(gone)) {
                 seen = Seen::Lost;
-            } else if Some(ev.wd()) != self.wd {
-                // From an ancestor, or a directory no longer at the path.
-            } else if mask
-                .intersects(ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF | ReadFlags::IGNORED)
-            {
-                seen = Seen::Lost;
-            } else if seen == Seen::Nothing {
+            } else if ours && seen == Seen::Nothing {
                 let name = ev.file_name().map_or(&[][..], |n| n.to_bytes());
                 if names.iter().any(|w| w.as_bytes() == name) {
                     seen = Seen::Change;
@@ -245,12 +235,11 @@ const ENTRY: WatchFlags = WatchFlags::CREATE
     .union(WatchFlags::MOVE_SELF)
     .union(WatchFlags::ONLYDIR);
 
-/// True when `e` says there is no directory at the path (yet).
+/// No directory at the path (yet).
 fn is_missing(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR))
 }
 
-/// Time left until `deadline`; `None`: no deadline.
 fn left(deadline: Option<Instant>) -> Option<Duration> {
     deadline.map(|d| d.saturating_duration_since(Instant::now()))
 }

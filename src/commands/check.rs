@@ -15,10 +15,7 @@ use crate::stale;
 /// Inspect `pool`, or every pool that exists, then print the reports.
 pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, Error> {
     // -a conflicts with -p and -s: no pool named means every pool.
-    let ids = match pool {
-        Some(id) => vec![id],
-        None => crate::pool::existing(&ctx.dir)?,
-    };
+    let ids = pool.map_or_else(|| crate::pool::existing(&ctx.dir), |id| Ok(vec![id]))?;
     let boot = stale::boot_time()?;
     // A pool that cannot be inspected (a FIFO, unreadable) is named on
     // stderr and the others reported; the exit status says one failed.
@@ -51,11 +48,9 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &CheckArgs) -> Result<Exit, E
         .and_then(|()| out.flush())
         .map_err(Error::Output)?;
     }
-    Ok(if failed {
-        Exit::Environment
-    } else if bad {
-        Exit::NoMatch
-    } else {
-        Exit::Success
+    Ok(match (failed, bad) {
+        (true, _) => Exit::Environment,
+        (false, true) => Exit::NoMatch,
+        (false, false) => Exit::Success,
     })
 }

@@ -32,7 +32,6 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, 
     Ok(Exit::Success)
 }
 
-/// The delete itself.
 fn delete(ctx: &mut Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     // hvkvp 2.0 took an empty -k for no -k at all.
     let pattern = (a.pattern.as_deref()).filter(|p| !(ctx.compat && p.is_empty()));
@@ -62,14 +61,12 @@ fn delete(ctx: &mut Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
     if a.all {
         // Decided under the exclusive locks: a write that lands before them
         // makes the pool fresh, and it is kept.
-        if let Some(boot) = boot {
-            if !stale::is_stale(p.modified(), boot) {
-                drop(p); // unlock before anything is printed
-                ctx.io.tell_no_match(&format!(
-                    "pool {id} was written after this boot: left alone"
-                ));
-                return Ok(Exit::NoMatch);
-            }
+        if boot.is_some_and(|boot| !stale::is_stale(p.modified(), boot)) {
+            drop(p); // unlock before anything is printed
+            ctx.io.tell_no_match(&format!(
+                "pool {id} was written after this boot: left alone"
+            ));
+            return Ok(Exit::NoMatch);
         }
         p.clear()?;
         return Ok(Exit::Success);
@@ -104,31 +101,29 @@ fn delete(ctx: &mut Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
             some_keys(&kept, kept.len())
         ));
     }
-    if nothing {
-        if !ctx.compat {
-            ctx.io
-                .tell_no_match(&format!("nothing matched in pool {id}"));
-        }
-        return Ok(Exit::NoMatch);
+    if nothing && !ctx.compat {
+        ctx.io
+            .tell_no_match(&format!("nothing matched in pool {id}"));
     }
-    Ok(Exit::Success)
+    Ok(match nothing {
+        true => Exit::NoMatch,
+        false => Exit::Success,
+    })
 }
 
-/// Picks the records to remove, in one pass. For `-d`, a record goes when
-/// a later one has its key (known by two hashes, [`KeyIndex`]).
+/// Picks the records to remove (`gone`, in order), in one pass. `delete
+/// KEY`: its chunks `KEY.0`, … go too: tagged ones (`write --split`)
+/// always, the untagged ones (`loose`) unless a record KEY was `found`;
+/// those kept are named in a warning. `-d`: a record goes when a later one
+/// has its key (the first record of each key known by two hashes,
+/// [`KeyIndex`], with the last seen of each).
 struct Doomed<'a> {
     target: Option<&'a Matcher>,
     a: &'a DeleteArgs,
-    /// The records that go, in order.
     gone: Vec<usize>,
-    /// A record KEY was found.
     found: bool,
-    /// `delete KEY`: the chunks `KEY.0`, … go too: tagged ones (`write
-    /// --split`) always, these untagged ones unless `found`.
     loose: Vec<(usize, Vec<u8>)>,
-    /// The keys of the untagged chunks kept, for a warning.
     chunks_kept: &'a Cell<Vec<Vec<u8>>>,
-    /// `-d`: the first record of each key, and the last seen of each.
     keys: KeyIndex,
     last: HashMap<usize, usize>,
 }
@@ -170,13 +165,12 @@ impl Planner for Doomed<'_> {
     }
 
     fn finish(mut self, _: &Pool) -> Result<Plan, Error> {
-        if self.found {
-            let kept = self.loose.into_iter().map(|(_, k)| k).collect();
-            self.chunks_kept.set(kept);
-        } else {
-            self.gone.extend(self.loose.iter().map(|&(i, _)| i));
-            self.chunks_kept.set(Vec::new());
+        let (loose, keys): (Vec<usize>, _) = self.loose.into_iter().unzip();
+        if !self.found {
+            self.gone.extend(loose);
         }
+        self.chunks_kept
+            .set(if self.found { keys } else { Vec::new() });
         self.gone.sort_unstable();
         self.gone.dedup();
         Ok(Plan {
@@ -192,6 +186,5 @@ fn unreadable(r: &Record) -> bool {
     r.key().is_empty()
         || !record::is_terminated(r.key_field())
         || !record::is_terminated(r.value_field())
-        || std::str::from_utf8(r.key()).is_err()
-        || std::str::from_utf8(r.value()).is_err()
+        || !super::write::is_text(r)
 }

@@ -21,14 +21,8 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
     let all_pools = a.all_pools.set;
     let key = a.key.as_deref().map(os_bytes);
     // Read matches substrings unless -m on.
-    let matcher = key_matcher(
-        ctx,
-        a.key.as_deref(),
-        a.pattern.as_deref(),
-        &a.matching,
-        false,
-    )?;
-    let (matcher, format) = match matcher {
+    let (k, p) = (a.key.as_deref(), a.pattern.as_deref());
+    let (matcher, format) = match key_matcher(ctx, k, p, &a.matching, false)? {
         Some(m) if key.is_some() => (m, Format::Value),
         m => (m.unwrap_or_else(Matcher::all), Format::Kv),
     };
@@ -54,8 +48,6 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
         matcher: &matcher,
         first_only: key.is_some(),
         join: key.filter(|_| a.join),
-        // hvkvp 2.0 listed them: its command lines still do.
-        skip_debris: !ctx.compat,
     };
     // Written as found into a spool, printed once every lock is released.
     let mut render = Render::new(Spool::default(), style(ctx, format, a.null, all_pools));
@@ -73,17 +65,15 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
                 let dir = ctx.dir.clone();
                 ctx.io.say(&Error::NoPoolDir { dir }.to_string());
             }
-            return Ok(if failed {
-                Exit::Environment
-            } else {
-                Exit::NoMatch
+            return Ok(match failed {
+                true => Exit::Environment,
+                false => Exit::NoMatch,
             });
         }
     }
     for id in pools.iter().filter(|_| a.wait.is_none()) {
-        let f = match collect(ctx, *id, &q, ctx.timeout, &mut render) {
-            // The pool asked for is missing: if the key is in another
-            // pool, that is the answer the user needs.
+        let (warning, broken) = match collect(ctx, *id, &q, &mut render) {
+            // The pool asked for is missing: the key in another is the answer.
             Err(e @ Error::NoPoolFile { .. }) if key.is_some() && !all_pools => {
                 let Some(other) = elsewhere(ctx, *id, &matcher).0 else {
                     return Err(e);
@@ -99,15 +89,14 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
             }
             f => f?,
         };
-        f.warning.iter().for_each(|w| ctx.io.warn(w));
-        if let Some(why) = f.broken {
+        warning.iter().for_each(|w| ctx.io.warn(w));
+        if let Some(why) = broken {
             ctx.io.say(&format!("error: {why}"));
             return Ok(Exit::NoMatch);
         }
     }
     let count = render.count();
-    // hvkvp 2.0 printed nothing and exited 0: scripts under `set -e` rely
-    // on it.
+    // hvkvp 2.0 printed nothing and exited 0: scripts under `set -e` rely on it.
     if count == 0 && ctx.compat && !failed {
         return Ok(Exit::Success);
     }
@@ -145,11 +134,10 @@ pub(crate) fn print_pool(ctx: &mut Ctx, id: PoolId) -> Result<(), Error> {
         matcher: &Matcher::all(),
         first_only: false,
         join: None,
-        skip_debris: !ctx.compat,
     };
     let mut render = Render::new(Spool::default(), style(ctx, Format::Kv, false, false));
-    let f = collect(ctx, id, &q, ctx.timeout, &mut render)?;
-    f.warning.iter().for_each(|w| ctx.io.warn(w));
+    let (warning, _) = collect(ctx, id, &q, &mut render)?;
+    warning.iter().for_each(|w| ctx.io.warn(w));
     print(ctx, render)
 }
 
@@ -174,7 +162,7 @@ fn print(ctx: &mut Ctx, render: Render<Spool>) -> Result<(), Error> {
 /// A failure to write into the spool: standard output's, unless the
 /// spool could make no temporary file, which is named with its directory.
 fn spool_error(e: std::io::Error) -> Error {
-    if NoTempFile::of(&e).is_none() {
+    if !e.get_ref().is_some_and(|e| e.is::<NoTempFile>()) {
         return Error::Output(e);
     }
     let t = (e.into_inner().and_then(|t| t.downcast::<NoTempFile>().ok())).expect("a NoTempFile");
@@ -212,13 +200,12 @@ fn not_found(ctx: &mut Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadA
     ctx.io
         .tell_no_match(&format!("{key_shown}: no such key in pool {id}"));
     // Said even to a script: the key may be in a pool not searched.
+    let (s, were) = match busy.len() {
+        1 => ("", "was"),
+        _ => ("s", "were"),
+    };
     let busy: Vec<String> = busy.iter().map(|id| id.number().to_string()).collect();
     if !busy.is_empty() {
-        let (s, were) = if busy.len() == 1 {
-            ("", "was")
-        } else {
-            ("s", "were")
-        };
         let busy = busy.join(", ");
         ctx.io.say(&format!(
             "pool{s} {busy} {were} busy and not searched for the key"
@@ -227,20 +214,46 @@ fn not_found(ctx: &mut Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadA
 }
 
 /// The first of `pools` holding `key` spelt in another case, and that
-/// spelling, for a hint; not with -i or --join. A pool locked by a writer
-/// is passed over (a try-lock).
+/// spelling; not with -i or --join.
 fn other_case(ctx: &Ctx, pools: &[PoolId], key: &[u8], a: &ReadArgs) -> Option<(PoolId, Vec<u8>)> {
     if a.matching.ignore_case || a.join {
         return None;
     }
-    let matcher = Matcher::exact_fold(key);
-    pools.iter().find_map(|&id| {
-        let mut pool = Pool::open(&ctx.dir, id, Access::Read, Duration::ZERO).ok()?;
-        let stored = pool.scan(|p| {
-            (p.records().find(|r| matcher.matches_field(r.key_field()))).map(|r| r.key().to_vec())
-        });
-        stored.ok().flatten().map(|k| (id, k))
+    let m = Matcher::exact_fold(key);
+    let found = |&id| Some((id, first_key(ctx, id, &m, false).ok()??));
+    pools.iter().find_map(found)
+}
+
+/// Which other pool holds the key, for the "use -p N" hint, and the pools
+/// passed over because a writer held their lock.
+fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> (Option<PoolId>, Vec<PoolId>) {
+    let mut busy = Vec::new();
+    for id in PoolId::ALL.into_iter().filter(|&id| id != not) {
+        match first_key(ctx, id, matcher, true) {
+            Ok(Some(_)) => return (Some(id), busy),
+            Err(Error::LockTimeout { .. }) => busy.push(id),
+            _ => {}
+        }
+    }
+    (None, busy)
+}
+
+/// The key of the first record of pool `id` that `m` matches, with `skip`
+/// debris passed over; a pool locked by a writer is not waited for.
+fn first_key(ctx: &Ctx, id: PoolId, m: &Matcher, skip: bool) -> Result<Option<Vec<u8>>, Error> {
+    let mut pool = Pool::open(&ctx.dir, id, Access::Read, Duration::ZERO)?;
+    pool.scan(|p| {
+        let mut debris = Finder::default();
+        (p.records())
+            .find(|r| (!skip || debris.see(r)) && m.matches_field(r.key_field()))
+            .map(|r| r.key().to_vec())
     })
+}
+
+/// The hint for a key found in another pool than the one asked.
+fn in_pool(key: &[u8], other: PoolId) -> String {
+    let n = other.number();
+    format!("{} is in pool {other}: use -p {n}", show_key(key))
 }
 
 /// `--wait`: look, and until the key is there, sleep until a pool file
@@ -270,17 +283,14 @@ fn wait_for(
     let mut first = true;
     loop {
         for id in pools {
-            match collect(ctx, *id, q, ctx.timeout, render) {
-                Ok(f) if first => {
-                    f.warning.iter().for_each(|w| ctx.io.warn(w));
-                    // Not whole yet: wait for a write that makes it whole.
-                    if let Some(why) = f.broken {
-                        ctx.io.warn(&why);
-                    }
+            match collect(ctx, *id, q, render) {
+                // Chunks not whole yet: wait for a write that makes them whole.
+                Ok((warning, broken)) if first => {
+                    warning.iter().chain(&broken).for_each(|w| ctx.io.warn(w));
                 }
                 Ok(_) | Err(Error::NoPoolFile { .. } | Error::NoPoolDir { .. }) => {}
-                // With -a, a pool that cannot be read is named once and
-                // the others are still waited on.
+                // With -a, a pool that cannot be read is named once, the
+                // others waited on.
                 Err(e) => match failed.as_deref_mut() {
                     Some(failed) => {
                         if first {
@@ -303,65 +313,56 @@ fn wait_for(
     }
 }
 
-/// What to look for in each pool.
+/// What to look for in each pool: with `first_only`, the first matching
+/// record only (`read KEY`); with `join`, the key to put back together from
+/// its chunks when absent.
 struct Query<'a> {
     matcher: &'a Matcher,
-    /// Only the first matching record of a pool (`read KEY`).
     first_only: bool,
-    /// `--join`: the key to put back together from its chunks when absent.
     join: Option<&'a [u8]>,
-    /// Leave out what a killed writer left ([`Finder`]): no one wrote it.
-    skip_debris: bool,
 }
 
 /// What one pool gave besides its records: a warning to print once it is
 /// unlocked, and why `--join`'s chunks do not join up.
-struct Found {
-    warning: Option<String>,
-    broken: Option<String>,
-}
+type Found = (Option<String>, Option<String>);
 
-/// Write the matching records of one pool into `render` under its shared
-/// lock, in one pass; with `join`, an absent key is put back together from
-/// its chunks `KEY.0`, `KEY.1`, … (chunks that do not join up are an error).
-fn collect(
-    ctx: &Ctx,
-    id: PoolId,
-    q: &Query<'_>,
-    timeout: Duration,
-    render: &mut Render<Spool>,
-) -> Result<Found, Error> {
-    let mut pool = Pool::open(&ctx.dir, id, Access::Read, timeout)?;
-    let start = render.mark();
+/// Write the matching records of one pool into `out` under its shared
+/// lock, in one pass, leaving out what a killed writer left ([`Finder`]: no
+/// one wrote it; hvkvp 2.0 listed it, and its command lines still do); with
+/// `join`, an absent key is put back together from its chunks `KEY.0`,
+/// `KEY.1`, ….
+fn collect(ctx: &Ctx, id: PoolId, q: &Query<'_>, out: &mut Render<Spool>) -> Result<Found, Error> {
+    let mut pool = Pool::open(&ctx.dir, id, Access::Read, ctx.timeout)?;
+    let start = out.mark();
     let pool_no = id.number();
-    let object = render.style().format == Format::Object;
+    let object = out.style().format == Format::Object;
     let broken = pool.scan(|p| -> std::io::Result<Option<Broken>> {
         // A scan that runs again starts again.
-        render.rewind(start)?;
-        let before = render.count();
+        out.rewind(start)?;
+        let before = out.count();
         let mut chunks = Chunks::new(p.len());
         if object && !q.first_only {
-            object_members(p, q.matcher, |i, k, v| render.entry(pool_no, i, k, v))?;
+            object_members(p, q.matcher, |i, k, v| out.entry(pool_no, i, k, v))?;
         } else {
             let mut debris = Finder::default();
             for r in p.records() {
-                if !debris.see(&r) && q.skip_debris {
+                if !debris.see(&r) && !ctx.compat {
                     continue;
                 }
                 if q.matcher.matches_field(r.key_field()) {
-                    render.entry(pool_no, r.index, r.key(), r.value())?;
+                    out.entry(pool_no, r.index, r.key(), r.value())?;
                     if q.first_only {
                         break;
                     }
                 }
-                if let Some(key) = q.join.filter(|_| render.count() == before) {
+                if let Some(key) = q.join.filter(|_| out.count() == before) {
                     chunks.see(key, r.index, r.bytes());
                 }
             }
         }
         let Some(key) = q
             .join
-            .filter(|_| render.count() == before && !chunks.is_empty())
+            .filter(|_| out.count() == before && !chunks.is_empty())
         else {
             return Ok(None);
         };
@@ -372,7 +373,7 @@ fn collect(
             Err(why) => return Ok(Some(why)),
         };
         let joined = &joined;
-        render.entry_in_pieces(pool_no, joined.index, key, joined.utf8, move || {
+        out.entry_in_pieces(pool_no, joined.index, key, joined.utf8, move || {
             joined.pieces(move |i| p.rec(i))
         })?;
         Ok(None)
@@ -395,7 +396,7 @@ fn collect(
         )),
         _ => None,
     };
-    Ok(Found { warning, broken })
+    Ok((warning, broken))
 }
 
 /// `-o object`: each matching key once, in the place of its first record,
@@ -428,34 +429,6 @@ fn object_members(
         }
     }
     Ok(())
-}
-
-/// The hint for a key found in another pool than the one asked.
-fn in_pool(key: &[u8], other: PoolId) -> String {
-    let n = other.number();
-    format!("{} is in pool {other}: use -p {n}", show_key(key))
-}
-
-/// Which other pool holds the key, for the "use -p N" hint, and the pools
-/// passed over because a writer held their lock (a try-lock: never a wait).
-fn elsewhere(ctx: &Ctx, not: PoolId, matcher: &Matcher) -> (Option<PoolId>, Vec<PoolId>) {
-    let q = Query {
-        matcher,
-        first_only: true,
-        join: None,
-        skip_debris: true,
-    };
-    let mut busy = Vec::new();
-    let style = style(ctx, Format::Value, false, false);
-    for id in PoolId::ALL.into_iter().filter(|&id| id != not) {
-        let mut render = Render::new(Spool::default(), style);
-        match collect(ctx, id, &q, Duration::ZERO, &mut render) {
-            Ok(_) if render.count() > 0 => return (Some(id), busy),
-            Err(Error::LockTimeout { .. }) => busy.push(id),
-            _ => {}
-        }
-    }
-    (None, busy)
 }
 
 #[cfg(test)]

@@ -19,17 +19,10 @@ use crate::record::{self, check_field, Field, Limits, VALUE_MAX_BYTES};
 /// The most `--split` reads from stdin: about 500 records.
 const SPLIT_MAX_BYTES: usize = 1 << 20;
 
-/// Set the keys the arguments give in `pool` (default 1); in the 2.0
-/// form, print the pool afterwards.
+/// Set the keys the arguments give in `pool` (default 1), each key's first
+/// record updated in place, later ones removed, new keys appended; in the
+/// 2.0 form, print the pool afterwards.
 pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, Error> {
-    let id = pool.unwrap_or(PoolId::GUEST);
-    write(ctx, id, a)?;
-    list_after_change(ctx, id, a.noout.set)?;
-    Ok(Exit::Success)
-}
-
-/// The write itself.
-fn write(ctx: &mut Ctx, id: PoolId, a: &WriteArgs) -> Result<(), Error> {
     if a.exact == Some(OnOff::Off) && !ctx.compat {
         return Err(Error::Input(
             "write -m off (update every key containing the text) is hvkvp 2.0's form: give \
@@ -41,10 +34,9 @@ fn write(ctx: &mut Ctx, id: PoolId, a: &WriteArgs) -> Result<(), Error> {
     if a.split && a.ignore_case {
         return Err(Error::Input("--split and -i do not go together".into()));
     }
-    let limits = if a.force.set {
-        Limits::FieldOnly
-    } else {
-        Limits::Host
+    let limits = match a.force.set {
+        true => Limits::FieldOnly,
+        false => Limits::Host,
     };
     let (sets, tag, pattern, split_key) = match &a.batch {
         Some(file) => (batch::read(file, a.null, limits)?, None, None, None),
@@ -55,10 +47,9 @@ fn write(ctx: &mut Ctx, id: PoolId, a: &WriteArgs) -> Result<(), Error> {
                     return Err(Error::Input("missing KEY: hvkvp write KEY VALUE".into()))
                 }
             };
-            let cap = if a.split {
-                SPLIT_MAX_BYTES
-            } else {
-                VALUE_MAX_BYTES
+            let cap = match a.split {
+                true => SPLIT_MAX_BYTES,
+                false => VALUE_MAX_BYTES,
             };
             let value = match (&a.value, &a.value_opt) {
                 // hvkvp 2.0 had no stdin: `-v -` is the value `-`.
@@ -82,8 +73,7 @@ fn write(ctx: &mut Ctx, id: PoolId, a: &WriteArgs) -> Result<(), Error> {
                 (vec![(key.clone(), value)], None)
             };
             // The records the key names when it is more than one exact key:
-            // with -i, or in the 2.0 form a 2.0 pattern (-m off: any key
-            // containing it).
+            // with -i, or a 2.0 pattern (-m off: any key containing it).
             let pattern = if ctx.compat {
                 let o = MatchOptions {
                     exact: a.exact != Some(OnOff::Off),
@@ -100,44 +90,71 @@ fn write(ctx: &mut Ctx, id: PoolId, a: &WriteArgs) -> Result<(), Error> {
             (sets, tag, pattern, a.split.then_some(key))
         }
     };
-    let id = writable(id, a.force.set)?;
+    let id = writable(pool.unwrap_or(PoolId::GUEST), a.force.set)?;
     let mut p = Changing::open(ctx, id, Access::WriteCreate)?;
-    // Only of pool 1, the one the host reads, and not in the 2.0 form.
-    let look = id == PoolId::GUEST && !ctx.compat;
-    let split_key = split_key.as_deref();
-    let hidden = apply(
-        &mut p,
-        &sets,
-        tag,
-        pattern.as_ref(),
-        limits,
-        split_key,
-        look,
-    )?;
-    drop(p); // unlock before anything is printed
-    let Some(h) = hidden.filter(|h| h.count > 0) else {
-        return Ok(());
+    p.require_aligned()?;
+    // One exact key: compare each field in place, length first.
+    let single = (sets.len() == 1).then(|| sets[0].0.as_slice());
+    // Borrowed: a batch's keys are not held twice.
+    let want: HashMap<&[u8], usize> = match single {
+        Some(_) => HashMap::new(),
+        None => (sets.iter().enumerate())
+            .map(|(i, (k, _))| (k.as_slice(), i))
+            .collect(),
     };
-    ctx.io.warn(&format!(
-        "the host will not see {}: a record before {} in pool 1 (key {}) is not valid UTF-8, \
-         and the host's enumeration of the pool stops there; `hvkvp delete -c` drops such \
-         records",
-        some_keys(&h.keys, h.count),
-        if h.count == 1 { "it" } else { "them" },
-        show_key(&h.bad)
-    ));
-    Ok(())
+    let make = |n: usize, rec: &mut [u8; record::RECORD_SIZE]| {
+        let (key, value) = &sets[n];
+        let made = match tag {
+            Some(tag) => chunk::encode(key, value, tag),
+            None => record::encode(key, value),
+        };
+        rec.copy_from_slice(&made[..]);
+    };
+    let hidden = Cell::new(None);
+    let planner = || Sets {
+        sets: &sets,
+        single,
+        want: &want,
+        pattern: pattern.as_ref(),
+        limits,
+        // With --split, the key's older record and chunks go last.
+        split: split_key.as_deref(),
+        first: vec![None; sets.len()],
+        spellings: Vec::new(),
+        plan: Plan {
+            counts: true,
+            ..Plan::default()
+        },
+        // Only of pool 1, the one the host reads, and not in the 2.0 form.
+        look: id == PoolId::GUEST && !ctx.compat,
+        unfound: sets.len(),
+        bad: None,
+        hidden: &hidden,
+    };
+    change::run_with(&mut p, planner, &make)?;
+    drop(p); // unlock before anything is printed
+    if let Some(h) = hidden.take().filter(|h| h.count > 0) {
+        ctx.io.warn(&format!(
+            "the host will not see {}: a record before {} in pool 1 (key {}) is not valid \
+             UTF-8, and the host's enumeration of the pool stops there; `hvkvp delete -c` \
+             drops such records",
+            some_keys(&h.keys, h.count),
+            if h.count == 1 { "it" } else { "them" },
+            show_key(&h.bad)
+        ));
+    }
+    list_after_change(ctx, id, a.noout.set)?;
+    Ok(Exit::Success)
 }
 
 /// Keys written behind a record the host cannot read, which ends its
-/// enumeration of the pool: the host will never see them.
+/// enumeration of the pool: that record and its key, the first few keys
+/// written after it ([`HIDDEN_NAMED`]) and how many.
 #[derive(Debug, Default)]
 struct Hidden {
-    /// The key of the first record that is not UTF-8 and stays.
+    at: usize,
     bad: Vec<u8>,
-    /// The first few keys written after it ([`HIDDEN_NAMED`]).
     keys: Vec<Vec<u8>>,
-    /// How many keys are written after it.
     count: usize,
 }
 
@@ -168,65 +185,8 @@ fn split(key: &[u8], value: &[u8], limits: Limits) -> Result<(Pairs, Option<Tag>
     Ok((pairs, Some(Tag::of(value, pieces.len()))))
 }
 
-/// Set each (key, value) of `sets` in one change: the first record of a
-/// key updated in place, later ones removed, new keys appended; with
-/// `split`, that key's older record and chunks go last. With a `pattern`
-/// (-i, a 2.0 pattern), every record it matches is updated, in its stored
-/// spelling.
-fn apply(
-    p: &mut Pool,
-    sets: &[(Vec<u8>, Vec<u8>)],
-    tag: Option<Tag>,
-    pattern: Option<&Matcher>,
-    limits: Limits,
-    split: Option<&[u8]>,
-    look: bool,
-) -> Result<Option<Hidden>, Error> {
-    p.require_aligned()?;
-    // One exact key: compare each field in place, length first.
-    let single = (sets.len() == 1).then(|| sets[0].0.as_slice());
-    // Borrowed: a batch's keys are not held twice.
-    let want: HashMap<&[u8], usize> = match single {
-        Some(_) => HashMap::new(),
-        None => (sets.iter().enumerate())
-            .map(|(i, (k, _))| (k.as_slice(), i))
-            .collect(),
-    };
-    let make = |n: usize, rec: &mut [u8; record::RECORD_SIZE]| {
-        let (key, value) = &sets[n];
-        let made = match tag {
-            Some(tag) => chunk::encode(key, value, tag),
-            None => record::encode(key, value),
-        };
-        rec.copy_from_slice(&made[..]);
-    };
-    let hidden = Cell::new(None);
-    change::run_with(
-        p,
-        || Sets {
-            sets,
-            single,
-            want: &want,
-            pattern,
-            limits,
-            split,
-            first: vec![None; sets.len()],
-            spellings: Vec::new(),
-            plan: Plan {
-                counts: true,
-                ..Plan::default()
-            },
-            look,
-            unfound: sets.len(),
-            bad: None,
-            hidden: &hidden,
-        },
-        &make,
-    )?;
-    Ok(hidden.take())
-}
-
-/// The planner of [`apply`].
+/// The planner of [`run`]. With a `pattern` (-i, a 2.0 pattern), every
+/// record it matches is updated, in its stored spelling.
 struct Sets<'a> {
     sets: &'a [(Vec<u8>, Vec<u8>)],
     single: Option<&'a [u8]>,
@@ -239,12 +199,12 @@ struct Sets<'a> {
     /// With `pattern`: the stored spellings met so far, with their record.
     spellings: Vec<(Vec<u8>, usize)>,
     plan: Plan,
-    /// Look for a record the host cannot read (`bad`) before the last key
-    /// of `sets` not met yet (`unfound`): nothing after it is hidden.
+    /// Look for a record the host cannot read (`bad`: the first left as it
+    /// is that is not UTF-8) before the last key of `sets` not met yet
+    /// (`unfound`): nothing after it is hidden.
     look: bool,
     unfound: usize,
-    /// The first record left as it is that is not UTF-8, and its key.
-    bad: Option<(usize, Vec<u8>)>,
+    bad: Option<Hidden>,
     /// What `finish` found written behind `bad`.
     hidden: &'a Cell<Option<Hidden>>,
 }
@@ -283,7 +243,11 @@ impl Planner for Sets<'_> {
             None if self.split.is_some_and(old_chunk) => self.plan.remove_last.push(r.index),
             // Kept as it is: once one is found, no more are looked for.
             None if self.look && self.unfound > 0 && self.bad.is_none() && !is_text(r) => {
-                self.bad = Some((r.index, k.to_vec()));
+                self.bad = Some(Hidden {
+                    at: r.index,
+                    bad: k.to_vec(),
+                    ..Hidden::default()
+                });
             }
             None => {}
         }
@@ -291,21 +255,13 @@ impl Planner for Sets<'_> {
 
     fn finish(mut self, _: &Pool) -> Result<Plan, Error> {
         // Behind the record the host stops at: appended, or updated after it.
-        let mut hidden = self.bad.take().map(|(at, bad)| {
-            let h = Hidden {
-                bad,
-                ..Hidden::default()
-            };
-            (at, h)
-        });
+        let mut hidden = self.bad.take();
         let mut behind = |at: Option<usize>, key: &[u8]| {
-            if let Some((bad, h)) = &mut hidden {
-                if at.is_none_or(|at| at > *bad) {
-                    if h.count < HIDDEN_NAMED {
-                        h.keys.push(key.to_vec());
-                    }
-                    h.count += 1;
+            if let Some(h) = hidden.as_mut().filter(|h| at.is_none_or(|at| at > h.at)) {
+                if h.count < HIDDEN_NAMED {
+                    h.keys.push(key.to_vec());
                 }
+                h.count += 1;
             }
         };
         if self.pattern.is_some() {
@@ -321,8 +277,7 @@ impl Planner for Sets<'_> {
                 behind(Some(*at), stored);
             }
         } else {
-            // Set N's record is made when it is written (`make`): a batch
-            // of many pairs is not held twice.
+            // Set N's record is made when written: a batch is not held twice.
             for (n, at) in self.first.iter().enumerate() {
                 match *at {
                     Some(at) => self.plan.updates.push((at, New::Made(n))),
@@ -331,13 +286,13 @@ impl Planner for Sets<'_> {
                 behind(*at, &self.sets[n].0);
             }
         }
-        self.hidden.set(hidden.map(|(_, h)| h));
+        self.hidden.set(hidden);
         Ok(self.plan)
     }
 }
 
 /// Key and value are UTF-8: the daemon can pass the record to the host.
-fn is_text(r: &Record) -> bool {
+pub(crate) fn is_text(r: &Record) -> bool {
     let v = r.value_field();
     // memchr: most values are far longer than their key.
     let v = &v[..memchr::memchr(0, v).unwrap_or(v.len())];
@@ -373,20 +328,15 @@ fn read_stdin(ctx: &mut Ctx, keep_newline: bool, cap: usize) -> Result<Vec<u8>, 
         return Ok(buf);
     }
     // Say what is known: the whole length, or where reading stopped.
-    let read = if whole {
-        format!("it is {}", count(buf.len(), "byte"))
-    } else {
-        format!("hvkvp stopped reading after {limit} bytes")
+    let read = match whole {
+        true => format!("it is {}", count(buf.len(), "byte")),
+        false => format!("hvkvp stopped reading after {limit} bytes"),
     };
-    let most = if cap == VALUE_MAX_BYTES {
-        "the most a value field holds"
+    let (most, advice) = if cap == VALUE_MAX_BYTES {
+        let advice = crate::advice::too_long(Field::Value, false);
+        ("the most a value field holds", advice)
     } else {
-        "the most --split takes"
-    };
-    let advice = if cap == VALUE_MAX_BYTES {
-        crate::advice::too_long(Field::Value, false)
-    } else {
-        String::new()
+        ("the most --split takes", String::new())
     };
     Err(Error::Input(format!(
         "the value on stdin is longer than {cap} bytes, {most} ({read}){advice}"

@@ -44,13 +44,11 @@ pub fn write_text(
     Ok(())
 }
 
-/// The `hvkvp delete` command that mends this pool: other pools than 1
-/// need `-p N --force`.
+/// The `hvkvp delete` command that mends this pool (`-p N --force` but for 1).
 fn delete(r: &Report, what: &str) -> String {
-    if r.id == PoolId::GUEST {
-        format!("`hvkvp delete {what}`")
-    } else {
-        format!("`hvkvp delete -p {} --force {what}`", r.id.number())
+    match r.id {
+        PoolId::GUEST => format!("`hvkvp delete {what}`"),
+        id => format!("`hvkvp delete -p {} --force {what}`", id.number()),
     }
 }
 
@@ -59,12 +57,8 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
     let path = r.path.display().to_string();
     let path = if escape { sanitize(&path) } else { path };
     let (records, size) = (count(f.records, "record"), count(f.size as usize, "byte"));
-    let mode = r.mode;
-    writeln!(
-        out,
-        "pool {}: {path}, {records}, {size}, mode {mode:04o}",
-        r.id
-    )?;
+    let (id, mode) = (r.id, r.mode);
+    writeln!(out, "pool {id}: {path}, {records}, {size}, mode {mode:04o}")?;
     let clean_invalid = delete(r, "-c");
     let mut problems = Vec::new();
     if f.tail > 0 {
@@ -115,10 +109,8 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
     }
     let bad = |what: &str, spots: &[Spot]| {
         let list = list(&spots.iter().map(|&s| spot(s)).collect::<Vec<_>>());
-        format!(
-            "{what}: {list} ({clean_invalid} drops {})",
-            them(spots.chunk_by(|a, b| a.index == b.index).count())
-        )
+        let them = them(spots.chunk_by(|a, b| a.index == b.index).count());
+        format!("{what}: {list} ({clean_invalid} drops {them})")
     };
     if !f.invalid_utf8.is_empty() {
         problems.push(bad("not valid UTF-8", &f.invalid_utf8));
@@ -140,10 +132,8 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
                 format!("{at} ({units} UTF-16 units, at most {most})")
             })
             .collect();
-        problems.push(format!(
-            "over the host's limits, cut silently: {}",
-            list(&over)
-        ));
+        let over = list(&over);
+        problems.push(format!("over the host's limits, cut silently: {over}"));
     }
     if !r.mode_ok() {
         problems.push(format!(
@@ -202,29 +192,18 @@ fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()
     }
 }
 
-/// The reports as one JSON array, one pool per line: `pool`, `name`, `path`,
-/// `size`, `records`, `partial_tail_bytes`, `mode` (`"0644"`), `modified` and
-/// `boot_time` (epoch seconds), `stale`, record indices (`empty_keys`,
-/// `copies`, `staged`), `broken_chunks`, `duplicates` (`[{"key", "indices"}]`;
-/// a key not UTF-8 has `key_utf8` and `key_hex`, as in `read -o json`),
-/// `invalid_utf8` and `unterminated` (`[{"index", "field"}]`), `host_stops_at`
-/// (or null) and `invisible_to_host`, `over_host_limits` (`[{"index",
-/// "field", "units", "limit"}]`), `garbage_after_nul`, `chunk_tags`,
-/// `daemon_holds_replaced` (daemon pids) and `problems`.
+/// The reports as one JSON array, one pool per line, each with the members
+/// [`pool_json`] lists, in its order (epoch seconds for times).
 pub fn write_json(out: &mut impl Write, reports: &[Report], escape: bool) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(4096);
-    json::write_lines(&mut buf, reports.iter().map(pool_json), escape)?;
-    out.write_all(&buf)
+    json::write_lines(out, reports.iter().map(pool_json), escape)
 }
 
-/// One pool in `check -o json`.
+/// One pool in `check -o json`; a key not UTF-8 has `key_utf8` and
+/// `key_hex`, as in `read -o json`.
 fn pool_json(r: &Report) -> Value {
     let f = &r.facts;
-    let spots = |s: &[Spot]| -> Vec<Value> {
-        (s.iter())
-            .map(|s| json!({"index": s.index, "field": s.field.to_string()}))
-            .collect()
-    };
+    let at = |s: &Spot| json!({"index": s.index, "field": s.field.to_string()});
+    let spots = |s: &[Spot]| s.iter().map(at).collect::<Vec<_>>();
     let duplicates: Vec<Value> = (f.duplicates.iter())
         .map(|d| {
             let mut m = Map::new();
@@ -272,10 +251,9 @@ fn pool_json(r: &Report) -> Value {
 
 /// The pronoun for `n` records.
 fn them(n: usize) -> &'static str {
-    if n == 1 {
-        "it"
-    } else {
-        "them"
+    match n {
+        1 => "it",
+        _ => "them",
     }
 }
 

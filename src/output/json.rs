@@ -20,34 +20,28 @@ pub fn text_members(m: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
     }
 }
 
-/// Write one value as compact JSON; with `escape`, terminal-unsafe
-/// characters become `\uXXXX`.
+/// Write one value as compact JSON, escaped with `escape`.
 pub fn write<W: Write>(out: &mut W, value: &impl Serialize, escape: bool) -> io::Result<()> {
     let mut ser = Serializer::with_formatter(out, Hvkvp { escape });
     value.serialize(&mut ser).map_err(io::Error::from)
 }
 
-/// An array with one element per line: `[`, `\n` before each element,
-/// `\n]` after the last (`[]` when empty), then a newline.
+/// An array with one element per line, then a newline.
 pub fn write_lines<W: Write, T: Serialize>(
     out: &mut W,
     items: impl IntoIterator<Item = T>,
     escape: bool,
 ) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(4096);
-    let mut any = false;
     out.write_all(b"[")?;
-    for item in items {
+    let mut buf = Vec::with_capacity(4096);
+    for (i, item) in items.into_iter().enumerate() {
         buf.clear();
-        if any {
-            buf.push(b',');
-        }
-        buf.push(b'\n');
+        buf.extend_from_slice(if i > 0 { b",\n" } else { b"\n" });
         write(&mut buf, &item, escape)?;
         out.write_all(&buf)?;
-        any = true;
     }
-    out.write_all(if any { b"\n]\n" } else { b"]\n" })
+    // `buf` holds the last item: empty when there was none.
+    out.write_all(if buf.is_empty() { b"]\n" } else { b"\n]\n" })
 }
 
 /// Append `bytes` as a JSON string, U+FFFD in place of each sequence that
@@ -60,9 +54,9 @@ pub fn lossy(buf: &mut Vec<u8>, bytes: &[u8], escape: bool) -> bool {
 
 /// Append `bytes` in lower-case hex.
 pub fn hex(buf: &mut Vec<u8>, bytes: &[u8]) {
-    bytes.iter().for_each(|b| {
+    for b in bytes {
         let _ = write!(buf, "{b:02x}");
-    });
+    }
 }
 
 /// [`lossy`] without the quotes.

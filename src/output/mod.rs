@@ -26,16 +26,14 @@ pub enum Format {
     Object,
 }
 
-/// Everything that decides the shape of the output.
+/// Everything that decides the shape of the output: `-o`, `-0` (end every
+/// field with NUL; bytes untouched), each record's pool number first (`read
+/// -a`), and whether untrusted text is escaped (stdout is a terminal).
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
-    /// `-o`.
     pub format: Format,
-    /// `-0`: end every field with NUL; bytes untouched.
     pub null: bool,
-    /// Prefix each record with its pool number (`read -a`).
     pub show_pool: bool,
-    /// Escape untrusted text (stdout is a terminal).
     pub escape: bool,
 }
 
@@ -45,7 +43,6 @@ pub struct Render<W: Write> {
     out: W,
     style: Style,
     buf: Vec<u8>,
-    /// Records written so far.
     count: usize,
     /// `-o object`: the pool whose object is open, and its members so far.
     open: Option<(u8, usize)>,
@@ -63,7 +60,7 @@ impl<W: Write> Render<W> {
         }
     }
 
-    /// The style it writes in.
+    /// Its style.
     pub fn style(&self) -> &Style {
         &self.style
     }
@@ -76,7 +73,6 @@ impl<W: Write> Render<W> {
     /// Write one record. For `-o object` the caller passes each key once,
     /// with the value the host keeps, and the records of a pool together.
     pub fn entry(&mut self, pool: u8, index: usize, key: &[u8], value: &[u8]) -> io::Result<()> {
-        // JSON finds out whether the value is UTF-8 as it escapes it.
         self.entry_in_pieces(pool, index, key, true, || std::iter::once(value))
     }
 
@@ -101,11 +97,15 @@ impl<W: Write> Render<W> {
                     buf.extend_from_slice(pool.to_string().as_bytes());
                     buf.extend_from_slice(end);
                 }
+                let text = |buf: &mut Vec<u8>, s: &[u8]| match style.escape {
+                    true => escape(buf, s),
+                    false => buf.extend_from_slice(s),
+                };
                 if style.format == Format::Kv {
-                    text(buf, key, style.escape);
+                    text(buf, key);
                     buf.extend_from_slice(end);
                 }
-                self.pieces(pieces(), |buf, s| text(buf, s, style.escape))?;
+                self.pieces(pieces(), text)?;
                 self.buf.push(if style.null { 0 } else { b'\n' });
             }
             Format::Json => {
@@ -161,8 +161,8 @@ impl<W: Write> Render<W> {
         self.out.write_all(&self.buf)
     }
 
-    /// Pass `pieces` to `f` with `self.buf`, cut between characters only;
-    /// what `f` adds is written out as it grows.
+    /// Pass `pieces` to `f` with `self.buf`, cut between characters only,
+    /// writing out what `f` adds as it grows.
     fn pieces(
         &mut self,
         pieces: impl Iterator<Item = impl AsRef<[u8]>>,
@@ -209,8 +209,7 @@ impl<W: Write> Render<W> {
     }
 }
 
-/// Where a [`Render`] into a [`Spool`] stands (records, the open object,
-/// bytes): [`Render::rewind`] goes back to it (a scan that runs again).
+/// Where a [`Render`] into a [`Spool`] stands, for a scan that runs again.
 pub type Mark = (usize, Option<(u8, usize)>, u64);
 
 impl Render<Spool> {
@@ -226,18 +225,12 @@ impl Render<Spool> {
     }
 }
 
-/// How many bytes of `b` come before a character cut at its end (one that
-/// more bytes could finish): all of them when none is.
+/// How many bytes of `b` come before a character cut at its end, if any.
 fn whole_characters(b: &[u8]) -> usize {
     // The last byte that starts a character, within a character's length.
-    let Some(start) = (b.len().saturating_sub(4)..b.len())
-        .rev()
-        .find(|&i| b[i] & 0xc0 != 0x80)
-    else {
-        return b.len();
-    };
-    match std::str::from_utf8(&b[start..]) {
-        Err(e) if e.error_len().is_none() => start,
+    let start = (b.len().saturating_sub(4)..b.len()).rfind(|&i| b[i] & 0xc0 != 0x80);
+    match start.map(|s| (s, std::str::from_utf8(&b[s..]))) {
+        Some((s, Err(e))) if e.error_len().is_none() => s,
         _ => b.len(),
     }
 }
@@ -253,14 +246,6 @@ fn object_name(buf: &mut Vec<u8>, key: &[u8], escape: bool) {
     }
 }
 
-fn text(buf: &mut Vec<u8>, bytes: &[u8], escape_it: bool) {
-    if escape_it {
-        escape(buf, bytes);
-    } else {
-        buf.extend_from_slice(bytes);
-    }
-}
-
 /// Characters that must not reach a terminal as they are: they move the
 /// cursor, reorder text or hide it.
 pub(crate) fn is_unsafe(c: char) -> bool {
@@ -270,8 +255,7 @@ pub(crate) fn is_unsafe(c: char) -> bool {
             | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
 }
 
-/// Append `bytes` to `buf`, what a terminal would act on as an escape: `\t`
-/// `\n` `\r`, `\xNN` (controls, bytes not UTF-8), `\u{NNNN}`.
+/// Append `bytes` to `buf`, what a terminal would act on escaped.
 pub fn escape(buf: &mut Vec<u8>, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {

@@ -19,27 +19,19 @@ pub struct Spool {
 
 impl Spool {
     /// Bytes written so far.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
-    }
-
-    /// Nothing written.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Drop what was written after the first `len` bytes.
     pub fn truncate(&mut self, len: u64) -> io::Result<()> {
-        if len >= self.len {
-            return Ok(());
-        }
         match &mut self.file {
+            _ if len >= self.len => return Ok(()),
             None => self.mem.truncate(len as usize),
             Some(w) => {
                 w.flush()?;
-                let f = w.get_mut();
-                f.set_len(len)?;
-                f.seek(SeekFrom::Start(len))?;
+                w.get_mut().set_len(len)?;
+                w.get_mut().seek(SeekFrom::Start(len))?;
             }
         }
         self.len = len;
@@ -48,29 +40,21 @@ impl Spool {
 
     /// Write everything to `out`.
     pub fn copy_to(self, out: &mut impl Write) -> io::Result<()> {
-        match self.file {
-            None => out.write_all(&self.mem),
-            Some(w) => {
-                let mut f = w.into_inner().map_err(|e| e.into_error())?;
-                f.seek(SeekFrom::Start(0))?;
-                io::copy(&mut f, out).map(|_| ())
-            }
-        }
-    }
-
-    fn spill(&mut self) -> io::Result<()> {
-        let mut w = BufWriter::with_capacity(256 * 1024, temp_file()?);
-        w.write_all(&self.mem)?;
-        self.mem = Vec::new();
-        self.file = Some(w);
-        Ok(())
+        let Some(w) = self.file else {
+            return out.write_all(&self.mem);
+        };
+        let mut f = w.into_inner().map_err(|e| e.into_error())?;
+        f.seek(SeekFrom::Start(0))?;
+        io::copy(&mut f, out).map(|_| ())
     }
 }
 
 impl Write for Spool {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.file.is_none() && self.mem.len() + buf.len() > MEM_MAX {
-            self.spill()?;
+            let mut w = BufWriter::with_capacity(256 * 1024, temp_file()?);
+            w.write_all(&std::mem::take(&mut self.mem))?;
+            self.file = Some(w);
         }
         match &mut self.file {
             None => self.mem.extend_from_slice(buf),
@@ -87,7 +71,8 @@ impl Write for Spool {
 
 /// No temporary file could be made: inside the `io::Error` a write into
 /// the spool returns, so that the message names the directory, not stdout.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {NO_TEMP_FILE}: {source}", dir.display())]
 pub struct NoTempFile {
     /// `$TMPDIR`, or `/tmp` when it is not set.
     pub dir: PathBuf,
@@ -100,22 +85,6 @@ pub const NO_TEMP_FILE: &str = "cannot make a temporary file there (nor in memor
      /tmp) to hold output over 1 MiB until the pool is unlocked; set TMPDIR to a writable \
      directory";
 
-impl std::fmt::Display for NoTempFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (dir, source) = (self.dir.display(), &self.source);
-        write!(f, "{dir}: {NO_TEMP_FILE}: {source}")
-    }
-}
-
-impl std::error::Error for NoTempFile {}
-
-impl NoTempFile {
-    /// The [`NoTempFile`] inside `e`, if that is what it is.
-    pub fn of(e: &io::Error) -> Option<&NoTempFile> {
-        e.get_ref()?.downcast_ref()
-    }
-}
-
 /// A file with no name, so that nothing is left behind: in `$TMPDIR`
 /// (default `/tmp`), else in memory outside the heap (`memfd_create`), else
 /// in `/dev/shm` or `/tmp`.
@@ -126,46 +95,36 @@ fn temp_file() -> io::Result<File> {
         Err(e) => e,
     };
     let memfd = rustix::fs::memfd_create("hvkvp-output", rustix::fs::MemfdFlags::CLOEXEC);
-    if let Ok(fd) = memfd {
-        return Ok(File::from(fd));
-    }
-    for other in ["/dev/shm", "/tmp"].map(Path::new) {
-        if other != dir {
-            if let Ok(f) = temp_file_in(other) {
-                return Ok(f);
-            }
-        }
-    }
-    Err(io::Error::other(NoTempFile { dir, source: first }))
+    (memfd.map(File::from).ok())
+        .or_else(|| {
+            let others = ["/dev/shm", "/tmp"].map(Path::new);
+            others
+                .into_iter()
+                .filter(|&o| o != dir)
+                .find_map(|o| temp_file_in(o).ok())
+        })
+        .ok_or_else(|| io::Error::other(NoTempFile { dir, source: first }))
 }
 
-/// An unnamed file in `dir`.
+/// An unnamed file in `dir`; on a file system without O_TMPFILE, a new file
+/// unlinked at once.
 fn temp_file_in(dir: &Path) -> io::Result<File> {
-    let unnamed = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
-        .open(dir);
-    if let Ok(f) = unnamed {
+    let open = |flags, path: &Path| {
+        let mut o = OpenOptions::new();
+        o.read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(flags | libc::O_CLOEXEC);
+        o.create_new(flags != libc::O_TMPFILE).open(path)
+    };
+    if let Ok(f) = open(libc::O_TMPFILE, dir) {
         return Ok(f);
     }
-    // A file system without O_TMPFILE: a new file, unlinked at once.
-    let mut n = 0u32;
+    let mut n = 0;
     loop {
         let path = dir.join(format!(".hvkvp-out-{}-{n}", std::process::id()));
-        match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-        {
-            Ok(f) => {
-                std::fs::remove_file(&path)?;
-                return Ok(f);
-            }
+        match open(libc::O_NOFOLLOW, &path) {
+            Ok(f) => return std::fs::remove_file(&path).map(|()| f),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => n += 1,
             Err(e) => return Err(e),
         }
