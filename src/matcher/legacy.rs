@@ -4,8 +4,6 @@
 //! piece matches in `regex` crate syntax without Unicode (2.0 ran in the C
 //! locale). `tests/patterns.rs` holds it to the real `std::regex`.
 
-use std::fmt::Write as _;
-
 /// Why a 2.0 pattern gets no matcher.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -15,15 +13,9 @@ pub enum Refusal {
     Unsupported(Construct),
 }
 
-impl From<String> for Refusal {
-    fn from(why: String) -> Refusal {
-        Refusal::Invalid(why)
-    }
-}
-
-impl From<&str> for Refusal {
-    fn from(why: &str) -> Refusal {
-        Refusal::Invalid(why.to_string())
+impl<T: Into<String>> From<T> for Refusal {
+    fn from(why: T) -> Refusal {
+        Refusal::Invalid(why.into())
     }
 }
 
@@ -54,10 +46,10 @@ impl Construct {
 
 /// Does the pattern have a character special in its syntax?
 pub fn is_pattern(pattern: &[u8], ignore_case: bool) -> bool {
-    let special = if ignore_case {
-        ECMA_SPECIAL
+    let special: &[u8] = if ignore_case {
+        b"^$\\.*+?()[]{}|"
     } else {
-        BASIC_SPECIAL
+        b".[\\*^$"
     };
     pattern.iter().any(|b| special.contains(b))
 }
@@ -68,32 +60,29 @@ pub fn translate(pattern: &[u8], ignore_case: bool) -> Result<String, Refusal> {
     let mut p = Parser {
         toks: &toks,
         ecma: ignore_case,
-        groups: 1,
         ..Parser::default()
     };
     let (text, states) = p.disjunction()?;
     if p.at != toks.len() {
-        return Err(p.unexpected().into());
-    }
-    if let Some(c) = p.unsupported {
-        return Err(Refusal::Unsupported(c));
-    }
-    if states + 8 > STATE_LIMIT {
-        return Err(Refusal::Unsupported(Construct::HugeCount));
+        return Err(p.unexpected());
     }
     // Every `(` of the text opens a group: literal bytes are `\xNN`.
     let mut depth = 0i64;
-    if text.bytes().any(|b| {
+    let deep = text.bytes().any(|b| {
         depth += i64::from(b == b'(') - i64::from(b == b')');
         depth > MAX_WRITTEN_DEPTH
-    }) {
-        return Err(Refusal::Unsupported(Construct::DeepNesting));
+    });
+    let huge = (states + 8 > STATE_LIMIT).then_some(Construct::HugeCount);
+    match p
+        .unsupported
+        .or(huge)
+        .or(deep.then_some(Construct::DeepNesting))
+    {
+        Some(c) => Err(Refusal::Unsupported(c)),
+        None => Ok(text),
     }
-    Ok(text)
 }
 
-const ECMA_SPECIAL: &[u8] = b"^$\\.*+?()[]{}|";
-const BASIC_SPECIAL: &[u8] = b".[\\*^$";
 /// libstdc++'s `_GLIBCXX_REGEX_STATE_LIMIT`: past it, `error_space`.
 const STATE_LIMIT: u64 = 100_000;
 /// How deep groups, or repetitions, may nest; and both as written.
@@ -101,14 +90,14 @@ const MAX_DEPTH: usize = 100;
 const MAX_WRITTEN_DEPTH: i64 = 250;
 
 /// One token of libstdc++'s `_Scanner`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(PartialEq)]
 enum Tok {
     Char(u8),
     /// `.`, or one of `\d \D \s \S \w \W`.
     Class(u8),
     Backref(u64),
-    /// `_M_cur_int_value` in a count: see [`count`].
-    Count((i64, u64)),
+    /// A number in a count: see [`number`].
+    Count((i32, u64)),
     /// `[:name:]`, `[.name.]` or `[=name=]`, by its delimiter.
     Named(u8, Vec<u8>),
     /// The rest by their character; `:` `(?:`, `=` a look-ahead, `!` `[^`.
@@ -117,28 +106,25 @@ enum Tok {
 
 /// The whole pattern as tokens, or the scanner's error (which comes first:
 /// the scanner keeps its own state, apart from the compiler).
-fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, String> {
+fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
     let mut out = Vec::new();
     let mut i = 0;
     // 0, or the `[` or `{` the scanner is inside.
     let mut state = 0u8;
     while let Some(&c) = p.get(i) {
         i += 1;
+        // Right after `[` or `[^`, `-` is a plain character; so is `]` in basic syntax.
+        let first = matches!(out.last(), Some(Tok::Op(b'[' | b'!')));
         let tok = match state {
             0 if c == 0 && !ecma => return Err("a NUL byte".into()),
             0 if !is_pattern(&[c], ecma) => Tok::Char(c),
+            0 if c == b'\\' && (ecma || !matches!(p.get(i), Some(b'(' | b')' | b'{'))) => {
+                escape(p, &mut i, ecma, false)?
+            }
             0 => {
-                let mut c = c;
-                if c == b'\\' {
-                    let n = *p.get(i).ok_or("a backslash at the end")?;
-                    if ecma || !b"(){".contains(&n) {
-                        out.push(escape(p, &mut i, ecma, false)?);
-                        continue;
-                    }
-                    c = n;
-                    i += 1;
-                }
-                match c {
+                // Basic syntax's `\(`, `\)` and `\{` are ECMAScript's `(`, `)` and `{`.
+                i += usize::from(c == b'\\');
+                match p[i - 1] {
                     b'(' if ecma && p.get(i) == Some(&b'?') => {
                         i += 2;
                         match p.get(i - 1) {
@@ -147,23 +133,20 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, String> {
                             _ => return Err("(? not followed by :, = or !".into()),
                         }
                     }
-                    b'[' | b'{' => {
+                    c @ (b'[' | b'{') => {
                         state = c;
-                        if c == b'[' && p.get(i) == Some(&b'^') {
-                            i += 1;
-                            Tok::Op(b'!')
-                        } else {
-                            Tok::Op(c)
-                        }
+                        let negated = c == b'[' && p.get(i) == Some(&b'^');
+                        i += usize::from(negated);
+                        Tok::Op(if negated { b'!' } else { c })
                     }
-                    b'.' => Tok::Class(c),
+                    b'.' => Tok::Class(b'.'),
                     // `]` and `}` (ECMAScript): plain characters.
-                    b']' | b'}' => Tok::Char(c),
+                    c @ (b']' | b'}') => Tok::Char(c),
                     c => Tok::Op(c),
                 }
             }
             b'[' => match c {
-                b'-' => Tok::Op(c),
+                b'-' if !first => Tok::Op(c),
                 b'[' if matches!(p.get(i), Some(b'.' | b':' | b'=')) => {
                     let end = p[i];
                     let len = (p[i + 1..].iter().position(|&b| b == end))
@@ -172,8 +155,7 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, String> {
                     i += len + 3;
                     Tok::Named(end, p[i - len - 2..i - 2].to_vec())
                 }
-                // A `]` first in basic syntax is a plain character.
-                b']' if ecma || !matches!(out.last(), Some(Tok::Op(b'[' | b'!'))) => {
+                b']' if ecma || !first => {
                     state = 0;
                     Tok::Op(c)
                 }
@@ -181,11 +163,7 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, String> {
                 c => Tok::Char(c),
             },
             _ => match c {
-                b'0'..=b'9' => {
-                    let n = p[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-                    i += n;
-                    Tok::Count(count(&p[i - n - 1..i]))
-                }
+                b'0'..=b'9' => Tok::Count(number(p, &mut i)),
                 b',' => Tok::Op(c),
                 _ if ecma && c == b'}' || !ecma && c == b'\\' && p.get(i) == Some(&b'}') => {
                     i += usize::from(!ecma);
@@ -207,20 +185,16 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, String> {
 
 /// After `\`: in basic syntax `.[\*^$` or `\1`–`\9` (else an error in
 /// strict C++); in ECMAScript as libstdc++ reads it.
-fn escape(p: &[u8], i: &mut usize, ecma: bool, in_bracket: bool) -> Result<Tok, String> {
+fn escape(p: &[u8], i: &mut usize, ecma: bool, in_bracket: bool) -> Result<Tok, Refusal> {
     let c = *p.get(*i).ok_or("a backslash at the end")?;
     *i += 1;
-    if !ecma {
-        return match c {
-            b'1'..=b'9' => Ok(Tok::Backref(u64::from(c - b'0'))),
-            _ if BASIC_SPECIAL.contains(&c) => Ok(Tok::Char(c)),
-            _ => Err(format!("the escape \\{}", show(c))),
-        };
-    }
-    if let Some(k) = b"0fnrtv".iter().position(|&e| e == c) {
+    if let Some(k) = b"0fnrtv".iter().position(|&e| ecma && e == c) {
         return Ok(Tok::Char(b"\0\x0c\n\r\t\x0b"[k]));
     }
     Ok(match c {
+        b'1'..=b'9' if !ecma => Tok::Backref(u64::from(c - b'0')),
+        _ if !ecma && is_pattern(&[c], false) => Tok::Char(c),
+        _ if !ecma => return Err(format!("the escape \\{}", show(c)).into()),
         b'b' if in_bracket => Tok::Char(8),
         b'b' | b'B' => Tok::Op(c),
         b'd' | b'D' | b's' | b'S' | b'w' | b'W' => Tok::Class(c),
@@ -231,21 +205,29 @@ fn escape(p: &[u8], i: &mut usize, ecma: bool, in_bracket: bool) -> Result<Tok, 
         }
         b'x' | b'u' => {
             let n = if c == b'x' { 2 } else { 4 };
-            let hex = (p.get(*i..*i + n))
-                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            let hex = (p.get(*i..*i + n).and_then(|h| std::str::from_utf8(h).ok()))
+                .filter(|h| h.bytes().all(|d| d.is_ascii_hexdigit()))
                 .ok_or_else(|| format!("\\{} without {n} hex digits", c as char))?;
             *i += n;
             // Stored in a `char`: the low byte.
-            let digit = |d: &u8| (*d as char).to_digit(16).unwrap_or(0) as u8;
-            Tok::Char(hex.iter().fold(0, |v, d| v.wrapping_mul(16) | digit(d)))
+            Tok::Char(u32::from_str_radix(hex, 16).unwrap_or(0) as u8)
         }
-        b'1'..=b'9' => {
-            let n = p[*i..].iter().take_while(|b| b.is_ascii_digit()).count();
-            *i += n;
-            Tok::Backref(count(&p[*i - n - 1..*i]).1)
-        }
+        b'1'..=b'9' => Tok::Backref(number(p, i).1),
         c => Tok::Char(c),
     })
+}
+
+/// `_M_cur_int_value(10)` of the digits from `p[*i - 1]` on, taken: as the
+/// `int` it wraps to, and saturated.
+fn number(p: &[u8], i: &mut usize) -> (i32, u64) {
+    let start = *i - 1;
+    *i += p[*i..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let (mut wrapped, mut value) = (0i32, 0u64);
+    for &d in &p[start..*i] {
+        wrapped = wrapped.wrapping_mul(10).wrapping_add(i32::from(d - b'0'));
+        value = value.saturating_mul(10).saturating_add(u64::from(d - b'0'));
+    }
+    (wrapped, value)
 }
 
 /// A byte as it can be quoted in a message.
@@ -264,8 +246,9 @@ fn set_of(f: impl Fn(u8) -> bool) -> Set {
     std::array::from_fn(|b| f(b as u8))
 }
 
-fn add(s: &mut Set, t: Set) {
-    s.iter_mut().zip(t).for_each(|(m, t)| *m |= t);
+/// One character: itself, or with icase every byte of its ASCII case.
+fn char_set(c: u8, icase: bool) -> Set {
+    set_of(|b| b == c || icase && b.eq_ignore_ascii_case(&c))
 }
 
 /// `regex_traits::lookup_classname` in the C locale: the name lowercased;
@@ -291,37 +274,28 @@ fn class(name: &[u8], icase: bool) -> Option<Set> {
     Some(set_of(|b| has(&b)))
 }
 
-/// `.`, or `\d` and the like (upper case: the bytes not in the class).
+/// `.` (every byte but these), or `\d` and the like (upper case: the bytes
+/// not in the class).
 fn quoted(c: u8, ecma: bool) -> Set {
-    if c == b'.' {
-        let not: &[u8] = if ecma { b"\n\r" } else { b"\0" };
-        return set_of(|b| !not.contains(&b));
-    }
-    let s = class(&[c.to_ascii_lowercase()], ecma).unwrap_or([false; 256]);
-    s.map(|m| m != c.is_ascii_uppercase())
+    let not_dot: &[u8] = if ecma { b"\n\r" } else { b"\0" };
+    let s = class(&[c.to_ascii_lowercase()], ecma).unwrap_or(set_of(|b| not_dot.contains(&b)));
+    s.map(|m| m != (c == b'.' || c.is_ascii_uppercase()))
 }
 
 /// `regex_traits::lookup_collatename`: the POSIX name of an ASCII byte.
 fn collating(name: &[u8]) -> Option<u8> {
-    #[rustfmt::skip]
-    const NAMES: [&str; 128] = [
-        "NUL", "SOH", "STX", "ETX", "EOT", "ENQ", "ACK", "alert", "backspace", "tab",
-        "newline", "vertical-tab", "form-feed", "carriage-return", "SO", "SI", "DLE", "DC1",
-        "DC2", "DC3", "DC4", "NAK", "SYN", "ETB", "CAN", "EM", "SUB", "ESC", "IS4", "IS3",
-        "IS2", "IS1", "space", "exclamation-mark", "quotation-mark", "number-sign",
-        "dollar-sign", "percent-sign", "ampersand", "apostrophe", "left-parenthesis",
-        "right-parenthesis", "asterisk", "plus-sign", "comma", "hyphen", "period", "slash",
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-        "colon", "semicolon", "less-than-sign", "equals-sign", "greater-than-sign",
-        "question-mark", "commercial-at", "A", "B", "C", "D", "E", "F", "G", "H", "I", "J",
-        "K", "L", "M", "N", "O", "P", "Q", "R", "S", "T", "U", "V", "W", "X", "Y", "Z",
-        "left-square-bracket", "backslash", "right-square-bracket", "circumflex",
-        "underscore", "grave-accent", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k",
-        "l", "m", "n", "o", "p", "q", "r", "s", "t", "u", "v", "w", "x", "y", "z",
-        "left-curly-bracket", "vertical-line", "right-curly-bracket", "tilde", "DEL",
-    ];
+    const NAMES: &str = "NUL SOH STX ETX EOT ENQ ACK alert backspace tab newline vertical-tab \
+        form-feed carriage-return SO SI DLE DC1 DC2 DC3 DC4 NAK SYN ETB CAN EM SUB ESC IS4 IS3 \
+        IS2 IS1 space exclamation-mark quotation-mark number-sign dollar-sign percent-sign \
+        ampersand apostrophe left-parenthesis right-parenthesis asterisk plus-sign comma hyphen \
+        period slash zero one two three four five six seven eight nine colon semicolon \
+        less-than-sign equals-sign greater-than-sign question-mark commercial-at \
+        A B C D E F G H I J K L M N O P Q R S T U V W X Y Z left-square-bracket backslash \
+        right-square-bracket circumflex underscore grave-accent \
+        a b c d e f g h i j k l m n o p q r s t u v w x y z left-curly-bracket vertical-line \
+        right-curly-bracket tilde DEL";
     NAMES
-        .iter()
+        .split(' ')
         .position(|n| n.as_bytes() == name)
         .map(|i| i as u8)
 }
@@ -329,6 +303,7 @@ fn collating(name: &[u8]) -> Option<u8> {
 /// What the last item of a bracket expression was (`_BracketState`).
 #[derive(Clone, Copy)]
 enum Last {
+    /// Nothing yet, or a range.
     None,
     Char(u8),
     Class,
@@ -342,12 +317,11 @@ struct Parser<'a> {
     at: usize,
     /// ECMAScript, with icase; else basic syntax.
     ecma: bool,
-    /// `_M_subexpr_count` and `_M_paren_stack`, for back-references.
+    /// `_M_subexpr_count`; and the groups open now, for back-references
+    /// (0 for one that does not capture); their count bounds the recursion.
     groups: u64,
     open: Vec<u64>,
     unsupported: Option<Construct>,
-    /// Groups and look-aheads open now.
-    depth: usize,
 }
 
 /// A piece written, and the states it costs (any past the limit as the
@@ -361,7 +335,7 @@ impl Parser<'_> {
         hit
     }
 
-    fn unexpected(&self) -> String {
+    fn unexpected(&self) -> Refusal {
         match self.toks.get(self.at) {
             Some(Tok::Op(b')')) => "an unmatched )",
             Some(Tok::Op(b'*' | b'+' | b'?' | b'{')) => "a repetition with nothing to repeat",
@@ -371,214 +345,156 @@ impl Parser<'_> {
         .into()
     }
 
-    fn unsupported(&mut self, c: Construct) {
-        self.unsupported.get_or_insert(c);
-    }
-
     fn disjunction(&mut self) -> Result<Piece, Refusal> {
         let (mut alts, mut states) = (Vec::new(), 0u64);
         loop {
-            let (mut text, mut s) = (String::new(), 1u64);
+            let mut alt = String::new();
+            states += 1;
             while let Some((t, n)) = self.term()? {
-                text.push_str(&t);
-                s += n;
+                alt += &t;
+                states += n;
             }
-            alts.push(text);
-            states += s;
+            alts.push(alt);
             if !self.eat(b'|') {
                 break;
             }
             states += 2;
         }
-        let mut text = alts.join("|");
-        if alts.len() > 1 {
-            text = format!("(?:{text})");
-        }
+        let text = alts.join("|");
+        let text = if alts.len() > 1 {
+            format!("(?:{text})")
+        } else {
+            text
+        };
         Ok((text, states.min(STATE_LIMIT)))
     }
 
     /// An assertion, or an atom and its quantifiers.
     fn term(&mut self) -> Result<Option<Piece>, Refusal> {
-        let toks = self.toks;
-        let Some(t) = toks.get(self.at) else {
-            return Ok(None);
-        };
         self.at += 1;
-        let mut atom = match t {
-            Tok::Op(c @ (b'^' | b'$' | b'b' | b'B')) => {
+        let (mut t, mut s) = match self.toks.get(self.at - 1) {
+            Some(Tok::Op(c @ (b'^' | b'$' | b'b' | b'B'))) => {
                 let i = b"^$bB".iter().position(|x| x == c).unwrap_or(0);
                 return Ok(Some((["\\A", "\\z", "\\b", "\\B"][i].into(), 1)));
             }
-            Tok::Char(c) => (write_set(&self.char_set(*c)), 1),
-            Tok::Class(c) => (write_set(&quoted(*c, self.ecma)), 1),
-            Tok::Backref(n) => {
-                if *n >= self.groups || self.open.contains(n) {
+            Some(Tok::Char(c)) => (write_set(&char_set(*c, self.ecma)), 1),
+            Some(Tok::Class(c)) => (write_set(&quoted(*c, self.ecma)), 1),
+            Some(Tok::Backref(n)) => {
+                if *n > self.groups || self.open.contains(n) {
                     return Err("a back-reference to a group that is not closed before it".into());
                 }
-                self.unsupported(Construct::BackReference);
+                self.unsupported.get_or_insert(Construct::BackReference);
                 (String::new(), 1)
             }
-            Tok::Op(c @ (b'(' | b':' | b'=')) => {
-                let n = self.groups;
-                if *c == b'(' {
-                    self.groups += 1;
-                    self.open.push(n);
-                }
+            Some(Tok::Op(c @ (b'(' | b':' | b'='))) => {
+                self.groups += u64::from(*c == b'(');
+                self.open.push(if *c == b'(' { self.groups } else { 0 });
                 // libstdc++ recurses as this does: the depth is bounded.
-                self.depth += 1;
-                if self.depth > MAX_DEPTH {
+                if self.open.len() > MAX_DEPTH {
                     return Err(Refusal::Unsupported(Construct::DeepNesting));
                 }
                 let (text, s) = self.disjunction()?;
-                self.depth -= 1;
                 if !self.eat(b')') {
-                    return Err(self.unexpected().into());
+                    return Err(self.unexpected());
                 }
-                if *c == b'(' {
-                    self.open.pop();
-                } else if *c == b'=' {
-                    self.unsupported(Construct::LookAhead);
-                    return Ok(Some((String::new(), s + 2)));
+                self.open.pop();
+                if *c == b'=' {
+                    self.unsupported.get_or_insert(Construct::LookAhead);
+                    return Ok(Some((text, s + 2)));
                 }
                 (format!("(?:{text})"), s + 2)
             }
-            Tok::Op(c @ (b'[' | b'!')) => (self.bracket(*c == b'!')?, 1),
+            Some(Tok::Op(c @ (b'[' | b'!'))) => (self.bracket(*c == b'!')?, 1),
             _ => {
                 self.at -= 1;
                 return Ok(None);
             }
         };
-        let mut repeated = 0;
-        while let Some(q) = self.quantifier(&atom)? {
+        for repeated in 1.. {
+            self.at += 1;
+            let (suffix, states) = match self.toks.get(self.at - 1) {
+                Some(Tok::Op(b'*')) => ("*".into(), s + 1),
+                Some(Tok::Op(b'+')) => ("+".into(), s + 1),
+                Some(Tok::Op(b'?')) => ("?".into(), s + 2),
+                Some(Tok::Op(b'{')) => self.count(s)?,
+                _ => break,
+            };
             // Each repetition nests the one before it.
-            repeated += 1;
             if repeated > MAX_DEPTH {
                 return Err(Refusal::Unsupported(Construct::DeepNesting));
             }
-            atom = q;
-        }
-        Ok(Some(atom))
-    }
-
-    fn quantifier(&mut self, (t, s): &Piece) -> Result<Option<Piece>, Refusal> {
-        let toks = self.toks;
-        let s = *s;
-        self.at += 1;
-        let (suffix, states) = match toks.get(self.at - 1) {
-            Some(Tok::Op(b'*')) => ("*".into(), s + 1),
-            Some(Tok::Op(b'+')) => ("+".into(), s + 1),
-            Some(Tok::Op(b'?')) => ("?".into(), s + 2),
-            Some(Tok::Op(b'{')) => {
-                let Some(&Tok::Count((min_int, min))) = toks.get(self.at) else {
-                    return Err("a count without a number".into());
-                };
-                self.at += 1;
-                let max = if !self.eat(b',') {
-                    Some((min_int, min))
-                } else if let Some(&Tok::Count(max)) = toks.get(self.at) {
-                    self.at += 1;
-                    Some(max)
-                } else {
-                    None
-                };
-                if !self.eat(b'}') {
-                    return Err("a count that is not {m}, {m,} or {m,n}".into());
-                }
-                if max.is_some_and(|(max_int, _)| max_int < min_int) {
-                    return Err("a count whose maximum is under its minimum".into());
-                }
-                let max = max.map(|m| m.1);
-                if min.max(max.unwrap_or(0)) > STATE_LIMIT {
-                    self.unsupported(Construct::HugeCount);
-                }
-                let lo = min.min(STATE_LIMIT);
-                let states = match max {
-                    Some(max) => {
-                        s * (lo + 1) + (s + 1) * max.min(STATE_LIMIT).saturating_sub(lo) + 2
-                    }
-                    None => s * (lo + 2) + 3,
-                };
-                let text = match max {
-                    Some(max) if max == min => format!("{{{min}}}"),
-                    Some(max) => format!("{{{min},{max}}}"),
-                    None => format!("{{{min},}}"),
-                };
-                (text, states)
-            }
-            _ => {
-                self.at -= 1;
-                return Ok(None);
-            }
-        };
-        // Lazy: the same set of keys.
-        if self.ecma {
+            // Lazy (only ECMAScript has a `?` token): the same set of keys.
             self.eat(b'?');
+            (t, s) = (format!("(?:{t}){suffix}"), states.min(STATE_LIMIT));
         }
-        Ok(Some((format!("(?:{t}){suffix}"), states.min(STATE_LIMIT))))
+        self.at -= 1;
+        Ok(Some((t, s)))
     }
 
-    /// One character: itself, or with icase every byte of its ASCII case.
-    fn char_set(&self, c: u8) -> Set {
-        set_of(|b| b == c || self.ecma && b.eq_ignore_ascii_case(&c))
+    /// The rest of `{m}`, `{m,}` or `{m,n}` after an atom of `s` states.
+    fn count(&mut self, s: u64) -> Result<Piece, Refusal> {
+        let (min, max, n) = match &self.toks[self.at..] {
+            [Tok::Count(m), Tok::Op(b'}'), ..] => (*m, Some(*m), 2),
+            [Tok::Count(m), Tok::Op(b','), Tok::Op(b'}'), ..] => (*m, None, 3),
+            [Tok::Count(m), Tok::Op(b','), Tok::Count(n), Tok::Op(b'}'), ..] => (*m, Some(*n), 4),
+            [Tok::Count(_), ..] => return Err("a count that is not {m}, {m,} or {m,n}".into()),
+            _ => return Err("a count without a number".into()),
+        };
+        self.at += n;
+        if max.is_some_and(|max| max.0 < min.0) {
+            return Err("a count whose maximum is under its minimum".into());
+        }
+        let (min, max) = (min.1, max.map(|m| m.1));
+        if min.max(max.unwrap_or(0)) > STATE_LIMIT {
+            self.unsupported.get_or_insert(Construct::HugeCount);
+        }
+        let lo = min.min(STATE_LIMIT);
+        let states = match max {
+            Some(max) => s * (lo + 1) + (s + 1) * max.min(STATE_LIMIT).saturating_sub(lo) + 2,
+            None => s * (lo + 2) + 3,
+        };
+        let max = max.map_or(String::new(), |m| m.to_string());
+        Ok((format!("{{{min},{max}}}"), states))
     }
 
     /// `_M_expression_term`: a range compares signed `char`s, with icase
     /// either case; an equivalence class is either case.
     fn bracket(&mut self, negated: bool) -> Result<String, Refusal> {
-        let (toks, ecma) = (self.toks, self.ecma);
-        let mut s = [false; 256];
-        let mut last = Last::None;
-        if self.eat(b'-') {
-            s[usize::from(b'-')] = true;
-            last = Last::Char(b'-');
-        }
+        let ecma = self.ecma;
+        let (mut s, mut last) = ([false; 256], Last::None);
         loop {
-            let t = toks.get(self.at).ok_or("an unclosed [")?;
             self.at += 1;
-            last = match t {
-                Tok::Op(b']') => break,
-                Tok::Char(c) => {
-                    add(&mut s, self.char_set(*c));
-                    Last::Char(*c)
-                }
-                Tok::Named(d, name) => {
-                    let bad = || {
-                        let what = match d {
-                            b'.' => "collating element",
-                            b'=' => "equivalence class",
-                            _ => "character class",
-                        };
-                        let (d, name) = (*d as char, String::from_utf8_lossy(name));
-                        format!("an unknown {what} [{d}{name}{d}]")
+            let (set, l) = match &self.toks[self.at - 1..] {
+                [Tok::Op(b']'), ..] => break,
+                [Tok::Char(c), ..] => (char_set(*c, ecma), Last::Char(*c)),
+                [Tok::Class(c), ..] => (quoted(*c, ecma), Last::Class),
+                [Tok::Named(d, name), ..] => {
+                    let (set, l) = match (d, collating(name)) {
+                        (b':', _) => (class(name, ecma), Last::Class),
+                        (b'=', c) => (c.map(|c| char_set(c, true)), Last::Class),
+                        (_, c) => (c.map(|c| char_set(c, ecma)), Last::Char(c.unwrap_or(0))),
                     };
-                    if *d == b':' {
-                        add(&mut s, class(name, ecma).ok_or_else(bad)?);
-                        Last::Class
-                    } else {
-                        let c = collating(name).ok_or_else(bad)?;
-                        if *d == b'=' {
-                            add(&mut s, set_of(|b| b.eq_ignore_ascii_case(&c)));
-                            Last::Class
-                        } else {
-                            add(&mut s, self.char_set(c));
-                            Last::Char(c)
-                        }
-                    }
+                    let what = match d {
+                        b'.' => "collating element",
+                        b'=' => "equivalence class",
+                        _ => "character class",
+                    };
+                    let (d, name) = (*d as char, String::from_utf8_lossy(name));
+                    (
+                        set.ok_or_else(|| format!("an unknown {what} [{d}{name}{d}]"))?,
+                        l,
+                    )
                 }
-                Tok::Class(c) => {
-                    add(&mut s, quoted(*c, ecma));
-                    Last::Class
-                }
-                Tok::Op(b'-') if self.eat(b']') => {
-                    s[usize::from(b'-')] = true;
-                    break;
-                }
-                Tok::Op(b'-') => match last {
+                // Before the `]`, a `-` is a plain character.
+                [Tok::Op(b'-'), Tok::Op(b']'), ..] => (char_set(b'-', false), Last::None),
+                [Tok::Op(b'-'), next, ..] => match last {
                     Last::Class => return Err("a range that starts with a class".into()),
+                    Last::None if ecma => (char_set(b'-', false), Last::Char(b'-')),
+                    Last::None => return Err("a - inside [...] after a range".into()),
                     Last::Char(l) => {
-                        let r = match toks.get(self.at) {
-                            Some(Tok::Char(r)) => *r,
-                            Some(Tok::Op(b'-')) => b'-',
+                        let r = match next {
+                            Tok::Char(r) => *r,
+                            Tok::Op(b'-') => b'-',
                             _ => return Err("a range without an end".into()),
                         };
                         self.at += 1;
@@ -588,51 +504,29 @@ impl Parser<'_> {
                         }
                         let w = |x: u8| (l as i8..=r as i8).contains(&(x as i8));
                         let (lo, up) = (u8::to_ascii_lowercase, u8::to_ascii_uppercase);
-                        add(&mut s, set_of(|b| w(b) || ecma && (w(lo(&b)) || w(up(&b)))));
-                        Last::None
+                        let range = set_of(|b| w(b) || ecma && (w(lo(&b)) || w(up(&b))));
+                        (range, Last::None)
                     }
-                    Last::None if ecma => {
-                        s[usize::from(b'-')] = true;
-                        Last::Char(b'-')
-                    }
-                    Last::None => return Err("a - inside [...] after a range".into()),
                 },
                 _ => return Err("a character that cannot stand in [...]".into()),
             };
+            s.iter_mut().zip(set).for_each(|(m, t)| *m |= t);
+            last = l;
         }
         Ok(write_set(&s.map(|m| m != negated)))
     }
 }
 
-/// `_M_cur_int_value(10)`: the digits as a wrapped `int`, and saturated.
-fn count(digits: &[u8]) -> (i64, u64) {
-    let mut wrapped: i64 = 0;
-    let mut value: u64 = 0;
-    for d in digits {
-        let d = u64::from(d - b'0');
-        wrapped = wrapped.wrapping_mul(10).wrapping_add(d as i64);
-        value = value.saturating_mul(10).saturating_add(d);
-    }
-    (i64::from(wrapped as i32), value)
-}
-
-/// A set of bytes as a class of the `regex` crate (Unicode off).
+/// A set of bytes as a class of the `regex` crate (Unicode off), in which an
+/// empty class stands for no byte.
 fn write_set(s: &Set) -> String {
-    if !s.contains(&true) {
-        // No byte: a class that is empty.
-        return "[a&&b]".into();
-    }
-    let mut out = String::from("[");
+    let mut out = String::from("[[a&&b]");
     let mut b = 0;
-    while b < 256 {
-        let n = s[b..].iter().take_while(|&&m| m == s[b]).count();
-        if s[b] {
-            let _ = write!(out, "\\x{b:02X}");
-            if n > 1 {
-                let _ = write!(out, "-\\x{:02X}", b + n - 1);
-            }
+    for run in s.chunk_by(|x, y| x == y) {
+        if run[0] {
+            out += &format!("\\x{b:02X}-\\x{:02X}", b + run.len() - 1);
         }
-        b += n;
+        b += run.len();
     }
     out + "]"
 }
