@@ -96,11 +96,11 @@ enum Tok {
     /// `.`, or one of `\d \D \s \S \w \W`.
     Class(u8),
     Backref(u64),
-    /// A number in a count: see [`number`].
     Count((i32, u64)),
     /// `[:name:]`, `[.name.]` or `[=name=]`, by its delimiter.
     Named(u8, Vec<u8>),
-    /// The rest by their character; `:` `(?:`, `=` a look-ahead, `!` `[^`.
+    /// The rest by their character; `:` `(?:`, `=` and `!` look-aheads, `^`
+    /// after `[` its negation.
     Op(u8),
 }
 
@@ -114,7 +114,7 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
     while let Some(&c) = p.get(i) {
         i += 1;
         // Right after `[` or `[^`, `-` is a plain character; so is `]` in basic syntax.
-        let first = matches!(out.last(), Some(Tok::Op(b'[' | b'!')));
+        let first = matches!(out.last(), Some(Tok::Op(b'[' | b'^')));
         let tok = match state {
             0 if c == 0 && !ecma => return Err("a NUL byte".into()),
             0 if !is_pattern(&[c], ecma) => Tok::Char(c),
@@ -127,17 +127,8 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
                 match p[i - 1] {
                     b'(' if ecma && p.get(i) == Some(&b'?') => {
                         i += 2;
-                        match p.get(i - 1) {
-                            Some(b':') => Tok::Op(b':'),
-                            Some(b'=' | b'!') => Tok::Op(b'='),
-                            _ => return Err("(? not followed by :, = or !".into()),
-                        }
-                    }
-                    c @ (b'[' | b'{') => {
-                        state = c;
-                        let negated = c == b'[' && p.get(i) == Some(&b'^');
-                        i += usize::from(negated);
-                        Tok::Op(if negated { b'!' } else { c })
+                        let kind = p.get(i - 1).filter(|c| b":=!".contains(c));
+                        Tok::Op(*kind.ok_or("(? not followed by :, = or !")?)
                     }
                     b'.' => Tok::Class(b'.'),
                     // `]` and `}` (ECMAScript): plain characters.
@@ -146,6 +137,7 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
                 }
             }
             b'[' => match c {
+                b'^' if out.last() == Some(&Tok::Op(b'[')) => Tok::Op(c),
                 b'-' if !first => Tok::Op(c),
                 b'[' if matches!(p.get(i), Some(b'.' | b':' | b'=')) => {
                     let end = p[i];
@@ -155,10 +147,7 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
                     i += len + 3;
                     Tok::Named(end, p[i - len - 2..i - 2].to_vec())
                 }
-                b']' if ecma || !first => {
-                    state = 0;
-                    Tok::Op(c)
-                }
+                b']' if ecma || !first => Tok::Op(c),
                 b'\\' if ecma => escape(p, &mut i, true, true)?,
                 c => Tok::Char(c),
             },
@@ -167,13 +156,15 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
                 b',' => Tok::Op(c),
                 _ if ecma && c == b'}' || !ecma && c == b'\\' && p.get(i) == Some(&b'}') => {
                     i += usize::from(!ecma);
-                    state = 0;
                     Tok::Op(b'}')
                 }
                 _ if ecma => return Err("a count that is not {m}, {m,} or {m,n}".into()),
                 _ => return Err("a count that is not \\{m\\}, \\{m,\\} or \\{m,n\\}".into()),
             },
         };
+        if let Tok::Op(c @ (b'[' | b'{' | b']' | b'}')) = tok {
+            state = if c == b'[' || c == b'{' { c } else { 0 };
+        }
         out.push(tok);
     }
     match state {
@@ -217,17 +208,18 @@ fn escape(p: &[u8], i: &mut usize, ecma: bool, in_bracket: bool) -> Result<Tok, 
     })
 }
 
-/// `_M_cur_int_value(10)` of the digits from `p[*i - 1]` on, taken: as the
-/// `int` it wraps to, and saturated.
+/// `_M_cur_int_value(10)` of the digits from `p[*i - 1]` on: as a wrapped `int`, and saturated.
 fn number(p: &[u8], i: &mut usize) -> (i32, u64) {
     let start = *i - 1;
     *i += p[*i..].iter().take_while(|b| b.is_ascii_digit()).count();
-    let (mut wrapped, mut value) = (0i32, 0u64);
-    for &d in &p[start..*i] {
-        wrapped = wrapped.wrapping_mul(10).wrapping_add(i32::from(d - b'0'));
-        value = value.saturating_mul(10).saturating_add(u64::from(d - b'0'));
-    }
-    (wrapped, value)
+    let digits = p[start..*i].iter().map(|d| d - b'0');
+    let wrapped = digits
+        .clone()
+        .fold(0i32, |n, d| n.wrapping_mul(10).wrapping_add(d.into()));
+    (
+        wrapped,
+        digits.fold(0u64, |n, d| n.saturating_mul(10).saturating_add(d.into())),
+    )
 }
 
 /// A byte as it can be quoted in a message.
@@ -338,45 +330,34 @@ impl Parser<'_> {
     fn unexpected(&self) -> Refusal {
         match self.toks.get(self.at) {
             Some(Tok::Op(b')')) => "an unmatched )",
-            Some(Tok::Op(b'*' | b'+' | b'?' | b'{')) => "a repetition with nothing to repeat",
-            Some(_) => "an unexpected character",
+            // Else a quantifier: the scanner's other tokens are inside [...] or a count.
+            Some(_) => "a repetition with nothing to repeat",
             None => "an unclosed group",
         }
         .into()
     }
 
     fn disjunction(&mut self) -> Result<Piece, Refusal> {
-        let (mut alts, mut states) = (Vec::new(), 0u64);
+        let (mut text, mut states, mut alternatives) = (String::new(), 1u64, false);
         loop {
-            let mut alt = String::new();
-            states += 1;
-            while let Some((t, n)) = self.term()? {
-                alt += &t;
-                states += n;
+            if let Some((t, n)) = self.term()? {
+                (text, states) = (text + &t, states + n);
+            } else if self.eat(b'|') {
+                (text, states, alternatives) = (text + "|", states + 3, true);
+            } else {
+                let (open, close) = if alternatives { ("(?:", ")") } else { ("", "") };
+                return Ok((format!("{open}{text}{close}"), states.min(STATE_LIMIT)));
             }
-            alts.push(alt);
-            if !self.eat(b'|') {
-                break;
-            }
-            states += 2;
         }
-        let text = alts.join("|");
-        let text = if alts.len() > 1 {
-            format!("(?:{text})")
-        } else {
-            text
-        };
-        Ok((text, states.min(STATE_LIMIT)))
     }
 
     /// An assertion, or an atom and its quantifiers.
     fn term(&mut self) -> Result<Option<Piece>, Refusal> {
         self.at += 1;
         let (mut t, mut s) = match self.toks.get(self.at - 1) {
-            Some(Tok::Op(c @ (b'^' | b'$' | b'b' | b'B'))) => {
-                let i = b"^$bB".iter().position(|x| x == c).unwrap_or(0);
-                return Ok(Some((["\\A", "\\z", "\\b", "\\B"][i].into(), 1)));
-            }
+            Some(Tok::Op(b'^')) => return Ok(Some(("\\A".into(), 1))),
+            Some(Tok::Op(b'$')) => return Ok(Some(("\\z".into(), 1))),
+            Some(Tok::Op(c @ (b'b' | b'B'))) => return Ok(Some((format!("\\{}", *c as char), 1))),
             Some(Tok::Char(c)) => (write_set(&char_set(*c, self.ecma)), 1),
             Some(Tok::Class(c)) => (write_set(&quoted(*c, self.ecma)), 1),
             Some(Tok::Backref(n)) => {
@@ -386,7 +367,7 @@ impl Parser<'_> {
                 self.unsupported.get_or_insert(Construct::BackReference);
                 (String::new(), 1)
             }
-            Some(Tok::Op(c @ (b'(' | b':' | b'='))) => {
+            Some(Tok::Op(c @ (b'(' | b':' | b'=' | b'!'))) => {
                 self.groups += u64::from(*c == b'(');
                 self.open.push(if *c == b'(' { self.groups } else { 0 });
                 // libstdc++ recurses as this does: the depth is bounded.
@@ -398,13 +379,13 @@ impl Parser<'_> {
                     return Err(self.unexpected());
                 }
                 self.open.pop();
-                if *c == b'=' {
+                if b"=!".contains(c) {
                     self.unsupported.get_or_insert(Construct::LookAhead);
                     return Ok(Some((text, s + 2)));
                 }
                 (format!("(?:{text})"), s + 2)
             }
-            Some(Tok::Op(c @ (b'[' | b'!'))) => (self.bracket(*c == b'!')?, 1),
+            Some(Tok::Op(b'[')) => (self.bracket()?, 1),
             _ => {
                 self.at -= 1;
                 return Ok(None);
@@ -413,8 +394,7 @@ impl Parser<'_> {
         for repeated in 1.. {
             self.at += 1;
             let (suffix, states) = match self.toks.get(self.at - 1) {
-                Some(Tok::Op(b'*')) => ("*".into(), s + 1),
-                Some(Tok::Op(b'+')) => ("+".into(), s + 1),
+                Some(Tok::Op(c @ (b'*' | b'+'))) => ((*c as char).to_string(), s + 1),
                 Some(Tok::Op(b'?')) => ("?".into(), s + 2),
                 Some(Tok::Op(b'{')) => self.count(s)?,
                 _ => break,
@@ -434,17 +414,16 @@ impl Parser<'_> {
     /// The rest of `{m}`, `{m,}` or `{m,n}` after an atom of `s` states.
     fn count(&mut self, s: u64) -> Result<Piece, Refusal> {
         let (min, max, n) = match &self.toks[self.at..] {
-            [Tok::Count(m), Tok::Op(b'}'), ..] => (*m, Some(*m), 2),
-            [Tok::Count(m), Tok::Op(b','), Tok::Op(b'}'), ..] => (*m, None, 3),
-            [Tok::Count(m), Tok::Op(b','), Tok::Count(n), Tok::Op(b'}'), ..] => (*m, Some(*n), 4),
+            [Tok::Count(m), Tok::Op(b'}'), ..] => (m.1, Some(m.1), 2),
+            [Tok::Count(m), Tok::Op(b','), Tok::Op(b'}'), ..] => (m.1, None, 3),
+            [Tok::Count(m), Tok::Op(b','), Tok::Count(n), Tok::Op(b'}'), ..] if n.0 < m.0 => {
+                return Err("a count whose maximum is under its minimum".into())
+            }
+            [Tok::Count(m), Tok::Op(b','), Tok::Count(n), Tok::Op(b'}'), ..] => (m.1, Some(n.1), 4),
             [Tok::Count(_), ..] => return Err("a count that is not {m}, {m,} or {m,n}".into()),
             _ => return Err("a count without a number".into()),
         };
         self.at += n;
-        if max.is_some_and(|max| max.0 < min.0) {
-            return Err("a count whose maximum is under its minimum".into());
-        }
-        let (min, max) = (min.1, max.map(|m| m.1));
         if min.max(max.unwrap_or(0)) > STATE_LIMIT {
             self.unsupported.get_or_insert(Construct::HugeCount);
         }
@@ -459,8 +438,8 @@ impl Parser<'_> {
 
     /// `_M_expression_term`: a range compares signed `char`s, with icase
     /// either case; an equivalence class is either case.
-    fn bracket(&mut self, negated: bool) -> Result<String, Refusal> {
-        let ecma = self.ecma;
+    fn bracket(&mut self) -> Result<String, Refusal> {
+        let (ecma, negated) = (self.ecma, self.eat(b'^'));
         let (mut s, mut last) = ([false; 256], Last::None);
         loop {
             self.at += 1;
@@ -517,11 +496,9 @@ impl Parser<'_> {
     }
 }
 
-/// A set of bytes as a class of the `regex` crate (Unicode off), in which an
-/// empty class stands for no byte.
+/// A set of bytes as a class of the `regex` crate (Unicode off); `[a&&b]` is none.
 fn write_set(s: &Set) -> String {
-    let mut out = String::from("[[a&&b]");
-    let mut b = 0;
+    let (mut out, mut b) = (String::from("[[a&&b]"), 0);
     for run in s.chunk_by(|x, y| x == y) {
         if run[0] {
             out += &format!("\\x{b:02X}-\\x{:02X}", b + run.len() - 1);
