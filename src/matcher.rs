@@ -1,8 +1,6 @@
 //! Which keys a command acts on: exact, substring, ignore-case, regular
 //! expression, inverted; or a 2.0 pattern, which [`legacy`] translates.
 
-use std::borrow::Cow;
-
 use memchr::memmem::Finder;
 use regex::bytes::{Regex, RegexBuilder};
 
@@ -22,8 +20,7 @@ pub struct MatchOptions {
     pub invert: bool,
     /// `-E`: the pattern is a regular expression.
     pub regex: bool,
-    /// hvkvp 2.0's rules: a `std::regex` (see [`legacy`]); one without
-    /// special characters is literal text.
+    /// hvkvp 2.0's `std::regex` (see [`legacy`]); without special characters, text.
     pub legacy: bool,
 }
 
@@ -77,8 +74,7 @@ impl Matcher {
                 .build()
                 .map_err(|e| Error::Input(format!("bad regular expression: {e}")))?
         } else if o.legacy && (o.ignore_case || legacy::is_pattern(pattern, false)) {
-            // With -i even plain text goes this way: 2.0 folded ASCII
-            // letters only.
+            // With -i even plain text goes this way: 2.0 folded ASCII letters only.
             compile_legacy(pattern, o.exact, o.ignore_case)?
         } else {
             return Ok(Matcher::text(pattern, o.exact, o.ignore_case, o.invert));
@@ -146,7 +142,7 @@ fn compile_legacy(pattern: &[u8], exact: bool, icase: bool) -> Result<Regex, Err
 }
 
 /// Case-fold a key: Unicode lowercase when it is UTF-8, ASCII otherwise.
-pub fn fold(key: &[u8]) -> Cow<'_, [u8]> {
+pub fn fold(key: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     match std::str::from_utf8(key) {
         Ok(s) if !s.is_ascii() => s.to_lowercase().into_bytes().into(),
         _ if key.iter().any(u8::is_ascii_uppercase) => key.to_ascii_lowercase().into(),

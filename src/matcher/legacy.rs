@@ -46,11 +46,8 @@ impl Construct {
 
 /// Does the pattern have a character special in its syntax?
 pub fn is_pattern(pattern: &[u8], ignore_case: bool) -> bool {
-    let special: &[u8] = if ignore_case {
-        b"^$\\.*+?()[]{}|"
-    } else {
-        b".[\\*^$"
-    };
+    let special: [&[u8]; 2] = [b".[\\*^$", b"^$\\.*+?()[]{}|"];
+    let special = special[usize::from(ignore_case)];
     pattern.iter().any(|b| special.contains(b))
 }
 
@@ -67,17 +64,13 @@ pub fn translate(pattern: &[u8], ignore_case: bool) -> Result<String, Refusal> {
         return Err(p.unexpected());
     }
     // Every `(` of the text opens a group: literal bytes are `\xNN`.
-    let mut depth = 0i64;
-    let deep = text.bytes().any(|b| {
-        depth += i64::from(b == b'(') - i64::from(b == b')');
-        depth > MAX_WRITTEN_DEPTH
+    let depth = text.bytes().try_fold(0i64, |d, b| {
+        let d = d + i64::from(b == b'(') - i64::from(b == b')');
+        (d <= MAX_WRITTEN_DEPTH).then_some(d)
     });
     let huge = (states + 8 > STATE_LIMIT).then_some(Construct::HugeCount);
-    match p
-        .unsupported
-        .or(huge)
-        .or(deep.then_some(Construct::DeepNesting))
-    {
+    let deep = depth.is_none().then_some(Construct::DeepNesting);
+    match p.unsupported.or(huge).or(deep) {
         Some(c) => Err(Refusal::Unsupported(c)),
         None => Ok(text),
     }
@@ -99,18 +92,15 @@ enum Tok {
     Count((i32, u64)),
     /// `[:name:]`, `[.name.]` or `[=name=]`, by its delimiter.
     Named(u8, Vec<u8>),
-    /// The rest by their character; `:` `(?:`, `=` and `!` look-aheads, `^`
-    /// after `[` its negation.
+    /// The rest by character; `:` `(?:`, `=` `!` look-aheads, `^` after `[` negation.
     Op(u8),
 }
 
 /// The whole pattern as tokens, or the scanner's error (which comes first:
 /// the scanner keeps its own state, apart from the compiler).
 fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    // 0, or the `[` or `{` the scanner is inside.
-    let mut state = 0u8;
+    // The state is 0, or the `[` or `{` the scanner is inside.
+    let (mut out, mut i, mut state) = (Vec::new(), 0, 0u8);
     while let Some(&c) = p.get(i) {
         i += 1;
         // Right after `[` or `[^`, `-` is a plain character; so is `]` in basic syntax.
@@ -118,24 +108,18 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
         let tok = match state {
             0 if c == 0 && !ecma => return Err("a NUL byte".into()),
             0 if !is_pattern(&[c], ecma) => Tok::Char(c),
-            0 if c == b'\\' && (ecma || !matches!(p.get(i), Some(b'(' | b')' | b'{'))) => {
-                escape(p, &mut i, ecma, false)?
-            }
-            0 => {
-                // Basic syntax's `\(`, `\)` and `\{` are ECMAScript's `(`, `)` and `{`.
-                i += usize::from(c == b'\\');
-                match p[i - 1] {
-                    b'(' if ecma && p.get(i) == Some(&b'?') => {
-                        i += 2;
-                        let kind = p.get(i - 1).filter(|c| b":=!".contains(c));
-                        Tok::Op(*kind.ok_or("(? not followed by :, = or !")?)
-                    }
-                    b'.' => Tok::Class(b'.'),
-                    // `]` and `}` (ECMAScript): plain characters.
-                    c @ (b']' | b'}') => Tok::Char(c),
-                    c => Tok::Op(c),
+            0 if c == b'\\' => escape(p, &mut i, ecma, false)?,
+            0 => match c {
+                b'(' if ecma && p.get(i) == Some(&b'?') => {
+                    i += 2;
+                    let kind = p.get(i - 1).filter(|c| b":=!".contains(c));
+                    Tok::Op(*kind.ok_or("(? not followed by :, = or !")?)
                 }
-            }
+                b'.' => Tok::Class(b'.'),
+                // `]` and `}` (ECMAScript): plain characters.
+                b']' | b'}' => Tok::Char(c),
+                c => Tok::Op(c),
+            },
             b'[' => match c {
                 b'^' if out.last() == Some(&Tok::Op(b'[')) => Tok::Op(c),
                 b'-' if !first => Tok::Op(c),
@@ -174,8 +158,8 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
     }
 }
 
-/// After `\`: in basic syntax `.[\*^$` or `\1`–`\9` (else an error in
-/// strict C++); in ECMAScript as libstdc++ reads it.
+/// After `\`: in basic syntax `.[\*^$`, `\1`–`\9`, or a group or count (else an
+/// error in strict C++); in ECMAScript as libstdc++ reads it.
 fn escape(p: &[u8], i: &mut usize, ecma: bool, in_bracket: bool) -> Result<Tok, Refusal> {
     let c = *p.get(*i).ok_or("a backslash at the end")?;
     *i += 1;
@@ -183,6 +167,8 @@ fn escape(p: &[u8], i: &mut usize, ecma: bool, in_bracket: bool) -> Result<Tok, 
         return Ok(Tok::Char(b"\0\x0c\n\r\t\x0b"[k]));
     }
     Ok(match c {
+        // Basic syntax's `\(`, `\)` and `\{` are ECMAScript's `(`, `)` and `{`.
+        b'(' | b')' | b'{' if !ecma => Tok::Op(c),
         b'1'..=b'9' if !ecma => Tok::Backref(u64::from(c - b'0')),
         _ if !ecma && is_pattern(&[c], false) => Tok::Char(c),
         _ if !ecma => return Err(format!("the escape \\{}", show(c)).into()),
@@ -212,17 +198,14 @@ fn escape(p: &[u8], i: &mut usize, ecma: bool, in_bracket: bool) -> Result<Tok, 
 fn number(p: &[u8], i: &mut usize) -> (i32, u64) {
     let start = *i - 1;
     *i += p[*i..].iter().take_while(|b| b.is_ascii_digit()).count();
-    let digits = p[start..*i].iter().map(|d| d - b'0');
-    let wrapped = digits
-        .clone()
-        .fold(0i32, |n, d| n.wrapping_mul(10).wrapping_add(d.into()));
-    (
-        wrapped,
-        digits.fold(0u64, |n, d| n.saturating_mul(10).saturating_add(d.into())),
-    )
+    let (mut wrapped, mut value) = (0i32, 0u64);
+    for d in p[start..*i].iter().map(|d| d - b'0') {
+        wrapped = wrapped.wrapping_mul(10).wrapping_add(d.into());
+        value = value.saturating_mul(10).saturating_add(d.into());
+    }
+    (wrapped, value)
 }
 
-/// A byte as it can be quoted in a message.
 fn show(c: u8) -> String {
     if c.is_ascii_graphic() {
         (c as char).to_string()
@@ -266,8 +249,7 @@ fn class(name: &[u8], icase: bool) -> Option<Set> {
     Some(set_of(|b| has(&b)))
 }
 
-/// `.` (every byte but these), or `\d` and the like (upper case: the bytes
-/// not in the class).
+/// `.` (every byte but `not_dot`), or `\d` and the like (upper case: the others).
 fn quoted(c: u8, ecma: bool) -> Set {
     let not_dot: &[u8] = if ecma { b"\n\r" } else { b"\0" };
     let s = class(&[c.to_ascii_lowercase()], ecma).unwrap_or(set_of(|b| not_dot.contains(&b)));
@@ -286,10 +268,8 @@ fn collating(name: &[u8]) -> Option<u8> {
         right-square-bracket circumflex underscore grave-accent \
         a b c d e f g h i j k l m n o p q r s t u v w x y z left-curly-bracket vertical-line \
         right-curly-bracket tilde DEL";
-    NAMES
-        .split(' ')
-        .position(|n| n.as_bytes() == name)
-        .map(|i| i as u8)
+    let i = NAMES.split(' ').position(|n| n.as_bytes() == name)?;
+    Some(i as u8)
 }
 
 /// What the last item of a bracket expression was (`_BracketState`).
@@ -448,34 +428,28 @@ impl Parser<'_> {
                 [Tok::Char(c), ..] => (char_set(*c, ecma), Last::Char(*c)),
                 [Tok::Class(c), ..] => (quoted(*c, ecma), Last::Class),
                 [Tok::Named(d, name), ..] => {
-                    let (set, l) = match (d, collating(name)) {
-                        (b':', _) => (class(name, ecma), Last::Class),
-                        (b'=', c) => (c.map(|c| char_set(c, true)), Last::Class),
-                        (_, c) => (c.map(|c| char_set(c, ecma)), Last::Char(c.unwrap_or(0))),
-                    };
                     let what = match d {
-                        b'.' => "collating element",
+                        b':' => "character class",
                         b'=' => "equivalence class",
-                        _ => "character class",
+                        _ => "collating element",
                     };
-                    let (d, name) = (*d as char, String::from_utf8_lossy(name));
-                    (
-                        set.ok_or_else(|| format!("an unknown {what} [{d}{name}{d}]"))?,
-                        l,
-                    )
+                    let (d, shown) = (*d as char, String::from_utf8_lossy(name));
+                    let bad = || format!("an unknown {what} [{d}{shown}{d}]");
+                    match (d, collating(name)) {
+                        (':', _) => (class(name, ecma).ok_or_else(bad)?, Last::Class),
+                        ('=', Some(c)) => (char_set(c, true), Last::Class),
+                        ('.', Some(c)) => (char_set(c, ecma), Last::Char(c)),
+                        _ => return Err(bad().into()),
+                    }
                 }
                 // Before the `]`, a `-` is a plain character.
                 [Tok::Op(b'-'), Tok::Op(b']'), ..] => (char_set(b'-', false), Last::None),
-                [Tok::Op(b'-'), next, ..] => match last {
-                    Last::Class => return Err("a range that starts with a class".into()),
-                    Last::None if ecma => (char_set(b'-', false), Last::Char(b'-')),
-                    Last::None => return Err("a - inside [...] after a range".into()),
-                    Last::Char(l) => {
-                        let r = match next {
-                            Tok::Char(r) => *r,
-                            Tok::Op(b'-') => b'-',
-                            _ => return Err("a range without an end".into()),
-                        };
+                [Tok::Op(b'-'), next, ..] => match (last, next) {
+                    (Last::Class, _) => return Err("a range that starts with a class".into()),
+                    (Last::None, _) if ecma => (char_set(b'-', false), Last::Char(b'-')),
+                    (Last::None, _) => return Err("a - inside [...] after a range".into()),
+                    (Last::Char(l), Tok::Char(_) | Tok::Op(b'-')) => {
+                        let r = if let Tok::Char(r) = next { *r } else { b'-' };
                         self.at += 1;
                         if (l as i8) > (r as i8) {
                             let why = format!("the range {}-{} (out of order)", show(l), show(r));
@@ -486,6 +460,7 @@ impl Parser<'_> {
                         let range = set_of(|b| w(b) || ecma && (w(lo(&b)) || w(up(&b))));
                         (range, Last::None)
                     }
+                    _ => return Err("a range without an end".into()),
                 },
                 _ => return Err("a character that cannot stand in [...]".into()),
             };
