@@ -105,46 +105,40 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
         i += 1;
         // Right after `[` or `[^`, `-` is a plain character; so is `]` in basic syntax.
         let first = matches!(out.last(), Some(Tok::Op(b'[' | b'^')));
-        let tok = match state {
-            0 if c == 0 && !ecma => return Err("a NUL byte".into()),
-            0 if !is_pattern(&[c], ecma) => Tok::Char(c),
-            0 if c == b'\\' => escape(p, &mut i, ecma, false)?,
-            0 => match c {
-                b'(' if ecma && p.get(i) == Some(&b'?') => {
-                    i += 2;
-                    let kind = p.get(i - 1).filter(|c| b":=!".contains(c));
-                    Tok::Op(*kind.ok_or("(? not followed by :, = or !")?)
-                }
-                b'.' => Tok::Class(b'.'),
-                // `]` and `}` (ECMAScript): plain characters.
-                b']' | b'}' => Tok::Char(c),
-                c => Tok::Op(c),
-            },
-            b'[' => match c {
-                b'^' if out.last() == Some(&Tok::Op(b'[')) => Tok::Op(c),
-                b'-' if !first => Tok::Op(c),
-                b'[' if matches!(p.get(i), Some(b'.' | b':' | b'=')) => {
-                    let end = p[i];
-                    let len = (p[i + 1..].iter().position(|&b| b == end))
-                        .filter(|&n| p.get(i + n + 2) == Some(&b']'))
-                        .ok_or_else(|| format!("an unclosed [{}", end as char))?;
-                    i += len + 3;
-                    Tok::Named(end, p[i - len - 2..i - 2].to_vec())
-                }
-                b']' if ecma || !first => Tok::Op(c),
-                b'\\' if ecma => escape(p, &mut i, true, true)?,
-                c => Tok::Char(c),
-            },
-            _ => match c {
-                b'0'..=b'9' => Tok::Count(number(p, &mut i)),
-                b',' => Tok::Op(c),
-                _ if ecma && c == b'}' || !ecma && c == b'\\' && p.get(i) == Some(&b'}') => {
-                    i += usize::from(!ecma);
-                    Tok::Op(b'}')
-                }
-                _ if ecma => return Err("a count that is not {m}, {m,} or {m,n}".into()),
-                _ => return Err("a count that is not \\{m\\}, \\{m,\\} or \\{m,n\\}".into()),
-            },
+        let tok = match (state, c) {
+            (0, 0) if !ecma => return Err("a NUL byte".into()),
+            (0, _) if !is_pattern(&[c], ecma) => Tok::Char(c),
+            (0, b'\\') => escape(p, &mut i, ecma, false)?,
+            (0, b'(') if ecma && p.get(i) == Some(&b'?') => {
+                i += 2;
+                let kind = p.get(i - 1).filter(|c| b":=!".contains(c));
+                Tok::Op(*kind.ok_or("(? not followed by :, = or !")?)
+            }
+            (0, b'.') => Tok::Class(c),
+            // `]` and `}` (ECMAScript): plain characters.
+            (0, b']' | b'}') => Tok::Char(c),
+            (0, _) => Tok::Op(c),
+            (b'[', b'^') if out.last() == Some(&Tok::Op(b'[')) => Tok::Op(c),
+            (b'[', b'-') if !first => Tok::Op(c),
+            (b'[', b'[') if matches!(p.get(i), Some(b'.' | b':' | b'=')) => {
+                let end = p[i];
+                let len = (p[i + 1..].iter().position(|&b| b == end))
+                    .filter(|&n| p.get(i + n + 2) == Some(&b']'))
+                    .ok_or_else(|| format!("an unclosed [{}", end as char))?;
+                i += len + 3;
+                Tok::Named(end, p[i - len - 2..i - 2].to_vec())
+            }
+            (b'[', b']') if ecma || !first => Tok::Op(c),
+            (b'[', b'\\') if ecma => escape(p, &mut i, true, true)?,
+            (b'[', _) => Tok::Char(c),
+            (_, b'0'..=b'9') => Tok::Count(number(p, &mut i)),
+            (_, b',') => Tok::Op(c),
+            _ if ecma && c == b'}' || !ecma && c == b'\\' && p.get(i) == Some(&b'}') => {
+                i += usize::from(!ecma);
+                Tok::Op(b'}')
+            }
+            _ if ecma => return Err("a count that is not {m}, {m,} or {m,n}".into()),
+            _ => return Err("a count that is not \\{m\\}, \\{m,\\} or \\{m,n\\}".into()),
         };
         if let Tok::Op(c @ (b'[' | b'{' | b']' | b'}')) = tok {
             state = if c == b'[' || c == b'{' { c } else { 0 };
@@ -428,11 +422,8 @@ impl Parser<'_> {
                 [Tok::Char(c), ..] => (char_set(*c, ecma), Last::Char(*c)),
                 [Tok::Class(c), ..] => (quoted(*c, ecma), Last::Class),
                 [Tok::Named(d, name), ..] => {
-                    let what = match d {
-                        b':' => "character class",
-                        b'=' => "equivalence class",
-                        _ => "collating element",
-                    };
+                    let what = ["character class", "equivalence class", "collating element"];
+                    let what = what[b":=".iter().position(|x| x == d).unwrap_or(2)];
                     let (d, shown) = (*d as char, String::from_utf8_lossy(name));
                     let bad = || format!("an unknown {what} [{d}{shown}{d}]");
                     match (d, collating(name)) {
