@@ -53,14 +53,13 @@ pub fn is_pattern(pattern: &[u8], ignore_case: bool) -> bool {
 
 /// The pattern in `regex` crate syntax (bytes, case sensitive), or why not.
 pub fn translate(pattern: &[u8], ignore_case: bool) -> Result<String, Refusal> {
-    let toks = scan(pattern, ignore_case)?;
     let mut p = Parser {
-        toks: &toks,
+        toks: scan(pattern, ignore_case)?,
         ecma: ignore_case,
         ..Parser::default()
     };
     let (text, states) = p.disjunction()?;
-    if p.at != toks.len() {
+    if p.at != p.toks.len() {
         return Err(p.unexpected());
     }
     // Every `(` of the text opens a group: literal bytes are `\xNN`.
@@ -96,14 +95,14 @@ enum Tok {
     Op(u8),
 }
 
-/// The whole pattern as tokens, or the scanner's error (which comes first:
-/// the scanner keeps its own state, apart from the compiler).
+/// The tokens, or the scanner's error, which comes first (it keeps its own state).
 fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
     // The state is 0, or the `[` or `{` the scanner is inside.
     let (mut out, mut i, mut state) = (Vec::new(), 0, 0u8);
     while let Some(&c) = p.get(i) {
         i += 1;
-        // Right after `[` or `[^`, `-` is a plain character; so is `]` in basic syntax.
+        // Right after `[` or `[^`, `-` is a plain character, and so is `]` in basic
+        // syntax; so is `-` right before `]`.
         let first = matches!(out.last(), Some(Tok::Op(b'[' | b'^')));
         let tok = match (state, c) {
             (0, 0) if !ecma => return Err("a NUL byte".into()),
@@ -119,7 +118,7 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
             (0, b']' | b'}') => Tok::Char(c),
             (0, _) => Tok::Op(c),
             (b'[', b'^') if out.last() == Some(&Tok::Op(b'[')) => Tok::Op(c),
-            (b'[', b'-') if !first => Tok::Op(c),
+            (b'[', b'-') if !first && p.get(i) != Some(&b']') => Tok::Op(c),
             (b'[', b'[') if matches!(p.get(i), Some(b'.' | b':' | b'=')) => {
                 let end = p[i];
                 let len = (p[i + 1..].iter().position(|&b| b == end))
@@ -201,10 +200,9 @@ fn number(p: &[u8], i: &mut usize) -> (i32, u64) {
 }
 
 fn show(c: u8) -> String {
-    if c.is_ascii_graphic() {
-        (c as char).to_string()
-    } else {
-        format!("\\x{c:02x}")
+    match c {
+        0x21..=0x7e => (c as char).to_string(),
+        _ => format!("\\x{c:02x}"),
     }
 }
 
@@ -278,8 +276,8 @@ enum Last {
 /// libstdc++'s `_Compiler`, writing `regex` crate syntax as it goes and
 /// counting the NFA states it would make (an upper bound).
 #[derive(Default)]
-struct Parser<'a> {
-    toks: &'a [Tok],
+struct Parser {
+    toks: Vec<Tok>,
     at: usize,
     /// ECMAScript, with icase; else basic syntax.
     ecma: bool,
@@ -294,7 +292,7 @@ struct Parser<'a> {
 /// limit, which keeps the sums small and refuses as many patterns).
 type Piece = (String, u64);
 
-impl Parser<'_> {
+impl Parser {
     fn eat(&mut self, c: u8) -> bool {
         let hit = self.toks.get(self.at) == Some(&Tok::Op(c));
         self.at += usize::from(hit);
@@ -341,9 +339,9 @@ impl Parser<'_> {
                 self.unsupported.get_or_insert(Construct::BackReference);
                 (String::new(), 1)
             }
-            Some(Tok::Op(c @ (b'(' | b':' | b'=' | b'!'))) => {
-                self.groups += u64::from(*c == b'(');
-                self.open.push(if *c == b'(' { self.groups } else { 0 });
+            Some(&Tok::Op(c @ (b'(' | b':' | b'=' | b'!'))) => {
+                self.groups += u64::from(c == b'(');
+                self.open.push(if c == b'(' { self.groups } else { 0 });
                 // libstdc++ recurses as this does: the depth is bounded.
                 if self.open.len() > MAX_DEPTH {
                     return Err(Refusal::Unsupported(Construct::DeepNesting));
@@ -353,7 +351,7 @@ impl Parser<'_> {
                     return Err(self.unexpected());
                 }
                 self.open.pop();
-                if b"=!".contains(c) {
+                if b"=!".contains(&c) {
                     self.unsupported.get_or_insert(Construct::LookAhead);
                     return Ok(Some((text, s + 2)));
                 }
@@ -433,8 +431,6 @@ impl Parser<'_> {
                         _ => return Err(bad().into()),
                     }
                 }
-                // Before the `]`, a `-` is a plain character.
-                [Tok::Op(b'-'), Tok::Op(b']'), ..] => (char_set(b'-', false), Last::None),
                 [Tok::Op(b'-'), next, ..] => match (last, next) {
                     (Last::Class, _) => return Err("a range that starts with a class".into()),
                     (Last::None, _) if ecma => (char_set(b'-', false), Last::Char(b'-')),
