@@ -1,8 +1,7 @@
-//! hvkvp 2.0's `-k`: a C++ `std::regex`, POSIX basic syntax when case
-//! matters and ECMAScript with `icase` when it does not, read rule for rule
-//! as libstdc++ (`-std=c++14`) reads it, and written as the set of bytes each
-//! piece matches in `regex` crate syntax without Unicode (2.0 ran in the C
-//! locale). `tests/patterns.rs` holds it to the real `std::regex`.
+//! hvkvp 2.0's `-k`: a C++ `std::regex`, POSIX basic syntax when case matters and ECMAScript
+//! with `icase` when it does not, read rule for rule as libstdc++ (`-std=c++14`) reads it, and
+//! written as the set of bytes each piece matches in `regex` crate syntax without Unicode (2.0
+//! ran in the C locale). `tests/patterns.rs` holds it to the real `std::regex`.
 
 /// Why a 2.0 pattern gets no matcher.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,10 +68,7 @@ pub fn translate(pattern: &[u8], ignore_case: bool) -> Result<String, Refusal> {
     });
     let huge = (states + 8 > STATE_LIMIT).then_some(Construct::HugeCount);
     let deep = depth.is_none().then_some(Construct::DeepNesting);
-    match p.unsupported.or(huge).or(deep) {
-        Some(c) => Err(Refusal::Unsupported(c)),
-        None => Ok(text),
-    }
+    (p.unsupported.or(huge).or(deep)).map_or(Ok(text), |c| Err(Refusal::Unsupported(c)))
 }
 
 /// libstdc++'s `_GLIBCXX_REGEX_STATE_LIMIT`: past it, `error_space`.
@@ -107,7 +103,7 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
         let tok = match (state, c) {
             (0, 0) if !ecma => return Err("a NUL byte".into()),
             (0, _) if !is_pattern(&[c], ecma) => Tok::Char(c),
-            (0, b'\\') => escape(p, &mut i, ecma, false)?,
+            (0 | b'[', b'\\') if state == 0 || ecma => escape(p, &mut i, ecma, state == b'[')?,
             (0, b'(') if ecma && p.get(i) == Some(&b'?') => {
                 i += 2;
                 let kind = p.get(i - 1).filter(|c| b":=!".contains(c));
@@ -128,7 +124,6 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
                 Tok::Named(end, p[i - len - 2..i - 2].to_vec())
             }
             (b'[', b']') if ecma || !first => Tok::Op(c),
-            (b'[', b'\\') if ecma => escape(p, &mut i, true, true)?,
             (b'[', _) => Tok::Char(c),
             (_, b'0'..=b'9') => Tok::Count(number(p, &mut i)),
             (_, b',') => Tok::Op(c),
@@ -264,10 +259,9 @@ fn collating(name: &[u8]) -> Option<u8> {
     Some(i as u8)
 }
 
-/// What the last item of a bracket expression was (`_BracketState`).
+/// What the last item of a bracket expression was (`_BracketState`); `None`, a range.
 #[derive(Clone, Copy)]
 enum Last {
-    /// Nothing yet, or a range.
     None,
     Char(u8),
     Class,
@@ -281,8 +275,7 @@ struct Parser {
     at: usize,
     /// ECMAScript, with icase; else basic syntax.
     ecma: bool,
-    /// `_M_subexpr_count`; and the groups open now, for back-references
-    /// (0 for one that does not capture); their count bounds the recursion.
+    /// `_M_subexpr_count`; the groups open now (0: no capture), for back-references and depth.
     groups: u64,
     open: Vec<u64>,
     unsupported: Option<Construct>,
