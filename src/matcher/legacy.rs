@@ -97,8 +97,7 @@ fn scan(p: &[u8], ecma: bool) -> Result<Vec<Tok>, Refusal> {
     let (mut out, mut i, mut state) = (Vec::new(), 0, 0u8);
     while let Some(&c) = p.get(i) {
         i += 1;
-        // Right after `[` or `[^`, `-` is a plain character, and so is `]` in basic
-        // syntax; so is `-` right before `]`.
+        // After `[` or `[^`, `-` is a plain character (as before `]`), and `]` in basic syntax.
         let first = matches!(out.last(), Some(Tok::Op(b'[' | b'^')));
         let tok = match (state, c) {
             (0, 0) if !ecma => return Err("a NUL byte".into()),
@@ -255,16 +254,7 @@ fn collating(name: &[u8]) -> Option<u8> {
         right-square-bracket circumflex underscore grave-accent \
         a b c d e f g h i j k l m n o p q r s t u v w x y z left-curly-bracket vertical-line \
         right-curly-bracket tilde DEL";
-    let i = NAMES.split(' ').position(|n| n.as_bytes() == name)?;
-    Some(i as u8)
-}
-
-/// What the last item of a bracket expression was (`_BracketState`); `None`, a range.
-#[derive(Clone, Copy)]
-enum Last {
-    None,
-    Char(u8),
-    Class,
+    (NAMES.split(' ').position(|n| n.as_bytes() == name)).map(|i| i as u8)
 }
 
 /// libstdc++'s `_Compiler`, writing `regex` crate syntax as it goes and
@@ -405,47 +395,49 @@ impl Parser {
     /// either case; an equivalence class is either case.
     fn bracket(&mut self) -> Result<String, Refusal> {
         let (ecma, negated) = (self.ecma, self.eat(b'^'));
-        let (mut s, mut last) = ([false; 256], Last::None);
+        let mut s = [false; 256];
         loop {
             self.at += 1;
-            let (set, l) = match &self.toks[self.at - 1..] {
+            // An item, and the character a range from it would start at.
+            let (mut set, start) = match &self.toks[self.at - 1..] {
                 [Tok::Op(b']'), ..] => break,
-                [Tok::Char(c), ..] => (char_set(*c, ecma), Last::Char(*c)),
-                [Tok::Class(c), ..] => (quoted(*c, ecma), Last::Class),
+                [Tok::Char(c), ..] => (char_set(*c, ecma), Some(*c)),
+                [Tok::Class(c), ..] => (quoted(*c, ecma), None),
                 [Tok::Named(d, name), ..] => {
                     let what = ["character class", "equivalence class", "collating element"];
                     let what = what[b":=".iter().position(|x| x == d).unwrap_or(2)];
                     let (d, shown) = (*d as char, String::from_utf8_lossy(name));
                     let bad = || format!("an unknown {what} [{d}{shown}{d}]");
                     match (d, collating(name)) {
-                        (':', _) => (class(name, ecma).ok_or_else(bad)?, Last::Class),
-                        ('=', Some(c)) => (char_set(c, true), Last::Class),
-                        ('.', Some(c)) => (char_set(c, ecma), Last::Char(c)),
+                        (':', _) => (class(name, ecma).ok_or_else(bad)?, None),
+                        ('=', Some(c)) => (char_set(c, true), None),
+                        ('.', Some(c)) => (char_set(c, ecma), Some(c)),
                         _ => return Err(bad().into()),
                     }
                 }
-                [Tok::Op(b'-'), next, ..] => match (last, next) {
-                    (Last::Class, _) => return Err("a range that starts with a class".into()),
-                    (Last::None, _) if ecma => (char_set(b'-', false), Last::Char(b'-')),
-                    (Last::None, _) => return Err("a - inside [...] after a range".into()),
-                    (Last::Char(l), Tok::Char(_) | Tok::Op(b'-')) => {
-                        let r = if let Tok::Char(r) = next { *r } else { b'-' };
-                        self.at += 1;
-                        if (l as i8) > (r as i8) {
-                            let why = format!("the range {}-{} (out of order)", show(l), show(r));
-                            return Err(why.into());
-                        }
-                        let w = |x: u8| (l as i8..=r as i8).contains(&(x as i8));
-                        let (lo, up) = (u8::to_ascii_lowercase, u8::to_ascii_uppercase);
-                        let range = set_of(|b| w(b) || ecma && (w(lo(&b)) || w(up(&b))));
-                        (range, Last::None)
-                    }
-                    _ => return Err("a range without an end".into()),
-                },
+                // A `-` that no range took: after a range, a plain character in ECMAScript.
+                [Tok::Op(b'-'), ..] if ecma => (char_set(b'-', false), Some(b'-')),
+                [Tok::Op(b'-'), ..] => return Err("a - inside [...] after a range".into()),
                 _ => return Err("a character that cannot stand in [...]".into()),
             };
+            if self.eat(b'-') {
+                let l = start.ok_or("a range that starts with a class")?;
+                self.at += 1;
+                let r = match self.toks.get(self.at - 1) {
+                    Some(Tok::Char(r)) => *r,
+                    Some(Tok::Op(b'-')) => b'-',
+                    _ => return Err("a range without an end".into()),
+                };
+                if (l as i8) > (r as i8) {
+                    let why = format!("the range {}-{} (out of order)", show(l), show(r));
+                    return Err(why.into());
+                }
+                // It holds `l` as `char_set` has it.
+                let w = |x: u8| (l as i8..=r as i8).contains(&(x as i8));
+                let (lo, up) = (u8::to_ascii_lowercase, u8::to_ascii_uppercase);
+                set = set_of(|b| w(b) || ecma && (w(lo(&b)) || w(up(&b))));
+            }
             s.iter_mut().zip(set).for_each(|(m, t)| *m |= t);
-            last = l;
         }
         Ok(write_set(&s.map(|m| m != negated)))
     }
