@@ -27,7 +27,6 @@ pub struct MatchOptions {
 /// A compiled key test.
 pub struct Matcher {
     how: How,
-    /// Keys are compared [`fold`]ed.
     fold: bool,
     invert: bool,
 }

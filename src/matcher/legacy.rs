@@ -45,8 +45,7 @@ impl Construct {
 
 /// Does the pattern have a character special in its syntax?
 pub fn is_pattern(pattern: &[u8], ignore_case: bool) -> bool {
-    let special: [&[u8]; 2] = [b".[\\*^$", b"^$\\.*+?()[]{}|"];
-    let special = special[usize::from(ignore_case)];
+    let special = [&b".[\\*^$"[..], b"^$\\.*+?()[]{}|"][usize::from(ignore_case)];
     pattern.iter().any(|b| special.contains(b))
 }
 
@@ -185,11 +184,9 @@ fn escape(p: &[u8], i: &mut usize, ecma: bool, in_bracket: bool) -> Result<Tok, 
 fn number(p: &[u8], i: &mut usize) -> (i32, u64) {
     let start = *i - 1;
     *i += p[*i..].iter().take_while(|b| b.is_ascii_digit()).count();
-    let (mut wrapped, mut value) = (0i32, 0u64);
-    for d in p[start..*i].iter().map(|d| d - b'0') {
-        wrapped = wrapped.wrapping_mul(10).wrapping_add(d.into());
-        value = value.saturating_mul(10).saturating_add(d.into());
-    }
+    let digits = || p[start..*i].iter().map(|d| d - b'0');
+    let wrapped = digits().fold(0i32, |n, d| n.wrapping_mul(10).wrapping_add(d.into()));
+    let value = digits().fold(0u64, |n, d| n.saturating_mul(10).saturating_add(d.into()));
     (wrapped, value)
 }
 
@@ -263,7 +260,6 @@ fn collating(name: &[u8]) -> Option<u8> {
 struct Parser {
     toks: Vec<Tok>,
     at: usize,
-    /// ECMAScript, with icase; else basic syntax.
     ecma: bool,
     /// `_M_subexpr_count`; the groups open now (0: no capture), for back-references and depth.
     groups: u64,
@@ -271,8 +267,7 @@ struct Parser {
     unsupported: Option<Construct>,
 }
 
-/// A piece written, and the states it costs (any past the limit as the
-/// limit, which keeps the sums small and refuses as many patterns).
+/// A piece written, and its states: capped at the limit (small sums, the same refusals).
 type Piece = (String, u64);
 
 impl Parser {
@@ -379,9 +374,8 @@ impl Parser {
             _ => return Err("a count without a number".into()),
         };
         self.at += n;
-        if min.max(max.unwrap_or(0)) > STATE_LIMIT {
-            self.unsupported.get_or_insert(Construct::HugeCount);
-        }
+        let huge = (min.max(max.unwrap_or(0)) > STATE_LIMIT).then_some(Construct::HugeCount);
+        self.unsupported = self.unsupported.or(huge);
         let lo = min.min(STATE_LIMIT);
         let states = match max {
             Some(max) => s * (lo + 1) + (s + 1) * max.min(STATE_LIMIT).saturating_sub(lo) + 2,
@@ -394,8 +388,7 @@ impl Parser {
     /// `_M_expression_term`: a range compares signed `char`s, with icase
     /// either case; an equivalence class is either case.
     fn bracket(&mut self) -> Result<String, Refusal> {
-        let (ecma, negated) = (self.ecma, self.eat(b'^'));
-        let mut s = [false; 256];
+        let (ecma, negated, mut s) = (self.ecma, self.eat(b'^'), [false; 256]);
         loop {
             self.at += 1;
             // An item, and the character a range from it would start at.
