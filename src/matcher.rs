@@ -1,7 +1,8 @@
 //! Which keys a command acts on: exact, substring, ignore-case, regular
 //! expression, inverted; or a 2.0 pattern, which [`legacy`] translates.
 
-use std::borrow::Cow;
+use memchr::memmem::Finder;
+use regex::bytes::{Regex, RegexBuilder};
 
 use crate::error::Error;
 
@@ -19,91 +20,76 @@ pub struct MatchOptions {
     pub invert: bool,
     /// `-E`: the pattern is a regular expression.
     pub regex: bool,
-    /// hvkvp 2.0's rules: a `std::regex` (see [`legacy`]); one without
-    /// special characters is literal text.
+    /// hvkvp 2.0's `std::regex` (see [`legacy`]); without special characters, text.
     pub legacy: bool,
 }
 
 /// A compiled key test.
 pub struct Matcher {
     how: How,
+    fold: bool,
     invert: bool,
 }
 
 enum How {
-    All,
     Exact(Vec<u8>),
-    ExactFold(Vec<u8>),
-    Substring(memchr::memmem::Finder<'static>),
-    SubstringFold(memchr::memmem::Finder<'static>),
-    Regex(regex::bytes::Regex),
+    Substring(Box<Finder<'static>>),
+    Regex(Regex),
 }
 
 impl Matcher {
-    fn of(how: How) -> Matcher {
-        Matcher { how, invert: false }
+    fn text(text: &[u8], exact: bool, fold: bool, invert: bool) -> Matcher {
+        let text = if fold { self::fold(text) } else { text.into() };
+        let how = match exact {
+            true => How::Exact(text.into_owned()),
+            false => How::Substring(Box::new(Finder::new(&text).into_owned())),
+        };
+        Matcher { how, fold, invert }
     }
 
     /// Matches every key.
     pub fn all() -> Matcher {
-        Matcher::of(How::All)
+        Matcher::text(b"", false, false, false)
     }
 
     /// Matches exactly this key, byte for byte (as the daemon does).
     pub fn exact(key: &[u8]) -> Matcher {
-        Matcher::of(How::Exact(key.to_vec()))
+        Matcher::text(key, true, false, false)
     }
 
     /// Matches this key ignoring case.
     pub fn exact_fold(key: &[u8]) -> Matcher {
-        Matcher::of(How::ExactFold(fold(key).into_owned()))
+        Matcher::text(key, true, true, false)
     }
 
     /// A `-k PATTERN` with its options.
     pub fn pattern(pattern: &[u8], o: &MatchOptions) -> Result<Matcher, Error> {
-        let finder = |p: &[u8]| memchr::memmem::Finder::new(p).into_owned();
-        let how = if o.regex {
+        let re = if o.regex {
             let text = std::str::from_utf8(pattern)
                 .map_err(|_| Error::Input("the regular expression is not valid UTF-8".into()))?;
-            let text = if o.exact {
-                format!("^(?:{text})$")
-            } else {
-                text.to_string()
-            };
-            How::Regex(
-                regex::bytes::RegexBuilder::new(&text)
-                    .case_insensitive(o.ignore_case)
-                    .build()
-                    .map_err(|e| Error::Input(format!("bad regular expression: {e}")))?,
-            )
+            let whole = format!("^(?:{text})$");
+            RegexBuilder::new(if o.exact { &whole } else { text })
+                .case_insensitive(o.ignore_case)
+                .build()
+                .map_err(|e| Error::Input(format!("bad regular expression: {e}")))?
         } else if o.legacy && (o.ignore_case || legacy::is_pattern(pattern, false)) {
-            // With -i even plain text goes this way: 2.0 folded ASCII
-            // letters only.
-            How::Regex(compile_legacy(pattern, o.exact, o.ignore_case)?)
+            // With -i even plain text goes this way: 2.0 folded ASCII letters only.
+            compile_legacy(pattern, o.exact, o.ignore_case)?
         } else {
-            match (o.exact, o.ignore_case) {
-                (true, false) => How::Exact(pattern.to_vec()),
-                (true, true) => How::ExactFold(fold(pattern).into_owned()),
-                (false, false) => How::Substring(finder(pattern)),
-                (false, true) => How::SubstringFold(finder(&fold(pattern))),
-            }
+            return Ok(Matcher::text(pattern, o.exact, o.ignore_case, o.invert));
         };
-        Ok(Matcher {
-            how,
-            invert: o.invert,
-        })
+        let (how, fold, invert) = (How::Regex(re), false, o.invert);
+        Ok(Matcher { how, fold, invert })
     }
 
     /// Does `key` (a key's content, cut at its NUL) match?
     #[inline]
     pub fn is_match(&self, key: &[u8]) -> bool {
+        let key = if self.fold { fold(key) } else { key.into() };
         let m = match &self.how {
-            How::All => true,
-            How::Exact(k) => key == k.as_slice(),
-            How::ExactFold(k) => fold(key) == k.as_slice(),
-            How::Substring(f) => f.find(key).is_some(),
-            How::SubstringFold(f) => f.find(&fold(key)).is_some(),
-            How::Regex(re) => re.is_match(key),
+            How::Exact(k) => *key == **k,
+            How::Substring(f) => f.find(&key).is_some(),
+            How::Regex(re) => re.is_match(&key),
         };
         m != self.invert
     }
@@ -112,7 +98,7 @@ impl Matcher {
     /// match compares the field in place, touching only the bytes it must.
     #[inline]
     pub fn matches_field(&self, key_field: &[u8]) -> bool {
-        match (&self.how, self.invert) {
+        match (&self.how, self.invert || self.fold) {
             (How::Exact(k), false) => crate::record::key_is(key_field, k),
             _ => self.is_match(crate::record::field(key_field)),
         }
@@ -120,7 +106,7 @@ impl Matcher {
 }
 
 /// A 2.0 pattern, matching bytes as in the C locale; whole key with `exact`.
-fn compile_legacy(pattern: &[u8], exact: bool, icase: bool) -> Result<regex::bytes::Regex, Error> {
+fn compile_legacy(pattern: &[u8], exact: bool, icase: bool) -> Result<Regex, Error> {
     let shown = String::from_utf8_lossy(pattern);
     let text = legacy::translate(pattern, icase).map_err(|r| {
         Error::Input(match r {
@@ -140,12 +126,8 @@ fn compile_legacy(pattern: &[u8], exact: bool, icase: bool) -> Result<regex::byt
             ),
         })
     })?;
-    let text = if exact {
-        format!("\\A(?:{text})\\z")
-    } else {
-        text
-    };
-    regex::bytes::RegexBuilder::new(&text)
+    let (a, z) = if exact { ("\\A", "\\z") } else { ("", "") };
+    RegexBuilder::new(&format!("{a}(?:{text}){z}"))
         .unicode(false)
         .size_limit(256 << 20)
         .nest_limit(1000)
@@ -159,16 +141,11 @@ fn compile_legacy(pattern: &[u8], exact: bool, icase: bool) -> Result<regex::byt
 }
 
 /// Case-fold a key: Unicode lowercase when it is UTF-8, ASCII otherwise.
-pub fn fold(key: &[u8]) -> Cow<'_, [u8]> {
-    if key.is_ascii() {
-        if key.iter().any(u8::is_ascii_uppercase) {
-            return Cow::Owned(key.to_ascii_lowercase());
-        }
-        return Cow::Borrowed(key);
-    }
+pub fn fold(key: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     match std::str::from_utf8(key) {
-        Ok(s) => Cow::Owned(s.to_lowercase().into_bytes()),
-        Err(_) => Cow::Owned(key.to_ascii_lowercase()),
+        Ok(s) if !s.is_ascii() => s.to_lowercase().into_bytes().into(),
+        _ if key.iter().any(u8::is_ascii_uppercase) => key.to_ascii_lowercase().into(),
+        _ => key.into(),
     }
 }
 
