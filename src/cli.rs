@@ -520,10 +520,9 @@ pub struct WriteArgs {
     #[command(flatten)]
     pub noout: NoOut,
 
-    /// A value over the host's limits is written as chunks KEY.0, KEY.1, … each within them;
-    /// chunks left from an older value are removed. A kill -9 while chunks are rewritten can
-    /// leave chunks of both values: `read --join` and `check` then refuse them; write the value
-    /// again.
+    /// A value over the host's limits is written as chunks KEY.0, KEY.1, … each within them; chunks
+    /// left from an older value are removed. A kill -9 while chunks are rewritten can leave chunks
+    /// of both values: `read --join` and `check` then refuse them; write the value again.
     #[arg(long)]
     pub split: bool,
 

@@ -1,11 +1,11 @@
-//! The examples of `--help` and of the man page, as plain data: each verb's
-//! list of command lines and what they do. `cli` renders them after each
-//! help text, `commands::generate` into the man page.
+//! The examples of `--help` and of the man page, as plain data: each verb's list of command lines
+//! and what they do. `cli` renders them after each help text, `commands::generate` into the man
+//! page.
 
 /// A list of examples, and where `--help` starts their descriptions.
 pub struct Examples {
-    /// The column of `--help` where descriptions start; a command too long
-    /// to leave two spaces before it has its description on the next line.
+    /// The column of `--help` where descriptions start; a command too long to leave two spaces
+    /// before it has its description on the next line.
     pub column: usize,
     /// One example a line: the command line, two spaces, what it does.
     pub list: &'static str,
@@ -87,26 +87,21 @@ impl Examples {
         (self.list.lines()).map(|l| l.split_once("  ").expect("two spaces after the command"))
     }
 
-    /// The `Examples:` block of `--help`: two spaces, the command, the
-    /// description at [`Examples::column`].
+    /// The `Examples:` block of `--help`: two spaces, the command, the description at
+    /// [`Examples::column`].
     pub fn help(&self) -> String {
         let mut s = String::with_capacity(2 * self.list.len());
         s.push_str("Examples:");
-        for line in self.list.lines() {
-            // The command ends at its first two spaces.
-            let end = line.as_bytes().windows(2).position(|w| w == b"  ");
-            let end = end.expect("two spaces after the command");
-            let (command, what) = (&line[..end], &line[end + 2..]);
+        for (command, what) in self.examples() {
             let at = 2 + command.chars().count();
+            let below = at + 2 > self.column;
             s.push_str("\n  ");
             s.push_str(command);
-            let pad = if at + 2 <= self.column {
-                self.column - at
-            } else {
-                s.push('\n');
-                self.column
-            };
-            s.extend(std::iter::repeat_n(' ', pad));
+            s.push_str(if below { "\n" } else { "" });
+            s.extend(std::iter::repeat_n(
+                ' ',
+                self.column - if below { 0 } else { at },
+            ));
             s.push_str(what);
         }
         s

@@ -1,5 +1,5 @@
-//! The words of the man page and the completions that clap does not hold,
-//! as plain data for `commands::generate`.
+//! The words of the man page and the completions that clap does not hold, as plain data for
+//! `commands::generate`.
 
 use crate::error::Exit;
 
@@ -10,8 +10,8 @@ pub(crate) const POOL_NAMES: &str =
 /// The paragraph before the global options.
 pub(crate) const OPTIONS: &str = "These options are taken by every command, before or after it.";
 
-/// HVKVP 2.0 COMMAND LINES: what a line in 2.0's form does
-/// (`cli::Cli::is_2_0_form`), a paragraph each.
+/// HVKVP 2.0 COMMAND LINES: what a line in 2.0's form does (`cli::Cli::is_2_0_form`), a paragraph
+/// each.
 pub(crate) const COMPATIBILITY: [&str; 3] = [
     "A command line that names no key or value as a plain argument and uses only \
      options hvkvp 2.0 had (-k, -v, -s, -m, -n, -i, -x, -c, -d, -A and their long \
@@ -31,8 +31,8 @@ pub(crate) const COMPATIBILITY: [&str; 3] = [
      nothing matched is exit 1.",
 ];
 
-/// EXIT STATUS: each outcome, numbered by the one type that maps outcomes
-/// to exit codes, and what it promises about the pool.
+/// EXIT STATUS: each outcome, numbered by the one type that maps outcomes to exit codes, and what
+/// it promises about the pool.
 pub(crate) const EXIT_STATUS: [(Exit, &str); 4] = [
     (
         Exit::Success,
@@ -69,8 +69,7 @@ pub(crate) const EXIT_STATUS: [(Exit, &str); 4] = [
 pub(crate) const CLOSED_PIPE: &str =
     "A closed pipe (hvkvp read | head -1) is not an error: exit 0, no message.";
 
-/// FILES: what each pool is for, by number (`enum hv_kvp_exchg_pool`,
-/// include/uapi/linux/hyperv.h).
+/// FILES: what each pool is for, by number (`enum hv_kvp_exchg_pool`, include/uapi/linux/hyperv.h).
 pub(crate) const POOLS: [&str; 5] = [
     "external (hvkvp 2.0: in): host to guest, set by the host administrator. Default for read.",
     "guest (hvkvp 2.0: out): guest to host, the only pool the host reads back. \
@@ -90,8 +89,8 @@ pub(crate) const FILES: &str = "Each file is a bare array of 2560-byte records: 
      place, under both the flock(2) lock cloud-init takes and the fcntl(2) \
      lock the daemon takes.";
 
-/// ENVIRONMENT: after what each variable of [`crate::cli::ENVIRONMENT`]
-/// is, the words around its option.
+/// ENVIRONMENT: after what each variable of [`crate::cli::ENVIRONMENT`] is, the words around its
+/// option.
 pub(crate) const ENVIRONMENT: [&str; 2] = [
     " The same as ",
     ", which wins when both are given; set but empty, it is ignored.",

@@ -1,20 +1,21 @@
-//! Signals that would stop a change midway (SIGINT, SIGTERM, SIGHUP,
-//! SIGQUIT, and SIGTSTP, which would stall the daemon behind our locks) are
-//! held while a pool is being changed, and take effect once it is complete
-//! and unlocked. The command line's doing: a program that embeds the
-//! library keeps its signals as it set them.
+//! Signals that would stop a change midway (SIGINT, SIGTERM, SIGHUP, SIGQUIT, and SIGTSTP, which
+//! would stall the daemon behind our locks) are held while a pool is being changed, and take effect
+//! once it is complete and unlocked. The command line's doing: a program that embeds the library
+//! keeps its signals as it set them.
 
 use std::ops::{Deref, DerefMut};
+
+use libc::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP};
 
 use crate::commands::Ctx;
 use crate::error::Error;
 use crate::pool::{Access, Pool, PoolId};
 
-/// A pool open for writing, the signals above held from the moment its
-/// locks are taken until it is closed.
+/// A pool open for writing, the signals above held from the moment its locks are taken until it is
+/// closed.
 pub(crate) struct Changing {
-    /// Declared first, so that the pool is closed (and unlocked) before
-    /// the signals are let through.
+    /// Declared first, so that the pool is closed (and unlocked) before the signals are let
+    /// through.
     pool: Pool,
     _held: Held,
 }
@@ -43,40 +44,29 @@ impl DerefMut for Changing {
     }
 }
 
-/// The signals above, blocked until dropped.
-struct Held {
-    old_mask: libc::sigset_t,
-}
+/// The signals above, blocked until dropped; the mask they replaced.
+struct Held(libc::sigset_t);
 
 impl Held {
     fn new() -> Held {
-        // SAFETY: sigset_t is plain data that sigemptyset initialises; the
-        // calls read and write only the values owned here.
+        // SAFETY: sigset_t is plain data that sigemptyset initialises; the calls read and write
+        // only the values owned here.
         unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
+            let (mut set, mut old) = (std::mem::zeroed(), std::mem::zeroed());
             libc::sigemptyset(&mut set);
-            for sig in [
-                libc::SIGINT,
-                libc::SIGTERM,
-                libc::SIGHUP,
-                libc::SIGQUIT,
-                libc::SIGTSTP,
-            ] {
+            for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP] {
                 libc::sigaddset(&mut set, sig);
             }
-            let mut old_mask: libc::sigset_t = std::mem::zeroed();
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old_mask);
-            Held { old_mask }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            Held(old)
         }
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        // SAFETY: restores the mask `new` saved; a signal that arrived
-        // meanwhile is delivered now, with its usual effect.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut());
-        }
+        // SAFETY: restores the mask `new` saved; a signal that arrived meanwhile is delivered now,
+        // with its usual effect.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
     }
 }
