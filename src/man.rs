@@ -10,8 +10,7 @@ pub(crate) const POOL_NAMES: &str =
 /// The paragraph before the global options.
 pub(crate) const OPTIONS: &str = "These options are taken by every command, before or after it.";
 
-/// HVKVP 2.0 COMMAND LINES: what a line in 2.0's form does (`cli::Cli::is_2_0_form`), a paragraph
-/// each.
+/// HVKVP 2.0 COMMAND LINES: what a line in 2.0's form does (`cli::Cli::is_2_0_form`).
 pub(crate) const COMPATIBILITY: [&str; 3] = [
     "A command line that names no key or value as a plain argument and uses only \
      options hvkvp 2.0 had (-k, -v, -s, -m, -n, -i, -x, -c, -d, -A and their long \
@@ -31,8 +30,7 @@ pub(crate) const COMPATIBILITY: [&str; 3] = [
      nothing matched is exit 1.",
 ];
 
-/// EXIT STATUS: each outcome, numbered by the one type that maps outcomes to exit codes, and what
-/// it promises about the pool.
+/// EXIT STATUS: what each outcome (numbered by the type that gives exit codes) promises.
 pub(crate) const EXIT_STATUS: [(Exit, &str); 4] = [
     (
         Exit::Success,
@@ -89,14 +87,13 @@ pub(crate) const FILES: &str = "Each file is a bare array of 2560-byte records: 
      place, under both the flock(2) lock cloud-init takes and the fcntl(2) \
      lock the daemon takes.";
 
-/// ENVIRONMENT: after what each variable of [`crate::cli::ENVIRONMENT`] is, the words around its
-/// option.
+/// ENVIRONMENT: what $HVKVP_POOL_DIR is, around its option.
 pub(crate) const ENVIRONMENT: [&str; 2] = [
-    " The same as ",
+    "Directory of the pool files. The same as ",
     ", which wins when both are given; set but empty, it is ignored.",
 ];
 
-/// SEE ALSO: each page, and its section with what follows it.
+/// SEE ALSO: each page, then its section and what follows it.
 pub(crate) const SEE_ALSO: [(&str, &str); 4] = [
     ("hv_kvp_daemon", "(8), "),
     ("cloud-init", "(1), "),

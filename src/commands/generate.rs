@@ -26,10 +26,8 @@ pub fn run(ctx: &mut Ctx, a: &GenerateArgs) -> Result<Exit, Error> {
     };
     // Rendered in memory first: clap_complete panics on a write error, and a closed pipe must
     // stay an ordinary error (exit 0, quietly).
-    let out = &mut ctx.io.out;
-    out.write_all(&text)
-        .and_then(|()| out.flush())
-        .map_err(Error::Output)?;
+    ctx.io.out.write_all(&text).map_err(Error::Output)?;
+    ctx.io.out.flush().map_err(Error::Output)?;
     Ok(Exit::Success)
 }
 
@@ -41,7 +39,7 @@ fn public_command() -> Command {
     let full = Cli::command();
     let text = |s: Option<&StyledStr>| Resettable::from(s.cloned());
     Command::new(BIN)
-        .version(full.get_version().map(|_| env!("CARGO_PKG_VERSION")))
+        .version(env!("CARGO_PKG_VERSION"))
         .about(text(full.get_about()))
         .long_about(text(full.get_long_about()))
         .after_help(text(full.get_after_help()))
@@ -77,19 +75,14 @@ fn man_page() -> Vec<u8> {
     page.mangen(false, |w| man.render_name_section(w));
     page.roff.control("SH", ["SYNOPSIS"]);
     for (i, verb) in root.get_subcommands().enumerate() {
-        // One line per verb, e.g. `hvkvp write [options] [KEY] [VALUE]`: the shape of each
-        // command; its own section lists the options.
+        // One line per verb, e.g. `hvkvp write [options] [KEY] [VALUE]` (every positional is
+        // optional): the shape of each command; its own section lists the options.
         let mut line: Vec<_> = (i > 0).then(line_break).into_iter().collect();
         line.extend([bold(BIN), roman(" "), bold(verb.get_name())]);
         line.extend([roman(" ["), italic("options"), roman("]")]);
         for pos in verb.get_positionals() {
             let name = pos.get_value_names().expect("named").join(" ");
-            let (open, close) = if pos.is_required_set() {
-                (" ", "")
-            } else {
-                (" [", "]")
-            };
-            line.extend([roman(open), italic(name), roman(close)]);
+            line.extend([roman(" ["), italic(name), roman("]")]);
         }
         page.roff.text(line);
     }
@@ -137,9 +130,11 @@ fn man_page() -> Vec<u8> {
     }
     page.para(man::FILES);
     page.roff.control("SH", ["ENVIRONMENT"]);
-    let ([same, wins], long) = (man::ENVIRONMENT, bold("--pool-dir"));
-    let what = roman(format!("Directory of the pool files.{same}"));
-    page.item(bold(crate::cli::POOL_DIR_ENV), [what, long, roman(wins)]);
+    let [what, wins] = man::ENVIRONMENT.map(roman);
+    page.item(
+        bold(crate::cli::POOL_DIR_ENV),
+        [what, bold("--pool-dir"), wins],
+    );
     page.roff.control("SH", ["EXAMPLES"]);
     example_list(&mut page, &examples::MAIN);
     page.roff.control("SH", ["SEE ALSO"]);
