@@ -119,6 +119,8 @@ impl Cli {
             .map(|(opt, why)| format!("{opt} {why}"))
         };
         let (g, refused) = (&self.global, |why: &str| Some(why.to_string()));
+        let timeout = g.lock_timeout != DEFAULT_LOCK_TIMEOUT;
+        let any_global = g.pool_dir.is_some() || g.pool().is_some() || g.quiet || timeout;
         match &self.command {
             // clap's `conflicts_with` on -a holds only against -p and -s given after the verb:
             // `hvkvp -p 1 read -a` read every pool.
@@ -153,19 +155,10 @@ impl Cli {
                      and none is",
                 )
             }
-            Command::Write(_) | Command::Check(_) => None,
-            Command::Generate(_)
-                if g.pool_dir.is_some()
-                    || g.pool().is_some()
-                    || g.quiet
-                    || g.lock_timeout != DEFAULT_LOCK_TIMEOUT =>
-            {
-                refused(
-                    "generate prints the man page or a completion script and takes no other \
-                     options",
-                )
-            }
-            Command::Generate(_) => None,
+            Command::Generate(_) if any_global => refused(
+                "generate prints the man page or a completion script and takes no other options",
+            ),
+            Command::Write(_) | Command::Check(_) | Command::Generate(_) => None,
         }
     }
 }
@@ -229,11 +222,8 @@ impl TypedValueParser for KeysetParser {
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(
-            Keyset::value_variants()
-                .iter()
-                .filter_map(Keyset::to_possible_value),
-        ))
+        let all = Keyset::value_variants();
+        Some(Box::new(all.iter().filter_map(Keyset::to_possible_value)))
     }
 }
 
@@ -304,7 +294,7 @@ pub fn verb(name: &str) -> Option<clap::Command> {
 
 impl clap::Subcommand for Command {
     fn augment_subcommands(cmd: clap::Command) -> clap::Command {
-        cmd.subcommands(VERBS.map(|v| verb_shell(v).defer(verb_options)))
+        cmd.subcommands(VERBS.iter().map(|v| verb_shell(v).defer(verb_options)))
     }
 
     fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
