@@ -4,8 +4,8 @@
 use crate::error::{Error, Interference};
 use crate::record::{Field, FieldError, RECORD_SIZE};
 
-/// `err` as the user is shown it after `hvkvp: error: `: its message with its causes, then the
-/// advice.
+/// `err` as the user is shown it after `hvkvp: error: `: its message with
+/// its causes, then the advice.
 pub fn shown(err: &Error) -> String {
     err.message() + &advice(err).unwrap_or_default()
 }

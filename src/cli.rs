@@ -1,6 +1,6 @@
-//! The whole command line: hvkvp 2.0's verbs and options beside the modern forms. A line in
-//! *2.0 form* ([`Cli::is_2_0_form`]) behaves as 2.0 did; an option with nothing to act on is
-//! refused ([`Cli::unmeant`]).
+//! The whole command line: hvkvp 2.0's verbs and options beside the modern
+//! forms. A line in *2.0 form* ([`Cli::is_2_0_form`]) behaves as 2.0 did;
+//! an option with nothing to act on is refused ([`Cli::unmeant`]).
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
@@ -44,10 +44,10 @@ pub struct Cli {
 /// Options every verb takes, before or after it.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Directory of the pool files. Default: $HVKVP_POOL_DIR when it is set and not empty, else
-    /// /var/lib/hyperv.
-    // Not clap's `env`: clap shows an option set from the environment in every usage line as if
-    // it were required, and refuses an empty value.
+    /// Directory of the pool files. Default: $HVKVP_POOL_DIR when it is set
+    /// and not empty, else /var/lib/hyperv.
+    // Not clap's `env`: clap shows an option set from the environment in
+    // every usage line as if it were required, and refuses an empty value.
     #[arg(long, value_name = "DIR", global = true, value_hint = ValueHint::DirPath)]
     pub pool_dir: Option<PathBuf>,
 
@@ -56,8 +56,8 @@ pub struct Global {
     #[arg(short = 'p', long, value_parser = PoolId::parse, global = true)]
     pub pool: Option<PoolId>,
 
-    /// hvkvp 2.0 spelling of --pool: in (0), out (1), params (3), in any case; as in 2.0, the
-    /// first letter is enough.
+    /// hvkvp 2.0 spelling of --pool: in (0), out (1), params (3), in any
+    /// case; as in 2.0, the first letter is enough.
     #[arg(short = 's', long, value_parser = KeysetParser, global = true, conflicts_with = "pool")]
     pub keyset: Option<Keyset>,
 
@@ -71,8 +71,8 @@ pub struct Global {
 }
 
 impl Cli {
-    /// Is this a 2.0-form command line: no key or value as a plain argument, and only the
-    /// options hvkvp 2.0 had (besides the global ones but -p)?
+    /// Is this a 2.0-form command line: no key or value as a plain argument,
+    /// and only the options hvkvp 2.0 had (besides the global ones but -p)?
     pub fn is_2_0_form(&self) -> bool {
         self.global.pool.is_none()
             && match &self.command {
@@ -96,9 +96,9 @@ impl Cli {
             }
     }
 
-    /// Why a line clap accepts would not do what it asks, if so: an option with nothing to act
-    /// on is refused, not dropped. (clap's `requires` does not hold against an argument that
-    /// conflicts with one given.)
+    /// Why a line clap accepts would not do what it asks, if so: an option
+    /// with nothing to act on is refused, not dropped. (clap's `requires`
+    /// does not hold against an argument that conflicts with one given.)
     pub fn unmeant(&self) -> Option<String> {
         let compat = self.is_2_0_form();
         const WITH_K: &str = "goes with -k PATTERN: a plain KEY is matched exactly";
@@ -195,16 +195,16 @@ pub enum Keyset {
 }
 
 impl Keyset {
-    /// As hvkvp 2.0, the first letter in either case; but one that names no key set is refused,
-    /// not read as `in`.
+    /// As hvkvp 2.0, the first letter in either case; but one that names no
+    /// key set is refused, not read as `in`.
     fn parse(s: &str) -> Option<Keyset> {
         let i = "iop".find(s.chars().next()?.to_ascii_lowercase())?;
         Some(Keyset::value_variants()[i])
     }
 }
 
-/// Parses `-s` as [`Keyset::parse`] does, with clap's message and possible values (for `--help`,
-/// the man page and completions).
+/// Parses `-s` as [`Keyset::parse`] does, with clap's message and possible
+/// values (for `--help`, the man page and completions).
 #[derive(Debug, Clone)]
 struct KeysetParser;
 
@@ -351,8 +351,8 @@ pub struct MatchArgs {
     #[arg(short = 'n', long = "invertmatch")]
     pub invert: bool,
 
-    /// Treat -k PATTERN as a regular expression (Rust regex syntax: `.` is one character, never
-    /// a newline; -i folds Unicode case).
+    /// Treat -k PATTERN as a regular expression (Rust regex syntax: `.` is one
+    /// character, never a newline; -i folds Unicode case).
     #[arg(short = 'E', long = "regex", requires = "pattern")]
     pub regex: bool,
 }
@@ -360,8 +360,8 @@ pub struct MatchArgs {
 /// `-x`/`--noout` (read, write, delete), declared once.
 #[derive(Debug, Args)]
 pub struct NoOut {
-    /// Print nothing on stdout, as -q; hvkvp 2.0's spelling, which also stops the pool listing
-    /// after a 2.0-form write or delete.
+    /// Print nothing on stdout, as -q; hvkvp 2.0's spelling, which also
+    /// stops the pool listing after a 2.0-form write or delete.
     #[arg(short = 'x', long = "noout", id = "noout")]
     pub set: bool,
 }
@@ -423,10 +423,10 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub noout: NoOut,
 
-    /// With KEY: if it is absent, wait until it appears (at most SECS seconds, written
-    /// --wait=SECS; default: for ever), then print it. Exit 1 on timeout. A pool directory not
-    /// made yet is waited for too, but for /var/lib/hyperv on a machine that is not a Hyper-V
-    /// guest.
+    /// With KEY: if it is absent, wait until it appears (at most SECS
+    /// seconds, written --wait=SECS; default: for ever), then print it.
+    /// Exit 1 on timeout. A pool directory not made yet is waited for too,
+    /// but for /var/lib/hyperv on a machine that is not a Hyper-V guest.
     #[arg(
         long,
         value_name = "SECS",
@@ -437,9 +437,9 @@ pub struct ReadArgs {
     )]
     pub wait: Option<Option<Duration>>,
 
-    /// With KEY: if it is absent, put KEY.0, KEY.1, … back together (the chunks `write --split`
-    /// and Ignition write). A chunk missing, or chunks of two values (a split killed midway),
-    /// print nothing: exit 1.
+    /// With KEY: if it is absent, put KEY.0, KEY.1, … back together (the
+    /// chunks `write --split` and Ignition write). A chunk missing, or
+    /// chunks of two values (a split killed midway), print nothing: exit 1.
     #[arg(long, requires = "key")]
     pub join: bool,
 }
@@ -459,8 +459,8 @@ pub struct WriteArgs {
     #[arg(conflicts_with = "value_opt")]
     pub value: Option<OsString>,
 
-    /// The key, 2.0 style; without -p or --force a 2.0 pattern: every key it matches is
-    /// updated, or it is added.
+    /// The key, 2.0 style; without -p or --force a 2.0 pattern: every key
+    /// it matches is updated, or it is added.
     #[arg(
         short = 'k',
         long = "key",
@@ -484,8 +484,8 @@ pub struct WriteArgs {
     #[arg(long, hide = true)]
     pub chomp: bool,
 
-    /// With a value from stdin, keep every byte: without it one trailing newline is dropped, the
-    /// one `read` prints after the value.
+    /// With a value from stdin, keep every byte: without it one trailing
+    /// newline is dropped, the one `read` prints after the value.
     #[arg(long, alias = "raw", conflicts_with = "chomp")]
     pub keep_newline: bool,
 
@@ -554,8 +554,8 @@ pub struct DeleteArgs {
     #[arg(short = 'd', long = "cleanduplicates")]
     pub clean_duplicates: bool,
 
-    /// Drop records the host cannot read (empty key, invalid UTF-8, no NUL) and a trailing
-    /// partial record.
+    /// Drop records the host cannot read (empty key, invalid UTF-8, no NUL)
+    /// and a trailing partial record.
     #[arg(short = 'c', long = "cleaninvalid")]
     pub clean_invalid: bool,
 
@@ -635,8 +635,8 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
-/// `read --wait 3`: the seconds of `--wait` follow an `=` (`--wait` alone is "for ever", and the
-/// next word the KEY), so a number after it is refused.
+/// `read --wait 3`: the seconds of `--wait` follow an `=` (`--wait` alone
+/// is "for ever", and the next word the KEY), so a number after it is refused.
 pub fn spaced_wait(args: &[OsString]) -> Option<String> {
     let words: Vec<&str> = (args.iter().skip(1).map(|a| a.to_str().unwrap_or("")))
         .take_while(|&a| a != "--")

@@ -1,11 +1,11 @@
-//! The examples of `--help` and of the man page, as plain data: each verb's list of command lines
-//! and what they do. `cli` renders them after each help text, `commands::generate` into the man
-//! page.
+//! The examples of `--help` and of the man page, as plain data: each verb's
+//! list of command lines and what they do. `cli` renders them after each
+//! help text, `commands::generate` into the man page.
 
 /// A list of examples, and where `--help` starts their descriptions.
 pub struct Examples {
-    /// The column of `--help` where descriptions start; a command too long to leave two spaces
-    /// before it has its description on the next line.
+    /// The column of `--help` where descriptions start; a command too long
+    /// to leave two spaces before it has its description on the next line.
     pub column: usize,
     /// One example a line: the command line, two spaces, what it does.
     pub list: &'static str,
@@ -92,8 +92,8 @@ impl Examples {
         })
     }
 
-    /// The `Examples:` block of `--help`: two spaces, the command, the description at
-    /// [`Examples::column`].
+    /// The `Examples:` block of `--help`: two spaces, the command, the
+    /// description at [`Examples::column`].
     pub fn help(&self) -> String {
         let mut s = String::with_capacity(2 * self.list.len());
         s.push_str("Examples:");

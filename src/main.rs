@@ -24,8 +24,8 @@ extern "C" fn main() -> libc::c_int {
         unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
     let code = run(std::env::args_os().collect()) as libc::c_int;
-    // What std's exit would have flushed; an error here has been reported by the write that met it,
-    // or is a closed pipe.
+    // What std's exit would have flushed; an error here has been reported
+    // by the write that met it, or is a closed pipe.
     let _ = std::io::stdout().flush();
     code
 }
@@ -39,8 +39,8 @@ fn run(args: Vec<OsString>) -> Exit {
     if let Some(msg) = cli::spaced_wait(&args) {
         return usage(&format!("{msg}\n"));
     }
-    // What clap builds is left for the process's exit to free: dropping it costs about as much as a
-    // one-key read does.
+    // What clap builds is left for the process's exit to free: dropping it
+    // costs about as much as a one-key read does.
     let mut command = std::mem::ManuallyDrop::new(cli::command());
     let parsed = command
         .try_get_matches_from_mut(&args)
@@ -67,8 +67,8 @@ fn run(args: Vec<OsString>) -> Exit {
             return usage(text.strip_prefix("error: ").unwrap_or(&text));
         }
     };
-    // An error once, with its causes. A closed pipe (`hvkvp read | head -1`) is not an error:
-    // nothing is said.
+    // An error once, with its causes. A closed pipe (`hvkvp read | head
+    // -1`) is not an error: nothing is said.
     if let Some(err) = outcome.as_ref().err().filter(|e| !e.is_broken_pipe()) {
         let msg = advice::shown(err);
         let shown = stderr.is_terminal().then(|| output::sanitize(&msg));

@@ -1,5 +1,5 @@
-//! The words of the man page and the completions that clap does not hold, as plain data for
-//! `commands::generate`.
+//! The words of the man page and the completions that clap does not hold,
+//! as plain data for `commands::generate`.
 
 use crate::error::Exit;
 

@@ -24,8 +24,8 @@ pub fn run(ctx: &mut Ctx, a: &GenerateArgs) -> Result<Exit, Error> {
         Generated::Zsh => completion(Shell::Zsh),
         Generated::Fish => completion(Shell::Fish),
     };
-    // Rendered in memory first: clap_complete panics on a write error, and a closed pipe must
-    // stay an ordinary error (exit 0, quietly).
+    // Rendered in memory first: clap_complete panics on a write error, and a
+    // closed pipe must stay an ordinary error (exit 0, quietly).
     ctx.io.out.write_all(&text).map_err(Error::Output)?;
     ctx.io.out.flush().map_err(Error::Output)?;
     Ok(Exit::Success)
@@ -33,8 +33,8 @@ pub fn run(ctx: &mut Ctx, a: &GenerateArgs) -> Result<Exit, Error> {
 
 const BIN: &str = "hvkvp";
 
-/// The command line as users see it: the root rebuilt around the visible verbs, so that
-/// `generate` stays out of the completions and the man page.
+/// The command line as users see it: the root rebuilt around the visible
+/// verbs, so that `generate` stays out of the completions and the man page.
 fn public_command() -> Command {
     let full = Cli::command();
     let text = |s: Option<&StyledStr>| Resettable::from(s.cloned());
@@ -61,8 +61,8 @@ fn completion(shell: Shell) -> Vec<u8> {
     buf
 }
 
-/// The page: clap_mangen renders what clap knows; the other sections come from [`crate::man`]
-/// and [`crate::examples`].
+/// The page: clap_mangen renders what clap knows; the other sections come
+/// from [`crate::man`] and [`crate::examples`].
 fn man_page() -> Vec<u8> {
     let root = public_command();
     let man = Man::new(root.clone());
@@ -158,8 +158,8 @@ fn example_list(page: &mut Page, examples: &Examples) {
     }
 }
 
-/// The page as it is put together: clap_mangen's sections as it renders them, ours in `roff`
-/// until the next of clap_mangen's.
+/// The page as it is put together: clap_mangen's sections as it renders
+/// them, ours in `roff` until the next of clap_mangen's.
 #[derive(Default)]
 struct Page {
     body: String,
@@ -167,8 +167,8 @@ struct Page {
 }
 
 impl Page {
-    /// A clap_mangen section; with `nested`, without its own `.SH` line. Backquotes, which read
-    /// well on a terminal, become double quotes.
+    /// A clap_mangen section; with `nested`, without its own `.SH` line.
+    /// Backquotes, which read well on a terminal, become double quotes.
     fn mangen(&mut self, nested: bool, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) {
         self.body += &std::mem::take(&mut self.roff).render();
         let mut buf = Vec::new();
@@ -191,8 +191,8 @@ impl Page {
         self.roff.control("TP", []).text([tag]).text(text);
     }
 
-    /// Every roff rendering's preamble once, and non-ASCII characters (…) as `\[uXXXX]`
-    /// escapes, which groff and mandoc both know.
+    /// Every roff rendering's preamble once, and non-ASCII characters (…)
+    /// as `\[uXXXX]` escapes, which groff and mandoc both know.
     fn finish(mut self) -> Vec<u8> {
         self.body += &self.roff.render();
         let preamble = Roff::new().render();

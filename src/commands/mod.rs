@@ -21,8 +21,8 @@ use crate::matcher::{MatchOptions, Matcher};
 use crate::output::show_key;
 use crate::pool::PoolId;
 
-/// Where a command line's output goes, and whether each stream is a terminal (untrusted text is
-/// then shown escaped).
+/// Where a command line's output goes, and whether each stream is a
+/// terminal (untrusted text is then shown escaped).
 pub struct Streams<'a> {
     /// Standard output.
     pub out: &'a mut dyn Write,
@@ -127,9 +127,9 @@ pub(crate) fn key_matcher(
     Matcher::pattern(os_bytes(p), &o).map(Some)
 }
 
-/// After a 2.0-form `write` or `delete`: the resulting pool as `key: value` lines, as 2.0 printed
-/// it, unless `-x` or `-q` asks for silence. The pool is read again under its shared lock, after
-/// the change unlocked it.
+/// After a 2.0-form `write` or `delete`: the resulting pool as `key: value`
+/// lines, as 2.0 printed it, unless `-x` or `-q` asks for silence. The pool
+/// is read again under its shared lock, after the change unlocked it.
 pub(crate) fn list_after_change(ctx: &mut Ctx, id: PoolId, noout: bool) -> Result<(), Error> {
     if !ctx.compat || ctx.quiet || noout {
         return Ok(());

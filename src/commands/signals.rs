@@ -11,11 +11,11 @@ use crate::commands::Ctx;
 use crate::error::Error;
 use crate::pool::{Access, Pool, PoolId};
 
-/// A pool open for writing, the signals above held from the moment its locks are taken until it is
-/// closed.
+/// A pool open for writing, the signals above held from the moment its
+/// locks are taken until it is closed.
 pub(crate) struct Changing {
-    /// Declared first, so that the pool is closed (and unlocked) before the signals are let
-    /// through.
+    /// Declared first, so that the pool is closed (and unlocked) before
+    /// the signals are let through.
     pool: Pool,
     _held: Held,
 }
@@ -49,8 +49,8 @@ struct Held(libc::sigset_t);
 
 impl Held {
     fn new() -> Held {
-        // SAFETY: sigset_t is plain data that sigemptyset initialises; the calls read and write
-        // only the values owned here.
+        // SAFETY: sigset_t is plain data that sigemptyset initialises; the
+        // calls read and write only the values owned here.
         unsafe {
             let (mut set, mut old) = (std::mem::zeroed(), std::mem::zeroed());
             libc::sigemptyset(&mut set);
@@ -65,8 +65,8 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        // SAFETY: restores the mask `new` saved; a signal that arrived meanwhile is delivered now,
-        // with its usual effect.
+        // SAFETY: restores the mask `new` saved; a signal that arrived
+        // meanwhile is delivered now, with its usual effect.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
     }
 }
