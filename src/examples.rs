@@ -103,10 +103,8 @@ impl Examples {
             s.push_str("\n  ");
             s.push_str(command);
             s.push_str(if below { "\n" } else { "" });
-            s.extend(std::iter::repeat_n(
-                ' ',
-                self.column - if below { 0 } else { at },
-            ));
+            let pad = if below { self.column } else { self.column - at };
+            s.extend(std::iter::repeat_n(' ', pad));
             s.push_str(what);
         }
         s

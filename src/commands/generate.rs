@@ -181,7 +181,6 @@ impl Page {
         self.body += heading.map_or(&*text, |(_, rest)| rest);
     }
 
-    /// A paragraph of plain text.
     fn para(&mut self, text: &str) {
         self.roff.control("PP", []).text([roman(text)]);
     }
