@@ -38,16 +38,14 @@ const BIN: &str = "hvkvp";
 fn public_command() -> Command {
     let full = Cli::command();
     let text = |s: Option<&StyledStr>| Resettable::from(s.cloned());
+    let visible = full.get_subcommands().filter(|s| !s.is_hide_set());
     Command::new(BIN)
         .version(env!("CARGO_PKG_VERSION"))
         .about(text(full.get_about()))
         .long_about(text(full.get_long_about()))
         .after_help(text(full.get_after_help()))
         .args(full.get_arguments().cloned())
-        .subcommands(
-            (full.get_subcommands().filter(|s| !s.is_hide_set()))
-                .filter_map(|s| crate::cli::verb(s.get_name())),
-        )
+        .subcommands(visible.filter_map(|s| crate::cli::verb(s.get_name())))
         .subcommand_required(true)
         .subcommand_value_name("COMMAND")
 }
@@ -95,16 +93,13 @@ fn man_page() -> Vec<u8> {
     page.roff.control("SH", ["COMMANDS"]);
     // A verb rendered on its own still needs the global options its conflicts name; hidden,
     // they stay in the OPTIONS section above.
-    let globals: Vec<_> = root.get_arguments().filter(|a| a.is_global_set()).collect();
+    let globals = root.get_arguments().filter(|a| a.is_global_set());
+    let hidden: Vec<_> = globals.map(|a| a.clone().hide(true)).collect();
     for verb in root.get_subcommands() {
         let name = format!("{BIN} {}", verb.get_name());
-        let sub = Man::new(
-            (verb.clone())
-                .about(sentence(&verb.get_about().expect("an about").to_string()))
-                .args(globals.iter().map(|a| (*a).clone().hide(true)))
-                .bin_name(&name)
-                .disable_help_flag(true),
-        );
+        let about = sentence(&verb.get_about().expect("an about").to_string());
+        let sub = verb.clone().about(about).args(hidden.clone());
+        let sub = Man::new(sub.bin_name(&name).disable_help_flag(true));
         page.roff.control("SS", [name.as_str()]);
         page.mangen(true, |w| sub.render_synopsis_section(w));
         page.roff.control("PP", []);
