@@ -638,9 +638,8 @@ pub fn command() -> clap::Command {
 /// `read --wait 3`: the seconds of `--wait` follow an `=` (`--wait` alone
 /// is "for ever", and the next word the KEY), so a number after it is refused.
 pub fn spaced_wait(args: &[OsString]) -> Option<String> {
-    let words: Vec<&str> = (args.iter().skip(1).map(|a| a.to_str().unwrap_or("")))
-        .take_while(|&a| a != "--")
-        .collect();
+    let words = args.iter().skip(1).map(|a| a.to_str().unwrap_or(""));
+    let words: Vec<&str> = words.take_while(|&a| a != "--").collect();
     let read = words.iter().position(|&w| w == "read")?;
     let secs = words[read..].split(|&w| w == "--wait").nth(1)?.first()?;
     parse_secs(secs).ok()?;

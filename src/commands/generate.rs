@@ -170,9 +170,8 @@ impl Page {
         f(&mut buf).expect("writing to a Vec cannot fail");
         let text = String::from_utf8_lossy(&buf).replace('`', "\"");
         let text = text.replacen(&Roff::new().render(), "", 1);
-        let heading = text
-            .split_once('\n')
-            .filter(|(sh, _)| nested && sh.starts_with(".SH "));
+        let first_line = text.split_once('\n');
+        let heading = first_line.filter(|(sh, _)| nested && sh.starts_with(".SH "));
         self.body += heading.map_or(&*text, |(_, rest)| rest);
     }
 
