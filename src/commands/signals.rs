@@ -12,10 +12,9 @@ use crate::error::Error;
 use crate::pool::{Access, Pool, PoolId};
 
 /// A pool open for writing, the signals above held from the moment its
-/// locks are taken until it is closed.
+/// locks are taken until it is closed. The pool comes first, so that it is
+/// closed (and unlocked) before the signals are let through.
 pub(crate) struct Changing {
-    /// Declared first, so that the pool is closed (and unlocked) before
-    /// the signals are let through.
     pool: Pool,
     _held: Held,
 }
@@ -24,10 +23,8 @@ impl Changing {
     /// Open pool `id` for writing, waiting `--lock-timeout` for its locks.
     pub(crate) fn open(ctx: &Ctx, id: PoolId, access: Access) -> Result<Changing, Error> {
         let pool = Pool::open(&ctx.dir, id, access, ctx.timeout)?;
-        Ok(Changing {
-            pool,
-            _held: Held::new(),
-        })
+        let _held = Held::new();
+        Ok(Changing { pool, _held })
     }
 }
 
