@@ -1,14 +1,14 @@
 //! The edge: parse, run, turn the outcome into an exit status.
 //!
 //! `main` is the C entry point, not std's, whose start-up reads `/proc/self/maps` (a sixth of what
-//! a one-key read costs). What of it hvkvp needs is done here: SIGPIPE ignored (a closed pipe is
-//! an error a write returns), stdout flushed. (`argv` std has from glibc, which hands it to the
-//! functions of `.init_array`.)
+//! a one-key read costs). What of it hvkvp needs is done here: `argv` read (std's `args_os` costs
+//! more), SIGPIPE ignored (a closed pipe is an error a write returns), stdout flushed.
 
 #![no_main]
 
-use std::ffi::OsString;
+use std::ffi::{CStr, OsString};
 use std::io::{IsTerminal, Write};
+use std::os::unix::ffi::OsStringExt;
 
 use clap::error::ErrorKind;
 use clap::FromArgMatches;
@@ -16,14 +16,19 @@ use hvkvp::internal::{advice, cli, commands::Streams, output};
 use hvkvp::{exit_status, Error, Exit};
 
 #[unsafe(no_mangle)]
-extern "C" fn main() -> libc::c_int {
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    let args = (0..usize::try_from(argc).unwrap_or(0))
+        // SAFETY: the C runtime passes argc NUL-terminated strings in argv.
+        .map(|i| unsafe { CStr::from_ptr(*argv.add(i)) })
+        .map(|a| OsString::from_vec(a.to_bytes().to_vec()))
+        .collect();
     // With SIGXFSZ ignored, a write past a file-size limit (`ulimit -f`) fails with EFBIG, and the
     // pool is cut back to whole records, instead of the process dying with a partial one.
     for sig in [libc::SIGPIPE, libc::SIGXFSZ] {
         // SAFETY: SIG_IGN installs no handler code; no other thread exists yet.
         unsafe { libc::signal(sig, libc::SIG_IGN) };
     }
-    let code = run(std::env::args_os().collect()) as libc::c_int;
+    let code = run(args) as libc::c_int;
     // What std's exit would have flushed; an error here has been reported
     // by the write that met it, or is a closed pipe.
     let _ = std::io::stdout().flush();
