@@ -144,11 +144,9 @@ pub(crate) fn some_keys(keys: &[Vec<u8>], total: usize) -> String {
 
 /// Writes and deletes go to pool 1 unless the user insists: only pool 1 reaches the host.
 pub(crate) fn writable(id: PoolId, force: bool) -> Result<PoolId, Error> {
+    let (pool, name) = (id.number(), id.name());
     if id != PoolId::GUEST && !force {
-        return Err(Error::PoolRefused {
-            pool: id.number(),
-            name: id.name(),
-        });
+        return Err(Error::PoolRefused { pool, name });
     }
     Ok(id)
 }
