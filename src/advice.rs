@@ -1,6 +1,5 @@
-//! What to do about an error: the library's errors state facts
-//! ([`Error`]); each is shown as `hvkvp: error: FACT` and the advice here,
-//! which starts with its own separator.
+//! What to do about an error: the library's errors state facts ([`Error`]); each is shown as
+//! `hvkvp: error: FACT` and the advice here, which starts with its own separator.
 
 use crate::error::{Error, Interference};
 use crate::record::{Field, FieldError, RECORD_SIZE};
@@ -8,13 +7,10 @@ use crate::record::{Field, FieldError, RECORD_SIZE};
 /// `err` as the user is shown it after `hvkvp: error: `: its message with
 /// its causes, then the advice.
 pub fn shown(err: &Error) -> String {
-    let mut msg = err.message();
-    msg.push_str(&advice(err).unwrap_or_default());
-    msg
+    err.message() + &advice(err).unwrap_or_default()
 }
 
-/// The advice shown after `err`'s message, if the fact alone does not say
-/// what to do.
+/// The advice shown after `err`'s message, if the fact alone does not say what to do.
 pub fn advice(err: &Error) -> Option<String> {
     let text = match err {
         Error::PoolRefused { .. } => ". Add --force if you really mean it".into(),
@@ -83,28 +79,22 @@ pub fn advice(err: &Error) -> Option<String> {
         Error::Output(e) if e.raw_os_error() == Some(libc::EFBIG) => {
             ": the output file reached the file size limit".into()
         }
-        Error::Field(e) | Error::BatchField { error: e, .. } => field(e),
+        Error::Field(e) | Error::BatchField { error: e, .. } => match e {
+            FieldError::EmptyKey => ": give a non-empty key".into(),
+            FieldError::TooLong { field: f, .. } => too_long(*f, false),
+            FieldError::OverHost { field: f, .. } => too_long(*f, true),
+            FieldError::Nul { .. } | FieldError::NotUtf8 { .. } => return None,
+        },
         _ => return None,
     };
     Some(text)
 }
 
-/// What to do with a key or value that cannot be written.
-pub(crate) fn field(e: &FieldError) -> String {
-    match e {
-        FieldError::EmptyKey => ": give a non-empty key".into(),
-        FieldError::TooLong { field: f, .. } => too_long(*f, false),
-        FieldError::OverHost { field: f, .. } => too_long(*f, true),
-        FieldError::Nul { .. } | FieldError::NotUtf8 { .. } => String::new(),
-    }
-}
-
-/// A key or value too long: a value can be written in pieces with
-/// `--split` (said first: nothing is lost), a key only shortened; over the
-/// host's limit (`over_host`), `--force` writes it cut.
+/// A key or value too long: a value can be written in pieces with `--split` (said first: nothing is
+/// lost), a key only shortened; over the host's limit (`over_host`), `--force` writes it cut.
 pub(crate) fn too_long(f: Field, over_host: bool) -> String {
-    let split = "write it with --split (`hvkvp write --split KEY -` stores chunks KEY.0, \
-                 KEY.1, … that `hvkvp read --join KEY` puts back together)";
+    let split = "write it with --split (`hvkvp write --split KEY -` stores chunks KEY.0, KEY.1, … \
+                 that `hvkvp read --join KEY` puts back together)";
     match (f, over_host) {
         (Field::Value, false) => format!(": {split}, or shorten it"),
         (Field::Value, true) => format!(": {split}, shorten it, or --force to write it cut"),

@@ -13,7 +13,6 @@ use crate::examples;
 use crate::output::Format;
 use crate::pool::{self, PoolId};
 
-/// After the examples of `hvkvp --help`.
 const EXIT_STATUS: &str = "\
 Exit status: 0 success, 1 nothing matched (0 for a 2.0 command line, as in
 2.0), 2 usage or input error (nothing changed), 3 environment or I/O error
@@ -21,11 +20,10 @@ Exit status: 0 success, 1 nothing matched (0 for a 2.0 command line, as in
 
 /// Read, write and delete Hyper-V Key-Value Pair (KVP) records.
 ///
-/// hvkvp works on the pool files the Hyper-V KVP daemon (hv_kvp_daemon)
-/// keeps in /var/lib/hyperv: pool 0 holds what the host admin sent, pool 3
-/// what the host tells about itself, and pool 1 is what the guest sends to
-/// the host. Changes are made in place, under the same locks the daemon and
-/// cloud-init use.
+/// hvkvp works on the pool files the Hyper-V KVP daemon (hv_kvp_daemon) keeps in /var/lib/hyperv:
+/// pool 0 holds what the host admin sent, pool 3 what the host tells about itself, and pool 1 is
+/// what the guest sends to the host. Changes are made in place, under the same locks the daemon
+/// and cloud-init use.
 #[derive(Debug, Parser)]
 #[command(
     name = "hvkvp",
@@ -53,22 +51,14 @@ pub struct Global {
     #[arg(long, value_name = "DIR", global = true, value_hint = ValueHint::DirPath)]
     pub pool_dir: Option<PathBuf>,
 
-    /// Pool: 0-4, or external/in, guest/out, auto, auto-external/params,
-    /// auto-internal. Default: 0 for read, 1 for write and delete, every
-    /// pool for check.
-    #[arg(short = 'p', long, value_name = "POOL", value_parser = PoolId::parse, global = true)]
+    /// Pool: 0-4, or external/in, guest/out, auto, auto-external/params, auto-internal. Default:
+    /// 0 for read, 1 for write and delete, every pool for check.
+    #[arg(short = 'p', long, value_parser = PoolId::parse, global = true)]
     pub pool: Option<PoolId>,
 
     /// hvkvp 2.0 spelling of --pool: in (0), out (1), params (3), in any
     /// case; as in 2.0, the first letter is enough.
-    #[arg(
-        short = 's',
-        long,
-        value_name = "KEYSET",
-        value_parser = KeysetParser(EnumValueParser::new()),
-        global = true,
-        conflicts_with = "pool"
-    )]
+    #[arg(short = 's', long, value_parser = KeysetParser, global = true, conflicts_with = "pool")]
     pub keyset: Option<Keyset>,
 
     /// Seconds to wait for a lock before giving up (exit 3).
@@ -88,23 +78,16 @@ impl Cli {
             && match &self.command {
                 Command::Read(a) => {
                     a.key.is_none()
-                        && !a.matching.regex
-                        && !a.all_pools.set
                         && a.output.is_none()
-                        && !a.null
                         && a.wait.is_none()
-                        && !a.join
+                        && !(a.matching.regex || a.all_pools.set || a.null || a.join)
                 }
                 Command::Write(a) => {
                     a.key.is_none()
                         && a.value.is_none()
-                        && a.key_opt.is_some()
-                        && !a.force.set
-                        && !a.split
                         && a.batch.is_none()
-                        && !a.null
-                        && !a.chomp
-                        && !a.keep_newline
+                        && a.key_opt.is_some()
+                        && !(a.force.set || a.split || a.null || a.chomp || a.keep_newline)
                 }
                 Command::Delete(a) => {
                     a.key.is_none() && !a.matching.regex && !a.force.set && !a.if_stale
@@ -118,111 +101,85 @@ impl Cli {
     /// does not hold against an argument that conflicts with one given.)
     pub fn unmeant(&self) -> Option<String> {
         let compat = self.is_2_0_form();
-        let with_k = |opt: &str| {
-            Some(format!(
-                "{opt} goes with -k PATTERN: a plain KEY is matched exactly"
-            ))
-        };
-        let nothing = |opt: &str| {
-            Some(format!(
-                "{opt} says how keys are matched, and no KEY or -k PATTERN is given"
-            ))
-        };
+        const WITH_K: &str = "goes with -k PATTERN: a plain KEY is matched exactly";
+        const NOTHING: &str = "says how keys are matched, and no KEY or -k PATTERN is given";
         // With nothing to match, a 2.0-form line changes nothing, as in 2.0.
-        let matching = |m: &MatchArgs, key: bool, pattern: bool, also_i: bool| match () {
-            _ if pattern => None,
-            _ if m.regex => with_k("-E"),
-            _ if key && m.exact == Some(OnOff::Off) => with_k("-m off"),
-            _ if key && m.invert => with_k("-n"),
-            _ if key || compat => None,
-            _ if m.invert => nothing("-n"),
-            _ if m.exact.is_some() => nothing("-m"),
-            _ if m.ignore_case && !also_i => nothing("-i"),
-            _ => None,
+        let matching = |m: &MatchArgs, key: bool, pattern: bool, also_i: bool| {
+            match () {
+                _ if pattern => None,
+                _ if m.regex => Some(("-E", WITH_K)),
+                _ if key && m.exact == Some(OnOff::Off) => Some(("-m off", WITH_K)),
+                _ if key && m.invert => Some(("-n", WITH_K)),
+                _ if key || compat => None,
+                _ if m.invert => Some(("-n", NOTHING)),
+                _ if m.exact.is_some() => Some(("-m", NOTHING)),
+                _ if m.ignore_case && !also_i => Some(("-i", NOTHING)),
+                _ => None,
+            }
+            .map(|(opt, why)| format!("{opt} {why}"))
         };
-        // clap's `conflicts_with` on -a holds only against -p and -s given
-        // after the verb: `hvkvp -p 1 read -a` read every pool.
-        let all_pools = match &self.command {
-            Command::Read(a) => a.all_pools.set,
-            Command::Check(a) => a.all_pools.set,
-            _ => false,
-        };
-        if all_pools && self.global.pool().is_some() {
-            return Some("-a is every pool, -p and -s name one: give one or the other".into());
-        }
+        let (g, refused) = (&self.global, |why: &str| Some(why.to_string()));
+        let timeout = g.lock_timeout != DEFAULT_LOCK_TIMEOUT;
+        let any_global = g.pool_dir.is_some() || g.pool().is_some() || g.quiet || timeout;
         match &self.command {
+            // clap's `conflicts_with` on -a holds only against -p and -s given after the verb:
+            // `hvkvp -p 1 read -a` read every pool.
+            Command::Read(ReadArgs { all_pools, .. })
+            | Command::Check(CheckArgs { all_pools, .. })
+                if all_pools.set && g.pool().is_some() =>
+            {
+                refused("-a is every pool, -p and -s name one: give one or the other")
+            }
             Command::Read(a) if a.key.is_none() && (a.wait.is_some() || a.join) => {
                 let opt = if a.join { "--join" } else { "--wait" };
                 Some(format!("{opt} goes with a plain KEY, not -k PATTERN"))
             }
             Command::Read(a) => matching(&a.matching, a.key.is_some(), a.pattern.is_some(), false),
             Command::Delete(a) if a.matching.invert && a.pattern.is_none() => match a.key {
-                Some(_) => with_k("-n"),
-                None => Some("-n (delete the keys that do not match) goes with -k PATTERN".into()),
+                Some(_) => Some(format!("-n {WITH_K}")),
+                None => refused("-n (delete the keys that do not match) goes with -k PATTERN"),
             },
-            Command::Delete(a) => matching(
-                &a.matching,
-                a.key.is_some(),
-                a.pattern.is_some(),
-                a.clean_duplicates,
-            ),
+            Command::Delete(a) => {
+                let (key, pattern) = (a.key.is_some(), a.pattern.is_some());
+                matching(&a.matching, key, pattern, a.clean_duplicates)
+            }
             Command::Write(a) if a.null && a.batch.is_none() => {
-                Some("-0 goes with --batch: the batch is NUL-separated".into())
+                refused("-0 goes with --batch: the batch is NUL-separated")
             }
             Command::Write(a) if a.exact.is_some() && a.key_opt.is_none() && a.key.is_none() => {
-                Some("-m goes with -k KEY".into())
+                refused("-m goes with -k KEY")
             }
             Command::Write(a) if a.keep_newline && a.value.as_deref().is_none_or(|v| v != "-") => {
-                Some(
-                    "--keep-newline keeps the last newline of a value read from stdin \
-                     (VALUE -), and none is"
-                        .into(),
+                refused(
+                    "--keep-newline keeps the last newline of a value read from stdin (VALUE -), \
+                     and none is",
                 )
             }
-            Command::Write(_) | Command::Check(_) => None,
-            Command::Generate(_) => {
-                let g = &self.global;
-                let given = g.pool_dir.is_some()
-                    || g.pool.is_some()
-                    || g.keyset.is_some()
-                    || g.quiet
-                    || g.lock_timeout != DEFAULT_LOCK_TIMEOUT;
-                given.then(|| "generate prints the man page or a completion script and takes no other options".into())
-            }
+            Command::Generate(_) if any_global => refused(
+                "generate prints the man page or a completion script and takes no other options",
+            ),
+            Command::Write(_) | Command::Check(_) | Command::Generate(_) => None,
         }
     }
 }
-
-/// The environment variables hvkvp reads, their option and meaning (man page).
-pub const ENVIRONMENT: [(&str, &str, &str); 1] =
-    [(POOL_DIR_ENV, "pool-dir", "Directory of the pool files")];
 
 /// `--lock-timeout` when it is not given (its `default_value`).
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The directory of the pool files when `--pool-dir` is not given.
-const POOL_DIR_ENV: &str = "HVKVP_POOL_DIR";
+pub(crate) const POOL_DIR_ENV: &str = "HVKVP_POOL_DIR";
 
 impl Global {
     /// `--pool-dir`, else `$HVKVP_POOL_DIR` unless empty, else the default.
     pub fn pool_dir(&self) -> PathBuf {
-        self.pool_dir
-            .clone()
-            .or_else(|| {
-                std::env::var_os(POOL_DIR_ENV)
-                    .filter(|d| !d.is_empty())
-                    .map(PathBuf::from)
-            })
-            .unwrap_or_else(|| PathBuf::from(pool::DEFAULT_DIR))
+        let env = std::env::var_os(POOL_DIR_ENV).filter(|d| !d.is_empty());
+        (self.pool_dir.clone().or(env.map(PathBuf::from))).unwrap_or(pool::DEFAULT_DIR.into())
     }
 
     /// The pool named by -p or -s, if any.
     pub fn pool(&self) -> Option<PoolId> {
-        self.pool.or(self.keyset.map(|k| match k {
-            Keyset::In => PoolId::EXTERNAL,
-            Keyset::Out => PoolId::GUEST,
-            Keyset::Params => PoolId::AUTO_EXTERNAL,
-        }))
+        let by_keyset = [PoolId::EXTERNAL, PoolId::GUEST, PoolId::AUTO_EXTERNAL];
+        self.pool.or(self.keyset.map(|k| by_keyset[k as usize]))
     }
 }
 
@@ -242,14 +199,14 @@ impl Keyset {
     /// key set is refused, not read as `in`.
     fn parse(s: &str) -> Option<Keyset> {
         let i = "iop".find(s.chars().next()?.to_ascii_lowercase())?;
-        Some([Keyset::In, Keyset::Out, Keyset::Params][i])
+        Some(Keyset::value_variants()[i])
     }
 }
 
 /// Parses `-s` as [`Keyset::parse`] does, with clap's message and possible
 /// values (for `--help`, the man page and completions).
 #[derive(Debug, Clone)]
-struct KeysetParser(EnumValueParser<Keyset>);
+struct KeysetParser;
 
 impl TypedValueParser for KeysetParser {
     type Value = Keyset;
@@ -261,11 +218,12 @@ impl TypedValueParser for KeysetParser {
         value: &OsStr,
     ) -> Result<Keyset, clap::Error> {
         (value.to_str().and_then(Keyset::parse))
-            .map_or_else(|| self.0.parse_ref(cmd, arg, value), Ok)
+            .map_or_else(|| EnumValueParser::new().parse_ref(cmd, arg, value), Ok)
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        self.0.possible_values()
+        let all = Keyset::value_variants();
+        Some(Box::new(all.iter().filter_map(Keyset::to_possible_value)))
     }
 }
 
@@ -278,9 +236,8 @@ pub enum OnOff {
     Off,
 }
 
-/// The verbs. clap builds a verb's options only when the command line names
-/// it (`Command::defer`); [`verb`] builds one for the man page and
-/// completions.
+/// The verbs. clap builds a verb's options only when the command line names it
+/// (`Command::defer`); [`verb`] builds one for the man page and completions.
 #[derive(Debug)]
 pub enum Command {
     /// `hvkvp read`
@@ -295,64 +252,35 @@ pub enum Command {
     Generate(GenerateArgs),
 }
 
+/// The verbs' names; the last, without examples, is hidden.
+const VERBS: [&str; 5] = ["read", "write", "delete", "check", "generate"];
+
 /// A verb as clap knows it before its options are built.
-struct Verb {
-    name: &'static str,
-    about: &'static str,
-    /// `None`: hidden (`generate`).
-    examples: Option<&'static examples::Examples>,
-    options: fn(clap::Command) -> clap::Command,
+fn verb_shell(name: &'static str) -> clap::Command {
+    let about = match name {
+        "read" => "Print records: all of a pool, one key's value, or keys matching -k",
+        "write" => "Set a key in pool 1, updating it in place or adding it at the end",
+        "delete" => "Delete records from pool 1",
+        "check" => "Report what is wrong with the pool files (exit 1 if anything is)",
+        _ => "Print the man page or a shell completion script",
+    };
+    let hidden = examples::of_verb(name).is_none();
+    clap::Command::new(name).about(about).hide(hidden)
 }
 
-const VERBS: [Verb; 5] = [
-    Verb {
-        name: "read",
-        about: "Print records: all of a pool, one key's value, or keys matching -k",
-        examples: Some(&examples::READ),
-        options: ReadArgs::augment_args,
-    },
-    Verb {
-        name: "write",
-        about: "Set a key in pool 1, updating it in place or adding it at the end",
-        examples: Some(&examples::WRITE),
-        options: WriteArgs::augment_args,
-    },
-    Verb {
-        name: "delete",
-        about: "Delete records from pool 1",
-        examples: Some(&examples::DELETE),
-        options: DeleteArgs::augment_args,
-    },
-    Verb {
-        name: "check",
-        about: "Report what is wrong with the pool files (exit 1 if anything is)",
-        examples: Some(&examples::CHECK),
-        options: CheckArgs::augment_args,
-    },
-    Verb {
-        name: "generate",
-        about: "Print the man page or a shell completion script",
-        examples: None,
-        options: GenerateArgs::augment_args,
-    },
-];
-
-/// The verb, its options not built yet.
-fn verb_shell(v: &Verb) -> clap::Command {
-    clap::Command::new(v.name)
-        .about(v.about)
-        .hide(v.examples.is_none())
-}
-
-/// A verb's options and examples added (`about` again: the derive gives it
-/// the struct's doc comment). `generate` hides the options every verb takes.
+/// A verb's options and examples added (`about` kept: the derive sets the struct's doc
+/// comment). `generate` hides the options every verb takes.
 fn verb_options(c: clap::Command) -> clap::Command {
-    let v = VERBS
-        .iter()
-        .find(|v| v.name == c.get_name())
-        .expect("a verb");
-    let c = (v.options)(c).about(v.about).long_about(None);
-    match v.examples {
+    let about = c.get_about().cloned().unwrap_or_default();
+    let c = match c.get_name() {
+        "read" => ReadArgs::augment_args(c),
+        "write" => WriteArgs::augment_args(c),
+        "delete" => DeleteArgs::augment_args(c),
+        "check" => CheckArgs::augment_args(c),
+        _ => GenerateArgs::augment_args(c),
+    }
+    .about(about);
+    match examples::of_verb(c.get_name()) {
         Some(e) => c.after_help(e.help()),
         None => c.mut_args(|a| if a.is_global_set() { a.hide(true) } else { a }),
     }
@@ -360,8 +288,8 @@ fn verb_options(c: clap::Command) -> clap::Command {
 
 /// The verb `name` with its options.
 pub fn verb(name: &str) -> Option<clap::Command> {
-    let v = VERBS.iter().find(|v| v.name == name)?;
-    Some(verb_options(verb_shell(v)))
+    let name = VERBS.into_iter().find(|&v| v == name)?;
+    Some(verb_options(verb_shell(name)))
 }
 
 impl clap::Subcommand for Command {
@@ -374,7 +302,7 @@ impl clap::Subcommand for Command {
     }
 
     fn has_subcommand(name: &str) -> bool {
-        VERBS.iter().any(|v| v.name == name)
+        VERBS.contains(&name)
     }
 }
 
@@ -384,9 +312,8 @@ impl FromArgMatches for Command {
     }
 
     fn from_arg_matches_mut(m: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
-        use clap::error::ErrorKind;
         let Some((name, mut m)) = m.remove_subcommand() else {
-            return Err(clap::Error::new(ErrorKind::MissingSubcommand));
+            return Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand));
         };
         let m = &mut m;
         Ok(match name.as_str() {
@@ -394,8 +321,7 @@ impl FromArgMatches for Command {
             "write" => Command::Write(WriteArgs::from_arg_matches_mut(m)?),
             "delete" => Command::Delete(DeleteArgs::from_arg_matches_mut(m)?),
             "check" => Command::Check(CheckArgs::from_arg_matches_mut(m)?),
-            "generate" => Command::Generate(GenerateArgs::from_arg_matches_mut(m)?),
-            _ => return Err(clap::Error::new(ErrorKind::InvalidSubcommand)),
+            _ => Command::Generate(GenerateArgs::from_arg_matches_mut(m)?),
         })
     }
 
@@ -448,8 +374,7 @@ pub struct Force {
     pub set: bool,
 }
 
-/// `-a`/`--all-pools` (read, check), declared once; each verb says what
-/// it does.
+/// `-a`/`--all-pools` (read, check), declared once; each verb says what it does.
 #[derive(Debug, Args)]
 pub struct AllPools {
     /// Every pool file that exists.
@@ -471,16 +396,11 @@ pub struct AllPools {
 #[command(mut_arg("invert", |a| a.conflicts_with("key")))]
 pub struct ReadArgs {
     /// Print the value of exactly this key (case-sensitive).
-    #[arg(value_name = "KEY", conflicts_with = "pattern")]
+    #[arg(conflicts_with = "pattern")]
     pub key: Option<OsString>,
 
     /// Print `key: value` for every key containing PATTERN (2.0 style).
-    #[arg(
-        short = 'k',
-        long = "key",
-        value_name = "PATTERN",
-        allow_hyphen_values = true
-    )]
+    #[arg(short = 'k', long = "key", allow_hyphen_values = true)]
     pub pattern: Option<OsString>,
 
     /// How `-k` is matched.
@@ -510,7 +430,6 @@ pub struct ReadArgs {
     #[arg(
         long,
         value_name = "SECS",
-        num_args = 0..=1,
         require_equals = true,
         default_missing_value = "inf",
         value_parser = parse_wait,
@@ -533,11 +452,11 @@ pub struct ReadArgs {
 )))]
 pub struct WriteArgs {
     /// The key to set (exact, case-sensitive).
-    #[arg(value_name = "KEY", conflicts_with = "key_opt")]
+    #[arg(conflicts_with = "key_opt")]
     pub key: Option<OsString>,
 
     /// The value; `-` reads it from stdin.
-    #[arg(value_name = "VALUE", conflicts_with = "value_opt")]
+    #[arg(conflicts_with = "value_opt")]
     pub value: Option<OsString>,
 
     /// The key, 2.0 style; without -p or --force a 2.0 pattern: every key
@@ -551,8 +470,7 @@ pub struct WriteArgs {
     )]
     pub key_opt: Option<OsString>,
 
-    /// The value, 2.0 style (absent: an empty value; `-`: the value `-`; as
-    /// in 2.0).
+    /// The value, 2.0 style (absent: an empty value; `-`: the value `-`; as in 2.0).
     #[arg(
         short = 'v',
         long = "value",
@@ -562,8 +480,7 @@ pub struct WriteArgs {
     )]
     pub value_opt: Option<OsString>,
 
-    /// Accepted for older scripts: one trailing newline of a value from
-    /// stdin is dropped anyway.
+    /// Accepted for older scripts: one trailing newline of a value from stdin is dropped anyway.
     #[arg(long, hide = true)]
     pub chomp: bool,
 
@@ -576,8 +493,7 @@ pub struct WriteArgs {
     #[arg(short = 'i', long = "ignorecase")]
     pub ignore_case: bool,
 
-    /// With -k: the whole key (on, the default) or every key containing
-    /// it (off), as in 2.0.
+    /// With -k: the whole key (on, the default) or every key containing it (off), as in 2.0.
     #[arg(
         short = 'm',
         long = "exactmatch",
@@ -594,16 +510,14 @@ pub struct WriteArgs {
     #[command(flatten)]
     pub noout: NoOut,
 
-    /// A value over the host's limits is written as chunks KEY.0, KEY.1, …
-    /// each within them; chunks left from an older value are removed. A
-    /// kill -9 while chunks are rewritten can leave chunks of both values:
-    /// `read --join` and `check` then refuse them; write the value again.
+    /// A value over the host's limits is written as chunks KEY.0, KEY.1, … each within them; chunks
+    /// left from an older value are removed. A kill -9 while chunks are rewritten can leave chunks
+    /// of both values: `read --join` and `check` then refuse them; write the value again.
     #[arg(long)]
     pub split: bool,
 
-    /// Write many pairs under one lock: KEY=VALUE lines, the JSON that
-    /// `read -o json` prints, or with -0 the pairs `read -0` prints.
-    /// FILE `-` is stdin.
+    /// Write many pairs under one lock: KEY=VALUE lines, the JSON that `read -o json` prints, or
+    /// with -0 the pairs `read -0` prints. FILE `-` is stdin.
     #[arg(
         long,
         value_name = "FILE",
@@ -622,20 +536,14 @@ pub struct WriteArgs {
 #[command(mut_arg("force", |a| a.help("Delete from a pool other than 1")))]
 #[command(mut_arg("invert", |a| a.requires("pattern")))]
 pub struct DeleteArgs {
-    /// Delete exactly this key (case-sensitive), however its value is
-    /// stored: its record, and the chunks KEY.0, KEY.1, … of a long value
-    /// (those `write --split` wrote; another program's when KEY has no record
-    /// of its own).
-    #[arg(value_name = "KEY", conflicts_with = "pattern")]
+    /// Delete exactly this key (case-sensitive), however its value is stored: its record, and
+    /// the chunks KEY.0, KEY.1, … of a long value (those `write --split` wrote; another
+    /// program's when KEY has no record of its own).
+    #[arg(conflicts_with = "pattern")]
     pub key: Option<OsString>,
 
     /// Delete keys matching PATTERN (exact unless -m off).
-    #[arg(
-        short = 'k',
-        long = "key",
-        value_name = "PATTERN",
-        allow_hyphen_values = true
-    )]
+    #[arg(short = 'k', long = "key", allow_hyphen_values = true)]
     pub pattern: Option<OsString>,
 
     /// How `-k` is matched.
@@ -660,9 +568,8 @@ pub struct DeleteArgs {
     )]
     pub all: bool,
 
-    /// With -A: only if the pool was last written before this boot (what
-    /// cloud-init does to pool 1 at boot, but under both locks). Exit 1 if
-    /// it was not.
+    /// With -A: only if the pool was last written before this boot (what cloud-init does to
+    /// pool 1 at boot, but under both locks). Exit 1 if it was not.
     #[arg(
         long,
         requires = "all",
@@ -708,7 +615,6 @@ pub enum CheckFormat {
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// What to print.
-    #[arg(value_name = "WHAT")]
     pub what: Generated,
 }
 
@@ -732,15 +638,10 @@ pub fn command() -> clap::Command {
 /// `read --wait 3`: the seconds of `--wait` follow an `=` (`--wait` alone
 /// is "for ever", and the next word the KEY), so a number after it is refused.
 pub fn spaced_wait(args: &[OsString]) -> Option<String> {
-    let words: Vec<&str> = args
-        .iter()
-        .skip(1)
-        .map(|a| a.to_str().unwrap_or(""))
-        .take_while(|&a| a != "--")
-        .collect();
+    let words = args.iter().skip(1).map(|a| a.to_str().unwrap_or(""));
+    let words: Vec<&str> = words.take_while(|&a| a != "--").collect();
     let read = words.iter().position(|&w| w == "read")?;
-    let at = words[read..].iter().position(|&w| w == "--wait")? + read;
-    let secs = words.get(at + 1)?;
+    let secs = words[read..].split(|&w| w == "--wait").nth(1)?.first()?;
     parse_secs(secs).ok()?;
     Some(format!(
         "--wait {secs}: write --wait={secs} to wait at most {secs} s (with a space, {secs} is \
@@ -756,9 +657,7 @@ fn parse_wait(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    let secs: f64 = (s.parse()).map_err(|_| format!("'{s}' is not a number of seconds"))?;
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("'{s}' is not a number of seconds (0 or more)"));
     }

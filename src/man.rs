@@ -10,42 +10,35 @@ pub(crate) const POOL_NAMES: &str =
 /// The paragraph before the global options.
 pub(crate) const OPTIONS: &str = "These options are taken by every command, before or after it.";
 
-/// HVKVP 2.0 COMMAND LINES: what a line in 2.0's form does
-/// (`cli::Cli::is_2_0_form`), a paragraph each.
+/// HVKVP 2.0 COMMAND LINES: what a line in 2.0's form does (`cli::Cli::is_2_0_form`).
 pub(crate) const COMPATIBILITY: [&str; 3] = [
-    "A command line that names no key or value as a plain argument and uses only \
-     options hvkvp 2.0 had (-k, -v, -s, -m, -n, -i, -x, -c, -d, -A and their long \
-     forms, besides --pool-dir, --lock-timeout and -q) behaves as in hvkvp 2.0, so \
-     that scripts written for it keep working:",
-    "write and delete print the resulting pool as key: value lines (not with -x or \
-     -q); nothing matched is exit 0; -s takes in, out and params in any case, or \
-     their first letter; -k is a 2.0 pattern: POSIX basic syntax, or ECMAScript \
-     with -i, matching the whole key with -m on (the default of write and delete) \
-     and any part of it with -m off (the default of read), byte by byte as 2.0 \
-     did (. is one byte, -i folds ASCII letters only), and one that 2.0 could not \
-     compile (such as [[:digt:]]) exits 2; write -m off sets every \
-     key containing the text, or adds it; read -n without -k lists the pool; \
-     write -v - stores a dash.",
+    "A command line that names no key or value as a plain argument and uses only options hvkvp 2.0 \
+     had (-k, -v, -s, -m, -n, -i, -x, -c, -d, -A and their long forms, besides --pool-dir, \
+     --lock-timeout and -q) behaves as in hvkvp 2.0, so that scripts written for it keep working:",
+    "write and delete print the resulting pool as key: value lines (not with -x or -q); nothing \
+     matched is exit 0; -s takes in, out and params in any case, or their first letter; -k is a \
+     2.0 pattern: POSIX basic syntax, or ECMAScript with -i, matching the whole key with -m on \
+     (the default of write and delete) and any part of it with -m off (the default of read), byte \
+     by byte as 2.0 did (. is one byte, -i folds ASCII letters only), and one that 2.0 could not \
+     compile (such as [[:digt:]]) exits 2; write -m off sets every key containing the text, or \
+     adds it; read -n without -k lists the pool; write -v - stores a dash.",
     "Any other argument or option (a plain KEY, -p, -o, -E, -a, --force, ...) makes \
      the line modern: keys are literal text, nothing is printed after a change, and \
      nothing matched is exit 1.",
 ];
 
-/// EXIT STATUS: each outcome, numbered by the one type that maps outcomes
-/// to exit codes, and what it promises about the pool.
+/// EXIT STATUS: what each outcome (numbered by the type that gives exit codes) promises.
 pub(crate) const EXIT_STATUS: [(Exit, &str); 4] = [
     (
         Exit::Success,
-        "Success: the pool holds exactly what the command asked for, nothing more \
-         and nothing less. For read: at least one record was printed (for a 2.0 \
-         command line, also none).",
+        "Success: the pool holds exactly what the command asked for, nothing more and nothing \
+         less. For read: at least one record was printed (for a 2.0 command line, also none).",
     ),
     (
         Exit::NoMatch,
-        "Nothing matched (not for a 2.0 command line: exit 0, as in 2.0), the key \
-         was not found, read --wait timed out, delete -A --if-stale found the pool \
-         fresh, or check found problems. The pool is byte for byte unchanged, its \
-         mtime included.",
+        "Nothing matched (not for a 2.0 command line: exit 0, as in 2.0), the key was not found, \
+         read --wait timed out, delete -A --if-stale found the pool fresh, or check found \
+         problems. The pool is byte for byte unchanged, its mtime included.",
     ),
     (
         Exit::Usage,
@@ -54,14 +47,12 @@ pub(crate) const EXIT_STATUS: [(Exit, &str); 4] = [
     ),
     (
         Exit::Environment,
-        "Environment or I/O error: missing pool directory (KVP daemon not \
-         installed or not running), permission denied, lock timeout, a \
-         corrupt, hard-linked or non-regular pool file refused, a pool file \
-         replaced while hvkvp waited for its lock. The pool is unchanged, \
-         unless another program changed the file during the change (emptied, \
-         appended to or renamed over it without a lock): then hvkvp stops \
-         before writing more, says what it found, and the next change heals \
-         the pool.",
+        "Environment or I/O error: missing pool directory (KVP daemon not installed or not \
+         running), permission denied, lock timeout, a corrupt, hard-linked or non-regular pool \
+         file refused, a pool file replaced while hvkvp waited for its lock. The pool is \
+         unchanged, unless another program changed the file during the change (emptied, appended \
+         to or renamed over it without a lock): then hvkvp stops before writing more, says what it \
+         found, and the next change heals the pool.",
     ),
 ];
 
@@ -69,8 +60,7 @@ pub(crate) const EXIT_STATUS: [(Exit, &str); 4] = [
 pub(crate) const CLOSED_PIPE: &str =
     "A closed pipe (hvkvp read | head -1) is not an error: exit 0, no message.";
 
-/// FILES: what each pool is for, by number (`enum hv_kvp_exchg_pool`,
-/// include/uapi/linux/hyperv.h).
+/// FILES: what each pool is for, by number (`enum hv_kvp_exchg_pool`, include/uapi/linux/hyperv.h).
 pub(crate) const POOLS: [&str; 5] = [
     "external (hvkvp 2.0: in): host to guest, set by the host administrator. Default for read.",
     "guest (hvkvp 2.0: out): guest to host, the only pool the host reads back. \
@@ -83,21 +73,19 @@ pub(crate) const POOLS: [&str; 5] = [
 ];
 
 /// After the pool files.
-pub(crate) const FILES: &str = "Each file is a bare array of 2560-byte records: a 512-byte \
-     key then a 2048-byte value, each ending at its first NUL. The KVP daemon \
-     (hv_kvp_daemon: the hypervkvpd service of hyperv-daemons, or \
-     linux-cloud-tools) creates them when it starts. hvkvp changes them in \
-     place, under both the flock(2) lock cloud-init takes and the fcntl(2) \
+pub(crate) const FILES: &str = "Each file is a bare array of 2560-byte records: a 512-byte key \
+     then a 2048-byte value, each ending at its first NUL. The KVP daemon (hv_kvp_daemon: the \
+     hypervkvpd service of hyperv-daemons, or linux-cloud-tools) creates them when it starts. \
+     hvkvp changes them in place, under both the flock(2) lock cloud-init takes and the fcntl(2) \
      lock the daemon takes.";
 
-/// ENVIRONMENT: after what each variable of [`crate::cli::ENVIRONMENT`]
-/// is, the words around its option.
+/// ENVIRONMENT: what $HVKVP_POOL_DIR is, around its option.
 pub(crate) const ENVIRONMENT: [&str; 2] = [
-    " The same as ",
+    "Directory of the pool files. The same as ",
     ", which wins when both are given; set but empty, it is ignored.",
 ];
 
-/// SEE ALSO: each page, and its section with what follows it.
+/// SEE ALSO: each page, then its section and what follows it.
 pub(crate) const SEE_ALSO: [(&str, &str); 4] = [
     ("hv_kvp_daemon", "(8), "),
     ("cloud-init", "(1), "),

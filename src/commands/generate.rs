@@ -1,6 +1,5 @@
-//! `hvkvp generate`: the man page and shell completions, from the clap
-//! definitions, [`crate::examples`] and `src/man.rs`, so that they cannot
-//! drift from `--help`.
+//! `hvkvp generate`: the man page and shell completions, from the clap definitions,
+//! [`crate::examples`] and `src/man.rs`, so that they cannot drift from `--help`.
 
 use std::io::{self, Write};
 
@@ -27,10 +26,8 @@ pub fn run(ctx: &mut Ctx, a: &GenerateArgs) -> Result<Exit, Error> {
     };
     // Rendered in memory first: clap_complete panics on a write error, and a
     // closed pipe must stay an ordinary error (exit 0, quietly).
-    let out = &mut ctx.io.out;
-    out.write_all(&text)
-        .and_then(|()| out.flush())
-        .map_err(Error::Output)?;
+    ctx.io.out.write_all(&text).map_err(Error::Output)?;
+    ctx.io.out.flush().map_err(Error::Output)?;
     Ok(Exit::Success)
 }
 
@@ -41,18 +38,15 @@ const BIN: &str = "hvkvp";
 fn public_command() -> Command {
     let full = Cli::command();
     let text = |s: Option<&StyledStr>| Resettable::from(s.cloned());
+    let visible = full.get_subcommands().filter(|s| !s.is_hide_set());
     Command::new(BIN)
-        .version(full.get_version().map(|_| env!("CARGO_PKG_VERSION")))
+        .version(env!("CARGO_PKG_VERSION"))
         .about(text(full.get_about()))
         .long_about(text(full.get_long_about()))
         .after_help(text(full.get_after_help()))
         .args(full.get_arguments().cloned())
-        .subcommands(
-            full.get_subcommands()
-                .filter(|s| !s.is_hide_set())
-                .filter_map(|s| crate::cli::verb(s.get_name())),
-        )
-        .subcommand_required(full.is_subcommand_required_set())
+        .subcommands(visible.filter_map(|s| crate::cli::verb(s.get_name())))
+        .subcommand_required(true)
         .subcommand_value_name("COMMAND")
 }
 
@@ -70,92 +64,78 @@ fn completion(shell: Shell) -> Vec<u8> {
 fn man_page() -> Vec<u8> {
     let root = public_command();
     let man = Man::new(root.clone());
+    // Written here, not by clap_mangen: roff drops an empty argument, so its `.TH` with no date
+    // shifts the source into the date's place.
+    let (name, version) = (BIN.to_uppercase(), env!("CARGO_PKG_VERSION"));
     let mut page = Page::default();
+    page.body += &format!(".TH {name} 1 \"\" \"{BIN} {version}\" \"User Commands\"\n");
 
-    page.title();
     page.mangen(false, |w| man.render_name_section(w));
-    page.heading("SYNOPSIS");
-    synopsis(&mut page.roff, &root);
+    page.roff.control("SH", ["SYNOPSIS"]);
+    for (i, verb) in root.get_subcommands().enumerate() {
+        // One line per verb, e.g. `hvkvp write [options] [KEY] [VALUE]` (every positional is
+        // optional): the shape of each command; its own section lists the options.
+        let mut line: Vec<_> = (i > 0).then(line_break).into_iter().collect();
+        line.extend([bold(BIN), roman(" "), bold(verb.get_name())]);
+        line.extend([roman(" ["), italic("options"), roman("]")]);
+        for pos in verb.get_positionals() {
+            let name = pos.get_value_names().expect("named").join(" ");
+            line.extend([roman(" ["), italic(name), roman("]")]);
+        }
+        page.roff.text(line);
+    }
     page.mangen(false, |w| man.render_description_section(w));
 
-    page.heading("OPTIONS");
+    page.roff.control("SH", ["OPTIONS"]);
     page.roff.text([roman(man::OPTIONS)]);
     page.mangen(true, |w| man.render_options_section(w));
 
-    page.heading("COMMANDS");
-    for verb in root.get_subcommands().cloned() {
-        let name = format!("{} {}", root.get_name(), verb.get_name());
-        let examples = examples::of_verb(verb.get_name());
-        // A verb rendered on its own still needs the global options its
-        // conflicts name; hidden, they stay in the OPTIONS section above.
-        let globals = root.get_arguments().filter(|a| a.is_global_set());
-        let about = verb.get_about().map(|a| sentence(&a.to_string()));
-        let verb = verb
-            .about(about.unwrap_or_default())
-            .args(globals.map(|a| a.clone().hide(true)))
-            .bin_name(&name)
-            .disable_help_flag(true);
-        let sub = Man::new(verb);
+    page.roff.control("SH", ["COMMANDS"]);
+    // A verb rendered on its own still needs the global options its conflicts name; hidden,
+    // they stay in the OPTIONS section above.
+    let globals = root.get_arguments().filter(|a| a.is_global_set());
+    let hidden: Vec<_> = globals.map(|a| a.clone().hide(true)).collect();
+    for verb in root.get_subcommands() {
+        let name = format!("{BIN} {}", verb.get_name());
+        let about = sentence(&verb.get_about().expect("an about").to_string());
+        let sub = verb.clone().about(about).args(hidden.clone());
+        let sub = Man::new(sub.bin_name(&name).disable_help_flag(true));
         page.roff.control("SS", [name.as_str()]);
         page.mangen(true, |w| sub.render_synopsis_section(w));
         page.roff.control("PP", []);
         page.mangen(true, |w| sub.render_description_section(w));
         page.mangen(true, |w| sub.render_options_section(w));
-        if let Some(ex) = examples.filter(|e| !e.list.is_empty()) {
+        if let Some(ex) = examples::of_verb(verb.get_name()) {
             page.roff.control("PP", []).text([italic("Examples:")]);
             example_list(&mut page, ex);
         }
     }
 
-    page.heading("HVKVP 2.0 COMMAND LINES");
+    page.roff.control("SH", ["HVKVP 2.0 COMMAND LINES"]);
     man::COMPATIBILITY.iter().for_each(|p| page.para(p));
-    page.heading("EXIT STATUS");
+    page.roff.control("SH", ["EXIT STATUS"]);
     for (code, text) in man::EXIT_STATUS {
         page.item(bold((code as u8).to_string()), [roman(text)]);
     }
     page.para(man::CLOSED_PIPE);
-    page.heading("FILES");
+    page.roff.control("SH", ["FILES"]);
     for (id, what) in PoolId::ALL.into_iter().zip(man::POOLS) {
         let path = format!("{}/{}", crate::pool::DEFAULT_DIR, id.file_name());
         page.item(bold(path), [roman(format!("Pool {}, {what}", id.number()))]);
     }
     page.para(man::FILES);
-    page.heading("ENVIRONMENT");
-    let [same, wins] = man::ENVIRONMENT;
-    for (env, long, what) in crate::cli::ENVIRONMENT {
-        let what = roman(format!("{}{same}", sentence(what)));
-        page.item(bold(env), [what, bold(format!("--{long}")), roman(wins)]);
-    }
-    page.heading("EXAMPLES");
+    page.roff.control("SH", ["ENVIRONMENT"]);
+    let [what, wins] = man::ENVIRONMENT.map(roman);
+    page.item(
+        bold(crate::cli::POOL_DIR_ENV),
+        [what, bold("--pool-dir"), wins],
+    );
+    page.roff.control("SH", ["EXAMPLES"]);
     example_list(&mut page, &examples::MAIN);
-    page.heading("SEE ALSO");
+    page.roff.control("SH", ["SEE ALSO"]);
     let refs = man::SEE_ALSO.map(|(name, after)| [bold(name), roman(after)]);
     page.roff.text(refs.concat());
     page.finish()
-}
-
-/// One line per verb, e.g. `hvkvp write [options] [KEY] [VALUE]`: the
-/// shape of each command; its own section lists the options.
-fn synopsis(r: &mut Roff, root: &Command) {
-    for (i, verb) in root.get_subcommands().enumerate() {
-        let mut line: Vec<_> = (i > 0).then(line_break).into_iter().collect();
-        line.extend([
-            bold(root.get_name()),
-            roman(" "),
-            bold(verb.get_name()),
-            roman(" ["),
-            italic("options"),
-            roman("]"),
-        ]);
-        for pos in verb.get_positionals() {
-            let name =
-                (pos.get_value_names()).map_or_else(|| pos.get_id().to_string(), |v| v.join(" "));
-            let optional = !pos.is_required_set();
-            let (open, close) = if optional { (" [", "]") } else { (" ", "") };
-            line.extend([roman(open), italic(name), roman(close)]);
-        }
-        r.text(line);
-    }
 }
 
 /// clap drops the full stop of a one-line help; prose wants it back.
@@ -165,15 +145,11 @@ fn sentence(s: &str) -> String {
     format!("{s}{}", if stop { "." } else { "" })
 }
 
-/// Each example as a tagged paragraph: the command in bold, then what it
-/// does, as a sentence.
+/// Each example as a tagged paragraph: the command in bold, then what it does, as a sentence.
 fn example_list(page: &mut Page, examples: &Examples) {
     for (cmd, what) in examples.examples() {
-        let mut chars = what.chars();
-        let up = chars
-            .next()
-            .map(|c| c.to_uppercase().chain(chars).collect::<String>());
-        page.item(bold(cmd), up.map(|w| roman(sentence(&w))));
+        let what = what[..1].to_uppercase() + &what[1..];
+        page.item(bold(cmd), [roman(sentence(&what))]);
     }
 }
 
@@ -186,13 +162,6 @@ struct Page {
 }
 
 impl Page {
-    /// Written here, not by clap_mangen: roff drops an empty argument, so
-    /// its `.TH` with no date shifts the source into the date's place.
-    fn title(&mut self) {
-        let (name, version) = (BIN.to_uppercase(), env!("CARGO_PKG_VERSION"));
-        self.body += &format!(".TH {name} 1 \"\" \"{BIN} {version}\" \"User Commands\"\n");
-    }
-
     /// A clap_mangen section; with `nested`, without its own `.SH` line.
     /// Backquotes, which read well on a terminal, become double quotes.
     fn mangen(&mut self, nested: bool, f: impl FnOnce(&mut dyn Write) -> io::Result<()>) {
@@ -201,28 +170,18 @@ impl Page {
         f(&mut buf).expect("writing to a Vec cannot fail");
         let text = String::from_utf8_lossy(&buf).replace('`', "\"");
         let text = text.replacen(&Roff::new().render(), "", 1);
-        let heading = text
-            .split_once('\n')
-            .filter(|(sh, _)| nested && sh.starts_with(".SH "));
+        let first_line = text.split_once('\n');
+        let heading = first_line.filter(|(sh, _)| nested && sh.starts_with(".SH "));
         self.body += heading.map_or(&*text, |(_, rest)| rest);
     }
 
-    fn heading(&mut self, title: &str) {
-        self.roff.control("SH", [title]);
-    }
-
-    /// A paragraph of plain text.
     fn para(&mut self, text: &str) {
         self.roff.control("PP", []).text([roman(text)]);
     }
 
-    /// A tagged paragraph: the tag, then the text (if any) below it.
-    fn item(&mut self, tag: Inline, text: impl IntoIterator<Item = Inline>) {
-        self.roff.control("TP", []).text([tag]);
-        let text: Vec<_> = text.into_iter().collect();
-        if !text.is_empty() {
-            self.roff.text(text);
-        }
+    /// A tagged paragraph: the tag, then the text below it.
+    fn item(&mut self, tag: Inline, text: impl Into<Vec<Inline>>) {
+        self.roff.control("TP", []).text([tag]).text(text);
     }
 
     /// Every roff rendering's preamble once, and non-ASCII characters (…)

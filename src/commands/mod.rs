@@ -37,16 +37,11 @@ pub struct Streams<'a> {
 impl Streams<'_> {
     /// `hvkvp: …` on stderr, escaped on a terminal.
     pub(crate) fn say(&mut self, msg: &str) {
-        let msg = if self.err_tty {
-            crate::output::sanitize(msg)
-        } else {
-            msg.to_string()
-        };
-        let _ = writeln!(self.err, "hvkvp: {msg}");
+        let shown = self.err_tty.then(|| crate::output::sanitize(msg));
+        let _ = writeln!(self.err, "hvkvp: {}", shown.as_deref().unwrap_or(msg));
     }
 
-    /// `hvkvp: error: …` with the advice, for an error that stops one pool
-    /// only.
+    /// `hvkvp: error: …` with the advice, for an error that stops one pool only.
     pub(crate) fn error(&mut self, e: &Error) {
         self.say(&format!("error: {}", crate::advice::shown(e)));
     }
@@ -56,8 +51,7 @@ impl Streams<'_> {
         self.say(&format!("warning: {msg}"));
     }
 
-    /// Why nothing happened: told to a person at a terminal; scripts get the
-    /// exit status alone.
+    /// Why nothing happened: told to a person at a terminal; scripts get the exit status alone.
     pub(crate) fn tell_no_match(&mut self, msg: &str) {
         if self.err_tty {
             self.say(msg);
@@ -73,8 +67,7 @@ pub struct Ctx<'a> {
     pub timeout: Duration,
     /// `-q`: the exit status says it all.
     pub quiet: bool,
-    /// The command line is in hvkvp 2.0's form ([`Cli::is_2_0_form`]):
-    /// behave as 2.0 did.
+    /// The command line is in hvkvp 2.0's form ([`Cli::is_2_0_form`]): behave as 2.0 did.
     pub compat: bool,
     /// Where output goes.
     pub io: Streams<'a>,
@@ -82,9 +75,7 @@ pub struct Ctx<'a> {
 
 /// Dispatch a parsed command line.
 pub fn run(cli: Cli, io: Streams<'_>) -> Result<Exit, Error> {
-    if let Some(why) = cli.unmeant() {
-        return Err(Error::Input(why));
-    }
+    cli.unmeant().map_or(Ok(()), |why| Err(Error::Input(why)))?;
     let ctx = &mut Ctx {
         dir: cli.global.pool_dir(),
         timeout: cli.global.lock_timeout,
@@ -107,10 +98,9 @@ pub(crate) fn os_bytes(s: &OsStr) -> &[u8] {
     s.as_bytes()
 }
 
-/// The keys `read` and `delete` act on: exactly KEY (ignoring case with
-/// -i), or those matching `-k PATTERN` with -m, -i, -n and -E (whole key or
-/// substring: `exact_by_default` without -m; a 2.0 pattern in the 2.0
-/// form), or none named.
+/// The keys `read` and `delete` act on: exactly KEY (ignoring case with -i), or those matching
+/// `-k PATTERN` with -m, -i, -n and -E (whole key or substring: `exact_by_default` without -m; a
+/// 2.0 pattern in the 2.0 form), or none named.
 pub(crate) fn key_matcher(
     ctx: &Ctx,
     key: Option<&OsStr>,
@@ -118,11 +108,10 @@ pub(crate) fn key_matcher(
     m: &MatchArgs,
     exact_by_default: bool,
 ) -> Result<Option<Matcher>, Error> {
-    if let Some(k) = key {
-        return Ok(Some(if m.ignore_case {
-            Matcher::exact_fold(os_bytes(k))
-        } else {
-            Matcher::exact(os_bytes(k))
+    if let Some(k) = key.map(os_bytes) {
+        return Ok(Some(match m.ignore_case {
+            true => Matcher::exact_fold(k),
+            false => Matcher::exact(k),
         }));
     }
     let Some(p) = pattern else {
@@ -153,14 +142,11 @@ pub(crate) fn some_keys(keys: &[Vec<u8>], total: usize) -> String {
     crate::output::first_few(keys.iter().map(|k| show_key(k)), 3, total)
 }
 
-/// Writes and deletes go to pool 1 unless the user insists: only pool 1
-/// reaches the host.
+/// Writes and deletes go to pool 1 unless the user insists: only pool 1 reaches the host.
 pub(crate) fn writable(id: PoolId, force: bool) -> Result<PoolId, Error> {
+    let (pool, name) = (id.number(), id.name());
     if id != PoolId::GUEST && !force {
-        return Err(Error::PoolRefused {
-            pool: id.number(),
-            name: id.name(),
-        });
+        return Err(Error::PoolRefused { pool, name });
     }
     Ok(id)
 }
