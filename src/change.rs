@@ -258,27 +258,25 @@ fn update_from(p: &mut Pool, i: usize, old: &[u8], new: &[u8; RECORD_SIZE]) -> R
         return Ok(false);
     }
     let h = head_len((i * RECORD_SIZE) as u64);
-    if h == RECORD_SIZE {
-        p.write_part(i, 0, &new[..])?;
+    // Which half first: the one whose halfway state reads whole.
+    let reads_whole = |head: &[u8], tail: &[u8]| {
+        let mix = [head, tail].concat();
+        content(&mix) == content(old) || content(&mix) == content(&new[..])
+    };
+    let (head, tail) = ((0, &new[..h]), (h, &new[h..]));
+    let parts = if h == RECORD_SIZE || old[h..] == new[h..] {
+        [Some(head), None]
     } else if old[..h] == new[..h] {
-        p.write_part(i, h, &new[h..])?;
-    } else if old[h..] == new[h..] {
-        p.write_part(i, 0, &new[..h])?;
+        [Some(tail), None]
+    } else if reads_whole(&new[..h], &old[h..]) {
+        [Some(head), Some(tail)]
+    } else if reads_whole(&old[..h], &new[h..]) {
+        [Some(tail), Some(head)]
     } else {
-        // Which half first: the one whose halfway state reads whole.
-        let reads_whole = |head: &[u8], tail: &[u8]| {
-            let mix = [head, tail].concat();
-            content(&mix) == content(old) || content(&mix) == content(&new[..])
-        };
-        if reads_whole(&new[..h], &old[h..]) {
-            p.write_part(i, 0, &new[..h])?;
-            p.write_part(i, h, &new[h..])?;
-        } else if reads_whole(&old[..h], &new[h..]) {
-            p.write_part(i, h, &new[h..])?;
-            p.write_part(i, 0, &new[..h])?;
-        } else {
-            staged_update(p, i, new)?;
-        }
+        return staged_update(p, i, new).map(|()| true);
+    };
+    for (at, part) in parts.into_iter().flatten() {
+        p.write_part(i, at, part)?;
     }
     Ok(true)
 }

@@ -35,10 +35,8 @@ pub fn acquire(file: &File, path: &Path, mode: Mode, timeout: Duration) -> Resul
     let timed_out = |kind, pids: Vec<i32>| Error::LockTimeout {
         path: path.to_path_buf(),
         kind,
-        secs: match timeout.as_secs_f64() {
-            s if s.fract() == 0.0 => format!("{}", s as u64),
-            s => format!("{s}"),
-        },
+        // `Display` of an `f64` has no needless `.0`.
+        secs: timeout.as_secs_f64().to_string(),
         holders: pids.into_iter().map(describe_pid).collect(),
     };
     if !take(|| rustix::fs::flock(fd, now), deadline, path)? {

@@ -33,12 +33,8 @@ impl PoolId {
     pub const EXTERNAL: PoolId = PoolId(0);
     /// Pool 1: what the guest sends; the only pool the host reads back.
     pub const GUEST: PoolId = PoolId(1);
-    /// Pool 2: answered by the daemon itself.
-    pub const AUTO: PoolId = PoolId(2);
     /// Pool 3: facts about the host and the VM.
     pub const AUTO_EXTERNAL: PoolId = PoolId(3);
-    /// Pool 4: unused.
-    pub const AUTO_INTERNAL: PoolId = PoolId(4);
     /// Every pool, in number order.
     pub const ALL: [PoolId; 5] = [PoolId(0), PoolId(1), PoolId(2), PoolId(3), PoolId(4)];
 
@@ -220,28 +216,21 @@ impl Pool {
                 });
             }
         };
-        let mut pool = Pool {
+        let (size, mode, modified) = stat(&file, &path)?;
+        Ok(Pool {
             path,
             file,
-            size: 0,
-            mode: 0,
-            modified: SystemTime::UNIX_EPOCH,
-            seam: Seam::new(0),
+            size,
+            mode,
+            modified,
+            seam: Seam::new(size),
             cut: Cell::new(false),
-        };
-        pool.restat()?;
-        pool.seam = Seam::new(pool.size);
-        Ok(pool)
+        })
     }
 
     /// Re-read the size, mode and mtime.
     fn restat(&mut self) -> Result<(), Error> {
-        let meta = (self.file.metadata())
-            .map_err(|e| Error::io(&self.path, "reading the pool file's size", e))?;
-        self.size = meta.len();
-        self.mode = meta.permissions().mode() & 0o7777;
-        // No mtime (never on Linux): now, so that nothing is taken for stale.
-        self.modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
+        (self.size, self.mode, self.modified) = stat(&self.file, &self.path)?;
         Ok(())
     }
 
@@ -407,6 +396,12 @@ impl Pool {
         Ok(())
     }
 
+    /// Write `bytes` at byte `at` of the file, in one write.
+    fn pwrite(&mut self, at: usize, bytes: &[u8], doing: &'static str) -> Result<(), Error> {
+        (self.seam.pwrite(&self.file, bytes, at as u64))
+            .map_err(|e| Error::io(&self.path, doing, e))
+    }
+
     /// Write `rec` into slot `index`, a tombstone or at or past the end, in
     /// page-contained parts, the part after the page boundary first: until
     /// the part with the key is in, the slot reads as a tombstone.
@@ -416,23 +411,18 @@ impl Pool {
         rec: &[u8; RECORD_SIZE],
         doing: &'static str,
     ) -> Result<(), Error> {
-        let at = (index * RECORD_SIZE) as u64;
-        let head = head_len(at);
-        let res = if head < RECORD_SIZE {
-            (self.seam.pwrite(&self.file, &rec[head..], at + head as u64))
-                .and_then(|()| self.seam.pwrite(&self.file, &rec[..head], at))
-        } else {
-            self.seam.pwrite(&self.file, rec, at)
-        };
-        res.map_err(|e| Error::io(&self.path, doing, e))
+        let at = index * RECORD_SIZE;
+        let head = head_len(at as u64);
+        if head < RECORD_SIZE {
+            self.pwrite(at + head, &rec[head..], doing)?;
+        }
+        self.pwrite(at, &rec[..head], doing)
     }
 
     /// Make record `index` a tombstone: a NUL over the first byte of its
     /// key, one byte no kill can cut. [`Pool::compact`] removes it.
     pub fn tombstone(&mut self, index: usize) -> Result<(), Error> {
-        let at = (index * RECORD_SIZE) as u64;
-        (self.seam.pwrite(&self.file, &[0], at))
-            .map_err(|e| Error::io(&self.path, "marking a record removed", e))
+        self.pwrite(index * RECORD_SIZE, &[0], "marking a record removed")
     }
 
     /// Write `bytes` at `offset` within record `index`, in one write.
@@ -442,10 +432,7 @@ impl Pool {
         offset: usize,
         bytes: &[u8],
     ) -> Result<(), Error> {
-        debug_assert!(offset + bytes.len() <= RECORD_SIZE);
-        let at = (index * RECORD_SIZE + offset) as u64;
-        (self.seam.pwrite(&self.file, bytes, at))
-            .map_err(|e| Error::io(&self.path, "writing a record", e))
+        self.pwrite(index * RECORD_SIZE + offset, bytes, "writing a record")
     }
 
     /// Add `rec` after the last whole record.
@@ -473,7 +460,7 @@ impl Pool {
                 // Cut back, mtime too where the owner may set it; not when
                 // another program changed the file (the seam refuses).
                 if self.seam.set_len(&self.file, start).is_ok() {
-                    self.seam.restore_mtime(&self.file, self.modified);
+                    let _ = self.seam.set_times(&self.file, Some(self.modified));
                 }
                 let _ = self.restat();
                 return Err(e);
@@ -513,13 +500,9 @@ impl Pool {
             if self.cut.get() {
                 // Cut by a program that takes no lock, mid-change: stop.
                 let found = self.file.metadata().map_or(0, |m| m.len());
-                return Err(Error::Interference {
-                    path: self.path.clone(),
-                    what: Interference::Resized {
-                        expected: self.seam.expected(),
-                        found,
-                    },
-                });
+                let (path, expected) = (self.path.clone(), self.seam.expected());
+                let what = Interference::Resized { expected, found };
+                return Err(Error::Interference { path, what });
             }
             self.put(w, rec, "moving a record")?;
             // The old slot becomes a tombstone for the next record to be put
@@ -634,24 +617,18 @@ fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
     };
     let meta = (file.metadata()).map_err(|e| Error::io(path, "reading the pool file's type", e))?;
     let ft = meta.file_type();
-    let what = if ft.is_file() {
-        None
-    } else if ft.is_dir() {
-        Some("is a directory")
-    } else if ft.is_fifo() {
-        Some("is a FIFO")
-    } else if ft.is_socket() {
-        Some("is a socket")
-    } else if ft.is_char_device() || ft.is_block_device() {
-        Some("is a device")
-    } else {
-        Some("is not a regular file")
-    };
-    if let Some(what) = what {
-        return Err(Error::NotRegular {
-            path: path.to_path_buf(),
-            what,
-        });
+    if !ft.is_file() {
+        let kinds = [
+            (ft.is_dir(), "is a directory"),
+            (ft.is_fifo(), "is a FIFO"),
+            (ft.is_socket(), "is a socket"),
+            (ft.is_char_device() || ft.is_block_device(), "is a device"),
+        ];
+        let what = kinds
+            .iter()
+            .find(|k| k.0)
+            .map_or("is not a regular file", |k| k.1);
+        return Err(not_regular(path, what));
     }
     // `delete -c` through a second name would empty the file under the
     // first one too. Reading through one changes nothing.
@@ -662,6 +639,16 @@ fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
         });
     }
     Ok(file)
+}
+
+/// The size, permission bits and mtime of an open pool file.
+fn stat(file: &File, path: &Path) -> Result<(u64, u32, SystemTime), Error> {
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(path, "reading the pool file's size", e))?;
+    // No mtime (never on Linux): now, so that nothing is taken for stale.
+    let modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
+    Ok((meta.len(), meta.permissions().mode() & 0o7777, modified))
 }
 
 /// Whether `path` still names the file `file` was opened from (same device
@@ -734,16 +721,17 @@ fn attribute_error(path: &Path) -> Option<Error> {
     })
 }
 
+fn not_regular(path: &Path, what: &'static str) -> Error {
+    let path = path.to_path_buf();
+    Error::NotRegular { path, what }
+}
+
 fn open_error(path: &Path, e: io::Error) -> Error {
-    let not_regular = |what| Error::NotRegular {
-        path: path.to_path_buf(),
-        what,
-    };
     match e.raw_os_error() {
-        Some(libc::ELOOP) => not_regular("is a symbolic link"),
-        Some(libc::EISDIR) => not_regular("is a directory"),
+        Some(libc::ELOOP) => not_regular(path, "is a symbolic link"),
+        Some(libc::EISDIR) => not_regular(path, "is a directory"),
         // open(2) on a socket fails before its type can be looked at.
-        Some(libc::ENXIO) => not_regular("is a socket (or a device with no driver)"),
+        Some(libc::ENXIO) => not_regular(path, "is a socket (or a device with no driver)"),
         Some(libc::ENOTDIR) => Error::NotADirectory {
             dir: path.parent().unwrap_or(path).to_path_buf(),
         },
