@@ -132,11 +132,9 @@ impl Finder {
             return false;
         }
         // Values are compared only when the keys are equal.
-        if let Some(prev) = &self.prev {
-            if prev.key() == r.key() && prev.value() == r.value() {
-                self.debris.copies.push(r.index);
-                return false;
-            }
+        if (self.prev.as_ref()).is_some_and(|p| p.key() == r.key() && p.value() == r.value()) {
+            self.debris.copies.push(r.index);
+            return false;
         }
         self.prev = Some(r.clone());
         true
@@ -186,15 +184,13 @@ pub fn run_with<P: Planner>(
             }
             return Ok((plan, debris));
         }
-        for &s in &debris.staged {
-            finish_staged(p, s)?;
-        }
+        debris
+            .staged
+            .iter()
+            .try_for_each(|&s| finish_staged(p, s))?;
     }
-    Err(Error::io(
-        p.path(),
-        FINISHING,
-        std::io::Error::other("staged records keep coming back"),
-    ))
+    let e = std::io::Error::other("staged records keep coming back");
+    Err(Error::io(p.path(), FINISHING, e))
 }
 
 /// What hvkvp was doing when staged records it finished kept coming back.
@@ -217,9 +213,7 @@ fn apply(p: &mut Pool, plan: &Plan, debris: &Debris, make: Make<'_>) -> Result<(
     // changed yet.
     p.append_with(plan.appends.len(), |i, rec| plan.appends[i].fill(make, rec))?;
     let first = debris.copies.iter().chain(&plan.remove_first);
-    for &i in first.clone() {
-        p.tombstone(i)?;
-    }
+    first.clone().try_for_each(|&i| p.tombstone(i))?;
     // The old records are read ahead, as far as the updates within a block.
     let mut rec = Box::new([0u8; RECORD_SIZE]);
     let mut ahead = Ahead::default();
@@ -232,9 +226,7 @@ fn apply(p: &mut Pool, plan: &Plan, debris: &Debris, make: Make<'_>) -> Result<(
         let old = ahead.rec(p, *i, last);
         update_from(p, *i, old.bytes(), &rec)?;
     }
-    for &i in &plan.remove_last {
-        p.tombstone(i)?;
-    }
+    plan.remove_last.iter().try_for_each(|&i| p.tombstone(i))?;
     if !debris.empty.is_empty() || first.count() > 0 || !plan.remove_last.is_empty() {
         p.compact()?;
     }
@@ -289,9 +281,7 @@ fn staged_update(p: &mut Pool, i: usize, new: &[u8; RECORD_SIZE]) -> Result<(), 
     if p.append_with(2, two).is_err() {
         // No room for the copy: in place, the second part first; only a kill
         // between the two could leave the value cut at the page boundary.
-        let h = head_len((i * RECORD_SIZE) as u64);
-        p.write_part(i, h, &new[h..])?;
-        return p.write_part(i, 0, &new[..h]);
+        return p.put(i, new, "writing a record");
     }
     p.tombstone(i)?;
     p.put(i, new, "writing a record")?;

@@ -2,10 +2,7 @@
 //! [`BLOCK`] at a time, and changed in place through the `seam`.
 //!
 //! One descriptor does all the I/O and holds both locks (closing a second
-//! one would drop the POSIX lock). A pool is never renamed over or
-//! unlinked, and no write crosses a page boundary. After the locks are
-//! taken the path must still name the file opened; a file with a second
-//! hard link, or not a whole number of records, is not written.
+//! one would drop the POSIX lock). No write crosses a page boundary.
 
 use std::cell::Cell;
 use std::fs::{File, OpenOptions};
@@ -143,8 +140,7 @@ pub struct Pool {
     cut: Cell<bool>,
 }
 
-/// One record, as read: it shares the block it was read in, so it is cheap
-/// to keep and to clone.
+/// One record, as read: it shares its block, so it is cheap to keep and clone.
 #[derive(Clone)]
 pub struct Record {
     /// Its place in the file, counted from 0.
@@ -210,10 +206,8 @@ impl Pool {
             }
             tries += 1;
             if access != Access::Read || tries == 3 {
-                return Err(Error::Interference {
-                    path,
-                    what: Interference::ReplacedWhileWaiting,
-                });
+                let what = Interference::ReplacedWhileWaiting;
+                return Err(Error::Interference { path, what });
             }
         };
         let (size, mode, modified) = stat(&file, &path)?;
@@ -344,8 +338,7 @@ impl Pool {
     }
 
     /// Run a read-only scan; if a process that takes no lock shrank the file
-    /// meanwhile, take the new size and scan again (so `f` may run more than
-    /// once).
+    /// meanwhile, take the new size and scan again (`f` may run again).
     pub fn scan<T>(&mut self, mut f: impl FnMut(&Pool) -> T) -> Result<T, Error> {
         let err = |path: &Path, e: io::Error| Error::io(path, "reading the pool file", e);
         for _ in 0..8 {
@@ -360,13 +353,9 @@ impl Pool {
             let size = self.size;
             (self.seam.resync(size)).map_err(|e| err(&self.path, io::Error::other(e)))?;
         }
-        Err(err(
-            &self.path,
-            io::Error::other(
-                "the file kept changing size while locked: a process that takes no lock \
-                 (cloud-init at boot?) is truncating it; try again",
-            ),
-        ))
+        let e = "the file kept changing size while locked: a process that takes no lock \
+                 (cloud-init at boot?) is truncating it; try again";
+        Err(err(&self.path, io::Error::other(e)))
     }
 
     /// The warning a misaligned pool is read with (whole records only).
@@ -387,11 +376,8 @@ impl Pool {
     /// Refuse to write a file that is not a whole number of records.
     pub fn require_aligned(&self) -> Result<(), Error> {
         if self.tail() != 0 {
-            return Err(Error::Misaligned {
-                path: self.path.clone(),
-                size: self.size,
-                tail: self.tail(),
-            });
+            let (path, size, tail) = (self.path.clone(), self.size, self.tail());
+            return Err(Error::Misaligned { path, size, tail });
         }
         Ok(())
     }
@@ -426,13 +412,8 @@ impl Pool {
     }
 
     /// Write `bytes` at `offset` within record `index`, in one write.
-    pub(crate) fn write_part(
-        &mut self,
-        index: usize,
-        offset: usize,
-        bytes: &[u8],
-    ) -> Result<(), Error> {
-        self.pwrite(index * RECORD_SIZE + offset, bytes, "writing a record")
+    pub(crate) fn write_part(&mut self, i: usize, off: usize, bytes: &[u8]) -> Result<(), Error> {
+        self.pwrite(i * RECORD_SIZE + off, bytes, "writing a record")
     }
 
     /// Add `rec` after the last whole record.
@@ -558,8 +539,7 @@ impl Ahead {
     /// Record `index` of `p`, at or after the one read before; when it must
     /// be read, so are the records up to `last()`, within a block.
     pub(crate) fn rec(&mut self, p: &Pool, index: usize, last: impl FnOnce() -> usize) -> Record {
-        let read = self.block.len / RECORD_SIZE;
-        if index < self.from || index >= self.from + read {
+        if !(self.from..self.from + self.block.len / RECORD_SIZE).contains(&index) {
             let held = std::mem::take(&mut self.block);
             let n = (last().min(p.len() - 1) + 1)
                 .saturating_sub(index)
@@ -600,9 +580,8 @@ fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             check_dir(dir)?;
             if access != Access::WriteCreate {
-                return Err(Error::NoPoolFile {
-                    path: path.to_path_buf(),
-                });
+                let path = path.to_path_buf();
+                return Err(Error::NoPoolFile { path });
             }
             create(path)?
         }
@@ -624,28 +603,21 @@ fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
             (ft.is_socket(), "is a socket"),
             (ft.is_char_device() || ft.is_block_device(), "is a device"),
         ];
-        let what = kinds
-            .iter()
-            .find(|k| k.0)
-            .map_or("is not a regular file", |k| k.1);
+        let what = (kinds.iter().find(|k| k.0)).map_or("is not a regular file", |k| k.1);
         return Err(not_regular(path, what));
     }
     // `delete -c` through a second name would empty the file under the
     // first one too. Reading through one changes nothing.
     if access != Access::Read && meta.nlink() > 1 {
-        return Err(Error::HardLinked {
-            path: path.to_path_buf(),
-            links: meta.nlink(),
-        });
+        let (path, links) = (path.to_path_buf(), meta.nlink());
+        return Err(Error::HardLinked { path, links });
     }
     Ok(file)
 }
 
 /// The size, permission bits and mtime of an open pool file.
 fn stat(file: &File, path: &Path) -> Result<(u64, u32, SystemTime), Error> {
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(path, "reading the pool file's size", e))?;
+    let meta = (file.metadata()).map_err(|e| Error::io(path, "reading the pool file's size", e))?;
     // No mtime (never on Linux): now, so that nothing is taken for stale.
     let modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
     Ok((meta.len(), meta.permissions().mode() & 0o7777, modified))
