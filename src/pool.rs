@@ -98,8 +98,7 @@ pub fn existing(dir: &Path) -> Result<Vec<PoolId>, Error> {
     Ok(found)
 }
 
-/// `dir` is a directory that can be looked into; else the error that says
-/// why not.
+/// `dir` is a directory that can be looked into; else the error saying why.
 pub fn check_dir(dir: &Path) -> Result<(), Error> {
     let not_dir = || Error::NotADirectory {
         dir: dir.to_path_buf(),
@@ -222,7 +221,6 @@ impl Pool {
         })
     }
 
-    /// Re-read the size, mode and mtime.
     fn restat(&mut self) -> Result<(), Error> {
         (self.size, self.mode, self.modified) = stat(&self.file, &self.path)?;
         Ok(())
@@ -302,20 +300,15 @@ impl Pool {
             buf[got..].fill(MaybeUninit::new(0));
             self.cut.set(true);
         }
-        // SAFETY: every byte below `end` was written just above: zeros
-        // before `start` and after what the reads got, the reads' bytes
-        // between.
+        // SAFETY: every byte below `end` was written just above: zeros before
+        // `start` and after what the reads got, the reads' bytes between.
         unsafe { b.buf.set_len(end) };
         block
     }
 
     /// Record `index` (which must be below [`Pool::len`]): one read.
     pub fn rec(&self, index: usize) -> Record {
-        Record {
-            index,
-            block: self.read(Rc::default(), index, 1),
-            at: 0,
-        }
+        Ahead::default().rec(self, index, || index)
     }
 
     /// Every whole record, in file order, read [`BLOCK`] records at a time.
@@ -382,7 +375,6 @@ impl Pool {
         Ok(())
     }
 
-    /// Write `bytes` at byte `at` of the file, in one write.
     fn pwrite(&mut self, at: usize, bytes: &[u8], doing: &'static str) -> Result<(), Error> {
         (self.seam.pwrite(&self.file, bytes, at as u64))
             .map_err(|e| Error::io(&self.path, doing, e))
@@ -411,7 +403,6 @@ impl Pool {
         self.pwrite(index * RECORD_SIZE, &[0], "marking a record removed")
     }
 
-    /// Write `bytes` at `offset` within record `index`, in one write.
     pub(crate) fn write_part(&mut self, i: usize, off: usize, bytes: &[u8]) -> Result<(), Error> {
         self.pwrite(i * RECORD_SIZE + off, bytes, "writing a record")
     }
@@ -421,9 +412,8 @@ impl Pool {
         self.append_with(1, |_, r| r.copy_from_slice(rec))
     }
 
-    /// Add `n` records after the last whole record, `fill(i, rec)` making
-    /// record `i`; if a write fails (disk full, file size limit), the file
-    /// is cut back to what it was.
+    /// Add `n` records, `fill(i, rec)` making record `i`; if a write fails
+    /// (disk full, file size limit), the file is cut back to what it was.
     pub fn append_with(
         &mut self,
         n: usize,
@@ -512,7 +502,6 @@ impl Pool {
         self.touch()
     }
 
-    /// Cut the file to `len` bytes.
     pub(crate) fn set_len(&mut self, len: u64) -> Result<(), Error> {
         (self.seam.set_len(&self.file, len))
             .map_err(|e| Error::io(&self.path, "truncating the pool file", e))?;
@@ -563,8 +552,7 @@ pub(crate) fn head_len(at: u64) -> usize {
     ((boundary - at) as usize).min(RECORD_SIZE)
 }
 
-/// Open flags: never block on a FIFO; a pool that is a symlink is refused
-/// for writing.
+/// Open flags: never block on a FIFO; a symlink is refused for writing.
 fn options(write: bool) -> OpenOptions {
     let mut opts = OpenOptions::new();
     let nofollow = if write { libc::O_NOFOLLOW } else { 0 };
@@ -623,8 +611,7 @@ fn stat(file: &File, path: &Path) -> Result<(u64, u32, SystemTime), Error> {
     Ok((meta.len(), meta.permissions().mode() & 0o7777, modified))
 }
 
-/// Whether `path` still names the file `file` was opened from (same device
-/// and inode).
+/// Whether `path` still names the file opened (same device and inode).
 fn still_named(file: &File, path: &Path) -> Result<bool, Error> {
     let open = (file.metadata()).map_err(|e| Error::io(path, "reading the pool file's type", e))?;
     // Followed as the open followed it: a reader may read through a link.
@@ -663,9 +650,8 @@ fn create(path: &Path) -> Result<File, Error> {
     Ok(file)
 }
 
-/// The `chattr +i` or `+a` attribute (`FS_IMMUTABLE_FL`, `FS_APPEND_FL`)
-/// that makes opening `path` for writing (or creating a file in the
-/// directory `path`) fail with EPERM even for root.
+/// The `chattr +i` or `+a` attribute (`FS_IMMUTABLE_FL`, `FS_APPEND_FL`) that
+/// makes writing `path` (or creating in it) fail with EPERM even for root.
 fn attribute_error(path: &Path) -> Option<Error> {
     use std::os::fd::AsRawFd;
     let file = options(false)

@@ -153,10 +153,7 @@ pub enum FieldError {
 impl FieldError {
     /// Too long for a record or for the host: `write --split` could cut it.
     pub fn is_length(&self) -> bool {
-        matches!(
-            self,
-            FieldError::TooLong { .. } | FieldError::OverHost { .. }
-        )
+        matches!(self, Self::TooLong { .. } | Self::OverHost { .. })
     }
 }
 

@@ -60,13 +60,12 @@ impl Seam {
         Ok(())
     }
 
+    /// What was found before, or now: the file is `found` bytes.
     fn interfered(&mut self, found: u64) -> Interference {
-        let i = self.found.unwrap_or(Interference::Resized {
-            expected: self.expect,
-            found,
-        });
-        self.found = Some(i);
-        i
+        let expected = self.expect;
+        *self
+            .found
+            .get_or_insert(Interference::Resized { expected, found })
     }
 
     /// Look at the file before a call. A write `inside` the file can harm
@@ -84,16 +83,10 @@ impl Seam {
                 return Ok(());
             }
         }
-        let st = rustix::fs::fstat(file)?;
-        let i = if st.st_nlink == 0 {
-            Interference::Replaced
-        } else if st.st_size as u64 != self.expect {
-            Interference::Resized {
-                expected: self.expect,
-                found: st.st_size as u64,
-            }
-        } else {
-            return Ok(());
+        let i = match rustix::fs::fstat(file)? {
+            st if st.st_nlink == 0 => Interference::Replaced,
+            st if st.st_size as u64 != self.expect => self.interfered(st.st_size as u64),
+            _ => return Ok(()),
         };
         self.found = Some(i);
         Err(io::Error::other(i))
@@ -154,12 +147,12 @@ impl Seam {
     pub(crate) fn set_times(&mut self, file: &File, mtime: Option<SystemTime>) -> io::Result<()> {
         use rustix::fs::{Timespec, Timestamps, UTIME_NOW, UTIME_OMIT};
         let ts = |tv_sec, tv_nsec| Timespec { tv_sec, tv_nsec };
-        let (last_access, last_modification) = match mtime.map(|t| t.duration_since(UNIX_EPOCH)) {
-            None => (ts(0, UTIME_NOW), ts(0, UTIME_NOW)),
-            Some(Ok(d)) => (
+        let [last_access, last_modification] = match mtime.map(|t| t.duration_since(UNIX_EPOCH)) {
+            None => [ts(0, UTIME_NOW), ts(0, UTIME_NOW)],
+            Some(Ok(d)) => [
                 ts(0, UTIME_OMIT),
                 ts(d.as_secs() as _, d.subsec_nanos() as _),
-            ),
+            ],
             Some(Err(_)) => return Ok(()),
         };
         let times = Timestamps {
