@@ -101,14 +101,11 @@ fn tag_in(f: &[u8]) -> Option<&[u8]> {
     f.get(at..at + TAG_LEN).filter(|t| t[..4] == TAG_MAGIC[..])
 }
 
-/// True when `field` holds bytes after its NUL other than a chunk's tag
+/// True when field `f` holds bytes after its NUL other than a chunk's tag
 /// right after that NUL.
-pub fn garbage_besides_tag(field: &[u8]) -> bool {
-    let Some(rest) = field.get(record::field(field).len() + 1..) else {
-        return false;
-    };
-    let tag = if tag_in(field).is_some() { TAG_LEN } else { 0 };
-    rest[tag..].iter().any(|&b| b != 0)
+pub fn garbage_besides_tag(f: &[u8]) -> bool {
+    let at = field(f).len() + 1 + tag_in(f).map_or(0, |_| TAG_LEN);
+    f.get(at..).is_some_and(|rest| rest.iter().any(|&b| b != 0))
 }
 
 /// The record of chunk `key` holding `piece`, tagged after the key's NUL,

@@ -313,21 +313,8 @@ impl Pool {
 
     /// Every whole record, in file order, read [`BLOCK`] records at a time.
     pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
-        let n = self.len();
-        // Two blocks in turn: a record of the block before may still be held.
-        let mut blocks: [Rc<Block>; 2] = Default::default();
-        (0..n.div_ceil(BLOCK)).flat_map(move |b| {
-            let from = b * BLOCK;
-            let count = BLOCK.min(n - from);
-            let held = std::mem::take(&mut blocks[b % 2]);
-            blocks[b % 2] = self.read(held, from, count);
-            let block = blocks[b % 2].clone();
-            (0..count).map(move |i| Record {
-                index: from + i,
-                block: block.clone(),
-                at: i * RECORD_SIZE,
-            })
-        })
+        let (n, mut ahead) = (self.len(), Ahead::default());
+        (0..n).map(move |i| ahead.rec(self, i, || n - 1))
     }
 
     /// Run a read-only scan; if a process that takes no lock shrank the file
@@ -520,7 +507,10 @@ impl Pool {
 /// that writes only records it has passed and the one at hand.
 #[derive(Default)]
 pub(crate) struct Ahead {
-    block: Rc<Block>,
+    /// Two blocks in turn: a record of the block before may still be held.
+    blocks: [Rc<Block>; 2],
+    /// Which block holds the records read last, from record `from` on.
+    turn: usize,
     from: usize,
 }
 
@@ -528,17 +518,19 @@ impl Ahead {
     /// Record `index` of `p`, at or after the one read before; when it must
     /// be read, so are the records up to `last()`, within a block.
     pub(crate) fn rec(&mut self, p: &Pool, index: usize, last: impl FnOnce() -> usize) -> Record {
-        if !(self.from..self.from + self.block.len / RECORD_SIZE).contains(&index) {
-            let held = std::mem::take(&mut self.block);
+        let read = self.blocks[self.turn].len / RECORD_SIZE;
+        if !(self.from..self.from + read).contains(&index) {
+            self.turn ^= 1;
+            let held = std::mem::take(&mut self.blocks[self.turn]);
             let n = (last().min(p.len() - 1) + 1)
                 .saturating_sub(index)
                 .clamp(1, BLOCK);
-            self.block = p.read(held, index, n);
+            self.blocks[self.turn] = p.read(held, index, n);
             self.from = index;
         }
         Record {
             index,
-            block: self.block.clone(),
+            block: self.blocks[self.turn].clone(),
             at: (index - self.from) * RECORD_SIZE,
         }
     }

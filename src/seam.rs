@@ -187,14 +187,9 @@ pub mod crashpoint {
     pub enum Stop {
         /// After the k-th call (1-based) has completed.
         After(usize),
-        /// Inside the k-th call, once the part before its b-th page
-        /// boundary (1-based) is written.
-        Inside {
-            /// The call, 1-based.
-            call: usize,
-            /// The boundary, 1-based.
-            boundary: usize,
-        },
+        /// Inside call number `call`, once the part before its page boundary
+        /// number `boundary` is written (both 1-based).
+        Inside { call: usize, boundary: usize },
     }
 
     /// One call through the seam, as recorded by a run.
