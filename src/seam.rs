@@ -35,7 +35,6 @@ impl Seam {
         }
     }
 
-    /// The size the file must have now.
     pub(crate) fn expected(&self) -> u64 {
         self.expect
     }
@@ -112,7 +111,6 @@ impl Seam {
         Ok(())
     }
 
-    /// Write all of `buf` at `at`.
     pub(crate) fn pwrite(&mut self, file: &File, buf: &[u8], at: u64) -> io::Result<()> {
         let end = at + buf.len() as u64;
         self.call(file, end <= self.expect, at, buf, |s| {
@@ -127,7 +125,6 @@ impl Seam {
         })
     }
 
-    /// Cut the file to `len` bytes.
     pub(crate) fn set_len(&mut self, file: &File, len: u64) -> io::Result<()> {
         self.call(file, false, len, &[], |s| {
             file.set_len(len)?;
