@@ -100,17 +100,13 @@ pub fn existing(dir: &Path) -> Result<Vec<PoolId>, Error> {
 
 /// `dir` is a directory that can be looked into; else the error saying why.
 pub fn check_dir(dir: &Path) -> Result<(), Error> {
-    let not_dir = || Error::NotADirectory {
-        dir: dir.to_path_buf(),
-    };
+    let d = || dir.to_path_buf();
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(not_dir()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoPoolDir {
-            dir: dir.to_path_buf(),
-        }),
+        Ok(_) => Err(Error::NotADirectory { dir: d() }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoPoolDir { dir: d() }),
         // A component of the path is a file: `/etc/passwd/x`.
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(not_dir()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(Error::NotADirectory { dir: d() }),
         Err(e) => Err(Error::io(dir, "looking up the pool directory", e)),
     }
 }
