@@ -132,11 +132,9 @@ impl Finder {
             return false;
         }
         // Values are compared only when the keys are equal.
-        if let Some(prev) = &self.prev {
-            if prev.key() == r.key() && prev.value() == r.value() {
-                self.debris.copies.push(r.index);
-                return false;
-            }
+        if (self.prev.as_ref()).is_some_and(|p| p.key() == r.key() && p.value() == r.value()) {
+            self.debris.copies.push(r.index);
+            return false;
         }
         self.prev = Some(r.clone());
         true
@@ -186,15 +184,13 @@ pub fn run_with<P: Planner>(
             }
             return Ok((plan, debris));
         }
-        for &s in &debris.staged {
-            finish_staged(p, s)?;
-        }
+        debris
+            .staged
+            .iter()
+            .try_for_each(|&s| finish_staged(p, s))?;
     }
-    Err(Error::io(
-        p.path(),
-        FINISHING,
-        std::io::Error::other("staged records keep coming back"),
-    ))
+    let e = std::io::Error::other("staged records keep coming back");
+    Err(Error::io(p.path(), FINISHING, e))
 }
 
 /// What hvkvp was doing when staged records it finished kept coming back.
@@ -217,9 +213,7 @@ fn apply(p: &mut Pool, plan: &Plan, debris: &Debris, make: Make<'_>) -> Result<(
     // changed yet.
     p.append_with(plan.appends.len(), |i, rec| plan.appends[i].fill(make, rec))?;
     let first = debris.copies.iter().chain(&plan.remove_first);
-    for &i in first.clone() {
-        p.tombstone(i)?;
-    }
+    first.clone().try_for_each(|&i| p.tombstone(i))?;
     // The old records are read ahead, as far as the updates within a block.
     let mut rec = Box::new([0u8; RECORD_SIZE]);
     let mut ahead = Ahead::default();
@@ -232,9 +226,7 @@ fn apply(p: &mut Pool, plan: &Plan, debris: &Debris, make: Make<'_>) -> Result<(
         let old = ahead.rec(p, *i, last);
         update_from(p, *i, old.bytes(), &rec)?;
     }
-    for &i in &plan.remove_last {
-        p.tombstone(i)?;
-    }
+    plan.remove_last.iter().try_for_each(|&i| p.tombstone(i))?;
     if !debris.empty.is_empty() || first.count() > 0 || !plan.remove_last.is_empty() {
         p.compact()?;
     }
@@ -258,27 +250,25 @@ fn update_from(p: &mut Pool, i: usize, old: &[u8], new: &[u8; RECORD_SIZE]) -> R
         return Ok(false);
     }
     let h = head_len((i * RECORD_SIZE) as u64);
-    if h == RECORD_SIZE {
-        p.write_part(i, 0, &new[..])?;
+    // Which half first: the one whose halfway state reads whole.
+    let reads_whole = |head: &[u8], tail: &[u8]| {
+        let mix = [head, tail].concat();
+        content(&mix) == content(old) || content(&mix) == content(&new[..])
+    };
+    let (head, tail) = ((0, &new[..h]), (h, &new[h..]));
+    let parts = if h == RECORD_SIZE || old[h..] == new[h..] {
+        [Some(head), None]
     } else if old[..h] == new[..h] {
-        p.write_part(i, h, &new[h..])?;
-    } else if old[h..] == new[h..] {
-        p.write_part(i, 0, &new[..h])?;
+        [Some(tail), None]
+    } else if reads_whole(&new[..h], &old[h..]) {
+        [Some(head), Some(tail)]
+    } else if reads_whole(&old[..h], &new[h..]) {
+        [Some(tail), Some(head)]
     } else {
-        // Which half first: the one whose halfway state reads whole.
-        let reads_whole = |head: &[u8], tail: &[u8]| {
-            let mix = [head, tail].concat();
-            content(&mix) == content(old) || content(&mix) == content(&new[..])
-        };
-        if reads_whole(&new[..h], &old[h..]) {
-            p.write_part(i, 0, &new[..h])?;
-            p.write_part(i, h, &new[h..])?;
-        } else if reads_whole(&old[..h], &new[h..]) {
-            p.write_part(i, h, &new[h..])?;
-            p.write_part(i, 0, &new[..h])?;
-        } else {
-            staged_update(p, i, new)?;
-        }
+        return staged_update(p, i, new).map(|()| true);
+    };
+    for (at, part) in parts.into_iter().flatten() {
+        p.write_part(i, at, part)?;
     }
     Ok(true)
 }
@@ -291,9 +281,7 @@ fn staged_update(p: &mut Pool, i: usize, new: &[u8; RECORD_SIZE]) -> Result<(), 
     if p.append_with(2, two).is_err() {
         // No room for the copy: in place, the second part first; only a kill
         // between the two could leave the value cut at the page boundary.
-        let h = head_len((i * RECORD_SIZE) as u64);
-        p.write_part(i, h, &new[h..])?;
-        return p.write_part(i, 0, &new[..h]);
+        return p.put(i, new, "writing a record");
     }
     p.tombstone(i)?;
     p.put(i, new, "writing a record")?;

@@ -88,29 +88,24 @@ impl Tag {
 
     /// The tag of a record, after its key's NUL or else after its value's.
     pub fn read(rec: &[u8]) -> Option<Tag> {
-        let after_nul = |f: &[u8]| {
-            let at = field(f).len() + 1;
-            let t = f.get(at..at + TAG_LEN)?;
-            (t[..4] == TAG_MAGIC[..]).then(|| Tag {
-                count: u16::from_le_bytes([t[4], t[5]]),
-                hash: u64::from_le_bytes(t[6..14].try_into().expect("8 bytes")),
-            })
-        };
-        after_nul(&rec[..KEY_SIZE]).or_else(|| after_nul(&rec[KEY_SIZE..]))
+        let t = tag_in(&rec[..KEY_SIZE]).or_else(|| tag_in(&rec[KEY_SIZE..]))?;
+        let hash = u64::from_le_bytes(t[6..].try_into().expect("8 bytes"));
+        let count = u16::from_le_bytes([t[4], t[5]]);
+        Some(Tag { count, hash })
     }
 }
 
-/// True when `field` holds bytes after its NUL other than a chunk's tag
+/// The tag right after the NUL that ends field `f`, if there is one.
+fn tag_in(f: &[u8]) -> Option<&[u8]> {
+    let at = field(f).len() + 1;
+    f.get(at..at + TAG_LEN).filter(|t| t[..4] == TAG_MAGIC[..])
+}
+
+/// True when field `f` holds bytes after its NUL other than a chunk's tag
 /// right after that NUL.
-pub fn garbage_besides_tag(field: &[u8]) -> bool {
-    let Some(rest) = field.get(record::field(field).len() + 1..) else {
-        return false;
-    };
-    let rest = match rest.get(..TAG_LEN) {
-        Some(t) if t[..4] == TAG_MAGIC[..] => &rest[TAG_LEN..],
-        _ => rest,
-    };
-    rest.iter().any(|&b| b != 0)
+pub fn garbage_besides_tag(f: &[u8]) -> bool {
+    let at = field(f).len() + 1 + tag_in(f).map_or(0, |_| TAG_LEN);
+    f.get(at..).is_some_and(|rest| rest.iter().any(|&b| b != 0))
 }
 
 /// The record of chunk `key` holding `piece`, tagged after the key's NUL,
@@ -236,25 +231,21 @@ impl Chunks {
         // chunks from 0 up (a tagged one after them is of a cut split).
         let count = match tag {
             Some(t) => u64::from(t.count),
-            None => {
-                let untagged = |&s: &u64| s != 0 && s & TAGGED == 0;
-                let near = self.at.iter().rposition(untagged).map(|n| n as u64);
-                let far = (self.far.iter())
-                    .filter(|&(_, s)| untagged(s))
-                    .map(|(n, _)| *n);
-                near.into_iter().chain(far).max().map_or(0, |n| n + 1)
-            }
+            None => (self.at.iter().enumerate())
+                .map(|(n, &s)| (n as u64, s))
+                .chain(self.far.iter().map(|(&n, &s)| (n, s)))
+                .filter(|&(_, s)| s != 0 && s & TAGGED == 0)
+                .map(|(n, _)| n + 1)
+                .max()
+                .unwrap_or(0),
         };
         let mut records = Vec::new();
         let mut hash = record::FNV_START;
         let mut utf8 = Utf8::default();
         for n in 0..count {
-            let missing = if tag.is_some() {
-                Broken::Mixed
-            } else {
-                Broken::Missing(n)
+            let Some((i, tagged)) = self.get(n) else {
+                return Err(tag.map_or(Broken::Missing(n), |_| Broken::Mixed));
             };
-            let (i, tagged) = self.get(n).ok_or(missing)?;
             let r = rec(i);
             let r = r.as_ref();
             // The tag itself: a chunk of another value may carry another.

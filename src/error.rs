@@ -255,10 +255,7 @@ pub enum Interference {
 }
 
 fn resized(expected: u64, found: u64) -> String {
-    let (e, f) = (
-        count(expected as usize, "byte"),
-        count(found as usize, "byte"),
-    );
+    let [e, f] = [expected, found].map(|n| count(n as usize, "byte"));
     if found < expected {
         return format!(
             "the file shrank from {e} to {f} while hvkvp held its locks: a program that takes no \
@@ -326,9 +323,5 @@ pub(crate) fn count(n: usize, word: &str) -> String {
 
 /// `record` or `records`, as `n` wants.
 pub(crate) fn noun(n: usize, word: &str) -> String {
-    if n == 1 {
-        word.to_string()
-    } else {
-        format!("{word}s")
-    }
+    format!("{word}{}", if n == 1 { "" } else { "s" })
 }

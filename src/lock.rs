@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rustix::fs::FlockOperation;
+use rustix::io::Errno;
 
 use crate::error::Error;
 
@@ -35,10 +36,8 @@ pub fn acquire(file: &File, path: &Path, mode: Mode, timeout: Duration) -> Resul
     let timed_out = |kind, pids: Vec<i32>| Error::LockTimeout {
         path: path.to_path_buf(),
         kind,
-        secs: match timeout.as_secs_f64() {
-            s if s.fract() == 0.0 => format!("{}", s as u64),
-            s => format!("{s}"),
-        },
+        // `Display` of an `f64` has no needless `.0`.
+        secs: timeout.as_secs_f64().to_string(),
         holders: pids.into_iter().map(describe_pid).collect(),
     };
     if !take(|| rustix::fs::flock(fd, now), deadline, path)? {
@@ -55,17 +54,16 @@ pub fn acquire(file: &File, path: &Path, mode: Mode, timeout: Duration) -> Resul
 /// Try until the lock is taken or `deadline` has passed (none: as long as
 /// it takes), pausing between tries. Returns false on timeout.
 fn take(
-    now: impl Fn() -> rustix::io::Result<()>,
+    now: impl Fn() -> Result<(), Errno>,
     deadline: Option<Instant>,
     path: &Path,
 ) -> Result<bool, Error> {
     let mut pause = Duration::from_millis(1);
     loop {
-        match now().map_err(io::Error::from) {
+        match now() {
             Ok(()) => return Ok(true),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EWOULDBLOCK | libc::EACCES)) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(path, "locking the pool file", e)),
+            Err(Errno::WOULDBLOCK | Errno::ACCESS | Errno::INTR) => {}
+            Err(e) => return Err(Error::io(path, "locking the pool file", io::Error::from(e))),
         }
         let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
         if left.is_zero() {

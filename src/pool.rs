@@ -2,10 +2,7 @@
 //! [`BLOCK`] at a time, and changed in place through the `seam`.
 //!
 //! One descriptor does all the I/O and holds both locks (closing a second
-//! one would drop the POSIX lock). A pool is never renamed over or
-//! unlinked, and no write crosses a page boundary. After the locks are
-//! taken the path must still name the file opened; a file with a second
-//! hard link, or not a whole number of records, is not written.
+//! one would drop the POSIX lock). No write crosses a page boundary.
 
 use std::cell::Cell;
 use std::fs::{File, OpenOptions};
@@ -33,12 +30,8 @@ impl PoolId {
     pub const EXTERNAL: PoolId = PoolId(0);
     /// Pool 1: what the guest sends; the only pool the host reads back.
     pub const GUEST: PoolId = PoolId(1);
-    /// Pool 2: answered by the daemon itself.
-    pub const AUTO: PoolId = PoolId(2);
     /// Pool 3: facts about the host and the VM.
     pub const AUTO_EXTERNAL: PoolId = PoolId(3);
-    /// Pool 4: unused.
-    pub const AUTO_INTERNAL: PoolId = PoolId(4);
     /// Every pool, in number order.
     pub const ALL: [PoolId; 5] = [PoolId(0), PoolId(1), PoolId(2), PoolId(3), PoolId(4)];
 
@@ -105,20 +98,15 @@ pub fn existing(dir: &Path) -> Result<Vec<PoolId>, Error> {
     Ok(found)
 }
 
-/// `dir` is a directory that can be looked into; else the error that says
-/// why not.
+/// `dir` is a directory that can be looked into; else the error saying why.
 pub fn check_dir(dir: &Path) -> Result<(), Error> {
-    let not_dir = || Error::NotADirectory {
-        dir: dir.to_path_buf(),
-    };
+    let d = || dir.to_path_buf();
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(not_dir()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoPoolDir {
-            dir: dir.to_path_buf(),
-        }),
+        Ok(_) => Err(Error::NotADirectory { dir: d() }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoPoolDir { dir: d() }),
         // A component of the path is a file: `/etc/passwd/x`.
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(not_dir()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(Error::NotADirectory { dir: d() }),
         Err(e) => Err(Error::io(dir, "looking up the pool directory", e)),
     }
 }
@@ -147,8 +135,7 @@ pub struct Pool {
     cut: Cell<bool>,
 }
 
-/// One record, as read: it shares the block it was read in, so it is cheap
-/// to keep and to clone.
+/// One record, as read: it shares its block, so it is cheap to keep and clone.
 #[derive(Clone)]
 pub struct Record {
     /// Its place in the file, counted from 0.
@@ -214,34 +201,24 @@ impl Pool {
             }
             tries += 1;
             if access != Access::Read || tries == 3 {
-                return Err(Error::Interference {
-                    path,
-                    what: Interference::ReplacedWhileWaiting,
-                });
+                let what = Interference::ReplacedWhileWaiting;
+                return Err(Error::Interference { path, what });
             }
         };
-        let mut pool = Pool {
+        let (size, mode, modified) = stat(&file, &path)?;
+        Ok(Pool {
             path,
             file,
-            size: 0,
-            mode: 0,
-            modified: SystemTime::UNIX_EPOCH,
-            seam: Seam::new(0),
+            size,
+            mode,
+            modified,
+            seam: Seam::new(size),
             cut: Cell::new(false),
-        };
-        pool.restat()?;
-        pool.seam = Seam::new(pool.size);
-        Ok(pool)
+        })
     }
 
-    /// Re-read the size, mode and mtime.
     fn restat(&mut self) -> Result<(), Error> {
-        let meta = (self.file.metadata())
-            .map_err(|e| Error::io(&self.path, "reading the pool file's size", e))?;
-        self.size = meta.len();
-        self.mode = meta.permissions().mode() & 0o7777;
-        // No mtime (never on Linux): now, so that nothing is taken for stale.
-        self.modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
+        (self.size, self.mode, self.modified) = stat(&self.file, &self.path)?;
         Ok(())
     }
 
@@ -319,44 +296,25 @@ impl Pool {
             buf[got..].fill(MaybeUninit::new(0));
             self.cut.set(true);
         }
-        // SAFETY: every byte below `end` was written just above: zeros
-        // before `start` and after what the reads got, the reads' bytes
-        // between.
+        // SAFETY: every byte below `end` was written just above: zeros before
+        // `start` and after what the reads got, the reads' bytes between.
         unsafe { b.buf.set_len(end) };
         block
     }
 
     /// Record `index` (which must be below [`Pool::len`]): one read.
     pub fn rec(&self, index: usize) -> Record {
-        Record {
-            index,
-            block: self.read(Rc::default(), index, 1),
-            at: 0,
-        }
+        Ahead::default().rec(self, index, || index)
     }
 
     /// Every whole record, in file order, read [`BLOCK`] records at a time.
     pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
-        let n = self.len();
-        // Two blocks in turn: a record of the block before may still be held.
-        let mut blocks: [Rc<Block>; 2] = Default::default();
-        (0..n.div_ceil(BLOCK)).flat_map(move |b| {
-            let from = b * BLOCK;
-            let count = BLOCK.min(n - from);
-            let held = std::mem::take(&mut blocks[b % 2]);
-            blocks[b % 2] = self.read(held, from, count);
-            let block = blocks[b % 2].clone();
-            (0..count).map(move |i| Record {
-                index: from + i,
-                block: block.clone(),
-                at: i * RECORD_SIZE,
-            })
-        })
+        let (n, mut ahead) = (self.len(), Ahead::default());
+        (0..n).map(move |i| ahead.rec(self, i, || n - 1))
     }
 
     /// Run a read-only scan; if a process that takes no lock shrank the file
-    /// meanwhile, take the new size and scan again (so `f` may run more than
-    /// once).
+    /// meanwhile, take the new size and scan again (`f` may run again).
     pub fn scan<T>(&mut self, mut f: impl FnMut(&Pool) -> T) -> Result<T, Error> {
         let err = |path: &Path, e: io::Error| Error::io(path, "reading the pool file", e);
         for _ in 0..8 {
@@ -371,13 +329,9 @@ impl Pool {
             let size = self.size;
             (self.seam.resync(size)).map_err(|e| err(&self.path, io::Error::other(e)))?;
         }
-        Err(err(
-            &self.path,
-            io::Error::other(
-                "the file kept changing size while locked: a process that takes no lock \
-                 (cloud-init at boot?) is truncating it; try again",
-            ),
-        ))
+        let e = "the file kept changing size while locked: a process that takes no lock \
+                 (cloud-init at boot?) is truncating it; try again";
+        Err(err(&self.path, io::Error::other(e)))
     }
 
     /// The warning a misaligned pool is read with (whole records only).
@@ -398,13 +352,15 @@ impl Pool {
     /// Refuse to write a file that is not a whole number of records.
     pub fn require_aligned(&self) -> Result<(), Error> {
         if self.tail() != 0 {
-            return Err(Error::Misaligned {
-                path: self.path.clone(),
-                size: self.size,
-                tail: self.tail(),
-            });
+            let (path, size, tail) = (self.path.clone(), self.size, self.tail());
+            return Err(Error::Misaligned { path, size, tail });
         }
         Ok(())
+    }
+
+    fn pwrite(&mut self, at: usize, bytes: &[u8], doing: &'static str) -> Result<(), Error> {
+        (self.seam.pwrite(&self.file, bytes, at as u64))
+            .map_err(|e| Error::io(&self.path, doing, e))
     }
 
     /// Write `rec` into slot `index`, a tombstone or at or past the end, in
@@ -416,36 +372,22 @@ impl Pool {
         rec: &[u8; RECORD_SIZE],
         doing: &'static str,
     ) -> Result<(), Error> {
-        let at = (index * RECORD_SIZE) as u64;
-        let head = head_len(at);
-        let res = if head < RECORD_SIZE {
-            (self.seam.pwrite(&self.file, &rec[head..], at + head as u64))
-                .and_then(|()| self.seam.pwrite(&self.file, &rec[..head], at))
-        } else {
-            self.seam.pwrite(&self.file, rec, at)
-        };
-        res.map_err(|e| Error::io(&self.path, doing, e))
+        let at = index * RECORD_SIZE;
+        let head = head_len(at as u64);
+        if head < RECORD_SIZE {
+            self.pwrite(at + head, &rec[head..], doing)?;
+        }
+        self.pwrite(at, &rec[..head], doing)
     }
 
     /// Make record `index` a tombstone: a NUL over the first byte of its
     /// key, one byte no kill can cut. [`Pool::compact`] removes it.
     pub fn tombstone(&mut self, index: usize) -> Result<(), Error> {
-        let at = (index * RECORD_SIZE) as u64;
-        (self.seam.pwrite(&self.file, &[0], at))
-            .map_err(|e| Error::io(&self.path, "marking a record removed", e))
+        self.pwrite(index * RECORD_SIZE, &[0], "marking a record removed")
     }
 
-    /// Write `bytes` at `offset` within record `index`, in one write.
-    pub(crate) fn write_part(
-        &mut self,
-        index: usize,
-        offset: usize,
-        bytes: &[u8],
-    ) -> Result<(), Error> {
-        debug_assert!(offset + bytes.len() <= RECORD_SIZE);
-        let at = (index * RECORD_SIZE + offset) as u64;
-        (self.seam.pwrite(&self.file, bytes, at))
-            .map_err(|e| Error::io(&self.path, "writing a record", e))
+    pub(crate) fn write_part(&mut self, i: usize, off: usize, bytes: &[u8]) -> Result<(), Error> {
+        self.pwrite(i * RECORD_SIZE + off, bytes, "writing a record")
     }
 
     /// Add `rec` after the last whole record.
@@ -453,9 +395,8 @@ impl Pool {
         self.append_with(1, |_, r| r.copy_from_slice(rec))
     }
 
-    /// Add `n` records after the last whole record, `fill(i, rec)` making
-    /// record `i`; if a write fails (disk full, file size limit), the file
-    /// is cut back to what it was.
+    /// Add `n` records, `fill(i, rec)` making record `i`; if a write fails
+    /// (disk full, file size limit), the file is cut back to what it was.
     pub fn append_with(
         &mut self,
         n: usize,
@@ -473,7 +414,7 @@ impl Pool {
                 // Cut back, mtime too where the owner may set it; not when
                 // another program changed the file (the seam refuses).
                 if self.seam.set_len(&self.file, start).is_ok() {
-                    self.seam.restore_mtime(&self.file, self.modified);
+                    let _ = self.seam.set_times(&self.file, Some(self.modified));
                 }
                 let _ = self.restat();
                 return Err(e);
@@ -513,13 +454,9 @@ impl Pool {
             if self.cut.get() {
                 // Cut by a program that takes no lock, mid-change: stop.
                 let found = self.file.metadata().map_or(0, |m| m.len());
-                return Err(Error::Interference {
-                    path: self.path.clone(),
-                    what: Interference::Resized {
-                        expected: self.seam.expected(),
-                        found,
-                    },
-                });
+                let (path, expected) = (self.path.clone(), self.seam.expected());
+                let what = Interference::Resized { expected, found };
+                return Err(Error::Interference { path, what });
             }
             self.put(w, rec, "moving a record")?;
             // The old slot becomes a tombstone for the next record to be put
@@ -548,7 +485,6 @@ impl Pool {
         self.touch()
     }
 
-    /// Cut the file to `len` bytes.
     pub(crate) fn set_len(&mut self, len: u64) -> Result<(), Error> {
         (self.seam.set_len(&self.file, len))
             .map_err(|e| Error::io(&self.path, "truncating the pool file", e))?;
@@ -567,7 +503,10 @@ impl Pool {
 /// that writes only records it has passed and the one at hand.
 #[derive(Default)]
 pub(crate) struct Ahead {
-    block: Rc<Block>,
+    /// Two blocks in turn: a record of the block before may still be held.
+    blocks: [Rc<Block>; 2],
+    /// Which block holds the records read last, from record `from` on.
+    turn: usize,
     from: usize,
 }
 
@@ -575,18 +514,19 @@ impl Ahead {
     /// Record `index` of `p`, at or after the one read before; when it must
     /// be read, so are the records up to `last()`, within a block.
     pub(crate) fn rec(&mut self, p: &Pool, index: usize, last: impl FnOnce() -> usize) -> Record {
-        let read = self.block.len / RECORD_SIZE;
-        if index < self.from || index >= self.from + read {
-            let held = std::mem::take(&mut self.block);
+        let read = self.blocks[self.turn].len / RECORD_SIZE;
+        if !(self.from..self.from + read).contains(&index) {
+            self.turn ^= 1;
+            let held = std::mem::take(&mut self.blocks[self.turn]);
             let n = (last().min(p.len() - 1) + 1)
                 .saturating_sub(index)
                 .clamp(1, BLOCK);
-            self.block = p.read(held, index, n);
+            self.blocks[self.turn] = p.read(held, index, n);
             self.from = index;
         }
         Record {
             index,
-            block: self.block.clone(),
+            block: self.blocks[self.turn].clone(),
             at: (index - self.from) * RECORD_SIZE,
         }
     }
@@ -600,8 +540,7 @@ pub(crate) fn head_len(at: u64) -> usize {
     ((boundary - at) as usize).min(RECORD_SIZE)
 }
 
-/// Open flags: never block on a FIFO; a pool that is a symlink is refused
-/// for writing.
+/// Open flags: never block on a FIFO; a symlink is refused for writing.
 fn options(write: bool) -> OpenOptions {
     let mut opts = OpenOptions::new();
     let nofollow = if write { libc::O_NOFOLLOW } else { 0 };
@@ -617,9 +556,8 @@ fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             check_dir(dir)?;
             if access != Access::WriteCreate {
-                return Err(Error::NoPoolFile {
-                    path: path.to_path_buf(),
-                });
+                let path = path.to_path_buf();
+                return Err(Error::NoPoolFile { path });
             }
             create(path)?
         }
@@ -634,38 +572,34 @@ fn open_file(dir: &Path, path: &Path, access: Access) -> Result<File, Error> {
     };
     let meta = (file.metadata()).map_err(|e| Error::io(path, "reading the pool file's type", e))?;
     let ft = meta.file_type();
-    let what = if ft.is_file() {
-        None
-    } else if ft.is_dir() {
-        Some("is a directory")
-    } else if ft.is_fifo() {
-        Some("is a FIFO")
-    } else if ft.is_socket() {
-        Some("is a socket")
-    } else if ft.is_char_device() || ft.is_block_device() {
-        Some("is a device")
-    } else {
-        Some("is not a regular file")
-    };
-    if let Some(what) = what {
-        return Err(Error::NotRegular {
-            path: path.to_path_buf(),
-            what,
-        });
+    if !ft.is_file() {
+        let kinds = [
+            (ft.is_dir(), "is a directory"),
+            (ft.is_fifo(), "is a FIFO"),
+            (ft.is_socket(), "is a socket"),
+            (ft.is_char_device() || ft.is_block_device(), "is a device"),
+        ];
+        let what = (kinds.iter().find(|k| k.0)).map_or("is not a regular file", |k| k.1);
+        return Err(not_regular(path, what));
     }
     // `delete -c` through a second name would empty the file under the
     // first one too. Reading through one changes nothing.
     if access != Access::Read && meta.nlink() > 1 {
-        return Err(Error::HardLinked {
-            path: path.to_path_buf(),
-            links: meta.nlink(),
-        });
+        let (path, links) = (path.to_path_buf(), meta.nlink());
+        return Err(Error::HardLinked { path, links });
     }
     Ok(file)
 }
 
-/// Whether `path` still names the file `file` was opened from (same device
-/// and inode).
+/// The size, permission bits and mtime of an open pool file.
+fn stat(file: &File, path: &Path) -> Result<(u64, u32, SystemTime), Error> {
+    let meta = (file.metadata()).map_err(|e| Error::io(path, "reading the pool file's size", e))?;
+    // No mtime (never on Linux): now, so that nothing is taken for stale.
+    let modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
+    Ok((meta.len(), meta.permissions().mode() & 0o7777, modified))
+}
+
+/// Whether `path` still names the file opened (same device and inode).
 fn still_named(file: &File, path: &Path) -> Result<bool, Error> {
     let open = (file.metadata()).map_err(|e| Error::io(path, "reading the pool file's type", e))?;
     // Followed as the open followed it: a reader may read through a link.
@@ -704,9 +638,8 @@ fn create(path: &Path) -> Result<File, Error> {
     Ok(file)
 }
 
-/// The `chattr +i` or `+a` attribute (`FS_IMMUTABLE_FL`, `FS_APPEND_FL`)
-/// that makes opening `path` for writing (or creating a file in the
-/// directory `path`) fail with EPERM even for root.
+/// The `chattr +i` or `+a` attribute (`FS_IMMUTABLE_FL`, `FS_APPEND_FL`) that
+/// makes writing `path` (or creating in it) fail with EPERM even for root.
 fn attribute_error(path: &Path) -> Option<Error> {
     use std::os::fd::AsRawFd;
     let file = options(false)
@@ -734,16 +667,17 @@ fn attribute_error(path: &Path) -> Option<Error> {
     })
 }
 
+fn not_regular(path: &Path, what: &'static str) -> Error {
+    let path = path.to_path_buf();
+    Error::NotRegular { path, what }
+}
+
 fn open_error(path: &Path, e: io::Error) -> Error {
-    let not_regular = |what| Error::NotRegular {
-        path: path.to_path_buf(),
-        what,
-    };
     match e.raw_os_error() {
-        Some(libc::ELOOP) => not_regular("is a symbolic link"),
-        Some(libc::EISDIR) => not_regular("is a directory"),
+        Some(libc::ELOOP) => not_regular(path, "is a symbolic link"),
+        Some(libc::EISDIR) => not_regular(path, "is a directory"),
         // open(2) on a socket fails before its type can be looked at.
-        Some(libc::ENXIO) => not_regular("is a socket (or a device with no driver)"),
+        Some(libc::ENXIO) => not_regular(path, "is a socket (or a device with no driver)"),
         Some(libc::ENOTDIR) => Error::NotADirectory {
             dir: path.parent().unwrap_or(path).to_path_buf(),
         },

@@ -2,6 +2,8 @@
 //! Each field's content ends at its first NUL; the daemon leaves garbage
 //! after it, hvkvp writes zeros.
 
+use memchr::memchr;
+
 /// Bytes in a key field, NUL included.
 pub const KEY_SIZE: usize = 512;
 /// Bytes in a value field, NUL included.
@@ -21,22 +23,17 @@ pub const VALUE_MAX_UTF16: usize = VALUE_SIZE / 2 - 2;
 /// The content of a field: the bytes before the first NUL, or all of them.
 #[inline]
 pub fn field(bytes: &[u8]) -> &[u8] {
-    &bytes[..memchr0(bytes).unwrap_or(bytes.len())]
+    &bytes[..memchr(0, bytes).unwrap_or(bytes.len())]
 }
 
 /// True when the field holds bytes after the NUL that ends its content.
 pub fn has_garbage(bytes: &[u8]) -> bool {
-    memchr0(bytes).is_some_and(|n| bytes[n + 1..].iter().any(|&b| b != 0))
+    memchr(0, bytes).is_some_and(|n| bytes[n + 1..].iter().any(|&b| b != 0))
 }
 
 /// True when the field has a terminating NUL, as the daemon requires.
 pub fn is_terminated(bytes: &[u8]) -> bool {
-    memchr0(bytes).is_some()
-}
-
-#[inline]
-fn memchr0(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == 0)
+    memchr(0, bytes).is_some()
 }
 
 /// Does the key field hold exactly `key`? Touches only `key.len() + 1` bytes.
@@ -156,10 +153,7 @@ pub enum FieldError {
 impl FieldError {
     /// Too long for a record or for the host: `write --split` could cut it.
     pub fn is_length(&self) -> bool {
-        matches!(
-            self,
-            FieldError::TooLong { .. } | FieldError::OverHost { .. }
-        )
+        matches!(self, Self::TooLong { .. } | Self::OverHost { .. })
     }
 }
 
@@ -173,20 +167,14 @@ pub fn check_field(field: Field, bytes: &[u8], limits: Limits) -> Result<&str, F
     if field == Field::Key && bytes.is_empty() {
         return Err(FieldError::EmptyKey);
     }
-    if let Some(at) = memchr0(bytes) {
-        return Err(FieldError::Nul { field, at });
-    }
-    if bytes.len() > max {
+    // A NUL is named before the length.
+    if bytes.len() > max && memchr(0, bytes).is_none() {
         let bytes = bytes.len();
         return Err(FieldError::TooLong { field, bytes, max });
     }
     let text = check_text(field, bytes)?;
-    let units = if limits == Limits::Host {
-        utf16_units(text)
-    } else {
-        0
-    };
-    if units > max_units {
+    let units = utf16_units(text);
+    if limits == Limits::Host && units > max_units {
         let max = max_units;
         return Err(FieldError::OverHost { field, units, max });
     }
@@ -196,7 +184,7 @@ pub fn check_field(field: Field, bytes: &[u8], limits: Limits) -> Result<&str, F
 /// The checks of [`check_field`] that do not depend on length: no NUL, and
 /// UTF-8. For text that is cut into records (`write --split`).
 pub fn check_text(field: Field, bytes: &[u8]) -> Result<&str, FieldError> {
-    if let Some(at) = memchr0(bytes) {
+    if let Some(at) = memchr(0, bytes) {
         return Err(FieldError::Nul { field, at });
     }
     std::str::from_utf8(bytes).map_err(|e| FieldError::NotUtf8 {

@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Interference;
 
@@ -34,7 +35,6 @@ impl Seam {
         }
     }
 
-    /// The size the file must have now.
     pub(crate) fn expected(&self) -> u64 {
         self.expect
     }
@@ -59,13 +59,12 @@ impl Seam {
         Ok(())
     }
 
+    /// What was found before, or now: the file is `found` bytes.
     fn interfered(&mut self, found: u64) -> Interference {
-        let i = self.found.unwrap_or(Interference::Resized {
-            expected: self.expect,
-            found,
-        });
-        self.found = Some(i);
-        i
+        let expected = self.expect;
+        *self
+            .found
+            .get_or_insert(Interference::Resized { expected, found })
     }
 
     /// Look at the file before a call. A write `inside` the file can harm
@@ -83,16 +82,10 @@ impl Seam {
                 return Ok(());
             }
         }
-        let st = rustix::fs::fstat(file)?;
-        let i = if st.st_nlink == 0 {
-            Interference::Replaced
-        } else if st.st_size as u64 != self.expect {
-            Interference::Resized {
-                expected: self.expect,
-                found: st.st_size as u64,
-            }
-        } else {
-            return Ok(());
+        let i = match rustix::fs::fstat(file)? {
+            st if st.st_nlink == 0 => Interference::Replaced,
+            st if st.st_size as u64 != self.expect => self.interfered(st.st_size as u64),
+            _ => return Ok(()),
         };
         self.found = Some(i);
         Err(io::Error::other(i))
@@ -118,7 +111,6 @@ impl Seam {
         Ok(())
     }
 
-    /// Write all of `buf` at `at`.
     pub(crate) fn pwrite(&mut self, file: &File, buf: &[u8], at: u64) -> io::Result<()> {
         let end = at + buf.len() as u64;
         self.call(file, end <= self.expect, at, buf, |s| {
@@ -133,7 +125,6 @@ impl Seam {
         })
     }
 
-    /// Cut the file to `len` bytes.
     pub(crate) fn set_len(&mut self, file: &File, len: u64) -> io::Result<()> {
         self.call(file, false, len, &[], |s| {
             file.set_len(len)?;
@@ -148,29 +139,20 @@ impl Seam {
         self.set_times(file, None)
     }
 
-    /// Put the mtime back after a change was cut back (a full disk); only
-    /// the owner may, and for anyone else the file keeps the time of the cut.
-    pub(crate) fn restore_mtime(&mut self, file: &File, mtime: std::time::SystemTime) {
-        if let Ok(d) = mtime.duration_since(std::time::UNIX_EPOCH) {
-            let _ = self.set_times(file, Some(d));
-        }
-    }
-
-    /// Set the mtime to `mtime`, or both times to now.
-    fn set_times(&mut self, file: &File, mtime: Option<std::time::Duration>) -> io::Result<()> {
-        use rustix::fs::{Timespec, UTIME_NOW, UTIME_OMIT};
-        let special = |tv_nsec| Timespec { tv_sec: 0, tv_nsec };
-        let (last_access, last_modification) = match mtime {
-            None => (special(UTIME_NOW), special(UTIME_NOW)),
-            Some(d) => (
-                special(UTIME_OMIT),
-                Timespec {
-                    tv_sec: d.as_secs() as _,
-                    tv_nsec: d.subsec_nanos() as _,
-                },
-            ),
+    /// Set the mtime to `mtime`, or both times to now. Only the owner may set
+    /// a given time: for anyone else a cut-back file keeps the time of the cut.
+    pub(crate) fn set_times(&mut self, file: &File, mtime: Option<SystemTime>) -> io::Result<()> {
+        use rustix::fs::{Timespec, Timestamps, UTIME_NOW, UTIME_OMIT};
+        let ts = |tv_sec, tv_nsec| Timespec { tv_sec, tv_nsec };
+        let [last_access, last_modification] = match mtime.map(|t| t.duration_since(UNIX_EPOCH)) {
+            None => [ts(0, UTIME_NOW), ts(0, UTIME_NOW)],
+            Some(Ok(d)) => [
+                ts(0, UTIME_OMIT),
+                ts(d.as_secs() as _, d.subsec_nanos() as _),
+            ],
+            Some(Err(_)) => return Ok(()),
         };
-        let times = rustix::fs::Timestamps {
+        let times = Timestamps {
             last_access,
             last_modification,
         };
@@ -202,30 +184,23 @@ pub mod crashpoint {
     pub enum Stop {
         /// After the k-th call (1-based) has completed.
         After(usize),
-        /// Inside the k-th call, once the part before its b-th page
-        /// boundary (1-based) is written.
-        Inside {
-            /// The call, 1-based.
-            call: usize,
-            /// The boundary, 1-based.
-            boundary: usize,
-        },
+        /// Inside call number `call`, once the part before its page boundary
+        /// number `boundary` is written (both 1-based).
+        Inside { call: usize, boundary: usize },
     }
 
     /// One call through the seam, as recorded by a run.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct Call {
-        /// The file offset written at (for a truncation: the new length).
-        pub at: u64,
-        /// Bytes written (0 for a truncation or a touch).
-        pub len: usize,
-        /// Page boundaries strictly inside the write.
+        /// Page boundaries strictly inside the write (none for a truncation
+        /// or a touch).
         pub boundaries: usize,
     }
 
     /// What another program does to the file, run just before a call.
     pub type Act = Box<dyn FnOnce()>;
 
+    #[derive(Default)]
     struct State {
         stop: Option<Stop>,
         calls: Vec<Call>,
@@ -237,13 +212,16 @@ pub mod crashpoint {
         static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
     }
 
+    /// `f` on the state, if armed.
+    fn with<T>(f: impl FnOnce(&mut State) -> T) -> Option<T> {
+        STATE.with(|s| s.borrow_mut().as_mut().map(f))
+    }
+
     /// Record every call from now on, and stop where `stop` says.
     pub fn arm(stop: Option<Stop>) {
         let st = State {
             stop,
-            calls: Vec::new(),
-            stopped: false,
-            act: None,
+            ..State::default()
         };
         STATE.with(|s| *s.borrow_mut() = Some(st));
     }
@@ -252,19 +230,15 @@ pub mod crashpoint {
     /// (1-based), before the seam looks at the file.
     pub fn arm_interference(k: usize, act: Act) {
         arm(None);
-        STATE.with(|s| s.borrow_mut().as_mut().map(|st| st.act = Some((k, act))));
+        with(|st| st.act = Some((k, act)));
     }
 
     pub(super) fn interfere() {
-        let act = STATE.with(|s| {
-            let mut s = s.borrow_mut();
-            let st = s.as_mut()?;
-            match st.act {
-                Some((k, _)) if k == st.calls.len() + 1 => st.act.take().map(|(_, a)| a),
-                _ => None,
-            }
+        let act = with(|st| match st.act {
+            Some((k, _)) if k == st.calls.len() + 1 => st.act.take().map(|(_, a)| a),
+            _ => None,
         });
-        if let Some(act) = act {
+        if let Some(act) = act.flatten() {
             act();
         }
     }
@@ -288,45 +262,32 @@ pub mod crashpoint {
             .map(|p| p * page)
             .take_while(|&b| b < end)
             .collect();
-        let cut = STATE.with(|s| {
-            let mut s = s.borrow_mut();
-            let Some(st) = s.as_mut() else {
-                return Ok(None);
-            };
+        let cut = with(|st| {
             if st.stopped {
                 return Err(stopped());
             }
-            let (len, boundaries) = (buf.len(), cuts.len());
             st.calls.push(Call {
-                at,
-                len,
-                boundaries,
+                boundaries: cuts.len(),
             });
-            match st.stop {
+            Ok(match st.stop {
                 Some(Stop::Inside { call, boundary }) if call == st.calls.len() => {
                     st.stopped = true;
-                    Ok(Some(cuts.get(boundary.wrapping_sub(1)).copied()))
+                    Some(cuts.get(boundary.wrapping_sub(1)).copied())
                 }
-                _ => Ok(None),
-            }
-        })?;
-        match cut {
-            None => Ok(()),
-            Some(b) => {
-                if let Some(b) = b {
-                    file.write_all_at(&buf[..(b - at) as usize], at)?;
-                }
-                Err(stopped())
-            }
+                _ => None,
+            })
+        });
+        let Some(cut) = cut.transpose()?.flatten() else {
+            return Ok(());
+        };
+        if let Some(b) = cut {
+            file.write_all_at(&buf[..(b - at) as usize], at)?;
         }
+        Err(stopped())
     }
 
     pub(super) fn after() {
-        STATE.with(|s| {
-            if let Some(st) = s.borrow_mut().as_mut() {
-                st.stopped |= st.stop == Some(Stop::After(st.calls.len()));
-            }
-        });
+        with(|st| st.stopped |= st.stop == Some(Stop::After(st.calls.len())));
     }
 }
 
