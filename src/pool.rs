@@ -30,8 +30,12 @@ impl PoolId {
     pub const EXTERNAL: PoolId = PoolId(0);
     /// Pool 1: what the guest sends; the only pool the host reads back.
     pub const GUEST: PoolId = PoolId(1);
+    /// Pool 2: answered by the daemon itself.
+    pub const AUTO: PoolId = PoolId(2);
     /// Pool 3: facts about the host and the VM.
     pub const AUTO_EXTERNAL: PoolId = PoolId(3);
+    /// Pool 4: unused.
+    pub const AUTO_INTERNAL: PoolId = PoolId(4);
     /// Every pool, in number order.
     pub const ALL: [PoolId; 5] = [PoolId(0), PoolId(1), PoolId(2), PoolId(3), PoolId(4)];
 
