@@ -13,11 +13,6 @@ use crate::examples;
 use crate::output::Format;
 use crate::pool::{self, PoolId};
 
-const EXIT_STATUS: &str = "\
-Exit status: 0 success, 1 nothing matched (0 for a 2.0 command line, as in
-2.0), 2 usage or input error (nothing changed), 3 environment or I/O error
-(missing daemon, permission, lock timeout).";
-
 /// Read, write and delete Hyper-V Key-Value Pair (KVP) records.
 ///
 /// hvkvp works on the pool files the Hyper-V KVP daemon (hv_kvp_daemon) keeps in /var/lib/hyperv:
@@ -28,7 +23,7 @@ Exit status: 0 success, 1 nothing matched (0 for a 2.0 command line, as in
 #[command(
     name = "hvkvp",
     version,
-    after_help = format!("{}\n\n{EXIT_STATUS}", examples::MAIN.help()),
+    after_help = examples::MAIN.0,
     max_term_width = 100
 )]
 pub struct Cli {
@@ -281,7 +276,7 @@ fn verb_options(c: clap::Command) -> clap::Command {
     }
     .about(about);
     match examples::of_verb(c.get_name()) {
-        Some(e) => c.after_help(e.help()),
+        Some(e) => c.after_help(e.0),
         None => c.mut_args(|a| if a.is_global_set() { a.hide(true) } else { a }),
     }
 }

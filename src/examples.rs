@@ -1,74 +1,78 @@
 //! The examples of `--help` and of the man page, as plain data: each verb's
-//! list of command lines and what they do. `cli` renders them after each
-//! help text, `commands::generate` into the man page.
+//! list of command lines and what they do, laid out as `--help` prints them.
+//! `cli` gives them to clap as they are, `commands::generate` reads them back
+//! into the man page.
 
-/// A list of examples, and where `--help` starts their descriptions.
-pub struct Examples {
-    /// The column of `--help` where descriptions start; a command too long
-    /// to leave two spaces before it has its description on the next line.
-    pub column: usize,
-    /// One example a line: the command line, two spaces, what it does.
-    pub list: &'static str,
-}
+/// `Examples:`, then one example a line: two spaces, the command line, and
+/// what it does at a column, or alone on the next line when the command
+/// leaves no two spaces before the column.
+pub struct Examples(pub &'static str);
 
-/// `hvkvp --help`, and the man page's EXAMPLES section.
-pub const MAIN: Examples = Examples {
-    column: 41,
-    list: r"hvkvp read -p params  every record the host sent about itself (pool 3)
-hvkvp read -p 3 VirtualMachineName  one value, exactly as stored
-hvkvp write GuestStatus ready  tell the host something (pool 1)
-hvkvp delete GuestStatus  take it back
-hvkvp read -k vm -i -s params  2.0 style: keys containing 'vm', any case",
-};
+/// `hvkvp --help`, the exit status after a blank line; the man page's EXAMPLES.
+pub const MAIN: Examples = Examples(
+    r"Examples:
+  hvkvp read -p params                   every record the host sent about itself (pool 3)
+  hvkvp read -p 3 VirtualMachineName     one value, exactly as stored
+  hvkvp write GuestStatus ready          tell the host something (pool 1)
+  hvkvp delete GuestStatus               take it back
+  hvkvp read -k vm -i -s params          2.0 style: keys containing 'vm', any case
+
+Exit status: 0 success, 1 nothing matched (0 for a 2.0 command line, as in
+2.0), 2 usage or input error (nothing changed), 3 environment or I/O error
+(missing daemon, permission, lock timeout).",
+);
 
 /// `hvkvp read --help`.
-pub const READ: Examples = Examples {
-    column: 42,
-    list: r"hvkvp read  every record of pool 0 (external)
-hvkvp read -p 3 VirtualMachineId  print one value (exit 1 if absent)
-hvkvp read -a -o json  every pool as one JSON array
-hvkvp read -s params -k host -i  2.0 style: keys containing 'host', any case
-hvkvp read -s params -k '^Physical'  2.0 style: -k is a 2.0 pattern; nothing found: exit 0
-hvkvp read -p 3 -E -k '^Physical'  keys matching a regular expression
-hvkvp read -p 1 -0 | xargs -0 -n2  NUL-separated, exact bytes
-hvkvp read Role --wait=300  wait up to 5 minutes for the host to set Role
-hvkvp read ignition.config --join  a value stored as chunks .0, .1, …
-hvkvp read -p 3 -o object  one JSON object keyed by name",
-};
+pub const READ: Examples = Examples(
+    r"Examples:
+  hvkvp read                              every record of pool 0 (external)
+  hvkvp read -p 3 VirtualMachineId        print one value (exit 1 if absent)
+  hvkvp read -a -o json                   every pool as one JSON array
+  hvkvp read -s params -k host -i         2.0 style: keys containing 'host', any case
+  hvkvp read -s params -k '^Physical'     2.0 style: -k is a 2.0 pattern; nothing found: exit 0
+  hvkvp read -p 3 -E -k '^Physical'       keys matching a regular expression
+  hvkvp read -p 1 -0 | xargs -0 -n2       NUL-separated, exact bytes
+  hvkvp read Role --wait=300              wait up to 5 minutes for the host to set Role
+  hvkvp read ignition.config --join       a value stored as chunks .0, .1, …
+  hvkvp read -p 3 -o object               one JSON object keyed by name",
+);
 
 /// `hvkvp write --help`.
-pub const WRITE: Examples = Examples {
-    column: 42,
-    list: r"hvkvp write GuestStatus ready  set a key in pool 1 (guest to host)
-hvkvp write -k GuestStatus -v ready  2.0 style: the same, then print pool 1 (-x: not)
-hvkvp write -m off -k Status -v done  2.0 style: update every key containing 'Status'
-date -Is | hvkvp write LastBoot -  the value from stdin, trailing newline dropped
-hvkvp write -i gueststatus done  update 'GuestStatus' whatever its case
-hvkvp write -- Offset -5  a value that starts with '-'
-hvkvp write --split Config - < app.json  a long value as chunks Config.0, Config.1, …
-printf 'a=1\nb=2\n' | hvkvp write --batch -  many keys under one lock
-hvkvp read -o json -p 1 | ssh vm2 hvkvp write --batch -  copy pool 1 to another guest",
-};
+pub const WRITE: Examples = Examples(
+    r"Examples:
+  hvkvp write GuestStatus ready           set a key in pool 1 (guest to host)
+  hvkvp write -k GuestStatus -v ready     2.0 style: the same, then print pool 1 (-x: not)
+  hvkvp write -m off -k Status -v done    2.0 style: update every key containing 'Status'
+  date -Is | hvkvp write LastBoot -       the value from stdin, trailing newline dropped
+  hvkvp write -i gueststatus done         update 'GuestStatus' whatever its case
+  hvkvp write -- Offset -5                a value that starts with '-'
+  hvkvp write --split Config - < app.json
+                                          a long value as chunks Config.0, Config.1, …
+  printf 'a=1\nb=2\n' | hvkvp write --batch -
+                                          many keys under one lock
+  hvkvp read -o json -p 1 | ssh vm2 hvkvp write --batch -
+                                          copy pool 1 to another guest",
+);
 
 /// `hvkvp delete --help`.
-pub const DELETE: Examples = Examples {
-    column: 42,
-    list: r"hvkvp delete GuestStatus  delete one key from pool 1
-hvkvp delete -k Temp -m off  2.0 style: every key containing 'Temp', then print pool 1
-hvkvp delete -k keep -n -m off -x  every key NOT containing 'keep', printing nothing
-hvkvp delete -d  keep only the last record of each key
-hvkvp delete -c  drop records the host cannot read
-hvkvp delete -A  empty pool 1
-hvkvp delete -A --if-stale  empty pool 1 only if written before this boot",
-};
+pub const DELETE: Examples = Examples(
+    r"Examples:
+  hvkvp delete GuestStatus                delete one key from pool 1
+  hvkvp delete -k Temp -m off             2.0 style: every key containing 'Temp', then print pool 1
+  hvkvp delete -k keep -n -m off -x       every key NOT containing 'keep', printing nothing
+  hvkvp delete -d                         keep only the last record of each key
+  hvkvp delete -c                         drop records the host cannot read
+  hvkvp delete -A                         empty pool 1
+  hvkvp delete -A --if-stale              empty pool 1 only if written before this boot",
+);
 
 /// `hvkvp check --help`.
-pub const CHECK: Examples = Examples {
-    column: 42,
-    list: r"hvkvp check  every pool that exists
-hvkvp check -p 1  only the guest pool
-hvkvp check -o json  for monitoring: one JSON object per pool",
-};
+pub const CHECK: Examples = Examples(
+    r"Examples:
+  hvkvp check                             every pool that exists
+  hvkvp check -p 1                        only the guest pool
+  hvkvp check -o json                     for monitoring: one JSON object per pool",
+);
 
 /// Each verb's examples, by name.
 pub fn of_verb(verb: &str) -> Option<&'static Examples> {
@@ -82,32 +86,16 @@ pub fn of_verb(verb: &str) -> Option<&'static Examples> {
 }
 
 impl Examples {
-    /// (command line, what it does), in order.
+    /// (command line, what it does), in order, read back from the layout.
     pub fn examples(&self) -> impl Iterator<Item = (&'static str, &'static str)> {
-        // Not `split_once("  ")`: its searcher costs more to set up than a one-key read saves.
-        self.list.lines().map(|l| {
-            let end = l.as_bytes().windows(2).position(|w| w == b"  ");
-            let end = end.expect("two spaces after the command");
-            (&l[..end], &l[end + 2..])
+        let mut lines = self.0.lines().skip(1).take_while(|l| !l.is_empty());
+        std::iter::from_fn(move || {
+            let line = &lines.next()?[2..];
+            Some(match line.split_once("  ") {
+                Some((command, what)) => (command, what.trim_start()),
+                None => (line, lines.next()?.trim_start()),
+            })
         })
-    }
-
-    /// The `Examples:` block of `--help`: two spaces, the command, the
-    /// description at [`Examples::column`].
-    pub fn help(&self) -> String {
-        let mut s = String::with_capacity(2 * self.list.len());
-        s.push_str("Examples:");
-        for (command, what) in self.examples() {
-            let at = 2 + command.chars().count();
-            let below = at + 2 > self.column;
-            s.push_str("\n  ");
-            s.push_str(command);
-            s.push_str(if below { "\n" } else { "" });
-            let pad = if below { self.column } else { self.column - at };
-            s.extend(std::iter::repeat_n(' ', pad));
-            s.push_str(what);
-        }
-        s
     }
 }
 
@@ -117,13 +105,8 @@ mod tests {
 
     #[test]
     fn a_long_command_has_its_description_below() {
-        let e = Examples {
-            column: 12,
-            list: "hvkvp a  short\nhvkvp bbbbb  long",
-        };
-        assert_eq!(
-            e.help(),
-            "Examples:\n  hvkvp a   short\n  hvkvp bbbbb\n            long"
-        );
+        let e = Examples("Examples:\n  hvkvp a   short\n  hvkvp bbbbb\n            long\n\nAfter.");
+        let all: Vec<_> = e.examples().collect();
+        assert_eq!(all, [("hvkvp a", "short"), ("hvkvp bbbbb", "long")]);
     }
 }
