@@ -18,7 +18,7 @@ use crate::watch::{self, Watch};
 
 /// Print the records of `pool` (default 0) that the arguments name.
 pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error> {
-    let all_pools = a.all_pools.set;
+    let all_pools = a.all_pools;
     let key = a.key.as_deref().map(os_bytes);
     // Read matches substrings unless -m on.
     let (k, p) = (a.key.as_deref(), a.pattern.as_deref());
@@ -101,7 +101,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
         return Ok(Exit::Success);
     }
     // JSON says "nothing" as an empty array or object.
-    if !(ctx.quiet || a.noout.set) && (structured || count > 0) {
+    if !(ctx.quiet || a.noout) && (structured || count > 0) {
         print(ctx, render)?;
     }
     if failed {

@@ -34,7 +34,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, E
     if a.split && a.ignore_case {
         return Err(Error::Input("--split and -i do not go together".into()));
     }
-    let limits = match a.force.set {
+    let limits = match a.force {
         true => Limits::FieldOnly,
         false => Limits::Host,
     };
@@ -90,7 +90,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, E
             (sets, tag, pattern, a.split.then_some(key))
         }
     };
-    let id = writable(pool.unwrap_or(PoolId::GUEST), a.force.set)?;
+    let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
     let mut p = Changing::open(ctx, id, Access::WriteCreate)?;
     p.require_aligned()?;
     // One exact key: compare each field in place, length first.
@@ -143,7 +143,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, E
             show_key(&h.bad)
         ));
     }
-    list_after_change(ctx, id, a.noout.set)?;
+    list_after_change(ctx, id, a.noout)?;
     Ok(Exit::Success)
 }
 
