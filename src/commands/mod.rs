@@ -109,10 +109,7 @@ pub(crate) fn key_matcher(
     exact_by_default: bool,
 ) -> Result<Option<Matcher>, Error> {
     if let Some(k) = key.map(os_bytes) {
-        return Ok(Some(match m.ignore_case {
-            true => Matcher::exact_fold(k),
-            false => Matcher::exact(k),
-        }));
+        return Ok(Some(Matcher::key(k, m.ignore_case)));
     }
     let Some(p) = pattern else {
         return Ok(None);

@@ -219,7 +219,7 @@ fn other_case(ctx: &Ctx, pools: &[PoolId], key: &[u8], a: &ReadArgs) -> Option<(
     if a.matching.ignore_case || a.join {
         return None;
     }
-    let m = Matcher::exact_fold(key);
+    let m = Matcher::key(key, true);
     let found = |&id| Some((id, first_key(ctx, id, &m, false).ok()??));
     pools.iter().find_map(found)
 }
