@@ -94,7 +94,7 @@
 //! |---|---|
 //! | `src/main.rs` | the edge: parse, run, turn the outcome into an exit status |
 //! | `src/cli.rs` | the whole command line (clap), and what makes a line a 2.0 one |
-//! | `src/examples.rs`, `src/man.rs` | the examples of `--help` and of the man page, and the man page's other words, as data |
+//! | `src/examples.rs` | the examples of `--help` and of the man page, and the man page's other words, as data |
 //! | `src/commands/` | one module per verb: `read`, `write`, `delete`, `check`, and the hidden `generate` (man page, completions) |
 //! | `src/matcher.rs` | which keys a command acts on: exact, substring, any case, 2.0 patterns, `-E` |
 //! | `src/matcher/legacy.rs` | 2.0 patterns read as libstdc++'s `std::regex` reads them, each piece written as the bytes it matches |
@@ -199,8 +199,6 @@ mod seam;
 mod batch;
 #[cfg(feature = "cli")]
 mod inspect;
-#[cfg(feature = "cli")]
-mod man;
 #[cfg(feature = "cli")]
 mod stale;
 #[cfg(feature = "cli")]
