@@ -247,7 +247,7 @@ fn object_key(name: &str) -> Result<Vec<u8>, Error> {
             Error::Input(format!(
                 "batch key \"{}\": after the NUL, a key's name holds its bytes in hex, and \
                  this is not hex",
-                crate::output::sanitize(text)
+                crate::output::show_key(text.as_bytes())
             ))
         }),
     }

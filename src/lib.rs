@@ -231,11 +231,5 @@ pub mod internal {
     pub mod output;
     #[cfg(feature = "crashpoint")]
     pub use crate::seam::crashpoint;
-
-    /// Run one parsed command line. [`crate::exit_status`] turns the
-    /// outcome into the process's exit status; the binary prints the
-    /// error, if any.
-    pub fn run(cli: cli::Cli, io: commands::Streams<'_>) -> Result<crate::Exit, crate::Error> {
-        commands::run(cli, io)
-    }
+    pub use commands::run;
 }

@@ -76,7 +76,9 @@ fn run(args: Vec<OsString>) -> Exit {
     // -1`) is not an error: nothing is said.
     if let Some(err) = outcome.as_ref().err().filter(|e| !e.is_broken_pipe()) {
         let msg = advice::shown(err);
-        let shown = stderr.is_terminal().then(|| output::sanitize(&msg));
+        let shown = stderr
+            .is_terminal()
+            .then(|| output::show_key(msg.as_bytes()));
         let _ = writeln!(stderr.lock(), "hvkvp: error: {}", shown.unwrap_or(msg));
     }
     exit_status(&outcome)
