@@ -27,12 +27,8 @@ pub fn write_text(
     escape: bool,
 ) -> io::Result<()> {
     if reports.is_empty() {
-        let dir = dir.display().to_string();
-        let dir = if escape {
-            show_key(dir.as_bytes())
-        } else {
-            dir
-        };
+        let d = dir.display().to_string();
+        let dir = if escape { show_key(d.as_bytes()) } else { d };
         return writeln!(
             out,
             "no pool files in {dir}: the KVP daemon creates them when it starts; is \
@@ -58,12 +54,8 @@ fn delete(r: &Report, what: &str) -> String {
 
 fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()> {
     let f = &r.facts;
-    let path = r.path.display().to_string();
-    let path = if escape {
-        show_key(path.as_bytes())
-    } else {
-        path
-    };
+    let p = r.path.display().to_string();
+    let path = if escape { show_key(p.as_bytes()) } else { p };
     let (records, size) = (count(f.records, "record"), count(f.size as usize, "byte"));
     let (id, mode) = (r.id, r.mode);
     writeln!(out, "pool {id}: {path}, {records}, {size}, mode {mode:04o}")?;
