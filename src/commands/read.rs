@@ -12,7 +12,7 @@ use crate::error::{Error, Exit};
 use crate::inspect::KeyIndex;
 use crate::matcher::Matcher;
 use crate::output::spool::{NoTempFile, Spool, NO_TEMP_FILE};
-use crate::output::{show_key, Format, Render, Style};
+use crate::output::{noun, show_key, Format, Render, Style};
 use crate::pool::{self, Access, Pool, PoolId};
 use crate::watch::{self, Watch};
 
@@ -200,15 +200,13 @@ fn not_found(ctx: &mut Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadA
     ctx.io
         .tell_no_match(&format!("{key_shown}: no such key in pool {id}"));
     // Said even to a script: the key may be in a pool not searched.
-    let (s, were) = match busy.len() {
-        1 => ("", "was"),
-        _ => ("s", "were"),
-    };
-    let busy: Vec<String> = busy.iter().map(|id| id.number().to_string()).collect();
     if !busy.is_empty() {
+        let pools = noun(busy.len(), "pool");
+        let were = if busy.len() == 1 { "was" } else { "were" };
+        let busy: Vec<String> = busy.iter().map(|id| id.number().to_string()).collect();
         let busy = busy.join(", ");
         ctx.io.say(&format!(
-            "pool{s} {busy} {were} busy and not searched for the key"
+            "{pools} {busy} {were} busy and not searched for the key"
         ));
     }
 }
