@@ -3,11 +3,11 @@
 //! `read -o object` prints, or with `-0` what `read -0` prints. A key given
 //! twice takes its last value, in the place of its first.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
 use crate::error::Error;
+use crate::inspect::KeyIndex;
 use crate::record::{check_field, Field, FieldError, Limits};
 
 /// (key, value) pairs, in order.
@@ -66,8 +66,7 @@ pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
     let mut kept = Kept {
         limits,
         out: Vec::new(),
-        at: HashMap::new(),
-        collided: Vec::new(),
+        keys: KeyIndex::default(),
     };
     let first = input.iter().find(|b| !b.is_ascii_whitespace());
     if null {
@@ -103,14 +102,11 @@ pub fn parse(input: &[u8], null: bool, limits: Limits) -> Result<Pairs, Error> {
     Ok(kept.out)
 }
 
-/// The pairs checked so far, each key once, found by its hash.
+/// The pairs checked so far, each key once, found by its hashes.
 struct Kept {
     limits: Limits,
     out: Pairs,
-    /// The pair each key hash first went to.
-    at: HashMap<u64, usize>,
-    /// Pairs whose key hash another key had first.
-    collided: Vec<usize>,
+    keys: KeyIndex,
 }
 
 impl Kept {
@@ -121,22 +117,9 @@ impl Kept {
         };
         check_field(Field::Key, key, self.limits).map_err(named)?;
         check_field(Field::Value, value, self.limits).map_err(named)?;
-        let n = self.out.len();
-        let out = &mut self.out;
-        let first = *self.at.entry(crate::record::fnv1a64(&[key])).or_insert(n);
-        // None: no other key has its hash; Some(None): one has, but not it.
-        let found = (first < n).then(|| {
-            let mut same = std::iter::once(first).chain(self.collided.iter().copied());
-            same.find(|&i| out[i].0 == key)
-        });
-        match found {
-            Some(Some(i)) => out[i].1 = value.to_vec(),
-            new => {
-                if new.is_some() {
-                    self.collided.push(n);
-                }
-                out.push((key.to_vec(), value.to_vec()));
-            }
+        match self.keys.first_or_insert(key, self.out.len()) {
+            Some(i) => self.out[i].1 = value.to_vec(),
+            None => self.out.push((key.to_vec(), value.to_vec())),
         }
         Ok(())
     }
@@ -247,7 +230,7 @@ fn object_key(name: &str) -> Result<Vec<u8>, Error> {
             Error::Input(format!(
                 "batch key \"{}\": after the NUL, a key's name holds its bytes in hex, and \
                  this is not hex",
-                crate::output::sanitize(text)
+                crate::output::show_key(text.as_bytes())
             ))
         }),
     }

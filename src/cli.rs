@@ -13,11 +13,6 @@ use crate::examples;
 use crate::output::Format;
 use crate::pool::{self, PoolId};
 
-const EXIT_STATUS: &str = "\
-Exit status: 0 success, 1 nothing matched (0 for a 2.0 command line, as in
-2.0), 2 usage or input error (nothing changed), 3 environment or I/O error
-(missing daemon, permission, lock timeout).";
-
 /// Read, write and delete Hyper-V Key-Value Pair (KVP) records.
 ///
 /// hvkvp works on the pool files the Hyper-V KVP daemon (hv_kvp_daemon) keeps in /var/lib/hyperv:
@@ -28,7 +23,7 @@ Exit status: 0 success, 1 nothing matched (0 for a 2.0 command line, as in
 #[command(
     name = "hvkvp",
     version,
-    after_help = format!("{}\n\n{EXIT_STATUS}", examples::MAIN.help()),
+    after_help = examples::MAIN.0,
     max_term_width = 100
 )]
 pub struct Cli {
@@ -80,17 +75,17 @@ impl Cli {
                     a.key.is_none()
                         && a.output.is_none()
                         && a.wait.is_none()
-                        && !(a.matching.regex || a.all_pools.set || a.null || a.join)
+                        && !(a.matching.regex || a.all_pools || a.null || a.join)
                 }
                 Command::Write(a) => {
                     a.key.is_none()
                         && a.value.is_none()
                         && a.batch.is_none()
                         && a.key_opt.is_some()
-                        && !(a.force.set || a.split || a.null || a.chomp || a.keep_newline)
+                        && !(a.force || a.split || a.null || a.chomp || a.keep_newline)
                 }
                 Command::Delete(a) => {
-                    a.key.is_none() && !a.matching.regex && !a.force.set && !a.if_stale
+                    a.key.is_none() && !a.matching.regex && !a.force && !a.if_stale
                 }
                 Command::Check(_) | Command::Generate(_) => false,
             }
@@ -126,7 +121,7 @@ impl Cli {
             // `hvkvp -p 1 read -a` read every pool.
             Command::Read(ReadArgs { all_pools, .. })
             | Command::Check(CheckArgs { all_pools, .. })
-                if all_pools.set && g.pool().is_some() =>
+                if *all_pools && g.pool().is_some() =>
             {
                 refused("-a is every pool, -p and -s name one: give one or the other")
             }
@@ -281,7 +276,7 @@ fn verb_options(c: clap::Command) -> clap::Command {
     }
     .about(about);
     match examples::of_verb(c.get_name()) {
-        Some(e) => c.after_help(e.help()),
+        Some(e) => c.after_help(e.0),
         None => c.mut_args(|a| if a.is_global_set() { a.hide(true) } else { a }),
     }
 }
@@ -357,38 +352,13 @@ pub struct MatchArgs {
     pub regex: bool,
 }
 
-/// `-x`/`--noout` (read, write, delete), declared once.
-#[derive(Debug, Args)]
-pub struct NoOut {
-    /// Print nothing on stdout, as -q; hvkvp 2.0's spelling, which also
-    /// stops the pool listing after a 2.0-form write or delete.
-    #[arg(short = 'x', long = "noout", id = "noout")]
-    pub set: bool,
-}
-
-/// `--force` (write, delete), declared once; each verb says what it lifts.
-#[derive(Debug, Args)]
-pub struct Force {
-    /// Act on a pool other than 1.
-    #[arg(long = "force", id = "force")]
-    pub set: bool,
-}
-
-/// `-a`/`--all-pools` (read, check), declared once; each verb says what it does.
-#[derive(Debug, Args)]
-pub struct AllPools {
-    /// Every pool file that exists.
-    #[arg(
-        short = 'a',
-        long = "all-pools",
-        id = "all_pools",
-        conflicts_with_all = ["pool", "keyset"]
-    )]
-    pub set: bool,
-}
+/// `-x` (read, write, delete).
+const NOOUT: &str = "Print nothing on stdout, as -q; hvkvp 2.0's spelling, which also stops the \
+                     pool listing after a 2.0-form write or delete";
 
 /// `hvkvp read`.
 #[derive(Debug, Args)]
+// `mut_arg` also moves an option last, where the completion scripts have always listed it.
 #[command(mut_arg("all_pools", |a| a.help(
     "Read every pool file that exists; each record is prefixed with its pool. \
      One that cannot be read is named, the others printed: exit 3"
@@ -407,9 +377,9 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub matching: MatchArgs,
 
-    /// `-a`.
-    #[command(flatten)]
-    pub all_pools: AllPools,
+    /// `-a`: its help is set above.
+    #[arg(short = 'a', long, conflicts_with_all = ["pool", "keyset"])]
+    pub all_pools: bool,
 
     /// Output: kv (key: value), value, json. Default: value for KEY, kv otherwise.
     #[arg(short = 'o', long, value_name = "FORMAT")]
@@ -420,8 +390,8 @@ pub struct ReadArgs {
     pub null: bool,
 
     /// `-x`.
-    #[command(flatten)]
-    pub noout: NoOut,
+    #[arg(short = 'x', long, help = NOOUT)]
+    pub noout: bool,
 
     /// With KEY: if it is absent, wait until it appears (at most SECS
     /// seconds, written --wait=SECS; default: for ever), then print it.
@@ -502,13 +472,13 @@ pub struct WriteArgs {
     )]
     pub exact: Option<OnOff>,
 
-    /// `--force`.
-    #[command(flatten)]
-    pub force: Force,
+    /// `--force`: its help is set above.
+    #[arg(long)]
+    pub force: bool,
 
     /// `-x`.
-    #[command(flatten)]
-    pub noout: NoOut,
+    #[arg(short = 'x', long, help = NOOUT)]
+    pub noout: bool,
 
     /// A value over the host's limits is written as chunks KEY.0, KEY.1, … each within them; chunks
     /// left from an older value are removed. A kill -9 while chunks are rewritten can leave chunks
@@ -577,13 +547,13 @@ pub struct DeleteArgs {
     )]
     pub if_stale: bool,
 
-    /// `--force`.
-    #[command(flatten)]
-    pub force: Force,
+    /// `--force`: its help is set above.
+    #[arg(long)]
+    pub force: bool,
 
     /// `-x`.
-    #[command(flatten)]
-    pub noout: NoOut,
+    #[arg(short = 'x', long, help = NOOUT)]
+    pub noout: bool,
 }
 
 /// `hvkvp check`.
@@ -593,9 +563,9 @@ pub struct DeleteArgs {
      One that cannot be read is named, the others reported: exit 3"
 )))]
 pub struct CheckArgs {
-    /// `-a`.
-    #[command(flatten)]
-    pub all_pools: AllPools,
+    /// `-a`: its help is set above.
+    #[arg(short = 'a', long, conflicts_with_all = ["pool", "keyset"])]
+    pub all_pools: bool,
 
     /// Output: text (a report for people) or json (one object per pool).
     #[arg(short = 'o', long, value_name = "FORMAT", default_value = "text")]

@@ -94,7 +94,7 @@
 //! |---|---|
 //! | `src/main.rs` | the edge: parse, run, turn the outcome into an exit status |
 //! | `src/cli.rs` | the whole command line (clap), and what makes a line a 2.0 one |
-//! | `src/examples.rs`, `src/man.rs` | the examples of `--help` and of the man page, and the man page's other words, as data |
+//! | `src/examples.rs` | the examples of `--help` and of the man page, and the man page's other words, as data |
 //! | `src/commands/` | one module per verb: `read`, `write`, `delete`, `check`, and the hidden `generate` (man page, completions) |
 //! | `src/matcher.rs` | which keys a command acts on: exact, substring, any case, 2.0 patterns, `-E` |
 //! | `src/matcher/legacy.rs` | 2.0 patterns read as libstdc++'s `std::regex` reads them, each piece written as the bytes it matches |
@@ -200,8 +200,6 @@ mod batch;
 #[cfg(feature = "cli")]
 mod inspect;
 #[cfg(feature = "cli")]
-mod man;
-#[cfg(feature = "cli")]
 mod stale;
 #[cfg(feature = "cli")]
 mod watch;
@@ -233,11 +231,5 @@ pub mod internal {
     pub mod output;
     #[cfg(feature = "crashpoint")]
     pub use crate::seam::crashpoint;
-
-    /// Run one parsed command line. [`crate::exit_status`] turns the
-    /// outcome into the process's exit status; the binary prints the
-    /// error, if any.
-    pub fn run(cli: cli::Cli, io: commands::Streams<'_>) -> Result<crate::Exit, crate::Error> {
-        commands::run(cli, io)
-    }
+    pub use commands::run;
 }

@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStringExt;
 
 use clap::error::ErrorKind;
 use clap::FromArgMatches;
-use hvkvp::internal::{advice, cli, commands::Streams, output};
+use hvkvp::internal::{advice, cli, commands::Streams, output::show_key};
 use hvkvp::{exit_status, Error, Exit};
 
 #[unsafe(no_mangle)]
@@ -76,7 +76,7 @@ fn run(args: Vec<OsString>) -> Exit {
     // -1`) is not an error: nothing is said.
     if let Some(err) = outcome.as_ref().err().filter(|e| !e.is_broken_pipe()) {
         let msg = advice::shown(err);
-        let shown = stderr.is_terminal().then(|| output::sanitize(&msg));
+        let shown = stderr.is_terminal().then(|| show_key(msg.as_bytes()));
         let _ = writeln!(stderr.lock(), "hvkvp: error: {}", shown.unwrap_or(msg));
     }
     exit_status(&outcome)

@@ -52,14 +52,17 @@ impl Matcher {
         Matcher::text(b"", false, false, false)
     }
 
-    /// Matches exactly this key, byte for byte (as the daemon does).
-    pub fn exact(key: &[u8]) -> Matcher {
-        Matcher::text(key, true, false, false)
+    /// Matches exactly this key: byte for byte (as the daemon does), or ignoring case.
+    pub fn key(key: &[u8], ignore_case: bool) -> Matcher {
+        Matcher::text(key, true, ignore_case, false)
     }
 
-    /// Matches this key ignoring case.
-    pub fn exact_fold(key: &[u8]) -> Matcher {
-        Matcher::text(key, true, true, false)
+    /// The key itself, when only that key matches, byte for byte.
+    pub fn plain_key(&self) -> Option<&[u8]> {
+        match &self.how {
+            How::Exact(k) if !(self.invert || self.fold) => Some(k),
+            _ => None,
+        }
     }
 
     /// A `-k PATTERN` with its options.
@@ -98,9 +101,9 @@ impl Matcher {
     /// match compares the field in place, touching only the bytes it must.
     #[inline]
     pub fn matches_field(&self, key_field: &[u8]) -> bool {
-        match (&self.how, self.invert || self.fold) {
-            (How::Exact(k), false) => crate::record::key_is(key_field, k),
-            _ => self.is_match(crate::record::field(key_field)),
+        match self.plain_key() {
+            Some(k) => crate::record::key_is(key_field, k),
+            None => self.is_match(crate::record::field(key_field)),
         }
     }
 }

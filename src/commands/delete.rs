@@ -28,7 +28,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &DeleteArgs) -> Result<Exit, 
         Exit::Success => {}
         other => return Ok(other),
     }
-    list_after_change(ctx, id, a.noout.set)?;
+    list_after_change(ctx, id, a.noout)?;
     Ok(Exit::Success)
 }
 
@@ -50,7 +50,7 @@ fn delete(ctx: &mut Ctx, id: PoolId, a: &DeleteArgs) -> Result<Exit, Error> {
                 .into(),
         ));
     }
-    let id = writable(id, a.force.set)?;
+    let id = writable(id, a.force)?;
     // The boot time first: when it cannot be read, nothing is opened.
     let boot = a.if_stale.then(stale::boot_time).transpose()?;
 

@@ -1,5 +1,5 @@
-//! `hvkvp generate`: the man page and shell completions, from the clap definitions,
-//! [`crate::examples`] and `src/man.rs`, so that they cannot drift from `--help`.
+//! `hvkvp generate`: the man page and shell completions, from the clap definitions
+//! and [`crate::examples`], so that they cannot drift from `--help`.
 
 use std::io::{self, Write};
 
@@ -13,7 +13,6 @@ use crate::cli::{Cli, GenerateArgs, Generated};
 use crate::commands::Ctx;
 use crate::error::{Error, Exit};
 use crate::examples::{self, Examples};
-use crate::man;
 use crate::pool::PoolId;
 
 /// Print the man page or a completion script on stdout.
@@ -52,7 +51,7 @@ fn public_command() -> Command {
 
 /// A completion script, offering what `-p` takes.
 fn completion(shell: Shell) -> Vec<u8> {
-    let pools = PossibleValuesParser::new(man::POOL_NAMES.split(' '));
+    let pools = PossibleValuesParser::new(examples::POOL_NAMES.split(' '));
     let mut cmd = public_command().mut_arg("pool", |a| a.value_parser(pools));
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, BIN, &mut buf);
@@ -60,7 +59,7 @@ fn completion(shell: Shell) -> Vec<u8> {
 }
 
 /// The page: clap_mangen renders what clap knows; the other sections come
-/// from [`crate::man`] and [`crate::examples`].
+/// from [`crate::examples`].
 fn man_page() -> Vec<u8> {
     let root = public_command();
     let man = Man::new(root.clone());
@@ -87,7 +86,7 @@ fn man_page() -> Vec<u8> {
     page.mangen(false, |w| man.render_description_section(w));
 
     page.roff.control("SH", ["OPTIONS"]);
-    page.roff.text([roman(man::OPTIONS)]);
+    page.roff.text([roman(examples::OPTIONS)]);
     page.mangen(true, |w| man.render_options_section(w));
 
     page.roff.control("SH", ["COMMANDS"]);
@@ -112,20 +111,20 @@ fn man_page() -> Vec<u8> {
     }
 
     page.roff.control("SH", ["HVKVP 2.0 COMMAND LINES"]);
-    man::COMPATIBILITY.iter().for_each(|p| page.para(p));
+    examples::COMPATIBILITY.iter().for_each(|p| page.para(p));
     page.roff.control("SH", ["EXIT STATUS"]);
-    for (code, text) in man::EXIT_STATUS {
+    for (code, text) in examples::EXIT_STATUS {
         page.item(bold((code as u8).to_string()), [roman(text)]);
     }
-    page.para(man::CLOSED_PIPE);
+    page.para(examples::CLOSED_PIPE);
     page.roff.control("SH", ["FILES"]);
-    for (id, what) in PoolId::ALL.into_iter().zip(man::POOLS) {
+    for (id, what) in PoolId::ALL.into_iter().zip(examples::POOLS) {
         let path = format!("{}/{}", crate::pool::DEFAULT_DIR, id.file_name());
         page.item(bold(path), [roman(format!("Pool {}, {what}", id.number()))]);
     }
-    page.para(man::FILES);
+    page.para(examples::FILES);
     page.roff.control("SH", ["ENVIRONMENT"]);
-    let [what, wins] = man::ENVIRONMENT.map(roman);
+    let [what, wins] = examples::ENVIRONMENT.map(roman);
     page.item(
         bold(crate::cli::POOL_DIR_ENV),
         [what, bold("--pool-dir"), wins],
@@ -133,7 +132,7 @@ fn man_page() -> Vec<u8> {
     page.roff.control("SH", ["EXAMPLES"]);
     example_list(&mut page, &examples::MAIN);
     page.roff.control("SH", ["SEE ALSO"]);
-    let refs = man::SEE_ALSO.map(|(name, after)| [bold(name), roman(after)]);
+    let refs = examples::SEE_ALSO.map(|(name, after)| [bold(name), roman(after)]);
     page.roff.text(refs.concat());
     page.finish()
 }
@@ -204,12 +203,12 @@ mod tests {
 
     #[test]
     fn every_pool_name_completed_is_one_hvkvp_takes() {
-        for name in man::POOL_NAMES.split(' ') {
+        for name in examples::POOL_NAMES.split(' ') {
             assert!(PoolId::parse(name).is_ok(), "{name}");
         }
         for id in PoolId::ALL {
             let name = id.name();
-            assert!(man::POOL_NAMES.split(' ').any(|n| n == name), "{name}");
+            assert!(examples::POOL_NAMES.split(' ').any(|n| n == name), "{name}");
         }
     }
 

@@ -37,7 +37,7 @@ pub struct Streams<'a> {
 impl Streams<'_> {
     /// `hvkvp: …` on stderr, escaped on a terminal.
     pub(crate) fn say(&mut self, msg: &str) {
-        let shown = self.err_tty.then(|| crate::output::sanitize(msg));
+        let shown = self.err_tty.then(|| show_key(msg.as_bytes()));
         let _ = writeln!(self.err, "hvkvp: {}", shown.as_deref().unwrap_or(msg));
     }
 
@@ -73,7 +73,8 @@ pub struct Ctx<'a> {
     pub io: Streams<'a>,
 }
 
-/// Dispatch a parsed command line.
+/// Run one parsed command line. [`crate::exit_status`] turns the outcome into the process's exit
+/// status; the binary prints the error, if any.
 pub fn run(cli: Cli, io: Streams<'_>) -> Result<Exit, Error> {
     cli.unmeant().map_or(Ok(()), |why| Err(Error::Input(why)))?;
     let ctx = &mut Ctx {
@@ -109,10 +110,7 @@ pub(crate) fn key_matcher(
     exact_by_default: bool,
 ) -> Result<Option<Matcher>, Error> {
     if let Some(k) = key.map(os_bytes) {
-        return Ok(Some(match m.ignore_case {
-            true => Matcher::exact_fold(k),
-            false => Matcher::exact(k),
-        }));
+        return Ok(Some(Matcher::key(k, m.ignore_case)));
     }
     let Some(p) = pattern else {
         return Ok(None);

@@ -12,13 +12,13 @@ use crate::error::{Error, Exit};
 use crate::inspect::KeyIndex;
 use crate::matcher::Matcher;
 use crate::output::spool::{NoTempFile, Spool, NO_TEMP_FILE};
-use crate::output::{show_key, Format, Render, Style};
+use crate::output::{noun, show_key, Format, Render, Style};
 use crate::pool::{self, Access, Pool, PoolId};
 use crate::watch::{self, Watch};
 
 /// Print the records of `pool` (default 0) that the arguments name.
 pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Error> {
-    let all_pools = a.all_pools.set;
+    let all_pools = a.all_pools;
     let key = a.key.as_deref().map(os_bytes);
     // Read matches substrings unless -m on.
     let (k, p) = (a.key.as_deref(), a.pattern.as_deref());
@@ -101,7 +101,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &ReadArgs) -> Result<Exit, Er
         return Ok(Exit::Success);
     }
     // JSON says "nothing" as an empty array or object.
-    if !(ctx.quiet || a.noout.set) && (structured || count > 0) {
+    if !(ctx.quiet || a.noout) && (structured || count > 0) {
         print(ctx, render)?;
     }
     if failed {
@@ -200,15 +200,13 @@ fn not_found(ctx: &mut Ctx, id: PoolId, key: &[u8], matcher: &Matcher, a: &ReadA
     ctx.io
         .tell_no_match(&format!("{key_shown}: no such key in pool {id}"));
     // Said even to a script: the key may be in a pool not searched.
-    let (s, were) = match busy.len() {
-        1 => ("", "was"),
-        _ => ("s", "were"),
-    };
-    let busy: Vec<String> = busy.iter().map(|id| id.number().to_string()).collect();
     if !busy.is_empty() {
+        let pools = noun(busy.len(), "pool");
+        let were = if busy.len() == 1 { "was" } else { "were" };
+        let busy: Vec<String> = busy.iter().map(|id| id.number().to_string()).collect();
         let busy = busy.join(", ");
         ctx.io.say(&format!(
-            "pool{s} {busy} {were} busy and not searched for the key"
+            "{pools} {busy} {were} busy and not searched for the key"
         ));
     }
 }
@@ -219,7 +217,7 @@ fn other_case(ctx: &Ctx, pools: &[PoolId], key: &[u8], a: &ReadArgs) -> Option<(
     if a.matching.ignore_case || a.join {
         return None;
     }
-    let m = Matcher::exact_fold(key);
+    let m = Matcher::key(key, true);
     let found = |&id| Some((id, first_key(ctx, id, &m, false).ok()??));
     pools.iter().find_map(found)
 }

@@ -34,7 +34,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, E
     if a.split && a.ignore_case {
         return Err(Error::Input("--split and -i do not go together".into()));
     }
-    let limits = match a.force.set {
+    let limits = match a.force {
         true => Limits::FieldOnly,
         false => Limits::Host,
     };
@@ -74,23 +74,18 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, E
             };
             // The records the key names when it is more than one exact key:
             // with -i, or a 2.0 pattern (-m off: any key containing it).
-            let pattern = if ctx.compat {
-                let o = MatchOptions {
-                    exact: a.exact != Some(OnOff::Off),
-                    ignore_case: a.ignore_case,
-                    legacy: true,
-                    ..MatchOptions::default()
-                };
-                let plain =
-                    o.exact && !o.ignore_case && !crate::matcher::legacy::is_pattern(&key, false);
-                (!plain).then(|| Matcher::pattern(&key, &o)).transpose()?
-            } else {
-                a.ignore_case.then(|| Matcher::exact_fold(&key))
+            // (Outside the 2.0 form `-m off` is refused above: `exact` holds.)
+            let o = MatchOptions {
+                exact: a.exact != Some(OnOff::Off),
+                ignore_case: a.ignore_case,
+                legacy: ctx.compat,
+                ..MatchOptions::default()
             };
+            let pattern = Some(Matcher::pattern(&key, &o)?).filter(|m| m.plain_key().is_none());
             (sets, tag, pattern, a.split.then_some(key))
         }
     };
-    let id = writable(pool.unwrap_or(PoolId::GUEST), a.force.set)?;
+    let id = writable(pool.unwrap_or(PoolId::GUEST), a.force)?;
     let mut p = Changing::open(ctx, id, Access::WriteCreate)?;
     p.require_aligned()?;
     // One exact key: compare each field in place, length first.
@@ -143,7 +138,7 @@ pub fn run(ctx: &mut Ctx, pool: Option<PoolId>, a: &WriteArgs) -> Result<Exit, E
             show_key(&h.bad)
         ));
     }
-    list_after_change(ctx, id, a.noout.set)?;
+    list_after_change(ctx, id, a.noout)?;
     Ok(Exit::Success)
 }
 

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value};
 
 use super::json;
-use super::{count, noun, sanitize, show_key};
+use super::{count, noun, show_key};
 use crate::inspect::{Report, Spot};
 use crate::pool::PoolId;
 use crate::stale;
@@ -27,8 +27,8 @@ pub fn write_text(
     escape: bool,
 ) -> io::Result<()> {
     if reports.is_empty() {
-        let dir = dir.display().to_string();
-        let dir = if escape { sanitize(&dir) } else { dir };
+        let d = dir.display().to_string();
+        let dir = if escape { show_key(d.as_bytes()) } else { d };
         return writeln!(
             out,
             "no pool files in {dir}: the KVP daemon creates them when it starts; is \
@@ -54,8 +54,8 @@ fn delete(r: &Report, what: &str) -> String {
 
 fn write_report(out: &mut impl Write, r: &Report, escape: bool) -> io::Result<()> {
     let f = &r.facts;
-    let path = r.path.display().to_string();
-    let path = if escape { sanitize(&path) } else { path };
+    let p = r.path.display().to_string();
+    let path = if escape { show_key(p.as_bytes()) } else { p };
     let (records, size) = (count(f.records, "record"), count(f.size as usize, "byte"));
     let (id, mode) = (r.id, r.mode);
     writeln!(out, "pool {id}: {path}, {records}, {size}, mode {mode:04o}")?;

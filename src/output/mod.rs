@@ -283,16 +283,11 @@ pub(crate) fn first_few(items: impl Iterator<Item = String>, n: usize, total: us
     shown.join(", ")
 }
 
-/// Shown in messages: the key as text, escaped where it is not.
+/// A key, or any text quoted in a message, as shown: escaped where a terminal would act on it.
 pub fn show_key(key: &[u8]) -> String {
     let mut v = Vec::new();
     escape(&mut v, key);
     String::from_utf8(v).unwrap_or_default()
-}
-
-/// A string made safe to quote in an error message on a terminal.
-pub fn sanitize(s: &str) -> String {
-    show_key(s.as_bytes())
 }
 
 #[cfg(test)]
