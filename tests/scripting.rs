@@ -193,21 +193,17 @@ fn wait_needs_a_key_and_names_a_pool_directory_still_missing_when_it_times_out()
     let pools = Pools::new();
     #[rustfmt::skip]
     pools.cases(&[(&["read", "--wait"], "", 2, &[], &[])]);
+    // Two levels missing, inside the test's own directory.
+    let dir = pools.path().join("missing/hyperv");
+    let said = format!(
+        "{}: no such directory: the Hyper-V KVP daemon (hv_kvp_daemon",
+        dir.display()
+    );
     hvkvp()
-        .args([
-            "--pool-dir",
-            "/nonexistent/hyperv",
-            "read",
-            "K",
-            "--wait=0.3",
-        ])
-        .gives(
-            1,
-            &[],
-            &[Has(
-                "/nonexistent/hyperv: no such directory: the Hyper-V KVP daemon (hv_kvp_daemon",
-            )],
-        );
+        .arg("--pool-dir")
+        .arg(&dir)
+        .args(["read", "K", "--wait=0.3"])
+        .gives(1, &[], &[Has(&said)]);
 }
 
 // ---- write --split / read --join ------------------------------------------
